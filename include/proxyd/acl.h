@@ -1,0 +1,60 @@
+/*
+ * acl: Squid's access control: `acl` definitions, `http_access` and `cache`
+ * rules, `deny_info`. Compiled once from the raw lines kept by conf.c (regexes
+ * compiled at load, dstdomain lists hashed by suffix) into an immutable
+ * pd_acl_rules, swapped atomically on reload.
+ */
+#ifndef PROXYD_ACL_H
+#define PROXYD_ACL_H
+
+#include <stdio.h>
+#include <time.h>
+#include <sys/socket.h>
+#include "proxyd/conf.h"
+#include "proxyd/url.h"
+#include "proxyd/http_msg.h"
+
+typedef struct pd_acl_rules pd_acl_rules;
+
+/*
+ * Compile conf->acl, conf->http_access, conf->cache_rules and conf->deny_info.
+ * Returns NULL on error after writing "file:line: message" lines to err
+ * (NULL = stderr). Release with pd_acl_rules_free.
+ */
+pd_acl_rules *pd_acl_compile(const pd_conf *conf, FILE *err);
+void pd_acl_rules_free(pd_acl_rules *rules);
+
+/* What is known of a request when access is checked. */
+typedef struct pd_acl_req {
+    const struct sockaddr *client;  /* client address */
+    uint16_t local_port;            /* port the client connected to */
+    const pd_http_msg *msg;         /* request head (method, headers) */
+    const pd_url *url;              /* normalised target */
+    int is_connect;
+    /* Destination addresses once resolved; NULL/0 before DNS. */
+    const struct sockaddr_storage *dst;
+    int n_dst;
+    int client_conns;               /* open connections from this client address */
+    time_t now;
+} pd_acl_req;
+
+enum pd_acl_verdict {
+    PD_ACL_ALLOW = 0,
+    PD_ACL_DENY = 1,
+    PD_ACL_NEED_DST = 2   /* a `dst` acl must be evaluated: resolve, fill dst, ask again */
+};
+
+/*
+ * Evaluate http_access. On DENY, *deny_acl (if not NULL) is set to the name of
+ * the last acl examined on the deciding line (for deny_info), or NULL.
+ */
+enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_req *req,
+                                      const char **deny_acl);
+
+/* Evaluate `cache` rules: ALLOW when the response may be stored/served from cache. */
+enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req);
+
+/* deny_info for an acl name: an error page name or a URL ("http://..."), or NULL. */
+const char *pd_acl_deny_info(const pd_acl_rules *rules, const char *acl_name);
+
+#endif

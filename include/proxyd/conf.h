@@ -1,0 +1,136 @@
+/*
+ * conf: proxy.conf, a subset of squid.conf (syntax and semantics).
+ *
+ * The parser is table driven (src/conf.c: one row per directive with its name,
+ * setter, offset, default and doc string). A configuration is loaded whole
+ * into a pd_conf, which is immutable afterwards: a reload builds a new one and
+ * swaps it in. Directives whose meaning belongs to another module (acl,
+ * http_access, cache, refresh_pattern, deny_info, logformat) are kept as raw
+ * token lines with their file:line, and compiled by that module (acl.c, ...).
+ */
+#ifndef PROXYD_CONF_H
+#define PROXYD_CONF_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define PD_CONF_MAX_PORTS 16
+#define PD_CONF_MAX_NS 8
+
+/* One directive line as written, split into words (quotes removed). */
+typedef struct pd_conf_line {
+    char *file;     /* file the line came from (owned by the conf) */
+    int line;       /* 1-based line number */
+    int argc;       /* words after the directive name */
+    char **argv;    /* argv[0..argc-1]; NULL-terminated */
+} pd_conf_line;
+
+typedef struct pd_conf_lines {
+    pd_conf_line *v;
+    size_t n, cap;
+} pd_conf_lines;
+
+typedef struct pd_listen_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char text[64];  /* "127.0.0.1:3128" as written/normalised, for logs */
+} pd_listen_addr;
+
+enum pd_forwarded_for {
+    PD_FWD_ON = 0,      /* append client address (default) */
+    PD_FWD_OFF,         /* append "unknown" */
+    PD_FWD_TRANSPARENT, /* leave the header as received */
+    PD_FWD_DELETE,      /* remove the header */
+    PD_FWD_TRUNCATE     /* replace with client address only */
+};
+
+enum pd_log_format { PD_LOG_SQUID = 0, PD_LOG_COMMON, PD_LOG_COMBINED };
+
+typedef struct pd_conf {
+    /* Network */
+    pd_listen_addr http_port[PD_CONF_MAX_PORTS];
+    int n_http_port;
+    pd_listen_addr admin_port[PD_CONF_MAX_PORTS]; /* filled by later issue; may be 0 */
+    int n_admin_port;
+    int workers;                    /* 0 = one per CPU (resolved by the master) */
+
+    /* Cache */
+    uint64_t cache_mem;             /* bytes, default 260 MB */
+    uint64_t maximum_object_size;   /* bytes, default 1024 KB */
+    uint64_t maximum_object_size_in_memory; /* bytes; default = maximum_object_size */
+    int collapsed_forwarding;       /* default on */
+
+    /* Raw lines compiled by other modules, in file order */
+    pd_conf_lines acl;              /* acl NAME TYPE ... */
+    pd_conf_lines http_access;      /* http_access allow|deny ... */
+    pd_conf_lines cache_rules;      /* cache allow|deny ... */
+    pd_conf_lines refresh_pattern;  /* refresh_pattern [-i] REGEX MIN PCT MAX [opts] */
+    pd_conf_lines deny_info;        /* deny_info PAGE|URL ACL */
+    pd_conf_lines logformat;        /* logformat NAME FORMAT... */
+
+    /* Logging */
+    char *access_log;               /* path, "stdout", "stderr" or NULL for none */
+    enum pd_log_format access_log_format;
+    char *access_log_format_name;   /* logformat name when not a builtin, or NULL */
+    char *cache_log;                /* NULL = stderr */
+    char *pid_filename;             /* NULL = none */
+
+    /* DNS */
+    char *dns_nameservers[PD_CONF_MAX_NS]; /* "1.2.3.4" or "1.2.3.4:53"; empty = resolv.conf */
+    int n_dns_nameservers;
+    char *hosts_file;               /* default /etc/hosts; "none" disables */
+    int positive_dns_ttl;           /* seconds, cap on a positive answer's TTL (6 h) */
+    int negative_dns_ttl;           /* seconds a failure is cached (60 s) */
+    int dns_timeout;                /* seconds (30 s) */
+
+    /* Headers */
+    char *visible_hostname;         /* default: gethostname() */
+    int via;                        /* default on */
+    enum pd_forwarded_for forwarded_for;
+    size_t request_header_max_size; /* bytes, default 64 KB */
+    size_t reply_header_max_size;   /* bytes, default 64 KB */
+    uint64_t request_body_max_size; /* bytes, 0 = no limit */
+
+    /* Timeouts, in milliseconds (config values carry Squid's units) */
+    int64_t connect_timeout;        /* 1 minute */
+    int64_t read_timeout;           /* 15 minutes */
+    int64_t write_timeout;          /* 15 minutes */
+    int64_t request_timeout;        /* 5 minutes: time to receive a request head */
+    int64_t client_idle_pconn_timeout; /* 2 minutes */
+    int64_t pconn_timeout;          /* 1 minute: idle origin connections */
+    int64_t client_lifetime;        /* 1 day */
+    int64_t shutdown_lifetime;      /* 30 seconds: drain deadline */
+    int64_t forward_timeout;        /* 4 minutes */
+
+    /* Limits and persistence */
+    int client_persistent_connections; /* on */
+    int server_persistent_connections; /* on */
+    int max_client_connections;     /* per worker, default 16384 (proxyd) */
+    int server_pconn_max_idle;      /* idle origin conns kept per worker (proxyd), 256 */
+    int server_pconn_max_per_host;  /* idle origin conns per host:port (proxyd), 32 */
+
+    /* The file this configuration was loaded from. */
+    char *path;
+    /* Number of warnings emitted while loading. */
+    int n_warnings;
+} pd_conf;
+
+/*
+ * Load a configuration file. On success returns a new pd_conf (release it with
+ * pd_conf_free). On error returns NULL and writes "file:line: message" lines to
+ * err_out (may be NULL for stderr). Warnings (known Squid directives that proxyd
+ * does not implement) go to err_out too, prefixed "file:line: warning:".
+ */
+pd_conf *pd_conf_load(const char *path, FILE *err_out);
+
+/* Same as pd_conf_load but from a string; "name" stands for the file name. */
+pd_conf *pd_conf_load_string(const char *name, const char *text, FILE *err_out);
+
+void pd_conf_free(pd_conf *conf);
+
+/* Print the directive table as Markdown (docs/configuration.md generator). */
+void pd_conf_print_reference(FILE *out);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * http_msg: the version-independent message model. Only http_parse.c knows
+ * llhttp; the rest of proxyd sees a pd_http_msg: a start line and a list of
+ * headers as (pointer, length) views into the message's own copy of the head.
+ */
+#ifndef PROXYD_HTTP_MSG_H
+#define PROXYD_HTTP_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct pd_str {
+    const char *p;
+    size_t len;
+} pd_str;
+
+#define PD_STR(lit) ((pd_str){ (lit), sizeof(lit) - 1 })
+
+typedef struct pd_header {
+    pd_str name;
+    pd_str value;       /* leading/trailing whitespace trimmed */
+} pd_header;
+
+enum pd_body_kind {
+    PD_BODY_NONE = 0,   /* no body follows */
+    PD_BODY_LENGTH,     /* exactly content_length bytes */
+    PD_BODY_CHUNKED,    /* chunked transfer coding */
+    PD_BODY_EOF         /* response delimited by connection close */
+};
+
+typedef struct pd_http_msg {
+    int is_request;
+    pd_str method;              /* request */
+    int method_id;              /* PD_M_* below */
+    pd_str target;              /* request-target as received */
+    int status;                 /* response */
+    pd_str reason;              /* response */
+    int version_major, version_minor;
+    pd_header *headers;
+    size_t n_headers, cap_headers;
+    enum pd_body_kind body;
+    uint64_t content_length;    /* when body == PD_BODY_LENGTH */
+    int keep_alive;             /* per version and Connection header */
+    int expect_continue;        /* request carried Expect: 100-continue */
+    /* storage: all views above point into this buffer (owned) */
+    char *buf;
+    size_t buf_len, buf_cap;
+} pd_http_msg;
+
+enum pd_method {
+    PD_M_OTHER = 0, PD_M_GET, PD_M_HEAD, PD_M_POST, PD_M_PUT, PD_M_DELETE,
+    PD_M_OPTIONS, PD_M_PATCH, PD_M_CONNECT, PD_M_TRACE, PD_M_PURGE
+};
+
+void pd_http_msg_init(pd_http_msg *m);
+void pd_http_msg_reset(pd_http_msg *m);   /* keep the buffers for reuse */
+void pd_http_msg_free(pd_http_msg *m);
+
+/* Append bytes to the message storage; returns the stable offset, -1 on ENOMEM. */
+ssize_t pd_http_msg_store(pd_http_msg *m, const char *p, size_t len);
+
+/* Case-insensitive lookup; returns the first match or NULL. */
+const pd_header *pd_http_msg_find(const pd_http_msg *m, const char *name);
+/* Next header after `prev` with the same name (NULL when none). */
+const pd_header *pd_http_msg_find_next(const pd_http_msg *m, const pd_header *prev);
+
+/* Add a header (copies name and value into the message storage). */
+int pd_http_msg_add(pd_http_msg *m, const char *name, const char *value, size_t vlen);
+/* Remove every header called name; returns how many. */
+int pd_http_msg_remove(pd_http_msg *m, const char *name);
+
+/* Does a comma-separated header (all instances) contain token (case-insensitive)? */
+int pd_http_msg_has_token(const pd_http_msg *m, const char *name, const char *token);
+
+int pd_str_eq_ci(pd_str s, const char *lit);
+int pd_method_id(pd_str method);
+int pd_method_is_safe(int method_id);         /* GET, HEAD, OPTIONS, TRACE */
+int pd_method_is_idempotent(int method_id);   /* safe + PUT, DELETE */
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * upool: per-worker pool of idle keep-alive connections to origins.
+ *
+ * Keyed by "host:port" (the origin as the client named it) plus the peer
+ * address. An idle connection is watched: if the origin closes it or sends
+ * anything, it is dropped. Idle connections expire after idle_timeout_ms, and
+ * the pool keeps at most max_idle in total and max_per_key per key (the oldest
+ * is closed first).
+ */
+#ifndef PROXYD_UPOOL_H
+#define PROXYD_UPOOL_H
+
+#include <stdint.h>
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+
+typedef struct pd_upool pd_upool;
+
+typedef struct pd_upool_opts {
+    int max_idle;          /* total idle connections */
+    int max_per_key;       /* idle connections per key */
+    int64_t idle_timeout_ms;
+} pd_upool_opts;
+
+pd_upool *pd_upool_new(struct event_base *base, const pd_upool_opts *opts);
+/* Closes every idle connection. */
+void pd_upool_free(pd_upool *pool);
+
+/*
+ * Take an idle connection for key. Returns a bufferevent whose callbacks are
+ * cleared and which is enabled for nothing, owned by the caller from now on,
+ * or NULL if none is idle.
+ */
+struct bufferevent *pd_upool_get(pd_upool *pool, const char *key);
+
+/*
+ * Give a connection back (the caller must have read a complete response and
+ * its input buffer must be empty). The pool owns bev from now on, and frees it
+ * when it expires, is evicted, or the origin closes it. Returns 0 if pooled,
+ * -1 if it was freed at once (pool full for that key, or input pending).
+ */
+int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev);
+
+/* Close every idle connection (drain, reload). */
+void pd_upool_flush(pd_upool *pool);
+
+typedef struct pd_upool_stats {
+    uint64_t idle, reused, put, expired, closed_by_peer;
+} pd_upool_stats;
+void pd_upool_get_stats(const pd_upool *pool, pd_upool_stats *out);
+
+#endif
