@@ -351,7 +351,7 @@ static size_t align_up(size_t v, size_t a)
 pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, int max_workers)
 {
     if (max_workers < 1 || max_workers > PD_CACHE_MAX_WORKERS || cache_mem / PS < 4 ||
-        cache_mem / PS >= NIL / 2 || max_object == 0 || max_object > cache_mem / 2) {
+        cache_mem / PS >= NIL / 2 || max_object == 0 || max_object > cache_mem) {
         errno = EINVAL;
         return NULL;
     }

@@ -115,7 +115,7 @@ typedef struct pd_cache_stats {
 /*
  * Create the store: call in the master before forking. cache_mem is the data
  * area in bytes (rounded down to pages, at least 4 pages); max_object the
- * largest body stored (bodies above are refused; must be <= cache_mem / 2);
+ * largest body stored (bodies above are refused; <= cache_mem);
  * max_workers the number of slots (1..PD_CACHE_MAX_WORKERS), each with its
  * notify eventfd. Returns NULL with errno set on failure. The caller (master)
  * is slot 0 until pd_cache_store_attach. Free with pd_cache_store_destroy.
