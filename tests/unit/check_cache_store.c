@@ -543,7 +543,9 @@ START_TEST(test_collapsed_cross_process)
     }
     ck_assert_int_eq(rc, PD_CACHE_ITER_END);
     ck_assert_uint_eq(got, sizeof(want));
-    ck_assert_int_ge(wakeups, 1);
+    /* registered before the writer started: its first progress signalled us,
+     * whether or not the loop above ever had to sleep */
+    ck_assert(wakeups >= 1 || fd_readable(fd, 0));
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
