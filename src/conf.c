@@ -831,8 +831,8 @@ static const directive directives[] = {
     /* Raw lines */
     { .name = "acl", .set = parse_acl, FIELD(acl), .min_args = 2,
       .flags = F_LIST | F_RAW_QUOTES, .def_doc = "none",
-      .squid = "Types src, dst, dstdomain, dstdom_regex, url_regex, urlpath_regex, port, "
-               "method, proto and \"file\" lists. Squid's predefined acls exist too.",
+      .squid = "Same syntax. Types: src, dst, dstdomain, dstdom_regex, url_regex, "
+               "urlpath_regex, port, method, proto, with values inline or in \"files\".",
       .doc = "`acl NAME TYPE VALUE...` defines an access list. A quoted value "
              "(`\"/etc/proxyd/list\"`) names a file with one value a line." },
     { .name = "http_access", .set = parse_lines, FIELD(http_access), .min_args = 1,
@@ -846,7 +846,7 @@ static const directive directives[] = {
              "or served from the cache when denied." },
     { .name = "refresh_pattern", .set = parse_lines, FIELD(refresh_pattern), .min_args = 4,
       .flags = F_LIST, .def_doc = "none",
-      .squid = "Same syntax; options other than the RFC 9111 compatible ones are ignored.",
+      .squid = "Same syntax.",
       .doc = "`refresh_pattern [-i] REGEX MIN PERCENT MAX [options]`: heuristic freshness "
              "for responses without explicit expiry (MIN and MAX in minutes)." },
     { .name = "deny_info", .set = parse_lines, FIELD(deny_info), .min_args = 2,
@@ -1337,18 +1337,18 @@ static void do_include(loader *ld, int argc, char **argv)
             error(ld, "out of memory");
             return;
         }
-        glob_t g = { 0 };
-        rc = glob(full, GLOB_ERR, NULL, &g);
-        if (rc == GLOB_NOMATCH) {
-            /* an empty wildcard (conf.d/ with nothing in it) is fine, a missing file is not */
-            if (!has_glob_magic(argv[i]))
-                error(ld, "include: cannot open '%s': %s", full, strerror(ENOENT));
-        } else if (rc != 0) {
-            error(ld, "include: cannot expand '%s'", full);
-        } else {
-            for (size_t k = 0; k < g.gl_pathc; k++)
-                load_file(ld, g.gl_pathv[k], false);
+        if (!has_glob_magic(argv[i])) {
+            load_file(ld, full, false);
+            free(full);
+            continue;
         }
+        /* an empty wildcard (conf.d/ with nothing in it) is fine, as in Squid */
+        glob_t g = { 0 };
+        rc = glob(full, 0, NULL, &g);
+        if (rc != 0 && rc != GLOB_NOMATCH)
+            error(ld, "include: cannot expand '%s'", full);
+        for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++)
+            load_file(ld, g.gl_pathv[k], false);
         globfree(&g);
         free(full);
     }
