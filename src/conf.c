@@ -9,7 +9,8 @@
  * Syntax, as Squid: `#` starts a comment at the start of a word, words are
  * split on whitespace, "double quoted" words may hold spaces, a trailing
  * backslash continues a line, `include PATTERN...` reads files (glob,
- * relative to the including file, nested up to 16 levels, loops refused).
+ * relative to the including file, nested up to 16 levels, loops refused),
+ * and `if true|false|N = N` / `else` / `endif` select lines.
  * Squid directives that proxyd does not implement are warnings; anything
  * else unknown is an error. All errors of a load are reported, then NULL.
  */
@@ -562,9 +563,11 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
         else
             rc = error(ld, "%s: unknown option '%s'", d->name, argv[i]);
     }
-    for (int i = 0; i < *n; i++) {
-        if (strcmp(arr[i].text, a.text) == 0 && !strstr(a.text, "]:0") &&
-            strcmp(a.text + strlen(a.text) - 2, ":0") != 0)
+    /* port 0 twice is fine: each listener gets its own port */
+    bool port0 = a.ss.ss_family == AF_INET ? ((struct sockaddr_in *)&a.ss)->sin_port == 0
+                                           : ((struct sockaddr_in6 *)&a.ss)->sin6_port == 0;
+    for (int i = 0; i < *n && !port0; i++) {
+        if (strcmp(arr[i].text, a.text) == 0)
             return error(ld, "%s: %s is already configured", d->name, a.text);
     }
     if (rc < 0)
@@ -1354,8 +1357,85 @@ static void do_include(loader *ld, int argc, char **argv)
     }
 }
 
+/* Squid's if/else/endif, per file. */
+#define MAX_COND_DEPTH 16
+typedef struct cond_state {
+    int depth;
+    bool taken[MAX_COND_DEPTH];     /* this level's condition was true */
+    bool in_else[MAX_COND_DEPTH];
+} cond_state;
+
+static bool cond_active(const cond_state *cs)
+{
+    for (int i = 0; i < cs->depth; i++)
+        if (cs->taken[i] == cs->in_else[i])
+            return false;
+    return true;
+}
+
+/* Squid's conditions: true, false, or INTEGER = INTEGER. */
+static int eval_condition(loader *ld, const wordv *wv, bool *out)
+{
+    if (wv->n == 1 && !strcmp(wv->v[0].val, "true")) {
+        *out = true;
+        return 0;
+    }
+    if (wv->n == 1 && !strcmp(wv->v[0].val, "false")) {
+        *out = false;
+        return 0;
+    }
+    if (wv->n == 3 && !strcmp(wv->v[1].val, "=")) {
+        char *e1, *e2;
+        long long a = strtoll(wv->v[0].val, &e1, 10), b = strtoll(wv->v[2].val, &e2, 10);
+        if (wv->v[0].val[0] && !*e1 && wv->v[2].val[0] && !*e2) {
+            *out = a == b;
+            return 0;
+        }
+    }
+    return error(ld, "if: expected true, false or INTEGER = INTEGER");
+}
+
+/* if/else/endif: returns true when the line was one of them. */
+static bool conditional(loader *ld, const char *name, const char **pp, cond_state *cs)
+{
+    if (!strcmp(name, "if")) {
+        wordv wv = { 0 };
+        bool v = false;
+        if (split_words(ld, pp, &wv, -1) < 0 || eval_condition(ld, &wv, &v) < 0)
+            v = false;
+        wordv_free(&wv);
+        if (cs->depth >= MAX_COND_DEPTH) {
+            error(ld, "if: nested deeper than %d levels", MAX_COND_DEPTH);
+            return true;
+        }
+        cs->taken[cs->depth] = v;
+        cs->in_else[cs->depth] = false;
+        cs->depth++;
+        return true;
+    }
+    if (!strcmp(name, "else") || !strcmp(name, "endif")) {
+        word extra;
+        if (next_word(ld, pp, &extra) > 0) {
+            free(extra.val);
+            free(extra.raw);
+            error(ld, "%s: unexpected argument", name);
+        }
+        if (cs->depth == 0) {
+            error(ld, "'%s' without 'if'", name);
+        } else if (name[1] == 'l') {
+            if (cs->in_else[cs->depth - 1])
+                error(ld, "'else' after 'else'");
+            cs->in_else[cs->depth - 1] = true;
+        } else {
+            cs->depth--;
+        }
+        return true;
+    }
+    return false;
+}
+
 /* One logical line (continuations joined). */
-static void process_line(loader *ld, const char *line)
+static void process_line(loader *ld, const char *line, cond_state *cs)
 {
     const char *p = line;
     word name;
@@ -1364,6 +1444,10 @@ static void process_line(loader *ld, const char *line)
         return;
     wordv wv = { 0 };
     char **argv = NULL;
+    if (cs) {
+        if (conditional(ld, name.val, &p, cs) || !cond_active(cs))
+            goto out;
+    }
     if (!strcmp(name.val, "include")) {
         if (split_words(ld, &p, &wv, -1) == 0) {
             argv = calloc((size_t)wv.n + 1, sizeof(char *));
@@ -1427,6 +1511,8 @@ static void parse_text(loader *ld, const char *text)
 {
     const char *p = text;
     int lineno = 0;
+    cond_state cs = { 0 };
+    int if_line[MAX_COND_DEPTH];
     char *buf = NULL;
     size_t cap = 0;
     while (*p) {
@@ -1464,9 +1550,16 @@ static void parse_text(loader *ld, const char *text)
         }
         buf[len] = '\0';
         ld->line = first;
-        process_line(ld, buf);
+        int depth = cs.depth;
+        process_line(ld, buf, &cs);
+        if (cs.depth > depth)
+            if_line[depth] = first;
     }
     free(buf);
+    if (cs.depth > 0) {
+        ld->line = if_line[cs.depth - 1];
+        error(ld, "'if' without 'endif'");
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1479,7 +1572,7 @@ static void apply_default(loader *ld, const directive *d)
         error(ld, "out of memory");
         return;
     }
-    process_line(ld, line);
+    process_line(ld, line, NULL);
     free(line);
 }
 
@@ -1643,7 +1736,8 @@ void pd_conf_print_reference(FILE *out)
           " comment (at the start of a word); a line ending in `\\` continues on the next one;"
           " words are separated by blanks and a \"double quoted\" word may contain blanks."
           " `include PATTERN...` reads more files (shell wildcards, relative to the including"
-          " file, nested up to 16 levels).\n\n"
+          " file, nested up to 16 levels). Squid's `if true|false|N = N`, `else` and `endif`"
+          " select lines.\n\n"
           "Sizes are a number and a unit: `bytes`, `KB`, `MB` or `GB` (`260 MB`); a bare"
           " number is in bytes. Times are a number and a unit: `milliseconds`, `seconds`,"
           " `minutes`, `hours`, `days`, `weeks`, `fortnights`, `months`, `years` or `decades`"

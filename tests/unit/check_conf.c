@@ -180,6 +180,13 @@ static const struct value_case value_cases[] = {
     { "cache_mem 12 \\\n MB", OFF(cache_mem), U64, 12 << 20 },
     { "# comment\n\n   \t\ncache_mem 3 MB # trailing comment", OFF(cache_mem), U64, 3 << 20 },
     { "cache_mem 5 MB\r\n", OFF(cache_mem), U64, 5 << 20 },
+    /* Squid's conditionals */
+    { "if true\nworkers 3\nelse\nworkers 4\nendif", OFF(workers), INT, 3 },
+    { "if false\nworkers 3\nelse\nworkers 4\nendif", OFF(workers), INT, 4 },
+    { "if 2 = 2\nworkers 6\nendif", OFF(workers), INT, 6 },
+    { "if 1 = 2\nworkers 6\nendif\nworkers 5", OFF(workers), INT, 5 },
+    { "if false\nbogus_directive\nif true\nworkers 9\nendif\nendif", OFF(workers), INT, 0 },
+    { "if true\nif false\nworkers 1\nelse\nworkers 2\nendif\nendif", OFF(workers), INT, 2 },
 };
 
 START_TEST(values)
@@ -292,6 +299,11 @@ static const struct msg_case msg_cases[] = {
     { "maximum_object_size 1 MB\nmaximum_object_size_in_memory 2 MB", 1,
       "t.conf:2: warning: maximum_object_size_in_memory: larger than maximum_object_size "
       "(1048576 bytes); lowered to it\n" },
+    { "endif", 0, "t.conf:1: 'endif' without 'if'\n" },
+    { "workers 1\nelse", 0, "t.conf:2: 'else' without 'if'\n" },
+    { "if true\nworkers 1\nif false\nendif", 0, "t.conf:1: 'if' without 'endif'\n" },
+    { "if maybe\nendif", 0, "t.conf:1: if: expected true, false or INTEGER = INTEGER\n" },
+    { "if true\nelse\nelse\nendif", 0, "t.conf:3: 'else' after 'else'\n" },
     { "include", 0, "t.conf:1: include: missing file name\n" },
     { "include /nonexistent/proxyd-test.conf", 0,
       "t.conf:1: include: cannot open '/nonexistent/proxyd-test.conf': No such file or directory\n" },
