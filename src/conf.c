@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #define MAX_INCLUDE_DEPTH 16
+#define MAX_FILE_SIZE (64u << 20)   /* a configuration file larger than this is a mistake */
 
 /* ------------------------------------------------------------------------ */
 /* Loader state                                                              */
@@ -180,7 +181,7 @@ static int scale(uint64_t ip, uint64_t fnum, uint64_t fden, uint64_t mult, uint6
     uint64_t a, b;
     if (__builtin_mul_overflow(ip, mult, &a))
         return -1;
-    /* fnum < fden <= 1e9 and mult < 2^64: split mult to stay in range */
+    /* fnum < fden <= 1e9: the product fits in 128 bits */
     unsigned __int128 f = (unsigned __int128)fnum * mult / fden;
     b = (uint64_t)f;
     if (__builtin_add_overflow(a, b, out))
@@ -1242,6 +1243,12 @@ static char *read_file(const char *path, size_t *len_out, int *err)
         len += got;
         if (got == 0)
             break;
+        if (len > MAX_FILE_SIZE) {
+            free(buf);
+            fclose(f);
+            *err = EFBIG;
+            return NULL;
+        }
     }
     if (buf && ferror(f)) {
         *err = errno ? errno : EIO;
@@ -1283,6 +1290,11 @@ static int load_file(loader *ld, const char *path, bool top)
         if (top)
             return file_error(ld, path, "cannot read", EISDIR);
         return error(ld, "include: '%s' is a directory", path);
+    }
+    /* an included device (/dev/zero, a tty) would never end */
+    if (!top && (stat(real, &st) != 0 || !S_ISREG(st.st_mode))) {
+        free(real);
+        return error(ld, "include: '%s' is not a regular file", path);
     }
     for (int i = 0; i < ld->n_stack; i++) {
         if (!strcmp(ld->stack[i], real)) {
