@@ -739,7 +739,7 @@ static int parse_access_log(loader *ld, const directive *d, int argc, char **arg
         warn(ld, "%s: module '%.*s' is not supported by proxyd; line ignored", d->name,
              (int)strcspn(place, ":"), place);
         return 0;
-    } else if (strchr(place, ':') && !strchr(place, '/')) {
+    } else if (place[0] != '/' && strchr(place, ':')) {
         return error(ld, "%s: unknown logging module in '%s'", d->name, place);
     } else {
         path = place;

@@ -283,6 +283,8 @@ static const struct msg_case msg_cases[] = {
     { "access_log /var/log/a.log nosuchformat", 0,
       "t.conf:1: access_log: unknown logformat 'nosuchformat'\n" },
     { "access_log foo:bar", 0, "t.conf:1: access_log: unknown logging module in 'foo:bar'\n" },
+    { "access_log pipe:/usr/bin/x", 0,
+      "t.conf:1: access_log: unknown logging module in 'pipe:/usr/bin/x'\n" },
     { "access_log /var/log/a.log bogus=1", 0, "t.conf:1: access_log: unknown option 'bogus=1'\n" },
     { "access_log daemon:/var/log/a.log squid", 1,
       "t.conf:1: warning: access_log: daemon: logging is done by proxyd itself, as stdio:\n" },
@@ -307,6 +309,8 @@ static const struct msg_case msg_cases[] = {
     { "include", 0, "t.conf:1: include: missing file name\n" },
     { "include /nonexistent/proxyd-test.conf", 0,
       "t.conf:1: include: cannot open '/nonexistent/proxyd-test.conf': No such file or directory\n" },
+    { "include /dev/null", 0, "t.conf:1: include: '/dev/null' is not a regular file\n" },
+    { "include /", 0, "t.conf:1: include: '/' is a directory\n" },
     /* an empty wildcard is not an error (like an empty conf.d/) */
     { "include /nonexistent-dir-proxyd/*.conf", 1, "" },
 };
