@@ -1686,7 +1686,6 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out)
     for (size_t i = 0; i < N_DIRECTIVES; i++)
         if (!(directives[i].flags & F_LIST) && directives[i].def)
             apply_default(&ld, &directives[i]);
-    ld.n_access_log = 0;
     ld.c->path = strdup(name);
 
     if (text) {
@@ -1699,7 +1698,7 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out)
 
     pd_conf *c = ld.c;
     if (!c->path)
-        ld.n_errors++;
+        error(&ld, "out of memory");
     free(ld.seen);
     free(ld.alog_fmt);
     free(ld.alog_file);
