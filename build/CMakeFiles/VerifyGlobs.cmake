@@ -5,9 +5,15 @@ cmake_policy(SET CMP0009 NEW)
 # PROXYD_CORE_SRC at CMakeLists.txt:40 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/src/*.c")
 set(OLD_GLOB
+  "/work/main/src/access_log.c"
+  "/work/main/src/client.c"
+  "/work/main/src/errors.c"
   "/work/main/src/http_msg.c"
   "/work/main/src/http_parse.c"
+  "/work/main/src/log.c"
   "/work/main/src/main.c"
+  "/work/main/src/master.c"
+  "/work/main/src/worker.c"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   message("-- GLOB mismatch!")

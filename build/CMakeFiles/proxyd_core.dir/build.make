@@ -69,10 +69,52 @@ include CMakeFiles/proxyd_core.dir/progress.make
 # Include the compile flags for this target's objects.
 include CMakeFiles/proxyd_core.dir/flags.make
 
+CMakeFiles/proxyd_core.dir/src/access_log.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/access_log.c.o: /work/main/src/access_log.c
+CMakeFiles/proxyd_core.dir/src/access_log.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_1) "Building C object CMakeFiles/proxyd_core.dir/src/access_log.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/access_log.c.o -MF CMakeFiles/proxyd_core.dir/src/access_log.c.o.d -o CMakeFiles/proxyd_core.dir/src/access_log.c.o -c /work/main/src/access_log.c
+
+CMakeFiles/proxyd_core.dir/src/access_log.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/access_log.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/access_log.c > CMakeFiles/proxyd_core.dir/src/access_log.c.i
+
+CMakeFiles/proxyd_core.dir/src/access_log.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/access_log.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/access_log.c -o CMakeFiles/proxyd_core.dir/src/access_log.c.s
+
+CMakeFiles/proxyd_core.dir/src/client.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/client.c.o: /work/main/src/client.c
+CMakeFiles/proxyd_core.dir/src/client.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_2) "Building C object CMakeFiles/proxyd_core.dir/src/client.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/client.c.o -MF CMakeFiles/proxyd_core.dir/src/client.c.o.d -o CMakeFiles/proxyd_core.dir/src/client.c.o -c /work/main/src/client.c
+
+CMakeFiles/proxyd_core.dir/src/client.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/client.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/client.c > CMakeFiles/proxyd_core.dir/src/client.c.i
+
+CMakeFiles/proxyd_core.dir/src/client.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/client.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/client.c -o CMakeFiles/proxyd_core.dir/src/client.c.s
+
+CMakeFiles/proxyd_core.dir/src/errors.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/errors.c.o: /work/main/src/errors.c
+CMakeFiles/proxyd_core.dir/src/errors.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_3) "Building C object CMakeFiles/proxyd_core.dir/src/errors.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/errors.c.o -MF CMakeFiles/proxyd_core.dir/src/errors.c.o.d -o CMakeFiles/proxyd_core.dir/src/errors.c.o -c /work/main/src/errors.c
+
+CMakeFiles/proxyd_core.dir/src/errors.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/errors.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/errors.c > CMakeFiles/proxyd_core.dir/src/errors.c.i
+
+CMakeFiles/proxyd_core.dir/src/errors.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/errors.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/errors.c -o CMakeFiles/proxyd_core.dir/src/errors.c.s
+
 CMakeFiles/proxyd_core.dir/src/http_msg.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/http_msg.c.o: /work/main/src/http_msg.c
 CMakeFiles/proxyd_core.dir/src/http_msg.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_1) "Building C object CMakeFiles/proxyd_core.dir/src/http_msg.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_4) "Building C object CMakeFiles/proxyd_core.dir/src/http_msg.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/http_msg.c.o -MF CMakeFiles/proxyd_core.dir/src/http_msg.c.o.d -o CMakeFiles/proxyd_core.dir/src/http_msg.c.o -c /work/main/src/http_msg.c
 
 CMakeFiles/proxyd_core.dir/src/http_msg.c.i: cmake_force
@@ -86,7 +128,7 @@ CMakeFiles/proxyd_core.dir/src/http_msg.c.s: cmake_force
 CMakeFiles/proxyd_core.dir/src/http_parse.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/http_parse.c.o: /work/main/src/http_parse.c
 CMakeFiles/proxyd_core.dir/src/http_parse.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_2) "Building C object CMakeFiles/proxyd_core.dir/src/http_parse.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_5) "Building C object CMakeFiles/proxyd_core.dir/src/http_parse.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/http_parse.c.o -MF CMakeFiles/proxyd_core.dir/src/http_parse.c.o.d -o CMakeFiles/proxyd_core.dir/src/http_parse.c.o -c /work/main/src/http_parse.c
 
 CMakeFiles/proxyd_core.dir/src/http_parse.c.i: cmake_force
@@ -97,19 +139,73 @@ CMakeFiles/proxyd_core.dir/src/http_parse.c.s: cmake_force
 	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/http_parse.c.s"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/http_parse.c -o CMakeFiles/proxyd_core.dir/src/http_parse.c.s
 
+CMakeFiles/proxyd_core.dir/src/log.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/log.c.o: /work/main/src/log.c
+CMakeFiles/proxyd_core.dir/src/log.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_6) "Building C object CMakeFiles/proxyd_core.dir/src/log.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/log.c.o -MF CMakeFiles/proxyd_core.dir/src/log.c.o.d -o CMakeFiles/proxyd_core.dir/src/log.c.o -c /work/main/src/log.c
+
+CMakeFiles/proxyd_core.dir/src/log.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/log.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/log.c > CMakeFiles/proxyd_core.dir/src/log.c.i
+
+CMakeFiles/proxyd_core.dir/src/log.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/log.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/log.c -o CMakeFiles/proxyd_core.dir/src/log.c.s
+
+CMakeFiles/proxyd_core.dir/src/master.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/master.c.o: /work/main/src/master.c
+CMakeFiles/proxyd_core.dir/src/master.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_7) "Building C object CMakeFiles/proxyd_core.dir/src/master.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/master.c.o -MF CMakeFiles/proxyd_core.dir/src/master.c.o.d -o CMakeFiles/proxyd_core.dir/src/master.c.o -c /work/main/src/master.c
+
+CMakeFiles/proxyd_core.dir/src/master.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/master.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/master.c > CMakeFiles/proxyd_core.dir/src/master.c.i
+
+CMakeFiles/proxyd_core.dir/src/master.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/master.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/master.c -o CMakeFiles/proxyd_core.dir/src/master.c.s
+
+CMakeFiles/proxyd_core.dir/src/worker.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/worker.c.o: /work/main/src/worker.c
+CMakeFiles/proxyd_core.dir/src/worker.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_8) "Building C object CMakeFiles/proxyd_core.dir/src/worker.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/worker.c.o -MF CMakeFiles/proxyd_core.dir/src/worker.c.o.d -o CMakeFiles/proxyd_core.dir/src/worker.c.o -c /work/main/src/worker.c
+
+CMakeFiles/proxyd_core.dir/src/worker.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/worker.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/worker.c > CMakeFiles/proxyd_core.dir/src/worker.c.i
+
+CMakeFiles/proxyd_core.dir/src/worker.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/worker.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/worker.c -o CMakeFiles/proxyd_core.dir/src/worker.c.s
+
 # Object files for target proxyd_core
 proxyd_core_OBJECTS = \
+"CMakeFiles/proxyd_core.dir/src/access_log.c.o" \
+"CMakeFiles/proxyd_core.dir/src/client.c.o" \
+"CMakeFiles/proxyd_core.dir/src/errors.c.o" \
 "CMakeFiles/proxyd_core.dir/src/http_msg.c.o" \
-"CMakeFiles/proxyd_core.dir/src/http_parse.c.o"
+"CMakeFiles/proxyd_core.dir/src/http_parse.c.o" \
+"CMakeFiles/proxyd_core.dir/src/log.c.o" \
+"CMakeFiles/proxyd_core.dir/src/master.c.o" \
+"CMakeFiles/proxyd_core.dir/src/worker.c.o"
 
 # External object files for target proxyd_core
 proxyd_core_EXTERNAL_OBJECTS =
 
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/access_log.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/client.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/errors.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/http_msg.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/http_parse.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/log.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/master.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/worker.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/build.make
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/link.txt
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --bold --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_3) "Linking C static library libproxyd_core.a"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --bold --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_9) "Linking C static library libproxyd_core.a"
 	$(CMAKE_COMMAND) -P CMakeFiles/proxyd_core.dir/cmake_clean_target.cmake
 	$(CMAKE_COMMAND) -E cmake_link_script CMakeFiles/proxyd_core.dir/link.txt --verbose=$(VERBOSE)
 
