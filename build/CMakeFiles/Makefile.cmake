@@ -52,5 +52,7 @@ set(CMAKE_DEPEND_INFO_FILES
   "CMakeFiles/llhttp.dir/DependInfo.cmake"
   "CMakeFiles/proxyd_core.dir/DependInfo.cmake"
   "CMakeFiles/proxyd.dir/DependInfo.cmake"
+  "tests/CMakeFiles/check_acl.dir/DependInfo.cmake"
   "tests/CMakeFiles/check_http_parse.dir/DependInfo.cmake"
+  "tests/CMakeFiles/check_url.dir/DependInfo.cmake"
   )

@@ -6,13 +6,17 @@ cmake_policy(SET CMP0009 NEW)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/src/*.c")
 set(OLD_GLOB
   "/work/main/src/access_log.c"
+  "/work/main/src/acl.c"
   "/work/main/src/client.c"
+  "/work/main/src/dns.c"
   "/work/main/src/errors.c"
   "/work/main/src/http_msg.c"
   "/work/main/src/http_parse.c"
   "/work/main/src/log.c"
   "/work/main/src/main.c"
   "/work/main/src/master.c"
+  "/work/main/src/upool.c"
+  "/work/main/src/url.c"
   "/work/main/src/worker.c"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
@@ -32,7 +36,9 @@ endif()
 # UNIT_TESTS at tests/CMakeLists.txt:3 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/tests/unit/check_*.c")
 set(OLD_GLOB
+  "/work/main/tests/unit/check_acl.c"
   "/work/main/tests/unit/check_http_parse.c"
+  "/work/main/tests/unit/check_url.c"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   message("-- GLOB mismatch!")

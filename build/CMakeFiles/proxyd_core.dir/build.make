@@ -83,10 +83,24 @@ CMakeFiles/proxyd_core.dir/src/access_log.c.s: cmake_force
 	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/access_log.c.s"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/access_log.c -o CMakeFiles/proxyd_core.dir/src/access_log.c.s
 
+CMakeFiles/proxyd_core.dir/src/acl.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/acl.c.o: /work/main/src/acl.c
+CMakeFiles/proxyd_core.dir/src/acl.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_2) "Building C object CMakeFiles/proxyd_core.dir/src/acl.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/acl.c.o -MF CMakeFiles/proxyd_core.dir/src/acl.c.o.d -o CMakeFiles/proxyd_core.dir/src/acl.c.o -c /work/main/src/acl.c
+
+CMakeFiles/proxyd_core.dir/src/acl.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/acl.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/acl.c > CMakeFiles/proxyd_core.dir/src/acl.c.i
+
+CMakeFiles/proxyd_core.dir/src/acl.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/acl.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/acl.c -o CMakeFiles/proxyd_core.dir/src/acl.c.s
+
 CMakeFiles/proxyd_core.dir/src/client.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/client.c.o: /work/main/src/client.c
 CMakeFiles/proxyd_core.dir/src/client.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_2) "Building C object CMakeFiles/proxyd_core.dir/src/client.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_3) "Building C object CMakeFiles/proxyd_core.dir/src/client.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/client.c.o -MF CMakeFiles/proxyd_core.dir/src/client.c.o.d -o CMakeFiles/proxyd_core.dir/src/client.c.o -c /work/main/src/client.c
 
 CMakeFiles/proxyd_core.dir/src/client.c.i: cmake_force
@@ -97,10 +111,24 @@ CMakeFiles/proxyd_core.dir/src/client.c.s: cmake_force
 	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/client.c.s"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/client.c -o CMakeFiles/proxyd_core.dir/src/client.c.s
 
+CMakeFiles/proxyd_core.dir/src/dns.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/dns.c.o: /work/main/src/dns.c
+CMakeFiles/proxyd_core.dir/src/dns.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_4) "Building C object CMakeFiles/proxyd_core.dir/src/dns.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/dns.c.o -MF CMakeFiles/proxyd_core.dir/src/dns.c.o.d -o CMakeFiles/proxyd_core.dir/src/dns.c.o -c /work/main/src/dns.c
+
+CMakeFiles/proxyd_core.dir/src/dns.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/dns.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/dns.c > CMakeFiles/proxyd_core.dir/src/dns.c.i
+
+CMakeFiles/proxyd_core.dir/src/dns.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/dns.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/dns.c -o CMakeFiles/proxyd_core.dir/src/dns.c.s
+
 CMakeFiles/proxyd_core.dir/src/errors.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/errors.c.o: /work/main/src/errors.c
 CMakeFiles/proxyd_core.dir/src/errors.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_3) "Building C object CMakeFiles/proxyd_core.dir/src/errors.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_5) "Building C object CMakeFiles/proxyd_core.dir/src/errors.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/errors.c.o -MF CMakeFiles/proxyd_core.dir/src/errors.c.o.d -o CMakeFiles/proxyd_core.dir/src/errors.c.o -c /work/main/src/errors.c
 
 CMakeFiles/proxyd_core.dir/src/errors.c.i: cmake_force
@@ -114,7 +142,7 @@ CMakeFiles/proxyd_core.dir/src/errors.c.s: cmake_force
 CMakeFiles/proxyd_core.dir/src/http_msg.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/http_msg.c.o: /work/main/src/http_msg.c
 CMakeFiles/proxyd_core.dir/src/http_msg.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_4) "Building C object CMakeFiles/proxyd_core.dir/src/http_msg.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_6) "Building C object CMakeFiles/proxyd_core.dir/src/http_msg.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/http_msg.c.o -MF CMakeFiles/proxyd_core.dir/src/http_msg.c.o.d -o CMakeFiles/proxyd_core.dir/src/http_msg.c.o -c /work/main/src/http_msg.c
 
 CMakeFiles/proxyd_core.dir/src/http_msg.c.i: cmake_force
@@ -128,7 +156,7 @@ CMakeFiles/proxyd_core.dir/src/http_msg.c.s: cmake_force
 CMakeFiles/proxyd_core.dir/src/http_parse.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/http_parse.c.o: /work/main/src/http_parse.c
 CMakeFiles/proxyd_core.dir/src/http_parse.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_5) "Building C object CMakeFiles/proxyd_core.dir/src/http_parse.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_7) "Building C object CMakeFiles/proxyd_core.dir/src/http_parse.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/http_parse.c.o -MF CMakeFiles/proxyd_core.dir/src/http_parse.c.o.d -o CMakeFiles/proxyd_core.dir/src/http_parse.c.o -c /work/main/src/http_parse.c
 
 CMakeFiles/proxyd_core.dir/src/http_parse.c.i: cmake_force
@@ -142,7 +170,7 @@ CMakeFiles/proxyd_core.dir/src/http_parse.c.s: cmake_force
 CMakeFiles/proxyd_core.dir/src/log.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/log.c.o: /work/main/src/log.c
 CMakeFiles/proxyd_core.dir/src/log.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_6) "Building C object CMakeFiles/proxyd_core.dir/src/log.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_8) "Building C object CMakeFiles/proxyd_core.dir/src/log.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/log.c.o -MF CMakeFiles/proxyd_core.dir/src/log.c.o.d -o CMakeFiles/proxyd_core.dir/src/log.c.o -c /work/main/src/log.c
 
 CMakeFiles/proxyd_core.dir/src/log.c.i: cmake_force
@@ -156,7 +184,7 @@ CMakeFiles/proxyd_core.dir/src/log.c.s: cmake_force
 CMakeFiles/proxyd_core.dir/src/master.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/master.c.o: /work/main/src/master.c
 CMakeFiles/proxyd_core.dir/src/master.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_7) "Building C object CMakeFiles/proxyd_core.dir/src/master.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_9) "Building C object CMakeFiles/proxyd_core.dir/src/master.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/master.c.o -MF CMakeFiles/proxyd_core.dir/src/master.c.o.d -o CMakeFiles/proxyd_core.dir/src/master.c.o -c /work/main/src/master.c
 
 CMakeFiles/proxyd_core.dir/src/master.c.i: cmake_force
@@ -167,10 +195,38 @@ CMakeFiles/proxyd_core.dir/src/master.c.s: cmake_force
 	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/master.c.s"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/master.c -o CMakeFiles/proxyd_core.dir/src/master.c.s
 
+CMakeFiles/proxyd_core.dir/src/upool.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/upool.c.o: /work/main/src/upool.c
+CMakeFiles/proxyd_core.dir/src/upool.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_10) "Building C object CMakeFiles/proxyd_core.dir/src/upool.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/upool.c.o -MF CMakeFiles/proxyd_core.dir/src/upool.c.o.d -o CMakeFiles/proxyd_core.dir/src/upool.c.o -c /work/main/src/upool.c
+
+CMakeFiles/proxyd_core.dir/src/upool.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/upool.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/upool.c > CMakeFiles/proxyd_core.dir/src/upool.c.i
+
+CMakeFiles/proxyd_core.dir/src/upool.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/upool.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/upool.c -o CMakeFiles/proxyd_core.dir/src/upool.c.s
+
+CMakeFiles/proxyd_core.dir/src/url.c.o: CMakeFiles/proxyd_core.dir/flags.make
+CMakeFiles/proxyd_core.dir/src/url.c.o: /work/main/src/url.c
+CMakeFiles/proxyd_core.dir/src/url.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_11) "Building C object CMakeFiles/proxyd_core.dir/src/url.c.o"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/url.c.o -MF CMakeFiles/proxyd_core.dir/src/url.c.o.d -o CMakeFiles/proxyd_core.dir/src/url.c.o -c /work/main/src/url.c
+
+CMakeFiles/proxyd_core.dir/src/url.c.i: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Preprocessing C source to CMakeFiles/proxyd_core.dir/src/url.c.i"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -E /work/main/src/url.c > CMakeFiles/proxyd_core.dir/src/url.c.i
+
+CMakeFiles/proxyd_core.dir/src/url.c.s: cmake_force
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green "Compiling C source to assembly CMakeFiles/proxyd_core.dir/src/url.c.s"
+	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -S /work/main/src/url.c -o CMakeFiles/proxyd_core.dir/src/url.c.s
+
 CMakeFiles/proxyd_core.dir/src/worker.c.o: CMakeFiles/proxyd_core.dir/flags.make
 CMakeFiles/proxyd_core.dir/src/worker.c.o: /work/main/src/worker.c
 CMakeFiles/proxyd_core.dir/src/worker.c.o: CMakeFiles/proxyd_core.dir/compiler_depend.ts
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_8) "Building C object CMakeFiles/proxyd_core.dir/src/worker.c.o"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_12) "Building C object CMakeFiles/proxyd_core.dir/src/worker.c.o"
 	/usr/bin/cc $(C_DEFINES) $(C_INCLUDES) $(C_FLAGS) -MD -MT CMakeFiles/proxyd_core.dir/src/worker.c.o -MF CMakeFiles/proxyd_core.dir/src/worker.c.o.d -o CMakeFiles/proxyd_core.dir/src/worker.c.o -c /work/main/src/worker.c
 
 CMakeFiles/proxyd_core.dir/src/worker.c.i: cmake_force
@@ -184,28 +240,36 @@ CMakeFiles/proxyd_core.dir/src/worker.c.s: cmake_force
 # Object files for target proxyd_core
 proxyd_core_OBJECTS = \
 "CMakeFiles/proxyd_core.dir/src/access_log.c.o" \
+"CMakeFiles/proxyd_core.dir/src/acl.c.o" \
 "CMakeFiles/proxyd_core.dir/src/client.c.o" \
+"CMakeFiles/proxyd_core.dir/src/dns.c.o" \
 "CMakeFiles/proxyd_core.dir/src/errors.c.o" \
 "CMakeFiles/proxyd_core.dir/src/http_msg.c.o" \
 "CMakeFiles/proxyd_core.dir/src/http_parse.c.o" \
 "CMakeFiles/proxyd_core.dir/src/log.c.o" \
 "CMakeFiles/proxyd_core.dir/src/master.c.o" \
+"CMakeFiles/proxyd_core.dir/src/upool.c.o" \
+"CMakeFiles/proxyd_core.dir/src/url.c.o" \
 "CMakeFiles/proxyd_core.dir/src/worker.c.o"
 
 # External object files for target proxyd_core
 proxyd_core_EXTERNAL_OBJECTS =
 
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/access_log.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/acl.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/client.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/dns.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/errors.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/http_msg.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/http_parse.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/log.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/master.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/upool.c.o
+libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/url.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/src/worker.c.o
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/build.make
 libproxyd_core.a: CMakeFiles/proxyd_core.dir/link.txt
-	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --bold --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_9) "Linking C static library libproxyd_core.a"
+	@$(CMAKE_COMMAND) -E cmake_echo_color --switch=$(COLOR) --green --bold --progress-dir=/work/main/build/CMakeFiles --progress-num=$(CMAKE_PROGRESS_13) "Linking C static library libproxyd_core.a"
 	$(CMAKE_COMMAND) -P CMakeFiles/proxyd_core.dir/cmake_clean_target.cmake
 	$(CMAKE_COMMAND) -E cmake_link_script CMakeFiles/proxyd_core.dir/link.txt --verbose=$(VERBOSE)
 
