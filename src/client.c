@@ -670,12 +670,9 @@ static void connect_next(struct pd_client *c)
     inet_ntop(ss->ss_family, a, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->up, (struct sockaddr *)ss, (int)sl) < 0) {
+    /* the request is sent once connected, so that a failed attempt loses no body bytes */
+    if (bufferevent_socket_connect(c->up, (struct sockaddr *)ss, (int)sl) < 0)
         connect_next(c);
-        return;
-    }
-    if (c->req.method_id != PD_M_CONNECT)
-        send_request(c);
 }
 
 /* ---- request body --------------------------------------------------- */
@@ -1028,6 +1025,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (c->req.method_id == PD_M_CONNECT)
             tunnel_start(c);
+        else
+            send_request(c);
         return;
     }
     if (c->state == C_TUNNEL) {
@@ -1076,9 +1075,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (c->rstate == R_BODY) {
         if (c->resp.body == PD_BODY_EOF && !(what & BEV_EVENT_ERROR)) {
-            read_response(c);
-            if (c->magic == CLIENT_MAGIC && c->rstate == R_BODY)
-                finish_response(c);
+            read_response(c); /* never ends the transaction for an EOF-delimited body */
+            finish_response(c);
             return;
         }
         /* cut the response short: the client must not see it complete */
