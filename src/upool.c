@@ -201,17 +201,23 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     arm_timer(pool);
 }
 
-/* An idle connection has nothing to say: any byte, EOF or error ends it. */
+/*
+ * An idle connection has nothing to say: any byte, EOF or error ends it.
+ * (With BEV_OPT_DEFER_CALLBACKS a callback queued before the put may still
+ * arrive here: one with no data, or for another event, is not the origin's.)
+ */
 static void idle_read_cb(struct bufferevent *bev, void *arg)
 {
     struct idle *c = arg;
-    idle_remove(c->pool, c, CLOSE_PEER);
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        idle_remove(c->pool, c, CLOSE_PEER);
 }
 
 static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct idle *c = arg;
-    idle_remove(c->pool, c, CLOSE_PEER);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        idle_remove(c->pool, c, CLOSE_PEER);
 }
 
 /*

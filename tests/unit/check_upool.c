@@ -421,6 +421,30 @@ START_TEST(get_drops_connection_closed_before_the_loop_saw_it)
 }
 END_TEST
 
+START_TEST(callbacks_queued_before_put_do_not_close)
+{
+    pd_upool *p = new_pool(10, 4, 60000);
+    client[0] = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    bufferevent_setcb(client[0], dummy_read_cb, NULL, client_event_cb, (void *)(intptr_t)0);
+    ck_assert_int_eq(bufferevent_socket_connect(client[0], (struct sockaddr *)&origin_addr,
+                                                sizeof(origin_addr)), 0);
+    RUN_UNTIL(connected[0] && n_accepted == 1);
+    /* the caller's last callbacks, still queued when it gives the bev back */
+    bufferevent_trigger(client[0], EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    bufferevent_trigger_event(client[0], BEV_EVENT_CONNECTED, BEV_TRIG_DEFER_CALLBACKS);
+    ck_assert_int_eq(pd_upool_put(p, "k", client[0]), 0);
+    for (int i = 0; i < 3; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(stats(p).idle, 1);
+    ck_assert_uint_eq(stats(p).closed_by_peer, 0);
+    /* while a real byte from the origin still closes it */
+    bufferevent_write(origin[0], "x", 1);
+    RUN_UNTIL(stats(p).idle == 0);
+    ck_assert_uint_eq(stats(p).closed_by_peer, 1);
+    pd_upool_free(p);
+}
+END_TEST
+
 START_TEST(free_with_idle_connections)
 {
     pd_upool *p = new_pool(10, 4, 50);
@@ -454,6 +478,7 @@ static Suite *upool_suite(void)
     tcase_add_test(tc, put_refuses_connection_with_pending_input);
     tcase_add_test(tc, limits_zero_disable_pooling);
     tcase_add_test(tc, get_drops_connection_closed_before_the_loop_saw_it);
+    tcase_add_test(tc, callbacks_queued_before_put_do_not_close);
     tcase_add_test(tc, free_with_idle_connections);
     suite_add_tcase(s, tc);
     return s;
