@@ -53,11 +53,11 @@ static int srv_port;
 static int srv_questions;               /* every question, known names or not */
 static int srv_notify_fd = -1;          /* if >= 0, a byte is written after each reply */
 static pd_dns *dns;
-static time_t fake_time = 100000;
+static int64_t fake_ms = 100000000;
 
-static time_t fake_now(void)
+static int64_t fake_now_ms(void)
 {
-    return fake_time;
+    return fake_ms;
 }
 
 static struct rr *rr_find(const char *name)
@@ -238,7 +238,7 @@ static pd_dns *make_dns(int positive_ttl_max, int negative_ttl, const char *host
     };
     pd_dns *d = pd_dns_new(base, &o);
     ck_assert_ptr_nonnull(d);
-    d->now = fake_now;
+    d->now_ms = fake_now_ms;
     return d;
 }
 
@@ -392,7 +392,7 @@ START_TEST(hosts_file_entries)
     ck_assert_int_eq(recs[3].res.addr[0].ss_family, AF_INET6);
     ck_assert_addr(&recs[3].res, 0, "2001:db8::99");
     /* the hosts file wins over DNS, and never expires */
-    fake_time += 1000000;
+    fake_ms += 1000000000;
     resolve_sync("www.example.com", &recs[4]);
     ck_assert_int_eq(recs[4].res.n, 1);
     ck_assert_addr(&recs[4].res, 0, "10.1.2.5");
@@ -429,7 +429,7 @@ START_TEST(answer_cached_for_its_ttl)
     ck_assert_int_eq(((struct sockaddr_in *)&recs[0].res.addr[0])->sin_port, 0);
     ck_assert_int_eq(table[0].q_a, 1);
 
-    fake_time += 299;
+    fake_ms += 299000;
     resolve_sync("WWW.Example.COM.", &recs[1]);
     ck_assert_int_eq(recs[1].res.n, 2);
     ck_assert_addr(&recs[1].res, 1, "192.0.2.11");
@@ -450,10 +450,10 @@ START_TEST(ttl_capped_by_positive_ttl_max)
     dns = make_dns(5, 30, "none");
     resolve_async("long.example.com", &recs[0]);
     ck_assert_addr(&recs[0].res, 0, "192.0.2.20");
-    fake_time += 4;
+    fake_ms += 4000;
     resolve_sync("long.example.com", &recs[1]);
     ck_assert_int_eq(table[1].q_a, 1);
-    fake_time += 1;                     /* 5 s: the cap, although the TTL is 3600 */
+    fake_ms += 1000;                    /* 5 s: the cap, although the TTL is 3600 */
     resolve_async("long.example.com", &recs[2]);
     ck_assert_int_eq(recs[2].res.error, PD_DNS_OK);
     ck_assert_int_eq(table[1].q_a, 2);
@@ -464,12 +464,12 @@ START_TEST(expired_entry_is_refreshed)
 {
     resolve_async("short.example.com", &recs[0]);
     ck_assert_addr(&recs[0].res, 0, "192.0.2.30");
-    fake_time += 9;
+    fake_ms += 9999;                    /* TTL 10 s, to the millisecond */
     resolve_sync("short.example.com", &recs[1]);
     ck_assert_addr(&recs[1].res, 0, "192.0.2.30");
 
     table[2].a[0] = "192.0.2.31";       /* the zone changed meanwhile */
-    fake_time += 1;
+    fake_ms += 1;
     resolve_async("short.example.com", &recs[2]);
     table[2].a[0] = "192.0.2.30";
     ck_assert_addr(&recs[2].res, 0, "192.0.2.31");
@@ -530,12 +530,12 @@ START_TEST(nxdomain_cached_negatively)
     ck_assert_int_eq(table[5].q_a, 1);
     ck_assert_int_eq(table[5].q_aaaa, 0);   /* NXDOMAIN: no point asking AAAA */
 
-    fake_time += 29;
+    fake_ms += 29000;
     resolve_sync("nx.example.com", &recs[1]);
     ck_assert_int_eq(recs[1].res.error, PD_DNS_ENOTFOUND);
     ck_assert_int_eq(table[5].q_a, 1);
 
-    fake_time += 1;                     /* negative_ttl is 30 */
+    fake_ms += 1000;                    /* negative_ttl is 30 */
     resolve_async("nx.example.com", &recs[2]);
     ck_assert_int_eq(table[5].q_a, 2);
 
