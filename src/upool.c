@@ -182,7 +182,7 @@ static void arm_timer(pd_upool *pool)
     struct idle *oldest = TAILQ_FIRST(&pool->all);
     if (!oldest || evtimer_pending(pool->timer, NULL))
         return;
-    int64_t wait = oldest->since_ms + pool->opts.idle_timeout_ms - now_ms();
+    int64_t wait = pool->opts.idle_timeout_ms - (now_ms() - oldest->since_ms);
     if (wait < 1)
         wait = 1;
     struct timeval tv = { .tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000 };
@@ -195,7 +195,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     assert(pool->magic == UPOOL_MAGIC);
     int64_t now = now_ms();
     struct idle *c;
-    while ((c = TAILQ_FIRST(&pool->all)) && c->since_ms + pool->opts.idle_timeout_ms <= now)
+    while ((c = TAILQ_FIRST(&pool->all)) && now - c->since_ms >= pool->opts.idle_timeout_ms)
         idle_remove(pool, c, CLOSE_EXPIRED);
     /* Fired early for the new head (the old one was taken): wait again. */
     arm_timer(pool);
