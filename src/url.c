@@ -13,7 +13,10 @@
  *  - Bytes <= 0x20, 0x7f and >= 0x80 anywhere in the target are refused.
  *  - Only http is accepted in absolute-form: a forward proxy receives https
  *    only through CONNECT.
- *  - IPv6 zone ids ("%25eth0") are refused.
+ *  - IPv6 zone ids ("%25eth0") are refused; an IPv4-mapped IPv6 literal
+ *    (::ffff:a.b.c.d) becomes the IPv4 literal it reaches.
+ *  - Dot segments ("/./", "/../", also spelled %2e) are removed from the
+ *    path, as the origin would resolve them.
  */
 #include "proxyd/url.h"
 
@@ -154,6 +157,13 @@ static int parse_host(const char *p, size_t n, pd_url *out, const char **why)
             *why = "bad IPv6 literal";
             return -1;
         }
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            /* ::ffff:a.b.c.d reaches a.b.c.d: give it the IPv4 spelling so an
+             * IPv4 rule (dstdomain 10.0.0.1, dst 10.0.0.0/8) sees one address */
+            inet_ntop(AF_INET, &a6.s6_addr[12], out->host, sizeof(out->host));
+            out->host_ip = 4;
+            return 0;
+        }
         inet_ntop(AF_INET6, &a6, out->host, sizeof(out->host));
         out->host_ip = 6;
         return 0;
@@ -272,6 +282,46 @@ static int parse_authority(const char *p, size_t n, int require_port, pd_url *ou
     return 0;
 }
 
+/*
+ * RFC 3986 5.2.4 on the path part (before '?'), in place; returns the new
+ * length. Runs after unreserved escapes are decoded, so "%2e%2e" is ".." here,
+ * as the origin will read it: "/a/../admin" must meet the rules for "/admin".
+ * s starts with '/'.
+ */
+static size_t remove_dot_segments(char *s, size_t n)
+{
+    char *q = memchr(s, '?', n);
+    size_t plen = q ? (size_t)(q - s) : n;
+    size_t in = 0, o = 0;
+
+    while (in < plen) {
+        /* s[in] == '/' here: the start of a segment */
+        size_t e = in + 1;
+        while (e < plen && s[e] != '/')
+            e++;
+        size_t seg = e - in - 1;
+        if (seg == 1 && s[in + 1] == '.') {
+            if (e == plen)
+                s[o++] = '/';       /* "/a/." -> "/a/" */
+        } else if (seg == 2 && s[in + 1] == '.' && s[in + 2] == '.') {
+            while (o > 0 && s[--o] != '/')
+                ;                   /* drop the last output segment */
+            if (e == plen)
+                s[o++] = '/';
+        } else {
+            memmove(s + o, s + in, e - in);
+            o += e - in;
+        }
+        in = e;
+    }
+    if (o == 0)
+        s[o++] = '/';
+    memmove(s + o, s + plen, n - plen);
+    o += n - plen;
+    s[o] = '\0';
+    return o;
+}
+
 /* Normalise path+query into a malloc'd string. */
 static int parse_path(const char *p, size_t n, pd_url *out, const char **why)
 {
@@ -309,6 +359,7 @@ static int parse_path(const char *p, size_t n, pd_url *out, const char **why)
         }
     }
     s[o] = '\0';
+    o = remove_dot_segments(s, o);
     out->path = s;
     out->path_len = o;
     return 0;

@@ -543,6 +543,9 @@ static const struct bypass {
     { "GET", "http://example.org/~user/", NULL, PD_ACL_DENY },
     { "GET", "http://example.org/%7Euser/", NULL, PD_ACL_DENY },
     { "GET", "http://example.org/%7euser/", NULL, PD_ACL_DENY },
+    { "GET", "http://example.org/x/../admin/", NULL, PD_ACL_DENY },
+    { "GET", "http://example.org/x/%2e%2e/admin/", NULL, PD_ACL_DENY },
+    { "GET", "http://example.org/./admin/", NULL, PD_ACL_DENY },
     { "GET", "http://example.org:0080/", NULL, PD_ACL_ALLOW },     /* port 80 is a Safe_port */
     { "GET", "http://example.org:00025/", NULL, PD_ACL_DENY },
     { "GET", "http://wiki.example.net/", NULL, PD_ACL_DENY },
