@@ -235,6 +235,9 @@ static const struct tcase type_cases[] = {
     { "dstdomain example.com", GET, U, NULL, NULL, NULL, 0, 0, 0, 0 },
     { "dstdomain Example.Org. .EXAMPLE.com", GET, U, NULL, NULL, NULL, 0, 0, 0, 1 },
     { "dstdomain 10.0.0.1", GET, "http://012.0.0.1/", NULL, NULL, NULL, 0, 0, 0, 1 },
+    { "dstdomain 0x0a000001", GET, "http://10.0.0.1/", NULL, NULL, NULL, 0, 0, 0, 1 },
+    { "dstdomain 2001:DB8:0::1", GET, "http://[2001:db8::1]/", NULL, NULL, NULL, 0, 0, 0, 1 },
+    { "dstdomain [::ffff:10.0.0.1]", GET, "http://10.0.0.1:8080/", NULL, NULL, NULL, 0, 0, 0, 1 },
     /* dstdom_regex */
     { "dstdom_regex ^www\\.", GET, U, NULL, NULL, NULL, 0, 0, 0, 1 },
     /* the host is lowercased, a regex without -i is not */
@@ -290,6 +293,8 @@ static const struct tcase type_cases[] = {
     { "req_header User-Agent ^curl/", GET, U, NULL, "User-Agent: Mozilla\n", NULL, 0, 0, 0, 0 },
     { "req_header user-agent -i ^CURL/", GET, U, NULL, "User-Agent: curl/8.0\n", NULL, 0, 0, 0, 1 },
     { "req_header X-A ^2$", GET, U, NULL, "X-A: 1\nX-A: 2\n", NULL, 0, 0, 0, 1 },
+    { "req_header X-A ^1$", GET, U, NULL, "X-A: 1\nX-A: 2\n", NULL, 0, 0, 0, 1 },
+    { "req_header X-A ^12$", GET, U, NULL, "X-A: 1\nX-A: 2\n", NULL, 0, 0, 0, 0 },
     { "req_header X-B .", GET, U, NULL, "X-A: 1\n", NULL, 0, 0, 0, 0 },
     { "browser Firefox", GET, U, NULL, "User-Agent: Mozilla/5.0 Firefox/1\n", NULL, 0, 0, 0, 1 },
     { "referer_regex evil", GET, U, NULL, "Referer: http://good/\n", NULL, 0, 0, 0, 0 },
@@ -616,7 +621,7 @@ START_TEST(test_file_lists)
     snprintf(script, sizeof(script), "acl b dstdomain \"%s\"", bad);
     ck_assert_ptr_null(compile(script, &e));
     char want[256];
-    snprintf(want, sizeof(want), "%s:3: acl b: bad character in domain 'bad!name.example'\n", bad);
+    snprintf(want, sizeof(want), "%s:3: acl b: bad domain 'bad!name.example': bad character in host\n", bad);
     ck_assert_str_eq(e, want);
     free(e);
 
@@ -659,7 +664,12 @@ static const struct ecase {
     { "http_access permit all", "test.conf:1: http_access: expected 'allow' or 'deny'\n" },
     { "http_access allow", "test.conf:1: http_access allow: no acl name\n" },
     { "acl b@d src 10.0.0.1", "test.conf:1: acl: bad acl name 'b@d'\n" },
-    { "acl CONNECT dstdomain a.b", "test.conf:1: acl CONNECT: redefined as 'dstdomain', was 'method' at (predefined):0\n" },
+    { "acl Lan src 10.0.0.1\nacl LAN dstdomain a.b", "test.conf:2: acl LAN: redefined as 'dstdomain', was 'src' at test.conf:1\n" },
+    { "acl d dstdomain [::1]:80", "test.conf:1: acl d: bad domain '[::1]:80': a port is not part of a domain\n" },
+    { "acl d dstdomain a.b:80", "test.conf:1: acl d: bad domain 'a.b:80': bad IPv6 literal\n" },
+    { "acl d dstdomain 1.2.3.256", "test.conf:1: acl d: bad domain '1.2.3.256': bad IPv4 literal\n" },
+    { "acl d dstdomain a..b", "test.conf:1: acl d: bad domain 'a..b': empty label in host\n" },
+    { "acl d dstdomain http://a.b/", "test.conf:1: acl d: bad domain 'http://a.b/'\n" },
 };
 
 START_TEST(test_errors)
@@ -709,6 +719,20 @@ START_TEST(test_warnings_and_merge)
                         "network\n");
     free(e);
     ck_assert_int_eq(check(r, "GET", "http://a.b/", "10.9.9.9"), PD_ACL_ALLOW);
+    pd_acl_rules_free(r);
+    /* what old squid.confs say about predefined acls: ignored with a warning */
+    r = compile("acl manager proto cache_object\nacl CONNECT dstdomain a.b\n"
+                "acl p myport 3128\nacl connect method GET\n"
+                "http_access deny manager\nhttp_access deny connect\nhttp_access allow p", &e);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(e, "test.conf:1: warning: acl manager is predefined as 'url_regex': line ignored\n"
+                        "test.conf:2: warning: acl CONNECT is predefined as 'method': line ignored\n"
+                        "test.conf:3: warning: acl p: type 'myport' is now 'localport'\n");
+    free(e);
+    ck_assert_int_eq(check(r, "GET", "http://a.b/squid-internal-mgr/menu", NULL), PD_ACL_DENY);
+    /* acl names are case-insensitive (Squid): "connect" added GET to CONNECT */
+    ck_assert_int_eq(check(r, "GET", "http://a.b/", NULL), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "POST", "http://a.b/", NULL), PD_ACL_ALLOW);   /* localport 3128 */
     pd_acl_rules_free(r);
     /* unknown acl in deny_info is a warning only */
     r = compile("http_access allow all\ndeny_info ERR_X nope", &e);
