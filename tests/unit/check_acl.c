@@ -366,6 +366,17 @@ START_TEST(test_implicit_last_rule)
     ck_assert_int_eq(check(r, "GET", "http://bad.example/", "10.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://good.example/", "10.0.0.1"), PD_ACL_ALLOW);
     pd_acl_rules_free(r);
+    /* the implicit deny names no acl (no deny_info applies) */
+    {
+        struct treq t2;
+        const char *name = "x";
+        mkreq(&t2, "GET", "http://good.example/", "10.0.0.1", NULL, NULL);
+        pd_acl_rules *r2 = compile_ok("acl lan src 192.168.0.0/16\nhttp_access allow lan");
+        ck_assert_int_eq(pd_acl_check_http(r2, &t2.req, &name), PD_ACL_DENY);
+        ck_assert_ptr_null(name);
+        pd_acl_rules_free(r2);
+        freereq(&t2);
+    }
     /* mixed: only the LAST line counts */
     r = compile_ok("acl a src 10.0.0.1\nacl b src 10.0.0.2\nhttp_access deny a\nhttp_access allow b");
     ck_assert_int_eq(check(r, "GET", "http://x.y/", "10.0.0.3"), PD_ACL_DENY);
@@ -578,6 +589,21 @@ START_TEST(test_bypass)
     ck_assert_msg(v == b->want, "%s %s: got %d want %d", b->method, b->target, (int)v,
                   (int)b->want);
     freereq(&t);
+    pd_acl_rules_free(r);
+}
+END_TEST
+
+START_TEST(test_long_url_regex)
+{
+    /* url_regex formats URLs longer than its stack buffer on the heap */
+    pd_acl_rules *r = compile_ok("acl tail url_regex /end$\nhttp_access deny tail\nhttp_access allow all");
+    char target[5000];
+    strcpy(target, "http://a.b/");
+    memset(target + 11, 'x', 4000);
+    strcpy(target + 4011, "/end");
+    ck_assert_int_eq(check(r, "GET", target, NULL), PD_ACL_DENY);
+    target[4011] = '\0';
+    ck_assert_int_eq(check(r, "GET", target, NULL), PD_ACL_ALLOW);
     pd_acl_rules_free(r);
 }
 END_TEST
@@ -801,6 +827,7 @@ static Suite *acl_suite(void)
     tcase_add_test(tc, test_deny_info);
     tcase_add_test(tc, test_predefined);
     tcase_add_test(tc, test_need_dst);
+    tcase_add_test(tc, test_long_url_regex);
     tcase_add_loop_test(tc, test_bypass, 0, (int)(sizeof(bypass_cases) / sizeof(bypass_cases[0])));
     suite_add_tcase(s, tc);
     tc = tcase_create("load");

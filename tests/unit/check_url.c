@@ -105,6 +105,11 @@ static const struct ucase cases[] = {
     BAD("http://a.com../", A),
     BAD("http:///path", A),
     BAD("http://:80/", A),
+    BAD("http://", A),
+    BAD("http://user@/", A),
+    BAD("http://example.com:80:80/", A),
+    { "http://@example.com/", A, 1, "http://example.com/", "example.com", 80, 0, "/" },
+    { "http://[::1]:/", A, 1, "http://[::1]/", "::1", 80, 6, "/" },
     /* ports */
     BAD("http://example.com:0/", A),
     BAD("http://example.com:65536/", A),
@@ -131,6 +136,8 @@ static const struct ucase cases[] = {
     BAD("example.com:443/", C),
     BAD("http://example.com:443", C),
     BAD("[::1]", C),
+    BAD("::1:443", C),
+    BAD(":443", C),
 };
 
 START_TEST(test_table)
