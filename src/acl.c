@@ -862,7 +862,8 @@ static void deny_info_line(struct ctx *c, const char *file, int line, int argc, 
 static const char *const predefined[] = {
     "all src all",
     "localhost src 127.0.0.1/32 ::1",
-    "to_localhost dst 127.0.0.0/8 0.0.0.0/32 ::1",
+    /* "::" and 0.0.0.0 connect to the local host on Linux */
+    "to_localhost dst 127.0.0.0/8 0.0.0.0/32 ::1 ::/128",
     "to_linklocal dst 169.254.0.0/16 fe80::/10",
     "CONNECT method CONNECT",
     "manager url_regex -i ^cache_object:// +i ^https?://[^/]+/squid-internal-mgr/",
@@ -884,6 +885,10 @@ static void add_predefined(struct ctx *c)
 pd_acl_rules *pd_acl_compile(const pd_conf *conf, FILE *err)
 {
     struct ctx c = { NULL, err, 0 };
+    if (!conf) {
+        report(&c, "?", 0, 0, "no configuration");
+        return NULL;
+    }
     pd_acl_rules *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;

@@ -446,6 +446,9 @@ START_TEST(test_deny_info)
     ck_assert_ptr_null(pd_acl_deny_info(r, "all"));
     ck_assert_ptr_null(pd_acl_deny_info(r, NULL));
     pd_acl_rules_free(r);
+    FILE *devnull = fopen("/dev/null", "w");
+    ck_assert_ptr_null(pd_acl_compile(NULL, devnull));
+    fclose(devnull);
 }
 END_TEST
 
@@ -464,6 +467,9 @@ START_TEST(test_predefined)
     ck_assert_int_eq(check(r, "GET", "http://127.0.0.1/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://0/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://[::1]/", "127.0.0.1"), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "GET", "http://[::]/", "127.0.0.1"), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "GET", "http://[0:0::0]:8080/", "127.0.0.1"), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "GET", "http://[::ffff:127.1.2.3]/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://169.254.169.254/latest/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://[fe80::1]/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://a.b/squid-internal-mgr/info", "192.0.2.1"),
