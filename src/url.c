@@ -113,17 +113,25 @@ static int ipv4_parse(const char *h, size_t n, uint32_t *out)
     return 0;
 }
 
-/* Does the last label look like a number (so the host must be an IPv4 literal)? */
+/*
+ * Does the last label look like a number (so the host must be an IPv4
+ * literal)? As WHATWG's "ends in a number": all decimal digits, or 0x and
+ * hex digits.
+ */
 static int last_label_numeric(const char *h, size_t n)
 {
     size_t i = n;
     while (i > 0 && h[i - 1] != '.')
         i--;
-    if (i == n || !is_digit((unsigned char)h[i]))
+    if (i == n)
         return 0;
-    for (size_t k = i; k < n; k++) {
+    size_t k = i;
+    int hex = n - i >= 2 && h[i] == '0' && h[i + 1] == 'x';
+    if (hex)
+        k += 2;
+    for (; k < n; k++) {
         int c = (unsigned char)h[k];
-        if (hexval(c) < 0 && c != 'x')
+        if (hex ? hexval(c) < 0 : !is_digit(c))
             return 0;
     }
     return 1;

@@ -53,6 +53,11 @@ static const struct ucase cases[] = {
     BAD("http://0x/", A),
     BAD("http://09.1.1.1/", A),
     BAD("http://example.123/", A),
+    BAD("http://example.0x1f/", A),
+    BAD("http://foo.0x/", A),
+    { "http://example.1e3/", A, 1, "http://example.1e3/", "example.1e3", 80, 0, "/" },
+    { "http://1e100.net/", A, 1, "http://1e100.net/", "1e100.net", 80, 0, "/" },
+    { "http://0xg/", A, 1, "http://0xg/", "0xg", 80, 0, "/" },
     /* IPv6 */
     /* v4-mapped literals take their IPv4 spelling */
     { "http://[::FFFF:127.0.0.1]/", A, 1, "http://127.0.0.1/", "127.0.0.1", 80, 4, "/" },
