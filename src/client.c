@@ -408,6 +408,31 @@ static void deny(struct pd_client *c, const char *acl_name)
     fail_request(c, 403, "ERR_ACCESS_DENIED", "access denied by http_access", 1);
 }
 
+/*
+ * With an absolute URL the Host header is replaced (RFC 9112 3.2.2), but a
+ * request whose Host disagrees with its URL is refused: an agent behind or in
+ * front of us that trusts Host would see another request than we checked.
+ */
+static int host_matches(struct pd_client *c)
+{
+    const pd_header *h = pd_http_msg_find(&c->req, "Host");
+    if (!h)
+        return 1;
+    if (pd_http_msg_find_next(&c->req, h))
+        return 0; /* two Host lines */
+    char buf[PD_URL_HOST_MAX + 32];
+    if (h->value.len + 8 >= sizeof buf)
+        return 0;
+    snprintf(buf, sizeof buf, "http://%.*s/", (int)h->value.len, h->value.p);
+    pd_url hu;
+    const char *why;
+    if (pd_url_parse(buf, strlen(buf), PD_URL_ABSOLUTE, &hu, &why) < 0)
+        return 0;
+    int same = strcmp(hu.host, c->url.host) == 0 && hu.port == c->url.port;
+    pd_url_free(&hu);
+    return same;
+}
+
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
 {
@@ -438,6 +463,12 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     c->have_url = 1;
+    if (!is_connect && !host_matches(c)) {
+        c->result = "NONE_NONE";
+        fail_request(c, 400, "ERR_INVALID_REQ",
+                     "the Host header names another host than the request URL", 0);
+        return;
+    }
     if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
         (m->body == PD_BODY_CHUNKED || m->content_length > w->conf->request_body_max_size)) {
         if (m->body == PD_BODY_LENGTH) {
