@@ -5,6 +5,7 @@
  * caller owns.
  */
 #include "proxyd/cache_policy.h"
+#include "proxyd/url.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -670,73 +671,61 @@ static int parse_origin(const char *u, size_t len, struct origin *o)
     return 0;
 }
 
-static int origin_eq(const struct origin *a, const struct origin *b)
+/* Normalise an absolute URL like a cache key (pd_url). 0, or -1 when it is
+ * not an http URL proxyd could have cached. */
+static int normalise(const char *abs, size_t len, pd_url *u, char *out)
 {
-    return strcmp(a->scheme, b->scheme) == 0 && strcmp(a->host, b->host) == 0 && a->port == b->port;
-}
-
-static int format_url(char *out, size_t cap, const struct origin *o, const char *path, size_t plen)
-{
-    int defport = strcmp(o->scheme, "https") == 0 ? 443 : 80;
-    char port[16] = "";
-    if (o->port != defport)
-        snprintf(port, sizeof(port), ":%d", o->port);
-    const char *br1 = strchr(o->host, ':') && o->host[0] != '[' ? "[" : "";
-    const char *br2 = *br1 ? "]" : "";
-    int n = snprintf(out, cap, "%s://%s%s%s%s%.*s", o->scheme, br1, o->host, br2, port,
-                     (int)plen, plen ? path : "/");
-    return n < 0 || (size_t)n >= cap ? -1 : 0;
+    const char *why;
+    if (pd_url_parse(abs, len, PD_URL_ABSOLUTE, u, &why) < 0)
+        return -1;
+    if (pd_url_format(u, out, PD_CP_URL_MAX) >= PD_CP_URL_MAX) {
+        pd_url_free(u);
+        return -1;
+    }
+    return 0;
 }
 
 /* Resolve ref against the target (RFC 3986 5.2, without dot-segment removal)
- * and keep it when it has the target's origin. */
-static void add_same_origin(pd_cp_invalidation *out, const struct origin *base, const char *base_url,
+ * and keep it when it has the target's origin (4.4). */
+static void add_same_origin(pd_cp_invalidation *out, const struct origin *base, const pd_url *bu,
                             pd_str ref)
 {
     ref = trim(ref);
     if (ref.len == 0 || ref.len >= PD_CP_URL_MAX)
         return;
-    char *dst = out->url[out->n];
-    struct origin o;
+    char abs[PD_CP_URL_MAX + 300];
+    int n;
     size_t i = 0;
     while (i < ref.len && (isalnum((unsigned char)ref.p[i]) || ref.p[i] == '+' || ref.p[i] == '-' ||
                            ref.p[i] == '.'))
         i++;
     if (i > 0 && i < ref.len && ref.p[i] == ':') {
-        /* absolute */
-        if (parse_origin(ref.p, ref.len, &o) < 0 || !origin_eq(&o, base))
-            return;
-        if (format_url(dst, PD_CP_URL_MAX, &o, o.path, (size_t)(ref.p + ref.len - o.path)) < 0)
-            return;
+        n = snprintf(abs, sizeof(abs), "%.*s", (int)ref.len, ref.p);                /* absolute */
     } else if (ref.len >= 2 && ref.p[0] == '/' && ref.p[1] == '/') {
-        /* network-path: //host/path with the base's scheme */
-        char tmp[PD_CP_URL_MAX + 16];
-        int n = snprintf(tmp, sizeof(tmp), "%s:%.*s", base->scheme, (int)ref.len, ref.p);
-        if (n < 0 || (size_t)n >= sizeof(tmp) || parse_origin(tmp, (size_t)n, &o) < 0 ||
-            !origin_eq(&o, base))
-            return;
-        if (format_url(dst, PD_CP_URL_MAX, &o, o.path, strlen(o.path)) < 0)
-            return;
+        n = snprintf(abs, sizeof(abs), "%s:%.*s", base->scheme, (int)ref.len, ref.p); /* network-path */
     } else if (ref.p[0] == '/') {
-        if (format_url(dst, PD_CP_URL_MAX, base, ref.p, ref.len) < 0)
-            return;
+        n = snprintf(abs, sizeof(abs), "%s://%s:%d%.*s", base->scheme, base->host, base->port,
+                     (int)ref.len, ref.p);                                           /* absolute-path */
     } else {
-        /* relative path: merge with the base path's directory */
+        /* relative path: merge with the directory of the base path */
         const char *bp = base->path;
-        size_t blen = strcspn(bp, "?#");
-        const char *slash = NULL;
+        size_t blen = strcspn(bp, "?#"), dirlen = 0;
         for (size_t k = 0; k < blen; k++)
             if (bp[k] == '/')
-                slash = bp + k;
-        size_t dirlen = slash ? (size_t)(slash - bp) + 1 : 0;
-        char path[PD_CP_URL_MAX];
-        int n = snprintf(path, sizeof(path), "%s%.*s%.*s", dirlen ? "" : "/", (int)dirlen, bp,
-                         (int)ref.len, ref.p);
-        if (n < 0 || (size_t)n >= sizeof(path) ||
-            format_url(dst, PD_CP_URL_MAX, base, path, (size_t)n) < 0)
-            return;
+                dirlen = k + 1;
+        n = snprintf(abs, sizeof(abs), "%s://%s:%d%s%.*s%.*s", base->scheme, base->host, base->port,
+                     dirlen ? "" : "/", (int)dirlen, bp, (int)ref.len, ref.p);
     }
-    (void)base_url;
+    if (n < 0 || (size_t)n >= sizeof(abs))
+        return;
+    pd_url u;
+    char *dst = out->url[out->n];
+    if (normalise(abs, (size_t)n, &u, dst) < 0)
+        return;
+    int same = strcmp(u.scheme, bu->scheme) == 0 && strcmp(u.host, bu->host) == 0 && u.port == bu->port;
+    pd_url_free(&u);
+    if (!same)
+        return;
     for (int k = 0; k < out->n; k++)
         if (strcmp(out->url[k], dst) == 0)
             return;
@@ -750,18 +739,20 @@ int pd_cache_policy_invalidations(const pd_http_msg *req, const pd_http_msg *res
     if (pd_method_is_safe(req->method_id) || resp->status < 200 || resp->status >= 400)
         return 0;
     struct origin base;
+    pd_url bu;
     size_t tlen = strlen(target_url);
     if (tlen >= PD_CP_URL_MAX || parse_origin(target_url, tlen, &base) < 0)
         return 0;
-    if (format_url(out->url[0], PD_CP_URL_MAX, &base, base.path, strlen(base.path)) < 0)
+    if (normalise(target_url, tlen, &bu, out->url[0]) < 0)
         return 0;
     out->n = 1;
     const pd_header *h = pd_http_msg_find(resp, "Location");
     if (h)
-        add_same_origin(out, &base, target_url, h->value);
+        add_same_origin(out, &base, &bu, h->value);
     h = pd_http_msg_find(resp, "Content-Location");
     if (h)
-        add_same_origin(out, &base, target_url, h->value);
+        add_same_origin(out, &base, &bu, h->value);
+    pd_url_free(&bu);
     return out->n;
 }
 

@@ -217,9 +217,9 @@ typedef struct pd_cp_invalidation {
  * non-error (2xx, 3xx) response, the cache invalidates the target URI
  * (target_url: the request's absolute URL, normalised by the caller) and the
  * URIs in Location and Content-Location when they have the same origin
- * (relative references resolved against target_url). Results have the
- * scheme and host lowercased and a default port removed; the caller should
- * normalise them like its cache keys (pd_url) before invalidating. Returns
+ * (relative references resolved against target_url, without dot-segment
+ * removal). Results are normalised by pd_url_parse + pd_url_format, like
+ * cache keys; URLs pd_url refuses (https, malformed) are skipped. Returns
  * out->n (0..3).
  */
 int pd_cache_policy_invalidations(const pd_http_msg *req, const pd_http_msg *resp,

@@ -524,6 +524,10 @@ static const struct inval_case {
       "http://a.example/x http://a.example/n" },
     { "4.4 (both headers, duplicates once)", "PUT", 200, "http://a.example:8080/x",
       "Location: http://a.example:8080/x\nContent-Location: /c", "http://a.example:8080/x http://a.example:8080/c" },
+    { "4.4 (origin compared after normalisation)", "POST", 201, "http://127.0.0.1/x",
+      "Location: http://0x7f.0.0.1/y", "http://127.0.0.1/x http://127.0.0.1/y" },
+    { "4.4 (host trailing dot and case)", "POST", 201, "http://a.example/x", "Location: http://A.EXAMPLE./y",
+      "http://a.example/x http://a.example/y" },
 };
 
 START_TEST(test_invalidation)
