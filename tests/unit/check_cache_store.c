@@ -771,6 +771,135 @@ START_TEST(test_no_space_for_writers)
 }
 END_TEST
 
+/* Several workers hammer the store (writes, reads verified against the
+ * seed recorded in the meta, invalidations, references held across
+ * operations) and are SIGKILLed at whatever instant they have reached; the
+ * master reaps their slots and restarts them. The store must stay consistent
+ * and, at the end, give all its space back. */
+static void worker_loop(pd_cache_store *s, int slot, int progress_fd, unsigned seed)
+{
+    pd_cache_store_attach(s, slot);
+    pd_cache_ref *held[4] = { 0 };
+    static uint8_t body[5 * PD_CACHE_PAGE_SIZE];
+    for (unsigned op = 0;; op++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned r = seed >> 8;
+        char key[8];
+        snprintf(key, sizeof(key), "k%u", r % 16);
+        switch (r % 5) {
+        case 0:
+        case 1: {
+            pd_cache_writer *w;
+            if (pd_cache_store_begin_write(s, key, strlen(key), &w, NULL) != PD_CACHE_OK)
+                break;
+            char meta[32];
+            unsigned bseed = r / 7;
+            size_t n = (r / 16) % sizeof(body);
+            snprintf(meta, sizeof(meta), "%u %zu", bseed, n);
+            fill(body, n, bseed);
+            if (pd_cache_store_set_meta(s, w, meta, strlen(meta)) < 0 ||
+                pd_cache_store_append(s, w, body, n / 2) < 0 ||
+                pd_cache_store_append(s, w, body + n / 2, n - n / 2) < 0 || (r & 64)) {
+                pd_cache_store_abort(s, w);
+                break;
+            }
+            pd_cache_store_commit(s, w);
+            break;
+        }
+        case 2:
+        case 3: {
+            pd_cache_ref *ref;
+            if (pd_cache_store_lookup(s, key, strlen(key), &ref) != PD_CACHE_HIT)
+                break;
+            char meta[32] = "";
+            unsigned bseed;
+            size_t n;
+            if (pd_cache_store_meta(s, ref, meta, sizeof(meta) - 1) < 0 || sscanf(meta, "%u %zu", &bseed, &n) != 2)
+                _exit(9);
+            uint8_t *got;
+            int last;
+            size_t len = read_body(s, ref, &got, &last);
+            fill(body, n, bseed);
+            if (last != PD_CACHE_ITER_END || len != n || memcmp(got, body, n) != 0)
+                _exit(10);
+            free(got);
+            unsigned h = r % 4;
+            if (held[h])
+                pd_cache_store_release(s, held[h]);
+            held[h] = (r & 1) ? ref : NULL;
+            if (!held[h])
+                pd_cache_store_release(s, ref);
+            break;
+        }
+        case 4:
+            pd_cache_store_invalidate(s, key, strlen(key));
+            break;
+        }
+        if (op % 16 == 15) {
+            char c = 'p';
+            if (write(progress_fd, &c, 1) != 1)
+                _exit(11);
+        }
+    }
+}
+
+START_TEST(test_random_kills)
+{
+    enum { NW = 3, ROUNDS = 12 };
+    pd_cache_store *s = pd_cache_store_create(48 * PD_CACHE_PAGE_SIZE, 5 * PD_CACHE_PAGE_SIZE, NW + 1);
+    int pipes[NW][2];
+    pid_t pids[NW];
+    for (int i = 0; i < NW; i++)
+        ck_assert_int_eq(pipe(pipes[i]), 0);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int i = 0; i < NW; i++) {
+            pids[i] = fork();
+            ck_assert_int_ge(pids[i], 0);
+            if (pids[i] == 0)
+                worker_loop(s, i + 1, pipes[i][1], (unsigned)(round * 7919 + i * 104729 + 1));
+        }
+        /* each worker has done at least (round % 4 + 1) * 16 operations */
+        for (int i = 0; i < NW; i++)
+            for (int k = 0; k <= round % 4; k++)
+                ck_assert_int_eq(xread(pipes[i][0]), 'p');
+        for (int i = 0; i < NW; i++) {
+            int status;
+            ck_assert_int_eq(kill(pids[i], SIGKILL), 0);
+            ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+            ck_assert_msg(WIFSIGNALED(status), "worker %d exited by itself (%d): corrupt data seen", i,
+                          WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            pd_cache_store_reap_slot(s, i + 1);
+        }
+        /* drain the progress bytes the killed workers left */
+        for (int i = 0; i < NW; i++) {
+            struct pollfd pfd = { .fd = pipes[i][0], .events = POLLIN };
+            char buf[4096];
+            while (poll(&pfd, 1, 0) == 1 && read(pipes[i][0], buf, sizeof(buf)) > 0)
+                ;
+        }
+        assert_consistent(s);
+        pd_cache_stats st;
+        pd_cache_store_stats(s, &st);
+        ck_assert_uint_eq(st.refs, 0);
+        ck_assert_uint_eq(st.writing, 0);
+        ck_assert_uint_eq(st.unlinked, 0);
+        ck_assert_uint_le(st.bytes_used, st.cache_mem);
+    }
+    char key[8];
+    for (int k = 0; k < 16; k++) {
+        snprintf(key, sizeof(key), "k%d", k);
+        pd_cache_store_invalidate(s, key, strlen(key));
+    }
+    pd_cache_stats st;
+    pd_cache_store_stats(s, &st);
+    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_gt(st.commits, 0);
+    ck_assert_uint_gt(st.hits, 0);
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
@@ -791,6 +920,7 @@ static Suite *cache_store_suite(void)
     tcase_add_test(tc, test_reap_wakes_readers);
     tcase_add_test(tc, test_handles_exhausted);
     tcase_add_test(tc, test_no_space_for_writers);
+    tcase_add_test(tc, test_random_kills);
     suite_add_tcase(s, tc);
     return s;
 }
