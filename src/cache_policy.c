@@ -450,24 +450,14 @@ int pd_cache_policy_304_selects(const pd_http_msg *stored, const pd_http_msg *re
     return 1;
 }
 
+static int not_stored(const pd_http_msg *resp, pd_str name);
+
+/* 3.2: never updated from a 304: what a cache does not store (3.1), the
+ * length, and what the stored body's encoding depends on. */
 static int merge_excluded(const pd_http_msg *resp, pd_str name)
 {
-    static const char *const never[] = {
-        "Content-Length", "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
-        "Transfer-Encoding", "Upgrade", "Proxy-Authenticate", "Proxy-Authentication-Info",
-        "Proxy-Authorization", "Content-Encoding", "Content-Range",
-    };
-    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
-        if (pd_str_eq_ci(name, never[i]))
-            return 1;
-    /* fields nominated by Connection are hop-by-hop (RFC 9110 7.6.1) */
-    for (const pd_header *h = pd_http_msg_find(resp, "Connection"); h; h = pd_http_msg_find_next(resp, h)) {
-        pd_str rest = h->value, m;
-        while (next_member(&rest, &m))
-            if (str_eq_ci(m, name))
-                return 1;
-    }
-    return 0;
+    return pd_str_eq_ci(name, "Content-Length") || pd_str_eq_ci(name, "Content-Encoding") ||
+           pd_str_eq_ci(name, "Content-Range") || not_stored(resp, name);
 }
 
 int pd_cache_policy_merge_304(pd_http_msg *stored, const pd_http_msg *resp)
@@ -979,4 +969,95 @@ const pd_refresh_rule *pd_cache_policy_refresh_match(const pd_refresh_rules *r, 
         if (regexec(&r->v[i].re, url, 0, NULL, 0) == 0)
             return &r->v[i];
     return &pd_refresh_default;
+}
+
+/* ---- metadata blob ---- */
+
+#define META_MAGIC "PDC1"
+
+static int not_stored(const pd_http_msg *resp, pd_str name)
+{
+    static const char *const never[] = {
+        "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
+        "Upgrade", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization",
+    };
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        if (pd_str_eq_ci(name, never[i]))
+            return 1;
+    for (const pd_header *h = pd_http_msg_find(resp, "Connection"); h; h = pd_http_msg_find_next(resp, h)) {
+        pd_str rest = h->value, m;
+        while (next_member(&rest, &m))
+            if (str_eq_ci(m, name))
+                return 1;
+    }
+    return 0;
+}
+
+ssize_t pd_cache_policy_meta_encode(const pd_http_msg *resp, time_t request_time, time_t response_time,
+                                    char *buf, size_t cap)
+{
+    struct sbuf b = { buf, 0, cap, 0 };
+    char line[96];
+    int n = snprintf(line, sizeof(line), META_MAGIC " %lld %lld %d %d %d\n", (long long)request_time,
+                     (long long)response_time, resp->status, resp->version_major, resp->version_minor);
+    sb_put(&b, line, (size_t)n, 0);
+    sb_put(&b, resp->reason.p, resp->reason.len, 0);
+    sb_put(&b, "\n", 1, 0);
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        const pd_header *h = &resp->headers[i];
+        /* a field with a line break could forge others: never stored */
+        if (not_stored(resp, h->name) || memchr(h->name.p, '\n', h->name.len) ||
+            memchr(h->name.p, ':', h->name.len) || memchr(h->value.p, '\n', h->value.len))
+            continue;
+        sb_put(&b, h->name.p, h->name.len, 0);
+        sb_put(&b, ":", 1, 0);
+        sb_put(&b, h->value.p, h->value.len, 0);
+        sb_put(&b, "\n", 1, 0);
+    }
+    return b.over ? -1 : (ssize_t)b.len;
+}
+
+int pd_cache_policy_meta_decode(const void *blob, size_t len, pd_http_msg *m, time_t *request_time,
+                                time_t *response_time)
+{
+    const char *p = blob, *end = p + len;
+    const char *nl = memchr(p, '\n', len);
+    char first[128];
+    if (!nl || (size_t)(nl - p) >= sizeof(first))
+        return -1;
+    memcpy(first, p, (size_t)(nl - p));
+    first[nl - p] = '\0';
+    long long rq, rs;
+    int status, vmaj, vmin, used = 0;
+    if (sscanf(first, META_MAGIC " %lld %lld %d %d %d%n", &rq, &rs, &status, &vmaj, &vmin, &used) != 5 ||
+        (size_t)used != (size_t)(nl - p) || status < 100 || status > 999)
+        return -1;
+    p = nl + 1;
+    nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl)
+        return -1;
+    ssize_t off = pd_http_msg_store(m, p, (size_t)(nl - p));
+    if (off < 0)
+        return -1;
+    m->reason = (pd_str){ m->buf + off, (size_t)(nl - p) };
+    m->is_request = 0;
+    m->status = status;
+    m->version_major = vmaj;
+    m->version_minor = vmin;
+    char name[256];
+    for (p = nl + 1; p < end; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl)
+            return -1;
+        const char *colon = memchr(p, ':', (size_t)(nl - p));
+        if (!colon || colon == p || cstr((pd_str){ p, (size_t)(colon - p) }, name, sizeof(name)) < 0)
+            return -1;
+        if (pd_http_msg_add(m, name, colon + 1, (size_t)(nl - colon - 1)) < 0)
+            return -1;
+    }
+    if (request_time)
+        *request_time = (time_t)rq;
+    if (response_time)
+        *response_time = (time_t)rs;
+    return 0;
 }
