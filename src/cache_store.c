@@ -15,6 +15,12 @@
  * barrier() keeps the compiler from reordering the ground-truth stores: a
  * SIGKILL stops the process between two instructions, and stores already
  * executed are in the shared memory.
+ *
+ * One lock, not stripes: eviction walks one global LRU and allocates from
+ * one free list, so stripes would all meet there anyway. What keeps the
+ * sections short instead: hashing outside, body bytes copied outside (one
+ * lock round per 16 KB page), readers iterating and copying meta without it,
+ * progress and wakeups through atomics. Only stats/check/recovery scan.
  */
 #include "proxyd/cache_store.h"
 
