@@ -76,6 +76,7 @@ struct pd_client {
     int have_url;
     int keep_alive;             /* keep the client connection after this response */
     uint64_t rb_left;           /* request body bytes still to move (PD_BODY_LENGTH) */
+    struct evbuffer *rbuf;      /* body read (and validated) before the origin is connected */
     int rb_done;                /* request body completely read from the client */
 
     /* the origin */
@@ -111,7 +112,7 @@ struct pd_client {
 static void client_free(struct pd_client *c);
 static void start_head(struct pd_client *c);
 static void read_head(struct pd_client *c);
-static void forward_request_body(struct pd_client *c);
+static int forward_request_body(struct pd_client *c);
 static void read_response(struct pd_client *c);
 static void connect_next(struct pd_client *c);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -217,6 +218,8 @@ static void client_free(struct pd_client *c)
         event_free(c->timer);
     if (c->bev)
         bufferevent_free(c->bev);
+    if (c->rbuf)
+        evbuffer_free(c->rbuf);
     pd_http_parser_free(c->reqp);
     pd_http_parser_free(c->respp);
     pd_http_msg_free(&c->req);
@@ -491,6 +494,21 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     pd_url_authority(&c->url, c->key, sizeof c->key);
+    if (!c->rb_done) {
+        /*
+         * Read and validate the body while the origin is resolved and
+         * connected: a malformed chunked body found now is refused before
+         * the origin sees a byte of the request.
+         */
+        if (!c->rbuf && !(c->rbuf = evbuffer_new())) {
+            fail_request(c, 500, "ERR_INVALID_REQ", "out of memory", 0);
+            return;
+        }
+        if (forward_request_body(c) < 0)
+            return;
+        if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
+            bufferevent_enable(c->bev, EV_READ);
+    }
     /* may call dns_cb (and free c) before it returns */
     pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
     if (q)
@@ -650,7 +668,10 @@ static void send_request(struct pd_client *c)
     pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
     c->rstate = R_HEAD;
     c->resp_bytes_in = 0;
-    write_request_head(c, bufferevent_get_output(c->up));
+    struct evbuffer *uo = bufferevent_get_output(c->up);
+    write_request_head(c, uo);
+    if (c->rbuf)
+        evbuffer_add_buffer(uo, c->rbuf); /* body read while resolving and connecting */
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
     if (!c->rb_done) {
         bufferevent_enable(c->bev, EV_READ);
@@ -720,11 +741,14 @@ static int chunk_out(void *arg, const char *data, size_t len)
     return 0;
 }
 
-/* Move buffered request body bytes to the origin. May free c. */
-static void forward_request_body(struct pd_client *c)
+/*
+ * Move buffered request body bytes towards the origin (to c->rbuf until it
+ * is connected). Returns -1 when the request was refused (c may be freed).
+ */
+static int forward_request_body(struct pd_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer *uo = bufferevent_get_output(c->up);
+    struct evbuffer *uo = c->up && c->state == C_FORWARD ? bufferevent_get_output(c->up) : c->rbuf;
     if (c->req.body == PD_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
         if (n > c->rb_left)
@@ -747,7 +771,7 @@ static void forward_request_body(struct pd_client *c)
                 c->result = "NONE_NONE";
                 c->keep_alive = 0;
                 fail_request(c, status, "ERR_INVALID_REQ", why, 0);
-                return;
+                return -1;
             }
             if (st == PD_PARSE_DONE) {
                 evbuffer_add(uo, "0\r\n\r\n", 5);
@@ -761,6 +785,7 @@ static void forward_request_body(struct pd_client *c)
     } else if (evbuffer_get_length(uo) > HIGH_WM) {
         bufferevent_disable(c->bev, EV_READ);
     }
+    return 0;
 }
 
 /* ---- response to the client ------------------------------------------- */
@@ -840,9 +865,14 @@ static int chunk_out_client(void *arg, const char *data, size_t len)
 {
     struct pd_client *c = arg;
     struct evbuffer *out = cout(c);
-    size_t before = evbuffer_get_length(out);
-    chunk_out(out, data, len);
-    count_out(c, evbuffer_get_length(out) - before);
+    if (c->out_kind == PD_BODY_CHUNKED) {
+        size_t before = evbuffer_get_length(out);
+        chunk_out(out, data, len);
+        count_out(c, evbuffer_get_length(out) - before);
+    } else {
+        evbuffer_add(out, data, len); /* HTTP/1.0 client: close-delimited */
+        count_out(c, len);
+    }
     return 0;
 }
 
@@ -1127,6 +1157,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     case C_HEAD:
         read_head(c);
         break;
+    case C_RESOLVE:
+    case C_CONNECT:
     case C_FORWARD:
         if (!c->rb_done)
             forward_request_body(c);
