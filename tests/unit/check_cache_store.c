@@ -900,6 +900,113 @@ START_TEST(test_random_kills)
 }
 END_TEST
 
+/* Kill a worker at its K-th hook point, for every K along a fixed sequence
+ * of operations, on one store that accumulates whatever each death left:
+ * deaths inside and outside the lock, in every operation, in turn. */
+static int hook_countdown;
+
+static void countdown_hook(const char *where)
+{
+    (void)where;
+    if (--hook_countdown == 0) {
+        char c = 'x';
+        ssize_t r = write(crash_fd, &c, 1);
+        (void)r;
+        for (;;)
+            pause();
+    }
+}
+
+static void scripted_ops(pd_cache_store *s)
+{
+    static uint8_t b[3 * PD_CACHE_PAGE_SIZE];
+    pd_cache_ref *r1 = NULL, *r2 = NULL;
+    pd_cache_writer *w;
+    char key[8];
+    for (int i = 0; i < 6; i++) {
+        snprintf(key, sizeof(key), "s%d", i % 4);
+        if (pd_cache_store_begin_write(s, key, strlen(key), &w, NULL) == PD_CACHE_OK) {
+            char meta[16];
+            snprintf(meta, sizeof(meta), "%d", i);
+            fill(b, sizeof(b), (unsigned)i);
+            if (pd_cache_store_set_meta(s, w, meta, strlen(meta)) == 0 &&
+                pd_cache_store_append(s, w, b, sizeof(b) - 1000 * (size_t)i) == 0)
+                pd_cache_store_commit(s, w);
+            else
+                pd_cache_store_abort(s, w);
+        }
+        if (pd_cache_store_lookup(s, key, strlen(key), i % 2 ? &r1 : &r2) == PD_CACHE_HIT && i == 3)
+            pd_cache_store_release(s, r2), r2 = NULL;
+        if (i == 4)
+            pd_cache_store_invalidate(s, "s1", 2);
+    }
+    pd_cache_store_release(s, r1);
+}
+
+START_TEST(test_kill_at_each_step)
+{
+    pd_cache_store *s = pd_cache_store_create(16 * PD_CACHE_PAGE_SIZE, 4 * PD_CACHE_PAGE_SIZE, 2);
+    int sync[2];
+    ck_assert_int_eq(pipe(sync), 0);
+    int k, reached_end = 0;
+    uint64_t recoveries_seen = 0;
+    for (k = 1; !reached_end && k < 500; k++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            pd_cache_store_attach(s, 1);
+            crash_fd = sync[1];
+            hook_countdown = k;
+            s->hook = countdown_hook;
+            scripted_ops(s);
+            char c = 'e';   /* finished before the K-th hook */
+            ssize_t wr = write(sync[1], &c, 1);
+            (void)wr;
+            for (;;)
+                pause();
+        }
+        reached_end = xread(sync[0]) == 'e';
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        pd_cache_store_reap_slot(s, 1);
+        assert_consistent(s);
+        pd_cache_stats st;
+        pd_cache_store_stats(s, &st);
+        ck_assert_uint_eq(st.refs, 0);
+        ck_assert_uint_eq(st.writing, 0);
+        recoveries_seen = st.recoveries;
+        /* survivors are intact */
+        for (int i = 0; i < 4; i++) {
+            char key[8];
+            snprintf(key, sizeof(key), "s%d", i);
+            pd_cache_ref *r;
+            if (pd_cache_store_lookup(s, key, strlen(key), &r) != PD_CACHE_HIT)
+                continue;
+            char meta[16] = "";
+            ck_assert_int_gt(pd_cache_store_meta(s, r, meta, sizeof(meta) - 1), 0);
+            int v = atoi(meta);
+            assert_body(s, r, 3 * PD_CACHE_PAGE_SIZE - 1000 * (size_t)v, (unsigned)v);
+            pd_cache_store_release(s, r);
+        }
+    }
+    ck_assert_msg(reached_end, "the script never finished");
+    ck_assert_int_gt(k, 20);                 /* many distinct death points */
+    ck_assert_uint_gt(recoveries_seen, 5);  /* several of them inside the lock */
+    for (int i = 0; i < 4; i++) {
+        char key[8];
+        snprintf(key, sizeof(key), "s%d", i);
+        pd_cache_store_invalidate(s, key, strlen(key));
+    }
+    pd_cache_stats st;
+    pd_cache_store_stats(s, &st);
+    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    assert_consistent(s);
+    close(sync[0]);
+    close(sync[1]);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
@@ -921,6 +1028,7 @@ static Suite *cache_store_suite(void)
     tcase_add_test(tc, test_handles_exhausted);
     tcase_add_test(tc, test_no_space_for_writers);
     tcase_add_test(tc, test_random_kills);
+    tcase_add_test(tc, test_kill_at_each_step);
     suite_add_tcase(s, tc);
     return s;
 }
