@@ -234,6 +234,7 @@ static void unindex(pd_cache_store *s, struct obj *o)
         return;
     o->indexed = 0;
     barrier();
+    hook(s, "unindex");
     hash_remove(s, o);
     lru_unlink(s, o);
 }
@@ -250,6 +251,7 @@ static void obj_free(pd_cache_store *s, struct obj *o)
         g->free_page_head = p;
         g->pages_free++;
         p = n;
+        hook(s, "free:page");
     }
     o->first_page = o->last_page = NIL;
     o->npages = 0;
@@ -313,6 +315,7 @@ static void handle_free(pd_cache_store *s, struct pd_cache_ref *h)
     struct obj *o = &s->objs[h->obj];
     h->kind = H_FREE;
     barrier();
+    hook(s, "handle:free");
     h->next_free = s->slotfree[slot];
     s->slotfree[slot] = (uint32_t)(idx % HPS);
     o->refs--;
@@ -519,6 +522,7 @@ int pd_cache_store_lookup(pd_cache_store *s, const void *key, size_t klen, pd_ca
             errno = EMFILE;
             return PD_CACHE_ERROR;
         }
+        hook(s, "lookup:handle");
         hd->kind = H_READER;
         o->refs++;
         if (rc == PD_CACHE_HIT) {
@@ -825,6 +829,7 @@ int pd_cache_store_commit(pd_cache_store *s, pd_cache_writer *w)
             maybe_free(s, old);
         }
         barrier();
+        hook(s, "commit:replaced");
     }
     o->stamp = ++s->seg->clock;
     atomic_store(&o->state, O_COMPLETE);
