@@ -1302,9 +1302,14 @@ class Proxy:
             self.returncode = self.proc.returncode
         self._join_readers()
         _LIVE_PROXIES.discard(self)
+        return self.returncode
+
+    def close(self):
+        """stop(), then remove the temp dir (kept when PDTEST_KEEP is set)."""
+        rc = self.stop()
         if not os.environ.get("PDTEST_KEEP"):
             shutil.rmtree(self.dir, ignore_errors=True)
-        return self.returncode
+        return rc
 
     def sanitizer_report(self):
         text = self.stderr_text()
@@ -1340,6 +1345,7 @@ def _cleanup_all():
     for p in list(_LIVE_PROXIES):
         try:
             p.stop(timeout=5)
+            shutil.rmtree(p.dir, ignore_errors=True)
         except Exception:
             pass
 
@@ -1371,7 +1377,7 @@ class ProxyTestCase(unittest.TestCase):
             s.stop()
         reports = []
         for p in reversed(self._proxies):
-            p.stop()
+            p.close()
             r = p.sanitizer_report()
             if r:
                 reports.append(r)
