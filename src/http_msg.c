@@ -1,0 +1,206 @@
+/*
+ * http_msg: the message model shared by the parser, the request engine, the
+ * cache policy and the ACLs. A message owns one growing byte buffer that holds
+ * every string its views point to; when the buffer moves, the views are
+ * rebased, so callers may keep pd_str values only until the next mutation.
+ */
+#include "proxyd/http_msg.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void pd_http_msg_init(pd_http_msg *m)
+{
+    memset(m, 0, sizeof(*m));
+}
+
+void pd_http_msg_reset(pd_http_msg *m)
+{
+    char *buf = m->buf;
+    size_t cap = m->buf_cap;
+    pd_header *h = m->headers;
+    size_t hcap = m->cap_headers;
+    memset(m, 0, sizeof(*m));
+    m->buf = buf;
+    m->buf_cap = cap;
+    m->headers = h;
+    m->cap_headers = hcap;
+}
+
+void pd_http_msg_free(pd_http_msg *m)
+{
+    free(m->buf);
+    free(m->headers);
+    memset(m, 0, sizeof(*m));
+}
+
+static void rebase(pd_str *s, uintptr_t old, size_t oldlen, char *nbuf)
+{
+    uintptr_t p = (uintptr_t)s->p;
+    if (s->p && p >= old && p <= old + oldlen)
+        s->p = nbuf + (p - old);
+}
+
+ssize_t pd_http_msg_store(pd_http_msg *m, const char *p, size_t len)
+{
+    if (m->buf_len + len + 1 > m->buf_cap) {
+        size_t ncap = m->buf_cap ? m->buf_cap : 512;
+        while (ncap < m->buf_len + len + 1)
+            ncap *= 2;
+        uintptr_t old = (uintptr_t)m->buf;
+        char *nbuf = realloc(m->buf, ncap);
+        if (!nbuf)
+            return -1;
+        if ((uintptr_t)nbuf != old && old) {
+            rebase(&m->method, old, m->buf_len, nbuf);
+            rebase(&m->target, old, m->buf_len, nbuf);
+            rebase(&m->reason, old, m->buf_len, nbuf);
+            for (size_t i = 0; i < m->n_headers; i++) {
+                rebase(&m->headers[i].name, old, m->buf_len, nbuf);
+                rebase(&m->headers[i].value, old, m->buf_len, nbuf);
+            }
+        }
+        m->buf = nbuf;
+        m->buf_cap = ncap;
+    }
+    size_t off = m->buf_len;
+    if (len)
+        memcpy(m->buf + off, p, len);
+    m->buf_len += len;
+    m->buf[m->buf_len] = '\0';
+    return (ssize_t)off;
+}
+
+int pd_str_eq_ci(pd_str s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+const pd_header *pd_http_msg_find(const pd_http_msg *m, const char *name)
+{
+    for (size_t i = 0; i < m->n_headers; i++)
+        if (pd_str_eq_ci(m->headers[i].name, name))
+            return &m->headers[i];
+    return NULL;
+}
+
+const pd_header *pd_http_msg_find_next(const pd_http_msg *m, const pd_header *prev)
+{
+    size_t i = (size_t)(prev - m->headers) + 1;
+    for (; i < m->n_headers; i++)
+        if (m->headers[i].name.len == prev->name.len &&
+            strncasecmp(m->headers[i].name.p, prev->name.p, prev->name.len) == 0)
+            return &m->headers[i];
+    return NULL;
+}
+
+int pd_http_msg_add(pd_http_msg *m, const char *name, const char *value, size_t vlen)
+{
+    size_t nlen = strlen(name);
+    if (m->n_headers == m->cap_headers) {
+        size_t ncap = m->cap_headers ? m->cap_headers * 2 : 16;
+        pd_header *nh = realloc(m->headers, ncap * sizeof(*nh));
+        if (!nh)
+            return -1;
+        m->headers = nh;
+        m->cap_headers = ncap;
+    }
+    ssize_t noff = pd_http_msg_store(m, name, nlen);
+    if (noff < 0)
+        return -1;
+    ssize_t voff = pd_http_msg_store(m, value, vlen);
+    if (voff < 0)
+        return -1;
+    pd_header *h = &m->headers[m->n_headers++];
+    h->name = (pd_str){ m->buf + noff, nlen };
+    h->value = (pd_str){ m->buf + voff, vlen };
+    return 0;
+}
+
+int pd_http_msg_remove(pd_http_msg *m, const char *name)
+{
+    size_t j = 0;
+    int removed = 0;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        if (pd_str_eq_ci(m->headers[i].name, name)) {
+            removed++;
+            continue;
+        }
+        m->headers[j++] = m->headers[i];
+    }
+    m->n_headers = j;
+    return removed;
+}
+
+static int is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Does the comma-separated list in v contain token (case-insensitive)? */
+static int list_has_token(pd_str v, const char *token)
+{
+    size_t tlen = strlen(token);
+    const char *p = v.p, *end = v.p + v.len;
+    while (p < end) {
+        while (p < end && (is_ows(*p) || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && is_ows(e[-1]))
+            e--;
+        /* a parameter (";q=...") is not part of the token */
+        const char *semi = memchr(s, ';', (size_t)(e - s));
+        if (semi) {
+            e = semi;
+            while (e > s && is_ows(e[-1]))
+                e--;
+        }
+        if ((size_t)(e - s) == tlen && strncasecmp(s, token, tlen) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int pd_http_msg_has_token(const pd_http_msg *m, const char *name, const char *token)
+{
+    for (const pd_header *h = pd_http_msg_find(m, name); h; h = pd_http_msg_find_next(m, h))
+        if (list_has_token(h->value, token))
+            return 1;
+    return 0;
+}
+
+static const struct {
+    const char *name;
+    int id;
+} methods[] = {
+    { "GET", PD_M_GET },         { "HEAD", PD_M_HEAD },     { "POST", PD_M_POST },
+    { "PUT", PD_M_PUT },         { "DELETE", PD_M_DELETE }, { "OPTIONS", PD_M_OPTIONS },
+    { "PATCH", PD_M_PATCH },     { "CONNECT", PD_M_CONNECT }, { "TRACE", PD_M_TRACE },
+    { "PURGE", PD_M_PURGE },
+};
+
+int pd_method_id(pd_str method)
+{
+    /* methods are case-sensitive (RFC 9110 9.1) */
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+        if (method.len == strlen(methods[i].name) &&
+            memcmp(method.p, methods[i].name, method.len) == 0)
+            return methods[i].id;
+    return PD_M_OTHER;
+}
+
+int pd_method_is_safe(int id)
+{
+    return id == PD_M_GET || id == PD_M_HEAD || id == PD_M_OPTIONS || id == PD_M_TRACE;
+}
+
+int pd_method_is_idempotent(int id)
+{
+    return pd_method_is_safe(id) || id == PD_M_PUT || id == PD_M_DELETE;
+}

@@ -1,0 +1,388 @@
+/*
+ * http_parse: llhttp wrapper (see include/proxyd/http_parse.h).
+ *
+ * llhttp is built with LLHTTP_STRICT_MODE and no lenient flag, so it refuses
+ * CL+TE, duplicate Content-Length, bad chunk sizes and invalid tokens. What it
+ * still tolerates in 8.1 is checked here: obs-fold (a value that spans lines),
+ * bare LF line ends and control bytes in the head.
+ */
+#include "proxyd/http_parse.h"
+
+#include <llhttp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_HEADERS 200
+
+enum hstate { H_NONE, H_FIELD, H_VALUE };
+
+struct pd_http_parser {
+    llhttp_t ll;
+    llhttp_settings_t settings;
+    int is_request;
+    size_t max_head;
+    pd_http_msg *msg;
+    int req_method;
+
+    /* head accumulation (offsets into msg->buf) */
+    size_t head_bytes;
+    enum hstate hs;
+    size_t field_off, field_len, value_off, value_len;
+    size_t method_off, method_len, url_off, url_len, reason_off, reason_len;
+    int prev_cr;
+    int line_start;   /* at the first byte of a head line */
+    int line_no;      /* 0 = start line */
+    char prev_c;
+    int head_done;
+
+    /* body */
+    pd_body_cb body_cb;
+    void *body_arg;
+    int body_done;
+    int body_cb_failed;
+
+    int err_status;
+    const char *err_reason;
+};
+
+static int fail(pd_http_parser *p, int status, const char *reason)
+{
+    if (!p->err_status) {
+        p->err_status = status;
+        p->err_reason = reason;
+    }
+    return -1;
+}
+
+static int store(pd_http_parser *p, const char *at, size_t len, size_t *off, size_t *tot)
+{
+    ssize_t o = pd_http_msg_store(p->msg, at, len);
+    if (o < 0)
+        return fail(p, 500, "out of memory");
+    if (*tot == 0)
+        *off = (size_t)o;
+    *tot += len;
+    return 0;
+}
+
+static int on_method(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    return store(p, at, len, &p->method_off, &p->method_len);
+}
+
+static int on_url(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    return store(p, at, len, &p->url_off, &p->url_len);
+}
+
+static int on_status(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    return store(p, at, len, &p->reason_off, &p->reason_len);
+}
+
+static int finish_header(pd_http_parser *p)
+{
+    pd_http_msg *m = p->msg;
+    if (p->hs == H_NONE)
+        return 0;
+    if (p->field_len == 0)
+        return fail(p, 400, "empty header name");
+    const char *v = m->buf + p->value_off;
+    size_t vlen = p->value_len;
+    /* llhttp hands an obs-fold continuation to on_header_value with its line break */
+    for (size_t i = 0; i < vlen; i++)
+        if (v[i] == '\r' || v[i] == '\n')
+            return fail(p, 400, "obsolete line folding");
+    while (vlen && (v[0] == ' ' || v[0] == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        vlen--;
+    if (m->n_headers == m->cap_headers) {
+        if (m->n_headers >= MAX_HEADERS)
+            return fail(p, p->is_request ? 431 : 502, "too many header fields");
+        size_t ncap = m->cap_headers ? m->cap_headers * 2 : 32;
+        pd_header *nh = realloc(m->headers, ncap * sizeof(*nh));
+        if (!nh)
+            return fail(p, 500, "out of memory");
+        m->headers = nh;
+        m->cap_headers = ncap;
+    }
+    pd_header *h = &m->headers[m->n_headers++];
+    h->name = (pd_str){ m->buf + p->field_off, p->field_len };
+    h->value = (pd_str){ vlen ? v : m->buf + p->value_off, vlen };
+    p->hs = H_NONE;
+    p->field_len = p->value_len = 0;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    if (p->head_done)
+        return 0; /* trailer fields are not kept (Trailer is hop-by-hop) */
+    if (p->hs != H_FIELD) {
+        p->hs = H_FIELD;
+        p->field_len = 0;
+    }
+    return store(p, at, len, &p->field_off, &p->field_len);
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    if (p->head_done)
+        return 0;
+    p->hs = H_VALUE;
+    p->value_len = 0;
+    p->value_off = p->msg->buf_len;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    if (p->head_done)
+        return 0;
+    return store(p, at, len, &p->value_off, &p->value_len);
+}
+
+static int on_header_value_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    if (p->head_done)
+        return 0;
+    return finish_header(p);
+}
+
+static int on_headers_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    pd_http_msg *m = p->msg;
+    if (p->hs != H_NONE)
+        return fail(p, p->is_request ? 400 : 502, "incomplete header field");
+
+    m->version_major = ll->http_major;
+    m->version_minor = ll->http_minor;
+    if (m->version_major != 1)
+        return fail(p, p->is_request ? 505 : 502, "unsupported HTTP version");
+    m->keep_alive = llhttp_should_keep_alive(ll);
+
+    if (p->is_request) {
+        m->method = (pd_str){ m->buf + p->method_off, p->method_len };
+        m->method_id = pd_method_id(m->method);
+        m->target = (pd_str){ m->buf + p->url_off, p->url_len };
+        if (p->url_len == 0)
+            return fail(p, 400, "empty request target");
+        if (ll->flags & F_CHUNKED)
+            m->body = PD_BODY_CHUNKED;
+        else if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > 0) {
+            m->body = PD_BODY_LENGTH;
+            m->content_length = ll->content_length;
+        } else if (ll->flags & F_TRANSFER_ENCODING)
+            return fail(p, 400, "transfer coding without chunked");
+        else
+            m->body = PD_BODY_NONE;
+        m->expect_continue = pd_http_msg_has_token(m, "Expect", "100-continue");
+    } else {
+        m->status = ll->status_code;
+        m->reason = (pd_str){ m->buf + p->reason_off, p->reason_len };
+        if (m->status < 100 || m->status > 999)
+            return fail(p, 502, "invalid status code");
+        if ((m->status >= 100 && m->status < 200) || m->status == 204 || m->status == 304 ||
+            p->req_method == PD_M_HEAD ||
+            (p->req_method == PD_M_CONNECT && m->status >= 200 && m->status < 300))
+            m->body = PD_BODY_NONE;
+        else if (ll->flags & F_CHUNKED)
+            m->body = PD_BODY_CHUNKED;
+        else if (ll->flags & F_CONTENT_LENGTH) {
+            m->body = ll->content_length ? PD_BODY_LENGTH : PD_BODY_NONE;
+            m->content_length = ll->content_length;
+        } else
+            m->body = PD_BODY_EOF;
+    }
+    p->head_done = 1;
+    return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    if (p->body_cb && p->body_cb(p->body_arg, at, len) < 0) {
+        p->body_cb_failed = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    p->body_done = 1;
+    return HPE_PAUSED;
+}
+
+pd_http_parser *pd_http_parser_new(int is_request, size_t max_head)
+{
+    pd_http_parser *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    llhttp_settings_init(&p->settings);
+    p->settings.on_method = on_method;
+    p->settings.on_url = on_url;
+    p->settings.on_status = on_status;
+    p->settings.on_header_field = on_header_field;
+    p->settings.on_header_value = on_header_value;
+    p->settings.on_header_field_complete = on_header_field_complete;
+    p->settings.on_header_value_complete = on_header_value_complete;
+    p->settings.on_headers_complete = on_headers_complete;
+    p->settings.on_body = on_body;
+    p->settings.on_message_complete = on_message_complete;
+    p->is_request = is_request;
+    p->max_head = max_head;
+    return p;
+}
+
+void pd_http_parser_free(pd_http_parser *p)
+{
+    free(p);
+}
+
+void pd_http_parser_next(pd_http_parser *p, pd_http_msg *msg, int request_method_id)
+{
+    llhttp_init(&p->ll, p->is_request ? HTTP_REQUEST : HTTP_RESPONSE, &p->settings);
+    p->ll.data = p;
+    p->msg = msg;
+    pd_http_msg_reset(msg);
+    msg->is_request = p->is_request;
+    p->req_method = request_method_id;
+    p->head_bytes = 0;
+    p->hs = H_NONE;
+    p->field_off = p->field_len = p->value_off = p->value_len = 0;
+    p->method_off = p->method_len = p->url_off = p->url_len = 0;
+    p->reason_off = p->reason_len = 0;
+    p->prev_cr = 0;
+    p->line_start = 1;
+    p->line_no = 0;
+    p->prev_c = 0;
+    p->head_done = p->body_done = p->body_cb_failed = 0;
+    p->body_cb = NULL;
+    p->err_status = 0;
+    p->err_reason = NULL;
+}
+
+static int map_error(pd_http_parser *p, llhttp_errno_t e)
+{
+    int bad = p->is_request ? 400 : 502;
+    switch (e) {
+    case HPE_INVALID_METHOD:
+        return fail(p, p->is_request ? 501 : 502, "invalid method");
+    default:
+        return fail(p, bad, llhttp_get_error_reason(&p->ll) ? llhttp_get_error_reason(&p->ll)
+                                                            : llhttp_errno_name(e));
+    }
+}
+
+/*
+ * Bare LF, bare CR, NUL and other control bytes (except HTAB) are refused in a
+ * head, and so is a line that starts with whitespace (obs-fold, or whitespace
+ * before the first header), and runs of spaces in the start line.
+ */
+static int check_head_bytes(pd_http_parser *p, const char *data, size_t len)
+{
+    int bad = p->is_request ? 400 : 502;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (p->line_start && (c == ' ' || c == '\t'))
+            return fail(p, bad, p->line_no ? "obsolete line folding" : "whitespace before start line");
+        if (p->is_request && p->line_no == 0 && c == ' ' && p->prev_c == ' ')
+            return fail(p, bad, "extra whitespace in start line");
+        p->line_start = c == '\n';
+        if (c == '\n')
+            p->line_no++;
+        p->prev_c = (char)c;
+        if (c == '\n') {
+            if (!p->prev_cr)
+                return fail(p, p->is_request ? 400 : 502, "bare LF in message head");
+        } else if (c == '\r') {
+            if (p->prev_cr)
+                return fail(p, p->is_request ? 400 : 502, "bare CR in message head");
+        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            return fail(p, p->is_request ? 400 : 502, "control character in message head");
+        } else if (p->prev_cr) {
+            return fail(p, p->is_request ? 400 : 502, "bare CR in message head");
+        }
+        p->prev_cr = c == '\r';
+    }
+    return 0;
+}
+
+enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, size_t len,
+                                        size_t *consumed)
+{
+    *consumed = 0;
+    if (p->err_status)
+        return PD_PARSE_ERROR;
+    /* Find how much of data belongs to the head: llhttp pauses right after it. */
+    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    size_t used = len;
+    if (e == HPE_PAUSED) {
+        used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+    } else if (e != HPE_OK) {
+        const char *pos = llhttp_get_error_pos(&p->ll);
+        used = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
+    }
+    if (check_head_bytes(p, data, e == HPE_OK || e == HPE_PAUSED ? used : (used < len ? used + 1 : len)) < 0)
+        return PD_PARSE_ERROR;
+    p->head_bytes += used;
+    if (p->head_bytes > p->max_head)
+        return fail(p, p->is_request ? 431 : 502, "message head too large"), PD_PARSE_ERROR;
+    if (e == HPE_PAUSED && p->head_done) {
+        *consumed = used;
+        return PD_PARSE_DONE;
+    }
+    if (e != HPE_OK) {
+        if (!p->err_status)
+            map_error(p, e);
+        return PD_PARSE_ERROR;
+    }
+    *consumed = len;
+    return PD_PARSE_AGAIN;
+}
+
+enum pd_parse_status pd_http_parse_body(pd_http_parser *p, const char *data, size_t len,
+                                        size_t *consumed, pd_body_cb cb, void *arg)
+{
+    *consumed = 0;
+    if (p->err_status)
+        return PD_PARSE_ERROR;
+    if (llhttp_get_errno(&p->ll) == HPE_PAUSED)
+        llhttp_resume(&p->ll);
+    p->body_cb = cb;
+    p->body_arg = arg;
+    llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    if (e == HPE_PAUSED && p->body_done) {
+        *consumed = (size_t)(llhttp_get_error_pos(&p->ll) - data);
+        return PD_PARSE_DONE;
+    }
+    if (e != HPE_OK) {
+        if (p->body_cb_failed)
+            fail(p, 502, "body consumer failed");
+        else
+            map_error(p, e);
+        return PD_PARSE_ERROR;
+    }
+    *consumed = len;
+    return PD_PARSE_AGAIN;
+}
+
+int pd_http_parser_error(const pd_http_parser *p, const char **reason)
+{
+    if (reason)
+        *reason = p->err_reason ? p->err_reason : "bad message";
+    return p->err_status ? p->err_status : 400;
+}

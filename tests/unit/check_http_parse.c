@@ -1,0 +1,334 @@
+/* Unit tests for http_parse + http_msg: every message split at every byte,
+ * strictness and smuggling cases. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxyd/http_parse.h"
+
+struct body_acc {
+    char buf[4096];
+    size_t len;
+};
+
+static int acc_body(void *arg, const char *d, size_t n)
+{
+    struct body_acc *b = arg;
+    ck_assert_uint_le(b->len + n, sizeof(b->buf));
+    memcpy(b->buf + b->len, d, n);
+    b->len += n;
+    return 0;
+}
+
+/* Feed msg in two pieces split at `split`; returns status and fills m, body. */
+static int parse_split(int is_req, int req_method, const char *raw, size_t rawlen, size_t split,
+                       pd_http_msg *m, struct body_acc *body, int *err_status)
+{
+    pd_http_parser *p = pd_http_parser_new(is_req, 8192);
+    pd_http_parser_next(p, m, req_method);
+    const char *pieces[2] = { raw, raw + split };
+    size_t lens[2] = { split, rawlen - split };
+    int head_done = 0, result = PD_PARSE_AGAIN;
+    /* bytes are accumulated as a real connection buffer would keep them */
+    char pending[8192];
+    size_t plen = 0;
+    body->len = 0;
+    for (int i = 0; i < 2; i++) {
+        memcpy(pending + plen, pieces[i], lens[i]);
+        plen += lens[i];
+        size_t used;
+        if (!head_done) {
+            result = pd_http_parse_head(p, pending, plen, &used);
+            if (result == PD_PARSE_ERROR)
+                break;
+            memmove(pending, pending + used, plen - used);
+            plen -= used;
+            if (result == PD_PARSE_DONE) {
+                head_done = 1;
+                result = PD_PARSE_AGAIN;
+            }
+        }
+        if (head_done) {
+            if (m->body == PD_BODY_CHUNKED) {
+                result = pd_http_parse_body(p, pending, plen, &used, acc_body, body);
+                memmove(pending, pending + used, plen - used);
+                plen -= used;
+                if (result != PD_PARSE_AGAIN)
+                    break;
+            } else {
+                memcpy(body->buf + body->len, pending, plen);
+                body->len += plen;
+                plen = 0;
+                result = PD_PARSE_DONE;
+            }
+        }
+    }
+    if (result == PD_PARSE_ERROR)
+        *err_status = pd_http_parser_error(p, NULL);
+    pd_http_parser_free(p);
+    return result;
+}
+
+static const char *get_header(pd_http_msg *m, const char *name)
+{
+    static char buf[256];
+    const pd_header *h = pd_http_msg_find(m, name);
+    if (!h)
+        return NULL;
+    snprintf(buf, sizeof buf, "%.*s", (int)h->value.len, h->value.p);
+    return buf;
+}
+
+START_TEST(test_request_every_split)
+{
+    const char *raw = "POST http://example.com:8080/a/b?c=d HTTP/1.1\r\n"
+                      "Host: example.com:8080\r\n"
+                      "X-Empty:\r\n"
+                      "Content-Type:  text/plain  \r\n"
+                      "Transfer-Encoding: chunked\r\n"
+                      "\r\n"
+                      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer-X: y\r\n\r\n";
+    size_t n = strlen(raw);
+    for (size_t split = 0; split <= n; split++) {
+        pd_http_msg m;
+        pd_http_msg_init(&m);
+        struct body_acc body;
+        int err = 0;
+        int r = parse_split(1, 0, raw, n, split, &m, &body, &err);
+        ck_assert_msg(r == PD_PARSE_DONE, "split %zu: result %d err %d", split, r, err);
+        ck_assert_int_eq(m.method_id, PD_M_POST);
+        ck_assert_uint_eq(m.target.len, strlen("http://example.com:8080/a/b?c=d"));
+        ck_assert(memcmp(m.target.p, "http://example.com:8080/a/b?c=d", m.target.len) == 0);
+        ck_assert_uint_eq(m.n_headers, 4);
+        ck_assert_str_eq(get_header(&m, "host"), "example.com:8080");
+        ck_assert_str_eq(get_header(&m, "x-empty"), "");
+        ck_assert_str_eq(get_header(&m, "CONTENT-TYPE"), "text/plain");
+        ck_assert_int_eq(m.body, PD_BODY_CHUNKED);
+        ck_assert_uint_eq(body.len, 11);
+        ck_assert(memcmp(body.buf, "hello world", 11) == 0);
+        ck_assert_int_eq(m.keep_alive, 1);
+        pd_http_msg_free(&m);
+    }
+}
+END_TEST
+
+START_TEST(test_response_every_split)
+{
+    const char *raw = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nETag: \"x\"\r\n\r\nbody";
+    size_t n = strlen(raw);
+    for (size_t split = 0; split <= n; split++) {
+        pd_http_msg m;
+        pd_http_msg_init(&m);
+        struct body_acc body;
+        int err = 0;
+        int r = parse_split(0, PD_M_GET, raw, n, split, &m, &body, &err);
+        ck_assert_int_eq(r, PD_PARSE_DONE);
+        ck_assert_int_eq(m.status, 200);
+        ck_assert_int_eq(m.body, PD_BODY_LENGTH);
+        ck_assert_uint_eq(m.content_length, 4);
+        ck_assert_str_eq(get_header(&m, "etag"), "\"x\"");
+        ck_assert_uint_eq(body.len, 4);
+        pd_http_msg_free(&m);
+    }
+}
+END_TEST
+
+/* Response framing per RFC 9112 6.3 */
+static const struct {
+    const char *raw;
+    int req_method;
+    int body;
+    unsigned long long cl;
+} framing[] = {
+    { "HTTP/1.1 200 OK\r\n\r\n", PD_M_GET, PD_BODY_EOF, 0 },
+    { "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n", PD_M_HEAD, PD_BODY_NONE, 0 },
+    { "HTTP/1.1 204 No Content\r\n\r\n", PD_M_GET, PD_BODY_NONE, 0 },
+    { "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", PD_M_GET, PD_BODY_NONE, 0 },
+    { "HTTP/1.1 100 Continue\r\n\r\n", PD_M_POST, PD_BODY_NONE, 0 },
+    { "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", PD_M_GET, PD_BODY_NONE, 0 },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", PD_M_GET, PD_BODY_CHUNKED, 0 },
+    { "HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\n", PD_M_GET, PD_BODY_LENGTH, 7 },
+    { "HTTP/1.1 200 Connection established\r\n\r\n", PD_M_CONNECT, PD_BODY_NONE, 0 },
+};
+
+START_TEST(test_response_framing)
+{
+    pd_http_msg m;
+    pd_http_msg_init(&m);
+    struct body_acc body;
+    int err = 0;
+    const char *raw = framing[_i].raw;
+    size_t n = strlen(raw);
+    int r = parse_split(0, framing[_i].req_method, raw, n, n, &m, &body, &err);
+    ck_assert_msg(r == PD_PARSE_DONE || (r == PD_PARSE_AGAIN && framing[_i].body == PD_BODY_CHUNKED),
+                  "case %d: r=%d", _i, r);
+    ck_assert_int_eq(m.body, framing[_i].body);
+    if (m.body == PD_BODY_LENGTH)
+        ck_assert_uint_eq(m.content_length, framing[_i].cl);
+    pd_http_msg_free(&m);
+}
+END_TEST
+
+/* Requests that must be refused, with the status to answer. */
+static const struct {
+    const char *raw;
+    int status;
+    const char *what;
+} bad_requests[] = {
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+      400, "CL+TE" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+      400, "TE+CL" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+      400, "two Content-Lengths" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+      400, "duplicate Content-Length" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", 400, "negative CL" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\n", 400, "bad CL" },
+    { "GET http://a/ HTTP/1.1\r\nHost: a\r\nX-Fold: a\r\n b\r\n\r\n", 400, "obs-fold" },
+    { "GET http://a/ HTTP/1.1\nHost: a\r\n\r\n", 400, "bare LF in request line" },
+    { "GET http://a/ HTTP/1.1\r\nHost: a\n\r\n", 400, "bare LF in header" },
+    { "GET http://a/ HTTP/1.1\r\nHost: a\rX: y\r\n\r\n", 400, "bare CR" },
+    { "GET http://a/ HTTP/1.1\r\nX: a\x01b\r\nHost: a\r\n\r\n", 400, "control byte" },
+    { "GET http://a/ HTTP/1.1\r\nHost : a\r\n\r\n", 400, "space before colon" },
+    { "GET http://a/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\nHost: a\r\n\r\n", 400,
+      "TE without chunked" },
+    { "POST http://a/ HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\nHost: a\r\n\r\n", 400,
+      "chunked not last" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400,
+      "bad chunk size" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "ffffffffffffffffff\r\n", 400, "chunk size overflow" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
+      400, "chunk data longer than size" },
+    { "GET http://a/ HTTP/2.0\r\nHost: a\r\n\r\n", 505, "HTTP/2 over 1.1 framing" },
+    { "GET http://a/ HTTP/1.1 x\r\n\r\n", 400, "junk after version" },
+    { "GET  http://a/ HTTP/1.1\r\n\r\n", 400, "double space" },
+    { "G@T http://a/ HTTP/1.1\r\n\r\n", 501, "invalid method" },
+    { "GET http://a/\x7f HTTP/1.1\r\n\r\n", 400, "DEL in target" },
+    { "\x00GET http://a/ HTTP/1.1\r\n\r\n", 400, "leading NUL" },
+};
+
+START_TEST(test_bad_requests)
+{
+    const char *raw = bad_requests[_i].raw;
+    size_t n = strlen(raw);
+    if (_i == (int)(sizeof(bad_requests) / sizeof(bad_requests[0])) - 1)
+        n = 30; /* the NUL case: strlen stops at it */
+    for (size_t split = 0; split <= n; split++) {
+        pd_http_msg m;
+        pd_http_msg_init(&m);
+        struct body_acc body;
+        int err = 0;
+        int r = parse_split(1, 0, raw, n, split, &m, &body, &err);
+        ck_assert_msg(r == PD_PARSE_ERROR, "%s (split %zu): accepted, r=%d", bad_requests[_i].what,
+                      split, r);
+        ck_assert_msg(err == bad_requests[_i].status, "%s: status %d, want %d",
+                      bad_requests[_i].what, err, bad_requests[_i].status);
+        pd_http_msg_free(&m);
+    }
+}
+END_TEST
+
+START_TEST(test_head_too_large)
+{
+    pd_http_parser *p = pd_http_parser_new(1, 100);
+    pd_http_msg m;
+    pd_http_msg_init(&m);
+    pd_http_parser_next(p, &m, 0);
+    char raw[300];
+    snprintf(raw, sizeof raw, "GET http://a/ HTTP/1.1\r\nX-Long: %0200d\r\n\r\n", 0);
+    size_t used;
+    ck_assert_int_eq(pd_http_parse_head(p, raw, strlen(raw), &used), PD_PARSE_ERROR);
+    ck_assert_int_eq(pd_http_parser_error(p, NULL), 431);
+    pd_http_parser_free(p);
+    pd_http_msg_free(&m);
+}
+END_TEST
+
+START_TEST(test_pipelined_requests)
+{
+    const char *raw = "GET http://a/1 HTTP/1.1\r\nHost: a\r\n\r\n"
+                      "HEAD http://a/2 HTTP/1.0\r\n\r\n";
+    pd_http_parser *p = pd_http_parser_new(1, 8192);
+    pd_http_msg m;
+    pd_http_msg_init(&m);
+    pd_http_parser_next(p, &m, 0);
+    size_t used;
+    ck_assert_int_eq(pd_http_parse_head(p, raw, strlen(raw), &used), PD_PARSE_DONE);
+    ck_assert_uint_eq(used, strlen("GET http://a/1 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    ck_assert_int_eq(m.keep_alive, 1);
+    pd_http_parser_next(p, &m, 0);
+    size_t used2;
+    ck_assert_int_eq(pd_http_parse_head(p, raw + used, strlen(raw) - used, &used2), PD_PARSE_DONE);
+    ck_assert_int_eq(m.method_id, PD_M_HEAD);
+    ck_assert_int_eq(m.version_minor, 0);
+    ck_assert_int_eq(m.keep_alive, 0);
+    pd_http_parser_free(p);
+    pd_http_msg_free(&m);
+}
+END_TEST
+
+START_TEST(test_msg_headers)
+{
+    pd_http_msg m;
+    pd_http_msg_init(&m);
+    for (int i = 0; i < 100; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "value-%d", i);
+        ck_assert_int_eq(pd_http_msg_add(&m, i % 2 ? "Connection" : "X-Other", v, strlen(v)), 0);
+    }
+    ck_assert_uint_eq(m.n_headers, 100);
+    /* views survive the buffer moving */
+    ck_assert(pd_str_eq_ci(m.headers[0].value, "value-0"));
+    ck_assert(pd_str_eq_ci(m.headers[99].value, "value-99"));
+    ck_assert(pd_http_msg_has_token(&m, "connection", "VALUE-7"));
+    ck_assert(!pd_http_msg_has_token(&m, "connection", "value-8"));
+    ck_assert_int_eq(pd_http_msg_remove(&m, "CONNECTION"), 50);
+    ck_assert_uint_eq(m.n_headers, 50);
+    ck_assert_ptr_null(pd_http_msg_find(&m, "connection"));
+    pd_http_msg_free(&m);
+
+    pd_http_msg_init(&m);
+    const char *v = "close, Keep-Alive ,  x-custom;q=1";
+    pd_http_msg_add(&m, "Connection", v, strlen(v));
+    ck_assert(pd_http_msg_has_token(&m, "Connection", "keep-alive"));
+    ck_assert(pd_http_msg_has_token(&m, "Connection", "x-custom"));
+    ck_assert(pd_http_msg_has_token(&m, "Connection", "close"));
+    ck_assert(!pd_http_msg_has_token(&m, "Connection", "keep"));
+    pd_http_msg_free(&m);
+}
+END_TEST
+
+START_TEST(test_methods)
+{
+    ck_assert_int_eq(pd_method_id(PD_STR("GET")), PD_M_GET);
+    ck_assert_int_eq(pd_method_id(PD_STR("get")), PD_M_OTHER);
+    ck_assert_int_eq(pd_method_id(PD_STR("CONNECT")), PD_M_CONNECT);
+    ck_assert(pd_method_is_idempotent(PD_M_PUT));
+    ck_assert(!pd_method_is_idempotent(PD_M_POST));
+    ck_assert(pd_method_is_safe(PD_M_HEAD));
+    ck_assert(!pd_method_is_safe(PD_M_DELETE));
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("http_parse");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_request_every_split);
+    tcase_add_test(tc, test_response_every_split);
+    tcase_add_loop_test(tc, test_response_framing, 0, sizeof(framing) / sizeof(framing[0]));
+    tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_requests) / sizeof(bad_requests[0]));
+    tcase_add_test(tc, test_head_too_large);
+    tcase_add_test(tc, test_pipelined_requests);
+    tcase_add_test(tc, test_msg_headers);
+    tcase_add_test(tc, test_methods);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
