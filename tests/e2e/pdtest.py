@@ -410,15 +410,15 @@ class Origin(_Stoppable):
             _wait_cond(self._cond, lambda: pred(self), timeout, what)
 
     def stop(self):
-        if self._stop.is_set():
-            return
-        self._stop.set()
+        with self._cond:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            socks = list(self._socks)
         try:
             self._lsock.close()
         except OSError:
             pass
-        with self._cond:
-            socks = list(self._socks)
         for s in socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -438,6 +438,9 @@ class Origin(_Stoppable):
             except OSError:
                 return
             with self._cond:
+                if self._stop.is_set():  # stop() already shut the others down
+                    sock.close()
+                    return
                 self.connections += 1
                 cid = self.connections
                 self._socks.add(sock)
@@ -791,6 +794,9 @@ class EchoServer(_Stoppable):
             except OSError:
                 return
             with self._cond:
+                if self._stop.is_set():
+                    sock.close()
+                    return
                 self.connections += 1
                 cid = self.connections
                 self.received[cid] = bytearray()
@@ -823,13 +829,13 @@ class EchoServer(_Stoppable):
                 self._socks.discard(sock)
 
     def stop(self):
-        self._stop.set()
+        with self._cond:
+            self._stop.set()
+            socks = list(self._socks)
         try:
             self._lsock.close()
         except OSError:
             pass
-        with self._cond:
-            socks = list(self._socks)
         for s in socks:
             try:
                 s.shutdown(socket.SHUT_RDWR)
@@ -1210,6 +1216,7 @@ class Proxy:
             with self._cond:
                 sink.append(line.decode("utf-8", "replace").rstrip("\n"))
                 self._cond.notify_all()
+        stream.close()
         with self._cond:
             sink.append(None)  # EOF mark
             self._cond.notify_all()
