@@ -78,6 +78,7 @@ struct acl {
     const char *file;       /* first definition */
     int line;
     int any;                /* src/dst "all" */
+    int predefined;
     struct iprange *ips; size_t n_ips, cap_ips;
     struct portrange *ports; size_t n_ports, cap_ports;
     struct rx *rxs; size_t n_rxs, cap_rxs;
@@ -429,35 +430,39 @@ static int add_str(struct acl *a, const char *v, int upper)
     return 0;
 }
 
+/*
+ * A dstdomain value goes through the same normaliser as request hosts
+ * (case, trailing dot, IPv4 in any inet_aton form, IPv6 canonical), so the
+ * two sides of the comparison can only meet in one spelling.
+ */
 static int add_domain(struct ctx *c, struct acl *a, const char *v, const char *file, int line)
 {
-    char buf[PD_URL_HOST_MAX + 2];
-    size_t n = strlen(v);
+    char buf[PD_URL_HOST_MAX + 16];
+    const char *d = v, *why = "bad domain";
     int wild = 0;
-    if (n > 0 && v[0] == '.') {
+    pd_url u;
+
+    if (d[0] == '.') {
         wild = 1;
-        v++;
-        n--;
+        d++;
     }
-    if (n > 0 && v[n - 1] == '.')
-        n--;
-    if (n == 0 || n > PD_URL_HOST_MAX) {
+    size_t n = strlen(d);
+    if (n == 0 || n > PD_URL_HOST_MAX || strpbrk(d, "/?#@%")) {
         report(c, file, line, 0, "acl %s: bad domain '%s'", a->name, v);
         return -1;
     }
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)v[i];
-        if (ch >= 'A' && ch <= 'Z')
-            ch += 32;
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'
-              || ch == '_' || ch == ':')) {
-            report(c, file, line, 0, "acl %s: bad character in domain '%s'", a->name, v);
-            return -1;
-        }
-        buf[i] = (char)ch;
+    snprintf(buf, sizeof(buf), strchr(d, ':') && d[0] != '[' ? "http://[%s]/" : "http://%s/", d);
+    if (pd_url_parse(buf, strlen(buf), PD_URL_ABSOLUTE, &u, &why) < 0) {
+        report(c, file, line, 0, "acl %s: bad domain '%s': %s", a->name, v, why);
+        return -1;
     }
-    buf[n] = '\0';
-    if (dom_add(&a->dom, buf, wild, file, line) < 0) {
+    pd_url_free(&u);
+    if (u.port_explicit) {
+        report(c, file, line, 0, "acl %s: bad domain '%s': a port is not part of a domain",
+               a->name, v);
+        return -1;
+    }
+    if (dom_add(&a->dom, u.host, wild, file, line) < 0) {
         report(c, file, line, 0, "out of memory");
         return -1;
     }
@@ -638,7 +643,7 @@ static int is_quoted(const char *w)
 static struct acl *find_acl(const pd_acl_rules *r, const char *name)
 {
     for (size_t i = 0; i < r->n_acls; i++)
-        if (strcmp(r->acls[i]->name, name) == 0)
+        if (strcasecmp(r->acls[i]->name, name) == 0)   /* as Squid's FindByName */
             return r->acls[i];
     return NULL;
 }
@@ -674,6 +679,10 @@ static void acl_line(struct ctx *c, const char *file, int line, int argc, char *
         report(c, file, line, 0, "acl: bad acl name '%s'", name);
         return;
     }
+    if (strcmp(tname, "myport") == 0) {
+        report(c, file, line, 1, "acl %s: type 'myport' is now 'localport'", name);
+        tname = "localport";
+    }
     int t = -1;
     for (size_t i = 0; i < sizeof(type_table) / sizeof(type_table[0]); i++)
         if (strcmp(type_table[i].name, tname) == 0)
@@ -683,6 +692,13 @@ static void acl_line(struct ctx *c, const char *file, int line, int argc, char *
         return;
     }
     struct acl *a = find_acl(r, name);
+    if (a && a->predefined && a->type != (enum acl_type)t) {
+        /* old squid.confs define "acl manager proto cache_object" and the
+         * like: Squid ignores such lines, and so do we, loudly */
+        report(c, file, line, 1, "acl %s is predefined as '%s': line ignored", a->name,
+               type_name(a->type));
+        return;
+    }
     if (a && a->type != (enum acl_type)t) {
         report(c, file, line, 0, "acl %s: redefined as '%s', was '%s' at %s:%d", name, tname,
                type_name(a->type), a->file, a->line);
@@ -700,6 +716,7 @@ static void acl_line(struct ctx *c, const char *file, int line, int argc, char *
         a->file = file;
         a->line = line;
         a->maxconn = -1;
+        a->predefined = line == 0;
         r->acls[r->n_acls++] = a;
     }
 
@@ -845,7 +862,8 @@ static void deny_info_line(struct ctx *c, const char *file, int line, int argc, 
 static const char *const predefined[] = {
     "all src all",
     "localhost src 127.0.0.1/32 ::1",
-    "to_localhost dst 127.0.0.0/8 0.0.0.0/32 ::1",
+    /* "::" and 0.0.0.0 connect to the local host on Linux */
+    "to_localhost dst 127.0.0.0/8 0.0.0.0/32 ::1 ::/128",
     "to_linklocal dst 169.254.0.0/16 fe80::/10",
     "CONNECT method CONNECT",
     "manager url_regex -i ^cache_object:// +i ^https?://[^/]+/squid-internal-mgr/",
@@ -867,6 +885,10 @@ static void add_predefined(struct ctx *c)
 pd_acl_rules *pd_acl_compile(const pd_conf *conf, FILE *err)
 {
     struct ctx c = { NULL, err, 0 };
+    if (!conf) {
+        report(&c, "?", 0, 0, "no configuration");
+        return NULL;
+    }
     pd_acl_rules *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -1020,7 +1042,7 @@ static int match_url_regex(const struct acl *a, const pd_url *u)
     return m;
 }
 
-/* Each header instance is tried alone: a value holds no NUL, the view does not end in one. */
+/* Each header instance is tried alone (Squid joins them with ", "). */
 static int match_header(const struct acl *a, const pd_http_msg *msg)
 {
     if (!msg)
@@ -1029,12 +1051,9 @@ static int match_header(const struct acl *a, const pd_http_msg *msg)
         const struct rx *x = &a->rxs[i];
         for (const pd_header *h = pd_http_msg_find(msg, x->header); h;
              h = pd_http_msg_find_next(msg, h)) {
-            char *v = strndup(h->value.p, h->value.len);
-            if (!v)
-                return 0;
-            int m = regexec(&x->re, v, 0, NULL, 0) == 0;
-            free(v);
-            if (m)
+            /* the view is not NUL-terminated: REG_STARTEND bounds it */
+            regmatch_t pm = { 0, (regoff_t)h->value.len };
+            if (regexec(&x->re, h->value.p ? h->value.p : "", 1, &pm, REG_STARTEND) == 0)
                 return 1;
         }
     }

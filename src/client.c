@@ -408,6 +408,32 @@ static void deny(struct pd_client *c, const char *acl_name)
     fail_request(c, 403, "ERR_ACCESS_DENIED", "access denied by http_access", 1);
 }
 
+/*
+ * With an absolute URL the Host header is replaced (RFC 9112 3.2.2), but a
+ * request whose Host disagrees with its URL is refused: an agent behind or in
+ * front of us that trusts Host would see another request than we checked.
+ */
+static int host_matches(struct pd_client *c)
+{
+    const pd_header *h = pd_http_msg_find(&c->req, "Host");
+    if (!h)
+        return 1;
+    if (pd_http_msg_find_next(&c->req, h))
+        return 0; /* two Host lines */
+    char buf[PD_URL_HOST_MAX + 32];
+    if (h->value.len + 8 >= sizeof buf || memchr(h->value.p, '@', h->value.len) ||
+        memchr(h->value.p, '/', h->value.len))
+        return 0;
+    snprintf(buf, sizeof buf, "http://%.*s/", (int)h->value.len, h->value.p);
+    pd_url hu;
+    const char *why;
+    if (pd_url_parse(buf, strlen(buf), PD_URL_ABSOLUTE, &hu, &why) < 0)
+        return 0;
+    int same = strcmp(hu.host, c->url.host) == 0 && hu.port == c->url.port;
+    pd_url_free(&hu);
+    return same;
+}
+
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
 {
@@ -438,6 +464,12 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     c->have_url = 1;
+    if (!is_connect && !host_matches(c)) {
+        c->result = "NONE_NONE";
+        fail_request(c, 400, "ERR_INVALID_REQ",
+                     "the Host header names another host than the request URL", 0);
+        return;
+    }
     if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
         (m->body == PD_BODY_CHUNKED || m->content_length > w->conf->request_body_max_size)) {
         if (m->body == PD_BODY_LENGTH) {
@@ -670,12 +702,9 @@ static void connect_next(struct pd_client *c)
     inet_ntop(ss->ss_family, a, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
-    if (bufferevent_socket_connect(c->up, (struct sockaddr *)ss, (int)sl) < 0) {
+    /* the request is sent once connected, so that a failed attempt loses no body bytes */
+    if (bufferevent_socket_connect(c->up, (struct sockaddr *)ss, (int)sl) < 0)
         connect_next(c);
-        return;
-    }
-    if (c->req.method_id != PD_M_CONNECT)
-        send_request(c);
 }
 
 /* ---- request body --------------------------------------------------- */
@@ -1028,6 +1057,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (c->req.method_id == PD_M_CONNECT)
             tunnel_start(c);
+        else
+            send_request(c);
         return;
     }
     if (c->state == C_TUNNEL) {
@@ -1076,9 +1107,8 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (c->rstate == R_BODY) {
         if (c->resp.body == PD_BODY_EOF && !(what & BEV_EVENT_ERROR)) {
-            read_response(c);
-            if (c->magic == CLIENT_MAGIC && c->rstate == R_BODY)
-                finish_response(c);
+            read_response(c); /* never ends the transaction for an EOF-delimited body */
+            finish_response(c);
             return;
         }
         /* cut the response short: the client must not see it complete */

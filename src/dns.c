@@ -80,7 +80,7 @@ struct entry {
     uint64_t hash;
     TAILQ_ENTRY(entry) lru;
     struct query *q;
-    time_t expires;
+    int64_t expires_ms;
     unsigned permanent : 1, in_lru : 1, has_answer : 1;
     struct answer ans;
     char name[];
@@ -112,7 +112,7 @@ struct pd_dns {
     unsigned magic;
     struct event_base *base;
     struct evdns_base *evdns;
-    time_t (*now)(void);                /* a hook so that tests can move time */
+    int64_t (*now_ms)(void);            /* monotonic clock; tests move it */
     int positive_ttl_max, negative_ttl;
     size_t max_entries;
     struct entry **tab;                 /* chained hash of entries by name */
@@ -196,11 +196,11 @@ static void reg_del(struct query *q)
 
 /* ---- names and the answer table ---- */
 
-static time_t monotonic_now(void)
+static int64_t monotonic_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static uint64_t hash_name(const char *s)
@@ -439,7 +439,7 @@ static void query_complete(struct query *q, const struct answer *ans, int ttl)
     if (life > 0) {
         e->ans = *ans;
         e->has_answer = 1;
-        e->expires = dns->now() + life;
+        e->expires_ms = dns->now_ms() + (int64_t)life * 1000;
         lru_touch(dns, e);
         lru_trim(dns);
     } else {
@@ -663,7 +663,7 @@ pd_dns *pd_dns_new(struct event_base *base, const pd_dns_opts *opts)
     }
     dns->magic = DNS_MAGIC;
     dns->base = base;
-    dns->now = monotonic_now;
+    dns->now_ms = monotonic_ms;
     dns->positive_ttl_max = opts->positive_ttl_max > 0 ? opts->positive_ttl_max : 0;
     dns->negative_ttl = opts->negative_ttl > 0 ? opts->negative_ttl : 0;
     dns->max_entries = MAX_CACHE_ENTRIES;
@@ -771,7 +771,7 @@ pd_dns_req *pd_dns_resolve(pd_dns *dns, const char *host, pd_dns_cb cb, void *ar
 
     uint64_t h = hash_name(name);
     struct entry *e = entry_find(dns, name, h);
-    if (e && !e->q && (e->permanent || (e->has_answer && dns->now() < e->expires))) {
+    if (e && !e->q && (e->permanent || (e->has_answer && dns->now_ms() < e->expires_ms))) {
         dns->stats.cache_hits++;
         if (!e->permanent)
             lru_touch(dns, e);

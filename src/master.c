@@ -210,6 +210,8 @@ static pid_t spawn(int slot)
         return pid;
     }
     /* child: leave the master's event loop, signal handling and sockets behind */
+    /* the epoll instance is shared with the master until event_reinit gives us our own */
+    event_reinit(M.base);
     event_base_free(M.base);
     M.base = NULL;
     signal(SIGHUP, SIG_IGN);

@@ -182,7 +182,7 @@ static void arm_timer(pd_upool *pool)
     struct idle *oldest = TAILQ_FIRST(&pool->all);
     if (!oldest || evtimer_pending(pool->timer, NULL))
         return;
-    int64_t wait = oldest->since_ms + pool->opts.idle_timeout_ms - now_ms();
+    int64_t wait = pool->opts.idle_timeout_ms - (now_ms() - oldest->since_ms);
     if (wait < 1)
         wait = 1;
     struct timeval tv = { .tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000 };
@@ -195,23 +195,29 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     assert(pool->magic == UPOOL_MAGIC);
     int64_t now = now_ms();
     struct idle *c;
-    while ((c = TAILQ_FIRST(&pool->all)) && c->since_ms + pool->opts.idle_timeout_ms <= now)
+    while ((c = TAILQ_FIRST(&pool->all)) && now - c->since_ms >= pool->opts.idle_timeout_ms)
         idle_remove(pool, c, CLOSE_EXPIRED);
     /* Fired early for the new head (the old one was taken): wait again. */
     arm_timer(pool);
 }
 
-/* An idle connection has nothing to say: any byte, EOF or error ends it. */
+/*
+ * An idle connection has nothing to say: any byte, EOF or error ends it.
+ * (With BEV_OPT_DEFER_CALLBACKS a callback queued before the put may still
+ * arrive here: one with no data, or for another event, is not the origin's.)
+ */
 static void idle_read_cb(struct bufferevent *bev, void *arg)
 {
     struct idle *c = arg;
-    idle_remove(c->pool, c, CLOSE_PEER);
+    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+        idle_remove(c->pool, c, CLOSE_PEER);
 }
 
 static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct idle *c = arg;
-    idle_remove(c->pool, c, CLOSE_PEER);
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        idle_remove(c->pool, c, CLOSE_PEER);
 }
 
 /*

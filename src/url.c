@@ -13,7 +13,10 @@
  *  - Bytes <= 0x20, 0x7f and >= 0x80 anywhere in the target are refused.
  *  - Only http is accepted in absolute-form: a forward proxy receives https
  *    only through CONNECT.
- *  - IPv6 zone ids ("%25eth0") are refused.
+ *  - IPv6 zone ids ("%25eth0") are refused; an IPv4-mapped IPv6 literal
+ *    (::ffff:a.b.c.d) becomes the IPv4 literal it reaches.
+ *  - Dot segments ("/./", "/../", also spelled %2e) are removed from the
+ *    path, as the origin would resolve them.
  */
 #include "proxyd/url.h"
 
@@ -110,17 +113,25 @@ static int ipv4_parse(const char *h, size_t n, uint32_t *out)
     return 0;
 }
 
-/* Does the last label look like a number (so the host must be an IPv4 literal)? */
+/*
+ * Does the last label look like a number (so the host must be an IPv4
+ * literal)? As WHATWG's "ends in a number": all decimal digits, or 0x and
+ * hex digits.
+ */
 static int last_label_numeric(const char *h, size_t n)
 {
     size_t i = n;
     while (i > 0 && h[i - 1] != '.')
         i--;
-    if (i == n || !is_digit((unsigned char)h[i]))
+    if (i == n)
         return 0;
-    for (size_t k = i; k < n; k++) {
+    size_t k = i;
+    int hex = n - i >= 2 && h[i] == '0' && h[i + 1] == 'x';
+    if (hex)
+        k += 2;
+    for (; k < n; k++) {
         int c = (unsigned char)h[k];
-        if (hexval(c) < 0 && c != 'x')
+        if (hex ? hexval(c) < 0 : !is_digit(c))
             return 0;
     }
     return 1;
@@ -153,6 +164,13 @@ static int parse_host(const char *p, size_t n, pd_url *out, const char **why)
         if (inet_pton(AF_INET6, tmp, &a6) != 1) {
             *why = "bad IPv6 literal";
             return -1;
+        }
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            /* ::ffff:a.b.c.d reaches a.b.c.d: give it the IPv4 spelling so an
+             * IPv4 rule (dstdomain 10.0.0.1, dst 10.0.0.0/8) sees one address */
+            inet_ntop(AF_INET, &a6.s6_addr[12], out->host, sizeof(out->host));
+            out->host_ip = 4;
+            return 0;
         }
         inet_ntop(AF_INET6, &a6, out->host, sizeof(out->host));
         out->host_ip = 6;
@@ -272,6 +290,46 @@ static int parse_authority(const char *p, size_t n, int require_port, pd_url *ou
     return 0;
 }
 
+/*
+ * RFC 3986 5.2.4 on the path part (before '?'), in place; returns the new
+ * length. Runs after unreserved escapes are decoded, so "%2e%2e" is ".." here,
+ * as the origin will read it: "/a/../admin" must meet the rules for "/admin".
+ * s starts with '/'.
+ */
+static size_t remove_dot_segments(char *s, size_t n)
+{
+    char *q = memchr(s, '?', n);
+    size_t plen = q ? (size_t)(q - s) : n;
+    size_t in = 0, o = 0;
+
+    while (in < plen) {
+        /* s[in] == '/' here: the start of a segment */
+        size_t e = in + 1;
+        while (e < plen && s[e] != '/')
+            e++;
+        size_t seg = e - in - 1;
+        if (seg == 1 && s[in + 1] == '.') {
+            if (e == plen)
+                s[o++] = '/';       /* "/a/." -> "/a/" */
+        } else if (seg == 2 && s[in + 1] == '.' && s[in + 2] == '.') {
+            while (o > 0 && s[--o] != '/')
+                ;                   /* drop the last output segment */
+            if (e == plen)
+                s[o++] = '/';
+        } else {
+            memmove(s + o, s + in, e - in);
+            o += e - in;
+        }
+        in = e;
+    }
+    if (o == 0)
+        s[o++] = '/';
+    memmove(s + o, s + plen, n - plen);
+    o += n - plen;
+    s[o] = '\0';
+    return o;
+}
+
 /* Normalise path+query into a malloc'd string. */
 static int parse_path(const char *p, size_t n, pd_url *out, const char **why)
 {
@@ -309,6 +367,7 @@ static int parse_path(const char *p, size_t n, pd_url *out, const char **why)
         }
     }
     s[o] = '\0';
+    o = remove_dot_segments(s, o);
     out->path = s;
     out->path_len = o;
     return 0;

@@ -235,6 +235,9 @@ static const struct tcase type_cases[] = {
     { "dstdomain example.com", GET, U, NULL, NULL, NULL, 0, 0, 0, 0 },
     { "dstdomain Example.Org. .EXAMPLE.com", GET, U, NULL, NULL, NULL, 0, 0, 0, 1 },
     { "dstdomain 10.0.0.1", GET, "http://012.0.0.1/", NULL, NULL, NULL, 0, 0, 0, 1 },
+    { "dstdomain 0x0a000001", GET, "http://10.0.0.1/", NULL, NULL, NULL, 0, 0, 0, 1 },
+    { "dstdomain 2001:DB8:0::1", GET, "http://[2001:db8::1]/", NULL, NULL, NULL, 0, 0, 0, 1 },
+    { "dstdomain [::ffff:10.0.0.1]", GET, "http://10.0.0.1:8080/", NULL, NULL, NULL, 0, 0, 0, 1 },
     /* dstdom_regex */
     { "dstdom_regex ^www\\.", GET, U, NULL, NULL, NULL, 0, 0, 0, 1 },
     /* the host is lowercased, a regex without -i is not */
@@ -290,6 +293,8 @@ static const struct tcase type_cases[] = {
     { "req_header User-Agent ^curl/", GET, U, NULL, "User-Agent: Mozilla\n", NULL, 0, 0, 0, 0 },
     { "req_header user-agent -i ^CURL/", GET, U, NULL, "User-Agent: curl/8.0\n", NULL, 0, 0, 0, 1 },
     { "req_header X-A ^2$", GET, U, NULL, "X-A: 1\nX-A: 2\n", NULL, 0, 0, 0, 1 },
+    { "req_header X-A ^1$", GET, U, NULL, "X-A: 1\nX-A: 2\n", NULL, 0, 0, 0, 1 },
+    { "req_header X-A ^12$", GET, U, NULL, "X-A: 1\nX-A: 2\n", NULL, 0, 0, 0, 0 },
     { "req_header X-B .", GET, U, NULL, "X-A: 1\n", NULL, 0, 0, 0, 0 },
     { "browser Firefox", GET, U, NULL, "User-Agent: Mozilla/5.0 Firefox/1\n", NULL, 0, 0, 0, 1 },
     { "referer_regex evil", GET, U, NULL, "Referer: http://good/\n", NULL, 0, 0, 0, 0 },
@@ -361,6 +366,17 @@ START_TEST(test_implicit_last_rule)
     ck_assert_int_eq(check(r, "GET", "http://bad.example/", "10.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://good.example/", "10.0.0.1"), PD_ACL_ALLOW);
     pd_acl_rules_free(r);
+    /* the implicit deny names no acl (no deny_info applies) */
+    {
+        struct treq t2;
+        const char *name = "x";
+        mkreq(&t2, "GET", "http://good.example/", "10.0.0.1", NULL, NULL);
+        pd_acl_rules *r2 = compile_ok("acl lan src 192.168.0.0/16\nhttp_access allow lan");
+        ck_assert_int_eq(pd_acl_check_http(r2, &t2.req, &name), PD_ACL_DENY);
+        ck_assert_ptr_null(name);
+        pd_acl_rules_free(r2);
+        freereq(&t2);
+    }
     /* mixed: only the LAST line counts */
     r = compile_ok("acl a src 10.0.0.1\nacl b src 10.0.0.2\nhttp_access deny a\nhttp_access allow b");
     ck_assert_int_eq(check(r, "GET", "http://x.y/", "10.0.0.3"), PD_ACL_DENY);
@@ -430,6 +446,9 @@ START_TEST(test_deny_info)
     ck_assert_ptr_null(pd_acl_deny_info(r, "all"));
     ck_assert_ptr_null(pd_acl_deny_info(r, NULL));
     pd_acl_rules_free(r);
+    FILE *devnull = fopen("/dev/null", "w");
+    ck_assert_ptr_null(pd_acl_compile(NULL, devnull));
+    fclose(devnull);
 }
 END_TEST
 
@@ -448,6 +467,9 @@ START_TEST(test_predefined)
     ck_assert_int_eq(check(r, "GET", "http://127.0.0.1/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://0/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://[::1]/", "127.0.0.1"), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "GET", "http://[::]/", "127.0.0.1"), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "GET", "http://[0:0::0]:8080/", "127.0.0.1"), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "GET", "http://[::ffff:127.1.2.3]/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://169.254.169.254/latest/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://[fe80::1]/", "127.0.0.1"), PD_ACL_DENY);
     ck_assert_int_eq(check(r, "GET", "http://a.b/squid-internal-mgr/info", "192.0.2.1"),
@@ -543,6 +565,9 @@ static const struct bypass {
     { "GET", "http://example.org/~user/", NULL, PD_ACL_DENY },
     { "GET", "http://example.org/%7Euser/", NULL, PD_ACL_DENY },
     { "GET", "http://example.org/%7euser/", NULL, PD_ACL_DENY },
+    { "GET", "http://example.org/x/../admin/", NULL, PD_ACL_DENY },
+    { "GET", "http://example.org/x/%2e%2e/admin/", NULL, PD_ACL_DENY },
+    { "GET", "http://example.org/./admin/", NULL, PD_ACL_DENY },
     { "GET", "http://example.org:0080/", NULL, PD_ACL_ALLOW },     /* port 80 is a Safe_port */
     { "GET", "http://example.org:00025/", NULL, PD_ACL_DENY },
     { "GET", "http://wiki.example.net/", NULL, PD_ACL_DENY },
@@ -570,6 +595,21 @@ START_TEST(test_bypass)
     ck_assert_msg(v == b->want, "%s %s: got %d want %d", b->method, b->target, (int)v,
                   (int)b->want);
     freereq(&t);
+    pd_acl_rules_free(r);
+}
+END_TEST
+
+START_TEST(test_long_url_regex)
+{
+    /* url_regex formats URLs longer than its stack buffer on the heap */
+    pd_acl_rules *r = compile_ok("acl tail url_regex /end$\nhttp_access deny tail\nhttp_access allow all");
+    char target[5000];
+    strcpy(target, "http://a.b/");
+    memset(target + 11, 'x', 4000);
+    strcpy(target + 4011, "/end");
+    ck_assert_int_eq(check(r, "GET", target, NULL), PD_ACL_DENY);
+    target[4011] = '\0';
+    ck_assert_int_eq(check(r, "GET", target, NULL), PD_ACL_ALLOW);
     pd_acl_rules_free(r);
 }
 END_TEST
@@ -613,7 +653,7 @@ START_TEST(test_file_lists)
     snprintf(script, sizeof(script), "acl b dstdomain \"%s\"", bad);
     ck_assert_ptr_null(compile(script, &e));
     char want[256];
-    snprintf(want, sizeof(want), "%s:3: acl b: bad character in domain 'bad!name.example'\n", bad);
+    snprintf(want, sizeof(want), "%s:3: acl b: bad domain 'bad!name.example': bad character in host\n", bad);
     ck_assert_str_eq(e, want);
     free(e);
 
@@ -656,7 +696,12 @@ static const struct ecase {
     { "http_access permit all", "test.conf:1: http_access: expected 'allow' or 'deny'\n" },
     { "http_access allow", "test.conf:1: http_access allow: no acl name\n" },
     { "acl b@d src 10.0.0.1", "test.conf:1: acl: bad acl name 'b@d'\n" },
-    { "acl CONNECT dstdomain a.b", "test.conf:1: acl CONNECT: redefined as 'dstdomain', was 'method' at (predefined):0\n" },
+    { "acl Lan src 10.0.0.1\nacl LAN dstdomain a.b", "test.conf:2: acl LAN: redefined as 'dstdomain', was 'src' at test.conf:1\n" },
+    { "acl d dstdomain [::1]:80", "test.conf:1: acl d: bad domain '[::1]:80': a port is not part of a domain\n" },
+    { "acl d dstdomain a.b:80", "test.conf:1: acl d: bad domain 'a.b:80': bad IPv6 literal\n" },
+    { "acl d dstdomain 1.2.3.256", "test.conf:1: acl d: bad domain '1.2.3.256': bad IPv4 literal\n" },
+    { "acl d dstdomain a..b", "test.conf:1: acl d: bad domain 'a..b': empty label in host\n" },
+    { "acl d dstdomain http://a.b/", "test.conf:1: acl d: bad domain 'http://a.b/'\n" },
 };
 
 START_TEST(test_errors)
@@ -706,6 +751,20 @@ START_TEST(test_warnings_and_merge)
                         "network\n");
     free(e);
     ck_assert_int_eq(check(r, "GET", "http://a.b/", "10.9.9.9"), PD_ACL_ALLOW);
+    pd_acl_rules_free(r);
+    /* what old squid.confs say about predefined acls: ignored with a warning */
+    r = compile("acl manager proto cache_object\nacl CONNECT dstdomain a.b\n"
+                "acl p myport 3128\nacl connect method GET\n"
+                "http_access deny manager\nhttp_access deny connect\nhttp_access allow p", &e);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(e, "test.conf:1: warning: acl manager is predefined as 'url_regex': line ignored\n"
+                        "test.conf:2: warning: acl CONNECT is predefined as 'method': line ignored\n"
+                        "test.conf:3: warning: acl p: type 'myport' is now 'localport'\n");
+    free(e);
+    ck_assert_int_eq(check(r, "GET", "http://a.b/squid-internal-mgr/menu", NULL), PD_ACL_DENY);
+    /* acl names are case-insensitive (Squid): "connect" added GET to CONNECT */
+    ck_assert_int_eq(check(r, "GET", "http://a.b/", NULL), PD_ACL_DENY);
+    ck_assert_int_eq(check(r, "POST", "http://a.b/", NULL), PD_ACL_ALLOW);   /* localport 3128 */
     pd_acl_rules_free(r);
     /* unknown acl in deny_info is a warning only */
     r = compile("http_access allow all\ndeny_info ERR_X nope", &e);
@@ -774,6 +833,7 @@ static Suite *acl_suite(void)
     tcase_add_test(tc, test_deny_info);
     tcase_add_test(tc, test_predefined);
     tcase_add_test(tc, test_need_dst);
+    tcase_add_test(tc, test_long_url_regex);
     tcase_add_loop_test(tc, test_bypass, 0, (int)(sizeof(bypass_cases) / sizeof(bypass_cases[0])));
     suite_add_tcase(s, tc);
     tc = tcase_create("load");

@@ -53,8 +53,16 @@ static const struct ucase cases[] = {
     BAD("http://0x/", A),
     BAD("http://09.1.1.1/", A),
     BAD("http://example.123/", A),
+    BAD("http://example.0x1f/", A),
+    BAD("http://foo.0x/", A),
+    { "http://example.1e3/", A, 1, "http://example.1e3/", "example.1e3", 80, 0, "/" },
+    { "http://1e100.net/", A, 1, "http://1e100.net/", "1e100.net", 80, 0, "/" },
+    { "http://0xg/", A, 1, "http://0xg/", "0xg", 80, 0, "/" },
     /* IPv6 */
-    { "http://[::FFFF:127.0.0.1]/", A, 1, "http://[::ffff:127.0.0.1]/", "::ffff:127.0.0.1", 80, 6, "/" },
+    /* v4-mapped literals take their IPv4 spelling */
+    { "http://[::FFFF:127.0.0.1]/", A, 1, "http://127.0.0.1/", "127.0.0.1", 80, 4, "/" },
+    { "http://[::ffff:7f00:1]:8080/", A, 1, "http://127.0.0.1:8080/", "127.0.0.1", 8080, 4, "/" },
+    { "http://[::127.0.0.1]/", A, 1, "http://[::127.0.0.1]/", "::127.0.0.1", 80, 6, "/" },
     { "http://[2001:DB8:0:0:0:0:0:1]:8080/", A, 1, "http://[2001:db8::1]:8080/", "2001:db8::1", 8080, 6, "/" },
     { "http://[0:0:0:0:0:0:0:1]/", A, 1, "http://[::1]/", "::1", 80, 6, "/" },
     BAD("http://[fe80::1%25eth0]/", A),
@@ -72,6 +80,17 @@ static const struct ucase cases[] = {
     { "http://example.com/%41%2d%5F%2E%30", A, 1, "http://example.com/A-_.0", "example.com", 80, 0, "/A-_.0" },
     { "http://example.com/%3f%20", A, 1, "http://example.com/%3F%20", "example.com", 80, 0, "/%3F%20" },
     { "http://example.com/a?b=%61%26", A, 1, "http://example.com/a?b=a%26", "example.com", 80, 0, "/a?b=a%26" },
+    /* dot segments, also percent-encoded */
+    { "http://example.com/a/../admin/", A, 1, "http://example.com/admin/", "example.com", 80, 0, "/admin/" },
+    { "http://example.com/a/%2e%2E/admin", A, 1, "http://example.com/admin", "example.com", 80, 0, "/admin" },
+    { "http://example.com/./a/./b/.", A, 1, "http://example.com/a/b/", "example.com", 80, 0, "/a/b/" },
+    { "http://example.com/../../x", A, 1, "http://example.com/x", "example.com", 80, 0, "/x" },
+    { "http://example.com/a/b/..", A, 1, "http://example.com/a/", "example.com", 80, 0, "/a/" },
+    { "http://example.com/..", A, 1, "http://example.com/", "example.com", 80, 0, "/" },
+    { "http://example.com/a/..b/.c", A, 1, "http://example.com/a/..b/.c", "example.com", 80, 0, "/a/..b/.c" },
+    { "http://example.com//a/../b", A, 1, "http://example.com//b", "example.com", 80, 0, "//b" },
+    { "http://example.com/a?x=/../y", A, 1, "http://example.com/a?x=/../y", "example.com", 80, 0, "/a?x=/../y" },
+    { "http://example.com/a/%2E%2E%2fb", A, 1, "http://example.com/a/..%2Fb", "example.com", 80, 0, "/a/..%2Fb" },
     { "http://example.com/a#frag", A, 1, "http://example.com/a", "example.com", 80, 0, "/a" },
     { "http://example.com#frag", A, 1, "http://example.com/", "example.com", 80, 0, "/" },
     BAD("http://example.com/%zz", A),
@@ -91,6 +110,11 @@ static const struct ucase cases[] = {
     BAD("http://a.com../", A),
     BAD("http:///path", A),
     BAD("http://:80/", A),
+    BAD("http://", A),
+    BAD("http://user@/", A),
+    BAD("http://example.com:80:80/", A),
+    { "http://@example.com/", A, 1, "http://example.com/", "example.com", 80, 0, "/" },
+    { "http://[::1]:/", A, 1, "http://[::1]/", "::1", 80, 6, "/" },
     /* ports */
     BAD("http://example.com:0/", A),
     BAD("http://example.com:65536/", A),
@@ -117,6 +141,8 @@ static const struct ucase cases[] = {
     BAD("example.com:443/", C),
     BAD("http://example.com:443", C),
     BAD("[::1]", C),
+    BAD("::1:443", C),
+    BAD(":443", C),
 };
 
 START_TEST(test_table)

@@ -1,2 +1,0 @@
-# Empty dependencies file for check_url.
-# This may be replaced when dependencies are built.
