@@ -304,12 +304,15 @@ class Reply:
                                      peer closes it or the origin stops)
     garbage                          send these raw bytes instead, then close
     raw_head                         raw bytes replacing the generated head
+    stream                           (block, count): a body of count copies of
+                                     block, generated while sending (large bodies);
+                                     Origin.bytes_sent counts what went out
     """
 
     def __init__(self, status=200, body=b"", headers=(), reason=None, chunked=False,
                  chunks=None, trailers=(), close_delimited=False, close=False, delay=0,
                  wait=None, body_wait=None, die_after=None, never=False, garbage=None,
-                 raw_head=None, wait_timeout=30):
+                 raw_head=None, wait_timeout=30, stream=None):
         self.status = status
         self.reason = reason
         self.headers = list(headers)
@@ -327,6 +330,7 @@ class Reply:
         self.garbage = garbage
         self.raw_head = raw_head
         self.wait_timeout = wait_timeout
+        self.stream = stream
 
 
 REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content", 206: "Partial Content",
@@ -362,6 +366,7 @@ class Origin(_Stoppable):
         self.errors = []        # protocol errors seen (strings)
         self.connections = 0    # accepted connections
         self.closed_connections = 0
+        self.bytes_sent = 0     # body bytes of streamed (Reply.stream) responses
         self._socks = set()
         self._threads = []
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -585,7 +590,11 @@ class Origin(_Stoppable):
                 hdrs.append(("Transfer-Encoding", "chunked"))
         elif not rep.close_delimited and "content-length" not in names and status not in (204, 304) \
                 and not 100 <= status < 200:
-            hdrs.append(("Content-Length", str(len(rep.body if rep.chunks is None else b"".join(rep.chunks)))))
+            if rep.stream is not None:
+                length = len(rep.stream[0]) * rep.stream[1]
+            else:
+                length = len(rep.body if rep.chunks is None else b"".join(rep.chunks))
+            hdrs.append(("Content-Length", str(length)))
         if close and "connection" not in names:
             hdrs.append(("Connection", "close"))
         if rep.raw_head is not None:
@@ -593,6 +602,20 @@ class Origin(_Stoppable):
         else:
             head = ("HTTP/1.1 %d %s\r\n" % (status, rep.reason or REASONS.get(status, "Status"))).encode()
             head += b"".join(("%s: %s\r\n" % (k, v)).encode("latin-1") for k, v in hdrs) + b"\r\n"
+        if rep.stream is not None:
+            sock.sendall(head)
+            if not no_body:
+                block, count = rep.stream
+                wire = encode_chunked([block])[:-5] if rep.chunked else block
+                for _ in range(count):
+                    if self._stop.is_set():
+                        return False
+                    sock.sendall(wire)
+                    with self._cond:
+                        self.bytes_sent += len(block)
+                if rep.chunked:
+                    sock.sendall(b"0\r\n\r\n")
+            return not close
         chunks = rep.chunks if rep.chunks is not None else ([rep.body] if rep.body else [])
         body = b"".join(chunks)
         if rep.die_after is not None:
@@ -1114,6 +1137,37 @@ def children_of(pid):
         if st and st[1] == pid and st[0] != "Z":
             out.append(int(d))
     return sorted(out)
+
+
+def rss_bytes(pid):
+    """Resident set size of a process in bytes (0 if it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def wait_stall(read_counter, quiet=0.5, timeout=DEFAULT_TIMEOUT):
+    """Wait until read_counter() stops changing for `quiet` seconds (a sender
+    blocked by backpressure); returns the value. AssertionError if it still
+    moves after `timeout`."""
+    ev = threading.Event()
+    deadline = time.monotonic() + timeout
+    last, since = read_counter(), time.monotonic()
+    while True:
+        ev.wait(0.05)
+        now = time.monotonic()
+        v = read_counter()
+        if v != last:
+            last, since = v, now
+        elif now - since >= quiet:
+            return v
+        if now > deadline:
+            raise AssertionError("counter still moving after %.0fs (at %d)" % (timeout, v))
 
 
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",

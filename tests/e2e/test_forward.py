@@ -275,6 +275,50 @@ class PoolTest(pdtest.ProxyTestCase):
         self.assertEqual(m1.group(2), "POST")
 
 
+class BackpressureTest(pdtest.ProxyTestCase):
+    """A large response to a client that stops reading must stall the origin,
+    not pile up in proxyd's memory (issue 2: a 1 GB response through a slow
+    client must not grow proxyd's memory)."""
+
+    BLOCK = bytes(range(256)) * 256  # 64 KiB
+    COUNT = 1536                     # 96 MiB
+
+    def check(self, chunked):
+        p = self.proxy(workers=1)
+        o = self.origin()
+        o.route("/huge", lambda q: Reply(stream=(self.BLOCK, self.COUNT), chunked=chunked))
+        self.assertEqual(proxy_request(p, "GET", o.url("/warm")).status, 200)
+        worker = p.wait_workers(1)[0]
+        rss0 = pdtest.rss_bytes(worker)
+        total = len(self.BLOCK) * self.COUNT
+        with Client(p, timeout=30) as c:
+            c.send(c.build("GET", o.url("/huge")))
+            self.assertRegex(c.rd.readline(), rb"^HTTP/1\.1 200 ")
+            headers = pdtest.parse_fields(c.rd)
+            # the client reads nothing more: the origin must be held back
+            sent = pdtest.wait_stall(lambda: o.bytes_sent, quiet=0.7, timeout=20)
+            rss = pdtest.rss_bytes(worker)
+            self.assertLess(sent, total // 2, "origin sent %d of %d bytes to a client that reads nothing" % (sent, total))
+            self.assertLess(rss - rss0, 32 << 20, "worker RSS grew by %d bytes" % (rss - rss0))
+            # then the client drains it all, intact
+            if chunked:
+                self.assertEqual(pdtest._get(headers, "transfer-encoding"), "chunked")
+                body, _, _ = pdtest.read_chunked(c.rd)
+            else:
+                self.assertEqual(pdtest._get(headers, "content-length"), str(total))
+                body = c.rd.read(total)
+        self.assertEqual(len(body), total)
+        self.assertEqual(body[:len(self.BLOCK)], self.BLOCK)
+        self.assertEqual(body[-len(self.BLOCK):], self.BLOCK)
+        self.assertEqual(o.bytes_sent, total)
+
+    def test_slow_client_content_length(self):
+        self.check(chunked=False)
+
+    def test_slow_client_chunked(self):
+        self.check(chunked=True)
+
+
 class CurlTest(pdtest.ProxyTestCase):
     @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
     def test_curl_through_proxy(self):

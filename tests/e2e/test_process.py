@@ -82,6 +82,31 @@ class ProcessTest(pdtest.ProxyTestCase):
         self.assertTrue(all("before.test" in (q.get("via") or "") for q in slow.snapshot()))
         self.assertEqual(p.wait_workers(2, timeout=15).__len__(), 2)
 
+    def test_sighup_changes_worker_count(self):
+        p = self.proxy(workers=2)
+        o = self.origin()
+        old = p.wait_workers(2)
+        p.write_conf(p.make_conf(workers=3))
+        p.signal(signal.SIGHUP)
+        new = p.wait_workers(3, timeout=20)
+        self.assertEqual(len(set(new)), 3)
+        for i in range(9):
+            self.assertEqual(proxy_request(p, "GET", o.url("/three/%d" % i)).status, 200)
+
+    def test_sigint_drains_like_sigterm(self):
+        p = self.proxy(workers=1, shutdown_lifetime="20 seconds")
+        o = self.origin()
+        go = threading.Event()
+        o.route("/slow", lambda q: Reply(body=b"s" * 1000, wait=go))
+        threads, results = run_in_threads(1, lambda i: proxy_request(p, "GET", o.url("/slow"), timeout=30))
+        o.wait_requests(1)
+        p.signal(signal.SIGINT)
+        go.set()
+        threads[0].join(30)
+        self.assertIsInstance(results.get(0), pdtest.Response, results)
+        self.assertEqual((results[0].status, results[0].body), (200, b"s" * 1000))
+        self.assertEqual(p.wait_exit(25), 0)
+
     def test_sighup_invalid_config_refused(self):
         p = self.proxy(workers=2)
         o = self.origin()
