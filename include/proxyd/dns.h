@@ -56,7 +56,10 @@ void pd_dns_cancel(pd_dns_req *req);
 
 /* Counters for stats. */
 typedef struct pd_dns_stats {
-    uint64_t queries, cache_hits, failures, cached_entries;
+    uint64_t queries;           /* DNS questions sent (A, and AAAA when no A) */
+    uint64_t cache_hits;        /* answered from the cache or the hosts file */
+    uint64_t failures;          /* lookups that ended in an error */
+    uint64_t cached_entries;    /* answers in the cache now (hosts excluded) */
 } pd_dns_stats;
 void pd_dns_get_stats(const pd_dns *dns, pd_dns_stats *out);
 

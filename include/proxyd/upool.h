@@ -27,17 +27,21 @@ pd_upool *pd_upool_new(struct event_base *base, const pd_upool_opts *opts);
 void pd_upool_free(pd_upool *pool);
 
 /*
- * Take an idle connection for key. Returns a bufferevent whose callbacks are
- * cleared and which is enabled for nothing, owned by the caller from now on,
- * or NULL if none is idle.
+ * Take an idle connection for key, the most recently put first. Returns a
+ * bufferevent whose callbacks are cleared, timeouts unset and which is
+ * enabled for nothing, owned by the caller from now on, or NULL if none is
+ * idle.
  */
 struct bufferevent *pd_upool_get(pd_upool *pool, const char *key);
 
 /*
  * Give a connection back (the caller must have read a complete response and
  * its input buffer must be empty). The pool owns bev from now on, and frees it
- * when it expires, is evicted, or the origin closes it. Returns 0 if pooled,
- * -1 if it was freed at once (pool full for that key, or input pending).
+ * (bufferevent_free: create it with BEV_OPT_CLOSE_ON_FREE) when it expires, is
+ * evicted, or the origin closes it or sends anything. A full pool (for key or
+ * in total) closes its oldest connection to make room. Returns 0 if pooled,
+ * -1 if bev was freed at once (input or output pending, pooling disabled by a
+ * limit <= 0, no memory).
  */
 int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev);
 
@@ -45,7 +49,12 @@ int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev);
 void pd_upool_flush(pd_upool *pool);
 
 typedef struct pd_upool_stats {
-    uint64_t idle, reused, put, expired, closed_by_peer;
+    uint64_t idle;              /* connections in the pool now */
+    uint64_t reused;            /* pd_upool_get hits */
+    uint64_t put;               /* connections pooled */
+    uint64_t expired;           /* closed after idle_timeout_ms */
+    uint64_t closed_by_peer;    /* origin closed or sent data while idle */
+    uint64_t evicted;           /* closed to respect max_idle / max_per_key */
 } pd_upool_stats;
 void pd_upool_get_stats(const pd_upool *pool, pd_upool_stats *out);
 

@@ -8,7 +8,10 @@
  * shortened) rewritten as dotted quads, IPv6 literals in canonical form,
  * userinfo dropped, default port made explicit in `port`, percent-encoded
  * unreserved characters decoded in the path, and hex digits of remaining
- * escapes uppercased.
+ * escapes uppercased. Also: IPv4-mapped IPv6 literals become IPv4 (host_ip 4),
+ * dot segments are removed from the path (RFC 3986 5.2.4), a fragment is
+ * dropped. Refused: schemes other than http in absolute-form, '%' in a host,
+ * IPv6 zone ids, bad escapes, controls/spaces/non-ASCII anywhere.
  */
 #ifndef PROXYD_URL_H
 #define PROXYD_URL_H

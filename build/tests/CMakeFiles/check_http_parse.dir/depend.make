@@ -1,2 +1,0 @@
-# Empty dependencies file for check_http_parse.
-# This may be replaced when dependencies are built.

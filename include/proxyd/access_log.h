@@ -1,0 +1,50 @@
+/*
+ * access_log: one line per transaction in Squid's native, common or combined
+ * format, to a file (O_APPEND, one write per line so that workers sharing the
+ * file never interleave within a line), stdout, or nowhere. Control bytes in
+ * logged fields are escaped so that a request cannot forge log lines.
+ */
+#ifndef PROXYD_ACCESS_LOG_H
+#define PROXYD_ACCESS_LOG_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include "proxyd/conf.h"
+
+typedef struct pd_access_log pd_access_log;
+
+/* Open per conf->access_log (NULL conf path = no log). NULL only on error (errno set). */
+pd_access_log *pd_access_log_open(const pd_conf *conf);
+/* Reopen the file (SIGUSR1, after rotation). Returns 0, or -1 keeping the old file. */
+int pd_access_log_reopen(pd_access_log *log);
+void pd_access_log_close(pd_access_log *log);
+
+typedef struct pd_log_entry {
+    struct timeval start;       /* when the request head was complete */
+    int64_t elapsed_ms;
+    const char *client_ip;
+    const char *result;         /* Squid result code: TCP_MISS ... */
+    int status;                 /* status sent to the client (0 = none) */
+    uint64_t bytes;             /* bytes sent to the client, head included */
+    const char *method;
+    size_t method_len;
+    const char *url;
+    size_t url_len;
+    const char *hier;           /* HIER_DIRECT, HIER_NONE */
+    const char *peer_ip;        /* origin address or "-" */
+    const char *content_type;   /* may be NULL */
+    size_t content_type_len;
+    const char *referer, *user_agent; /* combined format; may be NULL */
+    size_t referer_len, user_agent_len;
+    int version_major, version_minor;
+} pd_log_entry;
+
+void pd_access_log_write(pd_access_log *log, const pd_log_entry *e);
+
+/* Format one line (without the newline) into buf; returns its length. For tests. */
+size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char *buf,
+                            size_t size);
+
+#endif

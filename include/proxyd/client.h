@@ -1,0 +1,24 @@
+/*
+ * client: one client connection and the request it is serving: the request's
+ * state machine from the first byte of its head to the last byte of the
+ * response (forwarding, tunnelling, errors, access log), then keep-alive.
+ */
+#ifndef PROXYD_CLIENT_H
+#define PROXYD_CLIENT_H
+
+#include <sys/socket.h>
+#include <event2/util.h>
+
+#include "proxyd/worker.h"
+
+/* Take ownership of an accepted socket fd; returns -1 (fd closed) on failure. */
+int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *peer,
+                     int peerlen, uint16_t local_port);
+
+/* Drain: idle clients are closed now, busy ones after their current response. */
+void pd_client_drain_all(pd_worker *w);
+
+/* Free every client at once (worker exit). */
+void pd_client_close_all(pd_worker *w);
+
+#endif

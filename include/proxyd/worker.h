@@ -1,0 +1,60 @@
+/*
+ * worker: one worker process's state and its event loop. A worker accepts on
+ * its own SO_REUSEPORT sockets (opened by the master before fork), serves
+ * clients until told to drain, and exits when its last client is gone or the
+ * drain deadline passes. Its configuration is fixed for its whole life: a
+ * reload replaces workers, it never mutates one.
+ */
+#ifndef PROXYD_WORKER_H
+#define PROXYD_WORKER_H
+
+#include <stdint.h>
+#include <sys/queue.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "proxyd/conf.h"
+
+typedef struct pd_dns pd_dns;
+typedef struct pd_upool pd_upool;
+typedef struct pd_access_log pd_access_log;
+typedef struct pd_acl_rules pd_acl_rules;
+struct pd_client;
+
+typedef struct pd_worker {
+    struct event_base *base;
+    const pd_conf *conf;
+    const pd_acl_rules *acl;    /* NULL: http_access not compiled (allow) */
+    pd_dns *dns;
+    pd_upool *upool;
+    pd_access_log *alog;
+    int slot;                   /* worker number, 0..workers-1 */
+    int generation;             /* config generation (reloads) */
+
+    struct evconnlistener *listeners[PD_CONF_MAX_PORTS];
+    uint16_t listen_port[PD_CONF_MAX_PORTS];
+    int n_listeners;
+    int accept_paused;          /* listeners disabled: connection cap or EMFILE */
+    struct event *accept_retry; /* re-enables accept after EMFILE */
+
+    TAILQ_HEAD(, pd_client) clients;
+    int n_clients;
+    int draining;
+    struct event *drain_deadline;
+    struct event *sig_term, *sig_int, *sig_usr1;
+
+    char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
+    char hostname[256];         /* visible_hostname */
+} pd_worker;
+
+/*
+ * Run a worker on the given listening sockets (fds[i] serves conf->http_port[i]).
+ * Returns the process exit status once drained.
+ */
+int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int generation,
+                  const int *fds, int n_fds);
+
+/* Called by client.c when a client is gone (for connection caps and drain). */
+void pd_worker_client_closed(pd_worker *w);
+
+#endif

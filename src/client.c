@@ -1,0 +1,1245 @@
+/*
+ * client: one client connection and the transaction it is serving.
+ *
+ * The way of a request (one transaction at a time per connection; pipelined
+ * requests wait in the input buffer):
+ *
+ *   C_HEAD     read and parse the request head (request_timeout / idle timer)
+ *   C_RESOLVE  access control, then asynchronous DNS for the origin
+ *   C_CONNECT  pooled keep-alive connection, or a new one (next address on failure)
+ *   C_FORWARD  request head + body to the origin, response head + body to the
+ *              client, each direction streamed with backpressure
+ *   C_TUNNEL   CONNECT: bytes relayed both ways, half-close passed on
+ *   C_CLOSING  flushing the last bytes before close
+ *
+ * Bodies framed by Content-Length (or by EOF) are moved between evbuffers
+ * without copying; chunked bodies go through the strict parser and are
+ * re-chunked. A response that cannot be completed is never completed on the
+ * client side: the connection is closed before the last byte (or the last
+ * chunk) so that the client sees a truncated message.
+ *
+ * Memory ownership: a pd_client owns its bufferevents, parsers, messages and
+ * URL. client_free() is the only place that frees them; after calling it (or a
+ * function that may call it, marked "may free c") the caller returns at once.
+ */
+#include "proxyd/client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "proxyd/access_log.h"
+#include "proxyd/acl.h"
+#include "proxyd/dns.h"
+#include "proxyd/errors.h"
+#include "proxyd/http_msg.h"
+#include "proxyd/http_parse.h"
+#include "proxyd/upool.h"
+#include "proxyd/url.h"
+
+/* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
+#define HIGH_WM (256 * 1024)
+#define LOW_WM (64 * 1024)
+
+#define CLIENT_MAGIC 0x50444331u /* "PDC1" */
+
+enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CLOSING };
+enum rstate { R_HEAD, R_BODY, R_DONE };
+
+struct pd_client {
+    unsigned magic;
+    TAILQ_ENTRY(pd_client) link;
+    pd_worker *w;
+    struct bufferevent *bev;
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t local_port;
+    enum cstate state;
+    unsigned nreq;              /* requests started on this connection */
+    struct event *timer;        /* head / idle timer */
+    int head_started;           /* bytes of the current head were seen */
+
+    /* the request */
+    pd_http_parser *reqp;
+    pd_http_msg req;
+    pd_url url;
+    int have_url;
+    int keep_alive;             /* keep the client connection after this response */
+    uint64_t rb_left;           /* request body bytes still to move (PD_BODY_LENGTH) */
+    int rb_done;                /* request body completely read from the client */
+
+    /* the origin */
+    struct bufferevent *up;
+    int up_from_pool;
+    int up_connected;
+    pd_dns_req *dnsq;
+    pd_dns_result addrs;
+    int addr_i;
+    char key[PD_URL_HOST_MAX + 16];
+    char origin_ip[INET6_ADDRSTRLEN];
+    int retried;
+
+    /* the response */
+    pd_http_parser *respp;
+    pd_http_msg resp;
+    enum rstate rstate;
+    enum pd_body_kind out_kind; /* framing towards the client */
+    uint64_t in_left;           /* response body bytes still expected (LENGTH) */
+    int head_sent;              /* response head written to the client */
+    uint64_t resp_bytes_in;     /* response bytes read from the origin */
+
+    /* tunnel */
+    int cl_eof, up_eof;
+
+    /* log */
+    struct timeval t0;
+    const char *result;
+    int status;
+    uint64_t out_bytes;         /* bytes queued to the client for this transaction */
+};
+
+static void client_free(struct pd_client *c);
+static void start_head(struct pd_client *c);
+static void read_head(struct pd_client *c);
+static void forward_request_body(struct pd_client *c);
+static void read_response(struct pd_client *c);
+static void connect_next(struct pd_client *c);
+static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_read_cb(struct bufferevent *bev, void *arg);
+static void up_write_cb(struct bufferevent *bev, void *arg);
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static struct timeval ms_tv(int64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    return tv;
+}
+
+static struct evbuffer *cout(struct pd_client *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+/* ---- access log ------------------------------------------------------ */
+
+static void log_transaction(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    if (!c->result)
+        return;
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    char url[PD_URL_HOST_MAX + 8192];
+    const char *u = url;
+    size_t ulen;
+    if (c->have_url) {
+        ulen = pd_url_format(&c->url, url, sizeof url);
+        if (ulen >= sizeof url)
+            ulen = sizeof url - 1;
+    } else if (c->req.target.len) {
+        u = c->req.target.p;
+        ulen = c->req.target.len;
+    } else {
+        u = "error:invalid-request";
+        ulen = strlen(u);
+    }
+    const pd_header *ct = c->head_sent && c->resp.n_headers
+                              ? pd_http_msg_find(&c->resp, "Content-Type") : NULL;
+    const pd_header *ref = pd_http_msg_find(&c->req, "Referer");
+    const pd_header *ua = pd_http_msg_find(&c->req, "User-Agent");
+    pd_log_entry e = {
+        .start = c->t0,
+        .elapsed_ms = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 +
+                      (now.tv_usec - c->t0.tv_usec) / 1000,
+        .client_ip = c->peer_ip,
+        .result = c->result,
+        .status = c->status,
+        .bytes = c->out_bytes,
+        .method = c->req.method.len ? c->req.method.p : "NONE",
+        .method_len = c->req.method.len ? c->req.method.len : 4,
+        .url = u,
+        .url_len = ulen,
+        .hier = c->origin_ip[0] ? "HIER_DIRECT" : "HIER_NONE",
+        .peer_ip = c->origin_ip[0] ? c->origin_ip : "-",
+        .content_type = ct ? ct->value.p : NULL,
+        .content_type_len = ct ? ct->value.len : 0,
+        .referer = ref ? ref->value.p : NULL,
+        .referer_len = ref ? ref->value.len : 0,
+        .user_agent = ua ? ua->value.p : NULL,
+        .user_agent_len = ua ? ua->value.len : 0,
+        .version_major = c->req.version_major ? c->req.version_major : 1,
+        .version_minor = c->req.version_minor,
+    };
+    pd_access_log_write(w->alog, &e);
+    c->result = NULL;
+}
+
+/* ---- teardown -------------------------------------------------------- */
+
+static void up_release(struct pd_client *c, int reusable)
+{
+    if (!c->up)
+        return;
+    struct bufferevent *up = c->up;
+    c->up = NULL;
+    bufferevent_setcb(up, NULL, NULL, NULL, NULL);
+    if (reusable && c->w->conf->server_persistent_connections && !c->w->draining &&
+        evbuffer_get_length(bufferevent_get_input(up)) == 0 &&
+        evbuffer_get_length(bufferevent_get_output(up)) == 0) {
+        bufferevent_disable(up, EV_READ | EV_WRITE);
+        bufferevent_set_timeouts(up, NULL, NULL);
+        pd_upool_put(c->w->upool, c->key, up);
+        return;
+    }
+    bufferevent_free(up);
+}
+
+static void client_free(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    log_transaction(c);
+    if (c->dnsq)
+        pd_dns_cancel(c->dnsq);
+    up_release(c, 0);
+    if (c->timer)
+        event_free(c->timer);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    pd_http_parser_free(c->reqp);
+    pd_http_parser_free(c->respp);
+    pd_http_msg_free(&c->req);
+    pd_http_msg_free(&c->resp);
+    if (c->have_url)
+        pd_url_free(&c->url);
+    TAILQ_REMOVE(&w->clients, c, link);
+    c->magic = 0;
+    free(c);
+    pd_worker_client_closed(w);
+}
+
+/* Flush what is queued for the client, then close. May free c. */
+static void close_after_flush(struct pd_client *c)
+{
+    log_transaction(c);
+    up_release(c, 0);
+    if (c->dnsq) {
+        pd_dns_cancel(c->dnsq);
+        c->dnsq = NULL;
+    }
+    c->state = C_CLOSING;
+    if (c->timer)
+        event_del(c->timer);
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(cout(c)) == 0) {
+        client_free(c);
+        return;
+    }
+    /* the write callback fires when the output is empty */
+    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+/* ---- error responses -------------------------------------------------- */
+
+/*
+ * Answer with an error page if no response head went out yet, then close
+ * (or keep the connection when the request was read whole and keep is set).
+ * Otherwise the response is cut short. May free c.
+ */
+static void fail_request(struct pd_client *c, int status, const char *err, const char *detail,
+                         int keep)
+{
+    if (c->head_sent) {
+        close_after_flush(c);
+        return;
+    }
+    char url[PD_URL_HOST_MAX + 2048];
+    url[0] = '\0';
+    if (c->have_url)
+        pd_url_format(&c->url, url, sizeof url);
+    if (!keep || !c->rb_done || !c->keep_alive || c->w->draining)
+        c->keep_alive = 0;
+    size_t before = evbuffer_get_length(cout(c));
+    pd_error_page(cout(c), status, err, detail, url, c->w->hostname, c->keep_alive,
+                  c->req.method_id == PD_M_HEAD);
+    c->out_bytes += evbuffer_get_length(cout(c)) - before;
+    c->head_sent = 1;
+    c->status = status;
+    if (!c->result)
+        c->result = "NONE_NONE";
+    if (!c->keep_alive) {
+        close_after_flush(c);
+        return;
+    }
+    /* keep-alive after an error: the transaction is over */
+    log_transaction(c);
+    up_release(c, 0);
+    start_head(c);
+}
+
+/* ---- request head ----------------------------------------------------- */
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->state == C_HEAD && c->head_started && !c->w->draining) {
+        c->result = "NONE_NONE";
+        c->keep_alive = 0;
+        fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
+        return;
+    }
+    client_free(c);
+}
+
+static void arm_timer(struct pd_client *c, int64_t ms)
+{
+    struct timeval tv = ms_tv(ms);
+    evtimer_add(c->timer, &tv);
+}
+
+/* Wait for the next request on this connection. May free c. */
+static void start_head(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    if (w->draining) {
+        close_after_flush(c);
+        return;
+    }
+    c->state = C_HEAD;
+    if (c->have_url) {
+        pd_url_free(&c->url);
+        c->have_url = 0;
+    }
+    pd_http_parser_next(c->reqp, &c->req, 0);
+    pd_http_msg_reset(&c->resp);
+    c->head_started = 0;
+    c->rb_left = 0;
+    c->rb_done = 0;
+    c->head_sent = 0;
+    c->status = 0;
+    c->result = NULL;
+    c->out_bytes = 0;
+    c->origin_ip[0] = '\0';
+    c->retried = 0;
+    c->resp_bytes_in = 0;
+    c->up_from_pool = 0;
+    c->up_connected = 0;
+    arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
+    bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WM, 0);
+    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+        read_head(c);
+}
+
+static void begin_transaction(struct pd_client *c);
+
+/* Parse as much of the head as is buffered. May free c. */
+static void read_head(struct pd_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    while (evbuffer_get_length(in)) {
+        if (!c->head_started) {
+            c->head_started = 1;
+            if (c->nreq)
+                arm_timer(c, c->w->conf->request_timeout);
+        }
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+            break;
+        size_t used = 0;
+        enum pd_parse_status st = pd_http_parse_head(c->reqp, v.iov_base, v.iov_len, &used);
+        evbuffer_drain(in, used);
+        if (st == PD_PARSE_ERROR) {
+            const char *why;
+            int status = pd_http_parser_error(c->reqp, &why);
+            gettimeofday(&c->t0, NULL);
+            c->result = "NONE_NONE";
+            c->keep_alive = 0;
+            fail_request(c, status, status == 431 ? "ERR_TOO_BIG" : "ERR_INVALID_REQ", why, 0);
+            return;
+        }
+        if (st == PD_PARSE_DONE) {
+            begin_transaction(c);
+            return;
+        }
+    }
+}
+
+/* ---- the transaction -------------------------------------------------- */
+
+static void dns_cb(const pd_dns_result *r, void *arg);
+static int pool_try(struct pd_client *c);
+
+static int acl_check(struct pd_client *c, const char **deny_acl)
+{
+    pd_worker *w = c->w;
+    if (!w->acl)
+        return PD_ACL_ALLOW;
+    pd_acl_req ar = {
+        .client = (const struct sockaddr *)&c->peer,
+        .local_port = c->local_port,
+        .msg = &c->req,
+        .url = &c->url,
+        .is_connect = c->req.method_id == PD_M_CONNECT,
+        .dst = c->addrs.n ? c->addrs.addr : NULL,
+        .n_dst = c->addrs.n,
+        .client_conns = 0,
+        .now = time(NULL),
+    };
+    return pd_acl_check_http(w->acl, &ar, deny_acl);
+}
+
+static void deny(struct pd_client *c, const char *acl_name)
+{
+    c->result = "TCP_DENIED";
+    fail_request(c, 403, "ERR_ACCESS_DENIED", "access denied by http_access", 1);
+}
+
+/*
+ * With an absolute URL the Host header is replaced (RFC 9112 3.2.2), but a
+ * request whose Host disagrees with its URL is refused: an agent behind or in
+ * front of us that trusts Host would see another request than we checked.
+ */
+static int host_matches(struct pd_client *c)
+{
+    const pd_header *h = pd_http_msg_find(&c->req, "Host");
+    if (!h)
+        return 1;
+    if (pd_http_msg_find_next(&c->req, h))
+        return 0; /* two Host lines */
+    char buf[PD_URL_HOST_MAX + 32];
+    if (h->value.len + 8 >= sizeof buf || memchr(h->value.p, '@', h->value.len) ||
+        memchr(h->value.p, '/', h->value.len))
+        return 0;
+    snprintf(buf, sizeof buf, "http://%.*s/", (int)h->value.len, h->value.p);
+    pd_url hu;
+    const char *why;
+    if (pd_url_parse(buf, strlen(buf), PD_URL_ABSOLUTE, &hu, &why) < 0)
+        return 0;
+    int same = strcmp(hu.host, c->url.host) == 0 && hu.port == c->url.port;
+    pd_url_free(&hu);
+    return same;
+}
+
+/* A complete request head was parsed. May free c. */
+static void begin_transaction(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    pd_http_msg *m = &c->req;
+    evtimer_del(c->timer);
+    gettimeofday(&c->t0, NULL);
+    c->nreq++;
+    c->keep_alive = m->keep_alive && w->conf->client_persistent_connections && !w->draining;
+    c->rb_done = m->body == PD_BODY_NONE;
+    c->rb_left = m->body == PD_BODY_LENGTH ? m->content_length : 0;
+    c->addrs.n = 0;
+    c->state = C_RESOLVE;
+    bufferevent_disable(c->bev, EV_READ);
+
+    const char *why = NULL;
+    int is_connect = m->method_id == PD_M_CONNECT;
+    if (!is_connect && m->target.len && m->target.p[0] == '/') {
+        c->result = "NONE_NONE";
+        fail_request(c, 400, "ERR_INVALID_URL",
+                     "origin-form request to a proxy: use an absolute URL", 1);
+        return;
+    }
+    if (pd_url_parse(m->target.p, m->target.len, is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE,
+                     &c->url, &why) < 0) {
+        c->result = "NONE_NONE";
+        fail_request(c, 400, "ERR_INVALID_URL", why, 1);
+        return;
+    }
+    c->have_url = 1;
+    if (!is_connect && !host_matches(c)) {
+        c->result = "NONE_NONE";
+        fail_request(c, 400, "ERR_INVALID_REQ",
+                     "the Host header names another host than the request URL", 0);
+        return;
+    }
+    if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
+        (m->body == PD_BODY_CHUNKED || m->content_length > w->conf->request_body_max_size)) {
+        if (m->body == PD_BODY_LENGTH) {
+            c->result = "NONE_NONE";
+            fail_request(c, 413, "ERR_TOO_BIG", "request body larger than request_body_max_size",
+                         0);
+            return;
+        }
+    }
+    if (is_connect && m->body != PD_BODY_NONE) {
+        c->result = "NONE_NONE";
+        fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
+        return;
+    }
+    const char *deny_acl = NULL;
+    int v = acl_check(c, &deny_acl);
+    if (v == PD_ACL_DENY) {
+        deny(c, deny_acl);
+        return;
+    }
+    pd_url_authority(&c->url, c->key, sizeof c->key);
+    /* may call dns_cb (and free c) before it returns */
+    pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
+    if (q)
+        c->dnsq = q;
+}
+
+static void dns_cb(const pd_dns_result *r, void *arg)
+{
+    struct pd_client *c = arg;
+    c->dnsq = NULL;
+    if (r->error) {
+        c->result = "TCP_MISS";
+        fail_request(c, r->error == PD_DNS_ETIMEOUT ? 504 : 502, "ERR_DNS_FAIL",
+                     r->error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
+                                                 : "the origin's name could not be resolved",
+                     1);
+        return;
+    }
+    c->addrs = *r;
+    for (int i = 0; i < c->addrs.n; i++) {
+        struct sockaddr_storage *ss = &c->addrs.addr[i];
+        if (ss->ss_family == AF_INET)
+            ((struct sockaddr_in *)ss)->sin_port = htons(c->url.port);
+        else
+            ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
+    }
+    if (c->w->acl) {
+        const char *deny_acl = NULL;
+        if (acl_check(c, &deny_acl) == PD_ACL_DENY) {
+            deny(c, deny_acl);
+            return;
+        }
+    }
+    c->addr_i = 0;
+    c->state = C_CONNECT;
+    if (c->req.method_id != PD_M_CONNECT && pool_try(c))
+        return;
+    connect_next(c);
+}
+
+/* ---- request to the origin -------------------------------------------- */
+
+/* Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
+static int is_hop_by_hop(pd_str name)
+{
+    static const char *const hop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
+                                       "Trailer", "Transfer-Encoding", "Upgrade",
+                                       "Proxy-Authorization", "Proxy-Authenticate" };
+    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        if (pd_str_eq_ci(name, hop[i]))
+            return 1;
+    return 0;
+}
+
+/* Is this header named by a Connection option of the message? */
+static int listed_in_connection(const pd_http_msg *m, pd_str name)
+{
+    char nm[128];
+    if (name.len >= sizeof nm)
+        return 0;
+    memcpy(nm, name.p, name.len);
+    nm[name.len] = '\0';
+    return pd_http_msg_has_token(m, "Connection", nm) ||
+           pd_http_msg_has_token(m, "Proxy-Connection", nm);
+}
+
+static void add_header(struct evbuffer *out, const pd_header *h)
+{
+    evbuffer_add(out, h->name.p, h->name.len);
+    evbuffer_add(out, ": ", 2);
+    evbuffer_add(out, h->value.p, h->value.len);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+/* The request head as the origin must see it. */
+static void write_request_head(struct pd_client *c, struct evbuffer *out)
+{
+    pd_worker *w = c->w;
+    const pd_http_msg *m = &c->req;
+    const pd_conf *conf = w->conf;
+    evbuffer_add(out, m->method.p, m->method.len);
+    evbuffer_add(out, " ", 1);
+    evbuffer_add(out, c->url.path, c->url.path_len);
+    evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
+    char host[PD_URL_HOST_MAX + 16];
+    if (c->url.port_explicit && c->url.port != 80)
+        pd_url_authority(&c->url, host, sizeof host);
+    else if (c->url.host_ip == 6)
+        snprintf(host, sizeof host, "[%s]", c->url.host);
+    else
+        snprintf(host, sizeof host, "%s", c->url.host);
+    evbuffer_add_printf(out, "%s\r\n", host);
+
+    int xff_done = 0;
+    for (size_t i = 0; i < m->n_headers; i++) {
+        const pd_header *h = &m->headers[i];
+        if (is_hop_by_hop(h->name) || pd_str_eq_ci(h->name, "Host") ||
+            listed_in_connection(m, h->name))
+            continue;
+        if (pd_str_eq_ci(h->name, "Content-Length") && m->body != PD_BODY_LENGTH)
+            continue;
+        if (pd_str_eq_ci(h->name, "X-Forwarded-For")) {
+            if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
+                add_header(out, h);
+            } else if ((conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF) &&
+                       !xff_done) {
+                /* every X-Forwarded-For line, joined, then this hop */
+                evbuffer_add_printf(out, "X-Forwarded-For: ");
+                const pd_header *x = h;
+                for (; x; x = pd_http_msg_find_next(m, x)) {
+                    evbuffer_add(out, x->value.p, x->value.len);
+                    evbuffer_add(out, ", ", 2);
+                }
+                evbuffer_add_printf(out, "%s\r\n",
+                                    conf->forwarded_for == PD_FWD_ON ? c->peer_ip : "unknown");
+                xff_done = 1;
+            }
+            continue;
+        }
+        add_header(out, h);
+    }
+    if (!xff_done && (conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF ||
+                      conf->forwarded_for == PD_FWD_TRUNCATE))
+        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n",
+                            conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip);
+    if (conf->via)
+        evbuffer_add_printf(out, "Via: %d.%d %s\r\n", m->version_major, m->version_minor,
+                            w->via);
+    if (m->body == PD_BODY_CHUNKED)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    if (!conf->server_persistent_connections)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+static void setup_upstream(struct pd_client *c)
+{
+    const pd_conf *conf = c->w->conf;
+    bufferevent_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
+    bufferevent_setwatermark(c->up, EV_WRITE, LOW_WM, 0);
+    bufferevent_setwatermark(c->up, EV_READ, 0, HIGH_WM);
+    if (c->up_connected) {
+        struct timeval rt = ms_tv(conf->read_timeout), wt = ms_tv(conf->write_timeout);
+        bufferevent_set_timeouts(c->up, &rt, &wt);
+    } else {
+        struct timeval ct = ms_tv(conf->connect_timeout);
+        bufferevent_set_timeouts(c->up, &ct, &ct);
+    }
+}
+
+/* Queue the request head (and any buffered body) to c->up; start reading. May free c. */
+static void send_request(struct pd_client *c)
+{
+    c->state = C_FORWARD;
+    if (!c->respp)
+        c->respp = pd_http_parser_new(0, c->w->conf->reply_header_max_size);
+    pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
+    c->rstate = R_HEAD;
+    c->resp_bytes_in = 0;
+    write_request_head(c, bufferevent_get_output(c->up));
+    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    if (!c->rb_done) {
+        bufferevent_enable(c->bev, EV_READ);
+        forward_request_body(c);
+    }
+}
+
+static int pool_try(struct pd_client *c)
+{
+    struct bufferevent *up = pd_upool_get(c->w->upool, c->key);
+    if (!up)
+        return 0;
+    c->up = up;
+    c->up_from_pool = 1;
+    c->up_connected = 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getpeername(bufferevent_getfd(up), (struct sockaddr *)&ss, &sl) == 0) {
+        const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        inet_ntop(ss.ss_family, a, c->origin_ip, sizeof c->origin_ip);
+    }
+    setup_upstream(c);
+    send_request(c);
+    return 1;
+}
+
+/* Open a new connection to the next address of the origin. May free c. */
+static void connect_next(struct pd_client *c)
+{
+    up_release(c, 0);
+    if (c->addr_i >= c->addrs.n) {
+        c->result = c->req.method_id == PD_M_CONNECT ? "TCP_TUNNEL" : "TCP_MISS";
+        fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
+        return;
+    }
+    struct sockaddr_storage *ss = &c->addrs.addr[c->addr_i];
+    socklen_t sl = c->addrs.addrlen[c->addr_i];
+    c->addr_i++;
+    c->up_from_pool = 0;
+    c->up_connected = 0;
+    c->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->up) {
+        fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
+        return;
+    }
+    const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
+                                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
+    inet_ntop(ss->ss_family, a, c->origin_ip, sizeof c->origin_ip);
+    setup_upstream(c);
+    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    /* the request is sent once connected, so that a failed attempt loses no body bytes */
+    if (bufferevent_socket_connect(c->up, (struct sockaddr *)ss, (int)sl) < 0)
+        connect_next(c);
+}
+
+/* ---- request body --------------------------------------------------- */
+
+static int chunk_out(void *arg, const char *data, size_t len)
+{
+    struct evbuffer *out = arg;
+    if (len == 0)
+        return 0;
+    evbuffer_add_printf(out, "%zx\r\n", len);
+    evbuffer_add(out, data, len);
+    evbuffer_add(out, "\r\n", 2);
+    return 0;
+}
+
+/* Move buffered request body bytes to the origin. May free c. */
+static void forward_request_body(struct pd_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *uo = bufferevent_get_output(c->up);
+    if (c->req.body == PD_BODY_LENGTH) {
+        size_t n = evbuffer_get_length(in);
+        if (n > c->rb_left)
+            n = (size_t)c->rb_left;
+        evbuffer_remove_buffer(in, uo, n);
+        c->rb_left -= n;
+        if (c->rb_left == 0)
+            c->rb_done = 1;
+    } else if (c->req.body == PD_BODY_CHUNKED) {
+        while (!c->rb_done && evbuffer_get_length(in)) {
+            struct evbuffer_iovec v;
+            evbuffer_peek(in, -1, NULL, &v, 1);
+            size_t used = 0;
+            enum pd_parse_status st =
+                pd_http_parse_body(c->reqp, v.iov_base, v.iov_len, &used, chunk_out, uo);
+            evbuffer_drain(in, used);
+            if (st == PD_PARSE_ERROR) {
+                const char *why;
+                int status = pd_http_parser_error(c->reqp, &why);
+                c->result = "NONE_NONE";
+                c->keep_alive = 0;
+                fail_request(c, status, "ERR_INVALID_REQ", why, 0);
+                return;
+            }
+            if (st == PD_PARSE_DONE) {
+                evbuffer_add(uo, "0\r\n\r\n", 5);
+                c->rb_done = 1;
+            }
+        }
+    }
+    if (c->rb_done) {
+        /* pipelined requests wait in the socket until this response is done */
+        bufferevent_disable(c->bev, EV_READ);
+    } else if (evbuffer_get_length(uo) > HIGH_WM) {
+        bufferevent_disable(c->bev, EV_READ);
+    }
+}
+
+/* ---- response to the client ------------------------------------------- */
+
+static void write_response_head(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    const pd_http_msg *r = &c->resp;
+    struct evbuffer *out = cout(c);
+    int client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
+    size_t before = evbuffer_get_length(out);
+
+    switch (r->body) {
+    case PD_BODY_NONE:
+    case PD_BODY_LENGTH:
+        c->out_kind = r->body;
+        break;
+    case PD_BODY_CHUNKED:
+    case PD_BODY_EOF:
+        c->out_kind = client11 ? PD_BODY_CHUNKED : PD_BODY_EOF;
+        break;
+    }
+    if (c->out_kind == PD_BODY_EOF)
+        c->keep_alive = 0;
+
+    evbuffer_add_printf(out, "HTTP/1.1 %d ", r->status);
+    evbuffer_add(out, r->reason.p, r->reason.len);
+    evbuffer_add(out, "\r\n", 2);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        const pd_header *h = &r->headers[i];
+        if (is_hop_by_hop(h->name) || listed_in_connection(r, h->name))
+            continue;
+        if (pd_str_eq_ci(h->name, "Content-Length") &&
+            (c->out_kind == PD_BODY_CHUNKED || c->out_kind == PD_BODY_EOF))
+            continue;
+        add_header(out, h);
+    }
+    if (w->conf->via)
+        evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
+    if (c->out_kind == PD_BODY_CHUNKED)
+        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+    if (!c->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (!client11)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    c->out_bytes += evbuffer_get_length(out) - before;
+    c->head_sent = 1;
+    c->status = r->status;
+}
+
+/* The response reached its end. May free c. */
+static void finish_response(struct pd_client *c)
+{
+    struct evbuffer *out = cout(c);
+    if (c->out_kind == PD_BODY_CHUNKED) {
+        evbuffer_add(out, "0\r\n\r\n", 5);
+        c->out_bytes += 5;
+    }
+    c->rstate = R_DONE;
+    int reusable = c->resp.keep_alive && c->resp.body != PD_BODY_EOF && c->rb_done;
+    log_transaction(c);
+    up_release(c, reusable);
+    if (!c->keep_alive || !c->rb_done) {
+        close_after_flush(c);
+        return;
+    }
+    start_head(c);
+}
+
+static void count_out(struct pd_client *c, size_t n)
+{
+    c->out_bytes += n;
+}
+
+static int chunk_out_client(void *arg, const char *data, size_t len)
+{
+    struct pd_client *c = arg;
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    chunk_out(out, data, len);
+    count_out(c, evbuffer_get_length(out) - before);
+    return 0;
+}
+
+/* Move response bytes from the origin to the client. May free c. */
+static void read_response(struct pd_client *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->up);
+    struct evbuffer *out = cout(c);
+    while (c->rstate == R_HEAD && evbuffer_get_length(in)) {
+        struct evbuffer_iovec v;
+        evbuffer_peek(in, -1, NULL, &v, 1);
+        size_t used = 0;
+        enum pd_parse_status st = pd_http_parse_head(c->respp, v.iov_base, v.iov_len, &used);
+        evbuffer_drain(in, used);
+        c->resp_bytes_in += used;
+        if (st == PD_PARSE_ERROR) {
+            const char *why;
+            pd_http_parser_error(c->respp, &why);
+            c->result = "TCP_MISS";
+            fail_request(c, 502, "ERR_INVALID_RESP", why, 0);
+            return;
+        }
+        if (st == PD_PARSE_AGAIN)
+            return;
+        if (c->resp.status < 200) {
+            /* interim response: pass 100/103 on to HTTP/1.1 clients, then wait for the final one */
+            if (c->resp.status == 101) {
+                c->result = "TCP_MISS";
+                fail_request(c, 502, "ERR_INVALID_RESP", "unexpected protocol switch", 0);
+                return;
+            }
+            if (c->req.version_minor >= 1) {
+                size_t before = evbuffer_get_length(out);
+                evbuffer_add_printf(out, "HTTP/1.1 %d ", c->resp.status);
+                evbuffer_add(out, c->resp.reason.p, c->resp.reason.len);
+                evbuffer_add(out, "\r\n\r\n", 4);
+                count_out(c, evbuffer_get_length(out) - before);
+            }
+            pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
+            continue;
+        }
+        c->result = "TCP_MISS";
+        write_response_head(c);
+        c->rstate = R_BODY;
+        c->in_left = c->resp.body == PD_BODY_LENGTH ? c->resp.content_length : 0;
+        if (c->resp.body == PD_BODY_NONE) {
+            finish_response(c);
+            return;
+        }
+    }
+    if (c->rstate != R_BODY)
+        return;
+    switch (c->resp.body) {
+    case PD_BODY_LENGTH: {
+        size_t n = evbuffer_get_length(in);
+        if (n > c->in_left)
+            n = (size_t)c->in_left;
+        evbuffer_remove_buffer(in, out, n);
+        count_out(c, n);
+        c->resp_bytes_in += n;
+        c->in_left -= n;
+        if (c->in_left == 0) {
+            if (evbuffer_get_length(in))
+                c->resp.keep_alive = 0; /* the origin sent more than it announced */
+            finish_response(c);
+            return;
+        }
+        break;
+    }
+    case PD_BODY_EOF: {
+        size_t n = evbuffer_get_length(in);
+        if (n) {
+            if (c->out_kind == PD_BODY_CHUNKED)
+                evbuffer_add_printf(out, "%zx\r\n", n), count_out(c, 4);
+            evbuffer_remove_buffer(in, out, n);
+            count_out(c, n);
+            if (c->out_kind == PD_BODY_CHUNKED)
+                evbuffer_add(out, "\r\n", 2), count_out(c, 2);
+            c->resp_bytes_in += n;
+        }
+        break;
+    }
+    case PD_BODY_CHUNKED:
+        while (evbuffer_get_length(in)) {
+            struct evbuffer_iovec v;
+            evbuffer_peek(in, -1, NULL, &v, 1);
+            size_t used = 0;
+            enum pd_parse_status st =
+                pd_http_parse_body(c->respp, v.iov_base, v.iov_len, &used, chunk_out_client, c);
+            evbuffer_drain(in, used);
+            c->resp_bytes_in += used;
+            if (st == PD_PARSE_ERROR) {
+                /* cut the response short: no last chunk */
+                c->result = "TCP_MISS_ABORTED";
+                c->out_kind = PD_BODY_NONE;
+                close_after_flush(c);
+                return;
+            }
+            if (st == PD_PARSE_DONE) {
+                if (evbuffer_get_length(in))
+                    c->resp.keep_alive = 0;
+                finish_response(c);
+                return;
+            }
+        }
+        break;
+    case PD_BODY_NONE:
+        break;
+    }
+    if (evbuffer_get_length(out) > HIGH_WM)
+        bufferevent_disable(c->up, EV_READ); /* resumed by client_write_cb */
+}
+
+/* ---- CONNECT tunnel ---------------------------------------------------- */
+
+static void tunnel_pump(struct pd_client *c);
+
+static void tunnel_start(struct pd_client *c)
+{
+    struct evbuffer *out = cout(c);
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    evbuffer_add(out, ok, sizeof ok - 1);
+    c->out_bytes += sizeof ok - 1;
+    c->head_sent = 1;
+    c->status = 200;
+    c->result = "TCP_TUNNEL";
+    c->state = C_TUNNEL;
+    const pd_conf *conf = c->w->conf;
+    struct timeval rt = ms_tv(conf->read_timeout), wt = ms_tv(conf->write_timeout);
+    bufferevent_set_timeouts(c->up, &rt, &wt);
+    bufferevent_set_timeouts(c->bev, &rt, &wt);
+    bufferevent_setwatermark(c->up, EV_READ, 0, HIGH_WM);
+    bufferevent_setwatermark(c->bev, EV_READ, 0, HIGH_WM);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    tunnel_pump(c);
+}
+
+/*
+ * Move what each side sent to the other, pass a half-close on once the
+ * other side's output is flushed, and end when both directions are done.
+ * May free c.
+ */
+static void tunnel_pump(struct pd_client *c)
+{
+    struct evbuffer *cin = bufferevent_get_input(c->bev), *cout_ = cout(c);
+    struct evbuffer *uin = bufferevent_get_input(c->up), *uout = bufferevent_get_output(c->up);
+    size_t n = evbuffer_get_length(uin);
+    if (n) {
+        evbuffer_remove_buffer(uin, cout_, n);
+        c->out_bytes += n;
+    }
+    evbuffer_add_buffer(uout, cin);
+    /* backpressure: a side reads only while the other side's output is small */
+    if (!c->cl_eof) {
+        if (evbuffer_get_length(uout) > HIGH_WM)
+            bufferevent_disable(c->bev, EV_READ);
+        else
+            bufferevent_enable(c->bev, EV_READ);
+    }
+    if (!c->up_eof) {
+        if (evbuffer_get_length(cout_) > HIGH_WM)
+            bufferevent_disable(c->up, EV_READ);
+        else
+            bufferevent_enable(c->up, EV_READ);
+    }
+    if (c->cl_eof && evbuffer_get_length(uout) == 0)
+        shutdown(bufferevent_getfd(c->up), SHUT_WR);
+    if (c->up_eof && evbuffer_get_length(cout_) == 0)
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+    if (c->cl_eof && c->up_eof && evbuffer_get_length(uout) == 0 &&
+        evbuffer_get_length(cout_) == 0)
+        client_free(c);
+}
+
+/* ---- origin callbacks --------------------------------------------------- */
+
+static void up_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->state == C_TUNNEL)
+        tunnel_pump(c);
+    else if (c->state == C_FORWARD)
+        read_response(c);
+}
+
+static void up_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->state == C_TUNNEL) {
+        tunnel_pump(c);
+        return;
+    }
+    /* request body backpressure: resume reading the client */
+    if (c->state == C_FORWARD && !c->rb_done)
+        bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Can this request be sent again on a new connection after a pooled one failed? */
+static int can_retry(struct pd_client *c)
+{
+    return c->up_from_pool && !c->retried && c->resp_bytes_in == 0 && c->req.body == PD_BODY_NONE;
+}
+
+static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        c->up_connected = 1;
+        setup_upstream(c);
+        int one = 1;
+        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (c->req.method_id == PD_M_CONNECT)
+            tunnel_start(c);
+        else
+            send_request(c);
+        return;
+    }
+    if (c->state == C_TUNNEL) {
+        if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+            c->up_eof = 1;
+            bufferevent_disable(c->up, EV_READ);
+            tunnel_pump(c);
+        } else {
+            client_free(c);
+        }
+        return;
+    }
+    if (!c->up_connected) {
+        /* connect failed or timed out: try the next address */
+        if ((what & BEV_EVENT_TIMEOUT) && c->addr_i >= c->addrs.n) {
+            up_release(c, 0);
+            c->result = "TCP_MISS";
+            fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);
+            return;
+        }
+        connect_next(c);
+        return;
+    }
+    if (what & BEV_EVENT_TIMEOUT) {
+        c->result = "TCP_MISS";
+        if (c->rstate == R_HEAD)
+            fail_request(c, 504, "ERR_READ_TIMEOUT", "the origin did not answer in time", 1);
+        else
+            close_after_flush(c); /* truncated */
+        return;
+    }
+    /* EOF or error */
+    if (c->rstate == R_HEAD) {
+        if (can_retry(c)) {
+            /* the origin closed an idle pooled connection as we reused it */
+            c->retried = 1;
+            up_release(c, 0);
+            c->addr_i = 0;
+            connect_next(c);
+            return;
+        }
+        /* an origin may end a close-delimited head early; anything else is an error */
+        c->result = "TCP_MISS";
+        fail_request(c, 502, "ERR_ZERO_SIZE_OBJECT", "the origin closed the connection without a complete response", 1);
+        return;
+    }
+    if (c->rstate == R_BODY) {
+        if (c->resp.body == PD_BODY_EOF && !(what & BEV_EVENT_ERROR)) {
+            read_response(c); /* never ends the transaction for an EOF-delimited body */
+            finish_response(c);
+            return;
+        }
+        /* cut the response short: the client must not see it complete */
+        c->result = "TCP_MISS_ABORTED";
+        c->out_kind = PD_BODY_NONE;
+        close_after_flush(c);
+    }
+}
+
+/* ---- client callbacks --------------------------------------------------- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+    struct pd_client *c = arg;
+    switch (c->state) {
+    case C_HEAD:
+        read_head(c);
+        break;
+    case C_FORWARD:
+        if (!c->rb_done)
+            forward_request_body(c);
+        else
+            bufferevent_disable(bev, EV_READ);
+        break;
+    case C_TUNNEL:
+        tunnel_pump(c);
+        break;
+    default:
+        bufferevent_disable(bev, EV_READ);
+        break;
+    }
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+    struct pd_client *c = arg;
+    switch (c->state) {
+    case C_CLOSING:
+        if (evbuffer_get_length(cout(c)) == 0)
+            client_free(c);
+        break;
+    case C_FORWARD:
+        /* response backpressure: resume reading the origin */
+        if (c->up && c->rstate != R_DONE)
+            bufferevent_enable(c->up, EV_READ);
+        break;
+    case C_TUNNEL:
+        tunnel_pump(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->state == C_TUNNEL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        c->cl_eof = 1;
+        bufferevent_disable(c->bev, EV_READ);
+        tunnel_pump(c);
+        return;
+    }
+    if (c->state == C_FORWARD && c->result)
+        c->result = "TCP_MISS_ABORTED";
+    if (c->state == C_HEAD && !c->head_started)
+        c->result = NULL; /* an idle keep-alive connection closed: nothing to log */
+    if (c->state == C_HEAD && c->head_started && !c->result) {
+        gettimeofday(&c->t0, NULL);
+        c->result = "NONE_NONE";
+        c->status = 0;
+    }
+    client_free(c);
+}
+
+/* ---- accept, drain ------------------------------------------------------ */
+
+int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
+                     uint16_t local_port)
+{
+    struct pd_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        evutil_closesocket(fd);
+        return -1;
+    }
+    c->magic = CLIENT_MAGIC;
+    c->w = w;
+    memcpy(&c->peer, peer, (size_t)peerlen < sizeof c->peer ? (size_t)peerlen : sizeof c->peer);
+    const void *a = peer->sa_family == AF_INET
+                        ? (const void *)&((const struct sockaddr_in *)peer)->sin_addr
+                        : (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr;
+    inet_ntop(peer->sa_family, a, c->peer_ip, sizeof c->peer_ip);
+    c->local_port = local_port;
+    evutil_make_socket_nonblocking(fd);
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
+    c->timer = evtimer_new(w->base, timer_cb, c);
+    pd_http_msg_init(&c->req);
+    pd_http_msg_init(&c->resp);
+    TAILQ_INSERT_TAIL(&w->clients, c, link);
+    w->n_clients++;
+    if (!c->bev || !c->reqp || !c->timer) {
+        if (!c->bev)
+            evutil_closesocket(fd);
+        client_free(c);
+        return -1;
+    }
+    bufferevent_setwatermark(c->bev, EV_READ, 0, HIGH_WM);
+    struct timeval wt = ms_tv(w->conf->write_timeout);
+    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    start_head(c);
+    return 0;
+}
+
+void pd_client_drain_all(pd_worker *w)
+{
+    struct pd_client *c, *next;
+    for (c = TAILQ_FIRST(&w->clients); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (c->state == C_HEAD && !c->head_started)
+            client_free(c);
+        else
+            c->keep_alive = 0; /* closes after its current response */
+    }
+}
+
+void pd_client_close_all(pd_worker *w)
+{
+    struct pd_client *c;
+    while ((c = TAILQ_FIRST(&w->clients)))
+        client_free(c);
+}

@@ -1,0 +1,511 @@
+/*
+ * master: the supervising process. It opens the listening sockets (one
+ * SO_REUSEPORT socket per http_port per worker, before fork, so that no
+ * connection is ever refused while workers come and go), forks the workers,
+ * restarts a worker that dies, reloads on SIGHUP (new config checked first;
+ * new workers start before the old ones drain), drains on SIGTERM/SIGINT and
+ * passes SIGUSR1 on so that logs are reopened. It serves no request itself.
+ */
+#include "proxyd/master.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "proxyd/acl.h"
+#include "proxyd/log.h"
+#include "proxyd/worker.h"
+
+#define MAX_WORKERS 128
+#define MAX_KIDS (MAX_WORKERS * 4)
+
+struct kid {
+    pid_t pid;
+    int slot;
+    int generation;
+    int retiring;           /* told to drain: not restarted */
+    struct timespec started;
+};
+
+struct gen {
+    pd_conf *conf;
+    pd_acl_rules *acl;
+    int nworkers;
+    int nports;
+    int fds[PD_CONF_MAX_PORTS][MAX_WORKERS];
+    int id;
+};
+
+static struct {
+    const char *conf_path;
+    struct event_base *base;
+    struct gen cur;
+    struct gen old;         /* previous generation, kept until its workers exit */
+    int have_old;
+    struct kid kids[MAX_KIDS];
+    int nkids;
+    int stopping;
+    struct event *restart_timer;
+    struct event *stop_deadline;
+} M;
+
+static int n_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static int addr_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static void set_port(struct sockaddr_storage *ss, int port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
+static int open_listener(const struct sockaddr_storage *ss, socklen_t len, char *err, size_t errlen)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+    char ip[INET6_ADDRSTRLEN];
+    const void *a = ss->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+    inet_ntop(ss->ss_family, a, ip, sizeof ip);
+    snprintf(buf, size, ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, addr_port(ss));
+}
+
+static void close_gen_fds(struct gen *g, int from_worker)
+{
+    for (int p = 0; p < g->nports; p++)
+        for (int j = from_worker; j < g->nworkers; j++)
+            if (g->fds[p][j] >= 0) {
+                close(g->fds[p][j]);
+                g->fds[p][j] = -1;
+            }
+}
+
+/*
+ * Open the sockets of g (nworkers per port). Sockets of prev for the same
+ * address are reused (the same kernel socket keeps its queue across a reload).
+ * Port 0 picks one free port for all workers. Returns 0 or -1 (message logged).
+ */
+static int open_gen_fds(struct gen *g, struct gen *prev)
+{
+    const pd_conf *conf = g->conf;
+    g->nports = conf->n_http_port;
+    for (int p = 0; p < PD_CONF_MAX_PORTS; p++)
+        for (int j = 0; j < MAX_WORKERS; j++)
+            g->fds[p][j] = -1;
+    for (int p = 0; p < g->nports; p++) {
+        struct sockaddr_storage ss = conf->http_port[p].ss;
+        socklen_t len = conf->http_port[p].len;
+        int reuse_p = -1;
+        if (prev) {
+            for (int q = 0; q < prev->nports; q++)
+                if (prev->conf->http_port[q].len == len &&
+                    memcmp(&prev->conf->http_port[q].ss, &ss, len) == 0)
+                    reuse_p = q;
+        }
+        for (int j = 0; j < g->nworkers; j++) {
+            if (reuse_p >= 0 && j < prev->nworkers && prev->fds[reuse_p][j] >= 0) {
+                g->fds[p][j] = prev->fds[reuse_p][j];
+                prev->fds[reuse_p][j] = -1; /* moved */
+                if (j == 0 && addr_port(&ss) == 0) {
+                    struct sockaddr_storage b;
+                    socklen_t bl = sizeof b;
+                    getsockname(g->fds[p][j], (struct sockaddr *)&b, &bl);
+                    set_port(&ss, addr_port(&b));
+                }
+                continue;
+            }
+            if (j > 0 && addr_port(&ss) == 0) {
+                struct sockaddr_storage b;
+                socklen_t bl = sizeof b;
+                getsockname(g->fds[p][0], (struct sockaddr *)&b, &bl);
+                set_port(&ss, addr_port(&b));
+            }
+            char err[256], at[80];
+            int fd = open_listener(&ss, len, err, sizeof err);
+            if (fd < 0) {
+                addr_text(&ss, at, sizeof at);
+                pd_log_error("cannot listen on %s (http_port, %s:%d): %s", at,
+                             conf->path ? conf->path : "-", 0, err);
+                close_gen_fds(g, 0);
+                return -1;
+            }
+            g->fds[p][j] = fd;
+            if (j == 0 && addr_port(&ss) == 0) {
+                struct sockaddr_storage b;
+                socklen_t bl = sizeof b;
+                getsockname(fd, (struct sockaddr *)&b, &bl);
+                set_port(&ss, addr_port(&b));
+            }
+        }
+        char at[80];
+        addr_text(&ss, at, sizeof at);
+        /* the test harness and scripts wait for this exact line */
+        fprintf(stderr, "proxyd: listening on %s\n", at);
+    }
+    fflush(stderr);
+    return 0;
+}
+
+static pid_t spawn(int slot)
+{
+    struct gen *g = &M.cur;
+    pid_t pid = fork();
+    if (pid < 0) {
+        pd_log_error("fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid > 0) {
+        if (M.nkids < MAX_KIDS) {
+            struct kid *k = &M.kids[M.nkids++];
+            k->pid = pid;
+            k->slot = slot;
+            k->generation = g->id;
+            k->retiring = 0;
+            clock_gettime(CLOCK_MONOTONIC, &k->started);
+        }
+        return pid;
+    }
+    /* child: leave the master's event loop, signal handling and sockets behind */
+    /* the epoll instance is shared with the master until event_reinit gives us our own */
+    event_reinit(M.base);
+    event_base_free(M.base);
+    M.base = NULL;
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGUSR1, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    char role[32];
+    snprintf(role, sizeof role, "worker %d", slot);
+    pd_log_set_role(role);
+    int fds[PD_CONF_MAX_PORTS];
+    for (int p = 0; p < g->nports; p++) {
+        fds[p] = g->fds[p][slot];
+        g->fds[p][slot] = -1;
+    }
+    close_gen_fds(g, 0);
+    if (M.have_old)
+        close_gen_fds(&M.old, 0);
+    int rc = pd_worker_run(g->conf, g->acl, slot, g->id, fds, g->nports);
+    _exit(rc);
+}
+
+static struct kid *find_kid(pid_t pid)
+{
+    for (int i = 0; i < M.nkids; i++)
+        if (M.kids[i].pid == pid)
+            return &M.kids[i];
+    return NULL;
+}
+
+static int slot_alive(int gen, int slot)
+{
+    for (int i = 0; i < M.nkids; i++)
+        if (M.kids[i].generation == gen && M.kids[i].slot == slot && !M.kids[i].retiring)
+            return 1;
+    return 0;
+}
+
+/* Start every missing worker of the current generation. */
+static void fill_slots(void)
+{
+    if (M.stopping)
+        return;
+    for (int s = 0; s < M.cur.nworkers; s++)
+        if (!slot_alive(M.cur.id, s))
+            spawn(s);
+}
+
+static void restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    fill_slots();
+}
+
+static void maybe_exit(void)
+{
+    if (M.stopping && M.nkids == 0)
+        event_base_loopexit(M.base, NULL);
+}
+
+static void reap(void)
+{
+    int status;
+    pid_t pid;
+    int fast_death = 0;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        struct kid *k = find_kid(pid);
+        if (!k)
+            continue;
+        struct kid dead = *k;
+        *k = M.kids[--M.nkids];
+        if (dead.retiring || M.stopping) {
+            continue;
+        }
+        if (WIFSIGNALED(status))
+            pd_log_warn("worker %d (pid %d) killed by signal %d: restarting", dead.slot, (int)pid,
+                        WTERMSIG(status));
+        else
+            pd_log_warn("worker %d (pid %d) exited with status %d: restarting", dead.slot,
+                        (int)pid, WEXITSTATUS(status));
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - dead.started.tv_sec < 1)
+            fast_death = 1;
+    }
+    /* old generation gone: its configuration can go too */
+    if (M.have_old) {
+        int left = 0;
+        for (int i = 0; i < M.nkids; i++)
+            if (M.kids[i].generation == M.old.id)
+                left++;
+        if (!left) {
+            close_gen_fds(&M.old, 0);
+            pd_acl_rules_free(M.old.acl);
+            pd_conf_free(M.old.conf);
+            M.have_old = 0;
+        }
+    }
+    if (M.stopping) {
+        maybe_exit();
+        return;
+    }
+    if (fast_death) {
+        /* a worker that dies at once would otherwise be forked in a loop */
+        struct timeval tv = { 1, 0 };
+        evtimer_add(M.restart_timer, &tv);
+    } else {
+        fill_slots();
+    }
+}
+
+static void signal_kids(int sig, int only_gen)
+{
+    for (int i = 0; i < M.nkids; i++)
+        if (only_gen < 0 || M.kids[i].generation == only_gen)
+            kill(M.kids[i].pid, sig);
+}
+
+static int load_gen(struct gen *g, const char *path)
+{
+    memset(g, 0, sizeof *g);
+    g->conf = pd_conf_load(path, stderr);
+    if (!g->conf)
+        return -1;
+    g->acl = pd_acl_compile(g->conf, stderr);
+    if (!g->acl) {
+        pd_conf_free(g->conf);
+        g->conf = NULL;
+        return -1;
+    }
+    g->nworkers = g->conf->workers > 0 ? g->conf->workers : n_cpus();
+    if (g->nworkers > MAX_WORKERS)
+        g->nworkers = MAX_WORKERS;
+    return 0;
+}
+
+static void reload(void)
+{
+    if (M.have_old) {
+        pd_log_warn("reload refused: the previous reload is still draining");
+        return;
+    }
+    struct gen g;
+    pd_log_info("SIGHUP: reloading %s", M.conf_path);
+    if (load_gen(&g, M.conf_path) < 0) {
+        pd_log_error("reload refused: %s has errors (above); still serving with the old "
+                     "configuration", M.conf_path);
+        return;
+    }
+    g.id = M.cur.id + 1;
+    if (open_gen_fds(&g, &M.cur) < 0) {
+        pd_log_error("reload refused: cannot open the listening sockets");
+        pd_acl_rules_free(g.acl);
+        pd_conf_free(g.conf);
+        return;
+    }
+    M.old = M.cur;
+    M.have_old = 1;
+    M.cur = g;
+    /* new workers first, then the old ones drain: no gap in service */
+    for (int i = 0; i < M.nkids; i++)
+        if (M.kids[i].generation == M.old.id)
+            M.kids[i].retiring = 1;
+    fill_slots();
+    signal_kids(SIGTERM, M.old.id);
+    /* sockets the new generation did not take over are closed now */
+    close_gen_fds(&M.old, 0);
+    pd_log_info("reloaded: generation %d, %d workers", M.cur.id, M.cur.nworkers);
+}
+
+static void stop_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_log_warn("workers did not exit in time: killing them");
+    signal_kids(SIGKILL, -1);
+}
+
+static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    switch (sig) {
+    case SIGCHLD:
+        reap();
+        break;
+    case SIGHUP:
+        if (!M.stopping)
+            reload();
+        break;
+    case SIGUSR1:
+        signal_kids(SIGUSR1, -1);
+        break;
+    case SIGTERM:
+    case SIGINT:
+        if (M.stopping) {
+            signal_kids(SIGKILL, -1);
+            break;
+        }
+        pd_log_info("%s: draining %d workers", sig == SIGTERM ? "SIGTERM" : "SIGINT", M.nkids);
+        M.stopping = 1;
+        signal_kids(SIGTERM, -1);
+        close_gen_fds(&M.cur, 0);
+        {
+            int64_t ms = M.cur.conf->shutdown_lifetime + 5000;
+            struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+            evtimer_add(M.stop_deadline, &tv);
+        }
+        maybe_exit();
+        break;
+    }
+}
+
+static void write_pid_file(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        pd_log_error("cannot write pid_filename %s: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+}
+
+int pd_master_run(const char *conf_path)
+{
+    memset(&M, 0, sizeof M);
+    M.conf_path = conf_path;
+    pd_log_set_role("master");
+    signal(SIGPIPE, SIG_IGN);
+    if (load_gen(&M.cur, conf_path) < 0) {
+        fprintf(stderr, "proxyd: %s: configuration has errors; not started\n", conf_path);
+        return 1;
+    }
+    M.cur.id = 1;
+    if (open_gen_fds(&M.cur, NULL) < 0)
+        return 1;
+    if (M.cur.conf->cache_log && strcmp(M.cur.conf->cache_log, "stderr") != 0) {
+        int fd = open(M.cur.conf->cache_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            pd_log_error("cannot open cache_log %s: %s", M.cur.conf->cache_log, strerror(errno));
+        } else {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+    char *pid_file = M.cur.conf->pid_filename ? strdup(M.cur.conf->pid_filename) : NULL;
+    if (pid_file)
+        write_pid_file(pid_file);
+
+    M.base = event_base_new();
+    if (!M.base)
+        return 1;
+    int sigs[] = { SIGCHLD, SIGHUP, SIGUSR1, SIGTERM, SIGINT };
+    struct event *sev[5];
+    for (int i = 0; i < 5; i++) {
+        sev[i] = evsignal_new(M.base, sigs[i], master_signal_cb, NULL);
+        evsignal_add(sev[i], NULL);
+    }
+    M.restart_timer = evtimer_new(M.base, restart_cb, NULL);
+    M.stop_deadline = evtimer_new(M.base, stop_deadline_cb, NULL);
+
+    fill_slots();
+    fprintf(stderr, "proxyd: ready (%d workers)\n", M.cur.nworkers);
+    fflush(stderr);
+    pd_log_info("proxyd %s started: %d workers, configuration %s", PROXYD_VERSION,
+                M.cur.nworkers, conf_path);
+
+    event_base_dispatch(M.base);
+
+    pd_log_info("all workers exited; master exits");
+    for (int i = 0; i < 5; i++)
+        event_free(sev[i]);
+    event_free(M.restart_timer);
+    event_free(M.stop_deadline);
+    event_base_free(M.base);
+    close_gen_fds(&M.cur, 0);
+    pd_acl_rules_free(M.cur.acl);
+    pd_conf_free(M.cur.conf);
+    if (pid_file) {
+        unlink(pid_file);
+        free(pid_file);
+    }
+    return 0;
+}
+
+int pd_master_check(const char *conf_path)
+{
+    struct gen g;
+    if (load_gen(&g, conf_path) < 0) {
+        fprintf(stderr, "proxyd: configuration file %s test failed\n", conf_path);
+        return 1;
+    }
+    fprintf(stderr, "proxyd: configuration file %s is OK (%d warning%s)\n", conf_path,
+            g.conf->n_warnings, g.conf->n_warnings == 1 ? "" : "s");
+    pd_acl_rules_free(g.acl);
+    pd_conf_free(g.conf);
+    return 0;
+}

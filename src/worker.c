@@ -1,0 +1,213 @@
+/*
+ * worker: a worker process's event loop (see include/proxyd/worker.h).
+ */
+#include "proxyd/worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "proxyd/access_log.h"
+#include "proxyd/client.h"
+#include "proxyd/dns.h"
+#include "proxyd/log.h"
+#include "proxyd/upool.h"
+
+static void set_accepting(pd_worker *w, int on)
+{
+    for (int i = 0; i < w->n_listeners; i++) {
+        if (!w->listeners[i])
+            continue;
+        if (on)
+            evconnlistener_enable(w->listeners[i]);
+        else
+            evconnlistener_disable(w->listeners[i]);
+    }
+    w->accept_paused = !on;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    pd_worker *w = arg;
+    uint16_t port = 0;
+    for (int i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i] == l)
+            port = w->listen_port[i];
+    pd_client_accept(w, fd, sa, salen, port);
+    if (w->n_clients >= w->conf->max_client_connections && !w->accept_paused) {
+        pd_log_warn("worker %d: %d client connections (max_client_connections): accept paused",
+                    w->slot, w->n_clients);
+        set_accepting(w, 0);
+    }
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_worker *w = arg;
+    if (!w->draining && w->n_clients < w->conf->max_client_connections)
+        set_accepting(w, 1);
+}
+
+/* accept() failed: out of descriptors or memory. Pause instead of spinning. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    pd_worker *w = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        pd_log_warn("worker %d: accept: %s: paused for 100 ms", w->slot, strerror(err));
+        set_accepting(w, 0);
+        struct timeval tv = { 0, 100 * 1000 };
+        evtimer_add(w->accept_retry, &tv);
+    }
+}
+
+void pd_worker_client_closed(pd_worker *w)
+{
+    w->n_clients--;
+    if (w->draining) {
+        if (w->n_clients == 0)
+            event_base_loopexit(w->base, NULL);
+        return;
+    }
+    if (w->accept_paused && w->n_clients < w->conf->max_client_connections &&
+        !evtimer_pending(w->accept_retry, NULL))
+        set_accepting(w, 1);
+}
+
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_worker *w = arg;
+    pd_log_warn("worker %d: shutdown_lifetime reached with %d clients: closing them", w->slot,
+                w->n_clients);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void start_drain(pd_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = 1;
+    for (int i = 0; i < w->n_listeners; i++) {
+        if (w->listeners[i])
+            evconnlistener_free(w->listeners[i]);
+        w->listeners[i] = NULL;
+    }
+    pd_upool_flush(w->upool);
+    pd_client_drain_all(w);
+    if (w->n_clients == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv = { (time_t)(w->conf->shutdown_lifetime / 1000),
+                          (suseconds_t)(w->conf->shutdown_lifetime % 1000) * 1000 };
+    evtimer_add(w->drain_deadline, &tv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    pd_worker *w = arg;
+    if (sig == SIGTERM || sig == SIGINT) {
+        start_drain(w);
+    } else if (sig == SIGUSR1) {
+        if (w->alog && pd_access_log_reopen(w->alog) < 0)
+            pd_log_error("worker %d: cannot reopen access_log: %s", w->slot, strerror(errno));
+    }
+}
+
+int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int generation,
+                  const int *fds, int n_fds)
+{
+    pd_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return 1;
+    w->conf = conf;
+    w->acl = acl;
+    w->slot = slot;
+    w->generation = generation;
+    TAILQ_INIT(&w->clients);
+    w->base = event_base_new();
+    if (!w->base) {
+        pd_log_error("worker %d: cannot create event base", slot);
+        return 1;
+    }
+    if (conf->visible_hostname)
+        snprintf(w->hostname, sizeof w->hostname, "%s", conf->visible_hostname);
+    else if (gethostname(w->hostname, sizeof w->hostname - 1) < 0)
+        snprintf(w->hostname, sizeof w->hostname, "localhost");
+    snprintf(w->via, sizeof w->via, "%s (proxyd/%s)", w->hostname, PROXYD_VERSION);
+
+    pd_dns_opts dopts = {
+        .nameservers = (const char *const *)conf->dns_nameservers,
+        .n_nameservers = conf->n_dns_nameservers,
+        .hosts_file = conf->hosts_file,
+        .positive_ttl_max = conf->positive_dns_ttl,
+        .negative_ttl = conf->negative_dns_ttl,
+        .timeout = conf->dns_timeout,
+    };
+    w->dns = pd_dns_new(w->base, &dopts);
+    pd_upool_opts uopts = {
+        .max_idle = conf->server_pconn_max_idle,
+        .max_per_key = conf->server_pconn_max_per_host,
+        .idle_timeout_ms = conf->pconn_timeout,
+    };
+    w->upool = pd_upool_new(w->base, &uopts);
+    w->alog = pd_access_log_open(conf);
+    if (!w->alog)
+        pd_log_error("worker %d: cannot open access_log %s: %s", slot, conf->access_log,
+                     strerror(errno));
+    if (!w->dns || !w->upool) {
+        pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
+        return 1;
+    }
+    w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
+    w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
+    for (int i = 0; i < n_fds && i < PD_CONF_MAX_PORTS; i++) {
+        w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0,
+                                             fds[i]);
+        if (!w->listeners[i]) {
+            pd_log_error("worker %d: cannot listen on fd %d", slot, fds[i]);
+            return 1;
+        }
+        evconnlistener_set_error_cb(w->listeners[i], accept_error_cb);
+        const struct sockaddr_storage *ss = &conf->http_port[i].ss;
+        struct sockaddr_storage bound;
+        socklen_t bl = sizeof bound;
+        if (getsockname(fds[i], (struct sockaddr *)&bound, &bl) == 0)
+            ss = &bound;
+        w->listen_port[i] = ntohs(ss->ss_family == AF_INET6
+                                      ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                      : ((const struct sockaddr_in *)ss)->sin_port);
+    }
+    w->n_listeners = n_fds;
+    w->sig_term = evsignal_new(w->base, SIGTERM, signal_cb, w);
+    w->sig_int = evsignal_new(w->base, SIGINT, signal_cb, w);
+    w->sig_usr1 = evsignal_new(w->base, SIGUSR1, signal_cb, w);
+    evsignal_add(w->sig_term, NULL);
+    evsignal_add(w->sig_int, NULL);
+    evsignal_add(w->sig_usr1, NULL);
+
+    event_base_dispatch(w->base);
+
+    pd_client_close_all(w);
+    for (int i = 0; i < w->n_listeners; i++)
+        if (w->listeners[i])
+            evconnlistener_free(w->listeners[i]);
+    event_free(w->sig_term);
+    event_free(w->sig_int);
+    event_free(w->sig_usr1);
+    event_free(w->accept_retry);
+    event_free(w->drain_deadline);
+    pd_upool_free(w->upool);
+    pd_dns_free(w->dns);
+    pd_access_log_close(w->alog);
+    event_base_free(w->base);
+    free(w);
+    return 0;
+}
