@@ -22,7 +22,13 @@ bench_wait_port() {
     local port=$1 timeout=$2 pid=${3:-} deadline
     deadline=$(($(date +%s%N) + timeout * 1000000000))
     while [ "$(date +%s%N)" -lt "$deadline" ]; do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        # Look for the listening socket rather than connect to it: a probe connection
+        # would show up in the server's logs and counters as a failed request.
+        if command -v ss >/dev/null; then
+            if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+                return 0
+            fi
+        elif (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             return 0
         fi
         if [ -n "$pid" ] && ! bench_alive "$pid"; then
