@@ -1,11 +1,12 @@
+# shellcheck shell=bash
 # Shared helpers for the bench/ scripts (sourced, not run).
 # Every process a script starts is recorded by PID and stopped by that PID, never by name.
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on right now. Another process may take
 # it before we bind it: callers that start a server retry on failure.
 bench_free_port() {
-    local p i
-    for i in $(seq 1 200); do
+    local p
+    for _ in $(seq 1 200); do
         p=$((20000 + RANDOM % 40000))
         if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"

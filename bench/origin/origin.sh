@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # The origin server of the benches: Apache 2 (Debian's apache2, as in the study) run with its
 # own configuration in a directory of ours, never the system instance or /etc/apache2.
 #
@@ -27,7 +28,7 @@ die() { echo "origin.sh: $*" >&2; exit 1; }
 
 cmd=${1:-}
 [ -n "$cmd" ] && shift
-dir= port= objects=100 log=1
+dir='' port='' objects=100 log=1
 while [ $# -gt 0 ]; do
     case $1 in
         --dir) dir=$2; shift 2 ;;
@@ -38,7 +39,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -n "$dir" ] || die "usage: origin.sh start|stop --dir DIR [--port P] [--objects N] [--no-log]"
-[[ $objects =~ ^[0-9]+$ ]] && [ "$objects" -le 100000 ] || die "--objects: 0..100000"
+if ! [[ $objects =~ ^[0-9]+$ ]] || [ "$objects" -gt 100000 ]; then die "--objects: 0..100000"; fi
 
 write_conf() {
     local user_lines=
@@ -131,8 +132,8 @@ start() {
         ! runuser -u nobody -- test -r "$dir/htdocs/obj1m"; then
         die "user nobody (apache2's children) cannot read $dir/htdocs: make the parents of $dir searchable (chmod o+x)"
     fi
-    local attempt fixed_port=$port
-    for attempt in 1 2 3; do
+    local fixed_port=$port
+    for _ in 1 2 3; do
         [ -n "$fixed_port" ] || port=$(bench_free_port)
         rm -f "$dir/run/apache2.pid"
         write_conf
