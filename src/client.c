@@ -50,6 +50,12 @@
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
+/*
+ * Bytes moved per read(2)/write(2): libevent's default (16 KB) costs a system
+ * call and a callback per 16 KB of a 1 MB object.
+ */
+#define IO_CHUNK (128 * 1024)
+
 /* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
 #define HIGH_WM (256 * 1024)
 #define LOW_WM (64 * 1024)
@@ -1387,6 +1393,8 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
 static void setup_upstream(struct pd_client *c)
 {
     const pd_conf *conf = c->w->conf;
+    bufferevent_set_max_single_read(c->up, IO_CHUNK);
+    bufferevent_set_max_single_write(c->up, IO_CHUNK);
     bufferevent_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
     bufferevent_setwatermark(c->up, EV_WRITE, LOW_WM, 0);
     bufferevent_setwatermark(c->up, EV_READ, 0, HIGH_WM);
@@ -2016,6 +2024,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
         return -1;
     }
     bufferevent_setwatermark(c->bev, EV_READ, 0, HIGH_WM);
+    bufferevent_set_max_single_read(c->bev, IO_CHUNK);
+    bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     struct timeval wt = ms_tv(w->conf->write_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     start_head(c);
