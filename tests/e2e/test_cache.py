@@ -416,6 +416,104 @@ class CacheTest(pdtest.ProxyTestCase):
                 self.assertHit(self.get(other), other.encode())
                 self.assertEqual(self.count(other), 1)
 
+    # ---- requests whose answer is not the full object must not fill the cache with it
+
+    def _ranged_origin(self, path, body, etag='"rg"'):
+        """An origin that honours single ranges and If-None-Match."""
+        def handler(q):
+            hdrs = [MAX60, ("ETag", etag)]
+            if q.get("if-none-match") == etag:
+                return Reply(304, headers=hdrs)
+            rg = q.get("range")
+            if rg and rg.startswith("bytes=") and "," not in rg:
+                a, _, b = rg[6:].partition("-")
+                a = int(a)
+                b = min(int(b), len(body) - 1) if b else len(body) - 1
+                return Reply(206, body=body[a:b + 1], headers=hdrs + [
+                    ("Content-Range", "bytes %d-%d/%d" % (a, b, len(body)))])
+            return Reply(body=body, headers=hdrs)
+        self.o.route(path, handler)
+
+    def test_range_miss_does_not_store_partial(self):
+        body = body_of("rmiss", 10000)
+        self._ranged_origin("/rmiss", body)
+        r = self.get("/rmiss", [("Range", "bytes=10-19")])
+        self.assertEqual((r.status, r.body), (206, body[10:20]))
+        r = self.get("/rmiss")
+        self.assertBody(r, body)
+        r = self.get("/rmiss", [("Range", "bytes=100-109")])
+        self.assertEqual((r.status, r.body), (206, body[100:110]))
+        self.assertEqual(r.get("content-range"), "bytes 100-109/10000")
+
+    def test_conditional_miss_does_not_store_304(self):
+        body = body_of("cmiss", 5000)
+        self._ranged_origin("/cmiss", body, etag='"cm"')
+        r = self.get("/cmiss", [("If-None-Match", '"cm"')])
+        self.assertEqual((r.status, r.body), (304, b""))
+        self.assertBody(self.get("/cmiss"), body)
+        self.assertHit(self.get("/cmiss"), body)
+        self.assertEqual(self.count("/cmiss"), 2)
+
+    def test_head_miss_then_get(self):
+        body = body_of("hmiss", 6000)
+        self.o.route("/hmiss", lambda q: Reply(body=body, headers=[MAX60]))
+        h = self.get("/hmiss", method="HEAD")
+        self.assertEqual((h.status, h.get("content-length"), h.body), (200, "6000", b""))
+        self.assertBody(self.get("/hmiss"), body)
+        self.assertHit(self.get("/hmiss"), body)
+        h = self.get("/hmiss", method="HEAD")
+        self.assertEqual((h.status, h.get("content-length"), h.body), (200, "6000", b""))
+        self.assertEqual(len([q for q in self.o.requests_for("/hmiss") if q.method == "GET"]), 1)
+
+    def test_client_if_modified_since(self):
+        body = body_of("ims", 3000)
+        lm = email.utils.formatdate(time.time() - 3600, usegmt=True)
+        self.o.route("/ims", lambda q: Reply(body=body, headers=[MAX60, ("Last-Modified", lm)]))
+        self.assertBody(self.get("/ims"), body)
+        r = self.get("/ims", [("If-Modified-Since", email.utils.formatdate(time.time(), usegmt=True))])
+        self.assertEqual((r.status, r.body), (304, b""))
+        r = self.get("/ims", [("If-Modified-Since", email.utils.formatdate(time.time() - 7200, usegmt=True))])
+        self.assertHit(r, body)
+        self.assertEqual(self.count("/ims"), 1)
+
+    def test_empty_body_cached(self):
+        self.o.route("/empty", lambda q: Reply(body=b"", headers=[MAX60]))
+        for _ in range(3):
+            r = self.get("/empty")
+            self.assertEqual((r.status, r.body, r.get("content-length")), (200, b"", "0"))
+        self.assertEqual(self.count("/empty"), 1)
+
+    def test_http10_client_hit(self):
+        body = body_of("h10", 7000)
+        self.o.route("/h10", lambda q: Reply(body=body, headers=[MAX60]))
+        self.assertBody(self.get("/h10"), body)
+        r = proxy_request(self.p, "GET", self.o.url("/h10"), version="HTTP/1.0")
+        self.assertHit(r, body)
+        self.assertEqual(self.count("/h10"), 1)
+
+    def test_request_no_cache_revalidates(self):
+        body = body_of("rnc", 3000)
+        self.o.route("/rnc", lambda q: Reply(304, headers=[MAX60, ("ETag", '"n"')])
+                     if q.get("if-none-match") == '"n"' else Reply(body=body, headers=[MAX60, ("ETag", '"n"')]))
+        self.assertBody(self.get("/rnc"), body)
+        self.assertBody(self.get("/rnc", [("Cache-Control", "no-cache")]), body)
+        self.assertBody(self.get("/rnc", [("Pragma", "no-cache")]), body)
+        reqs = self.o.requests_for("/rnc")
+        self.assertEqual(len(reqs), 3)
+        self.assertEqual([q.get("if-none-match") for q in reqs[1:]], ['"n"', '"n"'])
+        self.assertEqual(log_codes(self.p, self.o.url("/rnc"), 3),
+                         ["TCP_MISS", "TCP_REFRESH_UNMODIFIED", "TCP_REFRESH_UNMODIFIED"])
+
+    def test_only_if_cached(self):
+        body = body_of("oic", 1000)
+        self.o.route("/oic", lambda q: Reply(body=body, headers=[MAX60]))
+        r = self.get("/oic", [("Cache-Control", "only-if-cached")])
+        self.assertEqual(r.status, 504)
+        self.assertEqual(self.count("/oic"), 0)
+        self.assertBody(self.get("/oic"), body)
+        self.assertHit(self.get("/oic", [("Cache-Control", "only-if-cached")]), body)
+        self.assertEqual(self.count("/oic"), 1)
+
 
 if __name__ == "__main__":
     pdtest.main()
