@@ -19,6 +19,7 @@ struct meta_hdr {
     uint32_t kind;
     int64_t request_time;
     int64_t response_time;
+    int64_t body_len;
 };
 
 int pd_cache_meta_keeps(const pd_http_msg *m, pd_str name)
@@ -49,7 +50,8 @@ void *pd_cache_meta_build(enum pd_meta_kind kind, const pd_http_msg *resp, time_
     char *buf = malloc(cap);
     if (!buf)
         return NULL;
-    struct meta_hdr h = { META_MAGIC, (uint32_t)kind, request_time, response_time };
+    struct meta_hdr h = { META_MAGIC, (uint32_t)kind, request_time, response_time,
+                          resp->body == PD_BODY_LENGTH ? (int64_t)resp->content_length : -1 };
     memcpy(buf, &h, sizeof h);
     size_t o = sizeof h;
     o += (size_t)snprintf(buf + o, cap - o, "HTTP/1.1 %03d ", resp->status);
@@ -89,6 +91,7 @@ int pd_cache_meta_parse(const void *blob, size_t len, pd_cache_meta *m)
     m->kind = (enum pd_meta_kind)h.kind;
     m->request_time = (time_t)h.request_time;
     m->response_time = (time_t)h.response_time;
+    m->body_len = h.body_len >= 0 ? h.body_len : -1;
     pd_http_parser *p = pd_http_parser_new(0, len + 1);
     if (!p)
         return -1;

@@ -135,6 +135,8 @@ struct pd_client {
     pd_cache_writer *cw;        /* object we fill from the origin */
     struct hitref *hr;          /* owns cref once serving started */
     int collapsed;              /* cref is being written by another fetch */
+    int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
+    int detached;               /* the client left; still filling cw for collapsed readers */
     int revalidating;           /* the origin request is conditional on cref */
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */
@@ -295,6 +297,8 @@ static void close_after_flush(struct pd_client *c)
     if (c->timer)
         event_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
+    if (c->detached)
+        evbuffer_drain(cout(c), evbuffer_get_length(cout(c))); /* nobody to flush to */
     if (evbuffer_get_length(cout(c)) == 0) {
         client_free(c);
         return;
@@ -661,7 +665,7 @@ static void cache_drop(struct pd_client *c)
     }
     free(c->ckey);
     c->ckey = NULL;
-    c->collapsed = c->revalidating = 0;
+    c->collapsed = c->revalidating = c->cf_hold = 0;
 }
 
 static void set_ckey(struct pd_client *c, const char *k, size_t len)
@@ -855,12 +859,49 @@ static int cache_lookup(struct pd_client *c)
     return 0;
 }
 
+/*
+ * cf_hold: skip c->it ahead over what the writer published until the object
+ * is complete. Returns 1 when it is (cf_hold cleared, nothing sent yet), 0 when
+ * waiting for a wakeup, -1 when the writer aborted and c went upstream itself
+ * (c may be freed).
+ */
+static int hold_until_complete(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    for (;;) {
+        const void *p;
+        size_t len;
+        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA)
+            continue;
+        if (r == PD_CACHE_ITER_END) {
+            c->cf_hold = 0;
+            return 1;
+        }
+        if (r == PD_CACHE_ITER_AGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return 0;
+        }
+        cache_drop(c);
+        c->use_cache = 0;
+        go_upstream(c);
+        return -1;
+    }
+}
+
 /* The store signalled progress on the object this client waits for. May free c. */
 static void cache_resume(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
-    if (c->have_cm) {
+    if (c->have_cm && !c->cf_hold) {
         pump_cached(c);
+        return;
+    }
+    if (c->cf_hold) {
+        if (hold_until_complete(c) == 1)
+            serve_cached(c, "TCP_CF_MISS");
         return;
     }
     for (;;) {
@@ -883,6 +924,22 @@ static void cache_resume(struct pd_client *c)
         c->use_cache = 0;
         go_upstream(c);
         return;
+    }
+    /*
+     * The origin did not announce the length: the writer may still give up
+     * storing it (it passes maximum_object_size). Had we started answering,
+     * our client would be cut short, so wait until the object is complete
+     * and fetch it ourselves if it is aborted. Known lengths above the limit
+     * are never published (store_start), so those stream as they arrive.
+     */
+    if (c->cm.body_len < 0) {
+        int state = 0;
+        pd_cache_store_body_len(st, c->cref, &state);
+        if (state != 1) {
+            c->cf_hold = 1;
+            if (hold_until_complete(c) != 1)
+                return;
+        }
     }
     serve_cached(c, "TCP_CF_MISS");
 }
@@ -1069,7 +1126,9 @@ static void serve_cached(struct pd_client *c, const char *result)
         }
     }
     int has_body = !head_only && status != 204 && status != 304;
-    write_cached_head(c, status, complete ? c->blen : UINT64_MAX, has_body, NULL, NULL);
+    /* an object still being written is framed by the length its origin announced */
+    uint64_t clen = complete ? c->blen : c->cm.body_len >= 0 ? (uint64_t)c->cm.body_len : UINT64_MAX;
+    write_cached_head(c, status, clen, has_body, NULL, NULL);
     if (!has_body) {
         finish_cached(c);
         return;
@@ -1178,6 +1237,12 @@ static void store_start(struct pd_client *c)
     if (!c->cw)
         return;
     if (!pd_cache_policy_storable(&c->req, &c->resp, c->rule, &why)) {
+        store_abort(c);
+        return;
+    }
+    /* announced above the limit: give up before readers collapsed on us see a head,
+     * so that they fetch it themselves instead of being cut at the limit */
+    if (c->resp.body == PD_BODY_LENGTH && c->resp.content_length > pd_cache_store_max_object(st)) {
         store_abort(c);
         return;
     }
@@ -1751,8 +1816,34 @@ static void read_response(struct pd_client *c)
     case PD_BODY_NONE:
         break;
     }
+    if (c->detached) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        /* the store gave up on the object (too large, no room): nothing left to fill.
+         * Deferred through the timer (timer_cb frees c): callers still use c. */
+        if (!c->cw)
+            arm_timer(c, 0);
+        return;
+    }
     if (evbuffer_get_length(out) > HIGH_WM)
         bufferevent_disable(c->up, EV_READ); /* resumed by client_write_cb */
+}
+
+/*
+ * The client went away in the middle of a body we store. Clients collapsed
+ * on this object (in any worker) read it as it arrives and would be cut
+ * short if we aborted it, so keep reading the origin into the store with
+ * nobody to send to. Bounded: the store gives up past maximum_object_size,
+ * and then so do we (read_response); the origin's read timeout still applies.
+ */
+static void detach(struct pd_client *c)
+{
+    c->result = "TCP_MISS_ABORTED";
+    log_transaction(c); /* the client's transaction ends now */
+    c->detached = 1;
+    c->keep_alive = 0;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
+    bufferevent_enable(c->up, EV_READ);
 }
 
 /* ---- CONNECT tunnel ---------------------------------------------------- */
@@ -1975,6 +2066,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         c->cl_eof = 1;
         bufferevent_disable(c->bev, EV_READ);
         tunnel_pump(c);
+        return;
+    }
+    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && !c->detached) {
+        detach(c);
         return;
     }
     if (c->state == C_FORWARD && c->result)
