@@ -83,6 +83,16 @@ def worker_of(proxy, client):
     return pdtest.wait_until(find, what="the worker owning the connection")
 
 
+def sanitized_binary():
+    """True when proxyd is built with AddressSanitizer: its shadow memory and
+    malloc quarantine (256 MB by default) make memory bounds meaningless."""
+    try:
+        with open(pdtest.proxyd_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 def pss_bytes(pid):
     """Proportional set size of a process (shared pages divided among their users)."""
     try:

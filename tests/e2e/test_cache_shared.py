@@ -13,7 +13,7 @@ import time
 
 import pdtest
 from pdtest import Client, Reply, proxy_request
-from cachetest import body_of, digest, instance_pss, log_codes, worker_of
+from cachetest import body_of, digest, instance_pss, log_codes, sanitized_binary, worker_of
 
 MAX60 = ("Cache-Control", "max-age=60")
 
@@ -210,20 +210,43 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         n = 96  # three times cache_mem
         self.o.route("/obj/*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
         base = instance_pss(p)
-        with Client(p) as c:
-            for i in range(n):
-                r = c.request("GET", self.o.url("/obj/%d" % i))
-                self.assertEqual((r.status, len(r.body)), (200, mb))
-        pss = instance_pss(p)
+        # four clients at once (both workers busy), each in order, so that the
+        # last objects fetched are the highest ids (84..95 are checked)
+        errors = []
+
+        def fill(k):
+            try:
+                with Client(p) as c:
+                    for i in range(k, n, 4):
+                        r = c.request("GET", self.o.url("/obj/%d" % i))
+                        if (r.status, len(r.body)) != (200, mb):
+                            errors.append((i, r))
+            except Exception as e:
+                errors.append(e)
+        threads = [threading.Thread(target=fill, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        peak = base
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, instance_pss(p))
+            threads[0].join(0.05)
+        for t in threads:
+            t.join()
+        self.assertEqual(errors, [])
+        pss = max(peak, instance_pss(p))
         workers = len(p.worker_pids())
         bound = 32 * mb + 64 * mb
-        print("\ncache_mem 32 MB, %d workers: instance PSS %.1f MB before, %.1f MB after 96 MB of "
-              "distinct 1 MB objects (overhead %.1f MB beyond cache_mem, bound %.0f MB)" % (
+        print("\ncache_mem 32 MB, %d workers: instance PSS %.1f MB before, peak %.1f MB while 4 clients "
+              "fetched 96 distinct 1 MB objects (overhead %.1f MB beyond cache_mem, bound %.0f MB)" % (
                   workers, base / mb, pss / mb, (pss - 32 * mb) / mb, bound / mb))
-        self.assertLess(pss, bound)
+        sanitized = sanitized_binary()
+        if sanitized:
+            print("AddressSanitizer build: memory bound not checked (shadow memory, quarantine)")
+        else:
+            self.assertLess(pss, bound)
         self.assertEqual(len(self.o.snapshot()), n)
         # the most recent objects are hits (checked newest first so no hit reorders what we check)
-        recent = list(range(n - 1, n - 21, -1))
+        recent = list(range(n - 1, n - 13, -1))
         with Client(p) as c:
             for i in recent:
                 r = c.request("GET", self.o.url("/obj/%d" % i))
@@ -238,7 +261,8 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         self.assertEqual(len(self.o.snapshot()), n + 5, "the oldest objects were evicted")
         for i in range(5):
             self.assertEqual(log_codes(p, self.o.url("/obj/%d" % i), 2), ["TCP_MISS", "TCP_MISS"])
-        self.assertLess(instance_pss(p), bound)
+        if not sanitized:
+            self.assertLess(instance_pss(p), bound)
 
     # ---- a worker dies while it fills an object
 
