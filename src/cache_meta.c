@@ -22,12 +22,14 @@ struct meta_hdr {
     int64_t body_len;
 };
 
+/* Age is kept: the stored response's Age is its age_value when it arrived
+ * (RFC 9111 4.2.3); serving replaces it with the current age. */
 int pd_cache_meta_keeps(const pd_http_msg *m, pd_str name)
 {
     static const char *const drop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
                                         "Trailer", "Transfer-Encoding", "Upgrade",
                                         "Proxy-Authenticate", "Proxy-Authorization",
-                                        "Content-Length", "Age" };
+                                        "Content-Length" };
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (pd_str_eq_ci(name, drop[i]))
             return 0;

@@ -977,8 +977,8 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     }
     for (size_t i = 0; i < h->n_headers; i++) {
         const pd_header *hd = &h->headers[i];
-        if (!pd_cache_meta_keeps(h, hd->name))
-            continue;
+        if (!pd_cache_meta_keeps(h, hd->name) || pd_str_eq_ci(hd->name, "Age"))
+            continue; /* the stored Age is the origin's; ours is computed below */
         if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
             continue;
         /* a 304 carries the validators and cache fields, not the representation's */
@@ -1302,6 +1302,8 @@ static int revalidated(struct pd_client *c)
     pd_cache_store *st = c->w->store;
     if (c->resp.status != 304 || !pd_cache_policy_304_selects(&c->cm.head, &c->resp))
         return 0;
+    /* the refreshed response's age starts from the 304's Age (if any), not the old one */
+    pd_http_msg_remove(&c->cm.head, "Age");
     if (pd_cache_policy_merge_304(&c->cm.head, &c->resp) < 0)
         return 0;
     c->cm.request_time = c->t0.tv_sec;
