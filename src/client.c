@@ -679,6 +679,30 @@ static void set_ckey(struct pd_client *c, const char *k, size_t len)
     c->ckey_len = c->ckey ? len : 0;
 }
 
+/*
+ * Switch c->ckey from the URL's key to a variant's: URL \n marker generation
+ * \n Vary values. The generation ties variants to one marker: once the URL
+ * is invalidated (or its marker replaced), the old variants are unreachable
+ * and age out of the LRU. Returns 0, or -1 (out of memory, ckey dropped).
+ */
+static int to_variant_key(struct pd_client *c, uint64_t gen, const char *vk, size_t vl)
+{
+    char g[17];
+    snprintf(g, sizeof g, "%016llx", (unsigned long long)gen);
+    size_t plen = c->ckey_len, n = plen + 1 + 16 + 1 + vl;
+    char *k = malloc(n);
+    if (!k)
+        return -1;
+    memcpy(k, c->ckey, plen);
+    k[plen] = '\n';
+    memcpy(k + plen + 1, g, 16);
+    k[plen + 17] = '\n';
+    memcpy(k + plen + 18, vk, vl);
+    set_ckey(c, k, n);
+    free(k);
+    return c->ckey ? 0 : -1;
+}
+
 static int cache_usable(struct pd_client *c)
 {
     pd_worker *w = c->w;
@@ -788,22 +812,14 @@ static int cache_lookup(struct pd_client *c)
             /* a Vary marker: the variant lives at the secondary key */
             char vk[4096];
             ssize_t vl = pd_cache_policy_vary_key(&c->cm.head, &c->req, vk, sizeof vk);
+            uint64_t gen = c->cm.vary_gen;
             pd_cache_meta_free(&c->cm);
             c->have_cm = 0;
             pd_cache_store_release(st, c->cref);
             c->cref = NULL;
             if (vl <= 0 || depth > 0)
                 return 0; /* Vary: * or unusable: fetch, do not store */
-            size_t plen = c->ckey_len;
-            char *k = malloc(plen + 1 + (size_t)vl);
-            if (!k)
-                return 0;
-            memcpy(k, c->ckey, plen);
-            k[plen] = '\n';
-            memcpy(k + plen + 1, vk, (size_t)vl);
-            set_ckey(c, k, plen + 1 + (size_t)vl);
-            free(k);
-            if (!c->ckey)
+            if (to_variant_key(c, gen, vk, (size_t)vl) < 0)
                 return 0;
             continue;
         }
@@ -1262,26 +1278,28 @@ static void store_start(struct pd_client *c)
             store_abort(c);
             return;
         }
+        pd_cache_meta mm;
+        int parsed = pd_cache_meta_parse(marker, ml, &mm);
         free(marker);
+        if (parsed < 0) {
+            store_abort(c);
+            return;
+        }
+        uint64_t gen = mm.vary_gen;
+        pd_cache_meta_free(&mm);
         pd_cache_store_commit(st, c->cw);
         c->cw = NULL;
-        size_t plen = c->ckey_len;
-        char *k = malloc(plen + 1 + (size_t)vl);
-        if (!k)
-            return;
-        memcpy(k, c->ckey, plen);
-        k[plen] = '\n';
-        memcpy(k + plen + 1, vk, (size_t)vl);
-        set_ckey(c, k, plen + 1 + (size_t)vl);
-        free(k);
-        if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+        if (to_variant_key(c, gen, vk, (size_t)vl) < 0 ||
+            pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
             c->cw = NULL;
             return;
         }
     } else if (vl > 0) {
+        /* the variant key: URL \n generation \n values (to_variant_key) */
         const char *nl = memchr(c->ckey, '\n', c->ckey_len);
-        size_t have = c->ckey_len - (size_t)(nl + 1 - c->ckey);
-        if (have != (size_t)vl || memcmp(nl + 1, vk, have) != 0) {
+        const char *vals = nl + 1 + 16 + 1;
+        size_t have = c->ckey_len - (size_t)(vals - c->ckey);
+        if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
             store_abort(c); /* the response varies on other fields than the marker said */
             return;
         }
