@@ -1763,6 +1763,20 @@ static void read_response(struct pd_client *c)
             c->cref = NULL;
             c->revalidating = 0;
             c->miss_result = "TCP_REFRESH_MODIFIED";
+            if (c->resp.status == 304) {
+                /*
+                 * A 304 that does not select our stored response (other
+                 * validators, RFC 9111 4.3.4) answers our conditions, not the
+                 * client's: ask again with the client's own request (no
+                 * revalidation now, so at most once), on the same connection
+                 * when it can be reused.
+                 */
+                up_release(c, c->resp.keep_alive && c->rb_done && evbuffer_get_length(in) == 0);
+                c->addr_i = 0;
+                if (!pool_try(c))
+                    connect_next(c);
+                return;
+            }
         }
         if (c->cw)
             store_start(c);

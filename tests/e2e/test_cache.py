@@ -514,6 +514,139 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertHit(self.get("/oic", [("Cache-Control", "only-if-cached")]), body)
         self.assertEqual(self.count("/oic"), 1)
 
+    # ---- more freshness and validation cases
+
+    def test_vary_invalidation_covers_variants(self):
+        ver = {"v": 1}
+
+        def handler(q):
+            if q.method != "GET":
+                ver["v"] += 1
+                return Reply(204)
+            ae = q.get("accept-encoding") or "none"
+            return Reply(body="%s v%d" % (ae, ver["v"]), headers=[MAX60, ("Vary", "Accept-Encoding")])
+        self.o.route("/vinv", handler)
+        gz, br = [("Accept-Encoding", "gzip")], [("Accept-Encoding", "br")]
+        self.assertBody(self.get("/vinv", gz), b"gzip v1")
+        self.assertBody(self.get("/vinv", br), b"br v1")
+        self.assertHit(self.get("/vinv", br), b"br v1")
+        self.assertEqual(proxy_request(self.p, "POST", self.o.url("/vinv"), body=b"x").status, 204)
+        self.assertBody(self.get("/vinv", gz), b"gzip v2")
+        r = self.get("/vinv", br)
+        self.assertBody(r, b"br v2", 200)
+
+    def test_vary_variant_revalidated(self):
+        def handler(q):
+            ae = q.get("accept-encoding") or "none"
+            hdrs = [("Cache-Control", "max-age=0"), ("Vary", "Accept-Encoding"), ("ETag", '"%s"' % ae)]
+            if q.get("if-none-match") == '"%s"' % ae:
+                return Reply(304, headers=hdrs)
+            return Reply(body="body " + ae, headers=hdrs)
+        self.o.route("/vrv", handler)
+        gz, br = [("Accept-Encoding", "gzip")], [("Accept-Encoding", "br")]
+        self.assertBody(self.get("/vrv", gz), b"body gzip")
+        self.assertBody(self.get("/vrv", br), b"body br")
+        self.assertBody(self.get("/vrv", gz), b"body gzip")
+        self.assertBody(self.get("/vrv", br), b"body br")
+        reqs = self.o.requests_for("/vrv")
+        self.assertEqual([q.get("if-none-match") for q in reqs], [None, None, '"gzip"', '"br"'])
+        self.assertEqual(log_codes(self.p, self.o.url("/vrv"), 4),
+                         ["TCP_MISS", "TCP_MISS", "TCP_REFRESH_UNMODIFIED", "TCP_REFRESH_UNMODIFIED"])
+
+    def test_304_with_other_validator_not_passed_to_client(self):
+        # a 304 that does not select the stored response (other ETag) must not reach a
+        # client that sent no condition (RFC 9111 4.3.4)
+        state = {"n": 0}
+
+        def handler(q):
+            state["n"] += 1
+            if state["n"] == 1:
+                return Reply(body=b"first", headers=[("Cache-Control", "max-age=0"), ("ETag", '"a"')])
+            if q.get("if-none-match"):
+                return Reply(304, headers=[("Cache-Control", "max-age=0"), ("ETag", '"b"')])
+            return Reply(body=b"second", headers=[("Cache-Control", "max-age=0"), ("ETag", '"b"')])
+        self.o.route("/o304", handler)
+        self.assertBody(self.get("/o304"), b"first")
+        r = self.get("/o304")
+        self.assertNotEqual(r.status, 304, "a 304 reached a client that sent no conditional")
+        self.assertBody(r, b"second")
+        reqs = self.o.requests_for("/o304")
+        self.assertEqual([q.get("if-none-match") for q in reqs], [None, '"a"', None],
+                         "asked again without conditions")
+        self.assertEqual(log_codes(self.p, self.o.url("/o304"), 2), ["TCP_MISS", "TCP_REFRESH_MODIFIED"])
+        # and the client's own condition still reaches the origin on that second try
+        state["n"] = 0
+        self.assertBody(self.get("/o304"), b"first")
+        r = self.get("/o304", [("If-None-Match", '"b"')])
+        self.assertEqual((r.status, r.body), (304, b""))
+
+    def test_client_conditional_on_stale_entry(self):
+        body = body_of("cstale", 4000)
+        self.o.route("/cst", lambda q: Reply(304, headers=[("Cache-Control", "max-age=0"), ("ETag", '"s"')])
+                     if q.get("if-none-match") == '"s"' else
+                     Reply(body=body, headers=[("Cache-Control", "max-age=0"), ("ETag", '"s"')]))
+        self.assertBody(self.get("/cst"), body)
+        r = self.get("/cst", [("If-None-Match", '"s"')])
+        self.assertEqual((r.status, r.body), (304, b""))
+        r = self.get("/cst", [("Range", "bytes=0-9")])
+        self.assertEqual((r.status, r.body), (206, body[:10]))
+        r = self.get("/cst", [("If-None-Match", '"zz"')])
+        self.assertBody(r, body)
+        self.assertEqual(self.count("/cst"), 4)
+        self.assertTrue(all(q.get("if-none-match") == '"s"' for q in self.o.requests_for("/cst")[1:]))
+        self.assertIsNone(self.o.requests_for("/cst")[2].get("range"),
+                          "the revalidation of the stored object asks for all of it")
+
+    def test_age_from_origin_counts(self):
+        self.o.route("/aged", lambda q: Reply(body=b"aged", headers=[("Cache-Control", "max-age=600"), ("Age", "100")]))
+        self.o.route("/old", lambda q: Reply(body=b"old", headers=[("Cache-Control", "max-age=60"), ("Age", "100")]))
+        self.assertBody(self.get("/aged"), b"aged")
+        r = self.get("/aged")
+        self.assertHit(r, b"aged")
+        self.assertGreaterEqual(int(r.get("age")), 100)
+        self.assertLess(int(r.get("age")), 110)
+        self.assertBody(self.get("/old"), b"old")
+        self.assertBody(self.get("/old"), b"old")
+        self.assertEqual(self.count("/old"), 2, "max-age 60 with Age 100 is stale on arrival")
+
+    def test_s_maxage_and_expires(self):
+        now = time.time()
+        self.o.route("/smax", lambda q: Reply(body=b"smax", headers=[("Cache-Control", "max-age=0, s-maxage=60")]))
+        self.o.route("/expf", lambda q: Reply(body=b"expf", headers=[
+            ("Date", email.utils.formatdate(time.time(), usegmt=True)),
+            ("Expires", email.utils.formatdate(time.time() + 60, usegmt=True))]))
+        self.o.route("/expbad", lambda q: Reply(body=b"expbad", headers=[("Expires", "0")]))
+        self.o.route("/nocache", lambda q: Reply(body=b"nc", headers=[("Cache-Control", "no-cache, max-age=60")]))
+        for path in ("/smax", "/expf", "/expbad", "/nocache"):
+            self.assertBody(self.get(path), path.encode()[1:] if path != "/nocache" else b"nc")
+            self.get(path)
+        self.assertEqual((self.count("/smax"), self.count("/expf")), (1, 1))
+        self.assertEqual(self.count("/expbad"), 2, "an invalid Expires means already stale")
+        self.assertEqual(self.count("/nocache"), 2, "no-cache: revalidated (here refetched) every time")
+        del now
+
+    def test_pipelined_hits_and_misses_in_order(self):
+        for name in ("p1", "p2", "p3"):
+            self.o.route("/" + name, lambda q, name=name: Reply(body=body_of(name, 20000), headers=[MAX60]))
+        self.assertBody(self.get("/p1"), body_of("p1", 20000))
+        self.assertBody(self.get("/p3"), body_of("p3", 20000))
+        with Client(self.p) as c:
+            c.send(b"".join(c.build("GET", self.o.url(p)) for p in ("/p1", "/p2", "/p3", "/p2", "/p1")))
+            for name in ("p1", "p2", "p3", "p2", "p1"):
+                r = c.read_response()
+                self.assertBody(r, body_of(name, 20000))
+        self.assertEqual([self.count(p) for p in ("/p1", "/p2", "/p3")], [1, 1, 1])
+
+    def test_must_revalidate_origin_down(self):
+        o2 = self.origin()
+        o2.route("/mr", lambda q: Reply(body=b"mr", headers=[("Cache-Control", "max-age=0, must-revalidate"),
+                                                             ("ETag", '"m"')]))
+        self.assertBody(proxy_request(self.p, "GET", o2.url("/mr")), b"mr")
+        url = o2.url("/mr")
+        o2.stop()
+        r = proxy_request(self.p, "GET", url)
+        self.assertIn(r.status, (502, 503, 504), "stale must-revalidate served while the origin is down")
+
 
 if __name__ == "__main__":
     pdtest.main()
