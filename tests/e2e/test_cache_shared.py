@@ -279,8 +279,17 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         self.assertTrue(sent_first.wait(10))
         # the client sees the first part, so the worker is writing the object now
         pdtest.wait_until(lambda: select.select([victim_client.sock], [], [], 0)[0], what="first bytes")
+        # readers collapsed on the object the victim writes (in both workers)
+        waiters = self._concurrent(p, "/kill", 8)
+        waiters.pump(waiters.has_head_and_body, 15, "the head and first body bytes")
         self.o.route("/kill", lambda q: Reply(body=body, headers=[MAX60]))
         os.kill(victim, signal.SIGKILL)
+        # they are not left hanging: a truncated body (the writer died), never wrong bytes
+        waiters.pump(_complete_response(len(body))(waiters), 10, "an end after the writer died")
+        for i in range(8):
+            r = waiters.response(i)
+            self.assertEqual(r.body, body[:len(r.body)], i)
+            self.assertFalse(r.complete and len(r.body) != len(body), i)
         # at once, a request for the same object on a surviving worker: it must not
         # wait forever on the dead writer
         r = proxy_request(p, "GET", url)
@@ -304,8 +313,10 @@ class CacheSharedTest(pdtest.ProxyTestCase):
             self.assertEqual(digest(r.body), digest(body), "corrupted body after the crash")
         self.assertEqual(len(self.o.requests_for("/kill")), 2)
         codes = log_codes(p, url, 6)
-        self.assertEqual(codes[0], "TCP_MISS")
-        self.assertEqual(codes[1:], ["TCP_MEM_HIT"] * 5)
+        # the victim's own transactions died with it; the survivor's waiters were cut short
+        self.assertLessEqual(codes.count("TCP_CF_MISS_ABORTED"), 8)
+        codes = [x for x in codes if x != "TCP_CF_MISS_ABORTED"]
+        self.assertEqual(codes, ["TCP_MISS"] + ["TCP_MEM_HIT"] * 5)
         self.assertIsNone(p.sanitizer_report())
 
     # ---- more collapsed forwarding cases
@@ -437,6 +448,51 @@ class CacheSharedTest(pdtest.ProxyTestCase):
             self.assertEqual((r.status, r.complete, digest(r.body)), (200, True, digest(body)), i)
         n = len(self.o.requests_for("/stc"))
         print("\n20 concurrent requests on a stale entry: %d origin requests" % (n - 1))
+
+    # ---- references are released: aborted hits do not pin memory
+
+    def test_aborted_hits_release_references(self):
+        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
+        mb = 1048576
+        self.o.route("/ab/*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
+        with Client(p) as c:
+            for i in range(10):
+                self.assertEqual(len(c.request("GET", self.o.url("/ab/%d" % i)).body), mb)
+        # 10 objects x 3 clients that take the first bytes of a hit and reset the connection
+        for i in range(10):
+            for _ in range(3):
+                c = Client(p)
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+                c.send(c.build("GET", self.o.url("/ab/%d" % i)))
+                pdtest.wait_until(lambda: select.select([c.sock], [], [], 0)[0], what="first bytes")
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                c.close()
+        self.assertEqual(len(self.o.snapshot()), 10)
+        # were those references leaked, 10 MB of the 16 would stay pinned and the newest
+        # of the next objects could not all be kept
+        with Client(p) as c:
+            for i in range(10, 40):
+                self.assertEqual(len(c.request("GET", self.o.url("/ab/%d" % i)).body), mb)
+        with Client(p) as c:
+            for i in range(39, 29, -1):
+                r = c.request("GET", self.o.url("/ab/%d" % i))
+                self.assertEqual(digest(r.body), digest(body_of("/ab/%d" % i, mb)))
+                self.assertIsNotNone(r.get("age"), "object %d not cached: memory still pinned?" % i)
+        self.assertEqual(len(self.o.snapshot()), 40)
+
+    def test_concurrent_large_hits(self):
+        p = self.proxy(workers=2)
+        body = body_of("bighit", 1048576)
+        self.o.route("/bighit", lambda q: Reply(body=body, headers=[MAX60]))
+        self.assertEqual(digest(proxy_request(p, "GET", self.o.url("/bighit")).body), digest(body))
+        conns = self._concurrent(p, "/bighit", 40)
+        conns.pump(_complete_response(len(body))(conns), 20, "the whole body")
+        for i in range(40):
+            r = conns.response(i)
+            self.assertEqual((r.status, r.complete, digest(r.body)), (200, True, digest(body)), i)
+            self.assertIsNotNone(r.get("age"))
+        self.assertEqual(len(self.o.requests_for("/bighit")), 1)
+        self.assertEqual(log_codes(p, self.o.url("/bighit"), 41).count("TCP_MEM_HIT"), 40)
 
     # ---- eviction never frees what a reader is sending
 
