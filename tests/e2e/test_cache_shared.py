@@ -405,7 +405,7 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         pdtest.wait_until(lambda: select.select([c.sock], [], [], 0)[0], what="first bytes")
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-        pdtest.wait_until(lambda: self.o.closed_connections >= 1, what="the origin connection closed")
+        pdtest.wait_until(lambda: self.o.closed_connections >= 1, timeout=30, what="the origin connection closed")
         self.assertLess(self.o.bytes_sent, 256 * 65536)
         print("\nabandoned 16 MB chunked fetch: origin sent %.1f MB before proxyd let go" % (
             self.o.bytes_sent / 1048576.0))
