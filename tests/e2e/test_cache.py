@@ -647,6 +647,33 @@ class CacheTest(pdtest.ProxyTestCase):
         r = proxy_request(self.p, "GET", url)
         self.assertIn(r.status, (502, 503, 504), "stale must-revalidate served while the origin is down")
 
+    def test_request_max_age_min_fresh_max_stale(self):
+        self.o.route("/rq", lambda q: Reply(body=b"rq", headers=[("Cache-Control", "max-age=30"), ("Age", "20"),
+                                                                 ("ETag", '"q"')]))
+        self.assertBody(self.get("/rq"), b"rq")
+        self.assertHit(self.get("/rq", [("Cache-Control", "max-age=25")]), b"rq")
+        self.assertEqual(self.count("/rq"), 1)
+        self.assertBody(self.get("/rq", [("Cache-Control", "max-age=5")]), b"rq")
+        self.assertEqual(self.count("/rq"), 2, "older than the client's max-age: revalidated")
+        self.assertBody(self.get("/rq", [("Cache-Control", "min-fresh=20")]), b"rq")
+        self.assertEqual(self.count("/rq"), 3, "not fresh for 20 more seconds: revalidated")
+        self.o.route("/ms", lambda q: Reply(body=b"ms", headers=[("Cache-Control", "max-age=10"), ("Age", "20")]))
+        self.assertBody(self.get("/ms"), b"ms")
+        self.assertHit(self.get("/ms", [("Cache-Control", "max-stale=60")]), b"ms")
+        self.assertEqual(self.count("/ms"), 1, "max-stale accepts a stale entry")
+
+    def test_query_and_long_urls(self):
+        self.o.route("/q", lambda q: Reply(body=q.target, headers=[MAX60]))
+        for t in ("/q?a=1", "/q?a=2", "/q?a=1", "/q?a=2", "/q"):
+            self.assertBody(self.get(t), t.encode())
+        self.assertEqual(self.count("/q"), 3)
+        for n in (3000, 12000):
+            t = "/q?" + "x" * n
+            with self.subTest(n=n):
+                for _ in range(2):
+                    self.assertBody(self.get(t), t.encode())
+        self.assertEqual(self.count("/q"), 3 + 1 + 2, "3000 bytes of URL cached, 12000 (over PD_CP_URL_MAX) not")
+
 
 if __name__ == "__main__":
     pdtest.main()

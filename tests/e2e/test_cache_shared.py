@@ -480,6 +480,47 @@ class CacheSharedTest(pdtest.ProxyTestCase):
                 self.assertIsNotNone(r.get("age"), "object %d not cached: memory still pinned?" % i)
         self.assertEqual(len(self.o.snapshot()), 40)
 
+    def test_worker_killed_while_sending_hits(self):
+        # a worker dies holding references (slow readers of 10 hits): the master reaps
+        # them, so that memory is not pinned for ever
+        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
+        mb = 1048576
+        self.o.route("/kh/*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
+        with Client(p) as c:
+            for i in range(10):
+                self.assertEqual(len(c.request("GET", self.o.url("/kh/%d" % i)).body), mb)
+        victim, held, others = None, [], []
+        for _ in range(200):
+            if len(held) == 10:
+                break
+            c = Client(p)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            w = worker_of(p, c)
+            victim = victim or w
+            if w != victim:
+                others.append(c)
+                continue
+            c.send(c.build("GET", self.o.url("/kh/%d" % len(held))))
+            held.append(c)
+        for c in others:
+            c.close()
+        self.assertEqual(len(held), 10, "could not place 10 connections on one worker")
+        for c in held:
+            pdtest.wait_until(lambda: select.select([c.sock], [], [], 0)[0], what="first bytes")
+        os.kill(victim, signal.SIGKILL)
+        p.wait_workers(2, exclude=(victim,))
+        for c in held:
+            c.close()
+        with Client(p) as c:
+            for i in range(10, 40):
+                self.assertEqual(len(c.request("GET", self.o.url("/kh/%d" % i)).body), mb)
+        with Client(p) as c:
+            for i in range(39, 29, -1):
+                r = c.request("GET", self.o.url("/kh/%d" % i))
+                self.assertEqual(digest(r.body), digest(body_of("/kh/%d" % i, mb)))
+                self.assertIsNotNone(r.get("age"), "object %d not cached: dead worker's refs pinned?" % i)
+        self.assertEqual(len(self.o.snapshot()), 40)
+
     def test_concurrent_large_hits(self):
         p = self.proxy(workers=2)
         body = body_of("bighit", 1048576)
