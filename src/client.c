@@ -1763,6 +1763,13 @@ static void read_response(struct pd_client *c)
             c->cref = NULL;
             c->revalidating = 0;
             c->miss_result = "TCP_REFRESH_MODIFIED";
+            if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
+                /* the request body is gone: it cannot be sent again */
+                up_release(c, 0);
+                c->result = "TCP_REFRESH_FAIL_ERR";
+                fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
+                return;
+            }
             if (c->resp.status == 304) {
                 /*
                  * A 304 that does not select our stored response (other

@@ -579,6 +579,11 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertBody(self.get("/o304"), b"first")
         r = self.get("/o304", [("If-None-Match", '"b"')])
         self.assertEqual((r.status, r.body), (304, b""))
+        # a GET with a body cannot be sent again: an error, not a 304 out of nowhere
+        state["n"] = 0
+        self.assertBody(self.get("/o304"), b"first")
+        r = proxy_request(self.p, "GET", self.o.url("/o304"), body=b"payload")
+        self.assertEqual(r.status, 502)
 
     def test_client_conditional_on_stale_entry(self):
         body = body_of("cstale", 4000)
