@@ -1861,8 +1861,12 @@ static void read_response(struct pd_client *c)
         evbuffer_drain(out, evbuffer_get_length(out));
         /* the store gave up on the object (too large, no room): nothing left to fill.
          * Deferred through the timer (timer_cb frees c): callers still use c. */
-        if (!c->cw)
-            arm_timer(c, 0);
+        if (!c->cw) {
+            /* stop reading at once: a busy upstream must not starve the timer */
+            bufferevent_disable(c->up, EV_READ);
+            if (!evtimer_pending(c->timer, NULL))
+                arm_timer(c, 0);
+        }
         return;
     }
     if (evbuffer_get_length(out) > HIGH_WM)
