@@ -680,5 +680,40 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertEqual(self.count("/q"), 3 + 1 + 2, "3000 bytes of URL cached, 12000 (over PD_CP_URL_MAX) not")
 
 
+
+class CacheConfigTest(pdtest.ProxyTestCase):
+    """cache deny/allow and refresh_pattern, each with its own proxy."""
+
+    def test_cache_deny(self):
+        o = self.origin()
+        p = self.proxy(workers=1, conf_extra="""
+            acl nocache urlpath_regex ^/private/
+            cache deny nocache
+            cache allow all""")
+        o.route("/private/x", lambda q: Reply(body=b"px", headers=[MAX60]))
+        o.route("/public/x", lambda q: Reply(body=b"pub", headers=[MAX60]))
+        for _ in range(3):
+            self.assertEqual(proxy_request(p, "GET", o.url("/private/x")).body, b"px")
+            self.assertEqual(proxy_request(p, "GET", o.url("/public/x")).body, b"pub")
+        self.assertEqual(len(o.requests_for("/private/x")), 3)
+        self.assertEqual(len(o.requests_for("/public/x")), 1)
+
+    def test_refresh_pattern(self):
+        o = self.origin()
+        p = self.proxy(workers=1, conf_extra="""
+            refresh_pattern -i \\.jpg$ 60 50% 120
+            refresh_pattern -i (/cgi-bin/|\\?) 0 0% 0
+            refresh_pattern . 0 20% 4320""")
+        lm = email.utils.formatdate(time.time() - 86400, usegmt=True)
+        o.route("/a.JPG", lambda q: Reply(body=b"jpg"))                                   # min 60 min
+        o.route("/heur", lambda q: Reply(body=b"heur", headers=[("Last-Modified", lm)]))  # 20% of a day
+        o.route("/none", lambda q: Reply(body=b"none"))                                  # no info, min 0
+        o.route("/cgi", lambda q: Reply(body=b"cgi", headers=[("Last-Modified", lm)]))
+        for _ in range(2):
+            for path in ("/a.JPG", "/heur", "/none", "/cgi?x=1"):
+                self.assertEqual(proxy_request(p, "GET", o.url(path)).status, 200)
+        self.assertEqual([len(o.requests_for(x)) for x in ("/a.JPG", "/heur", "/none", "/cgi")], [1, 1, 2, 2])
+
+
 if __name__ == "__main__":
     pdtest.main()
