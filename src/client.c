@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,10 +41,12 @@
 
 #include "proxyd/access_log.h"
 #include "proxyd/acl.h"
+#include "proxyd/admin.h"
 #include "proxyd/dns.h"
 #include "proxyd/errors.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
+#include "proxyd/stats.h"
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
@@ -106,6 +109,9 @@ struct pd_client {
     const char *result;
     int status;
     uint64_t out_bytes;         /* bytes queued to the client for this transaction */
+    uint64_t in_bytes;          /* bytes read from the client for this transaction (stats) */
+    uint64_t up_out_bytes;      /* bytes queued to the origin (stats) */
+    int64_t ttfb_us;            /* t0 to the response head, -1 before (stats) */
 };
 
 static void client_free(struct pd_client *c);
@@ -132,7 +138,22 @@ static struct evbuffer *cout(struct pd_client *c)
     return bufferevent_get_output(c->bev);
 }
 
-/* ---- access log ------------------------------------------------------ */
+/* ---- access log and counters ------------------------------------------ */
+
+static int64_t us_since(const struct timeval *t0)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_usec - t0->tv_usec);
+}
+
+/* The response head is queued: the transaction's time to first byte. */
+static void head_queued(struct pd_client *c)
+{
+    c->head_sent = 1;
+    if (c->ttfb_us < 0)
+        c->ttfb_us = us_since(&c->t0);
+}
 
 static void log_transaction(struct pd_client *c)
 {
@@ -183,6 +204,18 @@ static void log_transaction(struct pd_client *c)
         .version_minor = c->req.version_minor,
     };
     pd_access_log_write(w->alog, &e);
+    pd_stats_txn st = {
+        .method_id = c->req.method.len ? c->req.method_id : PD_M_OTHER,
+        .result = c->result,
+        .status = c->status,
+        .client_in = c->in_bytes,
+        .client_out = c->out_bytes,
+        .origin_in = c->resp_bytes_in,
+        .origin_out = c->up_out_bytes,
+        .total_us = us_since(&c->t0),
+        .ttfb_us = c->ttfb_us,
+    };
+    pd_stats_transaction(w->stats, &st);
     c->result = NULL;
 }
 
@@ -224,6 +257,7 @@ static void client_free(struct pd_client *c)
     if (c->have_url)
         pd_url_free(&c->url);
     TAILQ_REMOVE(&w->clients, c, link);
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, -1);
     c->magic = 0;
     free(c);
     pd_worker_client_closed(w);
@@ -275,7 +309,8 @@ static void fail_request(struct pd_client *c, int status, const char *err, const
     pd_error_page(cout(c), status, err, detail, url, c->w->hostname, c->keep_alive,
                   c->req.method_id == PD_M_HEAD);
     c->out_bytes += evbuffer_get_length(cout(c)) - before;
-    c->head_sent = 1;
+    head_queued(c);
+    pd_stats_add(c->w->stats, pd_stats_error_id(err), 1);
     c->status = status;
     if (!c->result)
         c->result = "NONE_NONE";
@@ -331,6 +366,9 @@ static void start_head(struct pd_client *c)
     c->status = 0;
     c->result = NULL;
     c->out_bytes = 0;
+    c->in_bytes = 0;
+    c->up_out_bytes = 0;
+    c->ttfb_us = -1;
     c->origin_ip[0] = '\0';
     c->retried = 0;
     c->resp_bytes_in = 0;
@@ -362,6 +400,7 @@ static void read_head(struct pd_client *c)
         size_t used = 0;
         enum pd_parse_status st = pd_http_parse_head(c->reqp, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
+        c->in_bytes += used;
         if (st == PD_PARSE_ERROR) {
             const char *why;
             int status = pd_http_parser_error(c->reqp, &why);
@@ -433,6 +472,69 @@ static int host_matches(struct pd_client *c)
     return same;
 }
 
+#define MGR_PREFIX "/squid-internal-mgr/"
+
+/*
+ * Squid's cache manager pages asked of the proxy itself: origin-form
+ * "GET /squid-internal-mgr/info", or an absolute URL naming this proxy
+ * (visible_hostname and the port the client connected to). May free c.
+ */
+static void serve_manager(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    if (!c->have_url) {
+        char u[PD_URL_HOST_MAX + 512];
+        const char *why;
+        int n = snprintf(u, sizeof u, "http://%s:%u%.*s", w->hostname, (unsigned)c->local_port,
+                         (int)c->req.target.len, c->req.target.p);
+        if (n < 0 || (size_t)n >= sizeof u ||
+            pd_url_parse(u, (size_t)n, PD_URL_ABSOLUTE, &c->url, &why) < 0) {
+            c->result = "NONE_NONE";
+            fail_request(c, 400, "ERR_INVALID_URL", "bad cache manager URL", 1);
+            return;
+        }
+        c->have_url = 1;
+    }
+    if (!pd_admin_allowed(w->conf, w->acl, (const struct sockaddr *)&c->peer, c->local_port,
+                          &c->url)) {
+        deny(c, NULL);
+        return;
+    }
+    const char *page = c->url.path + strlen(MGR_PREFIX);
+    struct evbuffer *body = evbuffer_new();
+    if (!body || pd_stats_mgr_page(page, strcspn(page, "?"), body) < 0) {
+        if (body)
+            evbuffer_free(body);
+        c->result = "NONE_NONE";
+        fail_request(c, 404, "ERR_INVALID_URL", "no such cache manager page", 1);
+        return;
+    }
+    if (!c->rb_done || w->draining)
+        c->keep_alive = 0;
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s\r\n",
+                        evbuffer_get_length(body), c->keep_alive ? "" : "Connection: close\r\n");
+    if (c->req.method_id != PD_M_HEAD)
+        evbuffer_add_buffer(out, body);
+    evbuffer_free(body);
+    c->out_bytes += evbuffer_get_length(out) - before;
+    head_queued(c);
+    c->status = 200;
+    c->result = "TCP_MISS";
+    log_transaction(c);
+    if (!c->keep_alive)
+        close_after_flush(c);
+    else
+        start_head(c);
+}
+
+static int is_mgr_path(const char *p, size_t len)
+{
+    return len >= strlen(MGR_PREFIX) && !memcmp(p, MGR_PREFIX, strlen(MGR_PREFIX));
+}
+
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
 {
@@ -451,6 +553,10 @@ static void begin_transaction(struct pd_client *c)
     const char *why = NULL;
     int is_connect = m->method_id == PD_M_CONNECT;
     if (!is_connect && m->target.len && m->target.p[0] == '/') {
+        if (is_mgr_path(m->target.p, m->target.len)) {
+            serve_manager(c);
+            return;
+        }
         c->result = "NONE_NONE";
         fail_request(c, 400, "ERR_INVALID_URL",
                      "origin-form request to a proxy: use an absolute URL", 1);
@@ -467,6 +573,11 @@ static void begin_transaction(struct pd_client *c)
         c->result = "NONE_NONE";
         fail_request(c, 400, "ERR_INVALID_REQ",
                      "the Host header names another host than the request URL", 0);
+        return;
+    }
+    if (!is_connect && c->url.port == c->local_port && !strcasecmp(c->url.host, w->hostname) &&
+        is_mgr_path(c->url.path, c->url.path_len)) {
+        serve_manager(c);
         return;
     }
     if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
@@ -649,7 +760,9 @@ static void send_request(struct pd_client *c)
     pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
     c->rstate = R_HEAD;
     c->resp_bytes_in = 0;
+    size_t before = evbuffer_get_length(bufferevent_get_output(c->up));
     write_request_head(c, bufferevent_get_output(c->up));
+    c->up_out_bytes += evbuffer_get_length(bufferevent_get_output(c->up)) - before;
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
     if (!c->rb_done) {
         bufferevent_enable(c->bev, EV_READ);
@@ -663,6 +776,7 @@ static int pool_try(struct pd_client *c)
     if (!up)
         return 0;
     c->up = up;
+    pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_REUSED, 1);
     c->up_from_pool = 1;
     c->up_connected = 1;
     struct sockaddr_storage ss;
@@ -724,6 +838,7 @@ static void forward_request_body(struct pd_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *uo = bufferevent_get_output(c->up);
+    size_t in_before = evbuffer_get_length(in), uo_before = evbuffer_get_length(uo);
     if (c->req.body == PD_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
         if (n > c->rb_left)
@@ -754,6 +869,8 @@ static void forward_request_body(struct pd_client *c)
             }
         }
     }
+    c->in_bytes += in_before - evbuffer_get_length(in);
+    c->up_out_bytes += evbuffer_get_length(uo) - uo_before;
     if (c->rb_done) {
         /* pipelined requests wait in the socket until this response is done */
         bufferevent_disable(c->bev, EV_READ);
@@ -807,7 +924,7 @@ static void write_response_head(struct pd_client *c)
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     evbuffer_add(out, "\r\n", 2);
     c->out_bytes += evbuffer_get_length(out) - before;
-    c->head_sent = 1;
+    head_queued(c);
     c->status = r->status;
 }
 
@@ -965,7 +1082,7 @@ static void tunnel_start(struct pd_client *c)
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     evbuffer_add(out, ok, sizeof ok - 1);
     c->out_bytes += sizeof ok - 1;
-    c->head_sent = 1;
+    head_queued(c);
     c->status = 200;
     c->result = "TCP_TUNNEL";
     c->state = C_TUNNEL;
@@ -993,7 +1110,11 @@ static void tunnel_pump(struct pd_client *c)
     if (n) {
         evbuffer_remove_buffer(uin, cout_, n);
         c->out_bytes += n;
+        c->resp_bytes_in += n;
     }
+    n = evbuffer_get_length(cin);
+    c->in_bytes += n;
+    c->up_out_bytes += n;
     evbuffer_add_buffer(uout, cin);
     /* backpressure: a side reads only while the other side's output is small */
     if (!c->cl_eof) {
@@ -1051,6 +1172,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     struct pd_client *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
         c->up_connected = 1;
+        pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
         setup_upstream(c);
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1211,6 +1333,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_TOTAL, 1);
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, 1);
     if (!c->bev || !c->reqp || !c->timer) {
         if (!c->bev)
             evutil_closesocket(fd);

@@ -550,6 +550,10 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
         return error(ld, "%s: missing address", d->name);
     pd_listen_addr *arr = field(ld, d);
     int *n = (int *)((char *)ld->c + d->off_n);
+    if (d->off_n == offsetof(pd_conf, n_admin_port) && !strcmp(argv[0], "none")) {
+        *n = 0; /* no admin listener */
+        return argc > 1 ? error(ld, "%s: nothing may follow 'none'", d->name) : 0;
+    }
     if (*n >= PD_CONF_MAX_PORTS)
         return error(ld, "%s: too many ports (at most %d)", d->name, PD_CONF_MAX_PORTS);
     pd_listen_addr a;
@@ -798,10 +802,13 @@ static const directive directives[] = {
              "`HOST:PORT`. Repeat the line for several addresses (at most 16). A bare port "
              "listens on all IPv4 addresses. Port 0 lets the system pick one." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
-      .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def_doc = "none",
-      .squid = "proxyd only (Squid serves its cache manager on http_port).",
-      .doc = "Address of the admin listener (metrics, health check), same forms as "
-             "http_port. None by default." },
+      .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def = "127.0.0.1:3129",
+      .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
+               "for origin-form /squid-internal-mgr/ requests).",
+      .doc = "Address of the admin listener (/metrics, /stats, /healthz, "
+             "/squid-internal-mgr/info and /counters), same forms as http_port; repeat for "
+             "several, `none` for no listener. Loopback clients only unless an http_access "
+             "line names the `manager` acl. An address that cannot be bound is a warning." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = 1024,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU." },

@@ -43,6 +43,10 @@ typedef struct pd_worker {
     struct event *drain_deadline;
     struct event *sig_term, *sig_int, *sig_usr1;
 
+    struct pd_stats_slot *stats; /* this worker's counters in the shared segment; may be NULL */
+    struct event *stats_timer;  /* folds DNS and pool figures into stats */
+    uint64_t dns_seen[3];       /* DNS queries, cache hits, failures already counted */
+
     char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
     char hostname[256];         /* visible_hostname */
 } pd_worker;
