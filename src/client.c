@@ -202,6 +202,14 @@ static void log_transaction(struct pd_client *c)
         .user_agent_len = ua ? ua->value.len : 0,
         .version_major = c->req.version_major ? c->req.version_major : 1,
         .version_minor = c->req.version_minor,
+        .client_port = ntohs(c->peer.ss_family == AF_INET6
+                                 ? ((struct sockaddr_in6 *)&c->peer)->sin6_port
+                                 : ((struct sockaddr_in *)&c->peer)->sin_port),
+        .local_port = c->local_port,
+        .bytes_in = c->in_bytes,
+        .origin_status = c->resp.status,
+        .req = &c->req,
+        .resp = &c->resp,
     };
     pd_access_log_write(w->alog, &e);
     pd_stats_txn st = {
@@ -535,6 +543,25 @@ static int is_mgr_path(const char *p, size_t len)
     return len >= strlen(MGR_PREFIX) && !memcmp(p, MGR_PREFIX, strlen(MGR_PREFIX));
 }
 
+/* Does the request URL name this proxy (visible_hostname or the address the client reached)? */
+static int is_self(struct pd_client *c)
+{
+    if (c->url.port != c->local_port)
+        return 0;
+    if (!strcasecmp(c->url.host, c->w->hostname))
+        return 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN];
+    if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&ss, &sl) < 0 ||
+        !inet_ntop(ss.ss_family,
+                   ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                            : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
+                   ip, sizeof ip))
+        return 0;
+    return !strcmp(c->url.host, ip);
+}
+
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
 {
@@ -575,8 +602,7 @@ static void begin_transaction(struct pd_client *c)
                      "the Host header names another host than the request URL", 0);
         return;
     }
-    if (!is_connect && c->url.port == c->local_port && !strcasecmp(c->url.host, w->hostname) &&
-        is_mgr_path(c->url.path, c->url.path_len)) {
+    if (!is_connect && is_mgr_path(c->url.path, c->url.path_len) && is_self(c)) {
         serve_manager(c);
         return;
     }

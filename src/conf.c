@@ -14,6 +14,7 @@
  * else unknown is an error. All errors of a load are reported, then NULL.
  */
 #include "proxyd/conf.h"
+#include "proxyd/access_log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1532,6 +1533,17 @@ static void finish(loader *ld)
             set_string(ld, &c->access_log_format_name, ld->alog_fmt);
         else
             error(ld, "access_log: unknown logformat '%s'", ld->alog_fmt);
+    }
+    for (size_t i = 0; i < c->logformat.n; i++) {
+        /* the % codes are compiled by access_log.c: refuse what it cannot print */
+        const pd_conf_line *l = &c->logformat.v[i];
+        char err[160];
+        pd_logfmt *f = l->argc >= 2 ? pd_logfmt_compile(l->argv[1], err, sizeof err) : NULL;
+        ld->file = l->file;
+        ld->line = l->line;
+        if (!f)
+            error(ld, "logformat %s: %s", l->argv[0], l->argc >= 2 ? err : "missing format");
+        pd_logfmt_free(f);
     }
     ld->file = NULL;
 }
