@@ -468,7 +468,8 @@ static int host_matches(struct pd_client *c)
     if (pd_http_msg_find_next(&c->req, h))
         return 0; /* two Host lines */
     char buf[PD_URL_HOST_MAX + 32];
-    if (h->value.len + 8 >= sizeof buf)
+    if (h->value.len + 8 >= sizeof buf || memchr(h->value.p, '@', h->value.len) ||
+        memchr(h->value.p, '/', h->value.len))
         return 0;
     snprintf(buf, sizeof buf, "http://%.*s/", (int)h->value.len, h->value.p);
     pd_url hu;

@@ -19,7 +19,12 @@
 #define PD_CONF_MAX_PORTS 16
 #define PD_CONF_MAX_NS 8
 
-/* One directive line as written, split into words (quotes removed). */
+/*
+ * One directive line as written, split into words (quotes removed), except:
+ * in acl lines a quoted word keeps its quotes (argv holds `"/etc/x"` as
+ * written, so acl.c knows it names a file), and logformat lines have argc 2:
+ * argv[0] the name, argv[1] the format, the rest of the line as written.
+ */
 typedef struct pd_conf_line {
     char *file;     /* file the line came from (owned by the conf) */
     int line;       /* 1-based line number */
