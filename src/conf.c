@@ -562,6 +562,12 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
     pd_listen_addr a;
     if (parse_listen(ld, d, argv[0], &a) < 0)
         return -1;
+    if (d->off_n == offsetof(pd_conf, n_admin_port) && !strchr(argv[0], ':')) {
+        /* the admin listener is never public by accident: a bare port is loopback */
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        snprintf(a.text, sizeof a.text, "127.0.0.1:%u", (unsigned)ntohs(s4->sin_port));
+    }
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         if (squid_port_option(argv[i]))
@@ -807,13 +813,15 @@ static const directive directives[] = {
              "`HOST:PORT`. Repeat the line for several addresses (at most 16). A bare port "
              "listens on all IPv4 addresses. Port 0 lets the system pick one." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
-      .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def = "127.0.0.1:3129",
+      .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def_doc = "none",
       .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
                "for origin-form /squid-internal-mgr/ requests).",
       .doc = "Address of the admin listener (/metrics, /stats, /healthz, "
              "/squid-internal-mgr/info and /counters), same forms as http_port; repeat for "
-             "several, `none` for no listener. Loopback clients only unless an http_access "
-             "line names the `manager` acl. An address that cannot be bound is a warning." },
+             "several. Off unless set (the shipped proxy.conf sets 127.0.0.1:3129); a bare "
+             "PORT listens on 127.0.0.1 only; `none` turns it off. Loopback clients only unless "
+             "an http_access line names the `manager` acl. An address that cannot be bound is "
+             "a warning." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = 1024,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU." },
