@@ -601,6 +601,30 @@ START_TEST(json_and_manager_pages_show_the_numbers)
 }
 END_TEST
 
+/* docs/operations.md holds the table that `proxyd --print-metrics` prints. */
+START_TEST(docs_operations_md_lists_every_metric)
+{
+    const char *src = getenv("PROXYD_SRC");
+    ck_assert_msg(src != NULL, "PROXYD_SRC not set (run through ctest)");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/docs/operations.md", src);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char doc[1 << 17];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    doc[n] = '\0';
+    fclose(f);
+    char *table = NULL;
+    size_t tlen = 0;
+    FILE *m = open_memstream(&table, &tlen);
+    pd_stats_print_metrics(m);
+    fclose(m);
+    ck_assert_msg(strstr(doc, table) != NULL,
+                  "docs/operations.md is stale: paste the output of proxyd --print-metrics");
+    free(table);
+}
+END_TEST
+
 static Suite *stats_suite(void)
 {
     Suite *s = suite_create("stats");
@@ -619,6 +643,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, health_needs_workers_and_cache);
     tcase_add_test(tc, prometheus_output_is_strict_text_format);
     tcase_add_test(tc, json_and_manager_pages_show_the_numbers);
+    tcase_add_test(tc, docs_operations_md_lists_every_metric);
     suite_add_tcase(s, tc);
     return s;
 }
