@@ -233,6 +233,50 @@ static void log_transaction(struct pd_client *c)
     c->result = NULL;
 }
 
+/* ---- connections per client address (acl maxconn) ------------------------ */
+
+struct pd_ipcount {
+    struct pd_ipcount *next;
+    int n;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+static unsigned ip_bucket(const char *ip)
+{
+    unsigned h = 2166136261u;
+    for (; *ip; ip++)
+        h = (h ^ (unsigned char)*ip) * 16777619u;
+    return h % PD_IPCOUNT_BUCKETS;
+}
+
+/* Add delta to the count of ip's open connections; returns the new count. */
+static int ipcount_add(pd_worker *w, const char *ip, int delta)
+{
+    struct pd_ipcount **pp = &w->ipc[ip_bucket(ip)];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->ip, ip) != 0)
+            continue;
+        struct pd_ipcount *e = *pp;
+        e->n += delta;
+        int n = e->n;
+        if (n <= 0) {
+            *pp = e->next;
+            free(e);
+        }
+        return n;
+    }
+    if (delta <= 0)
+        return 0;
+    struct pd_ipcount *e = calloc(1, sizeof *e);
+    if (!e)
+        return delta;
+    snprintf(e->ip, sizeof e->ip, "%s", ip);
+    e->n = delta;
+    e->next = *pp;
+    *pp = e;
+    return delta;
+}
+
 /* ---- teardown -------------------------------------------------------- */
 
 static void up_release(struct pd_client *c, int reusable)
@@ -276,6 +320,7 @@ static void client_free(struct pd_client *c)
     if (c->have_url)
         pd_url_free(&c->url);
     TAILQ_REMOVE(&w->clients, c, link);
+    ipcount_add(w, c->peer_ip, -1);
     c->magic = 0;
     free(c);
     pd_worker_client_closed(w);
@@ -456,16 +501,59 @@ static int acl_check(struct pd_client *c, const char **deny_acl)
         .is_connect = c->req.method_id == PD_M_CONNECT,
         .dst = c->addrs.n ? c->addrs.addr : NULL,
         .n_dst = c->addrs.n,
-        .client_conns = 0,
+        .client_conns = ipcount_add(w, c->peer_ip, 0),
         .now = time(NULL),
     };
     return pd_acl_check_http(w->acl, &ar, deny_acl);
 }
 
+/*
+ * 403, or what deny_info says for the acl that decided: a page name
+ * (ERR_...), a redirect ("http://..." or "3xx:http://..."), or TCP_RESET.
+ */
 static void deny(struct pd_client *c, const char *acl_name)
 {
+    pd_worker *w = c->w;
     c->result = "TCP_DENIED";
-    fail_request(c, 403, "ERR_ACCESS_DENIED", "access denied by http_access", 1);
+    const char *di = acl_name && w->acl ? pd_acl_deny_info(w->acl, acl_name) : NULL;
+    if (di && strcmp(di, "TCP_RESET") == 0) {
+        c->status = 0;
+        struct linger lg = { 1, 0 };
+        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
+        client_free(c);
+        return;
+    }
+    int status = 302;
+    const char *loc = NULL;
+    if (di && di[0] == '3' && strlen(di) > 4 && di[3] == ':') {
+        status = atoi(di);
+        loc = di + 4;
+    } else if (di && (strncmp(di, "http://", 7) == 0 || strncmp(di, "https://", 8) == 0)) {
+        loc = di;
+    }
+    if (loc && status >= 300 && status < 400 && !strpbrk(loc, "\r\n")) {
+        if (!c->rb_done || !c->keep_alive || w->draining)
+            c->keep_alive = 0;
+        size_t before = evbuffer_get_length(cout(c));
+        evbuffer_add_printf(cout(c),
+                            "HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                            "Cache-Control: no-store\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n%s\r\n",
+                            status, pd_status_reason(status), loc,
+                            c->keep_alive ? "" : "Connection: close\r\n");
+        c->out_bytes += evbuffer_get_length(cout(c)) - before;
+        c->head_sent = 1;
+        c->status = status;
+        if (!c->keep_alive) {
+            close_after_flush(c);
+            return;
+        }
+        log_transaction(c);
+        start_head(c);
+        return;
+    }
+    fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
+                 "access denied by http_access", 1);
 }
 
 /*
@@ -2017,6 +2105,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
+    ipcount_add(w, c->peer_ip, 1);
     if (!c->bev || !c->reqp || !c->timer) {
         if (!c->bev)
             evutil_closesocket(fd);

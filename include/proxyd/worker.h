@@ -22,6 +22,8 @@ typedef struct pd_acl_rules pd_acl_rules;
 typedef struct pd_cache_store pd_cache_store;
 typedef struct pd_refresh_rules pd_refresh_rules;
 struct pd_client;
+struct pd_ipcount;
+#define PD_IPCOUNT_BUCKETS 256
 
 typedef struct pd_worker {
     struct event_base *base;
@@ -50,6 +52,7 @@ typedef struct pd_worker {
     struct event *drain_deadline;
     struct event *sig_term, *sig_int, *sig_usr1;
 
+    struct pd_ipcount *ipc[PD_IPCOUNT_BUCKETS]; /* open connections per client address */
     char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
     char hostname[256];         /* visible_hostname */
 } pd_worker;
