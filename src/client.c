@@ -113,6 +113,7 @@ struct pd_client {
     char key[PD_URL_HOST_MAX + 16];
     char origin_ip[INET6_ADDRSTRLEN];
     int retried;
+    int acl_need_dst;           /* http_access could not decide before DNS */
 
     /* the response */
     pd_http_parser *respp;
@@ -638,6 +639,7 @@ static void begin_transaction(struct pd_client *c)
         deny(c, deny_acl);
         return;
     }
+    c->acl_need_dst = v == PD_ACL_NEED_DST;
     pd_url_authority(&c->url, c->key, sizeof c->key);
     if (cache_usable(c) && cache_lookup(c))
         return; /* answered (or being answered) from the cache */
@@ -690,9 +692,10 @@ static void dns_cb(const pd_dns_result *r, void *arg)
         else
             ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
     }
-    if (c->w->acl) {
+    if (c->acl_need_dst) {
         const char *deny_acl = NULL;
-        if (acl_check(c, &deny_acl) == PD_ACL_DENY) {
+        c->acl_need_dst = 0;
+        if (acl_check(c, &deny_acl) != PD_ACL_ALLOW) {
             deny(c, deny_acl);
             return;
         }
