@@ -207,7 +207,7 @@ void pd_stats_transaction(pd_stats_slot *s, const pd_stats_txn *t)
                  1);
     if (!strncmp(r, "TCP_REFRESH", 11))
         pd_stats_add(s, PD_STAT_CACHE_REVALIDATIONS, 1);
-    else if (!strncmp(r, "TCP_MISS", 8))
+    else if (strstr(r, "MISS"))
         pd_stats_add(s, PD_STAT_CACHE_MISSES, 1);
     else if (strstr(r, "HIT"))
         pd_stats_add(s, PD_STAT_CACHE_HITS, 1);
@@ -597,6 +597,7 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
         okin, okout, (unsigned long long)s->v[PD_STAT_DNS_QUERIES], s->cpu_seconds,
         s->now - s->started,
         (unsigned long long)(s->v[PD_STAT_RES_TCP_MISS_ABORTED] +
+                             s->v[PD_STAT_RES_TCP_CF_MISS_ABORTED] +
                              s->v[PD_STAT_RES_TCP_HIT_ABORTED]));
 }
 

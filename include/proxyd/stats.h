@@ -61,6 +61,10 @@ struct evbuffer;
       PD_STATS_RESULT_HELP)                                                                      \
     X(RES_TCP_MISS_ABORTED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MISS_ABORTED\"",  \
       PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_CF_MISS, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_CF_MISS\"",            \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_CF_MISS_ABORTED, COUNTER, SLOT, "proxyd_results_total",                            \
+      "code=\"TCP_CF_MISS_ABORTED\"", PD_STATS_RESULT_HELP)                                       \
     X(RES_TCP_HIT_ABORTED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_HIT_ABORTED\"",    \
       PD_STATS_RESULT_HELP)                                                                      \
     X(RES_NONE_NONE, COUNTER, SLOT, "proxyd_results_total", "code=\"NONE_NONE\"",                \
@@ -76,7 +80,7 @@ struct evbuffer;
     X(CACHE_HITS, COUNTER, SLOT, "proxyd_cache_hits_total", "",                                  \
       "Requests answered from the cache without contacting the origin.")                        \
     X(CACHE_MISSES, COUNTER, SLOT, "proxyd_cache_misses_total", "",                              \
-      "Requests forwarded to the origin (TCP_MISS*).")                                           \
+      "Cache misses (TCP_MISS*, TCP_CF_MISS*: collapsed onto another request's fetch).")                                           \
     X(CACHE_REVALIDATIONS, COUNTER, SLOT, "proxyd_cache_revalidations_total", "",                \
       "Cached objects revalidated with the origin (TCP_REFRESH_*).")                             \
     X(CLIENT_BYTES_IN, COUNTER, SLOT, "proxyd_client_received_bytes_total", "",                  \
