@@ -209,6 +209,33 @@ class CountersTest(pdtest.ProxyTestCase):
         self.assertIn("\nclient_http.requests = 16\n", counters)
         self.assertIn("\nclient_http.kbytes_out = %d\n" % (received >> 10), counters)
 
+    def test_hits_and_misses_are_counted_exactly(self):
+        o = self.origin()
+        o.route("/c/*", lambda q: Reply(body=b"c" * 3000, headers=[("Cache-Control", "max-age=600")]))
+        p = self.proxy(workers=2, conf_extra=ADMIN)
+        a = Admin(p)
+        urls = [o.url("/c/%d" % i) for i in range(3)]
+        for u in urls:                      # 3 misses, stored
+            self.assertEqual(proxy_request(p, "GET", u).status, 200)
+        a.wait_metric(3, "proxyd_cache_objects")
+        for _ in range(2):                  # 6 hits
+            for u in urls:
+                r = proxy_request(p, "GET", u)
+                self.assertEqual((r.status, len(r.body)), (200, 3000))
+        s = a.wait_metric(9, "proxyd_request_duration_seconds_count")
+        self.assertEqual(len(o.requests), 3)
+        self.assertEqual(metric(s, "proxyd_cache_misses_total"), 3)
+        self.assertEqual(metric(s, "proxyd_cache_hits_total"), 6)
+        self.assertEqual(metric(s, "proxyd_results_total", code="TCP_MEM_HIT"), 6)
+        self.assertEqual(metric(s, "proxyd_results_total", code="TCP_MISS"), 3)
+        self.assertEqual(metric(s, "proxyd_cache_attached"), 1)
+        self.assertGreater(metric(s, "proxyd_cache_used_bytes"), 9000)
+        self.assertGreater(metric(s, "proxyd_cache_free_bytes"), 0)
+        hits = [l for l in p.wait_access_lines(9) if " TCP_MEM_HIT/200 " in l]
+        self.assertEqual(len(hits), 6)
+        _, _, info = a.get("/squid-internal-mgr/info")
+        self.assertIn("\tHits as % of all requests:\t5min: 66.7%, 60min: 66.7%\n", info)
+
     def test_metrics_parse_strictly_and_with_promtool(self):
         o = self.origin()
         p = self.proxy(workers=2, conf_extra=ADMIN)
