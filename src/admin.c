@@ -74,11 +74,28 @@ int pd_admin_allowed(const pd_conf *conf, const pd_acl_rules *acl, const struct 
     m.is_request = 1;
     m.method = PD_STR("GET");
     m.method_id = PD_M_GET;
+    /* the manager URL names the proxy by address: that is its destination for `dst` acls */
+    struct sockaddr_storage dst;
+    memset(&dst, 0, sizeof dst);
+    int n_dst = 0;
+    if (url->host_ip == 4 &&
+        inet_pton(AF_INET, url->host, &((struct sockaddr_in *)&dst)->sin_addr) == 1) {
+        dst.ss_family = AF_INET;
+        ((struct sockaddr_in *)&dst)->sin_port = htons(url->port);
+        n_dst = 1;
+    } else if (url->host_ip == 6 &&
+               inet_pton(AF_INET6, url->host, &((struct sockaddr_in6 *)&dst)->sin6_addr) == 1) {
+        dst.ss_family = AF_INET6;
+        ((struct sockaddr_in6 *)&dst)->sin6_port = htons(url->port);
+        n_dst = 1;
+    }
     pd_acl_req q = {
         .client = client,
         .local_port = local_port,
         .msg = &m,
         .url = url,
+        .dst = n_dst ? &dst : NULL,
+        .n_dst = n_dst,
         .now = time(NULL),
     };
     enum pd_acl_verdict v = pd_acl_check_http(acl, &q, NULL);
