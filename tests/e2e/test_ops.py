@@ -279,6 +279,41 @@ class CountersTest(pdtest.ProxyTestCase):
         self.assertEqual(metric(s, "proxyd_request_duration_seconds_count"), 8)
 
 
+class ReloadTest(pdtest.ProxyTestCase):
+    def test_counters_carry_over_a_reload(self):
+        o = self.origin()
+        p = self.proxy(workers=2, conf_extra=ADMIN)
+        a = Admin(p)
+        for i in range(4):
+            self.assertEqual(proxy_request(p, "GET", o.url("/r/%d" % i)).status, 200)
+        a.wait_metric(4, "proxyd_requests_total", method="GET")
+        old = p.wait_workers(2)
+        p.write_conf(p.conf_text.replace("workers 2", "workers 3"))
+        p.signal(signal.SIGHUP)
+        s = a.wait_metric(2, "proxyd_config_generation")
+        p.wait_workers(3, exclude=old, timeout=20)
+        s = a.wait_metric(3, "proxyd_workers_up")
+        self.assertEqual(metric(s, "proxyd_workers"), 3)
+        self.assertEqual(metric(s, "proxyd_requests_total", method="GET"), 4)
+        self.assertEqual(a.get("/healthz")[0], 200)
+        # the old generation's slots are released when the master reaps its workers
+        wait_until(lambda: len([k for k in a.metrics() if k[0] == "proxyd_worker_cpu_seconds_total"]) == 3,
+                   what="3 worker processes in /metrics")
+        for i in range(2):
+            self.assertEqual(proxy_request(p, "GET", o.url("/r2/%d" % i)).status, 200)
+        a.wait_metric(6, "proxyd_requests_total", method="GET")
+
+    def test_bad_logformat_is_a_configuration_error(self):
+        d = self.tmp = __import__("tempfile").mkdtemp(prefix="pdtest-ops-")
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, "p.conf")
+        with open(path, "w") as f:
+            f.write("http_port 127.0.0.1:0\nlogformat mine %ts %Qq\naccess_log stdout mine\n")
+        r = pdtest.run_proxyd("-t", "-c", path)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertRegex(r.stderr, r"p\.conf:2: logformat mine: .*%Qq")
+
+
 class HealthTest(pdtest.ProxyTestCase):
     def test_healthz_is_503_while_no_worker_is_up(self):
         p = self.proxy(workers=1, conf_extra=ADMIN)
