@@ -225,7 +225,7 @@ void pd_stats_set_cache_hook(pd_stats_cache_fn fn, void *arg)
     cache_arg = arg;
 }
 
-/* CPU seconds (utime + stime) and RSS bytes of a process; -1 when it is gone. */
+/* CPU seconds (utime + stime) and RSS bytes of a process; -1 when it is gone or a zombie. */
 static int read_proc(pid_t pid, double *cpu, uint64_t *rss)
 {
     char path[64], buf[1024];
@@ -243,9 +243,13 @@ static int read_proc(pid_t pid, double *cpu, uint64_t *rss)
     if (!p)
         return -1;
     unsigned long long ut = 0, stime = 0;
+    char state = '?';
     /* fields 3..15: state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2)
+    if (sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &state, &ut,
+               &stime) != 3)
         return -1;
+    if (state == 'Z' || state == 'X')
+        return -1; /* dead, not reaped yet */
     long hz = sysconf(_SC_CLK_TCK);
     *cpu = (double)(ut + stime) / (double)(hz > 0 ? hz : 100);
     snprintf(path, sizeof path, "/proc/%d/statm", (int)pid);
@@ -290,10 +294,11 @@ void pd_stats_take(pd_stats *st, pd_stats_snapshot *snap)
         w->worker = s->worker;
         w->generation = s->generation;
         w->ready = __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE);
-        if (read_proc(pid, &w->cpu_seconds, &w->rss_bytes) == 0)
-            snap->cpu_seconds += w->cpu_seconds;
-        else
-            w->ready = 0; /* gone, not reaped yet */
+        if (read_proc(pid, &w->cpu_seconds, &w->rss_bytes) < 0) {
+            snap->n_workers--; /* gone, not reaped yet */
+            continue;
+        }
+        snap->cpu_seconds += w->cpu_seconds;
         if (w->ready && w->generation == gen)
             up++;
     }
