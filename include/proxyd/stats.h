@@ -127,6 +127,8 @@ struct evbuffer;
       "kind=\"ERR_ZERO_SIZE_OBJECT\"", PD_STATS_ERROR_HELP)                                      \
     X(ERR_INVALID_RESP, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_INVALID_RESP\"",       \
       PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_ONLY_IF_CACHED_MISS, COUNTER, SLOT, "proxyd_errors_total",                             \
+      "kind=\"ERR_ONLY_IF_CACHED_MISS\"", PD_STATS_ERROR_HELP)                                    \
     X(ERR_OTHER, COUNTER, SLOT, "proxyd_errors_total", "kind=\"OTHER\"", PD_STATS_ERROR_HELP)     \
     X(WORKER_STARTS, COUNTER, SLOT, "proxyd_worker_starts_total", "",                            \
       "Worker processes started (a restart after a crash counts too).")                          \

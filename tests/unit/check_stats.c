@@ -603,6 +603,44 @@ START_TEST(json_and_manager_pages_show_the_numbers)
 }
 END_TEST
 
+/*
+ * Every Squid error name and result code that src/client.c uses has its own
+ * counter (not OTHER): the table follows the request engine.
+ */
+START_TEST(client_c_names_are_in_the_table)
+{
+    const char *src = getenv("PROXYD_SRC");
+    ck_assert_msg(src != NULL, "PROXYD_SRC not set (run through ctest)");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/src/client.c", src);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    int found_err = 0, found_res = 0;
+    for (const char *p = text; (p = strchr(p, '"')); p++) {
+        const char *q = p + 1;
+        size_t len = strspn(q, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+        if (q[len] != '"' || len < 5)
+            continue;
+        char name[64];
+        snprintf(name, sizeof name, "%.*s", (int)len, q);
+        if (!strncmp(name, "ERR_", 4)) {
+            ck_assert_msg(pd_stats_error_id(name) != PD_STAT_ERR_OTHER, "%s has no counter", name);
+            found_err++;
+        } else if ((!strncmp(name, "TCP_", 4) || !strncmp(name, "NONE_", 5)) &&
+                   strcmp(name, "TCP_NODELAY") && strcmp(name, "TCP_RESET")) {
+            ck_assert_msg(pd_stats_result_id(name) != PD_STAT_RES_OTHER, "%s has no counter", name);
+            found_res++;
+        }
+    }
+    ck_assert_int_gt(found_err, 5);
+    ck_assert_int_gt(found_res, 5);
+}
+END_TEST
+
 /* docs/operations.md holds the table that `proxyd --print-metrics` prints. */
 START_TEST(docs_operations_md_lists_every_metric)
 {
@@ -646,6 +684,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, prometheus_output_is_strict_text_format);
     tcase_add_test(tc, json_and_manager_pages_show_the_numbers);
     tcase_add_test(tc, docs_operations_md_lists_every_metric);
+    tcase_add_test(tc, client_c_names_are_in_the_table);
     suite_add_tcase(s, tc);
     return s;
 }
