@@ -94,6 +94,7 @@ struct pd_client {
     enum cstate state;
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
+    struct event *life;         /* client_lifetime */
     int head_started;           /* bytes of the current head were seen */
 
     /* the request */
@@ -351,6 +352,8 @@ static void client_free(struct pd_client *c)
     up_release(c, 0);
     if (c->timer)
         event_free(c->timer);
+    if (c->life)
+        event_free(c->life);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->rbuf)
@@ -443,6 +446,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
         return;
     }
+    client_free(c);
+}
+
+/* client_lifetime: no connection stays longer, whatever it is doing */
+static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->result && !strcmp(c->result, "TCP_MISS"))
+        c->result = "TCP_MISS_ABORTED";
     client_free(c);
 }
 
@@ -1167,6 +1179,8 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
         evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: HIT from %s\r\n", w->hostname);
     c->hit_chunked = 0;
     if (has_body && content_length == UINT64_MAX) {
         if (client11) {
@@ -1687,6 +1701,14 @@ static void connect_next(struct pd_client *c)
         fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
         return;
     }
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t spent = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 + (now.tv_usec - c->t0.tv_usec) / 1000;
+    if (c->addr_i > 0 && spent > c->w->conf->forward_timeout) {
+        c->result = "TCP_MISS";
+        fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
+        return;
+    }
     struct sockaddr_storage *ss = &c->addrs.addr[c->addr_i];
     socklen_t sl = c->addrs.addrlen[c->addr_i];
     c->addr_i++;
@@ -1807,6 +1829,8 @@ static void write_response_head(struct pd_client *c)
     }
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
     if (c->out_kind == PD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (!c->keep_alive)
@@ -2252,6 +2276,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
     c->timer = evtimer_new(w->base, timer_cb, c);
+    c->life = evtimer_new(w->base, lifetime_cb, c);
     pd_http_msg_init(&c->req);
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
@@ -2259,7 +2284,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_TOTAL, 1);
     pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, 1);
     ipcount_add(w, c->peer_ip, 1);
-    if (!c->bev || !c->reqp || !c->timer) {
+    if (!c->bev || !c->reqp || !c->timer || !c->life) {
         if (!c->bev)
             evutil_closesocket(fd);
         client_free(c);
@@ -2270,6 +2295,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     struct timeval wt = ms_tv(w->conf->write_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
+    struct timeval lt = ms_tv(w->conf->client_lifetime);
+    evtimer_add(c->life, &lt);
     start_head(c);
     return 0;
 }

@@ -324,7 +324,7 @@ static int parse_int(loader *ld, const directive *d, int argc, char **argv)
 
 static int parse_bytes(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, size_unit, "size", &v) < 0)
         return -1;
     return store_uint(ld, d, v);
@@ -345,7 +345,7 @@ static int parse_bytes_mosim(loader *ld, const directive *d, int argc, char **ar
 
 static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v > INT64_MAX)
@@ -357,7 +357,7 @@ static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 /* A time kept in whole seconds (DNS settings). */
 static int parse_time_s(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v % 1000)
@@ -847,6 +847,10 @@ static const directive directives[] = {
       .def = "on",
       .squid = "Squid's default is off.",
       .doc = "Concurrent misses for the same URL share one origin fetch." },
+    { .name = "x_cache_header", .set = parse_onoff, FIELD(x_cache_header),
+      .def = "off",
+      .squid = "proxyd only; Squid always sends X-Cache and X-Cache-Lookup.",
+      .doc = "Add `X-Cache: HIT from HOST` or `X-Cache: MISS from HOST` to responses." },
 
     /* Raw lines */
     { .name = "acl", .set = parse_acl, FIELD(acl), .min_args = 2,
