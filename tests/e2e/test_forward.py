@@ -7,6 +7,7 @@ curl through the proxy."""
 import re
 import shutil
 import subprocess
+import threading
 import unittest
 
 import pdtest
@@ -40,7 +41,9 @@ class ForwardTest(pdtest.ProxyTestCase):
 
     def test_methods_without_body(self):
         self.o.route("/m", echo_handler)
-        for method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        # POST/PUT/PATCH with neither Content-Length nor Transfer-Encoding have
+        # an empty body (RFC 9112 6.3)
+        for method in ("GET", "HEAD", "DELETE", "OPTIONS", "POST", "PUT", "PATCH"):
             with self.subTest(method=method):
                 r = proxy_request(self.p, method, self.o.url("/m?x=1"))
                 self.assertEqual(r.status, 200)
@@ -273,6 +276,33 @@ class PoolTest(pdtest.ProxyTestCase):
         self.assertEqual((m0.group(2), m0.group(3)), ("GET", o.url("/log?a=1")))
         self.assertGreater(int(m0.group(1)), 1234)  # headers + body bytes sent to the client
         self.assertEqual(m1.group(2), "POST")
+
+
+class ConcurrencyTest(pdtest.ProxyTestCase):
+    def test_concurrent_keepalive_clients(self):
+        p = self.proxy(workers=2)
+        o = self.origin()
+        o.route("/c/*", echo_handler)
+        errors = []
+
+        def client(i):
+            try:
+                with Client(p, timeout=20) as c:
+                    for j in range(5):
+                        body = b"%d-%d " % (i, j) * (1 + 50 * j)
+                        r = c.request("POST", o.url("/c/%d/%d" % (i, j)), body=body)
+                        if (r.status, r.body) != (200, b"POST " + body):
+                            errors.append((i, j, r))
+            except Exception as e:  # collected and asserted below
+                errors.append((i, repr(e)))
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(o.wait_requests(200)), 200)
+        self.assertLessEqual(o.connections, 80, "the pool should reuse origin connections")
 
 
 class BackpressureTest(pdtest.ProxyTestCase):
