@@ -40,6 +40,9 @@
 
 #include "proxyd/access_log.h"
 #include "proxyd/acl.h"
+#include "proxyd/cache_meta.h"
+#include "proxyd/cache_policy.h"
+#include "proxyd/cache_store.h"
 #include "proxyd/dns.h"
 #include "proxyd/errors.h"
 #include "proxyd/http_msg.h"
@@ -47,13 +50,34 @@
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
+/*
+ * Bytes moved per read(2)/write(2): libevent's default (16 KB) costs a system
+ * call and a callback per 16 KB of a 1 MB object.
+ */
+#define IO_CHUNK (128 * 1024)
+
 /* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
 #define HIGH_WM (256 * 1024)
 #define LOW_WM (64 * 1024)
 
 #define CLIENT_MAGIC 0x50444331u /* "PDC1" */
 
-enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CLOSING };
+enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
+/* C_CACHE: serving a stored response, or waiting for one another fetch is writing */
+
+#define MAX_RANGES 16
+
+/*
+ * The stored object's pages handed to the client's output buffer with
+ * evbuffer_add_reference: the store reference is released when the last of
+ * them has left the buffer, whatever happened to the client meanwhile.
+ */
+struct hitref {
+    pd_cache_store *store;
+    pd_cache_ref *ref;
+    unsigned outstanding;   /* extents still in an evbuffer */
+    int owner_done;         /* the client will add no more */
+};
 enum rstate { R_HEAD, R_BODY, R_DONE };
 
 struct pd_client {
@@ -76,6 +100,7 @@ struct pd_client {
     int have_url;
     int keep_alive;             /* keep the client connection after this response */
     uint64_t rb_left;           /* request body bytes still to move (PD_BODY_LENGTH) */
+    struct evbuffer *rbuf;      /* body read (and validated) before the origin is connected */
     int rb_done;                /* request body completely read from the client */
 
     /* the origin */
@@ -101,6 +126,27 @@ struct pd_client {
     /* tunnel */
     int cl_eof, up_eof;
 
+    /* cache */
+    int use_cache;              /* GET/HEAD the cache may answer or store */
+    const pd_refresh_rule *rule;
+    char *ckey;                 /* key of the lookup / the object being written */
+    size_t ckey_len;
+    pd_cache_ref *cref;         /* stored (or in-progress) object we read */
+    pd_cache_writer *cw;        /* object we fill from the origin */
+    struct hitref *hr;          /* owns cref once serving started */
+    int collapsed;              /* cref is being written by another fetch */
+    int revalidating;           /* the origin request is conditional on cref */
+    int cwaiting;               /* registered for the store's wakeup */
+    pd_cache_meta cm;           /* cref's stored head */
+    int have_cm;
+    pd_cache_iter it;
+    int hit_chunked;            /* serving an in-progress object to an HTTP/1.1 client */
+    pd_range ranges[MAX_RANGES];
+    size_t nranges, range_i;
+    int multipart;
+    uint64_t blen;
+    const char *miss_result;    /* TCP_MISS or TCP_REFRESH_MODIFIED */
+
     /* log */
     struct timeval t0;
     const char *result;
@@ -111,7 +157,7 @@ struct pd_client {
 static void client_free(struct pd_client *c);
 static void start_head(struct pd_client *c);
 static void read_head(struct pd_client *c);
-static void forward_request_body(struct pd_client *c);
+static int forward_request_body(struct pd_client *c);
 static void read_response(struct pd_client *c);
 static void connect_next(struct pd_client *c);
 static void up_event_cb(struct bufferevent *bev, short what, void *arg);
@@ -155,8 +201,9 @@ static void log_transaction(struct pd_client *c)
         u = "error:invalid-request";
         ulen = strlen(u);
     }
-    const pd_header *ct = c->head_sent && c->resp.n_headers
-                              ? pd_http_msg_find(&c->resp, "Content-Type") : NULL;
+    const pd_header *ct = !c->head_sent ? NULL
+                          : c->have_cm ? pd_http_msg_find(&c->cm.head, "Content-Type")
+                                       : pd_http_msg_find(&c->resp, "Content-Type");
     const pd_header *ref = pd_http_msg_find(&c->req, "Referer");
     const pd_header *ua = pd_http_msg_find(&c->req, "User-Agent");
     pd_log_entry e = {
@@ -186,6 +233,50 @@ static void log_transaction(struct pd_client *c)
     c->result = NULL;
 }
 
+/* ---- connections per client address (acl maxconn) ------------------------ */
+
+struct pd_ipcount {
+    struct pd_ipcount *next;
+    int n;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+static unsigned ip_bucket(const char *ip)
+{
+    unsigned h = 2166136261u;
+    for (; *ip; ip++)
+        h = (h ^ (unsigned char)*ip) * 16777619u;
+    return h % PD_IPCOUNT_BUCKETS;
+}
+
+/* Add delta to the count of ip's open connections; returns the new count. */
+static int ipcount_add(pd_worker *w, const char *ip, int delta)
+{
+    struct pd_ipcount **pp = &w->ipc[ip_bucket(ip)];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->ip, ip) != 0)
+            continue;
+        struct pd_ipcount *e = *pp;
+        e->n += delta;
+        int n = e->n;
+        if (n <= 0) {
+            *pp = e->next;
+            free(e);
+        }
+        return n;
+    }
+    if (delta <= 0)
+        return 0;
+    struct pd_ipcount *e = calloc(1, sizeof *e);
+    if (!e)
+        return delta;
+    snprintf(e->ip, sizeof e->ip, "%s", ip);
+    e->n = delta;
+    e->next = *pp;
+    *pp = e;
+    return delta;
+}
+
 /* ---- teardown -------------------------------------------------------- */
 
 static void up_release(struct pd_client *c, int reusable)
@@ -206,10 +297,13 @@ static void up_release(struct pd_client *c, int reusable)
     bufferevent_free(up);
 }
 
+static void cache_drop(struct pd_client *c);
+
 static void client_free(struct pd_client *c)
 {
     pd_worker *w = c->w;
     log_transaction(c);
+    cache_drop(c);
     if (c->dnsq)
         pd_dns_cancel(c->dnsq);
     up_release(c, 0);
@@ -217,6 +311,8 @@ static void client_free(struct pd_client *c)
         event_free(c->timer);
     if (c->bev)
         bufferevent_free(c->bev);
+    if (c->rbuf)
+        evbuffer_free(c->rbuf);
     pd_http_parser_free(c->reqp);
     pd_http_parser_free(c->respp);
     pd_http_msg_free(&c->req);
@@ -224,6 +320,7 @@ static void client_free(struct pd_client *c)
     if (c->have_url)
         pd_url_free(&c->url);
     TAILQ_REMOVE(&w->clients, c, link);
+    ipcount_add(w, c->peer_ip, -1);
     c->magic = 0;
     free(c);
     pd_worker_client_closed(w);
@@ -233,6 +330,7 @@ static void client_free(struct pd_client *c)
 static void close_after_flush(struct pd_client *c)
 {
     log_transaction(c);
+    cache_drop(c);
     up_release(c, 0);
     if (c->dnsq) {
         pd_dns_cancel(c->dnsq);
@@ -285,6 +383,7 @@ static void fail_request(struct pd_client *c, int status, const char *err, const
     }
     /* keep-alive after an error: the transaction is over */
     log_transaction(c);
+    cache_drop(c);
     up_release(c, 0);
     start_head(c);
 }
@@ -336,6 +435,9 @@ static void start_head(struct pd_client *c)
     c->resp_bytes_in = 0;
     c->up_from_pool = 0;
     c->up_connected = 0;
+    cache_drop(c);
+    c->use_cache = 0;
+    c->miss_result = "TCP_MISS";
     arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
     bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WM, 0);
     bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
@@ -382,6 +484,9 @@ static void read_head(struct pd_client *c)
 
 static void dns_cb(const pd_dns_result *r, void *arg);
 static int pool_try(struct pd_client *c);
+static void go_upstream(struct pd_client *c);
+static int cache_usable(struct pd_client *c);
+static int cache_lookup(struct pd_client *c);
 
 static int acl_check(struct pd_client *c, const char **deny_acl)
 {
@@ -396,16 +501,59 @@ static int acl_check(struct pd_client *c, const char **deny_acl)
         .is_connect = c->req.method_id == PD_M_CONNECT,
         .dst = c->addrs.n ? c->addrs.addr : NULL,
         .n_dst = c->addrs.n,
-        .client_conns = 0,
+        .client_conns = ipcount_add(w, c->peer_ip, 0),
         .now = time(NULL),
     };
     return pd_acl_check_http(w->acl, &ar, deny_acl);
 }
 
+/*
+ * 403, or what deny_info says for the acl that decided: a page name
+ * (ERR_...), a redirect ("http://..." or "3xx:http://..."), or TCP_RESET.
+ */
 static void deny(struct pd_client *c, const char *acl_name)
 {
+    pd_worker *w = c->w;
     c->result = "TCP_DENIED";
-    fail_request(c, 403, "ERR_ACCESS_DENIED", "access denied by http_access", 1);
+    const char *di = acl_name && w->acl ? pd_acl_deny_info(w->acl, acl_name) : NULL;
+    if (di && strcmp(di, "TCP_RESET") == 0) {
+        c->status = 0;
+        struct linger lg = { 1, 0 };
+        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
+        client_free(c);
+        return;
+    }
+    int status = 302;
+    const char *loc = NULL;
+    if (di && di[0] == '3' && strlen(di) > 4 && di[3] == ':') {
+        status = atoi(di);
+        loc = di + 4;
+    } else if (di && (strncmp(di, "http://", 7) == 0 || strncmp(di, "https://", 8) == 0)) {
+        loc = di;
+    }
+    if (loc && status >= 300 && status < 400 && !strpbrk(loc, "\r\n")) {
+        if (!c->rb_done || !c->keep_alive || w->draining)
+            c->keep_alive = 0;
+        size_t before = evbuffer_get_length(cout(c));
+        evbuffer_add_printf(cout(c),
+                            "HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                            "Cache-Control: no-store\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n%s\r\n",
+                            status, pd_status_reason(status), loc,
+                            c->keep_alive ? "" : "Connection: close\r\n");
+        c->out_bytes += evbuffer_get_length(cout(c)) - before;
+        c->head_sent = 1;
+        c->status = status;
+        if (!c->keep_alive) {
+            close_after_flush(c);
+            return;
+        }
+        log_transaction(c);
+        start_head(c);
+        return;
+    }
+    fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
+                 "access denied by http_access", 1);
 }
 
 /*
@@ -491,6 +639,31 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     pd_url_authority(&c->url, c->key, sizeof c->key);
+    if (cache_usable(c) && cache_lookup(c))
+        return; /* answered (or being answered) from the cache */
+    go_upstream(c);
+}
+
+/* Fetch from the origin: resolve, connect, forward. May free c. */
+static void go_upstream(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    c->state = C_RESOLVE;
+    if (!c->rb_done) {
+        /*
+         * Read and validate the body while the origin is resolved and
+         * connected: a malformed chunked body found now is refused before
+         * the origin sees a byte of the request.
+         */
+        if (!c->rbuf && !(c->rbuf = evbuffer_new())) {
+            fail_request(c, 500, "ERR_INVALID_REQ", "out of memory", 0);
+            return;
+        }
+        if (forward_request_body(c) < 0)
+            return;
+        if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
+            bufferevent_enable(c->bev, EV_READ);
+    }
     /* may call dns_cb (and free c) before it returns */
     pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
     if (q)
@@ -529,6 +702,673 @@ static void dns_cb(const pd_dns_result *r, void *arg)
     if (c->req.method_id != PD_M_CONNECT && pool_try(c))
         return;
     connect_next(c);
+}
+
+
+/* ---- cache: lookup and serving ------------------------------------------ */
+
+static void hitref_release(struct hitref *h)
+{
+    pd_cache_store_release(h->store, h->ref);
+    free(h);
+}
+
+/* evbuffer_add_reference cleanup: an extent of a stored object left the buffer */
+static void hit_cleanup(const void *data, size_t len, void *arg)
+{
+    struct hitref *h = arg;
+    if (--h->outstanding == 0 && h->owner_done)
+        hitref_release(h);
+}
+
+/* Let go of everything the transaction holds in the cache. */
+static void cache_drop(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (c->cw) {
+        pd_cache_store_abort(st, c->cw);
+        c->cw = NULL;
+    }
+    if (c->hr) {
+        c->hr->owner_done = 1;
+        if (c->hr->outstanding == 0)
+            hitref_release(c->hr);
+        c->hr = NULL;
+        c->cref = NULL;
+    } else if (c->cref) {
+        pd_cache_store_release(st, c->cref);
+        c->cref = NULL;
+    }
+    if (c->have_cm) {
+        pd_cache_meta_free(&c->cm);
+        c->have_cm = 0;
+    }
+    if (c->cwaiting) {
+        c->cwaiting = 0;
+        c->w->n_cache_waiters--;
+    }
+    free(c->ckey);
+    c->ckey = NULL;
+    c->collapsed = c->revalidating = 0;
+}
+
+static void set_ckey(struct pd_client *c, const char *k, size_t len)
+{
+    free(c->ckey);
+    c->ckey = malloc(len + 1);
+    if (c->ckey) {
+        memcpy(c->ckey, k, len);
+        c->ckey[len] = '\0';
+    }
+    c->ckey_len = c->ckey ? len : 0;
+}
+
+static int cache_usable(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    int mid = c->req.method_id;
+    if (!w->store || (mid != PD_M_GET && mid != PD_M_HEAD))
+        return 0;
+    if (w->acl) {
+        pd_acl_req ar = {
+            .client = (const struct sockaddr *)&c->peer,
+            .local_port = c->local_port,
+            .msg = &c->req,
+            .url = &c->url,
+            .now = time(NULL),
+        };
+        if (pd_acl_check_cache(w->acl, &ar) != PD_ACL_ALLOW)
+            return 0;
+    }
+    char url[PD_CP_URL_MAX];
+    size_t n = pd_url_format(&c->url, url, sizeof url);
+    if (n >= sizeof url)
+        return 0;
+    set_ckey(c, url, n);
+    if (!c->ckey)
+        return 0;
+    c->rule = pd_cache_policy_refresh_match(w->refresh, url);
+    c->use_cache = 1;
+    return 1;
+}
+
+static int load_meta(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    ssize_t n = pd_cache_store_meta(st, c->cref, NULL, 0);
+    if (n < 0)
+        return -1;
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return -1;
+    ssize_t m = pd_cache_store_meta(st, c->cref, buf, (size_t)n);
+    int rc = m == n ? pd_cache_meta_parse(buf, (size_t)n, &c->cm) : -1;
+    free(buf);
+    if (rc == 0)
+        c->have_cm = 1;
+    return rc;
+}
+
+static void serve_cached(struct pd_client *c, const char *result);
+static void add_header(struct evbuffer *out, const pd_header *h);
+static void pump_cached(struct pd_client *c);
+static void cache_resume(struct pd_client *c);
+
+/* Wait for a wakeup from the store (another worker is writing the object). */
+static void cache_wait(struct pd_client *c)
+{
+    if (!c->cwaiting) {
+        c->cwaiting = 1;
+        c->w->n_cache_waiters++;
+    }
+}
+
+/*
+ * Collapsed forwarding: another fetch writes the object; serve it as it
+ * arrives. If that fetch fails before its head is known, fetch ourselves.
+ */
+static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
+{
+    if (c->cref)
+        pd_cache_store_release(c->w->store, c->cref);
+    if (c->have_cm) {
+        pd_cache_meta_free(&c->cm);
+        c->have_cm = 0;
+    }
+    c->cref = pending;
+    c->collapsed = 1;
+    c->revalidating = 0;
+    c->state = C_CACHE;
+    pd_cache_store_iter_init(c->w->store, c->cref, &c->it, 0, UINT64_MAX);
+    cache_resume(c);
+}
+
+/* Returns 1 when the cache took the request over (c may be freed), 0 to fetch it. */
+static int cache_lookup(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    pd_cache_store *st = w->store;
+    int only_if_cached = pd_cache_policy_cc(&c->req, "only-if-cached", NULL);
+    for (int depth = 0; depth < 2; depth++) {
+        pd_cache_ref *ref = NULL;
+        int r = pd_cache_store_lookup(st, c->ckey, c->ckey_len, &ref);
+        if (r == PD_CACHE_PENDING) {
+            if (!w->conf->collapsed_forwarding) {
+                pd_cache_store_release(st, ref);
+                break;
+            }
+            start_collapsed(c, ref);
+            return 1;
+        }
+        if (r != PD_CACHE_HIT)
+            break;
+        c->cref = ref;
+        if (load_meta(c) < 0) {
+            pd_cache_store_release(st, ref);
+            c->cref = NULL;
+            break;
+        }
+        if (c->cm.kind == PD_META_VARY) {
+            /* a Vary marker: the variant lives at the secondary key */
+            char vk[4096];
+            ssize_t vl = pd_cache_policy_vary_key(&c->cm.head, &c->req, vk, sizeof vk);
+            pd_cache_meta_free(&c->cm);
+            c->have_cm = 0;
+            pd_cache_store_release(st, c->cref);
+            c->cref = NULL;
+            if (vl <= 0 || depth > 0)
+                return 0; /* Vary: * or unusable: fetch, do not store */
+            size_t plen = c->ckey_len;
+            char *k = malloc(plen + 1 + (size_t)vl);
+            if (!k)
+                return 0;
+            memcpy(k, c->ckey, plen);
+            k[plen] = '\n';
+            memcpy(k + plen + 1, vk, (size_t)vl);
+            set_ckey(c, k, plen + 1 + (size_t)vl);
+            free(k);
+            if (!c->ckey)
+                return 0;
+            continue;
+        }
+        time_t now = time(NULL);
+        int64_t lifetime = pd_cache_policy_lifetime(&c->cm.head, c->rule, c->cm.response_time, NULL);
+        int64_t age = pd_cache_policy_age(&c->cm.head, c->cm.request_time, c->cm.response_time, now);
+        switch (pd_cache_policy_decide(&c->req, &c->cm.head, lifetime, age)) {
+        case PD_CP_FRESH:
+            serve_cached(c, "TCP_MEM_HIT");
+            return 1;
+        case PD_CP_ONLY_IF_CACHED_FAIL:
+            c->result = "TCP_MISS";
+            fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
+            return 1;
+        case PD_CP_STALE_REVALIDATE:
+            if (pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified")) {
+                c->revalidating = 1;
+                break;
+            }
+            /* nothing to validate with: fetch it again */
+            __attribute__((fallthrough));
+        case PD_CP_MISS:
+            pd_cache_meta_free(&c->cm);
+            c->have_cm = 0;
+            pd_cache_store_release(st, c->cref);
+            c->cref = NULL;
+            break;
+        }
+        break;
+    }
+    if (only_if_cached && !c->revalidating) {
+        c->result = "TCP_MISS";
+        fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not in the cache", 1);
+        return 1;
+    }
+    if (only_if_cached) {
+        /* a stale object under only-if-cached: never contact the origin */
+        c->result = "TCP_MISS";
+        fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is stale in the cache", 1);
+        return 1;
+    }
+    if (c->req.method_id != PD_M_GET || pd_cache_policy_cc(&c->req, "no-store", NULL))
+        return 0;
+    pd_cache_ref *pending = NULL;
+    int r = pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw,
+                                       w->conf->collapsed_forwarding ? &pending : NULL);
+    if (r == PD_CACHE_BUSY && pending) {
+        start_collapsed(c, pending);
+        return 1;
+    }
+    if (r != PD_CACHE_OK)
+        c->cw = NULL;
+    return 0;
+}
+
+/* The store signalled progress on the object this client waits for. May free c. */
+static void cache_resume(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (c->have_cm) {
+        pump_cached(c);
+        return;
+    }
+    for (;;) {
+        if (load_meta(c) == 0)
+            break;
+        if (errno == EAGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return;
+        }
+        /* the shared fetch failed (or the object is no response): fetch it ourselves */
+        cache_drop(c);
+        c->use_cache = 0;
+        go_upstream(c);
+        return;
+    }
+    if (c->cm.kind != PD_META_RESPONSE) {
+        cache_drop(c);
+        c->use_cache = 0;
+        go_upstream(c);
+        return;
+    }
+    serve_cached(c, "TCP_CF_MISS");
+}
+
+void pd_client_cache_wakeup(pd_worker *w)
+{
+    struct pd_client *c, *next;
+    if (!w->n_cache_waiters)
+        return;
+    for (c = TAILQ_FIRST(&w->clients); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (!c->cwaiting)
+            continue;
+        c->cwaiting = 0;
+        w->n_cache_waiters--;
+        cache_resume(c);
+    }
+}
+
+/* Write the stored head with the status we answer with. */
+static void write_cached_head(struct pd_client *c, int status, uint64_t content_length,
+                              int has_body, const char *content_range, const char *ctype)
+{
+    pd_worker *w = c->w;
+    const pd_http_msg *h = &c->cm.head;
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    int client11 = c->req.version_minor >= 1;
+    if (status == h->status) {
+        evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
+        evbuffer_add(out, h->reason.p, h->reason.len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, pd_status_reason(status));
+    }
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const pd_header *hd = &h->headers[i];
+        if (!pd_cache_meta_keeps(h, hd->name))
+            continue;
+        if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
+            continue;
+        /* a 304 carries the validators and cache fields, not the representation's */
+        if (status == 304 && (pd_str_eq_ci(hd->name, "Content-Type") ||
+                              pd_str_eq_ci(hd->name, "Content-Encoding") ||
+                              pd_str_eq_ci(hd->name, "Content-Range")))
+            continue;
+        add_header(out, hd);
+    }
+    int64_t age = pd_cache_policy_age(h, c->cm.request_time, c->cm.response_time, time(NULL));
+    evbuffer_add_printf(out, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
+    if (ctype)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (content_range)
+        evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
+    if (w->conf->via)
+        evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
+    c->hit_chunked = 0;
+    if (has_body && content_length == UINT64_MAX) {
+        if (client11) {
+            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+            c->hit_chunked = 1;
+        } else {
+            c->keep_alive = 0;
+        }
+    } else if (status != 304) {
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)content_length);
+    }
+    if (!c->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (!client11)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    c->out_bytes += evbuffer_get_length(out) - before;
+    c->head_sent = 1;
+    c->status = status;
+}
+
+static void part_header(struct pd_client *c, const pd_range *r)
+{
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    const pd_header *ct = pd_http_msg_find(&c->cm.head, "Content-Type");
+    evbuffer_add_printf(out, "\r\n--%s\r\n", "PROXYD_BYTERANGES_7d1b");
+    if (ct)
+        evbuffer_add_printf(out, "Content-Type: %.*s\r\n", (int)ct->value.len, ct->value.p);
+    evbuffer_add_printf(out, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                        (unsigned long long)r->first, (unsigned long long)r->last,
+                        (unsigned long long)c->blen);
+    c->out_bytes += evbuffer_get_length(out) - before;
+}
+
+static size_t part_header_len(struct pd_client *c, const pd_range *r)
+{
+    char tmp[512];
+    const pd_header *ct = pd_http_msg_find(&c->cm.head, "Content-Type");
+    int n = snprintf(tmp, sizeof tmp, "\r\n--%s\r\n", "PROXYD_BYTERANGES_7d1b");
+    if (ct)
+        n += snprintf(tmp, sizeof tmp, "Content-Type: %.*s\r\n", (int)ct->value.len, ct->value.p);
+    n += snprintf(tmp, sizeof tmp, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                  (unsigned long long)r->first, (unsigned long long)r->last,
+                  (unsigned long long)c->blen);
+    return (size_t)n;
+}
+
+static void finish_cached(struct pd_client *c)
+{
+    if (c->hit_chunked) {
+        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+        c->out_bytes += 5;
+    }
+    log_transaction(c);
+    cache_drop(c);
+    if (!c->keep_alive || !c->rb_done) {
+        close_after_flush(c);
+        return;
+    }
+    start_head(c);
+}
+
+/* Answer from c->cref / c->cm. May free c. */
+static void serve_cached(struct pd_client *c, const char *result)
+{
+    pd_worker *w = c->w;
+    pd_cache_store *st = w->store;
+    c->state = C_CACHE;
+    c->result = result;
+    int state = 0;
+    c->blen = pd_cache_store_body_len(st, c->cref, &state);
+    int complete = state == 1;
+    int head_only = c->req.method_id == PD_M_HEAD;
+    int status = c->cm.head.status;
+    c->nranges = 0;
+    c->multipart = 0;
+    /* the stored pages go to the client by reference: the holder owns the ref now */
+    c->hr = calloc(1, sizeof *c->hr);
+    if (!c->hr) {
+        fail_request(c, 500, "ERR_INVALID_RESP", "out of memory", 0);
+        return;
+    }
+    c->hr->store = st;
+    c->hr->ref = c->cref;
+
+    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
+        write_cached_head(c, 304, 0, 0, NULL, NULL);
+        finish_cached(c);
+        return;
+    }
+    if (status == 200 && complete && pd_http_msg_find(&c->req, "Range") &&
+        pd_cache_policy_if_range(&c->req, &c->cm.head)) {
+        size_t n = 0;
+        enum pd_range_result rr = pd_cache_policy_range(&c->req, c->blen, c->ranges, MAX_RANGES, &n);
+        if (rr == PD_RANGE_UNSATISFIABLE) {
+            char cr[64];
+            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)c->blen);
+            write_cached_head(c, 416, 0, 0, cr, NULL);
+            finish_cached(c);
+            return;
+        }
+        if (rr == PD_RANGE_OK && n >= 1) {
+            c->nranges = n;
+            c->range_i = 0;
+            if (n == 1) {
+                char cr[96];
+                snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)c->ranges[0].first,
+                         (unsigned long long)c->ranges[0].last, (unsigned long long)c->blen);
+                write_cached_head(c, 206, c->ranges[0].last - c->ranges[0].first + 1, !head_only, cr, NULL);
+            } else {
+                c->multipart = 1;
+                uint64_t total = strlen("\r\n--PROXYD_BYTERANGES_7d1b--\r\n");
+                for (size_t i = 0; i < n; i++)
+                    total += part_header_len(c, &c->ranges[i]) + c->ranges[i].last - c->ranges[i].first + 1;
+                write_cached_head(c, 206, total, !head_only, NULL,
+                                  "multipart/byteranges; boundary=PROXYD_BYTERANGES_7d1b");
+            }
+            if (head_only) {
+                finish_cached(c);
+                return;
+            }
+            if (c->multipart)
+                part_header(c, &c->ranges[0]);
+            pd_cache_store_iter_init(st, c->cref, &c->it, c->ranges[0].first, c->ranges[0].last + 1);
+            pump_cached(c);
+            return;
+        }
+    }
+    int has_body = !head_only && status != 204 && status != 304;
+    write_cached_head(c, status, complete ? c->blen : UINT64_MAX, has_body, NULL, NULL);
+    if (!has_body) {
+        finish_cached(c);
+        return;
+    }
+    pd_cache_store_iter_init(st, c->cref, &c->it, 0, UINT64_MAX);
+    pump_cached(c);
+}
+
+/* Hand stored extents to the client while its buffer has room. May free c. */
+static void pump_cached(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    struct evbuffer *out = cout(c);
+    while (evbuffer_get_length(out) < HIGH_WM) {
+        const void *p;
+        size_t len;
+        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA) {
+            if (c->hit_chunked) {
+                evbuffer_add_printf(out, "%zx\r\n", len);
+                c->out_bytes += 4;
+            }
+            c->hr->outstanding++;
+            if (evbuffer_add_reference(out, p, len, hit_cleanup, c->hr) < 0) {
+                c->hr->outstanding--;
+                close_after_flush(c);
+                return;
+            }
+            c->out_bytes += len;
+            if (c->hit_chunked) {
+                evbuffer_add(out, "\r\n", 2);
+                c->out_bytes += 2;
+            }
+            continue;
+        }
+        if (r == PD_CACHE_ITER_END) {
+            if (c->multipart) {
+                if (++c->range_i < c->nranges) {
+                    part_header(c, &c->ranges[c->range_i]);
+                    pd_cache_store_iter_init(st, c->cref, &c->it, c->ranges[c->range_i].first,
+                                             c->ranges[c->range_i].last + 1);
+                    continue;
+                }
+                static const char end[] = "\r\n--PROXYD_BYTERANGES_7d1b--\r\n";
+                evbuffer_add(out, end, sizeof end - 1);
+                c->out_bytes += sizeof end - 1;
+            }
+            finish_cached(c);
+            return;
+        }
+        if (r == PD_CACHE_ITER_AGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return;
+        }
+        /* the shared fetch failed mid-body: the client must see a truncated response */
+        c->result = "TCP_CF_MISS_ABORTED";
+        c->hit_chunked = 0;
+        close_after_flush(c);
+        return;
+    }
+    /* client_write_cb calls again when the buffer drained */
+}
+
+/* ---- cache: storing what the origin sends ------------------------------ */
+
+static void store_abort(struct pd_client *c)
+{
+    if (c->cw) {
+        pd_cache_store_abort(c->w->store, c->cw);
+        c->cw = NULL;
+    }
+}
+
+static void store_bytes(struct pd_client *c, const void *data, size_t len)
+{
+    if (c->cw && len && pd_cache_store_append(c->w->store, c->cw, data, len) < 0)
+        store_abort(c); /* too large or no room: the client still gets everything */
+}
+
+/* Copy the first n bytes of in into the object being written. */
+static void store_evbuffer(struct pd_client *c, struct evbuffer *in, size_t n)
+{
+    if (!c->cw || !n)
+        return;
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+    while (n && c->cw) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, (ev_ssize_t)n, &pos, &v, 1) < 1)
+            break;
+        size_t take = v.iov_len < n ? v.iov_len : n;
+        store_bytes(c, v.iov_base, take);
+        n -= take;
+        if (evbuffer_ptr_set(in, &pos, take, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+}
+
+/* The final response head arrived for a request we may store. */
+static void store_start(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    const char *why;
+    if (!c->cw)
+        return;
+    if (!pd_cache_policy_storable(&c->req, &c->resp, c->rule, &why)) {
+        store_abort(c);
+        return;
+    }
+    char vk[4096];
+    ssize_t vl = pd_cache_policy_vary_key(&c->resp, &c->req, vk, sizeof vk);
+    int on_variant = memchr(c->ckey, '\n', c->ckey_len) != NULL;
+    if (vl < 0 || (vl == 0 && on_variant)) {
+        store_abort(c);
+        return;
+    }
+    if (vl > 0 && !on_variant) {
+        /* publish a Vary marker at the URL's key, write the variant beside it */
+        size_t ml;
+        void *marker = pd_cache_meta_build(PD_META_VARY, &c->resp, c->t0.tv_sec, time(NULL), &ml);
+        if (!marker || pd_cache_store_set_meta(st, c->cw, marker, ml) < 0) {
+            free(marker);
+            store_abort(c);
+            return;
+        }
+        free(marker);
+        pd_cache_store_commit(st, c->cw);
+        c->cw = NULL;
+        size_t plen = c->ckey_len;
+        char *k = malloc(plen + 1 + (size_t)vl);
+        if (!k)
+            return;
+        memcpy(k, c->ckey, plen);
+        k[plen] = '\n';
+        memcpy(k + plen + 1, vk, (size_t)vl);
+        set_ckey(c, k, plen + 1 + (size_t)vl);
+        free(k);
+        if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+            c->cw = NULL;
+            return;
+        }
+    } else if (vl > 0) {
+        const char *nl = memchr(c->ckey, '\n', c->ckey_len);
+        size_t have = c->ckey_len - (size_t)(nl + 1 - c->ckey);
+        if (have != (size_t)vl || memcmp(nl + 1, vk, have) != 0) {
+            store_abort(c); /* the response varies on other fields than the marker said */
+            return;
+        }
+    }
+    size_t ml;
+    void *meta = pd_cache_meta_build(PD_META_RESPONSE, &c->resp, c->t0.tv_sec, time(NULL), &ml);
+    if (!meta || pd_cache_store_set_meta(st, c->cw, meta, ml) < 0)
+        store_abort(c);
+    free(meta);
+}
+
+/*
+ * A 304 answered our revalidation of cref: merge its fields into the stored
+ * head, store the refreshed object, and serve it. Returns 1 when handled.
+ */
+static int revalidated(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (c->resp.status != 304 || !pd_cache_policy_304_selects(&c->cm.head, &c->resp))
+        return 0;
+    if (pd_cache_policy_merge_304(&c->cm.head, &c->resp) < 0)
+        return 0;
+    c->cm.request_time = c->t0.tv_sec;
+    c->cm.response_time = time(NULL);
+    if (c->cw) {
+        size_t ml;
+        void *meta = pd_cache_meta_build(PD_META_RESPONSE, &c->cm.head, c->cm.request_time,
+                                         c->cm.response_time, &ml);
+        if (!meta || pd_cache_store_set_meta(st, c->cw, meta, ml) < 0) {
+            store_abort(c);
+        } else {
+            pd_cache_iter it;
+            pd_cache_store_iter_init(st, c->cref, &it, 0, UINT64_MAX);
+            const void *p;
+            size_t len;
+            while (c->cw && pd_cache_store_iter_next(st, c->cref, &it, &p, &len) == PD_CACHE_ITER_DATA)
+                store_bytes(c, p, len);
+            if (c->cw)
+                pd_cache_store_commit(st, c->cw);
+            c->cw = NULL;
+        }
+        free(meta);
+    }
+    up_release(c, c->resp.keep_alive && c->rb_done);
+    c->revalidating = 0;
+    serve_cached(c, "TCP_REFRESH_UNMODIFIED");
+    return 1;
+}
+
+/* After an unsafe method succeeded, stored responses for its URLs are invalid (RFC 9111 4.4). */
+static void invalidate_after(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (!st || pd_method_is_safe(c->req.method_id) || c->req.method_id == PD_M_CONNECT ||
+        c->resp.status < 200 || c->resp.status >= 400 || !c->have_url)
+        return;
+    char url[PD_CP_URL_MAX];
+    size_t n = pd_url_format(&c->url, url, sizeof url);
+    if (n >= sizeof url)
+        return;
+    pd_cp_invalidation inv;
+    pd_cache_policy_invalidations(&c->req, &c->resp, url, &inv);
+    for (int i = 0; i < inv.n; i++)
+        pd_cache_store_invalidate(st, inv.url[i], strlen(inv.url[i]));
 }
 
 /* ---- request to the origin -------------------------------------------- */
@@ -592,6 +1432,10 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
             continue;
         if (pd_str_eq_ci(h->name, "Content-Length") && m->body != PD_BODY_LENGTH)
             continue;
+        if (c->revalidating && (pd_str_eq_ci(h->name, "If-None-Match") ||
+                                pd_str_eq_ci(h->name, "If-Modified-Since") ||
+                                pd_str_eq_ci(h->name, "If-Range") || pd_str_eq_ci(h->name, "Range")))
+            continue; /* we validate our stored copy; the client's conditions are ours to answer */
         if (pd_str_eq_ci(h->name, "X-Forwarded-For")) {
             if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
                 add_header(out, h);
@@ -619,6 +1463,14 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     if (conf->via)
         evbuffer_add_printf(out, "Via: %d.%d %s\r\n", m->version_major, m->version_minor,
                             w->via);
+    if (c->revalidating) {
+        const pd_header *etag = pd_http_msg_find(&c->cm.head, "ETag");
+        const pd_header *lm = pd_http_msg_find(&c->cm.head, "Last-Modified");
+        if (etag)
+            evbuffer_add_printf(out, "If-None-Match: %.*s\r\n", (int)etag->value.len, etag->value.p);
+        if (lm)
+            evbuffer_add_printf(out, "If-Modified-Since: %.*s\r\n", (int)lm->value.len, lm->value.p);
+    }
     if (m->body == PD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (!conf->server_persistent_connections)
@@ -629,6 +1481,8 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
 static void setup_upstream(struct pd_client *c)
 {
     const pd_conf *conf = c->w->conf;
+    bufferevent_set_max_single_read(c->up, IO_CHUNK);
+    bufferevent_set_max_single_write(c->up, IO_CHUNK);
     bufferevent_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
     bufferevent_setwatermark(c->up, EV_WRITE, LOW_WM, 0);
     bufferevent_setwatermark(c->up, EV_READ, 0, HIGH_WM);
@@ -650,7 +1504,10 @@ static void send_request(struct pd_client *c)
     pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
     c->rstate = R_HEAD;
     c->resp_bytes_in = 0;
-    write_request_head(c, bufferevent_get_output(c->up));
+    struct evbuffer *uo = bufferevent_get_output(c->up);
+    write_request_head(c, uo);
+    if (c->rbuf)
+        evbuffer_add_buffer(uo, c->rbuf); /* body read while resolving and connecting */
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
     if (!c->rb_done) {
         bufferevent_enable(c->bev, EV_READ);
@@ -720,11 +1577,14 @@ static int chunk_out(void *arg, const char *data, size_t len)
     return 0;
 }
 
-/* Move buffered request body bytes to the origin. May free c. */
-static void forward_request_body(struct pd_client *c)
+/*
+ * Move buffered request body bytes towards the origin (to c->rbuf until it
+ * is connected). Returns -1 when the request was refused (c may be freed).
+ */
+static int forward_request_body(struct pd_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer *uo = bufferevent_get_output(c->up);
+    struct evbuffer *uo = c->up && c->state == C_FORWARD ? bufferevent_get_output(c->up) : c->rbuf;
     if (c->req.body == PD_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
         if (n > c->rb_left)
@@ -747,7 +1607,7 @@ static void forward_request_body(struct pd_client *c)
                 c->result = "NONE_NONE";
                 c->keep_alive = 0;
                 fail_request(c, status, "ERR_INVALID_REQ", why, 0);
-                return;
+                return -1;
             }
             if (st == PD_PARSE_DONE) {
                 evbuffer_add(uo, "0\r\n\r\n", 5);
@@ -761,6 +1621,7 @@ static void forward_request_body(struct pd_client *c)
     } else if (evbuffer_get_length(uo) > HIGH_WM) {
         bufferevent_disable(c->bev, EV_READ);
     }
+    return 0;
 }
 
 /* ---- response to the client ------------------------------------------- */
@@ -821,6 +1682,11 @@ static void finish_response(struct pd_client *c)
         c->out_bytes += 5;
     }
     c->rstate = R_DONE;
+    if (c->cw) {
+        pd_cache_store_commit(c->w->store, c->cw);
+        c->cw = NULL;
+    }
+    invalidate_after(c);
     int reusable = c->resp.keep_alive && c->resp.body != PD_BODY_EOF && c->rb_done;
     log_transaction(c);
     up_release(c, reusable);
@@ -840,9 +1706,15 @@ static int chunk_out_client(void *arg, const char *data, size_t len)
 {
     struct pd_client *c = arg;
     struct evbuffer *out = cout(c);
-    size_t before = evbuffer_get_length(out);
-    chunk_out(out, data, len);
-    count_out(c, evbuffer_get_length(out) - before);
+    store_bytes(c, data, len);
+    if (c->out_kind == PD_BODY_CHUNKED) {
+        size_t before = evbuffer_get_length(out);
+        chunk_out(out, data, len);
+        count_out(c, evbuffer_get_length(out) - before);
+    } else {
+        evbuffer_add(out, data, len); /* HTTP/1.0 client: close-delimited */
+        count_out(c, len);
+    }
     return 0;
 }
 
@@ -884,7 +1756,20 @@ static void read_response(struct pd_client *c)
             pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
             continue;
         }
-        c->result = "TCP_MISS";
+        if (c->revalidating) {
+            if (revalidated(c))
+                return;
+            /* modified (or an error): the stored copy is replaced by what comes now */
+            pd_cache_meta_free(&c->cm);
+            c->have_cm = 0;
+            pd_cache_store_release(c->w->store, c->cref);
+            c->cref = NULL;
+            c->revalidating = 0;
+            c->miss_result = "TCP_REFRESH_MODIFIED";
+        }
+        if (c->cw)
+            store_start(c);
+        c->result = c->miss_result;
         write_response_head(c);
         c->rstate = R_BODY;
         c->in_left = c->resp.body == PD_BODY_LENGTH ? c->resp.content_length : 0;
@@ -900,6 +1785,7 @@ static void read_response(struct pd_client *c)
         size_t n = evbuffer_get_length(in);
         if (n > c->in_left)
             n = (size_t)c->in_left;
+        store_evbuffer(c, in, n);
         evbuffer_remove_buffer(in, out, n);
         count_out(c, n);
         c->resp_bytes_in += n;
@@ -917,6 +1803,7 @@ static void read_response(struct pd_client *c)
         if (n) {
             if (c->out_kind == PD_BODY_CHUNKED)
                 evbuffer_add_printf(out, "%zx\r\n", n), count_out(c, 4);
+            store_evbuffer(c, in, n);
             evbuffer_remove_buffer(in, out, n);
             count_out(c, n);
             if (c->out_kind == PD_BODY_CHUNKED)
@@ -1127,6 +2014,8 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     case C_HEAD:
         read_head(c);
         break;
+    case C_RESOLVE:
+    case C_CONNECT:
     case C_FORWARD:
         if (!c->rb_done)
             forward_request_body(c);
@@ -1157,6 +2046,10 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         break;
     case C_TUNNEL:
         tunnel_pump(c);
+        break;
+    case C_CACHE:
+        if (c->hr && !c->cwaiting)
+            pump_cached(c);
         break;
     default:
         break;
@@ -1212,6 +2105,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
+    ipcount_add(w, c->peer_ip, 1);
     if (!c->bev || !c->reqp || !c->timer) {
         if (!c->bev)
             evutil_closesocket(fd);
@@ -1219,6 +2113,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
         return -1;
     }
     bufferevent_setwatermark(c->bev, EV_READ, 0, HIGH_WM);
+    bufferevent_set_max_single_read(c->bev, IO_CHUNK);
+    bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     struct timeval wt = ms_tv(w->conf->write_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     start_head(c);

@@ -24,10 +24,13 @@
 #include <event2/event.h>
 
 #include "proxyd/acl.h"
+#include "proxyd/cache_policy.h"
+#include "proxyd/cache_store.h"
 #include "proxyd/log.h"
 #include "proxyd/worker.h"
 
-#define MAX_WORKERS 128
+/* two generations (during a reload) must fit in the cache's slots */
+#define MAX_WORKERS (PD_CACHE_MAX_WORKERS / 2)
 #define MAX_KIDS (MAX_WORKERS * 4)
 
 struct kid {
@@ -35,12 +38,14 @@ struct kid {
     int slot;
     int generation;
     int retiring;           /* told to drain: not restarted */
+    int cache_slot;         /* its slot in the cache store */
     struct timespec started;
 };
 
 struct gen {
     pd_conf *conf;
     pd_acl_rules *acl;
+    pd_refresh_rules refresh;
     int nworkers;
     int nports;
     int fds[PD_CONF_MAX_PORTS][MAX_WORKERS];
@@ -54,6 +59,8 @@ static struct {
     struct gen old;         /* previous generation, kept until its workers exit */
     int have_old;
     struct kid kids[MAX_KIDS];
+    pd_cache_store *store;
+    uint64_t cache_slots_used;  /* bit i: cache slot i belongs to a live worker */
     int nkids;
     int stopping;
     struct event *restart_timer;
@@ -190,12 +197,37 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
     return 0;
 }
 
+static int take_cache_slot(void)
+{
+    for (int i = 0; i < PD_CACHE_MAX_WORKERS; i++)
+        if (!(M.cache_slots_used & (1ull << i))) {
+            M.cache_slots_used |= 1ull << i;
+            return i;
+        }
+    return -1;
+}
+
+static void free_gen(struct gen *g)
+{
+    pd_cache_policy_refresh_free(&g->refresh);
+    pd_acl_rules_free(g->acl);
+    pd_conf_free(g->conf);
+    g->acl = NULL;
+    g->conf = NULL;
+}
+
 static pid_t spawn(int slot)
 {
     struct gen *g = &M.cur;
+    int cslot = take_cache_slot();
+    if (cslot < 0) {
+        pd_log_error("no free cache slot for worker %d", slot);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         pd_log_error("fork: %s", strerror(errno));
+        M.cache_slots_used &= ~(1ull << cslot);
         return -1;
     }
     if (pid > 0) {
@@ -205,6 +237,7 @@ static pid_t spawn(int slot)
             k->slot = slot;
             k->generation = g->id;
             k->retiring = 0;
+            k->cache_slot = cslot;
             clock_gettime(CLOCK_MONOTONIC, &k->started);
         }
         return pid;
@@ -233,8 +266,11 @@ static pid_t spawn(int slot)
     close_gen_fds(g, 0);
     if (M.have_old)
         close_gen_fds(&M.old, 0);
-    int rc = pd_worker_run(g->conf, g->acl, slot, g->id, fds, g->nports);
-    _exit(rc);
+    pd_worker_init wi = {
+        .conf = g->conf, .acl = g->acl, .refresh = &g->refresh, .store = M.store,
+        .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
+    };
+    _exit(pd_worker_run(&wi));
 }
 
 static struct kid *find_kid(pid_t pid)
@@ -285,6 +321,13 @@ static void reap(void)
             continue;
         struct kid dead = *k;
         *k = M.kids[--M.nkids];
+        /* whatever it held in the cache (locks, references, half-written objects) is freed */
+        if (M.store) {
+            int n = pd_cache_store_reap_slot(M.store, dead.cache_slot);
+            if (n > 0)
+                pd_log_info("worker %d: reclaimed %d cache handles", dead.slot, n);
+        }
+        M.cache_slots_used &= ~(1ull << dead.cache_slot);
         if (dead.retiring || M.stopping) {
             continue;
         }
@@ -307,8 +350,7 @@ static void reap(void)
                 left++;
         if (!left) {
             close_gen_fds(&M.old, 0);
-            pd_acl_rules_free(M.old.acl);
-            pd_conf_free(M.old.conf);
+            free_gen(&M.old);
             M.have_old = 0;
         }
     }
@@ -344,6 +386,16 @@ static int load_gen(struct gen *g, const char *path)
         g->conf = NULL;
         return -1;
     }
+    char err[512];
+    if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,
+                                        sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        pd_acl_rules_free(g->acl);
+        pd_conf_free(g->conf);
+        g->acl = NULL;
+        g->conf = NULL;
+        return -1;
+    }
     g->nworkers = g->conf->workers > 0 ? g->conf->workers : n_cpus();
     if (g->nworkers > MAX_WORKERS)
         g->nworkers = MAX_WORKERS;
@@ -364,10 +416,13 @@ static void reload(void)
         return;
     }
     g.id = M.cur.id + 1;
+    if (g.conf->cache_mem != M.cur.conf->cache_mem ||
+        g.conf->maximum_object_size != M.cur.conf->maximum_object_size ||
+        g.conf->maximum_object_size_in_memory != M.cur.conf->maximum_object_size_in_memory)
+        pd_log_warn("cache_mem and maximum_object_size changes take effect at the next restart");
     if (open_gen_fds(&g, &M.cur) < 0) {
         pd_log_error("reload refused: cannot open the listening sockets");
-        pd_acl_rules_free(g.acl);
-        pd_conf_free(g.conf);
+        free_gen(&g);
         return;
     }
     M.old = M.cur;
@@ -459,6 +514,19 @@ int pd_master_run(const char *conf_path)
     char *pid_file = M.cur.conf->pid_filename ? strdup(M.cur.conf->pid_filename) : NULL;
     if (pid_file)
         write_pid_file(pid_file);
+    const pd_conf *cf = M.cur.conf;
+    uint64_t max_obj = cf->maximum_object_size_in_memory < cf->maximum_object_size
+                           ? cf->maximum_object_size_in_memory : cf->maximum_object_size;
+    if (cf->cache_mem > 0 && max_obj > 0) {
+        if (max_obj > cf->cache_mem)
+            max_obj = cf->cache_mem;
+        M.store = pd_cache_store_create(cf->cache_mem, max_obj, PD_CACHE_MAX_WORKERS);
+        if (!M.store) {
+            pd_log_error("cannot create the cache (cache_mem %llu bytes): %s",
+                         (unsigned long long)cf->cache_mem, strerror(errno));
+            return 1;
+        }
+    }
 
     M.base = event_base_new();
     if (!M.base)
@@ -487,8 +555,9 @@ int pd_master_run(const char *conf_path)
     event_free(M.stop_deadline);
     event_base_free(M.base);
     close_gen_fds(&M.cur, 0);
-    pd_acl_rules_free(M.cur.acl);
-    pd_conf_free(M.cur.conf);
+    free_gen(&M.cur);
+    if (M.store)
+        pd_cache_store_destroy(M.store);
     if (pid_file) {
         unlink(pid_file);
         free(pid_file);
@@ -505,7 +574,6 @@ int pd_master_check(const char *conf_path)
     }
     fprintf(stderr, "proxyd: configuration file %s is OK (%d warning%s)\n", conf_path,
             g.conf->n_warnings, g.conf->n_warnings == 1 ? "" : "s");
-    pd_acl_rules_free(g.acl);
-    pd_conf_free(g.conf);
+    free_gen(&g);
     return 0;
 }

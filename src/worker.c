@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 
 #include "proxyd/access_log.h"
+#include "proxyd/cache_store.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
 #include "proxyd/log.h"
@@ -121,16 +122,31 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int generation,
-                  const int *fds, int n_fds)
+static void cache_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
+    pd_worker *w = arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v); /* resets the eventfd */
+    (void)r;
+    pd_client_cache_wakeup(w);
+}
+
+int pd_worker_run(const pd_worker_init *init)
+{
+    const pd_conf *conf = init->conf;
+    int slot = init->slot;
+    const int *fds = init->fds;
+    int n_fds = init->n_fds;
     pd_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return 1;
     w->conf = conf;
-    w->acl = acl;
+    w->acl = init->acl;
+    w->refresh = init->refresh;
+    w->store = init->store;
+    w->cache_slot = init->cache_slot;
     w->slot = slot;
-    w->generation = generation;
+    w->generation = init->generation;
     TAILQ_INIT(&w->clients);
     w->base = event_base_new();
     if (!w->base) {
@@ -165,6 +181,15 @@ int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int ge
     if (!w->dns || !w->upool) {
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
+    }
+    if (w->store) {
+        if (pd_cache_store_attach(w->store, w->cache_slot) < 0) {
+            pd_log_error("worker %d: cannot attach cache slot %d", slot, w->cache_slot);
+            return 1;
+        }
+        w->cache_ev = event_new(w->base, pd_cache_store_notify_fd(w->store, w->cache_slot),
+                                EV_READ | EV_PERSIST, cache_notify_cb, w);
+        event_add(w->cache_ev, NULL);
     }
     w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
@@ -202,6 +227,8 @@ int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int ge
     event_free(w->sig_term);
     event_free(w->sig_int);
     event_free(w->sig_usr1);
+    if (w->cache_ev)
+        event_free(w->cache_ev);
     event_free(w->accept_retry);
     event_free(w->drain_deadline);
     pd_upool_free(w->upool);
