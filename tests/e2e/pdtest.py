@@ -1189,8 +1189,8 @@ class Proxy:
 
     def __init__(self, conf_extra="", workers=2, dns=None, http_access="allow all",
                  visible_hostname="pdtest.local", shutdown_lifetime="3 seconds", start=True,
-                 ready_timeout=30.0, args=(), conf=None):
-        self.bin = proxyd_bin()
+                 ready_timeout=30.0, args=(), conf=None, bin=None):
+        self.bin = bin or proxyd_bin()
         if not os.access(self.bin, os.X_OK):
             raise AssertionError("proxyd binary not found or not executable: %s (set PROXYD_BIN)" % self.bin)
         self.dir = tempfile.mkdtemp(prefix="pdtest-")
