@@ -378,8 +378,14 @@ class Origin(_Stoppable):
         self._acceptor.start()
 
     # -- scripting
-    def route(self, path, handler=None, raw=None):
-        entry = ("raw", raw) if raw is not None else ("fn", handler)
+    def route(self, path, handler=None, raw=None, before_body=False):
+        """before_body=True (with raw): fn is called right after the head, the
+        body still unread: req.reader (a _Reader), req.framing and
+        req.content_length let it read the body itself, or not."""
+        if raw is not None:
+            entry = ("raw_head" if before_body else "raw", raw)
+        else:
+            entry = ("fn", handler)
         if path.endswith("*"):
             self._prefix_routes.append((path[:-1], entry))
         else:
@@ -501,6 +507,14 @@ class Origin(_Stoppable):
             except OSError:
                 pass
             return False
+        kind, fn = self._lookup(target.split("?", 1)[0])
+        if kind == "raw_head":
+            req = Request(method, target, version, headers, b"", cid, framing)
+            req.reader, req.content_length = rd, length
+            with self._cond:
+                self.requests.append(req)
+                self._cond.notify_all()
+            return bool(fn(sock, req, self))
         trailers = ()
         try:
             if framing == "chunked":
@@ -530,7 +544,6 @@ class Origin(_Stoppable):
             self.requests.append(req)
             self._cond.notify_all()
 
-        kind, fn = self._lookup(req.path)
         if kind == "raw":
             return bool(fn(sock, req, self))
         try:

@@ -45,12 +45,13 @@ class ForwardTest(pdtest.ProxyTestCase):
         # an empty body (RFC 9112 6.3)
         for method in ("GET", "HEAD", "DELETE", "OPTIONS", "POST", "PUT", "PATCH"):
             with self.subTest(method=method):
-                r = proxy_request(self.p, method, self.o.url("/m?x=1"))
+                # one URL per method: a cached GET must not answer the HEAD
+                r = proxy_request(self.p, method, self.o.url("/m?x=" + method))
                 self.assertEqual(r.status, 200)
                 self.assertEqual(r.get("x-method"), method)
                 self.assertEqual(r.body, b"" if method == "HEAD" else method.encode() + b" ")
                 q = self.o.requests_for("/m")[-1]
-                self.assertEqual((q.method, q.target, q.body), (method, "/m?x=1", b""))
+                self.assertEqual((q.method, q.target, q.body), (method, "/m?x=" + method, b""))
 
     def test_methods_with_body(self):
         self.o.route("/m", echo_handler)
@@ -341,6 +342,47 @@ class BackpressureTest(pdtest.ProxyTestCase):
         self.assertEqual(body[:len(self.BLOCK)], self.BLOCK)
         self.assertEqual(body[-len(self.BLOCK):], self.BLOCK)
         self.assertEqual(o.bytes_sent, total)
+
+    def test_slow_origin_upload(self):
+        p = self.proxy(workers=1)
+        o = self.origin()
+        total = len(self.BLOCK) * self.COUNT
+        release = threading.Event()
+        got = []
+
+        def sink(sock, req, origin):
+            # read nothing until told, then the whole body, then answer
+            origin._wait_event(release, 60)
+            got.append(len(req.reader.read(req.content_length)))
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return True
+        o.route("/upload", raw=sink, before_body=True)
+        self.assertEqual(proxy_request(p, "GET", o.url("/warm")).status, 200)
+        worker = p.wait_workers(1)[0]
+        rss0 = pdtest.rss_bytes(worker)
+        sent = [0]
+        with Client(p, timeout=30) as c:
+            c.send(c.build("POST", o.url("/upload"), [("Content-Length", str(total))]))
+
+            def upload():
+                try:
+                    for _ in range(self.COUNT):
+                        c.send(self.BLOCK)
+                        sent[0] += len(self.BLOCK)
+                except OSError:
+                    pass
+            t = threading.Thread(target=upload, daemon=True)
+            t.start()
+            o.wait_requests(1, path="/upload")
+            stalled = pdtest.wait_stall(lambda: sent[0], quiet=0.7, timeout=20)
+            rss = pdtest.rss_bytes(worker)
+            self.assertLess(stalled, total // 2, "client could push %d of %d bytes to an origin that reads nothing" % (stalled, total))
+            self.assertLess(rss - rss0, 32 << 20, "worker RSS grew by %d bytes" % (rss - rss0))
+            release.set()
+            t.join(60)
+            r = c.read_response("POST")
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(got, [total])
 
     def test_slow_client_content_length(self):
         self.check(chunked=False)
