@@ -91,6 +91,7 @@ struct pd_client {
     enum cstate state;
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
+    struct event *life;         /* client_lifetime */
     int head_started;           /* bytes of the current head were seen */
 
     /* the request */
@@ -113,6 +114,7 @@ struct pd_client {
     char key[PD_URL_HOST_MAX + 16];
     char origin_ip[INET6_ADDRSTRLEN];
     int retried;
+    int acl_need_dst;           /* http_access could not decide before DNS */
 
     /* the response */
     pd_http_parser *respp;
@@ -309,6 +311,8 @@ static void client_free(struct pd_client *c)
     up_release(c, 0);
     if (c->timer)
         event_free(c->timer);
+    if (c->life)
+        event_free(c->life);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->rbuf)
@@ -399,6 +403,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
         return;
     }
+    client_free(c);
+}
+
+/* client_lifetime: no connection stays longer, whatever it is doing */
+static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->result && !strcmp(c->result, "TCP_MISS"))
+        c->result = "TCP_MISS_ABORTED";
     client_free(c);
 }
 
@@ -638,6 +651,7 @@ static void begin_transaction(struct pd_client *c)
         deny(c, deny_acl);
         return;
     }
+    c->acl_need_dst = v == PD_ACL_NEED_DST;
     pd_url_authority(&c->url, c->key, sizeof c->key);
     if (cache_usable(c) && cache_lookup(c))
         return; /* answered (or being answered) from the cache */
@@ -690,9 +704,10 @@ static void dns_cb(const pd_dns_result *r, void *arg)
         else
             ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
     }
-    if (c->w->acl) {
+    if (c->acl_need_dst) {
         const char *deny_acl = NULL;
-        if (acl_check(c, &deny_acl) == PD_ACL_DENY) {
+        c->acl_need_dst = 0;
+        if (acl_check(c, &deny_acl) != PD_ACL_ALLOW) {
             deny(c, deny_acl);
             return;
         }
@@ -1544,6 +1559,14 @@ static void connect_next(struct pd_client *c)
         fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
         return;
     }
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t spent = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 + (now.tv_usec - c->t0.tv_usec) / 1000;
+    if (c->addr_i > 0 && spent > c->w->conf->forward_timeout) {
+        c->result = "TCP_MISS";
+        fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
+        return;
+    }
     struct sockaddr_storage *ss = &c->addrs.addr[c->addr_i];
     socklen_t sl = c->addrs.addrlen[c->addr_i];
     c->addr_i++;
@@ -2101,12 +2124,13 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
     c->timer = evtimer_new(w->base, timer_cb, c);
+    c->life = evtimer_new(w->base, lifetime_cb, c);
     pd_http_msg_init(&c->req);
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
     ipcount_add(w, c->peer_ip, 1);
-    if (!c->bev || !c->reqp || !c->timer) {
+    if (!c->bev || !c->reqp || !c->timer || !c->life) {
         if (!c->bev)
             evutil_closesocket(fd);
         client_free(c);
@@ -2117,6 +2141,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     struct timeval wt = ms_tv(w->conf->write_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
+    struct timeval lt = ms_tv(w->conf->client_lifetime);
+    evtimer_add(c->life, &lt);
     start_head(c);
     return 0;
 }
