@@ -1202,7 +1202,7 @@ class Proxy:
 
     def __init__(self, conf_extra="", workers=2, dns=None, http_access="allow all",
                  visible_hostname="pdtest.local", shutdown_lifetime="3 seconds", start=True,
-                 ready_timeout=30.0, args=(), conf=None, bin=None):
+                 ready_timeout=30.0, args=(), conf=None, bin=None, access_log_format=None):
         self.bin = bin or proxyd_bin()
         if not os.access(self.bin, os.X_OK):
             raise AssertionError("proxyd binary not found or not executable: %s (set PROXYD_BIN)" % self.bin)
@@ -1223,6 +1223,7 @@ class Proxy:
         self._readers = []
         self.returncode = None
         self._known_workers = set()
+        self.access_log_format = access_log_format
         self.write_conf(conf if conf is not None else self.make_conf(
             conf_extra, workers, dns, http_access, visible_hostname, shutdown_lifetime))
         if start:
@@ -1236,7 +1237,7 @@ class Proxy:
                  "workers %d" % workers]
         if visible_hostname:
             lines.append("visible_hostname %s" % visible_hostname)
-        lines += ["access_log %s" % self.access_log,
+        lines += ["access_log %s%s" % (self.access_log, " " + self.access_log_format if self.access_log_format else ""),
                   "pid_filename %s" % self.pid_file,
                   "hosts_file none"]
         if dns is not None:

@@ -391,6 +391,32 @@ class BackpressureTest(pdtest.ProxyTestCase):
         self.check(chunked=True)
 
 
+class AccessLogFormatTest(pdtest.ProxyTestCase):
+    """common and combined as Squid writes them (log/FormatHttpdCommon.cc and
+    FormatHttpdCombined.cc): Apache's fields first, Squid's result code last."""
+
+    CLF = r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET %s HTTP/1\.1" 200 (\d+)'
+
+    def one_line(self, fmt):
+        p = self.proxy(workers=1, access_log_format=fmt)
+        o = self.origin()
+        o.route("/f", lambda q: Reply(body=b"x" * 100))
+        r = proxy_request(p, "GET", o.url("/f"), [("Referer", "http://ref.test/a"), ("User-Agent", "pdtest/1.0 (e2e)")])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(p.stop(), 0)
+        lines = p.access_lines()
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0], self.CLF % re.escape(o.url("/f"))
+
+    def test_common(self):
+        line, clf = self.one_line("common")
+        self.assertRegex(line, clf + r" TCP_MISS:HIER_DIRECT$")
+
+    def test_combined(self):
+        line, clf = self.one_line("combined")
+        self.assertRegex(line, clf + r' "http://ref\.test/a" "pdtest/1\.0 \(e2e\)" TCP_MISS:HIER_DIRECT$')
+
+
 class CurlTest(pdtest.ProxyTestCase):
     @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
     def test_curl_through_proxy(self):
