@@ -636,7 +636,7 @@ static int parse_origin(const char *u, size_t len, struct origin *o)
         if (!rb)
             return -1;
         colon = rb + 1 < he && rb[1] == ':' ? rb + 1 : NULL;
-    } else {
+    } else if (h < he) {
         colon = memchr(h, ':', (size_t)(he - h));
     }
     const char *hostend = colon ? colon : he;
@@ -777,7 +777,7 @@ enum pd_range_result pd_cache_policy_range(const pd_http_msg *req, uint64_t leng
     size_t count = 0, specs = 0;
     while (next_member(&rest, &m)) {
         const char *p = m.p, *end = m.p + m.len;
-        uint64_t first, last;
+        uint64_t first = 0, last = 0;
         int have_first = 0, have_last = 0;
         if (p < end && *p != '-') {
             if (parse_u64(&p, end, &first) < 0)

@@ -323,7 +323,7 @@ static int parse_int(loader *ld, const directive *d, int argc, char **argv)
 
 static int parse_bytes(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, size_unit, "size", &v) < 0)
         return -1;
     return store_uint(ld, d, v);
@@ -344,7 +344,7 @@ static int parse_bytes_mosim(loader *ld, const directive *d, int argc, char **ar
 
 static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v > INT64_MAX)
@@ -356,7 +356,7 @@ static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 /* A time kept in whole seconds (DNS settings). */
 static int parse_time_s(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v % 1000)
