@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 import unittest
 
 import pdtest
@@ -231,6 +232,51 @@ class PoolTest(pdtest.ProxyTestCase):
             self.assertEqual(r.status, 200)
         self.assertEqual(len(o.wait_requests(5)), 5)
         self.assertEqual(o.connections, 1, "5 clients one after another should share one pooled origin connection")
+
+    def test_idle_origin_connection_timeout(self):
+        p = self.proxy(workers=1, conf_extra="pconn_timeout 1 second")
+        o = self.origin()
+        self.assertEqual(proxy_request(p, "GET", o.url("/i1")).status, 200)
+        t0 = time.monotonic()
+        # proxyd closes the idle pooled connection after pconn_timeout
+        o.wait_for(lambda org: org.closed_connections >= 1, timeout=10, what="proxyd to close its idle origin connection")
+        self.assertGreater(time.monotonic() - t0, 0.5)
+        self.assertEqual(proxy_request(p, "GET", o.url("/i2")).status, 200)
+        self.assertEqual(o.connections, 2)
+
+    def test_pooled_connection_closed_by_origin(self):
+        # the origin answers keep-alive, then closes the idle connection (as
+        # servers do on their own idle timeout): the next request must not fail
+        p = self.proxy(workers=1)
+        o = self.origin()
+
+        def answer_then_close(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce")
+            return False
+        o.route("/once", raw=answer_then_close)
+        self.assertEqual(proxy_request(p, "GET", o.url("/once")).body, b"once")
+        o.wait_for(lambda org: org.closed_connections >= 1, what="the origin to close")
+        for i in range(3):
+            r = proxy_request(p, "GET", o.url("/next%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"ok /next%d" % i))
+
+    def test_reused_connection_dies_idempotent_retried(self):
+        # the race every pool meets: the origin drops a kept-alive connection
+        # just as proxyd sends the next request on it. A GET may be retried on a
+        # new connection (RFC 9110 9.2.2) and must not become a 502.
+        p = self.proxy(workers=1)
+        o = self.origin()
+
+        def answer_then_drop_next(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+            req.reader.readline()  # the next request's first line arrives ...
+            return False           # ... and the connection is closed unanswered
+        o.route("/first", raw=answer_then_drop_next, before_body=True)
+        with Client(p) as c:
+            self.assertEqual(c.request("GET", o.url("/first")).body, b"first")
+            r = c.request("GET", o.url("/second"))
+        self.assertEqual((r.status, r.body), (200, b"ok /second"))
+        self.assertEqual(o.connections, 2)
 
     def test_origin_close_not_reused(self):
         p = self.proxy(workers=1)
