@@ -816,6 +816,10 @@ class EchoServer(_Stoppable):
         t.start()
         self._threads.append(t)
 
+    def wait_connections(self, n, timeout=DEFAULT_TIMEOUT):
+        with self._cond:
+            _wait_cond(self._cond, lambda: self.connections >= n, timeout, "%d echo connections" % n)
+
     def wait_eof(self, n=1, timeout=DEFAULT_TIMEOUT):
         with self._cond:
             _wait_cond(self._cond, lambda: self.eof_seen >= n, timeout, "echo server to see EOF")
