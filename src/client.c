@@ -1042,6 +1042,8 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
         evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: HIT from %s\r\n", w->hostname);
     c->hit_chunked = 0;
     if (has_body && content_length == UINT64_MAX) {
         if (client11) {
@@ -1684,6 +1686,8 @@ static void write_response_head(struct pd_client *c)
     }
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
     if (c->out_kind == PD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (!c->keep_alive)

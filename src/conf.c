@@ -831,6 +831,10 @@ static const directive directives[] = {
       .def = "on",
       .squid = "Squid's default is off.",
       .doc = "Concurrent misses for the same URL share one origin fetch." },
+    { .name = "x_cache_header", .set = parse_onoff, FIELD(x_cache_header),
+      .def = "off",
+      .squid = "proxyd only; Squid always sends X-Cache and X-Cache-Lookup.",
+      .doc = "Add `X-Cache: HIT from HOST` or `X-Cache: MISS from HOST` to responses." },
 
     /* Raw lines */
     { .name = "acl", .set = parse_acl, FIELD(acl), .min_args = 2,
