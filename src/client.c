@@ -140,6 +140,8 @@ struct pd_client {
     pd_cache_writer *cw;        /* object we fill from the origin */
     struct hitref *hr;          /* owns cref once serving started */
     int collapsed;              /* cref is being written by another fetch */
+    int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
+    int detached;               /* the client left; still filling cw for collapsed readers */
     int revalidating;           /* the origin request is conditional on cref */
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */
@@ -386,6 +388,8 @@ static void close_after_flush(struct pd_client *c)
     if (c->timer)
         event_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
+    if (c->detached)
+        evbuffer_drain(cout(c), evbuffer_get_length(cout(c))); /* nobody to flush to */
     if (evbuffer_get_length(cout(c)) == 0) {
         client_free(c);
         return;
@@ -901,7 +905,7 @@ static void cache_drop(struct pd_client *c)
     }
     free(c->ckey);
     c->ckey = NULL;
-    c->collapsed = c->revalidating = 0;
+    c->collapsed = c->revalidating = c->cf_hold = 0;
 }
 
 static void set_ckey(struct pd_client *c, const char *k, size_t len)
@@ -913,6 +917,30 @@ static void set_ckey(struct pd_client *c, const char *k, size_t len)
         c->ckey[len] = '\0';
     }
     c->ckey_len = c->ckey ? len : 0;
+}
+
+/*
+ * Switch c->ckey from the URL's key to a variant's: URL \n marker generation
+ * \n Vary values. The generation ties variants to one marker: once the URL
+ * is invalidated (or its marker replaced), the old variants are unreachable
+ * and age out of the LRU. Returns 0, or -1 (out of memory, ckey dropped).
+ */
+static int to_variant_key(struct pd_client *c, uint64_t gen, const char *vk, size_t vl)
+{
+    char g[17];
+    snprintf(g, sizeof g, "%016llx", (unsigned long long)gen);
+    size_t plen = c->ckey_len, n = plen + 1 + 16 + 1 + vl;
+    char *k = malloc(n);
+    if (!k)
+        return -1;
+    memcpy(k, c->ckey, plen);
+    k[plen] = '\n';
+    memcpy(k + plen + 1, g, 16);
+    k[plen + 17] = '\n';
+    memcpy(k + plen + 18, vk, vl);
+    set_ckey(c, k, n);
+    free(k);
+    return c->ckey ? 0 : -1;
 }
 
 static int cache_usable(struct pd_client *c)
@@ -1024,22 +1052,14 @@ static int cache_lookup(struct pd_client *c)
             /* a Vary marker: the variant lives at the secondary key */
             char vk[4096];
             ssize_t vl = pd_cache_policy_vary_key(&c->cm.head, &c->req, vk, sizeof vk);
+            uint64_t gen = c->cm.vary_gen;
             pd_cache_meta_free(&c->cm);
             c->have_cm = 0;
             pd_cache_store_release(st, c->cref);
             c->cref = NULL;
             if (vl <= 0 || depth > 0)
                 return 0; /* Vary: * or unusable: fetch, do not store */
-            size_t plen = c->ckey_len;
-            char *k = malloc(plen + 1 + (size_t)vl);
-            if (!k)
-                return 0;
-            memcpy(k, c->ckey, plen);
-            k[plen] = '\n';
-            memcpy(k + plen + 1, vk, (size_t)vl);
-            set_ckey(c, k, plen + 1 + (size_t)vl);
-            free(k);
-            if (!c->ckey)
+            if (to_variant_key(c, gen, vk, (size_t)vl) < 0)
                 return 0;
             continue;
         }
@@ -1095,12 +1115,49 @@ static int cache_lookup(struct pd_client *c)
     return 0;
 }
 
+/*
+ * cf_hold: skip c->it ahead over what the writer published until the object
+ * is complete. Returns 1 when it is (cf_hold cleared, nothing sent yet), 0 when
+ * waiting for a wakeup, -1 when the writer aborted and c went upstream itself
+ * (c may be freed).
+ */
+static int hold_until_complete(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    for (;;) {
+        const void *p;
+        size_t len;
+        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA)
+            continue;
+        if (r == PD_CACHE_ITER_END) {
+            c->cf_hold = 0;
+            return 1;
+        }
+        if (r == PD_CACHE_ITER_AGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return 0;
+        }
+        cache_drop(c);
+        c->use_cache = 0;
+        go_upstream(c);
+        return -1;
+    }
+}
+
 /* The store signalled progress on the object this client waits for. May free c. */
 static void cache_resume(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
-    if (c->have_cm) {
+    if (c->have_cm && !c->cf_hold) {
         pump_cached(c);
+        return;
+    }
+    if (c->cf_hold) {
+        if (hold_until_complete(c) == 1)
+            serve_cached(c, "TCP_CF_MISS");
         return;
     }
     for (;;) {
@@ -1123,6 +1180,22 @@ static void cache_resume(struct pd_client *c)
         c->use_cache = 0;
         go_upstream(c);
         return;
+    }
+    /*
+     * The origin did not announce the length: the writer may still give up
+     * storing it (it passes maximum_object_size). Had we started answering,
+     * our client would be cut short, so wait until the object is complete
+     * and fetch it ourselves if it is aborted. Known lengths above the limit
+     * are never published (store_start), so those stream as they arrive.
+     */
+    if (c->cm.body_len < 0) {
+        int state = 0;
+        pd_cache_store_body_len(st, c->cref, &state);
+        if (state != 1) {
+            c->cf_hold = 1;
+            if (hold_until_complete(c) != 1)
+                return;
+        }
     }
     serve_cached(c, "TCP_CF_MISS");
 }
@@ -1160,8 +1233,8 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     }
     for (size_t i = 0; i < h->n_headers; i++) {
         const pd_header *hd = &h->headers[i];
-        if (!pd_cache_meta_keeps(h, hd->name))
-            continue;
+        if (!pd_cache_meta_keeps(h, hd->name) || pd_str_eq_ci(hd->name, "Age"))
+            continue; /* the stored Age is the origin's; ours is computed below */
         if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
             continue;
         /* a 304 carries the validators and cache fields, not the representation's */
@@ -1311,7 +1384,9 @@ static void serve_cached(struct pd_client *c, const char *result)
         }
     }
     int has_body = !head_only && status != 204 && status != 304;
-    write_cached_head(c, status, complete ? c->blen : UINT64_MAX, has_body, NULL, NULL);
+    /* an object still being written is framed by the length its origin announced */
+    uint64_t clen = complete ? c->blen : c->cm.body_len >= 0 ? (uint64_t)c->cm.body_len : UINT64_MAX;
+    write_cached_head(c, status, clen, has_body, NULL, NULL);
     if (!has_body) {
         finish_cached(c);
         return;
@@ -1423,6 +1498,12 @@ static void store_start(struct pd_client *c)
         store_abort(c);
         return;
     }
+    /* announced above the limit: give up before readers collapsed on us see a head,
+     * so that they fetch it themselves instead of being cut at the limit */
+    if (c->resp.body == PD_BODY_LENGTH && c->resp.content_length > pd_cache_store_max_object(st)) {
+        store_abort(c);
+        return;
+    }
     char vk[4096];
     ssize_t vl = pd_cache_policy_vary_key(&c->resp, &c->req, vk, sizeof vk);
     int on_variant = memchr(c->ckey, '\n', c->ckey_len) != NULL;
@@ -1439,26 +1520,28 @@ static void store_start(struct pd_client *c)
             store_abort(c);
             return;
         }
+        pd_cache_meta mm;
+        int parsed = pd_cache_meta_parse(marker, ml, &mm);
         free(marker);
+        if (parsed < 0) {
+            store_abort(c);
+            return;
+        }
+        uint64_t gen = mm.vary_gen;
+        pd_cache_meta_free(&mm);
         pd_cache_store_commit(st, c->cw);
         c->cw = NULL;
-        size_t plen = c->ckey_len;
-        char *k = malloc(plen + 1 + (size_t)vl);
-        if (!k)
-            return;
-        memcpy(k, c->ckey, plen);
-        k[plen] = '\n';
-        memcpy(k + plen + 1, vk, (size_t)vl);
-        set_ckey(c, k, plen + 1 + (size_t)vl);
-        free(k);
-        if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+        if (to_variant_key(c, gen, vk, (size_t)vl) < 0 ||
+            pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
             c->cw = NULL;
             return;
         }
     } else if (vl > 0) {
+        /* the variant key: URL \n generation \n values (to_variant_key) */
         const char *nl = memchr(c->ckey, '\n', c->ckey_len);
-        size_t have = c->ckey_len - (size_t)(nl + 1 - c->ckey);
-        if (have != (size_t)vl || memcmp(nl + 1, vk, have) != 0) {
+        const char *vals = nl + 1 + 16 + 1;
+        size_t have = c->ckey_len - (size_t)(vals - c->ckey);
+        if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
             store_abort(c); /* the response varies on other fields than the marker said */
             return;
         }
@@ -1479,6 +1562,8 @@ static int revalidated(struct pd_client *c)
     pd_cache_store *st = c->w->store;
     if (c->resp.status != 304 || !pd_cache_policy_304_selects(&c->cm.head, &c->resp))
         return 0;
+    /* the refreshed response's age starts from the 304's Age (if any), not the old one */
+    pd_http_msg_remove(&c->cm.head, "Age");
     if (pd_cache_policy_merge_304(&c->cm.head, &c->resp) < 0)
         return 0;
     c->cm.request_time = c->t0.tv_sec;
@@ -1936,6 +2021,20 @@ static void read_response(struct pd_client *c)
             c->cref = NULL;
             c->revalidating = 0;
             c->miss_result = "TCP_REFRESH_MODIFIED";
+            if (c->resp.status == 304) {
+                /*
+                 * A 304 that does not select our stored response (other
+                 * validators, RFC 9111 4.3.4) answers our conditions, not the
+                 * client's: ask again with the client's own request (no
+                 * revalidation now, so at most once), on the same connection
+                 * when it can be reused.
+                 */
+                up_release(c, c->resp.keep_alive && c->rb_done && evbuffer_get_length(in) == 0);
+                c->addr_i = 0;
+                if (!pool_try(c))
+                    connect_next(c);
+                return;
+            }
         }
         if (c->cw)
             store_start(c);
@@ -2009,8 +2108,34 @@ static void read_response(struct pd_client *c)
     case PD_BODY_NONE:
         break;
     }
+    if (c->detached) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        /* the store gave up on the object (too large, no room): nothing left to fill.
+         * Deferred through the timer (timer_cb frees c): callers still use c. */
+        if (!c->cw)
+            arm_timer(c, 0);
+        return;
+    }
     if (evbuffer_get_length(out) > HIGH_WM)
         bufferevent_disable(c->up, EV_READ); /* resumed by client_write_cb */
+}
+
+/*
+ * The client went away in the middle of a body we store. Clients collapsed
+ * on this object (in any worker) read it as it arrives and would be cut
+ * short if we aborted it, so keep reading the origin into the store with
+ * nobody to send to. Bounded: the store gives up past maximum_object_size,
+ * and then so do we (read_response); the origin's read timeout still applies.
+ */
+static void detach(struct pd_client *c)
+{
+    c->result = "TCP_MISS_ABORTED";
+    log_transaction(c); /* the client's transaction ends now */
+    c->detached = 1;
+    c->keep_alive = 0;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
+    bufferevent_enable(c->up, EV_READ);
 }
 
 /* ---- CONNECT tunnel ---------------------------------------------------- */
@@ -2238,6 +2363,10 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         c->cl_eof = 1;
         bufferevent_disable(c->bev, EV_READ);
         tunnel_pump(c);
+        return;
+    }
+    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && !c->detached) {
+        detach(c);
         return;
     }
     if (c->state == C_FORWARD && c->result)
