@@ -2024,7 +2024,7 @@ static void read_response(struct pd_client *c)
             if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
                 /* the request body is gone: it cannot be sent again */
                 up_release(c, 0);
-                c->result = "TCP_REFRESH_FAIL_ERR";
+                c->result = "TCP_MISS"; /* as every other failed fetch */
                 fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
                 return;
             }
