@@ -2376,7 +2376,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         tunnel_pump(c);
         return;
     }
-    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && !c->detached) {
+    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && c->rb_done && !c->detached) {
         detach(c);
         return;
     }
