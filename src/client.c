@@ -1542,7 +1542,24 @@ static void store_start(struct pd_client *c)
         const char *vals = nl + 1 + 16 + 1;
         size_t have = c->ckey_len - (size_t)(vals - c->ckey);
         if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
-            store_abort(c); /* the response varies on other fields than the marker said */
+            /*
+             * The response varies on other fields than the marker says (the
+             * origin changed its Vary): replace the marker, or this URL would
+             * never be stored again while the old marker lives.
+             */
+            store_abort(c);
+            size_t ulen = (size_t)(nl - c->ckey);
+            char *url = malloc(ulen);
+            if (!url)
+                return;
+            memcpy(url, c->ckey, ulen);
+            set_ckey(c, url, ulen);
+            free(url);
+            if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+                c->cw = NULL;
+                return;
+            }
+            store_start(c); /* at the URL's key now: publishes a new marker, once */
             return;
         }
     }

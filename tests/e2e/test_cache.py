@@ -535,6 +535,21 @@ class CacheTest(pdtest.ProxyTestCase):
         r = self.get("/vinv", br)
         self.assertBody(r, b"br v2", 200)
 
+    def test_vary_changed_by_origin(self):
+        vary = {"on": "Accept-Encoding"}
+
+        def handler(q):
+            key = "%s/%s" % (q.get("accept-encoding"), q.get("accept-language"))
+            return Reply(body="v " + key, headers=[MAX60, ("Vary", vary["on"])])
+        self.o.route("/vch", handler)
+        gz, br = [("Accept-Encoding", "gzip")], [("Accept-Encoding", "br"), ("Accept-Language", "en")]
+        self.assertBody(self.get("/vch", gz), b"v gzip/None")
+        self.assertHit(self.get("/vch", gz), b"v gzip/None")
+        vary["on"] = "Accept-Language"
+        self.assertBody(self.get("/vch", br), b"v br/en")
+        self.assertHit(self.get("/vch", br), b"v br/en")
+        self.assertEqual(self.count("/vch"), 2, "the new Vary replaced the marker")
+
     def test_vary_variant_revalidated(self):
         def handler(q):
             ae = q.get("accept-encoding") or "none"
