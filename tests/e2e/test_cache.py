@@ -64,6 +64,12 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertEqual(self.count("/hit"), 1)
         self.assertEqual(log_codes(self.p, self.o.url("/hit"), 4),
                          ["TCP_MISS", "TCP_MEM_HIT", "TCP_MEM_HIT", "TCP_MEM_HIT"])
+        for line in self.p.access_lines():
+            f = line.split()
+            if f[6] == self.o.url("/hit"):
+                self.assertEqual(f[3].split("/")[1], "200")
+                self.assertGreater(int(f[4]), len(body), "bytes sent counts head and body: %s" % line)
+                self.assertLess(int(f[4]), len(body) + 1000, line)
 
     def test_hit_on_keepalive_connection(self):
         body = body_of("ka", 3000)
@@ -362,6 +368,19 @@ class CacheTest(pdtest.ProxyTestCase):
                                                    "bytes 65531-65535/65536"])
         self.assertEqual([d for _, d in parts], [body[0:10], body[1000:2000], body[65531:]])
         self.assertEqual(self.count("/mr"), 1)
+
+    def test_if_range(self):
+        body = body_of("ifr", 5000)
+        lm = email.utils.formatdate(time.time() - 3600, usegmt=True)
+        self.o.route("/ifr", lambda q: Reply(body=body, headers=[MAX60, ("ETag", '"ir"'), ("Last-Modified", lm)]))
+        self.assertBody(self.get("/ifr"), body)
+        r = self.get("/ifr", [("Range", "bytes=10-19"), ("If-Range", '"ir"')])
+        self.assertEqual((r.status, r.body), (206, body[10:20]))
+        r = self.get("/ifr", [("Range", "bytes=10-19"), ("If-Range", '"other"')])
+        self.assertHit(r, body)
+        r = self.get("/ifr", [("Range", "bytes=10-19"), ("If-Range", lm)])
+        self.assertEqual((r.status, r.body), (206, body[10:20]))
+        self.assertEqual(self.count("/ifr"), 1)
 
     def test_unsatisfiable_range(self):
         body = body_of("urange", 1000)
