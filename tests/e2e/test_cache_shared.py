@@ -328,6 +328,23 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         conns.send_all(req)
         return conns
 
+    def test_collapsed_forwarding_off(self):
+        p = self.proxy(workers=2, conf_extra="collapsed_forwarding off")
+        body = body_of("cfoff", 100000)
+        gate = threading.Event()
+        staged_origin(self.o, "/cfoff", body, gate)
+        conns = self._concurrent(p, "/cfoff", 10)
+        self.o.wait_requests(10, path="/cfoff")
+        gate.set()
+        conns.pump(_complete_response(len(body))(conns), 20, "the whole body")
+        for i in range(10):
+            r = conns.response(i)
+            self.assertEqual((r.status, r.complete, digest(r.body)), (200, True, digest(body)), i)
+        self.assertEqual(len(self.o.requests_for("/cfoff")), 10, "no collapsing when it is off")
+        r = proxy_request(p, "GET", self.o.url("/cfoff"))
+        self.assertEqual(digest(r.body), digest(body))
+        self.assertIsNotNone(r.get("age"), "one of them stored it")
+
     def test_collapsed_onto_uncacheable_response(self):
         # the shared fetch turns out not storable: every waiter still gets the whole body
         p = self.proxy(workers=2)
