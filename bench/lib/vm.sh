@@ -26,11 +26,11 @@ vm_image() {
 # vm_usable ROOT: true if the VM platforms can run; prints the reason otherwise.
 vm_usable() {
     if ! command -v qemu-system-x86_64 >/dev/null; then
-        echo "skipped: qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
+        echo "qemu-system-x86_64 not installed (apt-get install qemu-system-x86)"
         return 1
     fi
     if ! vm_image "$1" >/dev/null; then
-        echo "skipped: no image (vm-images/proxyd.qcow2; build it with vm-images/build-qcow2)"
+        echo "no image (vm-images/proxyd.qcow2; build it with vm-images/build-qcow2)"
         return 1
     fi
     return 0
