@@ -18,6 +18,19 @@ bench_cache_lines() {
     esac
 }
 
+# bench_show_logs FILE...: the last lines of each file on stderr, or why there are none.
+bench_show_logs() {
+    local f
+    for f in "$@"; do
+        if [ -s "$f" ]; then
+            echo "--- $f" >&2
+            tail -5 "$f" >&2
+        else
+            echo "--- $f: missing or empty" >&2
+        fi
+    done
+}
+
 # bench_in_ns CMD...: runs CMD in BENCH_NETNS if set, else as is (exec: the PID is CMD's).
 bench_in_ns() {
     if [ -n "${BENCH_NETNS:-}" ]; then
@@ -74,8 +87,8 @@ EOF
         bench_stop_pid "$PROXY_PID" 5
         [ -z "$fixed" ] || break
     done
-    echo "squid did not start; $dir/cache.log says:" >&2
-    tail -5 "$dir/cache.log" "$dir/squid.out" >&2 2>/dev/null || true
+    echo "squid did not start (port $port); its logs say:" >&2
+    bench_show_logs "$dir/cache.log" "$dir/squid.out"
     return 1
 }
 
@@ -107,7 +120,7 @@ EOF
         bench_stop_pid "$PROXY_PID" 5
         [ -z "$fixed" ] || break
     done
-    echo "proxyd did not start; it said:" >&2
-    tail -5 "$dir/proxyd.out" >&2 2>/dev/null || true
+    echo "proxyd did not start (port $port); it said:" >&2
+    bench_show_logs "$dir/proxyd.out"
     return 1
 }
