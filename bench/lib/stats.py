@@ -418,6 +418,13 @@ def report(out, publish):
               f"{st.get('stress_cpus', '?')}` ({st.get('stress', '?')}); "
               f"fig1/fig2: {st.get('fig12', '?')}; fig3: {st.get('fig3', '?')}; "
               f"table1: {st.get('table1', '?')}")
+    if any(p.startswith("kvm-") for p in plats):
+        accel = st.get("vm_accel", "?")
+        md.append(f"- KVM platforms: accelerator **{accel}**" +
+                  (" (no usable KVM here: the guests ran under TCG emulation, so their numbers "
+                   "measure the emulator more than the NIC model)" if accel == "tcg" else ""))
+    md.append("- Clients, origin, proxies and `stress` share this machine's CPUs (in the study "
+              "they were three machines)")
     md.append(f"- Requests that failed over the whole run: {total_errors}\n")
     md.append("```\n$ free -m\n" + free + "\n```\n")
     md.append("Commands:\n")
