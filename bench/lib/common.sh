@@ -3,11 +3,17 @@
 # Every process a script starts is recorded by PID and stopped by that PID, never by name.
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on right now. Another process may take
-# it before we bind it: callers that start a server retry on failure.
+# it before we bind it: callers that start a server retry on failure. The port is taken below
+# the kernel's ephemeral range when there is room, so that no client connection of the bench
+# (loadgen, the proxies' upstream connections) holds it as its local port.
 bench_free_port() {
-    local p
+    local p lo=32768 base=20000 span=40000
+    read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    if [ "$lo" -gt 12000 ]; then
+        base=10000 span=$((lo - 10000))
+    fi
     for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((base + RANDOM % span))
         if ! ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then
             echo "$p"
             return 0
