@@ -469,7 +469,7 @@ def report(out, publish):
                     r = ratio(a, b)
                     ratios.append(r)
                     md.append(f"| {PLATFORM_NAMES[p]} | {label} | {ms(a)} | {p99s(a)} | "
-                              f"{ms(b if w == 1 else b)} | {p99s(b)} | {rs(r)} |")
+                              f"{ms(b)} | {p99s(b)} | {rs(r)} |")
             md.append("")
             png = plot_fig12(out, cells, exp, s, plats)
             if png:
