@@ -371,7 +371,12 @@ def read_settings(out):
 def read_skipped(out):
     try:
         with open(os.path.join(out, "skipped.tsv")) as f:
-            return [line.rstrip("\n").split("\t", 1) for line in f if line.strip()]
+            seen, out = set(), []
+            for line in f:
+                if line.strip() and line not in seen:
+                    seen.add(line)
+                    out.append(line.rstrip("\n").split("\t", 1))
+            return out
     except OSError:
         return []
 
