@@ -642,7 +642,8 @@ void pd_stats_print_metrics(FILE *out)
         fprintf(out, "| `%s` | %s | ", d->name, d->type == PD_STAT_COUNTER ? "counter" : "gauge");
         int j = i;
         for (; j < PD_STAT__N && !strcmp(pd_stat_defs[j].name, d->name); j++)
-            fprintf(out, "%s%s", j > i ? ", " : "", pd_stat_defs[j].labels);
+            fprintf(out, "%s%s", j > i ? ", " : "",
+                    pd_stat_defs[j].labels ? pd_stat_defs[j].labels : "");
         fprintf(out, " | %s |\n", d->help);
         i = j;
     }
