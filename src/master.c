@@ -9,6 +9,7 @@
 #include "proxyd/master.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -220,6 +221,38 @@ static void free_gen(struct gen *g)
     g->conf = NULL;
 }
 
+/*
+ * In a new worker: close every descriptor inherited from the master (admin
+ * listener and its connections, other workers' sockets, ...) except stdio,
+ * the worker's own listening sockets and the cache's notify eventfds.
+ */
+static void close_inherited_fds(const int *keep, int nkeep)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    int victims[4096], n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < (int)(sizeof victims / sizeof victims[0])) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        int fd = atoi(e->d_name);
+        if (fd <= STDERR_FILENO || fd == dfd)
+            continue;
+        int kept = 0;
+        for (int i = 0; i < nkeep && !kept; i++)
+            kept = keep[i] == fd;
+        for (int i = 0; M.store && i < PD_CACHE_MAX_WORKERS && !kept; i++)
+            kept = pd_cache_store_notify_fd(M.store, i) == fd;
+        if (!kept)
+            victims[n++] = fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        close(victims[i]);
+}
+
 static pid_t spawn(int slot)
 {
     struct gen *g = &M.cur;
@@ -249,7 +282,12 @@ static pid_t spawn(int slot)
     /* child: leave the master's event loop, signal handling and sockets behind */
     /* the epoll instance is shared with the master until event_reinit gives us our own */
     event_reinit(M.base);
-    pd_admin_free(M.admin); /* the worker must not hold the admin socket */
+    /*
+     * Not pd_admin_free: freeing an evhttp shuts down its connections, and
+     * those sockets are the master's too. The admin's memory is left as it
+     * is (never used here) and its descriptors are closed with the others
+     * in close_inherited_fds.
+     */
     M.admin = NULL;
     event_base_free(M.base);
     M.base = NULL;
@@ -272,6 +310,7 @@ static pid_t spawn(int slot)
     close_gen_fds(g, 0);
     if (M.have_old)
         close_gen_fds(&M.old, 0);
+    close_inherited_fds(fds, g->nports);
     pd_worker_init wi = {
         .conf = g->conf, .acl = g->acl, .refresh = &g->refresh, .store = M.store,
         .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
