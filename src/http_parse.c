@@ -190,7 +190,8 @@ static int on_headers_complete(llhttp_t *ll)
         m->expect_continue = pd_http_msg_has_token(m, "Expect", "100-continue");
     } else {
         m->status = ll->status_code;
-        m->reason = (pd_str){ m->buf + p->reason_off, p->reason_len };
+        /* no reason phrase and no field: nothing was stored, buf may be NULL */
+        m->reason = (pd_str){ p->reason_len ? m->buf + p->reason_off : "", p->reason_len };
         if (m->status < 100 || m->status > 999)
             return fail(p, 502, "invalid status code");
         if ((m->status >= 100 && m->status < 200) || m->status == 204 || m->status == 304 ||
