@@ -234,8 +234,10 @@ static int on_headers_complete(llhttp_t *ll)
         m->target = (pd_str){ m->buf + p->url_off, p->url_len };
         if (p->url_len == 0)
             return fail(p, 400, "empty request target");
-        /* RFC 9112 3.2: a 1.1 request without Host is refused (two: client.c) */
-        if (m->version_minor >= 1 && !pd_http_msg_find(m, "Host"))
+        /* RFC 9112 3.2: a 1.1 request without Host is refused (two: client.c).
+         * Not CONNECT: some clients omit it there, and its authority-form
+         * target leaves nothing for a Host to contradict. */
+        if (m->version_minor >= 1 && m->method_id != PD_M_CONNECT && !pd_http_msg_find(m, "Host"))
             return fail(p, 400, "no Host header in an HTTP/1.1 request");
         if (ll->flags & F_TRANSFER_ENCODING) {
             /* An empty line or member, or chunked twice (RFC 9112 6.1: chunked
