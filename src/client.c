@@ -47,6 +47,7 @@
 #include "proxyd/errors.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
+#include "proxyd/log.h"
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
@@ -91,6 +92,7 @@ struct pd_client {
     enum cstate state;
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
+    struct event *life;         /* client_lifetime: the connection's hard deadline */
     int head_started;           /* bytes of the current head were seen */
 
     /* the request */
@@ -265,6 +267,8 @@ static void client_free(struct pd_client *c)
     up_release(c, 0);
     if (c->timer)
         event_free(c->timer);
+    if (c->life)
+        event_free(c->life);
     if (c->bev)
         bufferevent_free(c->bev);
     if (c->rbuf)
@@ -1994,6 +1998,27 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
     client_free(c);
 }
 
+/*
+ * client_lifetime reached: whatever the connection is doing (a slow reader,
+ * a long tunnel, keep-alive requests forever), it is closed, like Squid; a
+ * response in progress is cut, so the client sees it truncated.
+ */
+static void life_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    pd_log_warn("worker %d: closing client %s: client_lifetime reached", c->w->slot, c->peer_ip);
+    if ((c->state == C_FORWARD || c->state == C_CACHE || c->state == C_TUNNEL) && c->result)
+        c->result = "TCP_MISS_ABORTED";
+    if (c->state == C_HEAD && !c->head_started)
+        c->result = NULL;
+    if (c->state == C_HEAD && c->head_started && !c->result) {
+        gettimeofday(&c->t0, NULL);
+        c->result = "NONE_NONE";
+        c->status = 0;
+    }
+    client_free(c);
+}
+
 /* ---- accept, drain ------------------------------------------------------ */
 
 int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
@@ -2018,11 +2043,12 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
     c->timer = evtimer_new(w->base, timer_cb, c);
+    c->life = evtimer_new(w->base, life_cb, c);
     pd_http_msg_init(&c->req);
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
-    if (!c->bev || !c->reqp || !c->timer) {
+    if (!c->bev || !c->reqp || !c->timer || !c->life) {
         if (!c->bev)
             evutil_closesocket(fd);
         client_free(c);
@@ -2033,6 +2059,12 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     struct timeval wt = ms_tv(w->conf->write_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
+    if (w->conf->client_lifetime > 0) {
+        /* one duration for every connection: libevent keeps them in a queue, not the heap */
+        struct timeval lt = ms_tv(w->conf->client_lifetime);
+        const struct timeval *common = event_base_init_common_timeout(w->base, &lt);
+        evtimer_add(c->life, common ? common : &lt);
+    }
     start_head(c);
     return 0;
 }

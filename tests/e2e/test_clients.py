@@ -202,6 +202,59 @@ class SlowReaderTest(pdtest.ProxyTestCase):
         self.assertGreater(len(rest), 0)
 
 
+class LifetimeTest(pdtest.ProxyTestCase):
+    def test_client_lifetime(self):
+        # client_lifetime 2 seconds ends every kind of long connection: a
+        # keep-alive client that never stops, a slow reader (whose response
+        # is cut: never complete), an idle CONNECT tunnel
+        o = self.origin()
+        e = self.echo()
+        block = b"z" * 65536
+        o.route("/endless", lambda req: Reply(stream=(block, 1024), headers=[("Cache-Control", "no-store")]))
+        p = self.proxy(workers=1, conf_extra="client_lifetime 2 seconds")
+        t0 = time.monotonic()
+        keep = Client(p, timeout=10)
+        slow = Client(p, timeout=10)
+        tun = Client(p, timeout=10)
+        try:
+            slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+            slow.send(slow.build("GET", o.url("/endless")))
+            tun.send(tun.build("CONNECT", "127.0.0.1:%d" % e.port))
+            self.assertEqual(tun.read_response("CONNECT").status, 200)
+            n = 0
+            closed = {}
+            while len(closed) < 3 and time.monotonic() - t0 < 8:
+                if "keep" not in closed:
+                    try:
+                        r = keep.request("GET", o.url("/k%d" % n))
+                        n += 1
+                        if r.closed or r.status != 200:
+                            closed["keep"] = time.monotonic() - t0
+                    except (pdtest.Incomplete, OSError):
+                        closed["keep"] = time.monotonic() - t0
+                for name, c in (("slow", slow), ("tun", tun)):
+                    if name in closed:
+                        continue
+                    r, _, _ = select.select([c.sock], [], [], 0.05)
+                    if r:
+                        try:
+                            d = c.sock.recv(4096 if name == "slow" else 65536)
+                        except OSError:
+                            d = b""
+                        if not d:
+                            closed[name] = time.monotonic() - t0
+        finally:
+            for c in (keep, slow, tun):
+                c.close()
+        print("client_lifetime 2 seconds: closed after %s; keep-alive client made %d requests" % (
+            ", ".join("%s %.2f s" % kv for kv in sorted(closed.items())), n))
+        self.assertEqual(sorted(closed), ["keep", "slow", "tun"])
+        for name, t in closed.items():
+            self.assertGreater(t, 1.5, name)
+            self.assertLess(t, 5, name)
+        p.wait_stderr(r"client_lifetime reached")
+
+
 class ConnectionLimitsTest(pdtest.ProxyTestCase):
     def test_2000_idle_connections(self):
         n = 2000
