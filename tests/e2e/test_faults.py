@@ -84,7 +84,14 @@ class FaultTest(pdtest.ProxyTestCase):
                            ("HTTP/2 preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
                            ("bare LF head", b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok"),
                            ("CL and TE", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-                           ("obs-fold", b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok")):
+                           ("obs-fold", b"HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok"),
+                           ("negative CL", b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\nok"),
+                           ("two CLs", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok"),
+                           ("CL overflow", b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok"),
+                           ("TE gzip only", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 2\r\n\r\nok"),
+                           ("huge head", b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 100000 + b"\r\nContent-Length: 2\r\n\r\nok"),
+                           ("NUL in reason", b"HTTP/1.1 200 O\x00K\r\nContent-Length: 2\r\n\r\nok"),
+                           ("HTTP/0.9 body", b"<html>hello</html>")):
             with self.subTest(name):
                 path = "/garbage-" + name.replace(" ", "-")
                 self.o.route(path, lambda req, junk=junk: Reply(garbage=junk))
@@ -98,6 +105,31 @@ class FaultTest(pdtest.ProxyTestCase):
         print("stall: 504 after %.2fs (read_timeout 2 seconds)" % took)
         self.assertGreater(took, 1.5)
         self.assertLess(took, 6)
+
+    def test_interim_flood(self):
+        # 200 interim responses before the final one: skipped, bounded
+        def flood(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 100 + b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" * 100
+                         + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
+            return True
+        self.o.route("/interim", raw=flood)
+        r = self.get("/interim")
+        self.assertEqual((r.status, r.body), (200, b"final"))
+
+    def test_bad_chunk_after_head(self):
+        # the head is good and already sent: a bad chunk size later cuts the
+        # response (no last chunk), it is not cached
+        def bad(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nCache-Control: max-age=60\r\n\r\n"
+                         b"5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n")
+            return True
+        self.o.route("/badchunk", raw=bad)
+        r = self.get("/badchunk")
+        self.assertIn(r.status, (200, 502), r)
+        if r.status == 200:
+            self.assertFalse(r.complete, r)
+            self.assertTrue(r.closed)
+        self.assert_not_cached("/badchunk")
 
     # -- the head was sent: the client must see the truncation
     def test_close_mid_body_content_length(self):
