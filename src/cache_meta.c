@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "proxyd/http_parse.h"
 
@@ -19,14 +22,29 @@ struct meta_hdr {
     uint32_t kind;
     int64_t request_time;
     int64_t response_time;
+    int64_t body_len;
+    uint64_t vary_gen;
 };
 
+static uint64_t new_generation(void)
+{
+    uint64_t g;
+    if (getrandom(&g, sizeof g, GRND_NONBLOCK) == (ssize_t)sizeof g)
+        return g;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ ((uint64_t)getpid() << 40);
+}
+
+/* Age is kept: the stored response's Age is its age_value when it arrived
+ * (RFC 9111 4.2.3); serving replaces it with the current age. */
 int pd_cache_meta_keeps(const pd_http_msg *m, pd_str name)
 {
     static const char *const drop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
                                         "Trailer", "Transfer-Encoding", "Upgrade",
-                                        "Proxy-Authenticate", "Proxy-Authorization",
-                                        "Content-Length", "Age" };
+                                        "Proxy-Authenticate", "Proxy-Authentication-Info",
+                                        "Proxy-Authorization",
+                                        "Content-Length" };
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (pd_str_eq_ci(name, drop[i]))
             return 0;
@@ -49,7 +67,9 @@ void *pd_cache_meta_build(enum pd_meta_kind kind, const pd_http_msg *resp, time_
     char *buf = malloc(cap);
     if (!buf)
         return NULL;
-    struct meta_hdr h = { META_MAGIC, (uint32_t)kind, request_time, response_time };
+    struct meta_hdr h = { META_MAGIC, (uint32_t)kind, request_time, response_time,
+                          resp->body == PD_BODY_LENGTH ? (int64_t)resp->content_length : -1,
+                          kind == PD_META_VARY ? new_generation() : 0 };
     memcpy(buf, &h, sizeof h);
     size_t o = sizeof h;
     o += (size_t)snprintf(buf + o, cap - o, "HTTP/1.1 %03d ", resp->status);
@@ -89,6 +109,8 @@ int pd_cache_meta_parse(const void *blob, size_t len, pd_cache_meta *m)
     m->kind = (enum pd_meta_kind)h.kind;
     m->request_time = (time_t)h.request_time;
     m->response_time = (time_t)h.response_time;
+    m->body_len = h.body_len >= 0 ? h.body_len : -1;
+    m->vary_gen = h.vary_gen;
     pd_http_parser *p = pd_http_parser_new(0, len + 1);
     if (!p)
         return -1;

@@ -579,6 +579,11 @@ ssize_t pd_cache_store_meta(pd_cache_store *s, pd_cache_ref *ref, void *buf, siz
     return (ssize_t)len;
 }
 
+uint64_t pd_cache_store_max_object(const pd_cache_store *s)
+{
+    return s->seg->max_object; /* set at create, never written again: no lock */
+}
+
 uint64_t pd_cache_store_body_len(pd_cache_store *s, pd_cache_ref *ref, int *state)
 {
     struct obj *o = ref_obj(s, ref);

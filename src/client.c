@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@
 
 #include "proxyd/access_log.h"
 #include "proxyd/acl.h"
+#include "proxyd/admin.h"
 #include "proxyd/cache_meta.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
@@ -47,7 +49,7 @@
 #include "proxyd/errors.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
-#include "proxyd/log.h"
+#include "proxyd/stats.h"
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
@@ -92,7 +94,7 @@ struct pd_client {
     enum cstate state;
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
-    struct event *life;         /* client_lifetime: the connection's hard deadline */
+    struct event *life;         /* client_lifetime */
     int head_started;           /* bytes of the current head were seen */
 
     /* the request */
@@ -115,6 +117,7 @@ struct pd_client {
     char key[PD_URL_HOST_MAX + 16];
     char origin_ip[INET6_ADDRSTRLEN];
     int retried;
+    int acl_need_dst;           /* http_access could not decide before DNS */
 
     /* the response */
     pd_http_parser *respp;
@@ -137,6 +140,8 @@ struct pd_client {
     pd_cache_writer *cw;        /* object we fill from the origin */
     struct hitref *hr;          /* owns cref once serving started */
     int collapsed;              /* cref is being written by another fetch */
+    int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
+    int detached;               /* the client left; still filling cw for collapsed readers */
     int revalidating;           /* the origin request is conditional on cref */
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */
@@ -154,6 +159,9 @@ struct pd_client {
     const char *result;
     int status;
     uint64_t out_bytes;         /* bytes queued to the client for this transaction */
+    uint64_t in_bytes;          /* bytes read from the client for this transaction (stats) */
+    uint64_t up_out_bytes;      /* bytes queued to the origin (stats) */
+    int64_t ttfb_us;            /* t0 to the response head, -1 before (stats) */
 };
 
 static void client_free(struct pd_client *c);
@@ -180,7 +188,22 @@ static struct evbuffer *cout(struct pd_client *c)
     return bufferevent_get_output(c->bev);
 }
 
-/* ---- access log ------------------------------------------------------ */
+/* ---- access log and counters ------------------------------------------ */
+
+static int64_t us_since(const struct timeval *t0)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    return (int64_t)(now.tv_sec - t0->tv_sec) * 1000000 + (now.tv_usec - t0->tv_usec);
+}
+
+/* The response head is queued: the transaction's time to first byte. */
+static void head_queued(struct pd_client *c)
+{
+    c->head_sent = 1;
+    if (c->ttfb_us < 0)
+        c->ttfb_us = us_since(&c->t0);
+}
 
 static void log_transaction(struct pd_client *c)
 {
@@ -230,9 +253,73 @@ static void log_transaction(struct pd_client *c)
         .user_agent_len = ua ? ua->value.len : 0,
         .version_major = c->req.version_major ? c->req.version_major : 1,
         .version_minor = c->req.version_minor,
+        .client_port = ntohs(c->peer.ss_family == AF_INET6
+                                 ? ((struct sockaddr_in6 *)&c->peer)->sin6_port
+                                 : ((struct sockaddr_in *)&c->peer)->sin_port),
+        .local_port = c->local_port,
+        .bytes_in = c->in_bytes,
+        .origin_status = c->resp.status,
+        .req = &c->req,
+        .resp = &c->resp,
     };
     pd_access_log_write(w->alog, &e);
+    pd_stats_txn st = {
+        .method_id = c->req.method.len ? c->req.method_id : PD_M_OTHER,
+        .result = c->result,
+        .status = c->status,
+        .client_in = c->in_bytes,
+        .client_out = c->out_bytes,
+        .origin_in = c->resp_bytes_in,
+        .origin_out = c->up_out_bytes,
+        .total_us = us_since(&c->t0),
+        .ttfb_us = c->ttfb_us,
+    };
+    pd_stats_transaction(w->stats, &st);
     c->result = NULL;
+}
+
+/* ---- connections per client address (acl maxconn) ------------------------ */
+
+struct pd_ipcount {
+    struct pd_ipcount *next;
+    int n;
+    char ip[INET6_ADDRSTRLEN];
+};
+
+static unsigned ip_bucket(const char *ip)
+{
+    unsigned h = 2166136261u;
+    for (; *ip; ip++)
+        h = (h ^ (unsigned char)*ip) * 16777619u;
+    return h % PD_IPCOUNT_BUCKETS;
+}
+
+/* Add delta to the count of ip's open connections; returns the new count. */
+static int ipcount_add(pd_worker *w, const char *ip, int delta)
+{
+    struct pd_ipcount **pp = &w->ipc[ip_bucket(ip)];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->ip, ip) != 0)
+            continue;
+        struct pd_ipcount *e = *pp;
+        e->n += delta;
+        int n = e->n;
+        if (n <= 0) {
+            *pp = e->next;
+            free(e);
+        }
+        return n;
+    }
+    if (delta <= 0)
+        return 0;
+    struct pd_ipcount *e = calloc(1, sizeof *e);
+    if (!e)
+        return delta;
+    snprintf(e->ip, sizeof e->ip, "%s", ip);
+    e->n = delta;
+    e->next = *pp;
+    *pp = e;
+    return delta;
 }
 
 /* ---- teardown -------------------------------------------------------- */
@@ -280,6 +367,8 @@ static void client_free(struct pd_client *c)
     if (c->have_url)
         pd_url_free(&c->url);
     TAILQ_REMOVE(&w->clients, c, link);
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, -1);
+    ipcount_add(w, c->peer_ip, -1);
     c->magic = 0;
     free(c);
     pd_worker_client_closed(w);
@@ -299,6 +388,8 @@ static void close_after_flush(struct pd_client *c)
     if (c->timer)
         event_del(c->timer);
     bufferevent_disable(c->bev, EV_READ);
+    if (c->detached)
+        evbuffer_drain(cout(c), evbuffer_get_length(cout(c))); /* nobody to flush to */
     if (evbuffer_get_length(cout(c)) == 0) {
         client_free(c);
         return;
@@ -332,7 +423,8 @@ static void fail_request(struct pd_client *c, int status, const char *err, const
     pd_error_page(cout(c), status, err, detail, url, c->w->hostname, c->keep_alive,
                   c->req.method_id == PD_M_HEAD);
     c->out_bytes += evbuffer_get_length(cout(c)) - before;
-    c->head_sent = 1;
+    head_queued(c);
+    pd_stats_add(c->w->stats, pd_stats_error_id(err), 1);
     c->status = status;
     if (!c->result)
         c->result = "NONE_NONE";
@@ -358,6 +450,15 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
         return;
     }
+    client_free(c);
+}
+
+/* client_lifetime: no connection stays longer, whatever it is doing */
+static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (c->result && !strcmp(c->result, "TCP_MISS"))
+        c->result = "TCP_MISS_ABORTED";
     client_free(c);
 }
 
@@ -389,6 +490,9 @@ static void start_head(struct pd_client *c)
     c->status = 0;
     c->result = NULL;
     c->out_bytes = 0;
+    c->in_bytes = 0;
+    c->up_out_bytes = 0;
+    c->ttfb_us = -1;
     c->origin_ip[0] = '\0';
     c->retried = 0;
     c->resp_bytes_in = 0;
@@ -423,6 +527,7 @@ static void read_head(struct pd_client *c)
         size_t used = 0;
         enum pd_parse_status st = pd_http_parse_head(c->reqp, v.iov_base, v.iov_len, &used);
         evbuffer_drain(in, used);
+        c->in_bytes += used;
         if (st == PD_PARSE_ERROR) {
             const char *why;
             int status = pd_http_parser_error(c->reqp, &why);
@@ -460,16 +565,59 @@ static int acl_check(struct pd_client *c, const char **deny_acl)
         .is_connect = c->req.method_id == PD_M_CONNECT,
         .dst = c->addrs.n ? c->addrs.addr : NULL,
         .n_dst = c->addrs.n,
-        .client_conns = 0,
+        .client_conns = ipcount_add(w, c->peer_ip, 0),
         .now = time(NULL),
     };
     return pd_acl_check_http(w->acl, &ar, deny_acl);
 }
 
+/*
+ * 403, or what deny_info says for the acl that decided: a page name
+ * (ERR_...), a redirect ("http://..." or "3xx:http://..."), or TCP_RESET.
+ */
 static void deny(struct pd_client *c, const char *acl_name)
 {
+    pd_worker *w = c->w;
     c->result = "TCP_DENIED";
-    fail_request(c, 403, "ERR_ACCESS_DENIED", "access denied by http_access", 1);
+    const char *di = acl_name && w->acl ? pd_acl_deny_info(w->acl, acl_name) : NULL;
+    if (di && strcmp(di, "TCP_RESET") == 0) {
+        c->status = 0;
+        struct linger lg = { 1, 0 };
+        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
+        client_free(c);
+        return;
+    }
+    int status = 302;
+    const char *loc = NULL;
+    if (di && di[0] == '3' && strlen(di) > 4 && di[3] == ':') {
+        status = atoi(di);
+        loc = di + 4;
+    } else if (di && (strncmp(di, "http://", 7) == 0 || strncmp(di, "https://", 8) == 0)) {
+        loc = di;
+    }
+    if (loc && status >= 300 && status < 400 && !strpbrk(loc, "\r\n")) {
+        if (!c->rb_done || !c->keep_alive || w->draining)
+            c->keep_alive = 0;
+        size_t before = evbuffer_get_length(cout(c));
+        evbuffer_add_printf(cout(c),
+                            "HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                            "Cache-Control: no-store\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n%s\r\n",
+                            status, pd_status_reason(status), loc,
+                            c->keep_alive ? "" : "Connection: close\r\n");
+        c->out_bytes += evbuffer_get_length(cout(c)) - before;
+        head_queued(c);
+        c->status = status;
+        if (!c->keep_alive) {
+            close_after_flush(c);
+            return;
+        }
+        log_transaction(c);
+        start_head(c);
+        return;
+    }
+    fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
+                 "access denied by http_access", 1);
 }
 
 /*
@@ -498,6 +646,88 @@ static int host_matches(struct pd_client *c)
     return same;
 }
 
+#define MGR_PREFIX "/squid-internal-mgr/"
+
+/*
+ * Squid's cache manager pages asked of the proxy itself: origin-form
+ * "GET /squid-internal-mgr/info", or an absolute URL naming this proxy
+ * (visible_hostname and the port the client connected to). May free c.
+ */
+static void serve_manager(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    if (!c->have_url) {
+        char u[PD_URL_HOST_MAX + 512];
+        const char *why;
+        int n = snprintf(u, sizeof u, "http://%s:%u%.*s", w->hostname, (unsigned)c->local_port,
+                         (int)c->req.target.len, c->req.target.p);
+        if (n < 0 || (size_t)n >= sizeof u ||
+            pd_url_parse(u, (size_t)n, PD_URL_ABSOLUTE, &c->url, &why) < 0) {
+            c->result = "NONE_NONE";
+            fail_request(c, 400, "ERR_INVALID_URL", "bad cache manager URL", 1);
+            return;
+        }
+        c->have_url = 1;
+    }
+    if (!pd_admin_allowed(w->conf, w->acl, (const struct sockaddr *)&c->peer, c->local_port,
+                          &c->url)) {
+        deny(c, NULL);
+        return;
+    }
+    const char *page = c->url.path + strlen(MGR_PREFIX);
+    struct evbuffer *body = evbuffer_new();
+    if (!body || pd_stats_mgr_page(page, strcspn(page, "?"), body) < 0) {
+        if (body)
+            evbuffer_free(body);
+        c->result = "NONE_NONE";
+        fail_request(c, 404, "ERR_INVALID_URL", "no such cache manager page", 1);
+        return;
+    }
+    if (!c->rb_done || w->draining)
+        c->keep_alive = 0;
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                             "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s\r\n",
+                        evbuffer_get_length(body), c->keep_alive ? "" : "Connection: close\r\n");
+    if (c->req.method_id != PD_M_HEAD)
+        evbuffer_add_buffer(out, body);
+    evbuffer_free(body);
+    c->out_bytes += evbuffer_get_length(out) - before;
+    head_queued(c);
+    c->status = 200;
+    c->result = "TCP_MISS";
+    log_transaction(c);
+    if (!c->keep_alive)
+        close_after_flush(c);
+    else
+        start_head(c);
+}
+
+static int is_mgr_path(const char *p, size_t len)
+{
+    return len >= strlen(MGR_PREFIX) && !memcmp(p, MGR_PREFIX, strlen(MGR_PREFIX));
+}
+
+/* Does the request URL name this proxy (visible_hostname or the address the client reached)? */
+static int is_self(struct pd_client *c)
+{
+    if (c->url.port != c->local_port)
+        return 0;
+    if (!strcasecmp(c->url.host, c->w->hostname))
+        return 1;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char ip[INET6_ADDRSTRLEN];
+    if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&ss, &sl) < 0 ||
+        !inet_ntop(ss.ss_family,
+                   ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
+                                            : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
+                   ip, sizeof ip))
+        return 0;
+    return !strcmp(c->url.host, ip);
+}
+
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
 {
@@ -521,6 +751,10 @@ static void begin_transaction(struct pd_client *c)
      * worth guessing (Squid does the same).
      */
     if (!is_connect && m->target.len && m->target.p[0] == '/') {
+        if (is_mgr_path(m->target.p, m->target.len)) {
+            serve_manager(c);
+            return;
+        }
         c->result = "NONE_NONE";
         fail_request(c, 400, "ERR_INVALID_URL",
                      "origin-form request to a proxy: use an absolute URL", 0);
@@ -537,6 +771,10 @@ static void begin_transaction(struct pd_client *c)
         c->result = "NONE_NONE";
         fail_request(c, 400, "ERR_INVALID_REQ",
                      "the Host header names another host than the request URL", 0);
+        return;
+    }
+    if (!is_connect && is_mgr_path(c->url.path, c->url.path_len) && is_self(c)) {
+        serve_manager(c);
         return;
     }
     if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
@@ -559,6 +797,7 @@ static void begin_transaction(struct pd_client *c)
         deny(c, deny_acl);
         return;
     }
+    c->acl_need_dst = v == PD_ACL_NEED_DST;
     pd_url_authority(&c->url, c->key, sizeof c->key);
     if (cache_usable(c) && cache_lookup(c))
         return; /* answered (or being answered) from the cache */
@@ -611,9 +850,10 @@ static void dns_cb(const pd_dns_result *r, void *arg)
         else
             ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
     }
-    if (c->w->acl) {
+    if (c->acl_need_dst) {
         const char *deny_acl = NULL;
-        if (acl_check(c, &deny_acl) == PD_ACL_DENY) {
+        c->acl_need_dst = 0;
+        if (acl_check(c, &deny_acl) != PD_ACL_ALLOW) {
             deny(c, deny_acl);
             return;
         }
@@ -670,7 +910,7 @@ static void cache_drop(struct pd_client *c)
     }
     free(c->ckey);
     c->ckey = NULL;
-    c->collapsed = c->revalidating = 0;
+    c->collapsed = c->revalidating = c->cf_hold = 0;
 }
 
 static void set_ckey(struct pd_client *c, const char *k, size_t len)
@@ -682,6 +922,30 @@ static void set_ckey(struct pd_client *c, const char *k, size_t len)
         c->ckey[len] = '\0';
     }
     c->ckey_len = c->ckey ? len : 0;
+}
+
+/*
+ * Switch c->ckey from the URL's key to a variant's: URL \n marker generation
+ * \n Vary values. The generation ties variants to one marker: once the URL
+ * is invalidated (or its marker replaced), the old variants are unreachable
+ * and age out of the LRU. Returns 0, or -1 (out of memory, ckey dropped).
+ */
+static int to_variant_key(struct pd_client *c, uint64_t gen, const char *vk, size_t vl)
+{
+    char g[17];
+    snprintf(g, sizeof g, "%016llx", (unsigned long long)gen);
+    size_t plen = c->ckey_len, n = plen + 1 + 16 + 1 + vl;
+    char *k = malloc(n);
+    if (!k)
+        return -1;
+    memcpy(k, c->ckey, plen);
+    k[plen] = '\n';
+    memcpy(k + plen + 1, g, 16);
+    k[plen + 17] = '\n';
+    memcpy(k + plen + 18, vk, vl);
+    set_ckey(c, k, n);
+    free(k);
+    return c->ckey ? 0 : -1;
 }
 
 static int cache_usable(struct pd_client *c)
@@ -793,22 +1057,14 @@ static int cache_lookup(struct pd_client *c)
             /* a Vary marker: the variant lives at the secondary key */
             char vk[4096];
             ssize_t vl = pd_cache_policy_vary_key(&c->cm.head, &c->req, vk, sizeof vk);
+            uint64_t gen = c->cm.vary_gen;
             pd_cache_meta_free(&c->cm);
             c->have_cm = 0;
             pd_cache_store_release(st, c->cref);
             c->cref = NULL;
             if (vl <= 0 || depth > 0)
                 return 0; /* Vary: * or unusable: fetch, do not store */
-            size_t plen = c->ckey_len;
-            char *k = malloc(plen + 1 + (size_t)vl);
-            if (!k)
-                return 0;
-            memcpy(k, c->ckey, plen);
-            k[plen] = '\n';
-            memcpy(k + plen + 1, vk, (size_t)vl);
-            set_ckey(c, k, plen + 1 + (size_t)vl);
-            free(k);
-            if (!c->ckey)
+            if (to_variant_key(c, gen, vk, (size_t)vl) < 0)
                 return 0;
             continue;
         }
@@ -864,12 +1120,49 @@ static int cache_lookup(struct pd_client *c)
     return 0;
 }
 
+/*
+ * cf_hold: skip c->it ahead over what the writer published until the object
+ * is complete. Returns 1 when it is (cf_hold cleared, nothing sent yet), 0 when
+ * waiting for a wakeup, -1 when the writer aborted and c went upstream itself
+ * (c may be freed).
+ */
+static int hold_until_complete(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    for (;;) {
+        const void *p;
+        size_t len;
+        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA)
+            continue;
+        if (r == PD_CACHE_ITER_END) {
+            c->cf_hold = 0;
+            return 1;
+        }
+        if (r == PD_CACHE_ITER_AGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return 0;
+        }
+        cache_drop(c);
+        c->use_cache = 0;
+        go_upstream(c);
+        return -1;
+    }
+}
+
 /* The store signalled progress on the object this client waits for. May free c. */
 static void cache_resume(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
-    if (c->have_cm) {
+    if (c->have_cm && !c->cf_hold) {
         pump_cached(c);
+        return;
+    }
+    if (c->cf_hold) {
+        if (hold_until_complete(c) == 1)
+            serve_cached(c, "TCP_CF_MISS");
         return;
     }
     for (;;) {
@@ -892,6 +1185,22 @@ static void cache_resume(struct pd_client *c)
         c->use_cache = 0;
         go_upstream(c);
         return;
+    }
+    /*
+     * The origin did not announce the length: the writer may still give up
+     * storing it (it passes maximum_object_size). Had we started answering,
+     * our client would be cut short, so wait until the object is complete
+     * and fetch it ourselves if it is aborted. Known lengths above the limit
+     * are never published (store_start), so those stream as they arrive.
+     */
+    if (c->cm.body_len < 0) {
+        int state = 0;
+        pd_cache_store_body_len(st, c->cref, &state);
+        if (state != 1) {
+            c->cf_hold = 1;
+            if (hold_until_complete(c) != 1)
+                return;
+        }
     }
     serve_cached(c, "TCP_CF_MISS");
 }
@@ -929,8 +1238,8 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     }
     for (size_t i = 0; i < h->n_headers; i++) {
         const pd_header *hd = &h->headers[i];
-        if (!pd_cache_meta_keeps(h, hd->name))
-            continue;
+        if (!pd_cache_meta_keeps(h, hd->name) || pd_str_eq_ci(hd->name, "Age"))
+            continue; /* the stored Age is the origin's; ours is computed below */
         if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
             continue;
         /* a 304 carries the validators and cache fields, not the representation's */
@@ -948,6 +1257,8 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
         evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: HIT from %s\r\n", w->hostname);
     c->hit_chunked = 0;
     if (has_body && content_length == UINT64_MAX) {
         if (client11) {
@@ -965,7 +1276,7 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     evbuffer_add(out, "\r\n", 2);
     c->out_bytes += evbuffer_get_length(out) - before;
-    c->head_sent = 1;
+    head_queued(c);
     c->status = status;
 }
 
@@ -1078,7 +1389,9 @@ static void serve_cached(struct pd_client *c, const char *result)
         }
     }
     int has_body = !head_only && status != 204 && status != 304;
-    write_cached_head(c, status, complete ? c->blen : UINT64_MAX, has_body, NULL, NULL);
+    /* an object still being written is framed by the length its origin announced */
+    uint64_t clen = complete ? c->blen : c->cm.body_len >= 0 ? (uint64_t)c->cm.body_len : UINT64_MAX;
+    write_cached_head(c, status, clen, has_body, NULL, NULL);
     if (!has_body) {
         finish_cached(c);
         return;
@@ -1190,6 +1503,12 @@ static void store_start(struct pd_client *c)
         store_abort(c);
         return;
     }
+    /* announced above the limit: give up before readers collapsed on us see a head,
+     * so that they fetch it themselves instead of being cut at the limit */
+    if (c->resp.body == PD_BODY_LENGTH && c->resp.content_length > pd_cache_store_max_object(st)) {
+        store_abort(c);
+        return;
+    }
     char vk[4096];
     ssize_t vl = pd_cache_policy_vary_key(&c->resp, &c->req, vk, sizeof vk);
     int on_variant = memchr(c->ckey, '\n', c->ckey_len) != NULL;
@@ -1206,26 +1525,28 @@ static void store_start(struct pd_client *c)
             store_abort(c);
             return;
         }
+        pd_cache_meta mm;
+        int parsed = pd_cache_meta_parse(marker, ml, &mm);
         free(marker);
+        if (parsed < 0) {
+            store_abort(c);
+            return;
+        }
+        uint64_t gen = mm.vary_gen;
+        pd_cache_meta_free(&mm);
         pd_cache_store_commit(st, c->cw);
         c->cw = NULL;
-        size_t plen = c->ckey_len;
-        char *k = malloc(plen + 1 + (size_t)vl);
-        if (!k)
-            return;
-        memcpy(k, c->ckey, plen);
-        k[plen] = '\n';
-        memcpy(k + plen + 1, vk, (size_t)vl);
-        set_ckey(c, k, plen + 1 + (size_t)vl);
-        free(k);
-        if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+        if (to_variant_key(c, gen, vk, (size_t)vl) < 0 ||
+            pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
             c->cw = NULL;
             return;
         }
     } else if (vl > 0) {
+        /* the variant key: URL \n generation \n values (to_variant_key) */
         const char *nl = memchr(c->ckey, '\n', c->ckey_len);
-        size_t have = c->ckey_len - (size_t)(nl + 1 - c->ckey);
-        if (have != (size_t)vl || memcmp(nl + 1, vk, have) != 0) {
+        const char *vals = nl + 1 + 16 + 1;
+        size_t have = c->ckey_len - (size_t)(vals - c->ckey);
+        if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
             store_abort(c); /* the response varies on other fields than the marker said */
             return;
         }
@@ -1246,6 +1567,8 @@ static int revalidated(struct pd_client *c)
     pd_cache_store *st = c->w->store;
     if (c->resp.status != 304 || !pd_cache_policy_304_selects(&c->cm.head, &c->resp))
         return 0;
+    /* the refreshed response's age starts from the 304's Age (if any), not the old one */
+    pd_http_msg_remove(&c->cm.head, "Age");
     if (pd_cache_policy_merge_304(&c->cm.head, &c->resp) < 0)
         return 0;
     c->cm.request_time = c->t0.tv_sec;
@@ -1426,9 +1749,11 @@ static void send_request(struct pd_client *c)
     c->rstate = R_HEAD;
     c->resp_bytes_in = 0;
     struct evbuffer *uo = bufferevent_get_output(c->up);
+    size_t before = evbuffer_get_length(uo);
     write_request_head(c, uo);
+    c->up_out_bytes += evbuffer_get_length(uo) - before;
     if (c->rbuf)
-        evbuffer_add_buffer(uo, c->rbuf); /* body read while resolving and connecting */
+        evbuffer_add_buffer(uo, c->rbuf); /* body read while resolving and connecting (counted then) */
     bufferevent_enable(c->up, EV_READ | EV_WRITE);
     if (!c->rb_done) {
         bufferevent_enable(c->bev, EV_READ);
@@ -1442,6 +1767,7 @@ static int pool_try(struct pd_client *c)
     if (!up)
         return 0;
     c->up = up;
+    pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_REUSED, 1);
     c->up_from_pool = 1;
     c->up_connected = 1;
     struct sockaddr_storage ss;
@@ -1463,6 +1789,14 @@ static void connect_next(struct pd_client *c)
     if (c->addr_i >= c->addrs.n) {
         c->result = c->req.method_id == PD_M_CONNECT ? "TCP_TUNNEL" : "TCP_MISS";
         fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
+        return;
+    }
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    int64_t spent = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 + (now.tv_usec - c->t0.tv_usec) / 1000;
+    if (c->addr_i > 0 && spent > c->w->conf->forward_timeout) {
+        c->result = "TCP_MISS";
+        fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
         return;
     }
     struct sockaddr_storage *ss = &c->addrs.addr[c->addr_i];
@@ -1506,6 +1840,7 @@ static int forward_request_body(struct pd_client *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     struct evbuffer *uo = c->up && c->state == C_FORWARD ? bufferevent_get_output(c->up) : c->rbuf;
+    size_t in_before = evbuffer_get_length(in), uo_before = evbuffer_get_length(uo);
     if (c->req.body == PD_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
         if (n > c->rb_left)
@@ -1536,6 +1871,8 @@ static int forward_request_body(struct pd_client *c)
             }
         }
     }
+    c->in_bytes += in_before - evbuffer_get_length(in);
+    c->up_out_bytes += evbuffer_get_length(uo) - uo_before;
     if (c->rb_done) {
         /* pipelined requests wait in the socket until this response is done */
         bufferevent_disable(c->bev, EV_READ);
@@ -1582,6 +1919,8 @@ static void write_response_head(struct pd_client *c)
     }
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
     if (c->out_kind == PD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
     if (!c->keep_alive)
@@ -1590,7 +1929,7 @@ static void write_response_head(struct pd_client *c)
         evbuffer_add(out, "Connection: keep-alive\r\n", 24);
     evbuffer_add(out, "\r\n", 2);
     c->out_bytes += evbuffer_get_length(out) - before;
-    c->head_sent = 1;
+    head_queued(c);
     c->status = r->status;
 }
 
@@ -1687,6 +2026,20 @@ static void read_response(struct pd_client *c)
             c->cref = NULL;
             c->revalidating = 0;
             c->miss_result = "TCP_REFRESH_MODIFIED";
+            if (c->resp.status == 304) {
+                /*
+                 * A 304 that does not select our stored response (other
+                 * validators, RFC 9111 4.3.4) answers our conditions, not the
+                 * client's: ask again with the client's own request (no
+                 * revalidation now, so at most once), on the same connection
+                 * when it can be reused.
+                 */
+                up_release(c, c->resp.keep_alive && c->rb_done && evbuffer_get_length(in) == 0);
+                c->addr_i = 0;
+                if (!pool_try(c))
+                    connect_next(c);
+                return;
+            }
         }
         if (c->cw)
             store_start(c);
@@ -1760,8 +2113,34 @@ static void read_response(struct pd_client *c)
     case PD_BODY_NONE:
         break;
     }
+    if (c->detached) {
+        evbuffer_drain(out, evbuffer_get_length(out));
+        /* the store gave up on the object (too large, no room): nothing left to fill.
+         * Deferred through the timer (timer_cb frees c): callers still use c. */
+        if (!c->cw)
+            arm_timer(c, 0);
+        return;
+    }
     if (evbuffer_get_length(out) > HIGH_WM)
         bufferevent_disable(c->up, EV_READ); /* resumed by client_write_cb */
+}
+
+/*
+ * The client went away in the middle of a body we store. Clients collapsed
+ * on this object (in any worker) read it as it arrives and would be cut
+ * short if we aborted it, so keep reading the origin into the store with
+ * nobody to send to. Bounded: the store gives up past maximum_object_size,
+ * and then so do we (read_response); the origin's read timeout still applies.
+ */
+static void detach(struct pd_client *c)
+{
+    c->result = "TCP_MISS_ABORTED";
+    log_transaction(c); /* the client's transaction ends now */
+    c->detached = 1;
+    c->keep_alive = 0;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
+    bufferevent_enable(c->up, EV_READ);
 }
 
 /* ---- CONNECT tunnel ---------------------------------------------------- */
@@ -1774,7 +2153,7 @@ static void tunnel_start(struct pd_client *c)
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     evbuffer_add(out, ok, sizeof ok - 1);
     c->out_bytes += sizeof ok - 1;
-    c->head_sent = 1;
+    head_queued(c);
     c->status = 200;
     c->result = "TCP_TUNNEL";
     c->state = C_TUNNEL;
@@ -1802,7 +2181,11 @@ static void tunnel_pump(struct pd_client *c)
     if (n) {
         evbuffer_remove_buffer(uin, cout_, n);
         c->out_bytes += n;
+        c->resp_bytes_in += n;
     }
+    n = evbuffer_get_length(cin);
+    c->in_bytes += n;
+    c->up_out_bytes += n;
     evbuffer_add_buffer(uout, cin);
     /* backpressure: a side reads only while the other side's output is small */
     if (!c->cl_eof) {
@@ -1860,6 +2243,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     struct pd_client *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
         c->up_connected = 1;
+        pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
         setup_upstream(c);
         int one = 1;
         setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -1986,31 +2370,14 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         tunnel_pump(c);
         return;
     }
+    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && !c->detached) {
+        detach(c);
+        return;
+    }
     if (c->state == C_FORWARD && c->result)
         c->result = "TCP_MISS_ABORTED";
     if (c->state == C_HEAD && !c->head_started)
         c->result = NULL; /* an idle keep-alive connection closed: nothing to log */
-    if (c->state == C_HEAD && c->head_started && !c->result) {
-        gettimeofday(&c->t0, NULL);
-        c->result = "NONE_NONE";
-        c->status = 0;
-    }
-    client_free(c);
-}
-
-/*
- * client_lifetime reached: whatever the connection is doing (a slow reader,
- * a long tunnel, keep-alive requests forever), it is closed, like Squid; a
- * response in progress is cut, so the client sees it truncated.
- */
-static void life_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct pd_client *c = arg;
-    pd_log_warn("worker %d: closing client %s: client_lifetime reached", c->w->slot, c->peer_ip);
-    if ((c->state == C_FORWARD || c->state == C_CACHE || c->state == C_TUNNEL) && c->result)
-        c->result = "TCP_MISS_ABORTED";
-    if (c->state == C_HEAD && !c->head_started)
-        c->result = NULL;
     if (c->state == C_HEAD && c->head_started && !c->result) {
         gettimeofday(&c->t0, NULL);
         c->result = "NONE_NONE";
@@ -2043,11 +2410,14 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
     c->timer = evtimer_new(w->base, timer_cb, c);
-    c->life = evtimer_new(w->base, life_cb, c);
+    c->life = evtimer_new(w->base, lifetime_cb, c);
     pd_http_msg_init(&c->req);
     pd_http_msg_init(&c->resp);
     TAILQ_INSERT_TAIL(&w->clients, c, link);
     w->n_clients++;
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_TOTAL, 1);
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, 1);
+    ipcount_add(w, c->peer_ip, 1);
     if (!c->bev || !c->reqp || !c->timer || !c->life) {
         if (!c->bev)
             evutil_closesocket(fd);
@@ -2059,12 +2429,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     bufferevent_set_max_single_write(c->bev, IO_CHUNK);
     struct timeval wt = ms_tv(w->conf->write_timeout);
     bufferevent_set_timeouts(c->bev, NULL, &wt);
-    if (w->conf->client_lifetime > 0) {
-        /* one duration for every connection: libevent keeps them in a queue, not the heap */
-        struct timeval lt = ms_tv(w->conf->client_lifetime);
-        const struct timeval *common = event_base_init_common_timeout(w->base, &lt);
-        evtimer_add(c->life, common ? common : &lt);
-    }
+    struct timeval lt = ms_tv(w->conf->client_lifetime);
+    evtimer_add(c->life, &lt);
     start_head(c);
     return 0;
 }

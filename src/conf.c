@@ -15,6 +15,7 @@
  * else unknown is an error. All errors of a load are reported, then NULL.
  */
 #include "proxyd/conf.h"
+#include "proxyd/access_log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -323,7 +324,7 @@ static int parse_int(loader *ld, const directive *d, int argc, char **argv)
 
 static int parse_bytes(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, size_unit, "size", &v) < 0)
         return -1;
     return store_uint(ld, d, v);
@@ -344,7 +345,7 @@ static int parse_bytes_mosim(loader *ld, const directive *d, int argc, char **ar
 
 static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v > INT64_MAX)
@@ -356,7 +357,7 @@ static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 /* A time kept in whole seconds (DNS settings). */
 static int parse_time_s(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v % 1000)
@@ -552,11 +553,21 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
         return error(ld, "%s: missing address", d->name);
     pd_listen_addr *arr = field(ld, d);
     int *n = (int *)((char *)ld->c + d->off_n);
+    if (d->off_n == offsetof(pd_conf, n_admin_port) && !strcmp(argv[0], "none")) {
+        *n = 0; /* no admin listener */
+        return argc > 1 ? error(ld, "%s: nothing may follow 'none'", d->name) : 0;
+    }
     if (*n >= PD_CONF_MAX_PORTS)
         return error(ld, "%s: too many ports (at most %d)", d->name, PD_CONF_MAX_PORTS);
     pd_listen_addr a;
     if (parse_listen(ld, d, argv[0], &a) < 0)
         return -1;
+    if (d->off_n == offsetof(pd_conf, n_admin_port) && !strchr(argv[0], ':')) {
+        /* the admin listener is never public by accident: a bare port is loopback */
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        snprintf(a.text, sizeof a.text, "127.0.0.1:%u", (unsigned)ntohs(s4->sin_port));
+    }
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         if (squid_port_option(argv[i]))
@@ -803,9 +814,14 @@ static const directive directives[] = {
              "listens on all IPv4 addresses. Port 0 lets the system pick one." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
       .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def_doc = "none",
-      .squid = "proxyd only (Squid serves its cache manager on http_port).",
-      .doc = "Address of the admin listener (metrics, health check), same forms as "
-             "http_port. None by default." },
+      .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
+               "for origin-form /squid-internal-mgr/ requests).",
+      .doc = "Address of the admin listener (/metrics, /stats, /healthz, "
+             "/squid-internal-mgr/info and /counters), same forms as http_port; repeat for "
+             "several. Off unless set (the shipped proxy.conf sets 127.0.0.1:3129); a bare "
+             "PORT listens on 127.0.0.1 only; `none` turns it off. Loopback clients only unless "
+             "an http_access line names the `manager` acl. An address that cannot be bound is "
+             "a warning." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = 1024,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU." },
@@ -831,6 +847,10 @@ static const directive directives[] = {
       .def = "on",
       .squid = "Squid's default is off.",
       .doc = "Concurrent misses for the same URL share one origin fetch." },
+    { .name = "x_cache_header", .set = parse_onoff, FIELD(x_cache_header),
+      .def = "off",
+      .squid = "proxyd only; Squid always sends X-Cache and X-Cache-Lookup.",
+      .doc = "Add `X-Cache: HIT from HOST` or `X-Cache: MISS from HOST` to responses." },
 
     /* Raw lines */
     { .name = "acl", .set = parse_acl, FIELD(acl), .min_args = 2,
@@ -1630,6 +1650,17 @@ static void finish(loader *ld)
             set_string(ld, &c->access_log_format_name, ld->alog_fmt);
         else
             error(ld, "access_log: unknown logformat '%s'", ld->alog_fmt);
+    }
+    for (size_t i = 0; i < c->logformat.n; i++) {
+        /* the % codes are compiled by access_log.c: refuse what it cannot print */
+        const pd_conf_line *l = &c->logformat.v[i];
+        char err[160];
+        pd_logfmt *f = l->argc >= 2 ? pd_logfmt_compile(l->argv[1], err, sizeof err) : NULL;
+        ld->file = l->file;
+        ld->line = l->line;
+        if (!f)
+            error(ld, "logformat %s: %s", l->argv[0], l->argc >= 2 ? err : "missing format");
+        pd_logfmt_free(f);
     }
     ld->file = NULL;
 }

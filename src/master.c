@@ -24,9 +24,11 @@
 #include <event2/event.h>
 
 #include "proxyd/acl.h"
+#include "proxyd/admin.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
 #include "proxyd/log.h"
+#include "proxyd/stats.h"
 #include "proxyd/worker.h"
 
 /* two generations (during a reload) must fit in the cache's slots */
@@ -65,6 +67,8 @@ static struct {
     int stopping;
     struct event *restart_timer;
     struct event *stop_deadline;
+    pd_stats *stats;        /* shared counters, mapped before the first fork */
+    pd_admin *admin;        /* admin listener (NULL: none) */
 } M;
 
 static int n_cpus(void)
@@ -245,6 +249,8 @@ static pid_t spawn(int slot)
     /* child: leave the master's event loop, signal handling and sockets behind */
     /* the epoll instance is shared with the master until event_reinit gives us our own */
     event_reinit(M.base);
+    pd_admin_free(M.admin); /* the worker must not hold the admin socket */
+    M.admin = NULL;
     event_base_free(M.base);
     M.base = NULL;
     signal(SIGHUP, SIG_IGN);
@@ -321,6 +327,7 @@ static void reap(void)
             continue;
         struct kid dead = *k;
         *k = M.kids[--M.nkids];
+        pd_stats_slot_release(pd_stats_worker_slot(M.stats, dead.generation, dead.slot), pid);
         /* whatever it held in the cache (locks, references, half-written objects) is freed */
         if (M.store) {
             int n = pd_cache_store_reap_slot(M.store, dead.cache_slot);
@@ -428,6 +435,13 @@ static void reload(void)
     M.old = M.cur;
     M.have_old = 1;
     M.cur = g;
+    pd_stats_set_host(M.stats, M.cur.id, M.cur.nworkers);
+    if (pd_admin_same_ports(M.admin, M.cur.conf)) {
+        pd_admin_set_conf(M.admin, M.cur.conf, M.cur.acl);
+    } else {
+        pd_admin_free(M.admin);
+        M.admin = pd_admin_start(M.base, M.cur.conf, M.cur.acl, M.stats);
+    }
     /* new workers first, then the old ones drain: no gap in service */
     for (int i = 0; i < M.nkids; i++)
         if (M.kids[i].generation == M.old.id)
@@ -478,6 +492,20 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* The cache gauges of the stats pages (any process: the store is shared). */
+static void cache_stats_hook(void *arg, pd_stats_cache *out)
+{
+    pd_cache_stats cs;
+    pd_cache_store_stats(arg, &cs);
+    out->configured = 1;
+    out->attached = cs.pages_total > 0;
+    out->objects = cs.objects;
+    out->bytes_used = cs.bytes_used;
+    out->bytes_free = cs.bytes_free;
+    out->evictions = cs.evictions;
+    out->cache_mem = cs.cache_mem;
+}
+
 static void write_pid_file(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -502,6 +530,12 @@ int pd_master_run(const char *conf_path)
     M.cur.id = 1;
     if (open_gen_fds(&M.cur, NULL) < 0)
         return 1;
+    M.stats = pd_stats_create();
+    if (!M.stats) {
+        pd_log_error("cannot map the shared counters: %s", strerror(errno));
+        return 1;
+    }
+    pd_stats_set_host(M.stats, M.cur.id, M.cur.nworkers);
     if (M.cur.conf->cache_log && strcmp(M.cur.conf->cache_log, "stderr") != 0) {
         int fd = open(M.cur.conf->cache_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
@@ -526,6 +560,7 @@ int pd_master_run(const char *conf_path)
                          (unsigned long long)cf->cache_mem, strerror(errno));
             return 1;
         }
+        pd_stats_set_cache_hook(cache_stats_hook, M.store);
     }
 
     M.base = event_base_new();
@@ -539,6 +574,7 @@ int pd_master_run(const char *conf_path)
     }
     M.restart_timer = evtimer_new(M.base, restart_cb, NULL);
     M.stop_deadline = evtimer_new(M.base, stop_deadline_cb, NULL);
+    M.admin = pd_admin_start(M.base, M.cur.conf, M.cur.acl, M.stats);
 
     fill_slots();
     fprintf(stderr, "proxyd: ready (%d workers)\n", M.cur.nworkers);
@@ -553,7 +589,9 @@ int pd_master_run(const char *conf_path)
         event_free(sev[i]);
     event_free(M.restart_timer);
     event_free(M.stop_deadline);
+    pd_admin_free(M.admin);
     event_base_free(M.base);
+    pd_stats_destroy(M.stats);
     close_gen_fds(&M.cur, 0);
     free_gen(&M.cur);
     if (M.store)

@@ -208,6 +208,9 @@ void pd_cache_store_abort(pd_cache_store *s, pd_cache_writer *w);
  */
 ssize_t pd_cache_store_meta(pd_cache_store *s, pd_cache_ref *ref, void *buf, size_t cap);
 
+/* The largest body the store accepts (max_object given to create; fixed). */
+uint64_t pd_cache_store_max_object(const pd_cache_store *s);
+
 /* Body length published so far, and whether the object is complete (1),
  * being written (0) or aborted (-1). */
 uint64_t pd_cache_store_body_len(pd_cache_store *s, pd_cache_ref *ref, int *state);

@@ -66,6 +66,7 @@ typedef struct pd_conf {
     uint64_t maximum_object_size;   /* bytes, default 1024 KB */
     uint64_t maximum_object_size_in_memory; /* bytes; default = maximum_object_size */
     int collapsed_forwarding;       /* default on */
+    int x_cache_header;             /* X-Cache: HIT|MISS from host (default off) */
 
     /* Raw lines compiled by other modules, in file order */
     pd_conf_lines acl;              /* acl NAME TYPE ... */

@@ -22,6 +22,8 @@ typedef struct pd_acl_rules pd_acl_rules;
 typedef struct pd_cache_store pd_cache_store;
 typedef struct pd_refresh_rules pd_refresh_rules;
 struct pd_client;
+struct pd_ipcount;
+#define PD_IPCOUNT_BUCKETS 256
 
 typedef struct pd_worker {
     struct event_base *base;
@@ -50,6 +52,11 @@ typedef struct pd_worker {
     int draining;
     struct event *drain_deadline;
     struct event *sig_term, *sig_int, *sig_usr1;
+
+    struct pd_ipcount *ipc[PD_IPCOUNT_BUCKETS]; /* open connections per client address */
+    struct pd_stats_slot *stats; /* this worker's counters in the shared segment; may be NULL */
+    struct event *stats_timer;  /* folds DNS and pool figures into stats */
+    uint64_t dns_seen[3];       /* DNS queries, cache hits, failures already counted */
 
     char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
     char hostname[256];         /* visible_hostname */

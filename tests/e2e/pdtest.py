@@ -378,8 +378,14 @@ class Origin(_Stoppable):
         self._acceptor.start()
 
     # -- scripting
-    def route(self, path, handler=None, raw=None):
-        entry = ("raw", raw) if raw is not None else ("fn", handler)
+    def route(self, path, handler=None, raw=None, before_body=False):
+        """before_body=True (with raw): fn is called right after the head, the
+        body still unread: req.reader (a _Reader), req.framing and
+        req.content_length let it read the body itself, or not."""
+        if raw is not None:
+            entry = ("raw_head" if before_body else "raw", raw)
+        else:
+            entry = ("fn", handler)
         if path.endswith("*"):
             self._prefix_routes.append((path[:-1], entry))
         else:
@@ -501,6 +507,14 @@ class Origin(_Stoppable):
             except OSError:
                 pass
             return False
+        kind, fn = self._lookup(target.split("?", 1)[0])
+        if kind == "raw_head":
+            req = Request(method, target, version, headers, b"", cid, framing)
+            req.reader, req.content_length = rd, length
+            with self._cond:
+                self.requests.append(req)
+                self._cond.notify_all()
+            return bool(fn(sock, req, self))
         trailers = ()
         try:
             if framing == "chunked":
@@ -530,7 +544,6 @@ class Origin(_Stoppable):
             self.requests.append(req)
             self._cond.notify_all()
 
-        kind, fn = self._lookup(req.path)
         if kind == "raw":
             return bool(fn(sock, req, self))
         try:
@@ -802,6 +815,10 @@ class EchoServer(_Stoppable):
         t = threading.Thread(target=self._accept_loop, name="echo-accept", daemon=True)
         t.start()
         self._threads.append(t)
+
+    def wait_connections(self, n, timeout=DEFAULT_TIMEOUT):
+        with self._cond:
+            _wait_cond(self._cond, lambda: self.connections >= n, timeout, "%d echo connections" % n)
 
     def wait_eof(self, n=1, timeout=DEFAULT_TIMEOUT):
         with self._cond:
@@ -1189,8 +1206,8 @@ class Proxy:
 
     def __init__(self, conf_extra="", workers=2, dns=None, http_access="allow all",
                  visible_hostname="pdtest.local", shutdown_lifetime="3 seconds", start=True,
-                 ready_timeout=30.0, args=(), conf=None):
-        self.bin = proxyd_bin()
+                 ready_timeout=30.0, args=(), conf=None, bin=None, access_log_format=None):
+        self.bin = bin or proxyd_bin()
         if not os.access(self.bin, os.X_OK):
             raise AssertionError("proxyd binary not found or not executable: %s (set PROXYD_BIN)" % self.bin)
         self.dir = tempfile.mkdtemp(prefix="pdtest-")
@@ -1210,6 +1227,7 @@ class Proxy:
         self._readers = []
         self.returncode = None
         self._known_workers = set()
+        self.access_log_format = access_log_format
         self.write_conf(conf if conf is not None else self.make_conf(
             conf_extra, workers, dns, http_access, visible_hostname, shutdown_lifetime))
         if start:
@@ -1223,7 +1241,7 @@ class Proxy:
                  "workers %d" % workers]
         if visible_hostname:
             lines.append("visible_hostname %s" % visible_hostname)
-        lines += ["access_log %s" % self.access_log,
+        lines += ["access_log %s%s" % (self.access_log, " " + self.access_log_format if self.access_log_format else ""),
                   "pid_filename %s" % self.pid_file,
                   "hosts_file none"]
         if dns is not None:

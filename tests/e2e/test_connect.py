@@ -102,8 +102,7 @@ class ConnectTest(pdtest.ProxyTestCase):
         c, r = connect(self.p, self.e.port)
         with c:
             self.assertEqual(r.status, 200)
-            with self.e._cond:
-                pdtest._wait_cond(self.e._cond, lambda: self.e.connections == 1, 10, "the echo server to accept")
+            self.e.wait_connections(1)
             self.e.stop()  # the server side drops the connection
             rd, _, _ = select.select([c.sock], [], [], 10)
             self.assertTrue(rd, "client saw nothing after the server closed")

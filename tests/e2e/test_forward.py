@@ -7,6 +7,8 @@ curl through the proxy."""
 import re
 import shutil
 import subprocess
+import threading
+import time
 import unittest
 
 import pdtest
@@ -40,14 +42,17 @@ class ForwardTest(pdtest.ProxyTestCase):
 
     def test_methods_without_body(self):
         self.o.route("/m", echo_handler)
-        for method in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        # POST/PUT/PATCH with neither Content-Length nor Transfer-Encoding have
+        # an empty body (RFC 9112 6.3)
+        for method in ("GET", "HEAD", "DELETE", "OPTIONS", "POST", "PUT", "PATCH"):
             with self.subTest(method=method):
-                r = proxy_request(self.p, method, self.o.url("/m?x=1"))
+                # one URL per method: a cached GET must not answer the HEAD
+                r = proxy_request(self.p, method, self.o.url("/m?x=" + method))
                 self.assertEqual(r.status, 200)
                 self.assertEqual(r.get("x-method"), method)
                 self.assertEqual(r.body, b"" if method == "HEAD" else method.encode() + b" ")
                 q = self.o.requests_for("/m")[-1]
-                self.assertEqual((q.method, q.target, q.body), (method, "/m?x=1", b""))
+                self.assertEqual((q.method, q.target, q.body), (method, "/m?x=" + method, b""))
 
     def test_methods_with_body(self):
         self.o.route("/m", echo_handler)
@@ -228,6 +233,51 @@ class PoolTest(pdtest.ProxyTestCase):
         self.assertEqual(len(o.wait_requests(5)), 5)
         self.assertEqual(o.connections, 1, "5 clients one after another should share one pooled origin connection")
 
+    def test_idle_origin_connection_timeout(self):
+        p = self.proxy(workers=1, conf_extra="pconn_timeout 1 second")
+        o = self.origin()
+        self.assertEqual(proxy_request(p, "GET", o.url("/i1")).status, 200)
+        t0 = time.monotonic()
+        # proxyd closes the idle pooled connection after pconn_timeout
+        o.wait_for(lambda org: org.closed_connections >= 1, timeout=10, what="proxyd to close its idle origin connection")
+        self.assertGreater(time.monotonic() - t0, 0.5)
+        self.assertEqual(proxy_request(p, "GET", o.url("/i2")).status, 200)
+        self.assertEqual(o.connections, 2)
+
+    def test_pooled_connection_closed_by_origin(self):
+        # the origin answers keep-alive, then closes the idle connection (as
+        # servers do on their own idle timeout): the next request must not fail
+        p = self.proxy(workers=1)
+        o = self.origin()
+
+        def answer_then_close(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nonce")
+            return False
+        o.route("/once", raw=answer_then_close)
+        self.assertEqual(proxy_request(p, "GET", o.url("/once")).body, b"once")
+        o.wait_for(lambda org: org.closed_connections >= 1, what="the origin to close")
+        for i in range(3):
+            r = proxy_request(p, "GET", o.url("/next%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"ok /next%d" % i))
+
+    def test_reused_connection_dies_idempotent_retried(self):
+        # the race every pool meets: the origin drops a kept-alive connection
+        # just as proxyd sends the next request on it. A GET may be retried on a
+        # new connection (RFC 9110 9.2.2) and must not become a 502.
+        p = self.proxy(workers=1)
+        o = self.origin()
+
+        def answer_then_drop_next(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+            req.reader.readline()  # the next request's first line arrives ...
+            return False           # ... and the connection is closed unanswered
+        o.route("/first", raw=answer_then_drop_next, before_body=True)
+        with Client(p) as c:
+            self.assertEqual(c.request("GET", o.url("/first")).body, b"first")
+            r = c.request("GET", o.url("/second"))
+        self.assertEqual((r.status, r.body), (200, b"ok /second"))
+        self.assertEqual(o.connections, 2)
+
     def test_origin_close_not_reused(self):
         p = self.proxy(workers=1)
         o = self.origin()
@@ -275,6 +325,33 @@ class PoolTest(pdtest.ProxyTestCase):
         self.assertEqual(m1.group(2), "POST")
 
 
+class ConcurrencyTest(pdtest.ProxyTestCase):
+    def test_concurrent_keepalive_clients(self):
+        p = self.proxy(workers=2)
+        o = self.origin()
+        o.route("/c/*", echo_handler)
+        errors = []
+
+        def client(i):
+            try:
+                with Client(p, timeout=20) as c:
+                    for j in range(5):
+                        body = b"%d-%d " % (i, j) * (1 + 50 * j)
+                        r = c.request("POST", o.url("/c/%d/%d" % (i, j)), body=body)
+                        if (r.status, r.body) != (200, b"POST " + body):
+                            errors.append((i, j, r))
+            except Exception as e:  # collected and asserted below
+                errors.append((i, repr(e)))
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(o.wait_requests(200)), 200)
+        self.assertLessEqual(o.connections, 80, "the pool should reuse origin connections")
+
+
 class BackpressureTest(pdtest.ProxyTestCase):
     """A large response to a client that stops reading must stall the origin,
     not pile up in proxyd's memory (issue 2: a 1 GB response through a slow
@@ -312,11 +389,78 @@ class BackpressureTest(pdtest.ProxyTestCase):
         self.assertEqual(body[-len(self.BLOCK):], self.BLOCK)
         self.assertEqual(o.bytes_sent, total)
 
+    def test_slow_origin_upload(self):
+        p = self.proxy(workers=1)
+        o = self.origin()
+        total = len(self.BLOCK) * self.COUNT
+        release = threading.Event()
+        got = []
+
+        def sink(sock, req, origin):
+            # read nothing until told, then the whole body, then answer
+            origin._wait_event(release, 60)
+            got.append(len(req.reader.read(req.content_length)))
+            sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            return True
+        o.route("/upload", raw=sink, before_body=True)
+        self.assertEqual(proxy_request(p, "GET", o.url("/warm")).status, 200)
+        worker = p.wait_workers(1)[0]
+        rss0 = pdtest.rss_bytes(worker)
+        sent = [0]
+        with Client(p, timeout=30) as c:
+            c.send(c.build("POST", o.url("/upload"), [("Content-Length", str(total))]))
+
+            def upload():
+                try:
+                    for _ in range(self.COUNT):
+                        c.send(self.BLOCK)
+                        sent[0] += len(self.BLOCK)
+                except OSError:
+                    pass
+            t = threading.Thread(target=upload, daemon=True)
+            t.start()
+            o.wait_requests(1, path="/upload")
+            stalled = pdtest.wait_stall(lambda: sent[0], quiet=0.7, timeout=20)
+            rss = pdtest.rss_bytes(worker)
+            self.assertLess(stalled, total // 2, "client could push %d of %d bytes to an origin that reads nothing" % (stalled, total))
+            self.assertLess(rss - rss0, 32 << 20, "worker RSS grew by %d bytes" % (rss - rss0))
+            release.set()
+            t.join(60)
+            r = c.read_response("POST")
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        self.assertEqual(got, [total])
+
     def test_slow_client_content_length(self):
         self.check(chunked=False)
 
     def test_slow_client_chunked(self):
         self.check(chunked=True)
+
+
+class AccessLogFormatTest(pdtest.ProxyTestCase):
+    """common and combined as Squid writes them (log/FormatHttpdCommon.cc and
+    FormatHttpdCombined.cc): Apache's fields first, Squid's result code last."""
+
+    CLF = r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] "GET %s HTTP/1\.1" 200 (\d+)'
+
+    def one_line(self, fmt):
+        p = self.proxy(workers=1, access_log_format=fmt)
+        o = self.origin()
+        o.route("/f", lambda q: Reply(body=b"x" * 100))
+        r = proxy_request(p, "GET", o.url("/f"), [("Referer", "http://ref.test/a"), ("User-Agent", "pdtest/1.0 (e2e)")])
+        self.assertEqual(r.status, 200)
+        self.assertEqual(p.stop(), 0)
+        lines = p.access_lines()
+        self.assertEqual(len(lines), 1, lines)
+        return lines[0], self.CLF % re.escape(o.url("/f"))
+
+    def test_common(self):
+        line, clf = self.one_line("common")
+        self.assertRegex(line, clf + r" TCP_MISS:HIER_DIRECT$")
+
+    def test_combined(self):
+        line, clf = self.one_line("combined")
+        self.assertRegex(line, clf + r' "http://ref\.test/a" "pdtest/1\.0 \(e2e\)" TCP_MISS:HIER_DIRECT$')
 
 
 class CurlTest(pdtest.ProxyTestCase):

@@ -2,9 +2,11 @@
 strict client, checked against each other (no proxyd involved), so that a
 failure in the proxy tests is a proxyd failure and not a harness one."""
 
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import unittest
 
@@ -167,6 +169,52 @@ class EchoTest(pdtest.ProxyTestCase):
     def test_closed_port_refuses(self):
         with self.assertRaises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", pdtest.closed_port()), timeout=2)
+
+
+FAKE_PROXYD = """#!/bin/sh
+# stands in for proxyd: the stderr contract, two children, a sanitizer report
+echo "proxyd: listening on 127.0.0.1:4242" >&2
+sleep 300 & A=$!
+sleep 300 & B=$!
+trap 'kill $A $B; exit 0' TERM
+echo "proxyd: ready (2 workers)" >&2
+echo "==1==ERROR: AddressSanitizer: heap-use-after-free on address 0x1" >&2
+wait
+"""
+
+
+class FakeProxyTest(unittest.TestCase):
+    """The Proxy runner against a stand-in binary: start-up contract,
+    children, stop by SIGTERM, and the sanitizer check."""
+
+    def test_runner(self):
+        d = tempfile.mkdtemp(prefix="pdtest-fake-")
+        self.addCleanup(shutil.rmtree, d, True)
+        fake = os.path.join(d, "fake-proxyd")
+        with open(fake, "w") as f:
+            f.write(FAKE_PROXYD)
+        os.chmod(fake, 0o755)
+        p = pdtest.Proxy(bin=fake, conf_extra="via off")
+        self.addCleanup(p.close)
+        self.assertEqual(p.port, 4242)
+        self.assertIn("via off\nhttp_access allow all\n", p.conf_text)
+        kids = p.wait_workers(2)
+        self.assertEqual(len(kids), 2)
+        self.assertIn("heap-use-after-free", p.sanitizer_report())
+        self.assertEqual(p.stop(), 0)
+        for k in kids:
+            st = pdtest._proc_stat(k)
+            self.assertTrue(st is None or st[0] == "Z")
+
+    def test_start_timeout_fails(self):
+        d = tempfile.mkdtemp(prefix="pdtest-fake-")
+        self.addCleanup(shutil.rmtree, d, True)
+        fake = os.path.join(d, "silent")
+        with open(fake, "w") as f:
+            f.write("#!/bin/sh\necho 'proxyd: oops' >&2\nexit 3\n")
+        os.chmod(fake, 0o755)
+        with self.assertRaisesRegex(AssertionError, "(?s)closed stderr.*oops"):
+            pdtest.Proxy(bin=fake, ready_timeout=5)
 
 
 if __name__ == "__main__":

@@ -63,10 +63,20 @@ class ProcessTest(pdtest.ProxyTestCase):
         p.write_conf(p.make_conf(visible_hostname="after.test"))
         p.signal(signal.SIGHUP)
 
+        probe_failures = []
+
         def reloaded():
-            r = proxy_request(p, "GET", probe.url("/probe"), timeout=10)
+            # each probe is a new client connection during the reload: none may fail
+            try:
+                r = proxy_request(p, "GET", probe.url("/probe"), timeout=10)
+            except (OSError, pdtest.Incomplete, pdtest.ProtocolError) as e:
+                probe_failures.append(repr(e))
+                return False
+            if r.status != 200:
+                probe_failures.append(repr(r))
             return r.status == 200 and "after.test" in (probe.snapshot()[-1].get("via") or "")
-        pdtest.wait_until(reloaded, timeout=20, what="the new config (Via after.test) to serve", interval=0.1)
+        pdtest.wait_until(reloaded, timeout=20, what="the new config (Via after.test) to serve", interval=0.02)
+        self.assertEqual(probe_failures, [], "new connections failed during the reload")
         self.assertEqual((p.port, p.pid), (port, master))
         self.assertTrue(p.alive())
 
@@ -85,7 +95,7 @@ class ProcessTest(pdtest.ProxyTestCase):
     def test_sighup_changes_worker_count(self):
         p = self.proxy(workers=2)
         o = self.origin()
-        old = p.wait_workers(2)
+        p.wait_workers(2)
         p.write_conf(p.make_conf(workers=3))
         p.signal(signal.SIGHUP)
         new = p.wait_workers(3, timeout=20)

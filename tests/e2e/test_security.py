@@ -10,7 +10,8 @@ import re
 import pdtest
 from pdtest import Client, Reply, proxy_request, raw
 
-LINE_RE = re.compile(r'^\S+ - - \[[^\]]+\] "(?:[^"\\]|\\.)*" \d{3} \d+ \S+:\S+ "(?:[^"\\]|\\.)*" "(?:[^"\\]|\\.)*"$')
+# combined: %>a - - [%tl] "%rm %ru HTTP/%rv" %>Hs %<st "%{Referer}>h" "%{User-Agent}>h" %Ss:%Sh
+LINE_RE = re.compile(r'^\S+ - - \[[^\]]+\] "[^"\\ ]+ [^"\\ ]+ HTTP/\d\.\d" \d{3} \d+ "[^"\\]*" "[^"\\]*" \S+:\S+$')
 
 
 class InjectionTest(pdtest.ProxyTestCase):

@@ -563,7 +563,7 @@ static int crash_fd;
 
 static void crash_hook(const char *where)
 {
-    if (crash_at && strcmp(where, crash_at) == 0) {
+    if (crash_at && where && strcmp(where, crash_at) == 0) {
         char c = 'x';
         ssize_t r = write(crash_fd, &c, 1);
         (void)r;

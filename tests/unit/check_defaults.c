@@ -149,7 +149,7 @@ START_TEST(test_shipped_conf_access)
 }
 END_TEST
 
-/* No admin/manager access from outside and the cache manager URL is denied to all but localhost. */
+/* The cache manager URL is denied to all but localhost; the admin port is local. */
 START_TEST(test_shipped_conf_manager)
 {
     load_shipped();
@@ -159,7 +159,19 @@ START_TEST(test_shipped_conf_manager)
                      PD_ACL_DENY);
     ck_assert_int_eq(verdict("127.0.0.1", "GET", "http://example.com/squid-internal-mgr/info"),
                      PD_ACL_ALLOW);
-    ck_assert_int_eq(conf->n_admin_port, 0);
+    /* the admin port, if the shipped conf opens one, listens on loopback only */
+    for (int i = 0; i < conf->n_admin_port; i++) {
+        const struct sockaddr_storage *ss = &conf->admin_port[i].ss;
+        if (ss->ss_family == AF_INET) {
+            const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+            ck_assert_msg((ntohl(s4->sin_addr.s_addr) >> 24) == 127, "admin_port %s is not loopback",
+                          conf->admin_port[i].text);
+        } else {
+            const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+            ck_assert_msg(IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr), "admin_port %s is not loopback",
+                          conf->admin_port[i].text);
+        }
+    }
     unload();
 }
 END_TEST
