@@ -6,9 +6,8 @@
  * still tolerates in 8.1 is checked here: obs-fold (a value that spans lines),
  * bare LF line ends and control bytes in the head, empty header names, an
  * HTTP/1.1 request without Host, an empty or repeated transfer coding, and in
- * chunked bodies: malformed chunk extensions (empty name, unterminated
- * quoted value), over-long extensions and obs-fold or control bytes in
- * trailer fields.
+ * chunked bodies: malformed chunk extensions (empty name or value),
+ * over-long extensions and obs-fold or control bytes in trailer fields.
  */
 #include "proxyd/http_parse.h"
 
@@ -310,8 +309,9 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
 
 /*
  * Chunk extensions (RFC 9112 7.1.1): name = token, value = token or
- * quoted-string. llhttp 8.1 lets an empty name and an unterminated quoted
- * value through; they are refused, and so are long ones.
+ * quoted-string. llhttp 8.1 (strict) lets an empty name (";=x") and an empty
+ * value (";a=") through; they are refused, and so are long extensions. The
+ * value checks repeat llhttp's so that a lenient llhttp would not matter.
  */
 static int ext_count(pd_http_parser *p, size_t len)
 {

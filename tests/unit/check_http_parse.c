@@ -308,6 +308,31 @@ START_TEST(test_chunk_extension_limit)
 }
 END_TEST
 
+/* Well-formed extensions pass (and are dropped): tokens, quoted strings. llhttp 8.1
+ * strict itself refuses quoted-pairs and whitespace around ';' and '='. */
+START_TEST(test_chunk_extension_valid)
+{
+    static const char *const exts[] = { ";a", ";a=b", ";a=\"b c\";b=1",
+                                         ";a=\"\";b", ";!#$%&'*+-.^_`|~=~" };
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        char raw[512];
+        int n = snprintf(raw, sizeof raw, "POST http://a/ HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n5%s\r\nhello\r\n0\r\n\r\n", exts[i]);
+        for (int split = 0; split <= n; split++) {
+            pd_http_msg m;
+            pd_http_msg_init(&m);
+            struct body_acc body;
+            int err = 0;
+            int r = parse_split(1, 0, raw, (size_t)n, (size_t)split, &m, &body, &err);
+            ck_assert_msg(r == PD_PARSE_DONE, "extension %s (split %d): r=%d err=%d", exts[i], split, r,
+                          err);
+            ck_assert_uint_eq(body.len, 5);
+            pd_http_msg_free(&m);
+        }
+    }
+}
+END_TEST
+
 /* No reason phrase and no field: nothing stored (UB on a NULL buffer, fuzz_response). */
 START_TEST(test_response_without_reason_or_fields)
 {
@@ -417,6 +442,7 @@ int main(void)
     tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_requests) / sizeof(bad_requests[0]));
     tcase_add_loop_test(tc, test_bad_responses, 0, sizeof(bad_responses) / sizeof(bad_responses[0]));
     tcase_add_test(tc, test_chunk_extension_limit);
+    tcase_add_test(tc, test_chunk_extension_valid);
     tcase_add_test(tc, test_response_without_reason_or_fields);
     tcase_add_test(tc, test_head_too_large);
     tcase_add_test(tc, test_pipelined_requests);
