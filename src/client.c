@@ -2440,8 +2440,10 @@ void pd_client_drain_all(pd_worker *w)
     struct pd_client *c, *next;
     for (c = TAILQ_FIRST(&w->clients); c; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->state == C_HEAD && !c->head_started)
-            client_free(c);
+        if (c->state == C_HEAD && !c->head_started && c->nreq == 0)
+            arm_timer(c, 1000); /* just accepted: its request may be on the way, give it 1 s */
+        else if (c->state == C_HEAD && !c->head_started)
+            client_free(c); /* idle keep-alive connection */
         else
             c->keep_alive = 0; /* closes after its current response */
     }
