@@ -307,8 +307,11 @@ pd_logfmt *pd_logfmt_compile(const char *spec, char *err, size_t errlen)
         }
         if (*p == '0')
             t.zero = 1;
-        while (*p >= '0' && *p <= '9')
-            t.width = t.width * 10 + (*p++ - '0');
+        /* stop growing past the cap: a long digit run must not overflow
+         * (UB; found by tests/fuzz/fuzz_conf) */
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (t.width <= 64)
+                t.width = t.width * 10 + (*p - '0');
         if (t.width > 64)
             t.width = 64;
         if (*p == '.') /* precision: accepted, not used */
