@@ -641,9 +641,17 @@ void pd_stats_print_metrics(FILE *out)
         const pd_stat_def *d = &pd_stat_defs[i];
         fprintf(out, "| `%s` | %s | ", d->name, d->type == PD_STAT_COUNTER ? "counter" : "gauge");
         int j = i;
-        for (; j < PD_STAT__N && !strcmp(pd_stat_defs[j].name, d->name); j++)
-            fprintf(out, "%s%s", j > i ? ", " : "", pd_stat_defs[j].labels);
-        fprintf(out, " | %s |\n", d->help);
+        for (; j < PD_STAT__N && !strcmp(pd_stat_defs[j].name, d->name); j++) {
+            const char *labels = pd_stat_defs[j].labels;
+            if (j > i)
+                fputs(", ", out);
+            if (labels)
+                fputs(labels, out);
+        }
+        fputs(" | ", out);
+        if (d->help)
+            fputs(d->help, out);
+        fputs(" |\n", out);
         i = j;
     }
     for (int h = 0; h < PD_HIST__N; h++)
