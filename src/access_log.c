@@ -119,10 +119,15 @@ static void putf(struct out *o, const char *fmt, ...)
 /*
  * A logged field never contains a byte that could end or forge a line or a
  * field: controls, space (unquoted fields), quote and backslash (quoted ones)
- * and non-ASCII are written as %XX.
+ * and non-ASCII are written as %XX, and so is '%' itself, except in URLs:
+ * they keep their own escapes (an escaped byte means the same in a URL, and
+ * the logged URL must be the one requested, not %25-mangled).
  */
-static void put_escaped(struct out *o, const char *s, size_t n, int quoted)
+#define F_QUOTED 1
+#define F_URL 2
+static void put_escaped(struct out *o, const char *s, size_t n, int flags)
 {
+    int quoted = flags & F_QUOTED;
     static const char hex[] = "0123456789ABCDEF";
     if (!s || n == 0) {
         put(o, "-", 1);
@@ -133,8 +138,8 @@ static void put_escaped(struct out *o, const char *s, size_t n, int quoted)
         int esc = c < 0x20 || c >= 0x7f || c == '%' ? 1 : 0;
         if (quoted ? (c == '"' || c == '\\') : c == ' ')
             esc = 1;
-        if (c == '%' && !quoted)
-            esc = 0; /* URLs keep their own escapes */
+        if (c == '%' && (flags & F_URL))
+            esc = 0;
         if (esc) {
             char e[3] = { '%', hex[c >> 4], hex[c & 15] };
             put(o, e, 3);
@@ -156,7 +161,7 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
              (unsigned long long)e->bytes);
         put_escaped(&o, e->method, e->method_len, 0);
         put(&o, " ", 1);
-        put_escaped(&o, e->url, e->url_len, 0);
+        put_escaped(&o, e->url, e->url_len, F_URL);
         putf(&o, " - %s/%s ", e->hier, e->peer_ip ? e->peer_ip : "-");
         put_escaped(&o, e->content_type, e->content_type_len, 0);
     } else {
@@ -167,17 +172,17 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         localtime_r(&t, &tm);
         strftime(tbuf, sizeof tbuf, "%d/%b/%Y:%H:%M:%S %z", &tm);
         putf(&o, "%s - - [%s] \"", ip, tbuf);
-        put_escaped(&o, e->method, e->method_len, 1);
+        put_escaped(&o, e->method, e->method_len, F_QUOTED);
         put(&o, " ", 1);
-        put_escaped(&o, e->url, e->url_len, 1);
+        put_escaped(&o, e->url, e->url_len, F_QUOTED | F_URL);
         putf(&o, " HTTP/%d.%d\" %d %llu", e->version_major, e->version_minor, e->status,
              (unsigned long long)e->bytes);
         if (fmt == PD_LOG_COMBINED) {
             /* combined: ... "%{Referer}>h" "%{User-Agent}>h" %Ss:%Sh, as Squid writes it */
             put(&o, " \"", 2);
-            put_escaped(&o, e->referer, e->referer_len, 1);
+            put_escaped(&o, e->referer, e->referer_len, F_QUOTED);
             put(&o, "\" \"", 3);
-            put_escaped(&o, e->user_agent, e->user_agent_len, 1);
+            put_escaped(&o, e->user_agent, e->user_agent_len, F_QUOTED);
             put(&o, "\"", 1);
         }
         putf(&o, " %s:%s", e->result, e->hier);
@@ -302,8 +307,11 @@ pd_logfmt *pd_logfmt_compile(const char *spec, char *err, size_t errlen)
         }
         if (*p == '0')
             t.zero = 1;
-        while (*p >= '0' && *p <= '9')
-            t.width = t.width * 10 + (*p++ - '0');
+        /* stop growing past the cap: a long digit run must not overflow
+         * (UB; found by tests/fuzz/fuzz_conf) */
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (t.width <= 64)
+                t.width = t.width * 10 + (*p - '0');
         if (t.width > 64)
             t.width = 64;
         if (*p == '.') /* precision: accepted, not used */

@@ -745,6 +745,11 @@ static void begin_transaction(struct pd_client *c)
 
     const char *why = NULL;
     int is_connect = m->method_id == PD_M_CONNECT;
+    /*
+     * Malformed requests close the connection, even when their framing was
+     * clear: what a client that sends them means by its next bytes is not
+     * worth guessing (Squid does the same).
+     */
     if (!is_connect && m->target.len && m->target.p[0] == '/') {
         if (is_mgr_path(m->target.p, m->target.len)) {
             serve_manager(c);
@@ -752,13 +757,13 @@ static void begin_transaction(struct pd_client *c)
         }
         c->result = "NONE_NONE";
         fail_request(c, 400, "ERR_INVALID_URL",
-                     "origin-form request to a proxy: use an absolute URL", 1);
+                     "origin-form request to a proxy: use an absolute URL", 0);
         return;
     }
     if (pd_url_parse(m->target.p, m->target.len, is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE,
                      &c->url, &why) < 0) {
         c->result = "NONE_NONE";
-        fail_request(c, 400, "ERR_INVALID_URL", why, 1);
+        fail_request(c, 400, "ERR_INVALID_URL", why, 0);
         return;
     }
     c->have_url = 1;

@@ -4,15 +4,21 @@
  * llhttp is built with LLHTTP_STRICT_MODE and no lenient flag, so it refuses
  * CL+TE, duplicate Content-Length, bad chunk sizes and invalid tokens. What it
  * still tolerates in 8.1 is checked here: obs-fold (a value that spans lines),
- * bare LF line ends and control bytes in the head.
+ * bare LF line ends and control bytes in the head, empty header names, an
+ * HTTP/1.1 request without Host, an empty or repeated transfer coding, and in
+ * chunked bodies: malformed chunk extensions (empty name or value),
+ * over-long extensions and obs-fold or control bytes in trailer fields.
  */
 #include "proxyd/http_parse.h"
 
 #include <llhttp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_HEADERS 200
+/* Chunk extensions are dropped when we re-chunk: no reason to accept many. */
+#define MAX_CHUNK_EXT 1024
 
 enum hstate { H_NONE, H_FIELD, H_VALUE };
 
@@ -40,6 +46,18 @@ struct pd_http_parser {
     void *body_arg;
     int body_done;
     int body_cb_failed;
+    size_t ext_bytes;       /* extension bytes of the current chunk */
+    size_t ext_name_len, ext_val_len;
+    char ext_val_first, ext_val_last;
+    int ext_val_bad;        /* a byte outside token / quoted-string */
+    /* trailer obs-fold: llhttp gives a folded value as two spans with the
+     * line break skipped between them; spans of one value must touch */
+    const char *cur_data, *cur_end;   /* the buffer of this execute call */
+    unsigned exec_id;
+    int tv_started;
+    const char *tv_end;
+    unsigned tv_exec;
+    int tv_at_buf_end;
 
     int err_status;
     const char *err_reason;
@@ -88,14 +106,15 @@ static int finish_header(pd_http_parser *p)
     pd_http_msg *m = p->msg;
     if (p->hs == H_NONE)
         return 0;
+    int bad = p->is_request ? 400 : 502;
     if (p->field_len == 0)
-        return fail(p, 400, "empty header name");
+        return fail(p, bad, "empty header name");
     const char *v = m->buf + p->value_off;
     size_t vlen = p->value_len;
     /* llhttp hands an obs-fold continuation to on_header_value with its line break */
     for (size_t i = 0; i < vlen; i++)
         if (v[i] == '\r' || v[i] == '\n')
-            return fail(p, 400, "obsolete line folding");
+            return fail(p, bad, "obsolete line folding");
     while (vlen && (v[0] == ' ' || v[0] == '\t')) {
         v++;
         vlen--;
@@ -123,8 +142,12 @@ static int finish_header(pd_http_parser *p)
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
     pd_http_parser *p = ll->data;
-    if (p->head_done)
-        return 0; /* trailer fields are not kept (Trailer is hop-by-hop) */
+    if (p->head_done) {
+        /* trailer fields are not kept (Trailer is hop-by-hop), only checked */
+        p->field_len += len;
+        p->tv_started = 0;
+        return 0;
+    }
     if (p->hs != H_FIELD) {
         p->hs = H_FIELD;
         p->field_len = 0;
@@ -135,19 +158,51 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 static int on_header_field_complete(llhttp_t *ll)
 {
     pd_http_parser *p = ll->data;
-    if (p->head_done)
+    if (p->head_done) {
+        if (p->field_len == 0)
+            return fail(p, p->is_request ? 400 : 502, "empty trailer field name");
+        p->field_len = 0;
         return 0;
+    }
     p->hs = H_VALUE;
     p->value_len = 0;
     p->value_off = p->msg->buf_len;
     return 0;
 }
 
+/* A trailer line is outside check_head_bytes: the same rules apply to it. */
+static int check_trailer_value(pd_http_parser *p, const char *at, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if (c == '\r' || c == '\n')
+            return fail(p, p->is_request ? 400 : 502, "obsolete line folding in trailer");
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return fail(p, p->is_request ? 400 : 502, "control character in trailer");
+    }
+    return 0;
+}
+
+static int on_trailer_value(pd_http_parser *p, const char *at, size_t len)
+{
+    if (p->tv_started) {
+        int touch = p->tv_exec == p->exec_id ? at == p->tv_end
+                                             : p->tv_at_buf_end && at == p->cur_data;
+        if (!touch)
+            return fail(p, p->is_request ? 400 : 502, "obsolete line folding in trailer");
+    }
+    p->tv_started = 1;
+    p->tv_end = at + len;
+    p->tv_exec = p->exec_id;
+    p->tv_at_buf_end = p->tv_end == p->cur_end;
+    return check_trailer_value(p, at, len);
+}
+
 static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
     pd_http_parser *p = ll->data;
     if (p->head_done)
-        return 0;
+        return on_trailer_value(p, at, len);
     return store(p, at, len, &p->value_off, &p->value_len);
 }
 
@@ -178,6 +233,38 @@ static int on_headers_complete(llhttp_t *ll)
         m->target = (pd_str){ m->buf + p->url_off, p->url_len };
         if (p->url_len == 0)
             return fail(p, 400, "empty request target");
+        /* RFC 9112 3.2: a 1.1 request without Host is refused (two: client.c).
+         * Not CONNECT: some clients omit it there, and its authority-form
+         * target leaves nothing for a Host to contradict. */
+        if (m->version_minor >= 1 && m->method_id != PD_M_CONNECT && !pd_http_msg_find(m, "Host"))
+            return fail(p, 400, "no Host header in an HTTP/1.1 request");
+        if (ll->flags & F_TRANSFER_ENCODING) {
+            /* An empty line or member, or chunked twice (RFC 9112 6.1: chunked
+             * is applied once), reads differently to other parsers. */
+            int chunked = 0;
+            for (const pd_header *h = pd_http_msg_find(m, "Transfer-Encoding"); h;
+                 h = pd_http_msg_find_next(m, h)) {
+                const char *v = h->value.p, *end = v + h->value.len;
+                if (v == end)
+                    return fail(p, 400, "empty Transfer-Encoding");
+                while (v <= end) {
+                    const char *comma = memchr(v, ',', (size_t)(end - v));
+                    const char *e = comma ? comma : end;
+                    const char *b = v;
+                    while (b < e && (*b == ' ' || *b == '\t'))
+                        b++;
+                    while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                        e--;
+                    if (b == e)
+                        return fail(p, 400, "empty transfer coding");
+                    if ((size_t)(e - b) == 7 && strncasecmp(b, "chunked", 7) == 0 && chunked++)
+                        return fail(p, 400, "chunked applied twice");
+                    if (!comma)
+                        break;
+                    v = comma + 1;
+                }
+            }
+        }
         if (ll->flags & F_CHUNKED)
             m->body = PD_BODY_CHUNKED;
         else if ((ll->flags & F_CONTENT_LENGTH) && ll->content_length > 0) {
@@ -190,7 +277,8 @@ static int on_headers_complete(llhttp_t *ll)
         m->expect_continue = pd_http_msg_has_token(m, "Expect", "100-continue");
     } else {
         m->status = ll->status_code;
-        m->reason = (pd_str){ m->buf + p->reason_off, p->reason_len };
+        /* no reason phrase and no field: nothing was stored, buf may be NULL */
+        m->reason = (pd_str){ p->reason_len ? m->buf + p->reason_off : "", p->reason_len };
         if (m->status < 100 || m->status > 999)
             return fail(p, 502, "invalid status code");
         if ((m->status >= 100 && m->status < 200) || m->status == 204 || m->status == 304 ||
@@ -219,6 +307,83 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
     return 0;
 }
 
+/*
+ * Chunk extensions (RFC 9112 7.1.1): name = token, value = token or
+ * quoted-string. llhttp 8.1 (strict) lets an empty name (";=x") and an empty
+ * value (";a=") through; they are refused, and so are long extensions. The
+ * value checks repeat llhttp's so that a lenient llhttp would not matter.
+ */
+static int ext_count(pd_http_parser *p, size_t len)
+{
+    p->ext_bytes += len;
+    if (p->ext_bytes > MAX_CHUNK_EXT)
+        return fail(p, p->is_request ? 400 : 502, "chunk extension too long");
+    return 0;
+}
+
+static int on_ext_name(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    p->ext_name_len += len;
+    return ext_count(p, len);
+}
+
+static int on_ext_name_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    if (p->ext_name_len == 0)
+        return fail(p, p->is_request ? 400 : 502, "empty chunk extension name");
+    p->ext_name_len = 0;
+    p->ext_val_len = 0;
+    p->ext_val_bad = 0;
+    return 0;
+}
+
+static int is_tchar(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int on_ext_value(llhttp_t *ll, const char *at, size_t len)
+{
+    pd_http_parser *p = ll->data;
+    if (len == 0)
+        return 0;
+    if (p->ext_val_len == 0)
+        p->ext_val_first = at[0];
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)at[i];
+        if (p->ext_val_first == '"') {
+            if (c == '\r' || c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f)
+                p->ext_val_bad = 1;
+        } else if (!is_tchar(c)) {
+            p->ext_val_bad = 1;
+        }
+    }
+    p->ext_val_len += len;
+    p->ext_val_last = at[len - 1];
+    return ext_count(p, len);
+}
+
+static int on_ext_value_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    int quoted = p->ext_val_len && p->ext_val_first == '"';
+    if (p->ext_val_len == 0 || p->ext_val_bad ||
+        (quoted && (p->ext_val_len < 2 || p->ext_val_last != '"')))
+        return fail(p, p->is_request ? 400 : 502, "malformed chunk extension value");
+    p->ext_val_len = 0;
+    return 0;
+}
+
+static int on_chunk_header(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    p->ext_bytes = 0;
+    return 0;
+}
+
 static int on_message_complete(llhttp_t *ll)
 {
     pd_http_parser *p = ll->data;
@@ -242,6 +407,11 @@ pd_http_parser *pd_http_parser_new(int is_request, size_t max_head)
     p->settings.on_headers_complete = on_headers_complete;
     p->settings.on_body = on_body;
     p->settings.on_message_complete = on_message_complete;
+    p->settings.on_chunk_extension_name = on_ext_name;
+    p->settings.on_chunk_extension_name_complete = on_ext_name_complete;
+    p->settings.on_chunk_extension_value = on_ext_value;
+    p->settings.on_chunk_extension_value_complete = on_ext_value_complete;
+    p->settings.on_chunk_header = on_chunk_header;
     p->is_request = is_request;
     p->max_head = max_head;
     return p;
@@ -271,6 +441,9 @@ void pd_http_parser_next(pd_http_parser *p, pd_http_msg *msg, int request_method
     p->prev_c = 0;
     p->head_done = p->body_done = p->body_cb_failed = 0;
     p->body_cb = NULL;
+    p->ext_bytes = p->ext_name_len = p->ext_val_len = 0;
+    p->ext_val_bad = 0;
+    p->tv_started = 0;
     p->err_status = 0;
     p->err_reason = NULL;
 }
@@ -321,6 +494,25 @@ static int check_head_bytes(pd_http_parser *p, const char *data, size_t len)
     return 0;
 }
 
+static int is_tchar(unsigned char c);
+
+/*
+ * llhttp knows a fixed list of methods. A well-formed token it does not know
+ * is 501 (RFC 9110 15.6.2); bytes that are no token at all are a malformed
+ * request line: 400. The method starts the head, so it is at data[0] (bytes
+ * of earlier calls were accepted by llhttp as a method prefix).
+ */
+static void method_error(pd_http_parser *p, const char *data, size_t len)
+{
+    size_t i = 0;
+    while (i < len && is_tchar((unsigned char)data[i]))
+        i++;
+    /* the token may continue in bytes not received yet */
+    if ((i == len || data[i] == ' ') && (i > 0 || p->head_bytes > 0))
+        fail(p, 501, "unknown method");
+    fail(p, 400, "malformed method");
+}
+
 enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, size_t len,
                                         size_t *consumed)
 {
@@ -336,16 +528,21 @@ enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, siz
         const char *pos = llhttp_get_error_pos(&p->ll);
         used = pos && pos >= data && pos <= data + len ? (size_t)(pos - data) : len;
     }
+    /* too large wins over any other fault, whatever the split of the bytes */
+    p->head_bytes += used;
+    if (p->head_bytes > p->max_head) {
+        p->err_status = 0;
+        return fail(p, p->is_request ? 431 : 502, "message head too large"), PD_PARSE_ERROR;
+    }
     if (check_head_bytes(p, data, e == HPE_OK || e == HPE_PAUSED ? used : (used < len ? used + 1 : len)) < 0)
         return PD_PARSE_ERROR;
-    p->head_bytes += used;
-    if (p->head_bytes > p->max_head)
-        return fail(p, p->is_request ? 431 : 502, "message head too large"), PD_PARSE_ERROR;
     if (e == HPE_PAUSED && p->head_done) {
         *consumed = used;
         return PD_PARSE_DONE;
     }
     if (e != HPE_OK) {
+        if (!p->err_status && e == HPE_INVALID_METHOD && p->is_request)
+            method_error(p, data, len);
         if (!p->err_status)
             map_error(p, e);
         return PD_PARSE_ERROR;
@@ -364,6 +561,9 @@ enum pd_parse_status pd_http_parse_body(pd_http_parser *p, const char *data, siz
         llhttp_resume(&p->ll);
     p->body_cb = cb;
     p->body_arg = arg;
+    p->cur_data = data;
+    p->cur_end = data + len;
+    p->exec_id++;
     llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
     if (e == HPE_PAUSED && p->body_done) {
         *consumed = (size_t)(llhttp_get_error_pos(&p->ll) - data);

@@ -42,6 +42,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     for (int i = 0; i < w->n_listeners; i++)
         if (w->listeners[i] == l)
             port = w->listen_port[i];
+    if (w->accept_errors) {
+        pd_log_warn("worker %d: accepting again after %u failed attempts", w->slot,
+                    w->accept_errors);
+        w->accept_errors = 0;
+    }
     pd_client_accept(w, fd, sa, salen, port);
     if (w->n_clients >= w->conf->max_client_connections && !w->accept_paused) {
         pd_log_warn("worker %d: %d client connections (max_client_connections): accept paused",
@@ -63,7 +68,10 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     pd_worker *w = arg;
     int err = EVUTIL_SOCKET_ERROR();
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        pd_log_warn("worker %d: accept: %s: paused for 100 ms", w->slot, strerror(err));
+        /* once per episode: while descriptors stay exhausted this runs 10 times a second */
+        if (w->accept_errors++ == 0)
+            pd_log_warn("worker %d: accept: %s: paused, retried every 100 ms", w->slot,
+                        strerror(err));
         set_accepting(w, 0);
         struct timeval tv = { 0, 100 * 1000 };
         evtimer_add(w->accept_retry, &tv);

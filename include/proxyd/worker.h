@@ -45,6 +45,7 @@ typedef struct pd_worker {
     int n_listeners;
     int accept_paused;          /* listeners disabled: connection cap or EMFILE */
     struct event *accept_retry; /* re-enables accept after EMFILE */
+    unsigned accept_errors;     /* failed accepts since the last one that worked */
 
     TAILQ_HEAD(, pd_client) clients;
     int n_clients;

@@ -1,7 +1,6 @@
 /* libFuzzer target for the configuration parser: any text must load or fail
- * with messages, never crash or leak. Not part of the CMake build yet:
- *   clang -g -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Iinclude \
- *         src/conf.c tests/fuzz/fuzz_conf.c -o fuzz_conf && ./fuzz_conf conf/
+ * with messages, never crash or leak. Built by tests/fuzz/CMakeLists.txt
+ * (clang or -DPROXYD_FUZZ=ON) and run by tests/fuzz/run-fuzz.
  * "include" is defused first (the input could name any file) and name
  * resolution is stubbed out. */
 #include <stdint.h>

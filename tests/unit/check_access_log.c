@@ -126,6 +126,8 @@ static const struct {
     { "%{%Y}tg|%tg", "2023|14/Nov/2023:22:13:20 +0000" },
     { "literal only", "literal only" },
     { "", "" },
+    /* a width past the cap (64) is clamped; 10+ digits overflowed an int (fuzz_conf) */
+    { "%-99999999999999999999tr|", "3                                                               |" },
 };
 
 START_TEST(codes_and_modifiers)

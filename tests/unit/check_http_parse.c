@@ -205,7 +205,27 @@ static const struct {
     { "GET http://a/ HTTP/2.0\r\nHost: a\r\n\r\n", 505, "HTTP/2 over 1.1 framing" },
     { "GET http://a/ HTTP/1.1 x\r\n\r\n", 400, "junk after version" },
     { "GET  http://a/ HTTP/1.1\r\n\r\n", 400, "double space" },
-    { "G@T http://a/ HTTP/1.1\r\n\r\n", 501, "invalid method" },
+    { "G@T http://a/ HTTP/1.1\r\n\r\n", 400, "malformed method" },
+    { "GET\thttp://a/ HTTP/1.1\r\n\r\n", 400, "tab after method" },
+    { "FOO http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 501, "unknown method" },
+    /* issue 8 (smuggling suite) */
+    { "GET http://a/ HTTP/1.1\r\nX: y\r\n\r\n", 400, "HTTP/1.1 without Host" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+      "Transfer-Encoding:\r\n\r\n", 400, "empty Transfer-Encoding line" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n", 400,
+      "empty transfer coding" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n", 400, "chunked twice" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;=x\r\nhello\r\n0\r\n\r\n", 400, "empty chunk extension name" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;a=\"b\r\nhello\r\n0\r\n\r\n", 400, "unterminated quoted chunk extension" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;a=b\"c\r\nhello\r\n0\r\n\r\n", 400, "quote inside a token extension value" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX: a\r\n b\r\n\r\n", 400, "obs-fold in trailer" },
+    { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5\r\nhello\r\n0\r\nX: a\x01b\r\n\r\n", 400, "control byte in trailer" },
     { "GET http://a/\x7f HTTP/1.1\r\n\r\n", 400, "DEL in target" },
     { "\x00GET http://a/ HTTP/1.1\r\n\r\n", 400, "leading NUL" },
 };
@@ -228,6 +248,105 @@ START_TEST(test_bad_requests)
                       bad_requests[_i].what, err, bad_requests[_i].status);
         pd_http_msg_free(&m);
     }
+}
+END_TEST
+
+/* Responses that must be refused: always 502 towards the client. */
+static const struct {
+    const char *raw;
+    int req_method;
+    const char *what;
+} bad_responses[] = {
+    { "HTTP/1.1 200 OK\r\n: x\r\n\r\n", PD_M_GET, "empty header name (fuzz_response)" },
+    { "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", PD_M_GET, "obs-fold" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;a=\"x\r\nhello\r\n0\r\n\r\n",
+      PD_M_GET, "unterminated quoted chunk extension" },
+    { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT: a\r\n\tb\r\n\r\n",
+      PD_M_GET, "obs-fold in trailer" },
+    { "HTTP/1.1 2000 OK\r\n\r\n", PD_M_GET, "four-digit status" },
+};
+
+START_TEST(test_bad_responses)
+{
+    const char *raw = bad_responses[_i].raw;
+    size_t n = strlen(raw);
+    for (size_t split = 0; split <= n; split++) {
+        pd_http_msg m;
+        pd_http_msg_init(&m);
+        struct body_acc body;
+        int err = 0;
+        int r = parse_split(0, bad_responses[_i].req_method, raw, n, split, &m, &body, &err);
+        ck_assert_msg(r == PD_PARSE_ERROR, "%s (split %zu): accepted, r=%d", bad_responses[_i].what,
+                      split, r);
+        ck_assert_msg(err == 502, "%s: status %d, want 502", bad_responses[_i].what, err);
+        pd_http_msg_free(&m);
+    }
+}
+END_TEST
+
+/* A 1 KB chunk extension is refused; a short one passes (and is dropped). */
+START_TEST(test_chunk_extension_limit)
+{
+    char raw[4096];
+    for (int len = 10; len <= 2000; len += 1990) {
+        int n = snprintf(raw, sizeof raw, "POST http://a/ HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n5;x=%0*d\r\nhello\r\n0\r\n\r\n", len, 0);
+        pd_http_msg m;
+        pd_http_msg_init(&m);
+        struct body_acc body;
+        int err = 0;
+        int r = parse_split(1, 0, raw, (size_t)n, (size_t)n, &m, &body, &err);
+        if (len < 100) {
+            ck_assert_int_eq(r, PD_PARSE_DONE);
+            ck_assert_uint_eq(body.len, 5);
+        } else {
+            ck_assert_int_eq(r, PD_PARSE_ERROR);
+            ck_assert_int_eq(err, 400);
+        }
+        pd_http_msg_free(&m);
+    }
+}
+END_TEST
+
+/* Well-formed extensions pass (and are dropped): tokens, quoted strings. llhttp 8.1
+ * strict itself refuses quoted-pairs and whitespace around ';' and '='. */
+START_TEST(test_chunk_extension_valid)
+{
+    static const char *const exts[] = { ";a", ";a=b", ";a=\"b c\";b=1",
+                                         ";a=\"\";b", ";!#$%&'*+-.^_`|~=~" };
+    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {
+        char raw[512];
+        int n = snprintf(raw, sizeof raw, "POST http://a/ HTTP/1.1\r\nHost: a\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n5%s\r\nhello\r\n0\r\n\r\n", exts[i]);
+        for (int split = 0; split <= n; split++) {
+            pd_http_msg m;
+            pd_http_msg_init(&m);
+            struct body_acc body;
+            int err = 0;
+            int r = parse_split(1, 0, raw, (size_t)n, (size_t)split, &m, &body, &err);
+            ck_assert_msg(r == PD_PARSE_DONE, "extension %s (split %d): r=%d err=%d", exts[i], split, r,
+                          err);
+            ck_assert_uint_eq(body.len, 5);
+            pd_http_msg_free(&m);
+        }
+    }
+}
+END_TEST
+
+/* No reason phrase and no field: nothing stored (UB on a NULL buffer, fuzz_response). */
+START_TEST(test_response_without_reason_or_fields)
+{
+    pd_http_msg m;
+    pd_http_msg_init(&m);
+    struct body_acc body;
+    int err = 0;
+    const char *raw = "HTTP/1.1 204\r\n\r\n";
+    int r = parse_split(0, PD_M_GET, raw, strlen(raw), strlen(raw), &m, &body, &err);
+    ck_assert_int_eq(r, PD_PARSE_DONE);
+    ck_assert_int_eq(m.status, 204);
+    ck_assert_uint_eq(m.reason.len, 0);
+    ck_assert_ptr_nonnull(m.reason.p);
+    pd_http_msg_free(&m);
 }
 END_TEST
 
@@ -321,6 +440,10 @@ int main(void)
     tcase_add_test(tc, test_response_every_split);
     tcase_add_loop_test(tc, test_response_framing, 0, sizeof(framing) / sizeof(framing[0]));
     tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_requests) / sizeof(bad_requests[0]));
+    tcase_add_loop_test(tc, test_bad_responses, 0, sizeof(bad_responses) / sizeof(bad_responses[0]));
+    tcase_add_test(tc, test_chunk_extension_limit);
+    tcase_add_test(tc, test_chunk_extension_valid);
+    tcase_add_test(tc, test_response_without_reason_or_fields);
     tcase_add_test(tc, test_head_too_large);
     tcase_add_test(tc, test_pipelined_requests);
     tcase_add_test(tc, test_msg_headers);
