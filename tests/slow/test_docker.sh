@@ -63,8 +63,9 @@ DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE=proxyd-slow
     -f "$PROXYD_SRC/docker/Dockerfile" -t proxyd-slow/proxyd:test "$PROXYD_SRC" >"$T/build.log" 2>&1 \
     || { tail -30 "$T/build.log" >&2; fail "docker build"; }
 size=$(docker image inspect -f '{{.Size}}' proxyd-slow/proxyd:test)
-log "image built in $((SECONDS - t0)) s, size $((size / 1000000)) MB"
-[ "$(docker image inspect -f '{{.Config.User}}' proxyd-slow/proxyd:test)" = proxyd ] || fail "image user is not proxyd"
+bsize=$(docker image inspect -f '{{.Size}}' proxyd-slow/bookworm:base)
+log "image built in $((SECONDS - t0)) s, size $((size / 1000000)) MB ($(((size - bsize) / 1000000)) MB over the $((bsize / 1000000)) MB base)"
+[ "$(docker image inspect -f '{{.Config.User}}' proxyd-slow/proxyd:test)" = 10001:10001 ] || fail "image user is not 10001 (proxyd)"
 docker image inspect -f '{{json .Config.ExposedPorts}}' proxyd-slow/proxyd:test | grep -q '3128/tcp' || fail "no EXPOSE 3128"
 docker image inspect -f '{{json .Config.Healthcheck}}' proxyd-slow/proxyd:test | grep -q healthcheck || fail "no HEALTHCHECK"
 
@@ -88,7 +89,7 @@ hpid=$(docker inspect -f '{{.State.Pid}}' "$NAME")
 [ "$(cat /proc/$hpid/comm)" = proxyd ] || fail "the container's first process is $(cat /proc/$hpid/comm)"
 grep -Eq '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$hpid/status || fail "proxyd is not PID 1 in the container"
 uid=$(awk '/^Uid:/ {print $2}' /proc/$hpid/status)
-[ "$uid" != 0 ] || fail "proxyd runs as root in the container"
+[ "$uid" = 10001 ] || fail "proxyd runs as uid $uid in the container, not 10001"
 log "PID 1 in the container is proxyd (host pid $hpid, uid $uid)"
 
 check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 5
