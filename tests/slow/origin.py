@@ -3,7 +3,7 @@
 
 Listens on 127.0.0.1 (port from argv[1], 0 = any), writes the port it got to
 the file argv[2] once listening, and answers every GET with a small cacheable
-body that names the path, counting the requests it served in argv[2] + ".count".
+body that names the path (after N seconds for /slow/N, to test draining), counting the requests it served in argv[2] + ".count".
 It exits by itself after argv[3] seconds (default 900), so a killed test never
 leaves it behind for long.
 """
@@ -11,6 +11,7 @@ import http.server
 import os
 import sys
 import threading
+import time
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -25,6 +26,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with open(tmp, "w") as f:
                 f.write("%d\n" % Handler.count)
             os.replace(tmp, COUNT_FILE)
+        # counted first: a test waits for the count to know the request is here
+        if self.path.startswith("/slow/"):
+            try:
+                time.sleep(min(float(self.path[6:]), 30.0))
+            except ValueError:
+                pass
         body = ("origin says hello for %s\n" % self.path).encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")

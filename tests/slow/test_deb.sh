@@ -84,8 +84,10 @@ check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 5
 grep -q "/item/3" "$T/access.log" || fail "no access log line on stdout"
 
 kill -HUP $mpid
+wait_for 20 grep -q 'reloaded: generation 2' "$T/proxyd.err" || { cat "$T/proxyd.err" >&2; fail "SIGHUP: no reload"; }
+log "SIGHUP: reloaded"
 check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 2
-kill -TERM $mpid
+drain_check "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" kill -TERM $mpid
 for ((i = 0; i < 400; i++)); do kill -0 $mpid 2>/dev/null || break; sleep 0.1; done
 kill -0 $mpid 2>/dev/null && fail "proxyd still runs 40 s after SIGTERM"
 wait $mpid && rc=0 || rc=$?

@@ -99,11 +99,14 @@ wait_for 30 sh -c "[ \"\$($DOCKER_CLI -H unix://$D/docker.sock inspect -f '{{.St
 log "HEALTHCHECK: healthy"
 
 docker kill -s HUP "$NAME" >/dev/null
+wait_for 20 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME 2>&1 | grep -q 'reloaded: generation 2'" \
+    || { docker logs "$NAME" 2>&1 | tail >&2; fail "SIGHUP to PID 1 did not reload"; }
+log "SIGHUP to PID 1: reloaded"
 check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 2
 [ "$(docker inspect -f '{{.State.Running}}' "$NAME")" = true ] || fail "SIGHUP stopped the container"
 
 t0=$SECONDS
-docker stop -t 40 "$NAME" >/dev/null
+drain_check "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" docker stop -t 40 "$NAME" >/dev/null
 code=$(docker inspect -f '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || { docker logs "$NAME" 2>&1 | tail >&2; fail "exit code $code after SIGTERM (137 = killed)"; }
 log "docker stop: SIGTERM drained, exit 0 in $((SECONDS - t0)) s"

@@ -64,18 +64,25 @@ fi
 check_requests "127.0.0.1:$port" "http://10.0.2.100:8080" 5
 grep -q 'proxyd-vm' "$T/body.headers" || fail "the answer did not come through the guest's proxyd (Via)"
 
-python3 - "$T/monitor.sock" <<'PY' || fail "qemu monitor"
-import socket, sys, time
+cat >"$T/powerdown.py" <<'PY'
+import socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.connect(sys.argv[1])
 s.settimeout(5)
-time.sleep(0.2)
-s.recv(4096)
+buf = b""
+while b"(qemu)" not in buf:          # the monitor's prompt
+    buf += s.recv(4096)
 s.sendall(b"system_powerdown\n")
-time.sleep(0.5)
+buf = b""
+while b"(qemu)" not in buf:          # the command was taken
+    buf += s.recv(4096)
 s.close()
 PY
+powerdown() { python3 "$T/powerdown.py" "$T/monitor.sock" || fail "qemu monitor"; }
+# ACPI power button: systemd stops proxyd.service (SIGTERM to the master,
+# KillMode=mixed) while a request is in flight; the drain lets it finish.
 t1=$SECONDS
+drain_check "127.0.0.1:$port" "http://10.0.2.100:8080" powerdown
 for ((i = 0; i < 900; i++)); do kill -0 $qpid 2>/dev/null || break; sleep 0.1; done
 kill -0 $qpid 2>/dev/null && fail "the guest did not power off within 90 s"
 grep -aq 'reboot: Power down' "$T/serial.log" || fail "qemu exited without a guest power-down"
