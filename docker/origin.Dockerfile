@@ -5,7 +5,7 @@ FROM ${BASE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends busybox \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /srv/www \
  && echo "hello from the origin" >/srv/www/index.html \
  && head -c 100000 /dev/zero | tr '\0' x >/srv/www/100k.txt
