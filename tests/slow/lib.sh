@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh: shared helpers of the slow deployment tests (sourced, not run).
 # Every test makes one temp dir ($T) and registers what it starts; the EXIT trap
 # undoes it all, in reverse order, whatever way the test ends.
@@ -7,6 +8,10 @@ SKIP=77                       # CTest SKIP_RETURN_CODE
 : "${SLOW_CACHE:?SLOW_CACHE must name the cache dir of built artifacts}"
 : "${PROXYD_SRC:?PROXYD_SRC must name the source tree}"
 mkdir -p "$SLOW_CACHE"
+if [ ! -f "$PROXYD_SRC/conf/proxy.conf" ]; then
+    echo "SKIPPED: conf/proxy.conf (the packaged default configuration) is not in the tree"
+    exit 77
+fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/proxyd-slow.XXXXXX")
 CLEANUPS=()
 

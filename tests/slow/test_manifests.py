@@ -102,5 +102,22 @@ check("compose origin Dockerfile exists", os.path.exists(os.path.join(
     SRC, "docker", svcs["origin"]["build"]["context"], svcs["origin"]["build"]["dockerfile"])))
 check("compose grace", svcs["proxyd"]["stop_grace_period"] in ("45s",))
 
+# the libvirt domain: virtio NIC and disk; against libvirt's schema when the
+# validator (libvirt-clients) is installed
+import shutil
+import xml.etree.ElementTree as ET
+xml_path = os.path.join(SRC, "vm-images", "proxyd.xml")
+dom = ET.parse(xml_path).getroot()
+check("libvirt NIC model virtio",
+      dom.find("devices/interface/model").get("type") == "virtio")
+check("libvirt disk on virtio", dom.find("devices/disk/target").get("bus") == "virtio")
+check("libvirt serial console", dom.find("devices/console/target").get("type") == "serial")
+if shutil.which("virt-xml-validate"):
+    r = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True,
+                       text=True, timeout=60)
+    check("virt-xml-validate proxyd.xml", r.returncode == 0, r.stdout + r.stderr)
+else:
+    print("note: virt-xml-validate not installed (libvirt-clients): schema not checked")
+
 print("%d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)
