@@ -17,6 +17,7 @@ struct pd_access_log {
     int owned;          /* fd was opened by us (a file) */
     char *path;
     enum pd_log_format fmt;
+    pd_logfmt *custom;  /* access_log PATH NAME with a logformat NAME; NULL: fmt */
 };
 
 static int open_path(const char *path)
@@ -31,6 +32,19 @@ pd_access_log *pd_access_log_open(const pd_conf *conf)
         return NULL;
     log->fd = -1;
     log->fmt = conf->access_log_format;
+    for (size_t i = 0; conf->access_log_format_name && i < conf->logformat.n; i++) {
+        const pd_conf_line *l = &conf->logformat.v[i];
+        if (l->argc < 2 || strcmp(l->argv[0], conf->access_log_format_name) != 0)
+            continue;
+        char err[160];
+        pd_logfmt_free(log->custom);
+        log->custom = pd_logfmt_compile(l->argv[1], err, sizeof err);
+        if (!log->custom) {
+            pd_access_log_close(log);
+            errno = EINVAL;
+            return NULL;
+        }
+    }
     const char *p = conf->access_log;
     if (!p)
         return log;
@@ -71,6 +85,7 @@ void pd_access_log_close(pd_access_log *log)
     if (log->owned && log->fd >= 0)
         close(log->fd);
     free(log->path);
+    pd_logfmt_free(log->custom);
     free(log);
 }
 
@@ -175,11 +190,286 @@ void pd_access_log_write(pd_access_log *log, const pd_log_entry *e)
     if (!log || log->fd < 0)
         return;
     char line[4096];
-    size_t n = pd_access_log_format(log->fmt, e, line, sizeof line - 1);
+    size_t n = log->custom ? pd_logfmt_format(log->custom, e, line, sizeof line - 1)
+                           : pd_access_log_format(log->fmt, e, line, sizeof line - 1);
     if (n > sizeof line - 2)
         n = sizeof line - 2;
     line[n++] = '\n';
     /* one write per line: O_APPEND keeps lines from workers whole */
     ssize_t w = write(log->fd, line, n);
     (void)w;
+}
+
+/* ---- logformat ---------------------------------------------------------- */
+
+enum lf_code {
+    LF_LITERAL, LF_TS, LF_TU, LF_TL, LF_TG, LF_TR, LF_CLIENT_IP, LF_CLIENT_PORT, LF_PEER_IP,
+    LF_LOCAL_PORT, LF_SS, LF_SH, LF_STATUS_OUT, LF_STATUS_IN, LF_BYTES_OUT, LF_BYTES_IN,
+    LF_METHOD, LF_URL, LF_PATH, LF_VERSION, LF_USER, LF_MIME, LF_REQ_HDR, LF_RESP_HDR,
+    LF_PERCENT
+};
+
+/* Longest names first: the first prefix that matches wins. */
+static const struct {
+    const char *name;
+    enum lf_code code;
+} lf_codes[] = {
+    { ">Hs", LF_STATUS_OUT }, { "<Hs", LF_STATUS_IN }, { ">st", LF_BYTES_IN },
+    { "<st", LF_BYTES_OUT }, { "ts", LF_TS }, { "tu", LF_TU }, { "tl", LF_TL }, { "tg", LF_TG },
+    { "tr", LF_TR }, { ">a", LF_CLIENT_IP }, { ">p", LF_CLIENT_PORT }, { "<a", LF_PEER_IP },
+    { "lp", LF_LOCAL_PORT }, { "Ss", LF_SS }, { "Sh", LF_SH }, { "rm", LF_METHOD },
+    { "ru", LF_URL }, { "rp", LF_PATH }, { "rv", LF_VERSION }, { "un", LF_USER },
+    { "ui", LF_USER }, { "ul", LF_USER }, { "mt", LF_MIME }, { ">h", LF_REQ_HDR },
+    { "<h", LF_RESP_HDR }, { "%", LF_PERCENT },
+};
+
+struct lf_tok {
+    enum lf_code code;
+    char *text;         /* literal text, or the {argument} */
+    int width, left, zero, quote;
+};
+
+struct pd_logfmt {
+    struct lf_tok *t;
+    size_t n;
+};
+
+void pd_logfmt_free(pd_logfmt *f)
+{
+    if (!f)
+        return;
+    for (size_t i = 0; i < f->n; i++)
+        free(f->t[i].text);
+    free(f->t);
+    free(f);
+}
+
+static int lf_push(pd_logfmt *f, struct lf_tok tok)
+{
+    struct lf_tok *nt = realloc(f->t, (f->n + 1) * sizeof *nt);
+    if (!nt) {
+        free(tok.text);
+        return -1;
+    }
+    f->t = nt;
+    f->t[f->n++] = tok;
+    return 0;
+}
+
+/* {argument} at *p: copied into *arg, p advanced. 0, or -1 when unterminated. */
+static int lf_arg(const char **p, char **arg)
+{
+    if (**p != '{')
+        return 0;
+    const char *end = strchr(*p, '}');
+    if (!end)
+        return -1;
+    free(*arg);
+    *arg = strndup(*p + 1, (size_t)(end - *p - 1));
+    *p = end + 1;
+    return 0;
+}
+
+pd_logfmt *pd_logfmt_compile(const char *spec, char *err, size_t errlen)
+{
+    pd_logfmt *f = calloc(1, sizeof *f);
+    if (!f) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    const char *p = spec;
+    while (*p) {
+        if (*p != '%') {
+            size_t n = strcspn(p, "%");
+            if (lf_push(f, (struct lf_tok){ .code = LF_LITERAL, .text = strndup(p, n) }) < 0)
+                goto oom;
+            p += n;
+            continue;
+        }
+        const char *start = p++;
+        struct lf_tok t = { 0 };
+        for (;; p++) {
+            if (*p == '"')
+                t.quote = 1;
+            else if (*p == '-')
+                t.left = 1;
+            else if (*p == '[' || *p == '#' || *p == '\'' || *p == '/')
+                ; /* encodings: every field is escaped the same safe way */
+            else
+                break;
+        }
+        if (*p == '0')
+            t.zero = 1;
+        while (*p >= '0' && *p <= '9')
+            t.width = t.width * 10 + (*p++ - '0');
+        if (t.width > 64)
+            t.width = 64;
+        if (*p == '.') /* precision: accepted, not used */
+            for (p++; *p >= '0' && *p <= '9'; p++)
+                ;
+        if (lf_arg(&p, &t.text) < 0)
+            goto bad;
+        size_t i;
+        for (i = 0; i < sizeof lf_codes / sizeof lf_codes[0]; i++)
+            if (!strncmp(p, lf_codes[i].name, strlen(lf_codes[i].name)))
+                break;
+        if (i == sizeof lf_codes / sizeof lf_codes[0])
+            goto bad;
+        t.code = lf_codes[i].code;
+        p += strlen(lf_codes[i].name);
+        if (lf_arg(&p, &t.text) < 0)
+            goto bad;
+        if (lf_push(f, t) < 0)
+            goto oom;
+        continue;
+    bad:
+        free(t.text);
+        snprintf(err, errlen, "unknown or malformed logformat code at '%.12s'", start);
+        pd_logfmt_free(f);
+        return NULL;
+    }
+    return f;
+oom:
+    snprintf(err, errlen, "out of memory");
+    pd_logfmt_free(f);
+    return NULL;
+}
+
+/* Headers of m: the named one (all its lines, joined by ", ") or all as "Name: value\r\n". */
+static void lf_headers(struct out *o, const pd_http_msg *m, const char *name, int quoted)
+{
+    size_t start = o->len;
+    if (m && name) {
+        int first = 1;
+        for (const pd_header *h = pd_http_msg_find(m, name); h; h = pd_http_msg_find_next(m, h)) {
+            if (!first)
+                put(o, ", ", 2);
+            put_escaped(o, h->value.p, h->value.len, quoted);
+            first = 0;
+        }
+    } else if (m) {
+        for (size_t i = 0; i < m->n_headers; i++) {
+            const pd_header *h = &m->headers[i];
+            put_escaped(o, h->name.p, h->name.len, quoted);
+            put(o, ":%20", 4);
+            put_escaped(o, h->value.p, h->value.len, quoted);
+            put(o, "%0D%0A", 6);
+        }
+    }
+    if (o->len == start)
+        put(o, "-", 1);
+}
+
+static void lf_time(struct out *o, const pd_log_entry *e, const char *fmt, int gmt)
+{
+    char tbuf[128];
+    struct tm tm;
+    time_t t = e->start.tv_sec;
+    if (gmt)
+        gmtime_r(&t, &tm);
+    else
+        localtime_r(&t, &tm);
+    size_t n = strftime(tbuf, sizeof tbuf, fmt ? fmt : gmt ? "%d/%b/%Y:%H:%M:%S +0000"
+                                                        : "%d/%b/%Y:%H:%M:%S %z", &tm);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)tbuf[i] < 0x20 || tbuf[i] == 0x7f)
+            tbuf[i] = '?'; /* a strftime argument from the configuration: no control bytes */
+    put(o, tbuf, n);
+}
+
+/* One field, unpadded, into o. */
+static void lf_field(struct out *o, const struct lf_tok *t, const pd_log_entry *e)
+{
+    const char *str = NULL;
+    size_t len = 0;
+    int have_num = 0;
+    long long num = 0;
+    switch (t->code) {
+    case LF_LITERAL: put(o, t->text, strlen(t->text)); return;
+    case LF_PERCENT: put(o, "%", 1); return;
+    case LF_TS: have_num = 1; num = e->start.tv_sec; break;
+    case LF_TU: have_num = 1; num = e->start.tv_usec / 1000; break;
+    case LF_TL: lf_time(o, e, t->text, 0); return;
+    case LF_TG: lf_time(o, e, t->text, 1); return;
+    case LF_TR: have_num = 1; num = e->elapsed_ms; break;
+    case LF_CLIENT_IP: str = e->client_ip; break;
+    case LF_CLIENT_PORT: have_num = e->client_port != 0; num = e->client_port; break;
+    case LF_PEER_IP: str = e->peer_ip; break;
+    case LF_LOCAL_PORT: have_num = e->local_port != 0; num = e->local_port; break;
+    case LF_SS: str = e->result; break;
+    case LF_SH: str = e->hier; break;
+    case LF_STATUS_OUT: have_num = 1; num = e->status; break;
+    case LF_STATUS_IN: have_num = e->origin_status != 0; num = e->origin_status; break;
+    case LF_BYTES_OUT: have_num = 1; num = (long long)e->bytes; break;
+    case LF_BYTES_IN: have_num = 1; num = (long long)e->bytes_in; break;
+    case LF_METHOD: str = e->method; len = e->method_len; break;
+    case LF_URL: str = e->url; len = e->url_len; break;
+    case LF_PATH:
+        str = e->url;
+        len = e->url_len;
+        /* the path of an absolute URL: after "scheme://authority" */
+        if (str && len > 8 && memmem(str, len, "://", 3)) {
+            const char *a = (const char *)memmem(str, len, "://", 3) + 3;
+            const char *sl = memchr(a, '/', len - (size_t)(a - str));
+            if (sl) {
+                len -= (size_t)(sl - str);
+                str = sl;
+            }
+        }
+        break;
+    case LF_VERSION: {
+        char v[16];
+        int n = snprintf(v, sizeof v, "%d.%d", e->version_major, e->version_minor);
+        put(o, v, (size_t)n);
+        return;
+    }
+    case LF_USER: str = NULL; break;
+    case LF_MIME: str = e->content_type; len = e->content_type_len; break;
+    case LF_REQ_HDR: lf_headers(o, e->req, t->text, t->quote); return;
+    case LF_RESP_HDR: lf_headers(o, e->resp, t->text, t->quote); return;
+    }
+    if (have_num) {
+        char nb[32];
+        int n = snprintf(nb, sizeof nb, "%lld", num);
+        put(o, nb, (size_t)n);
+        return;
+    }
+    if (str && !len)
+        len = strlen(str);
+    if (str && len == 1 && str[0] == '-')
+        str = NULL;
+    put_escaped(o, str, str ? len : 0, t->quote);
+}
+
+size_t pd_logfmt_format(const pd_logfmt *f, const pd_log_entry *e, char *buf, size_t size)
+{
+    struct out o = { buf, size, 0 };
+    for (size_t i = 0; i < f->n; i++) {
+        const struct lf_tok *t = &f->t[i];
+        if (t->quote && t->code != LF_LITERAL)
+            put(&o, "\"", 1);
+        if (!t->width || t->code == LF_LITERAL) {
+            lf_field(&o, t, e);
+        } else {
+            /* pad to the width: format into a scratch line first */
+            char tmp[512];
+            struct out fo = { tmp, sizeof tmp, 0 };
+            lf_field(&fo, t, e);
+            size_t n = fo.len < sizeof tmp ? fo.len : sizeof tmp;
+            size_t pad = (size_t)t->width > n ? (size_t)t->width - n : 0;
+            int zero = t->zero && !t->left && n && tmp[0] != '-';
+            if (!t->left)
+                for (size_t k = 0; k < pad; k++)
+                    put(&o, zero ? "0" : " ", 1);
+            put(&o, tmp, n);
+            if (t->left)
+                for (size_t k = 0; k < pad; k++)
+                    put(&o, " ", 1);
+        }
+        if (t->quote && t->code != LF_LITERAL)
+            put(&o, "\"", 1);
+    }
+    if (size)
+        buf[o.len < size ? o.len : size - 1] = '\0';
+    return o.len;
 }

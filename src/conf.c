@@ -9,11 +9,13 @@
  * Syntax, as Squid: `#` starts a comment at the start of a word, words are
  * split on whitespace, "double quoted" words may hold spaces, a trailing
  * backslash continues a line, `include PATTERN...` reads files (glob,
- * relative to the including file, nested up to 16 levels, loops refused).
+ * relative to the including file, nested up to 16 levels, loops refused),
+ * and `if true|false|N = N` / `else` / `endif` select lines.
  * Squid directives that proxyd does not implement are warnings; anything
  * else unknown is an error. All errors of a load are reported, then NULL.
  */
 #include "proxyd/conf.h"
+#include "proxyd/access_log.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -31,6 +33,7 @@
 #include <unistd.h>
 
 #define MAX_INCLUDE_DEPTH 16
+#define MAX_FILE_SIZE (64u << 20)   /* a configuration file larger than this is a mistake */
 
 /* ------------------------------------------------------------------------ */
 /* Loader state                                                              */
@@ -179,7 +182,7 @@ static int scale(uint64_t ip, uint64_t fnum, uint64_t fden, uint64_t mult, uint6
     uint64_t a, b;
     if (__builtin_mul_overflow(ip, mult, &a))
         return -1;
-    /* fnum < fden <= 1e9 and mult < 2^64: split mult to stay in range */
+    /* fnum < fden <= 1e9: the product fits in 128 bits */
     unsigned __int128 f = (unsigned __int128)fnum * mult / fden;
     b = (uint64_t)f;
     if (__builtin_add_overflow(a, b, out))
@@ -321,7 +324,7 @@ static int parse_int(loader *ld, const directive *d, int argc, char **argv)
 
 static int parse_bytes(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, size_unit, "size", &v) < 0)
         return -1;
     return store_uint(ld, d, v);
@@ -342,7 +345,7 @@ static int parse_bytes_mosim(loader *ld, const directive *d, int argc, char **ar
 
 static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v > INT64_MAX)
@@ -354,7 +357,7 @@ static int parse_time_ms(loader *ld, const directive *d, int argc, char **argv)
 /* A time kept in whole seconds (DNS settings). */
 static int parse_time_s(loader *ld, const directive *d, int argc, char **argv)
 {
-    uint64_t v;
+    uint64_t v = 0;
     if (parse_quantity(ld, d, argc, argv, time_unit, "time", &v) < 0)
         return -1;
     if (v % 1000)
@@ -550,11 +553,21 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
         return error(ld, "%s: missing address", d->name);
     pd_listen_addr *arr = field(ld, d);
     int *n = (int *)((char *)ld->c + d->off_n);
+    if (d->off_n == offsetof(pd_conf, n_admin_port) && !strcmp(argv[0], "none")) {
+        *n = 0; /* no admin listener */
+        return argc > 1 ? error(ld, "%s: nothing may follow 'none'", d->name) : 0;
+    }
     if (*n >= PD_CONF_MAX_PORTS)
         return error(ld, "%s: too many ports (at most %d)", d->name, PD_CONF_MAX_PORTS);
     pd_listen_addr a;
     if (parse_listen(ld, d, argv[0], &a) < 0)
         return -1;
+    if (d->off_n == offsetof(pd_conf, n_admin_port) && !strchr(argv[0], ':')) {
+        /* the admin listener is never public by accident: a bare port is loopback */
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
+        s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        snprintf(a.text, sizeof a.text, "127.0.0.1:%u", (unsigned)ntohs(s4->sin_port));
+    }
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         if (squid_port_option(argv[i]))
@@ -562,9 +575,11 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
         else
             rc = error(ld, "%s: unknown option '%s'", d->name, argv[i]);
     }
-    for (int i = 0; i < *n; i++) {
-        if (strcmp(arr[i].text, a.text) == 0 && !strstr(a.text, "]:0") &&
-            strcmp(a.text + strlen(a.text) - 2, ":0") != 0)
+    /* port 0 twice is fine: each listener gets its own port */
+    bool port0 = a.ss.ss_family == AF_INET ? ((struct sockaddr_in *)&a.ss)->sin_port == 0
+                                           : ((struct sockaddr_in6 *)&a.ss)->sin6_port == 0;
+    for (int i = 0; i < *n && !port0; i++) {
+        if (strcmp(arr[i].text, a.text) == 0)
             return error(ld, "%s: %s is already configured", d->name, a.text);
     }
     if (rc < 0)
@@ -735,7 +750,7 @@ static int parse_access_log(loader *ld, const directive *d, int argc, char **arg
         warn(ld, "%s: module '%.*s' is not supported by proxyd; line ignored", d->name,
              (int)strcspn(place, ":"), place);
         return 0;
-    } else if (strchr(place, ':') && !strchr(place, '/')) {
+    } else if (place[0] != '/' && strchr(place, ':')) {
         return error(ld, "%s: unknown logging module in '%s'", d->name, place);
     } else {
         path = place;
@@ -799,9 +814,14 @@ static const directive directives[] = {
              "listens on all IPv4 addresses. Port 0 lets the system pick one." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
       .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def_doc = "none",
-      .squid = "proxyd only (Squid serves its cache manager on http_port).",
-      .doc = "Address of the admin listener (metrics, health check), same forms as "
-             "http_port. None by default." },
+      .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
+               "for origin-form /squid-internal-mgr/ requests).",
+      .doc = "Address of the admin listener (/metrics, /stats, /healthz, "
+             "/squid-internal-mgr/info and /counters), same forms as http_port; repeat for "
+             "several. Off unless set (the shipped proxy.conf sets 127.0.0.1:3129); a bare "
+             "PORT listens on 127.0.0.1 only; `none` turns it off. Loopback clients only unless "
+             "an http_access line names the `manager` acl. An address that cannot be bound is "
+             "a warning." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = 1024,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU." },
@@ -827,12 +847,16 @@ static const directive directives[] = {
       .def = "on",
       .squid = "Squid's default is off.",
       .doc = "Concurrent misses for the same URL share one origin fetch." },
+    { .name = "x_cache_header", .set = parse_onoff, FIELD(x_cache_header),
+      .def = "off",
+      .squid = "proxyd only; Squid always sends X-Cache and X-Cache-Lookup.",
+      .doc = "Add `X-Cache: HIT from HOST` or `X-Cache: MISS from HOST` to responses." },
 
     /* Raw lines */
     { .name = "acl", .set = parse_acl, FIELD(acl), .min_args = 2,
       .flags = F_LIST | F_RAW_QUOTES, .def_doc = "none",
-      .squid = "Types src, dst, dstdomain, dstdom_regex, url_regex, urlpath_regex, port, "
-               "method, proto and \"file\" lists. Squid's predefined acls exist too.",
+      .squid = "Same syntax. Types: src, dst, dstdomain, dstdom_regex, url_regex, "
+               "urlpath_regex, port, method, proto, with values inline or in \"files\".",
       .doc = "`acl NAME TYPE VALUE...` defines an access list. A quoted value "
              "(`\"/etc/proxyd/list\"`) names a file with one value a line." },
     { .name = "http_access", .set = parse_lines, FIELD(http_access), .min_args = 1,
@@ -846,7 +870,7 @@ static const directive directives[] = {
              "or served from the cache when denied." },
     { .name = "refresh_pattern", .set = parse_lines, FIELD(refresh_pattern), .min_args = 4,
       .flags = F_LIST, .def_doc = "none",
-      .squid = "Same syntax; options other than the RFC 9111 compatible ones are ignored.",
+      .squid = "Same syntax.",
       .doc = "`refresh_pattern [-i] REGEX MIN PERCENT MAX [options]`: heuristic freshness "
              "for responses without explicit expiry (MIN and MAX in minutes)." },
     { .name = "deny_info", .set = parse_lines, FIELD(deny_info), .min_args = 2,
@@ -1239,6 +1263,12 @@ static char *read_file(const char *path, size_t *len_out, int *err)
         len += got;
         if (got == 0)
             break;
+        if (len > MAX_FILE_SIZE) {
+            free(buf);
+            fclose(f);
+            *err = EFBIG;
+            return NULL;
+        }
     }
     if (buf && ferror(f)) {
         *err = errno ? errno : EIO;
@@ -1280,6 +1310,11 @@ static int load_file(loader *ld, const char *path, bool top)
         if (top)
             return file_error(ld, path, "cannot read", EISDIR);
         return error(ld, "include: '%s' is a directory", path);
+    }
+    /* an included device (/dev/zero, a tty) would never end */
+    if (!top && (stat(real, &st) != 0 || !S_ISREG(st.st_mode))) {
+        free(real);
+        return error(ld, "include: '%s' is not a regular file", path);
     }
     for (int i = 0; i < ld->n_stack; i++) {
         if (!strcmp(ld->stack[i], real)) {
@@ -1337,25 +1372,102 @@ static void do_include(loader *ld, int argc, char **argv)
             error(ld, "out of memory");
             return;
         }
-        glob_t g = { 0 };
-        rc = glob(full, GLOB_ERR, NULL, &g);
-        if (rc == GLOB_NOMATCH) {
-            /* an empty wildcard (conf.d/ with nothing in it) is fine, a missing file is not */
-            if (!has_glob_magic(argv[i]))
-                error(ld, "include: cannot open '%s': %s", full, strerror(ENOENT));
-        } else if (rc != 0) {
-            error(ld, "include: cannot expand '%s'", full);
-        } else {
-            for (size_t k = 0; k < g.gl_pathc; k++)
-                load_file(ld, g.gl_pathv[k], false);
+        if (!has_glob_magic(argv[i])) {
+            load_file(ld, full, false);
+            free(full);
+            continue;
         }
+        /* an empty wildcard (conf.d/ with nothing in it) is fine, as in Squid */
+        glob_t g = { 0 };
+        rc = glob(full, 0, NULL, &g);
+        if (rc != 0 && rc != GLOB_NOMATCH)
+            error(ld, "include: cannot expand '%s'", full);
+        for (size_t k = 0; rc == 0 && k < g.gl_pathc; k++)
+            load_file(ld, g.gl_pathv[k], false);
         globfree(&g);
         free(full);
     }
 }
 
+/* Squid's if/else/endif, per file. */
+#define MAX_COND_DEPTH 16
+typedef struct cond_state {
+    int depth;
+    bool taken[MAX_COND_DEPTH];     /* this level's condition was true */
+    bool in_else[MAX_COND_DEPTH];
+} cond_state;
+
+static bool cond_active(const cond_state *cs)
+{
+    for (int i = 0; i < cs->depth; i++)
+        if (cs->taken[i] == cs->in_else[i])
+            return false;
+    return true;
+}
+
+/* Squid's conditions: true, false, or INTEGER = INTEGER. */
+static int eval_condition(loader *ld, const wordv *wv, bool *out)
+{
+    if (wv->n == 1 && !strcmp(wv->v[0].val, "true")) {
+        *out = true;
+        return 0;
+    }
+    if (wv->n == 1 && !strcmp(wv->v[0].val, "false")) {
+        *out = false;
+        return 0;
+    }
+    if (wv->n == 3 && !strcmp(wv->v[1].val, "=")) {
+        char *e1, *e2;
+        long long a = strtoll(wv->v[0].val, &e1, 10), b = strtoll(wv->v[2].val, &e2, 10);
+        if (wv->v[0].val[0] && !*e1 && wv->v[2].val[0] && !*e2) {
+            *out = a == b;
+            return 0;
+        }
+    }
+    return error(ld, "if: expected true, false or INTEGER = INTEGER");
+}
+
+/* if/else/endif: returns true when the line was one of them. */
+static bool conditional(loader *ld, const char *name, const char **pp, cond_state *cs)
+{
+    if (!strcmp(name, "if")) {
+        wordv wv = { 0 };
+        bool v = false;
+        if (split_words(ld, pp, &wv, -1) < 0 || eval_condition(ld, &wv, &v) < 0)
+            v = false;
+        wordv_free(&wv);
+        if (cs->depth >= MAX_COND_DEPTH) {
+            error(ld, "if: nested deeper than %d levels", MAX_COND_DEPTH);
+            return true;
+        }
+        cs->taken[cs->depth] = v;
+        cs->in_else[cs->depth] = false;
+        cs->depth++;
+        return true;
+    }
+    if (!strcmp(name, "else") || !strcmp(name, "endif")) {
+        word extra;
+        if (next_word(ld, pp, &extra) > 0) {
+            free(extra.val);
+            free(extra.raw);
+            error(ld, "%s: unexpected argument", name);
+        }
+        if (cs->depth == 0) {
+            error(ld, "'%s' without 'if'", name);
+        } else if (name[1] == 'l') {
+            if (cs->in_else[cs->depth - 1])
+                error(ld, "'else' after 'else'");
+            cs->in_else[cs->depth - 1] = true;
+        } else {
+            cs->depth--;
+        }
+        return true;
+    }
+    return false;
+}
+
 /* One logical line (continuations joined). */
-static void process_line(loader *ld, const char *line)
+static void process_line(loader *ld, const char *line, cond_state *cs)
 {
     const char *p = line;
     word name;
@@ -1364,6 +1476,10 @@ static void process_line(loader *ld, const char *line)
         return;
     wordv wv = { 0 };
     char **argv = NULL;
+    if (cs) {
+        if (conditional(ld, name.val, &p, cs) || !cond_active(cs))
+            goto out;
+    }
     if (!strcmp(name.val, "include")) {
         if (split_words(ld, &p, &wv, -1) == 0) {
             argv = calloc((size_t)wv.n + 1, sizeof(char *));
@@ -1427,6 +1543,8 @@ static void parse_text(loader *ld, const char *text)
 {
     const char *p = text;
     int lineno = 0;
+    cond_state cs = { 0 };
+    int if_line[MAX_COND_DEPTH];
     char *buf = NULL;
     size_t cap = 0;
     while (*p) {
@@ -1464,9 +1582,16 @@ static void parse_text(loader *ld, const char *text)
         }
         buf[len] = '\0';
         ld->line = first;
-        process_line(ld, buf);
+        int depth = cs.depth;
+        process_line(ld, buf, &cs);
+        if (cs.depth > depth)
+            if_line[depth] = first;
     }
     free(buf);
+    if (cs.depth > 0) {
+        ld->line = if_line[cs.depth - 1];
+        error(ld, "'if' without 'endif'");
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1479,7 +1604,7 @@ static void apply_default(loader *ld, const directive *d)
         error(ld, "out of memory");
         return;
     }
-    process_line(ld, line);
+    process_line(ld, line, NULL);
     free(line);
 }
 
@@ -1525,6 +1650,17 @@ static void finish(loader *ld)
             set_string(ld, &c->access_log_format_name, ld->alog_fmt);
         else
             error(ld, "access_log: unknown logformat '%s'", ld->alog_fmt);
+    }
+    for (size_t i = 0; i < c->logformat.n; i++) {
+        /* the % codes are compiled by access_log.c: refuse what it cannot print */
+        const pd_conf_line *l = &c->logformat.v[i];
+        char err[160];
+        pd_logfmt *f = l->argc >= 2 ? pd_logfmt_compile(l->argv[1], err, sizeof err) : NULL;
+        ld->file = l->file;
+        ld->line = l->line;
+        if (!f)
+            error(ld, "logformat %s: %s", l->argv[0], l->argc >= 2 ? err : "missing format");
+        pd_logfmt_free(f);
     }
     ld->file = NULL;
 }
@@ -1581,7 +1717,6 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out)
     for (size_t i = 0; i < N_DIRECTIVES; i++)
         if (!(directives[i].flags & F_LIST) && directives[i].def)
             apply_default(&ld, &directives[i]);
-    ld.n_access_log = 0;
     ld.c->path = strdup(name);
 
     if (text) {
@@ -1594,7 +1729,7 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out)
 
     pd_conf *c = ld.c;
     if (!c->path)
-        ld.n_errors++;
+        error(&ld, "out of memory");
     free(ld.seen);
     free(ld.alog_fmt);
     free(ld.alog_file);
@@ -1643,7 +1778,8 @@ void pd_conf_print_reference(FILE *out)
           " comment (at the start of a word); a line ending in `\\` continues on the next one;"
           " words are separated by blanks and a \"double quoted\" word may contain blanks."
           " `include PATTERN...` reads more files (shell wildcards, relative to the including"
-          " file, nested up to 16 levels).\n\n"
+          " file, nested up to 16 levels). Squid's `if true|false|N = N`, `else` and `endif`"
+          " select lines.\n\n"
           "Sizes are a number and a unit: `bytes`, `KB`, `MB` or `GB` (`260 MB`); a bare"
           " number is in bytes. Times are a number and a unit: `milliseconds`, `seconds`,"
           " `minutes`, `hours`, `days`, `weeks`, `fortnights`, `months`, `years` or `decades`"

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxyd/master.h"
+#include "proxyd/stats.h"
 
 #ifndef PROXYD_DEFAULT_CONF
 #define PROXYD_DEFAULT_CONF PROXYD_SYSCONFDIR "/proxy.conf"
@@ -20,6 +21,7 @@ static void usage(FILE *out)
             "  -c FILE   configuration file (default " PROXYD_DEFAULT_CONF ")\n"
             "  -t        check the configuration and exit (0 when good)\n"
             "  -v        print the version and exit\n"
+            "  --print-metrics  print the metrics table (Markdown) and exit\n"
             "  -h        this help\n\n"
             "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and stop,\n"
             "SIGUSR1 reopens the log files.\n");
@@ -30,8 +32,13 @@ int main(int argc, char **argv)
     const char *conf = PROXYD_DEFAULT_CONF;
     int check = 0;
     int opt;
-    while ((opt = getopt(argc, argv, "c:tvh")) != -1) {
+    static const struct option longopts[] = { { "print-metrics", no_argument, NULL, 'M' },
+                                              { NULL, 0, NULL, 0 } };
+    while ((opt = getopt_long(argc, argv, "c:tvh", longopts, NULL)) != -1) {
         switch (opt) {
+        case 'M':
+            pd_stats_print_metrics(stdout);
+            return 0;
         case 'c':
             conf = optarg;
             break;

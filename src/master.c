@@ -25,10 +25,15 @@
 #include <event2/event.h>
 
 #include "proxyd/acl.h"
+#include "proxyd/admin.h"
+#include "proxyd/cache_policy.h"
+#include "proxyd/cache_store.h"
 #include "proxyd/log.h"
+#include "proxyd/stats.h"
 #include "proxyd/worker.h"
 
-#define MAX_WORKERS 128
+/* two generations (during a reload) must fit in the cache's slots */
+#define MAX_WORKERS (PD_CACHE_MAX_WORKERS / 2)
 #define MAX_KIDS (MAX_WORKERS * 4)
 
 struct kid {
@@ -36,12 +41,14 @@ struct kid {
     int slot;
     int generation;
     int retiring;           /* told to drain: not restarted */
+    int cache_slot;         /* its slot in the cache store */
     struct timespec started;
 };
 
 struct gen {
     pd_conf *conf;
     pd_acl_rules *acl;
+    pd_refresh_rules refresh;
     int nworkers;
     int nports;
     int fds[PD_CONF_MAX_PORTS][MAX_WORKERS];
@@ -55,10 +62,14 @@ static struct {
     struct gen old;         /* previous generation, kept until its workers exit */
     int have_old;
     struct kid kids[MAX_KIDS];
+    pd_cache_store *store;
+    uint64_t cache_slots_used;  /* bit i: cache slot i belongs to a live worker */
     int nkids;
     int stopping;
     struct event *restart_timer;
     struct event *stop_deadline;
+    pd_stats *stats;        /* shared counters, mapped before the first fork */
+    pd_admin *admin;        /* admin listener (NULL: none) */
 } M;
 
 static int n_cpus(void)
@@ -191,12 +202,37 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
     return 0;
 }
 
+static int take_cache_slot(void)
+{
+    for (int i = 0; i < PD_CACHE_MAX_WORKERS; i++)
+        if (!(M.cache_slots_used & (1ull << i))) {
+            M.cache_slots_used |= 1ull << i;
+            return i;
+        }
+    return -1;
+}
+
+static void free_gen(struct gen *g)
+{
+    pd_cache_policy_refresh_free(&g->refresh);
+    pd_acl_rules_free(g->acl);
+    pd_conf_free(g->conf);
+    g->acl = NULL;
+    g->conf = NULL;
+}
+
 static pid_t spawn(int slot)
 {
     struct gen *g = &M.cur;
+    int cslot = take_cache_slot();
+    if (cslot < 0) {
+        pd_log_error("no free cache slot for worker %d", slot);
+        return -1;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         pd_log_error("fork: %s", strerror(errno));
+        M.cache_slots_used &= ~(1ull << cslot);
         return -1;
     }
     if (pid > 0) {
@@ -206,6 +242,7 @@ static pid_t spawn(int slot)
             k->slot = slot;
             k->generation = g->id;
             k->retiring = 0;
+            k->cache_slot = cslot;
             clock_gettime(CLOCK_MONOTONIC, &k->started);
         }
         return pid;
@@ -213,6 +250,8 @@ static pid_t spawn(int slot)
     /* child: leave the master's event loop, signal handling and sockets behind */
     /* the epoll instance is shared with the master until event_reinit gives us our own */
     event_reinit(M.base);
+    pd_admin_free(M.admin); /* the worker must not hold the admin socket */
+    M.admin = NULL;
     event_base_free(M.base);
     M.base = NULL;
     signal(SIGHUP, SIG_IGN);
@@ -234,8 +273,11 @@ static pid_t spawn(int slot)
     close_gen_fds(g, 0);
     if (M.have_old)
         close_gen_fds(&M.old, 0);
-    int rc = pd_worker_run(g->conf, g->acl, slot, g->id, fds, g->nports);
-    _exit(rc);
+    pd_worker_init wi = {
+        .conf = g->conf, .acl = g->acl, .refresh = &g->refresh, .store = M.store,
+        .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
+    };
+    _exit(pd_worker_run(&wi));
 }
 
 static struct kid *find_kid(pid_t pid)
@@ -286,6 +328,14 @@ static void reap(void)
             continue;
         struct kid dead = *k;
         *k = M.kids[--M.nkids];
+        pd_stats_slot_release(pd_stats_worker_slot(M.stats, dead.generation, dead.slot), pid);
+        /* whatever it held in the cache (locks, references, half-written objects) is freed */
+        if (M.store) {
+            int n = pd_cache_store_reap_slot(M.store, dead.cache_slot);
+            if (n > 0)
+                pd_log_info("worker %d: reclaimed %d cache handles", dead.slot, n);
+        }
+        M.cache_slots_used &= ~(1ull << dead.cache_slot);
         if (dead.retiring || M.stopping) {
             continue;
         }
@@ -308,8 +358,7 @@ static void reap(void)
                 left++;
         if (!left) {
             close_gen_fds(&M.old, 0);
-            pd_acl_rules_free(M.old.acl);
-            pd_conf_free(M.old.conf);
+            free_gen(&M.old);
             M.have_old = 0;
         }
     }
@@ -345,6 +394,16 @@ static int load_gen(struct gen *g, const char *path)
         g->conf = NULL;
         return -1;
     }
+    char err[512];
+    if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,
+                                        sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        pd_acl_rules_free(g->acl);
+        pd_conf_free(g->conf);
+        g->acl = NULL;
+        g->conf = NULL;
+        return -1;
+    }
     g->nworkers = g->conf->workers > 0 ? g->conf->workers : n_cpus();
     if (g->nworkers > MAX_WORKERS)
         g->nworkers = MAX_WORKERS;
@@ -365,15 +424,25 @@ static void reload(void)
         return;
     }
     g.id = M.cur.id + 1;
+    if (g.conf->cache_mem != M.cur.conf->cache_mem ||
+        g.conf->maximum_object_size != M.cur.conf->maximum_object_size ||
+        g.conf->maximum_object_size_in_memory != M.cur.conf->maximum_object_size_in_memory)
+        pd_log_warn("cache_mem and maximum_object_size changes take effect at the next restart");
     if (open_gen_fds(&g, &M.cur) < 0) {
         pd_log_error("reload refused: cannot open the listening sockets");
-        pd_acl_rules_free(g.acl);
-        pd_conf_free(g.conf);
+        free_gen(&g);
         return;
     }
     M.old = M.cur;
     M.have_old = 1;
     M.cur = g;
+    pd_stats_set_host(M.stats, M.cur.id, M.cur.nworkers);
+    if (pd_admin_same_ports(M.admin, M.cur.conf)) {
+        pd_admin_set_conf(M.admin, M.cur.conf, M.cur.acl);
+    } else {
+        pd_admin_free(M.admin);
+        M.admin = pd_admin_start(M.base, M.cur.conf, M.cur.acl, M.stats);
+    }
     /* new workers first, then the old ones drain: no gap in service */
     for (int i = 0; i < M.nkids; i++)
         if (M.kids[i].generation == M.old.id)
@@ -424,6 +493,20 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
+/* The cache gauges of the stats pages (any process: the store is shared). */
+static void cache_stats_hook(void *arg, pd_stats_cache *out)
+{
+    pd_cache_stats cs;
+    pd_cache_store_stats(arg, &cs);
+    out->configured = 1;
+    out->attached = cs.pages_total > 0;
+    out->objects = cs.objects;
+    out->bytes_used = cs.bytes_used;
+    out->bytes_free = cs.bytes_free;
+    out->evictions = cs.evictions;
+    out->cache_mem = cs.cache_mem;
+}
+
 static void write_pid_file(const char *path)
 {
     FILE *f = fopen(path, "w");
@@ -448,6 +531,12 @@ int pd_master_run(const char *conf_path)
     M.cur.id = 1;
     if (open_gen_fds(&M.cur, NULL) < 0)
         return 1;
+    M.stats = pd_stats_create();
+    if (!M.stats) {
+        pd_log_error("cannot map the shared counters: %s", strerror(errno));
+        return 1;
+    }
+    pd_stats_set_host(M.stats, M.cur.id, M.cur.nworkers);
     if (M.cur.conf->cache_log && strcmp(M.cur.conf->cache_log, "stderr") != 0) {
         int fd = open(M.cur.conf->cache_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
         if (fd < 0) {
@@ -460,6 +549,20 @@ int pd_master_run(const char *conf_path)
     char *pid_file = M.cur.conf->pid_filename ? strdup(M.cur.conf->pid_filename) : NULL;
     if (pid_file)
         write_pid_file(pid_file);
+    const pd_conf *cf = M.cur.conf;
+    uint64_t max_obj = cf->maximum_object_size_in_memory < cf->maximum_object_size
+                           ? cf->maximum_object_size_in_memory : cf->maximum_object_size;
+    if (cf->cache_mem > 0 && max_obj > 0) {
+        if (max_obj > cf->cache_mem)
+            max_obj = cf->cache_mem;
+        M.store = pd_cache_store_create(cf->cache_mem, max_obj, PD_CACHE_MAX_WORKERS);
+        if (!M.store) {
+            pd_log_error("cannot create the cache (cache_mem %llu bytes): %s",
+                         (unsigned long long)cf->cache_mem, strerror(errno));
+            return 1;
+        }
+        pd_stats_set_cache_hook(cache_stats_hook, M.store);
+    }
 
     M.base = event_base_new();
     if (!M.base)
@@ -472,6 +575,7 @@ int pd_master_run(const char *conf_path)
     }
     M.restart_timer = evtimer_new(M.base, restart_cb, NULL);
     M.stop_deadline = evtimer_new(M.base, stop_deadline_cb, NULL);
+    M.admin = pd_admin_start(M.base, M.cur.conf, M.cur.acl, M.stats);
 
     fill_slots();
     fprintf(stderr, "proxyd: ready (%d workers)\n", M.cur.nworkers);
@@ -492,10 +596,13 @@ int pd_master_run(const char *conf_path)
         event_free(sev[i]);
     event_free(M.restart_timer);
     event_free(M.stop_deadline);
+    pd_admin_free(M.admin);
     event_base_free(M.base);
+    pd_stats_destroy(M.stats);
     close_gen_fds(&M.cur, 0);
-    pd_acl_rules_free(M.cur.acl);
-    pd_conf_free(M.cur.conf);
+    free_gen(&M.cur);
+    if (M.store)
+        pd_cache_store_destroy(M.store);
     if (pid_file) {
         unlink(pid_file);
         free(pid_file);
@@ -512,7 +619,6 @@ int pd_master_check(const char *conf_path)
     }
     fprintf(stderr, "proxyd: configuration file %s is OK (%d warning%s)\n", conf_path,
             g.conf->n_warnings, g.conf->n_warnings == 1 ? "" : "s");
-    pd_acl_rules_free(g.acl);
-    pd_conf_free(g.conf);
+    free_gen(&g);
     return 0;
 }

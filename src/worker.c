@@ -14,9 +14,11 @@
 #include <event2/listener.h>
 
 #include "proxyd/access_log.h"
+#include "proxyd/cache_store.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
 #include "proxyd/log.h"
+#include "proxyd/stats.h"
 #include "proxyd/upool.h"
 
 static void set_accepting(pd_worker *w, int on)
@@ -81,6 +83,32 @@ void pd_worker_client_closed(pd_worker *w)
         set_accepting(w, 1);
 }
 
+/*
+ * dns.c and upool.c keep their own per-process counters: fold what changed
+ * since the last call into the shared slot, so that a restart loses at most
+ * one second of them.
+ */
+static void stats_sync(pd_worker *w)
+{
+    pd_dns_stats d;
+    pd_upool_stats u;
+    pd_dns_get_stats(w->dns, &d);
+    pd_upool_get_stats(w->upool, &u);
+    uint64_t now[3] = { d.queries, d.cache_hits, d.failures };
+    static const enum pd_stat_id ids[3] = { PD_STAT_DNS_QUERIES, PD_STAT_DNS_CACHE_HITS,
+                                            PD_STAT_DNS_FAILURES };
+    for (int i = 0; i < 3; i++) {
+        pd_stats_add(w->stats, ids[i], (int64_t)(now[i] - w->dns_seen[i]));
+        w->dns_seen[i] = now[i];
+    }
+    pd_stats_set(w->stats, PD_STAT_ORIGIN_CONNS_IDLE, u.idle);
+}
+
+static void stats_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    stats_sync(arg);
+}
+
 static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_worker *w = arg;
@@ -121,16 +149,33 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int generation,
-                  const int *fds, int n_fds)
+static void cache_notify_cb(evutil_socket_t fd, short what, void *arg)
 {
+    pd_worker *w = arg;
+    uint64_t v;
+    ssize_t r = read(fd, &v, sizeof v); /* resets the eventfd */
+    (void)r;
+    pd_client_cache_wakeup(w);
+}
+
+int pd_worker_run(const pd_worker_init *init)
+{
+    const pd_conf *conf = init->conf;
+    int slot = init->slot;
+    const int *fds = init->fds;
+    int n_fds = init->n_fds;
     pd_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return 1;
     w->conf = conf;
-    w->acl = acl;
+    w->acl = init->acl;
+    w->refresh = init->refresh;
+    w->store = init->store;
+    w->cache_slot = init->cache_slot;
     w->slot = slot;
-    w->generation = generation;
+    w->generation = init->generation;
+    w->stats = pd_stats_worker_slot(pd_stats_self(), w->generation, slot);
+    pd_stats_slot_claim(w->stats, getpid(), w->generation, slot);
     TAILQ_INIT(&w->clients);
     w->base = event_base_new();
     if (!w->base) {
@@ -166,6 +211,15 @@ int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int ge
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
     }
+    if (w->store) {
+        if (pd_cache_store_attach(w->store, w->cache_slot) < 0) {
+            pd_log_error("worker %d: cannot attach cache slot %d", slot, w->cache_slot);
+            return 1;
+        }
+        w->cache_ev = event_new(w->base, pd_cache_store_notify_fd(w->store, w->cache_slot),
+                                EV_READ | EV_PERSIST, cache_notify_cb, w);
+        event_add(w->cache_ev, NULL);
+    }
     w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
     w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
     for (int i = 0; i < n_fds && i < PD_CONF_MAX_PORTS; i++) {
@@ -192,6 +246,10 @@ int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int ge
     evsignal_add(w->sig_term, NULL);
     evsignal_add(w->sig_int, NULL);
     evsignal_add(w->sig_usr1, NULL);
+    w->stats_timer = event_new(w->base, -1, EV_PERSIST, stats_timer_cb, w);
+    struct timeval one_s = { 1, 0 };
+    evtimer_add(w->stats_timer, &one_s);
+    pd_stats_slot_ready(w->stats);
 
     event_base_dispatch(w->base);
 
@@ -202,8 +260,12 @@ int pd_worker_run(const pd_conf *conf, const pd_acl_rules *acl, int slot, int ge
     event_free(w->sig_term);
     event_free(w->sig_int);
     event_free(w->sig_usr1);
+    if (w->cache_ev)
+        event_free(w->cache_ev);
     event_free(w->accept_retry);
     event_free(w->drain_deadline);
+    stats_sync(w);
+    event_free(w->stats_timer);
     pd_upool_free(w->upool);
     pd_dns_free(w->dns);
     pd_access_log_close(w->alog);

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "proxyd/conf.h"
+#include "proxyd/http_msg.h"
 
 typedef struct pd_access_log pd_access_log;
 
@@ -39,9 +40,28 @@ typedef struct pd_log_entry {
     const char *referer, *user_agent; /* combined format; may be NULL */
     size_t referer_len, user_agent_len;
     int version_major, version_minor;
+    /* for logformat codes; all optional (0/NULL print "-") */
+    uint16_t client_port, local_port;
+    uint64_t bytes_in;          /* %>st: bytes received from the client */
+    int origin_status;          /* %<Hs: status the origin sent, 0 = none */
+    const pd_http_msg *req;     /* %>h: request headers as received */
+    const pd_http_msg *resp;    /* %<h: response headers as received from the origin */
 } pd_log_entry;
 
 void pd_access_log_write(pd_access_log *log, const pd_log_entry *e);
+
+/*
+ * A compiled `logformat` specification (Squid's % codes: %ts %tu %tl %tg %tr
+ * %>a %>p %<a %lp %Ss %Sh %>Hs %<Hs %<st %>st %rm %ru %rp %rv %un %ui %ul %mt
+ * %>h %<h %%, with the modifiers " [ - 0 WIDTH and a {Header} or {strftime}
+ * argument before or after the code). Returns NULL with a message in err for
+ * an unknown code. Release with pd_logfmt_free.
+ */
+typedef struct pd_logfmt pd_logfmt;
+pd_logfmt *pd_logfmt_compile(const char *spec, char *err, size_t errlen);
+void pd_logfmt_free(pd_logfmt *f);
+/* Format one line (no newline) into buf; returns the length it needs (like snprintf). */
+size_t pd_logfmt_format(const pd_logfmt *f, const pd_log_entry *e, char *buf, size_t size);
 
 /* Format one line (without the newline) into buf; returns its length. For tests. */
 size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char *buf,

@@ -18,6 +18,9 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
 /* Drain: idle clients are closed now, busy ones after their current response. */
 void pd_client_drain_all(pd_worker *w);
 
+/* The cache's notify fd fired: retry every client waiting on an object being written. */
+void pd_client_cache_wakeup(pd_worker *w);
+
 /* Free every client at once (worker exit). */
 void pd_client_close_all(pd_worker *w);
 

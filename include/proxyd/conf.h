@@ -19,7 +19,12 @@
 #define PD_CONF_MAX_PORTS 16
 #define PD_CONF_MAX_NS 8
 
-/* One directive line as written, split into words (quotes removed). */
+/*
+ * One directive line as written, split into words (quotes removed), except:
+ * in acl lines a quoted word keeps its quotes (argv holds `"/etc/x"` as
+ * written, so acl.c knows it names a file), and logformat lines have argc 2:
+ * argv[0] the name, argv[1] the format, the rest of the line as written.
+ */
 typedef struct pd_conf_line {
     char *file;     /* file the line came from (owned by the conf) */
     int line;       /* 1-based line number */
@@ -61,6 +66,7 @@ typedef struct pd_conf {
     uint64_t maximum_object_size;   /* bytes, default 1024 KB */
     uint64_t maximum_object_size_in_memory; /* bytes; default = maximum_object_size */
     int collapsed_forwarding;       /* default on */
+    int x_cache_header;             /* X-Cache: HIT|MISS from host (default off) */
 
     /* Raw lines compiled by other modules, in file order */
     pd_conf_lines acl;              /* acl NAME TYPE ... */

@@ -1,0 +1,316 @@
+/*
+ * stats: counters aggregated over all workers, and the pages that show them
+ * (Prometheus text, JSON, Squid's cache manager info and counters).
+ *
+ * The counters live in ONE anonymous MAP_SHARED segment that the master maps
+ * before it forks, cut into one slot per worker. A worker writes only its own
+ * slot (relaxed atomic adds, no lock); readers sum the slots. A slot belongs
+ * to the worker's place (generation parity, worker number), not to its
+ * process, so a worker that is killed and restarted loses nothing.
+ *
+ * PD_STATS_TABLE is the single source of truth for every metric: its C name,
+ * type, Prometheus name, labels and help. Rows of one family are adjacent.
+ * Source SLOT rows are summed over the worker slots; HOST rows are filled by
+ * whoever takes the snapshot (uptime, generation, cache gauges, ...).
+ */
+#ifndef PROXYD_STATS_H
+#define PROXYD_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct evbuffer;
+
+#define PD_STATS_MAX_WORKERS 128
+/* two generations live at once during a reload: one set of slots for each parity */
+#define PD_STATS_NSLOTS (2 * PD_STATS_MAX_WORKERS)
+
+/* X(ID, TYPE, SOURCE, NAME, LABELS, HELP) */
+#define PD_STATS_METHOD_HELP "Requests received, by method."
+#define PD_STATS_RESULT_HELP "Transactions by Squid result code (as in the access log)."
+#define PD_STATS_STATUS_HELP "Responses sent to clients, by status class (none: no response)."
+#define PD_STATS_ERROR_HELP "Error responses, by Squid error page name."
+#define PD_STATS_TABLE(X)                                                                        \
+    X(REQ_GET, COUNTER, SLOT, "proxyd_requests_total", "method=\"GET\"", PD_STATS_METHOD_HELP)    \
+    X(REQ_HEAD, COUNTER, SLOT, "proxyd_requests_total", "method=\"HEAD\"", PD_STATS_METHOD_HELP)  \
+    X(REQ_POST, COUNTER, SLOT, "proxyd_requests_total", "method=\"POST\"", PD_STATS_METHOD_HELP)  \
+    X(REQ_PUT, COUNTER, SLOT, "proxyd_requests_total", "method=\"PUT\"", PD_STATS_METHOD_HELP)    \
+    X(REQ_DELETE, COUNTER, SLOT, "proxyd_requests_total", "method=\"DELETE\"",                   \
+      PD_STATS_METHOD_HELP)                                                                      \
+    X(REQ_CONNECT, COUNTER, SLOT, "proxyd_requests_total", "method=\"CONNECT\"",                 \
+      PD_STATS_METHOD_HELP)                                                                      \
+    X(REQ_OTHER, COUNTER, SLOT, "proxyd_requests_total", "method=\"OTHER\"", PD_STATS_METHOD_HELP) \
+    X(RES_TCP_MISS, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MISS\"",                  \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_HIT, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_HIT\"",                    \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_MEM_HIT, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MEM_HIT\"",            \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_REFRESH_UNMODIFIED, COUNTER, SLOT, "proxyd_results_total",                         \
+      "code=\"TCP_REFRESH_UNMODIFIED\"", PD_STATS_RESULT_HELP)                                   \
+    X(RES_TCP_REFRESH_MODIFIED, COUNTER, SLOT, "proxyd_results_total",                           \
+      "code=\"TCP_REFRESH_MODIFIED\"", PD_STATS_RESULT_HELP)                                     \
+    X(RES_TCP_REFRESH_FAIL_OLD, COUNTER, SLOT, "proxyd_results_total",                           \
+      "code=\"TCP_REFRESH_FAIL_OLD\"", PD_STATS_RESULT_HELP)                                     \
+    X(RES_TCP_DENIED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_DENIED\"",              \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_TUNNEL, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_TUNNEL\"",              \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_MISS_ABORTED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MISS_ABORTED\"",  \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_CF_MISS, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_CF_MISS\"",            \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_TCP_CF_MISS_ABORTED, COUNTER, SLOT, "proxyd_results_total",                            \
+      "code=\"TCP_CF_MISS_ABORTED\"", PD_STATS_RESULT_HELP)                                       \
+    X(RES_TCP_HIT_ABORTED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_HIT_ABORTED\"",    \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_NONE_NONE, COUNTER, SLOT, "proxyd_results_total", "code=\"NONE_NONE\"",                \
+      PD_STATS_RESULT_HELP)                                                                      \
+    X(RES_OTHER, COUNTER, SLOT, "proxyd_results_total", "code=\"OTHER\"", PD_STATS_RESULT_HELP)   \
+    X(STATUS_NONE, COUNTER, SLOT, "proxyd_responses_total", "class=\"none\"",                    \
+      PD_STATS_STATUS_HELP)                                                                      \
+    X(STATUS_1XX, COUNTER, SLOT, "proxyd_responses_total", "class=\"1xx\"", PD_STATS_STATUS_HELP) \
+    X(STATUS_2XX, COUNTER, SLOT, "proxyd_responses_total", "class=\"2xx\"", PD_STATS_STATUS_HELP) \
+    X(STATUS_3XX, COUNTER, SLOT, "proxyd_responses_total", "class=\"3xx\"", PD_STATS_STATUS_HELP) \
+    X(STATUS_4XX, COUNTER, SLOT, "proxyd_responses_total", "class=\"4xx\"", PD_STATS_STATUS_HELP) \
+    X(STATUS_5XX, COUNTER, SLOT, "proxyd_responses_total", "class=\"5xx\"", PD_STATS_STATUS_HELP) \
+    X(CACHE_HITS, COUNTER, SLOT, "proxyd_cache_hits_total", "",                                  \
+      "Requests answered from the cache without contacting the origin.")                        \
+    X(CACHE_MISSES, COUNTER, SLOT, "proxyd_cache_misses_total", "",                              \
+      "Cache misses (TCP_MISS*, TCP_CF_MISS*: collapsed onto another request's fetch).")                                           \
+    X(CACHE_REVALIDATIONS, COUNTER, SLOT, "proxyd_cache_revalidations_total", "",                \
+      "Cached objects revalidated with the origin (TCP_REFRESH_*).")                             \
+    X(CLIENT_BYTES_IN, COUNTER, SLOT, "proxyd_client_received_bytes_total", "",                  \
+      "Bytes received from clients (request heads and bodies, tunnelled bytes).")               \
+    X(CLIENT_BYTES_OUT, COUNTER, SLOT, "proxyd_client_sent_bytes_total", "",                     \
+      "Bytes sent to clients (response heads and bodies, tunnelled bytes).")                    \
+    X(ORIGIN_BYTES_IN, COUNTER, SLOT, "proxyd_origin_received_bytes_total", "",                  \
+      "Bytes received from origin servers.")                                                     \
+    X(ORIGIN_BYTES_OUT, COUNTER, SLOT, "proxyd_origin_sent_bytes_total", "",                     \
+      "Bytes sent to origin servers.")                                                           \
+    X(CLIENT_CONNS_OPEN, GAUGE, SLOT, "proxyd_client_connections", "",                           \
+      "Client connections open now.")                                                            \
+    X(CLIENT_CONNS_TOTAL, COUNTER, SLOT, "proxyd_client_connections_total", "",                  \
+      "Client connections accepted.")                                                            \
+    X(ORIGIN_CONNS_OPENED, COUNTER, SLOT, "proxyd_origin_connections_opened_total", "",          \
+      "New connections opened to origin servers.")                                               \
+    X(ORIGIN_CONNS_REUSED, COUNTER, SLOT, "proxyd_origin_connections_reused_total", "",          \
+      "Requests sent on a pooled keep-alive origin connection.")                                 \
+    X(ORIGIN_CONNS_IDLE, GAUGE, SLOT, "proxyd_origin_connections_idle", "",                      \
+      "Idle keep-alive origin connections in the pools now.")                                    \
+    X(DNS_QUERIES, COUNTER, SLOT, "proxyd_dns_queries_total", "",                                \
+      "DNS questions sent to the name servers.")                                                 \
+    X(DNS_CACHE_HITS, COUNTER, SLOT, "proxyd_dns_cache_hits_total", "",                          \
+      "Name lookups answered from the DNS cache or the hosts file.")                             \
+    X(DNS_FAILURES, COUNTER, SLOT, "proxyd_dns_failures_total", "",                              \
+      "Name lookups that ended in an error.")                                                    \
+    X(ERR_ACCESS_DENIED, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_ACCESS_DENIED\"",     \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_INVALID_REQ, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_INVALID_REQ\"",         \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_INVALID_URL, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_INVALID_URL\"",         \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_TOO_BIG, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_TOO_BIG\"",                 \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_LIFETIME_EXP, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_LIFETIME_EXP\"",       \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_DNS_FAIL, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_DNS_FAIL\"",               \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_CONNECT_FAIL, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_CONNECT_FAIL\"",       \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_READ_TIMEOUT, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_READ_TIMEOUT\"",       \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_ZERO_SIZE_OBJECT, COUNTER, SLOT, "proxyd_errors_total",                                \
+      "kind=\"ERR_ZERO_SIZE_OBJECT\"", PD_STATS_ERROR_HELP)                                      \
+    X(ERR_INVALID_RESP, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_INVALID_RESP\"",       \
+      PD_STATS_ERROR_HELP)                                                                       \
+    X(ERR_ONLY_IF_CACHED_MISS, COUNTER, SLOT, "proxyd_errors_total",                             \
+      "kind=\"ERR_ONLY_IF_CACHED_MISS\"", PD_STATS_ERROR_HELP)                                    \
+    X(ERR_OTHER, COUNTER, SLOT, "proxyd_errors_total", "kind=\"OTHER\"", PD_STATS_ERROR_HELP)     \
+    X(WORKER_STARTS, COUNTER, SLOT, "proxyd_worker_starts_total", "",                            \
+      "Worker processes started (a restart after a crash counts too).")                          \
+    X(UPTIME, GAUGE, HOST, "proxyd_uptime_seconds", "", "Seconds since the master started.")     \
+    X(START_TIME, GAUGE, HOST, "proxyd_start_time_seconds", "",                                  \
+      "Unix time at which the master started.")                                                  \
+    X(GENERATION, GAUGE, HOST, "proxyd_config_generation", "",                                   \
+      "Configuration generation: 1 at start, one more per successful reload.")                   \
+    X(WORKERS, GAUGE, HOST, "proxyd_workers", "", "Workers the current configuration asks for.") \
+    X(WORKERS_UP, GAUGE, HOST, "proxyd_workers_up", "",                                          \
+      "Workers of the current generation that are running and initialised.")                     \
+    X(CACHE_ATTACHED, GAUGE, HOST, "proxyd_cache_attached", "",                                  \
+      "1 when the shared cache segment is attached (no cache configured counts as 1).")          \
+    X(CACHE_OBJECTS, GAUGE, HOST, "proxyd_cache_objects", "", "Complete objects in the cache.")  \
+    X(CACHE_BYTES_USED, GAUGE, HOST, "proxyd_cache_used_bytes", "",                              \
+      "Bytes of the cache segment in use.")                                                      \
+    X(CACHE_BYTES_FREE, GAUGE, HOST, "proxyd_cache_free_bytes", "",                              \
+      "Bytes of the cache segment free.")                                                        \
+    X(CACHE_EVICTIONS, COUNTER, HOST, "proxyd_cache_evictions_total", "",                        \
+      "Objects evicted from the cache to make room.")
+
+#define PD_STATS_ID(id, ...) PD_STAT_##id,
+enum pd_stat_id { PD_STATS_TABLE(PD_STATS_ID) PD_STAT__N };
+#undef PD_STATS_ID
+
+/* Histograms: X(ID, NAME, HELP); bucket bounds are PD_STATS_BUCKETS_US. */
+#define PD_STATS_HISTOGRAMS(X)                                                                   \
+    X(REQUEST_DURATION, "proxyd_request_duration_seconds",                                       \
+      "Time from a complete request head to the end of the transaction.")                       \
+    X(TTFB, "proxyd_time_to_first_byte_seconds",                                                 \
+      "Time from a complete request head to the first response byte queued to the client.")
+
+#define PD_STATS_HID(id, ...) PD_HIST_##id,
+enum pd_hist_id { PD_STATS_HISTOGRAMS(PD_STATS_HID) PD_HIST__N };
+#undef PD_STATS_HID
+
+/* Upper bounds of the finite buckets, in microseconds; +Inf follows. */
+#define PD_STATS_BUCKETS_US                                                                      \
+    500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,       \
+        5000000, 10000000, 30000000, 60000000
+#define PD_STATS_NBUCKETS 17 /* 16 finite + +Inf */
+
+enum pd_stat_type { PD_STAT_COUNTER, PD_STAT_GAUGE };
+enum pd_stat_source { PD_STAT_SLOT, PD_STAT_HOST };
+
+typedef struct pd_stat_def {
+    const char *name, *labels, *help;
+    enum pd_stat_type type;
+    enum pd_stat_source source;
+} pd_stat_def;
+
+/* The table as data: pd_stat_defs[id], PD_STAT__N rows. */
+extern const pd_stat_def pd_stat_defs[PD_STAT__N];
+
+/* One worker's counters. Written only by that worker; 64-byte aligned. */
+typedef struct pd_stats_slot {
+    uint64_t c[PD_STAT__N];
+    uint64_t bucket[PD_HIST__N][PD_STATS_NBUCKETS]; /* not cumulative */
+    uint64_t sum_us[PD_HIST__N];
+    int32_t pid;        /* the worker process using the slot now, 0: none */
+    int32_t ready;      /* the worker finished its initialisation */
+    int32_t generation;
+    int32_t worker;     /* worker number */
+} __attribute__((aligned(64))) pd_stats_slot;
+
+typedef struct pd_stats pd_stats;
+
+/*
+ * Map a new segment (anonymous, MAP_SHARED, zeroed) and make it the process's
+ * segment (pd_stats_self), inherited by children forked afterwards. Returns
+ * NULL on error (errno set). Release with pd_stats_destroy.
+ */
+pd_stats *pd_stats_create(void);
+void pd_stats_destroy(pd_stats *st);
+
+/* The segment created in this process or inherited from the master; may be NULL. */
+pd_stats *pd_stats_self(void);
+
+/* Slot of worker number `worker` in configuration generation `generation`; NULL if out of range. */
+pd_stats_slot *pd_stats_worker_slot(pd_stats *st, int generation, int worker);
+
+/*
+ * Worker side, first thing: take the slot (its previous process is dead: gauges
+ * are zeroed, counters kept). Then pd_stats_slot_ready once it serves.
+ * Master side, when it reaps pid: release the slot if pid still holds it.
+ */
+void pd_stats_slot_claim(pd_stats_slot *s, pid_t pid, int generation, int worker);
+void pd_stats_slot_ready(pd_stats_slot *s);
+void pd_stats_slot_release(pd_stats_slot *s, pid_t pid);
+
+/* Master side: facts kept in the segment so that any process can render the pages. */
+void pd_stats_set_host(pd_stats *st, int generation, int workers);
+
+/* Worker side: add n to a counter or gauge (n may be negative for gauges). s may be NULL. */
+static inline void pd_stats_add(pd_stats_slot *s, enum pd_stat_id id, int64_t n)
+{
+    if (s)
+        __atomic_fetch_add(&s->c[id], (uint64_t)n, __ATOMIC_RELAXED);
+}
+
+/* Worker side: set a gauge of this slot. */
+static inline void pd_stats_set(pd_stats_slot *s, enum pd_stat_id id, uint64_t v)
+{
+    if (s)
+        __atomic_store_n(&s->c[id], v, __ATOMIC_RELAXED);
+}
+
+/* Record one observation (microseconds, < 0 ignored) in a histogram. s may be NULL. */
+void pd_stats_observe(pd_stats_slot *s, enum pd_hist_id h, int64_t us);
+
+/* Counter id for an access-log result code / a Squid error name / a PD_M_* method. */
+enum pd_stat_id pd_stats_result_id(const char *result);
+enum pd_stat_id pd_stats_error_id(const char *err);
+enum pd_stat_id pd_stats_method_id(int method_id);
+
+/* Everything a transaction adds, in one call at its end (the access-log line). */
+typedef struct pd_stats_txn {
+    int method_id;              /* PD_M_* */
+    const char *result;         /* Squid result code */
+    int status;                 /* status sent to the client, 0 = none */
+    uint64_t client_in;         /* bytes read from the client */
+    uint64_t client_out;        /* bytes queued to the client */
+    uint64_t origin_in;         /* bytes read from the origin */
+    uint64_t origin_out;        /* bytes queued to the origin */
+    int64_t total_us;           /* head complete -> end */
+    int64_t ttfb_us;            /* head complete -> first response byte; < 0: none */
+} pd_stats_txn;
+void pd_stats_transaction(pd_stats_slot *s, const pd_stats_txn *t);
+
+/* Cache gauges, filled by the hook of the module that owns the cache. */
+typedef struct pd_stats_cache {
+    int configured;             /* a cache exists in this process */
+    int attached;               /* its segment is mapped and consistent */
+    uint64_t objects, bytes_used, bytes_free, evictions, cache_mem;
+} pd_stats_cache;
+typedef void (*pd_stats_cache_fn)(void *arg, pd_stats_cache *out);
+
+/* Register the cache hook in this process (inherited across fork); fn NULL removes it. */
+void pd_stats_set_cache_hook(pd_stats_cache_fn fn, void *arg);
+
+/* Per-worker process figures read from /proc at snapshot time. */
+typedef struct pd_stats_worker {
+    int worker, generation;
+    pid_t pid;
+    int ready;
+    double cpu_seconds;         /* user + system */
+    uint64_t rss_bytes;
+} pd_stats_worker;
+
+/* A consistent-enough view: slots summed, host facts filled. */
+typedef struct pd_stats_snapshot {
+    uint64_t v[PD_STAT__N];
+    uint64_t bucket[PD_HIST__N][PD_STATS_NBUCKETS]; /* cumulative after pd_stats_take */
+    uint64_t sum_us[PD_HIST__N];
+    double now;                 /* unix time of the snapshot */
+    double started;             /* unix time the master started */
+    double cpu_seconds;         /* all workers, from /proc */
+    uint64_t cache_mem;
+    int n_workers;
+    pd_stats_worker workers[PD_STATS_NSLOTS];
+} pd_stats_snapshot;
+
+/* Sum the slots of st and fill the host facts (reads /proc for CPU and RSS). */
+void pd_stats_take(pd_stats *st, pd_stats_snapshot *snap);
+
+/* Health: 1 when every worker of the current generation is up and the cache is
+ * attached; otherwise 0 and why[] says what is wrong. */
+int pd_stats_healthy(const pd_stats_snapshot *snap, char *why, size_t whylen);
+
+/* Renderers: append the page to out. */
+void pd_stats_render_prometheus(const pd_stats_snapshot *snap, struct evbuffer *out);
+void pd_stats_render_json(const pd_stats_snapshot *snap, struct evbuffer *out);
+void pd_stats_render_mgr_info(const pd_stats_snapshot *snap, struct evbuffer *out);
+void pd_stats_render_mgr_counters(const pd_stats_snapshot *snap, struct evbuffer *out);
+
+/*
+ * A cache manager page by name ("info", "counters", "menu"): appends it to
+ * out and returns 0, or -1 for an unknown page. Snapshots pd_stats_self().
+ */
+int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out);
+
+/* Print the metric table as Markdown (docs/operations.md, proxyd --print-metrics). */
+void pd_stats_print_metrics(FILE *out);
+
+#endif

@@ -1,0 +1,1261 @@
+/*
+ * cache_store: the shared-memory object store (see cache_store.h for the
+ * model and the integration protocol).
+ *
+ * Segment layout (one anonymous MAP_SHARED mapping, offsets only inside):
+ *   [data pages: n_pages * PAGE][struct seg][objs][buckets][page links]
+ *   [handles: slots * HANDLES_PER_SLOT][scratch for recovery and check]
+ *
+ * Crash safety. A few fields are the ground truth, written in an order such
+ * that every prefix of an operation is meaningful:
+ *   obj.state, obj.first_page, page links of object chains, obj.indexed,
+ *   obj.stamp, obj key/meta/body lengths, handle.kind + handle.obj.
+ * Everything else (free lists, hash chains, LRU list, refcounts, last_page,
+ * npages) is derived and rebuilt by recover() when a locker gets EOWNERDEAD.
+ * barrier() keeps the compiler from reordering the ground-truth stores: a
+ * SIGKILL stops the process between two instructions, and stores already
+ * executed are in the shared memory.
+ *
+ * One lock, not stripes: eviction walks one global LRU and allocates from
+ * one free list, so stripes would all meet there anyway. What keeps the
+ * sections short instead: hashing outside, body bytes copied outside (one
+ * lock round per 16 KB page), readers iterating and copying meta without it,
+ * progress and wakeups through atomics. Only stats/check/recovery scan.
+ */
+#include "proxyd/cache_store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define PS PD_CACHE_PAGE_SIZE
+#define HPS PD_CACHE_HANDLES_PER_SLOT
+#define NIL UINT32_MAX
+#define SEG_MAGIC 0x70644341434845ull /* "pdCACHE" */
+
+#define barrier() atomic_signal_fence(memory_order_seq_cst)
+
+enum { O_FREE = 0, O_WRITING, O_COMPLETE, O_ABORTED };
+enum { H_FREE = 0, H_READER, H_WRITER };
+
+struct obj {
+    uint64_t hash;
+    uint64_t stamp;             /* LRU recency: higher is more recent */
+    _Atomic uint64_t body_len;  /* published body bytes */
+    _Atomic uint64_t waiters;   /* slots to signal on progress */
+    _Atomic uint32_t state;
+    _Atomic uint32_t progress;  /* bumped on every visible change */
+    _Atomic uint32_t meta_ready;
+    uint32_t key_len, meta_len;
+    uint32_t first_page, last_page, npages;
+    uint32_t hnext;             /* hash chain, or free-object list */
+    uint32_t lru_prev, lru_next;
+    uint32_t refs;              /* handles pointing here (derived) */
+    uint32_t indexed;           /* reachable by key */
+    uint32_t in_lru;
+};
+
+/* A handle record: the caller's pd_cache_ref / pd_cache_writer points here. */
+struct pd_cache_ref {
+    uint32_t obj;
+    uint32_t kind;
+    uint32_t next_free;
+    uint32_t pad;
+};
+
+struct pd_cache_writer {
+    struct pd_cache_ref h;
+};
+
+struct counters {
+    uint64_t hits, misses, pending_hits, busy;
+    uint64_t commits, aborts, oversize, nospace, evictions, invalidations;
+    uint64_t recoveries, reaped_handles;
+};
+
+struct seg {
+    uint64_t magic;
+    pthread_mutex_t lock;
+    uint64_t max_object, overhead;
+    uint32_t n_pages, n_objs, n_buckets, n_slots;
+    uint64_t off_seg, off_objs, off_buckets, off_pnext, off_handles, off_slotfree, off_scratch;
+    /* derived */
+    uint32_t free_page_head, pages_free;
+    uint32_t free_obj_head;
+    uint32_t lru_head, lru_tail;
+    uint64_t clock;
+    int fds[PD_CACHE_MAX_WORKERS];
+    struct counters c;
+};
+
+struct pd_cache_store {
+    uint8_t *base;
+    size_t map_len;
+    struct seg *seg;
+    struct obj *objs;
+    uint32_t *buckets;
+    uint32_t *pnext;
+    struct pd_cache_ref *handles;
+    uint32_t *slotfree;         /* per slot: head of its free-handle list */
+    uint32_t *scratch;          /* n_pages + n_objs words */
+    int slot;
+    /* test hook: called at named points inside operations (NULL normally) */
+    void (*hook)(const char *where);
+};
+
+static void hook(pd_cache_store *s, const char *where)
+{
+    if (s->hook)
+        s->hook(where);
+}
+
+static uint8_t *page_data(pd_cache_store *s, uint32_t p)
+{
+    return s->base + (size_t)p * PS;
+}
+
+uint64_t pd_cache_store_hash(const void *key, size_t klen)
+{
+    const uint8_t *k = key;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < klen; i++) {
+        h ^= k[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void recover(pd_cache_store *s);
+
+static void lock(pd_cache_store *s)
+{
+    int rc = pthread_mutex_lock(&s->seg->lock);
+    if (rc == EOWNERDEAD) {
+        recover(s);
+        pthread_mutex_consistent(&s->seg->lock);
+    } else if (rc != 0) {
+        /* ENOTRECOVERABLE cannot happen: we always make it consistent */
+        abort();
+    }
+}
+
+static void unlock(pd_cache_store *s)
+{
+    pthread_mutex_unlock(&s->seg->lock);
+}
+
+static void notify(pd_cache_store *s, uint64_t mask)
+{
+    for (uint32_t i = 0; mask && i < s->seg->n_slots; i++) {
+        if (mask & (1ull << i)) {
+            uint64_t one = 1;
+            /* EAGAIN only when the counter saturates: already readable */
+            ssize_t r = write(s->seg->fds[i], &one, sizeof(one));
+            (void)r;
+            mask &= ~(1ull << i);
+        }
+    }
+}
+
+/* Progress on o: bump its sequence and take the waiters to signal. */
+static uint64_t progress(struct obj *o)
+{
+    atomic_fetch_add(&o->progress, 1);
+    return atomic_exchange(&o->waiters, 0);
+}
+
+/* ---- derived structures (all under the lock) ---- */
+
+static void lru_unlink(pd_cache_store *s, struct obj *o)
+{
+    struct seg *g = s->seg;
+    uint32_t i = (uint32_t)(o - s->objs);
+    if (!o->in_lru)
+        return;
+    if (o->lru_prev != NIL)
+        s->objs[o->lru_prev].lru_next = o->lru_next;
+    else
+        g->lru_head = o->lru_next;
+    if (o->lru_next != NIL)
+        s->objs[o->lru_next].lru_prev = o->lru_prev;
+    else
+        g->lru_tail = o->lru_prev;
+    o->lru_prev = o->lru_next = NIL;
+    o->in_lru = 0;
+    (void)i;
+}
+
+static void lru_push_head(pd_cache_store *s, struct obj *o)
+{
+    struct seg *g = s->seg;
+    uint32_t i = (uint32_t)(o - s->objs);
+    o->lru_prev = NIL;
+    o->lru_next = g->lru_head;
+    if (g->lru_head != NIL)
+        s->objs[g->lru_head].lru_prev = i;
+    else
+        g->lru_tail = i;
+    g->lru_head = i;
+    o->in_lru = 1;
+}
+
+static void hash_insert(pd_cache_store *s, struct obj *o)
+{
+    uint32_t b = (uint32_t)(o->hash & (s->seg->n_buckets - 1));
+    o->hnext = s->buckets[b];
+    s->buckets[b] = (uint32_t)(o - s->objs);
+}
+
+static void hash_remove(pd_cache_store *s, struct obj *o)
+{
+    uint32_t i = (uint32_t)(o - s->objs);
+    uint32_t *pp = &s->buckets[o->hash & (s->seg->n_buckets - 1)];
+    while (*pp != NIL) {
+        if (*pp == i) {
+            *pp = o->hnext;
+            o->hnext = NIL;
+            return;
+        }
+        pp = &s->objs[*pp].hnext;
+    }
+}
+
+/* Take o out of the index (and the LRU). It is freed once unreferenced. */
+static void unindex(pd_cache_store *s, struct obj *o)
+{
+    if (!o->indexed)
+        return;
+    o->indexed = 0;
+    barrier();
+    hook(s, "unindex");
+    hash_remove(s, o);
+    lru_unlink(s, o);
+}
+
+static void obj_free(pd_cache_store *s, struct obj *o)
+{
+    struct seg *g = s->seg;
+    uint32_t p = o->first_page;
+    atomic_store(&o->state, O_FREE);
+    barrier();
+    while (p != NIL) {
+        uint32_t n = s->pnext[p];
+        s->pnext[p] = g->free_page_head;
+        g->free_page_head = p;
+        g->pages_free++;
+        p = n;
+        hook(s, "free:page");
+    }
+    o->first_page = o->last_page = NIL;
+    o->npages = 0;
+    o->hnext = g->free_obj_head;
+    g->free_obj_head = (uint32_t)(o - s->objs);
+}
+
+static void maybe_free(pd_cache_store *s, struct obj *o)
+{
+    if (o->refs == 0 && !o->indexed && atomic_load(&o->state) != O_FREE)
+        obj_free(s, o);
+}
+
+/* Free the least recently used unreferenced complete object. */
+static int evict_one(pd_cache_store *s)
+{
+    for (uint32_t i = s->seg->lru_tail; i != NIL; i = s->objs[i].lru_prev) {
+        struct obj *o = &s->objs[i];
+        if (o->refs == 0) {
+            hook(s, "evict");
+            unindex(s, o);
+            obj_free(s, o);
+            s->seg->c.evictions++;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static uint32_t page_alloc(pd_cache_store *s)
+{
+    struct seg *g = s->seg;
+    while (g->free_page_head == NIL)
+        if (!evict_one(s))
+            return NIL;
+    uint32_t p = g->free_page_head;
+    g->free_page_head = s->pnext[p];
+    g->pages_free--;
+    s->pnext[p] = NIL;
+    barrier();
+    return p;
+}
+
+static struct pd_cache_ref *handle_alloc(pd_cache_store *s, uint32_t obj)
+{
+    uint32_t head = s->slotfree[s->slot];
+    if (head == NIL)
+        return NULL;
+    struct pd_cache_ref *h = &s->handles[(size_t)s->slot * HPS + head];
+    s->slotfree[s->slot] = h->next_free;
+    h->obj = obj;
+    barrier();
+    return h;
+}
+
+/* Mark h free (ground truth first), then fix the derived counts. */
+static void handle_free(pd_cache_store *s, struct pd_cache_ref *h)
+{
+    size_t idx = (size_t)(h - s->handles);
+    uint32_t slot = (uint32_t)(idx / HPS);
+    struct obj *o = &s->objs[h->obj];
+    h->kind = H_FREE;
+    barrier();
+    hook(s, "handle:free");
+    h->next_free = s->slotfree[slot];
+    s->slotfree[slot] = (uint32_t)(idx % HPS);
+    o->refs--;
+    maybe_free(s, o);
+}
+
+static int key_eq(pd_cache_store *s, struct obj *o, uint64_t hash, const void *key, size_t klen)
+{
+    return o->hash == hash && o->key_len == klen && memcmp(page_data(s, o->first_page), key, klen) == 0;
+}
+
+/* Indexed object of key in the given state, or NULL. */
+static struct obj *find(pd_cache_store *s, uint64_t hash, const void *key, size_t klen, uint32_t state)
+{
+    for (uint32_t i = s->buckets[hash & (s->seg->n_buckets - 1)]; i != NIL; i = s->objs[i].hnext) {
+        struct obj *o = &s->objs[i];
+        if (o->indexed && atomic_load(&o->state) == state && key_eq(s, o, hash, key, klen))
+            return o;
+    }
+    return NULL;
+}
+
+/* Writer-side abort of o (the writer handle stays until released). Returns
+ * the waiters to notify; call under the lock. */
+static uint64_t abort_locked(pd_cache_store *s, struct obj *o)
+{
+    if (atomic_load(&o->state) != O_WRITING)
+        return 0;
+    unindex(s, o);
+    atomic_store(&o->state, O_ABORTED);
+    s->seg->c.aborts++;
+    return progress(o);
+}
+
+/* ---- create / destroy ---- */
+
+static size_t align_up(size_t v, size_t a)
+{
+    return (v + a - 1) / a * a;
+}
+
+pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, int max_workers)
+{
+    if (max_workers < 1 || max_workers > PD_CACHE_MAX_WORKERS || cache_mem / PS < 4 ||
+        cache_mem / PS >= NIL / 2 || max_object == 0 || max_object > cache_mem) {
+        errno = EINVAL;
+        return NULL;
+    }
+    uint32_t n_pages = (uint32_t)(cache_mem / PS);
+    uint32_t n_objs = n_pages; /* an object holds at least one page */
+    uint32_t n_buckets = 1;
+    while (n_buckets < n_pages)
+        n_buckets <<= 1;
+    size_t off = (size_t)n_pages * PS;
+    size_t off_seg = off;
+    off = align_up(off + sizeof(struct seg), 64);
+    size_t off_objs = off;
+    off = align_up(off + (size_t)n_objs * sizeof(struct obj), 64);
+    size_t off_buckets = off;
+    off = align_up(off + (size_t)n_buckets * 4, 64);
+    size_t off_pnext = off;
+    off = align_up(off + (size_t)n_pages * 4, 64);
+    size_t off_handles = off;
+    off = align_up(off + (size_t)max_workers * HPS * sizeof(struct pd_cache_ref), 64);
+    size_t off_slotfree = off;
+    off = align_up(off + (size_t)max_workers * 4, 64);
+    size_t off_scratch = off;
+    off += ((size_t)n_pages + n_objs) * 4;
+    size_t map_len = align_up(off, (size_t)sysconf(_SC_PAGESIZE));
+
+    pd_cache_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    void *base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        free(s);
+        return NULL;
+    }
+    s->base = base;
+    s->map_len = map_len;
+    s->seg = (struct seg *)(s->base + off_seg);
+    s->objs = (struct obj *)(s->base + off_objs);
+    s->buckets = (uint32_t *)(s->base + off_buckets);
+    s->pnext = (uint32_t *)(s->base + off_pnext);
+    s->handles = (struct pd_cache_ref *)(s->base + off_handles);
+    s->slotfree = (uint32_t *)(s->base + off_slotfree);
+    s->scratch = (uint32_t *)(s->base + off_scratch);
+    s->slot = 0;
+
+    struct seg *g = s->seg;
+    g->max_object = max_object;
+    g->overhead = map_len - (size_t)n_pages * PS;
+    g->n_pages = n_pages;
+    g->n_objs = n_objs;
+    g->n_buckets = n_buckets;
+    g->n_slots = (uint32_t)max_workers;
+    g->off_seg = off_seg;
+    g->off_objs = off_objs;
+    g->off_buckets = off_buckets;
+    g->off_pnext = off_pnext;
+    g->off_handles = off_handles;
+    g->off_slotfree = off_slotfree;
+    g->off_scratch = off_scratch;
+    for (int i = 0; i < PD_CACHE_MAX_WORKERS; i++)
+        g->fds[i] = -1;
+
+    pthread_mutexattr_t ma;
+    int ok = pthread_mutexattr_init(&ma) == 0 &&
+             pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) == 0 &&
+             pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) == 0 &&
+             pthread_mutex_init(&g->lock, &ma) == 0;
+    pthread_mutexattr_destroy(&ma);
+    for (int i = 0; ok && i < max_workers; i++) {
+        g->fds[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (g->fds[i] < 0)
+            ok = 0;
+    }
+    if (!ok) {
+        int e = errno ? errno : ENOMEM;
+        pd_cache_store_destroy(s);
+        errno = e;
+        return NULL;
+    }
+
+    /* free lists in index order so a fresh cache fills front to back */
+    for (uint32_t i = 0; i < n_pages; i++)
+        s->pnext[i] = i + 1 < n_pages ? i + 1 : NIL;
+    g->free_page_head = 0;
+    g->pages_free = n_pages;
+    for (uint32_t i = 0; i < n_objs; i++) {
+        struct obj *o = &s->objs[i];
+        o->first_page = o->last_page = NIL;
+        o->lru_prev = o->lru_next = NIL;
+        o->hnext = i + 1 < n_objs ? i + 1 : NIL;
+    }
+    g->free_obj_head = 0;
+    memset(s->buckets, 0xff, (size_t)n_buckets * 4);
+    for (int sl = 0; sl < max_workers; sl++) {
+        for (uint32_t i = 0; i < HPS; i++)
+            s->handles[(size_t)sl * HPS + i].next_free = i + 1 < HPS ? i + 1 : NIL;
+        s->slotfree[sl] = 0;
+    }
+    g->lru_head = g->lru_tail = NIL;
+    g->magic = SEG_MAGIC;
+    return s;
+}
+
+void pd_cache_store_destroy(pd_cache_store *s)
+{
+    if (!s)
+        return;
+    if (s->seg) {
+        for (uint32_t i = 0; i < PD_CACHE_MAX_WORKERS; i++)
+            if (s->seg->fds[i] >= 0)
+                close(s->seg->fds[i]);
+    }
+    munmap(s->base, s->map_len);
+    free(s);
+}
+
+int pd_cache_store_attach(pd_cache_store *s, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= s->seg->n_slots) {
+        errno = EINVAL;
+        return -1;
+    }
+    s->slot = slot;
+    return 0;
+}
+
+int pd_cache_store_notify_fd(const pd_cache_store *s, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= s->seg->n_slots)
+        return -1;
+    return s->seg->fds[slot];
+}
+
+/* ---- readers ---- */
+
+static struct obj *ref_obj(pd_cache_store *s, const pd_cache_ref *ref)
+{
+    return &s->objs[ref->obj];
+}
+
+int pd_cache_store_lookup(pd_cache_store *s, const void *key, size_t klen, pd_cache_ref **ref)
+{
+    *ref = NULL;
+    if (klen == 0 || klen > PD_CACHE_MAX_KEY) {
+        errno = EINVAL;
+        return PD_CACHE_ERROR;
+    }
+    uint64_t h = pd_cache_store_hash(key, klen);
+    int rc = PD_CACHE_MISS;
+    lock(s);
+    struct obj *o = find(s, h, key, klen, O_COMPLETE);
+    if (o)
+        rc = PD_CACHE_HIT;
+    else if ((o = find(s, h, key, klen, O_WRITING)) != NULL)
+        rc = PD_CACHE_PENDING;
+    if (o) {
+        struct pd_cache_ref *hd = handle_alloc(s, (uint32_t)(o - s->objs));
+        if (!hd) {
+            unlock(s);
+            errno = EMFILE;
+            return PD_CACHE_ERROR;
+        }
+        hook(s, "lookup:handle");
+        hd->kind = H_READER;
+        o->refs++;
+        if (rc == PD_CACHE_HIT) {
+            o->stamp = ++s->seg->clock;
+            lru_unlink(s, o);
+            lru_push_head(s, o);
+            s->seg->c.hits++;
+        } else {
+            s->seg->c.pending_hits++;
+        }
+        *ref = hd;
+    } else {
+        s->seg->c.misses++;
+    }
+    unlock(s);
+    return rc;
+}
+
+void pd_cache_store_release(pd_cache_store *s, pd_cache_ref *ref)
+{
+    if (!ref)
+        return;
+    lock(s);
+    hook(s, "release");
+    handle_free(s, ref);
+    unlock(s);
+}
+
+ssize_t pd_cache_store_meta(pd_cache_store *s, pd_cache_ref *ref, void *buf, size_t cap)
+{
+    struct obj *o = ref_obj(s, ref);
+    if (atomic_load(&o->state) == O_ABORTED) {
+        errno = EIO;
+        return -1;
+    }
+    if (!atomic_load(&o->meta_ready)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    size_t len = o->meta_len, n = len < cap ? len : cap;
+    uint64_t pos = o->key_len;
+    uint32_t p = o->first_page;
+    for (uint64_t i = 0; i < pos / PS; i++)
+        p = s->pnext[p];
+    size_t done = 0;
+    while (done < n) {
+        size_t in = (size_t)((pos + done) % PS);
+        if (in == 0 && done > 0)
+            p = s->pnext[p];
+        size_t k = PS - in < n - done ? PS - in : n - done;
+        memcpy((uint8_t *)buf + done, page_data(s, p) + in, k);
+        done += k;
+    }
+    return (ssize_t)len;
+}
+
+uint64_t pd_cache_store_max_object(const pd_cache_store *s)
+{
+    return s->seg->max_object; /* set at create, never written again: no lock */
+}
+
+uint64_t pd_cache_store_body_len(pd_cache_store *s, pd_cache_ref *ref, int *state)
+{
+    struct obj *o = ref_obj(s, ref);
+    uint64_t len = atomic_load(&o->body_len);
+    if (state) {
+        uint32_t st = atomic_load(&o->state);
+        *state = st == O_COMPLETE ? 1 : st == O_WRITING ? 0 : -1;
+    }
+    return len;
+}
+
+void pd_cache_store_iter_init(pd_cache_store *s, pd_cache_ref *ref, pd_cache_iter *it,
+                              uint64_t start, uint64_t limit)
+{
+    struct obj *o = ref_obj(s, ref);
+    it->seq = atomic_load(&o->progress);
+    it->off = start;
+    it->page = NIL;
+    it->limit = limit;
+}
+
+int pd_cache_store_iter_next(pd_cache_store *s, pd_cache_ref *ref, pd_cache_iter *it,
+                             const void **p, size_t *len)
+{
+    struct obj *o = ref_obj(s, ref);
+    /* the sequence first: any change after this load makes wait() return 1 */
+    it->seq = atomic_load(&o->progress);
+    uint32_t st = atomic_load(&o->state);
+    uint64_t bl = atomic_load(&o->body_len);
+    if (st == O_ABORTED)
+        return PD_CACHE_ITER_ERROR;
+    if (it->off >= it->limit)
+        return PD_CACHE_ITER_END;
+    if (it->off >= bl)
+        return st == O_COMPLETE ? PD_CACHE_ITER_END : PD_CACHE_ITER_AGAIN;
+    uint64_t end = bl < it->limit ? bl : it->limit;
+    uint64_t pos = (uint64_t)o->key_len + o->meta_len + it->off;
+    uint32_t pg = it->page;
+    if (pg == NIL) {
+        pg = o->first_page;
+        for (uint64_t i = 0; i < pos / PS; i++)
+            pg = s->pnext[pg];
+    } else if (pos % PS == 0) {
+        pg = s->pnext[pg];
+    }
+    size_t in = (size_t)(pos % PS);
+    uint64_t n = PS - in;
+    if (n > end - it->off)
+        n = end - it->off;
+    *p = page_data(s, pg) + in;
+    *len = (size_t)n;
+    it->off += n;
+    it->page = pg;
+    return PD_CACHE_ITER_DATA;
+}
+
+int pd_cache_store_wait(pd_cache_store *s, pd_cache_ref *ref, const pd_cache_iter *it)
+{
+    struct obj *o = ref_obj(s, ref);
+    atomic_fetch_or(&o->waiters, 1ull << s->slot);
+    return atomic_load(&o->progress) != it->seq;
+}
+
+/* ---- writers ---- */
+
+int pd_cache_store_begin_write(pd_cache_store *s, const void *key, size_t klen,
+                               pd_cache_writer **w, pd_cache_ref **pending)
+{
+    *w = NULL;
+    if (pending)
+        *pending = NULL;
+    if (klen == 0 || klen > PD_CACHE_MAX_KEY) {
+        errno = EINVAL;
+        return PD_CACHE_ERROR;
+    }
+    uint64_t h = pd_cache_store_hash(key, klen);
+    lock(s);
+    struct obj *busy = find(s, h, key, klen, O_WRITING);
+    if (busy) {
+        s->seg->c.busy++;
+        if (pending) {
+            struct pd_cache_ref *hd = handle_alloc(s, (uint32_t)(busy - s->objs));
+            if (hd) {
+                hd->kind = H_READER;
+                busy->refs++;
+                s->seg->c.pending_hits++;
+                *pending = hd;
+            }
+        }
+        unlock(s);
+        return PD_CACHE_BUSY;
+    }
+    if (s->slotfree[s->slot] == NIL) {
+        unlock(s);
+        errno = EMFILE;
+        return PD_CACHE_ERROR;
+    }
+    uint32_t pg = page_alloc(s);
+    if (pg == NIL) {
+        s->seg->c.nospace++;
+        unlock(s);
+        errno = ENOSPC;
+        return PD_CACHE_ERROR;
+    }
+    /* a free page implies a free object: objects never outnumber used pages */
+    uint32_t oi = s->seg->free_obj_head;
+    struct obj *o = &s->objs[oi];
+    s->seg->free_obj_head = o->hnext;
+    o->hash = h;
+    o->stamp = ++s->seg->clock;
+    atomic_store(&o->body_len, 0);
+    atomic_store(&o->waiters, 0);
+    atomic_store(&o->meta_ready, 0);
+    o->key_len = (uint32_t)klen;
+    o->meta_len = 0;
+    o->first_page = o->last_page = pg;
+    o->npages = 1;
+    o->refs = 1;
+    o->in_lru = 0;
+    o->lru_prev = o->lru_next = NIL;
+    memcpy(page_data(s, pg), key, klen);
+    struct pd_cache_ref *hd = handle_alloc(s, oi);
+    hook(s, "begin:obj");
+    hash_insert(s, o);
+    o->indexed = 1;
+    barrier();
+    atomic_store(&o->state, O_WRITING);
+    barrier();
+    hook(s, "begin:state");
+    hd->kind = H_WRITER;
+    unlock(s);
+    *w = (pd_cache_writer *)hd;
+    return PD_CACHE_OK;
+}
+
+/* Append bytes at the end of o's stream (key | meta | body). Pages are
+ * linked under the lock; the copy runs outside it. */
+static int stream_write(pd_cache_store *s, struct obj *o, uint64_t pos, const uint8_t *d, size_t len)
+{
+    while (len) {
+        if (pos == (uint64_t)o->npages * PS) {
+            lock(s);
+            uint32_t pg = page_alloc(s);
+            if (pg == NIL) {
+                unlock(s);
+                return -1;
+            }
+            s->pnext[o->last_page] = pg;
+            barrier();
+            o->last_page = pg;
+            o->npages++;
+            hook(s, "append:link");
+            unlock(s);
+        }
+        size_t in = (size_t)(pos % PS);
+        size_t n = PS - in < len ? PS - in : len;
+        memcpy(page_data(s, o->last_page) + in, d, n);
+        hook(s, "append:copy");
+        pos += n;
+        d += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* Abort w's object for reason err (counted), wake its readers. */
+static int writer_fail(pd_cache_store *s, struct obj *o, int err)
+{
+    lock(s);
+    if (err == EFBIG)
+        s->seg->c.oversize++;
+    else if (err == ENOSPC)
+        s->seg->c.nospace++;
+    uint64_t m = abort_locked(s, o);
+    unlock(s);
+    notify(s, m);
+    errno = err;
+    return -1;
+}
+
+static int publish_meta(pd_cache_store *s, struct obj *o, const void *meta, size_t len)
+{
+    if (len && stream_write(s, o, o->key_len, meta, len) < 0)
+        return -1;
+    o->meta_len = (uint32_t)len;
+    atomic_store(&o->meta_ready, 1);
+    notify(s, progress(o));
+    return 0;
+}
+
+int pd_cache_store_set_meta(pd_cache_store *s, pd_cache_writer *w, const void *meta, size_t len)
+{
+    struct obj *o = ref_obj(s, &w->h);
+    if (atomic_load(&o->state) != O_WRITING) {
+        errno = EIO;
+        return -1;
+    }
+    if (atomic_load(&o->meta_ready)) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (len > PD_CACHE_MAX_META) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (publish_meta(s, o, meta, len) < 0)
+        return writer_fail(s, o, ENOSPC);
+    return 0;
+}
+
+int pd_cache_store_append(pd_cache_store *s, pd_cache_writer *w, const void *data, size_t len)
+{
+    struct obj *o = ref_obj(s, &w->h);
+    if (atomic_load(&o->state) != O_WRITING) {
+        errno = EIO;
+        return -1;
+    }
+    if (!atomic_load(&o->meta_ready))
+        publish_meta(s, o, NULL, 0);
+    uint64_t bl = atomic_load(&o->body_len);
+    if (len > s->seg->max_object || bl + len > s->seg->max_object)
+        return writer_fail(s, o, EFBIG);
+    if (len == 0)
+        return 0;
+    if (stream_write(s, o, (uint64_t)o->key_len + o->meta_len + bl, data, len) < 0)
+        return writer_fail(s, o, ENOSPC);
+    atomic_store(&o->body_len, bl + len);
+    notify(s, progress(o));
+    return 0;
+}
+
+int pd_cache_store_commit(pd_cache_store *s, pd_cache_writer *w)
+{
+    struct obj *o = ref_obj(s, &w->h);
+    if (atomic_load(&o->state) == O_WRITING && !atomic_load(&o->meta_ready))
+        publish_meta(s, o, NULL, 0);
+    lock(s);
+    if (atomic_load(&o->state) != O_WRITING) {
+        handle_free(s, &w->h);
+        unlock(s);
+        errno = EIO;
+        return -1;
+    }
+    if (o->indexed) {
+        struct obj *old = find(s, o->hash, page_data(s, o->first_page), o->key_len, O_COMPLETE);
+        if (old) {
+            unindex(s, old);
+            maybe_free(s, old);
+        }
+        barrier();
+        hook(s, "commit:replaced");
+    }
+    o->stamp = ++s->seg->clock;
+    atomic_store(&o->state, O_COMPLETE);
+    barrier();
+    hook(s, "commit:state");
+    if (o->indexed)
+        lru_push_head(s, o);
+    s->seg->c.commits++;
+    uint64_t m = progress(o);
+    handle_free(s, &w->h);
+    unlock(s);
+    notify(s, m);
+    return 0;
+}
+
+void pd_cache_store_abort(pd_cache_store *s, pd_cache_writer *w)
+{
+    if (!w)
+        return;
+    lock(s);
+    uint64_t m = abort_locked(s, ref_obj(s, &w->h));
+    handle_free(s, &w->h);
+    unlock(s);
+    notify(s, m);
+}
+
+int pd_cache_store_rewrite_meta(pd_cache_store *s, pd_cache_ref *ref, const void *meta, size_t len)
+{
+    struct obj *o = ref_obj(s, ref);
+    if (atomic_load(&o->state) != O_COMPLETE || len > PD_CACHE_MAX_META) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* the key is immutable while ref is held: read it in place */
+    const uint8_t *key = page_data(s, o->first_page);
+    pd_cache_writer *w;
+    int rc = pd_cache_store_begin_write(s, key, o->key_len, &w, NULL);
+    if (rc == PD_CACHE_BUSY) {
+        errno = EBUSY;
+        return -1;
+    }
+    if (rc != PD_CACHE_OK)
+        return -1;
+    if (pd_cache_store_set_meta(s, w, meta, len) < 0)
+        goto fail;
+    pd_cache_iter it;
+    pd_cache_store_iter_init(s, ref, &it, 0, UINT64_MAX);
+    const void *p;
+    size_t n;
+    while ((rc = pd_cache_store_iter_next(s, ref, &it, &p, &n)) == PD_CACHE_ITER_DATA)
+        if (pd_cache_store_append(s, w, p, n) < 0)
+            goto fail;
+    return pd_cache_store_commit(s, w);
+fail: {
+        int e = errno;
+        pd_cache_store_abort(s, w);
+        errno = e;
+        return -1;
+    }
+}
+
+int pd_cache_store_invalidate(pd_cache_store *s, const void *key, size_t klen)
+{
+    if (klen == 0 || klen > PD_CACHE_MAX_KEY)
+        return 0;
+    uint64_t h = pd_cache_store_hash(key, klen);
+    int n = 0;
+    lock(s);
+    struct obj *o;
+    while ((o = find(s, h, key, klen, O_COMPLETE)) != NULL ||
+           (o = find(s, h, key, klen, O_WRITING)) != NULL) {
+        unindex(s, o);
+        maybe_free(s, o);
+        n++;
+    }
+    s->seg->c.invalidations += (uint64_t)n;
+    unlock(s);
+    return n;
+}
+
+/* ---- dead workers ---- */
+
+int pd_cache_store_reap_slot(pd_cache_store *s, int slot)
+{
+    if (slot < 0 || (uint32_t)slot >= s->seg->n_slots)
+        return -1;
+    uint64_t m = 0;
+    int n = 0;
+    lock(s);
+    for (uint32_t i = 0; i < HPS; i++) {
+        struct pd_cache_ref *h = &s->handles[(size_t)slot * HPS + i];
+        if (h->kind == H_FREE)
+            continue;
+        if (h->kind == H_WRITER)
+            m |= abort_locked(s, &s->objs[h->obj]);
+        handle_free(s, h);
+        n++;
+    }
+    for (uint32_t i = 0; i < s->seg->n_objs; i++)
+        atomic_fetch_and(&s->objs[i].waiters, ~(1ull << slot));
+    s->seg->c.reaped_handles += (uint64_t)n;
+    unlock(s);
+    notify(s, m & ~(1ull << slot));
+    return n;
+}
+
+/* ---- recovery: rebuild derived state from the ground truth ---- */
+
+static int cmp_stamp_desc(const void *a, const void *b, void *arg)
+{
+    const struct obj *objs = arg;
+    uint64_t x = objs[*(const uint32_t *)a].stamp, y = objs[*(const uint32_t *)b].stamp;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static void recover(pd_cache_store *s)
+{
+    struct seg *g = s->seg;
+    uint32_t *owner = s->scratch;               /* per page: obj + 1, 0 free */
+    uint32_t *order = s->scratch + g->n_pages;  /* LRU rebuild */
+    memset(owner, 0, (size_t)g->n_pages * 4);
+    g->c.recoveries++;
+
+    /* 1. handles: drop records pointing nowhere; recount references */
+    for (uint32_t i = 0; i < g->n_objs; i++) {
+        s->objs[i].refs = 0;
+        order[i] = 0;   /* 1: has a live writer handle */
+    }
+    for (size_t i = 0; i < (size_t)g->n_slots * HPS; i++) {
+        struct pd_cache_ref *h = &s->handles[i];
+        if (h->kind == H_FREE)
+            continue;
+        uint32_t st = h->obj < g->n_objs ? atomic_load(&s->objs[h->obj].state) : O_FREE;
+        if (h->kind > H_WRITER || st == O_FREE || (h->kind == H_WRITER && st == O_COMPLETE)) {
+            h->kind = H_FREE;   /* half-taken, or a commit that had finished */
+            continue;
+        }
+        s->objs[h->obj].refs++;
+        if (h->kind == H_WRITER)
+            order[h->obj] = 1;
+    }
+
+    /* 2. objects: re-walk chains; a writer without a handle died: abort */
+    for (uint32_t i = 0; i < g->n_objs; i++) {
+        struct obj *o = &s->objs[i];
+        uint32_t st = atomic_load(&o->state);
+        o->in_lru = 0;
+        o->lru_prev = o->lru_next = NIL;
+        o->hnext = NIL;
+        if (st == O_FREE) {
+            o->indexed = 0;
+            continue;
+        }
+        uint32_t n = 0, last = NIL, prev = NIL;
+        int bad = 0;
+        for (uint32_t p = o->first_page; p != NIL; prev = p, p = s->pnext[p]) {
+            if (p >= g->n_pages || owner[p]) {
+                /* never produced by our ordering; cut the chain to stay sane */
+                if (prev != NIL)
+                    s->pnext[prev] = NIL;
+                else
+                    o->first_page = NIL;
+                bad = 1;
+                break;
+            }
+            owner[p] = i + 1;
+            last = p;
+            n++;
+        }
+        o->npages = n;
+        o->last_page = last;
+        uint64_t need = (uint64_t)o->key_len + (atomic_load(&o->meta_ready) ? o->meta_len : 0) +
+                        atomic_load(&o->body_len);
+        if (n == 0 || (uint64_t)n * PS < need)
+            bad = 1;
+        if (st == O_WRITING && !order[i])
+            bad = 1;
+        if (bad) {
+            o->indexed = 0;
+            if (st != O_ABORTED) {
+                atomic_store(&o->state, O_ABORTED);
+                notify(s, progress(o));
+                g->c.aborts++;
+            }
+        } else if (st == O_ABORTED) {
+            o->indexed = 0;
+        }
+    }
+
+    /* 3. index: keep one complete and one in-progress object per key */
+    memset(s->buckets, 0xff, (size_t)g->n_buckets * 4);
+    for (uint32_t i = 0; i < g->n_objs; i++) {
+        struct obj *o = &s->objs[i];
+        if (!o->indexed)
+            continue;
+        uint32_t st = atomic_load(&o->state);
+        struct obj *dup = find(s, o->hash, page_data(s, o->first_page), o->key_len, st);
+        if (dup) {
+            struct obj *older = dup->stamp < o->stamp ? dup : o;
+            if (older == dup) {
+                dup->indexed = 0;
+                hash_remove(s, dup);
+            } else {
+                o->indexed = 0;
+                continue;
+            }
+        }
+        hash_insert(s, o);
+    }
+
+    /* 4. free what nobody can reach; rebuild free lists */
+    g->free_obj_head = NIL;
+    for (uint32_t i = g->n_objs; i-- > 0;) {
+        struct obj *o = &s->objs[i];
+        uint32_t st = atomic_load(&o->state);
+        if (st != O_FREE && o->refs == 0 && !o->indexed) {
+            for (uint32_t p = o->first_page; p != NIL; p = s->pnext[p])
+                owner[p] = 0;
+            atomic_store(&o->state, O_FREE);
+            st = O_FREE;
+        }
+        if (st == O_FREE) {
+            o->first_page = o->last_page = NIL;
+            o->npages = 0;
+            o->hnext = g->free_obj_head;
+            g->free_obj_head = i;
+        }
+    }
+    g->free_page_head = NIL;
+    g->pages_free = 0;
+    for (uint32_t p = g->n_pages; p-- > 0;) {
+        if (owner[p])
+            continue;
+        s->pnext[p] = g->free_page_head;
+        g->free_page_head = p;
+        g->pages_free++;
+    }
+    for (uint32_t sl = 0; sl < g->n_slots; sl++) {
+        s->slotfree[sl] = NIL;
+        for (uint32_t i = HPS; i-- > 0;) {
+            struct pd_cache_ref *h = &s->handles[(size_t)sl * HPS + i];
+            if (h->kind == H_FREE) {
+                h->next_free = s->slotfree[sl];
+                s->slotfree[sl] = i;
+            }
+        }
+    }
+
+    /* 5. LRU: indexed complete objects by recency */
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < g->n_objs; i++)
+        if (s->objs[i].indexed && atomic_load(&s->objs[i].state) == O_COMPLETE)
+            order[n++] = i;
+    qsort_r(order, n, sizeof(uint32_t), cmp_stamp_desc, s->objs);
+    g->lru_head = g->lru_tail = NIL;
+    for (uint32_t k = n; k-- > 0;)
+        lru_push_head(s, &s->objs[order[k]]);
+}
+
+/* ---- stats and checking ---- */
+
+void pd_cache_store_stats(pd_cache_store *s, pd_cache_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    lock(s);
+    struct seg *g = s->seg;
+    st->page_size = PS;
+    st->pages_total = g->n_pages;
+    st->pages_free = g->pages_free;
+    st->cache_mem = (uint64_t)g->n_pages * PS;
+    st->overhead_bytes = g->overhead;
+    st->bytes_free = (uint64_t)g->pages_free * PS;
+    st->bytes_used = st->cache_mem - st->bytes_free;
+    for (uint32_t i = 0; i < g->n_objs; i++) {
+        struct obj *o = &s->objs[i];
+        uint32_t state = atomic_load(&o->state);
+        if (state == O_FREE)
+            continue;
+        if (state == O_WRITING && o->indexed)
+            st->writing++;
+        else if (state == O_COMPLETE && o->indexed) {
+            st->objects++;
+            st->body_bytes += atomic_load(&o->body_len);
+        } else
+            st->unlinked++;
+        st->refs += o->refs;
+    }
+    const struct counters *c = &g->c;
+    st->hits = c->hits;
+    st->misses = c->misses;
+    st->pending_hits = c->pending_hits;
+    st->busy = c->busy;
+    st->commits = c->commits;
+    st->aborts = c->aborts;
+    st->oversize = c->oversize;
+    st->nospace = c->nospace;
+    st->evictions = c->evictions;
+    st->invalidations = c->invalidations;
+    st->recoveries = c->recoveries;
+    st->reaped_handles = c->reaped_handles;
+    unlock(s);
+}
+
+#define FAIL(...)                                   \
+    do {                                            \
+        if (errlen)                                 \
+            snprintf(err, errlen, __VA_ARGS__);     \
+        goto out;                                   \
+    } while (0)
+
+int pd_cache_store_check(pd_cache_store *s, char *err, size_t errlen)
+{
+    int rc = -1;
+    lock(s);
+    struct seg *g = s->seg;
+    uint32_t *owner = s->scratch;
+    memset(owner, 0, (size_t)g->n_pages * 4);
+    if (g->magic != SEG_MAGIC)
+        FAIL("bad magic");
+    uint32_t nfree = 0;
+    for (uint32_t p = g->free_page_head; p != NIL; p = s->pnext[p]) {
+        if (p >= g->n_pages || owner[p])
+            FAIL("free page list broken at %u", p);
+        owner[p] = NIL;
+        nfree++;
+    }
+    if (nfree != g->pages_free)
+        FAIL("pages_free %u but %u on the list", g->pages_free, nfree);
+    uint32_t nfreeobj = 0;
+    for (uint32_t i = g->free_obj_head; i != NIL; i = s->objs[i].hnext) {
+        if (i >= g->n_objs || atomic_load(&s->objs[i].state) != O_FREE || ++nfreeobj > g->n_objs)
+            FAIL("free object list broken at %u", i);
+    }
+    uint32_t *refcount = s->scratch + g->n_pages;
+    memset(refcount, 0, (size_t)g->n_objs * 4);
+    for (size_t k = 0; k < (size_t)g->n_slots * HPS; k++) {
+        const struct pd_cache_ref *h = &s->handles[k];
+        if (h->kind > H_WRITER || (h->kind != H_FREE && h->obj >= g->n_objs))
+            FAIL("handle %zu corrupt", k);
+        if (h->kind != H_FREE)
+            refcount[h->obj]++;
+    }
+    uint32_t nindexed = 0, nlru = 0, nobjfree = 0;
+    for (uint32_t i = 0; i < g->n_objs; i++) {
+        struct obj *o = &s->objs[i];
+        uint32_t st = atomic_load(&o->state);
+        if (st == O_FREE) {
+            nobjfree++;
+            if (o->indexed || o->in_lru || o->refs)
+                FAIL("free object %u indexed/referenced", i);
+            continue;
+        }
+        if (st > O_ABORTED)
+            FAIL("object %u bad state %u", i, st);
+        uint32_t n = 0, last = NIL;
+        for (uint32_t p = o->first_page; p != NIL; p = s->pnext[p]) {
+            if (p >= g->n_pages || owner[p])
+                FAIL("object %u chain crosses page %u", i, p);
+            owner[p] = i + 1;
+            last = p;
+            n++;
+        }
+        if (n != o->npages || last != o->last_page || n == 0)
+            FAIL("object %u: %u pages walked, %u recorded", i, n, o->npages);
+        uint64_t need = (uint64_t)o->key_len + o->meta_len + atomic_load(&o->body_len);
+        if ((uint64_t)n * PS < need)
+            FAIL("object %u: %u pages for %llu bytes", i, n, (unsigned long long)need);
+        if (atomic_load(&o->body_len) > g->max_object)
+            FAIL("object %u above max_object", i);
+        if (refcount[i] != o->refs)
+            FAIL("object %u: refs %u but %u handles", i, o->refs, refcount[i]);
+        if (!o->indexed && o->refs == 0)
+            FAIL("object %u leaked (unindexed, unreferenced)", i);
+        if (st == O_ABORTED && o->indexed)
+            FAIL("aborted object %u indexed", i);
+        if (o->indexed) {
+            nindexed++;
+            if (find(s, o->hash, page_data(s, o->first_page), o->key_len, st) != o)
+                FAIL("object %u not first of its key in the index", i);
+        }
+        if (o->in_lru != (o->indexed && st == O_COMPLETE))
+            FAIL("object %u LRU membership wrong", i);
+    }
+    if (nobjfree != nfreeobj)
+        FAIL("%u free objects, %u on the list", nobjfree, nfreeobj);
+    for (uint32_t p = 0; p < g->n_pages; p++)
+        if (!owner[p])
+            FAIL("page %u leaked", p);
+    uint32_t nchain = 0;
+    for (uint32_t b = 0; b < g->n_buckets; b++)
+        for (uint32_t i = s->buckets[b]; i != NIL; i = s->objs[i].hnext) {
+            if (i >= g->n_objs || !s->objs[i].indexed || (s->objs[i].hash & (g->n_buckets - 1)) != b ||
+                ++nchain > g->n_objs)
+                FAIL("hash chain %u broken at %u", b, i);
+        }
+    if (nchain != nindexed)
+        FAIL("%u indexed objects, %u in the hash", nindexed, nchain);
+    uint64_t prev_stamp = UINT64_MAX;
+    uint32_t prev = NIL;
+    for (uint32_t i = g->lru_head; i != NIL; prev = i, i = s->objs[i].lru_next) {
+        struct obj *o = &s->objs[i];
+        if (++nlru > g->n_objs || !o->in_lru || o->lru_prev != prev || o->stamp > prev_stamp)
+            FAIL("LRU broken at %u", i);
+        prev_stamp = o->stamp;
+    }
+    if (prev != g->lru_tail)
+        FAIL("LRU tail wrong");
+    for (uint32_t sl = 0; sl < g->n_slots; sl++) {
+        uint32_t nf = 0, nused = 0;
+        for (uint32_t i = s->slotfree[sl]; i != NIL; i = s->handles[(size_t)sl * HPS + i].next_free) {
+            if (i >= HPS || s->handles[(size_t)sl * HPS + i].kind != H_FREE || ++nf > HPS)
+                FAIL("slot %u handle list broken", sl);
+        }
+        for (uint32_t i = 0; i < HPS; i++)
+            if (s->handles[(size_t)sl * HPS + i].kind != H_FREE)
+                nused++;
+        if (nf + nused != HPS)
+            FAIL("slot %u: %u free + %u used handles", sl, nf, nused);
+    }
+    rc = 0;
+out:
+    unlock(s);
+    return rc;
+}
