@@ -49,12 +49,12 @@ grep -q '^ExecStartPre=/usr/sbin/proxyd -t' /lib/systemd/system/proxyd.service
 
 # As the unit does: ExecStartPre (check), then ExecStart as User=proxyd.
 runuser -u proxyd -- /usr/sbin/proxyd -t -c /etc/proxyd/proxy.conf || fail "proxyd -t on the packaged proxy.conf"
-# The packaged file listens on 3128, which another program on a shared machine
-# may hold: run the packaged file with only http_port changed to a free port.
+# The packaged file listens on 3128 (admin 3129), which another program on a
+# shared machine may hold: run it with only the two ports changed to free ones.
 port=$(free_port)
+aport=$(free_port)
 install -d -o proxyd -g proxyd "$T/run"
-sed "s/^http_port .*/http_port 127.0.0.1:$port/" /etc/proxyd/proxy.conf >"$T/run/proxy.conf"
-grep -q "^http_port 127.0.0.1:$port" "$T/run/proxy.conf" || fail "no http_port line in proxy.conf"
+local_conf /etc/proxyd/proxy.conf "$T/run/proxy.conf" "$port" "$aport"
 chmod 755 "$T"
 start_origin
 # a stand-in for $NOTIFY_SOCKET, to see the master's READY=1 as systemd would
@@ -80,6 +80,7 @@ grep -q 'READY=1' "$T/notify.out" || fail "no READY=1 on NOTIFY_SOCKET: $(cat "$
 grep -q "MAINPID=$mpid" "$T/notify.out" || fail "MAINPID is not the master's pid: $(cat "$T/notify.out")"
 log "master sent $(tr '\n' ' ' <"$T/notify.out")"
 
+healthz "$aport"
 check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 5
 grep -q "/item/3" "$T/access.log" || fail "no access log line on stdout"
 

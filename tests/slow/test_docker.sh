@@ -68,6 +68,7 @@ log "image built in $((SECONDS - t0)) s, size $((size / 1000000)) MB ($(((size -
 [ "$(docker image inspect -f '{{.Config.User}}' proxyd-slow/proxyd:test)" = 10001:10001 ] || fail "image user is not 10001 (proxyd)"
 docker image inspect -f '{{json .Config.ExposedPorts}}' proxyd-slow/proxyd:test | grep -q '3128/tcp' || fail "no EXPOSE 3128"
 docker image inspect -f '{{json .Config.Healthcheck}}' proxyd-slow/proxyd:test | grep -q healthcheck || fail "no HEALTHCHECK"
+docker image inspect -f '{{json .Config.Env}}' proxyd-slow/proxyd:test | grep -q 'PROXYD_ADMIN_PORT=3129' || fail "the image does not point its HEALTHCHECK at admin port 3129"
 
 # the embedded default configuration is valid as is
 docker run --rm --network none proxyd-slow/proxyd:test -t >"$T/t.out" 2>&1 \
@@ -76,12 +77,13 @@ docker run --rm --network none proxyd-slow/proxyd:test -t >"$T/t.out" 2>&1 \
 # 4. run it with a mounted configuration: the default with a free port
 start_origin
 port=$(free_port)
+aport=$(free_port)
 mkdir -p "$T/conf"
-sed "s/^http_port .*/http_port 127.0.0.1:$port/" "$PROXYD_SRC/conf/proxy.conf" >"$T/conf/proxy.conf"
+local_conf "$PROXYD_SRC/conf/proxy.conf" "$T/conf/proxy.conf" "$port" "$aport"
 chmod 755 "$T" "$T/conf"
 chmod 644 "$T/conf/proxy.conf"
 docker run -d --name "$NAME" --network host --health-interval=1s --health-start-period=1s \
-    -e PROXYD_HEALTH_PORT="$port" \
+    -e PROXYD_ADMIN_PORT="$aport" \
     -v "$T/conf/proxy.conf:/etc/proxyd/proxy.conf:ro" proxyd-slow/proxyd:test >/dev/null
 wait_for 30 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME 2>&1 | grep -q 'proxyd: ready'" \
     || { docker logs "$NAME" >&2; fail "proxyd did not get ready in the container"; }
@@ -92,11 +94,12 @@ uid=$(awk '/^Uid:/ {print $2}' /proc/$hpid/status)
 [ "$uid" = 10001 ] || fail "proxyd runs as uid $uid in the container, not 10001"
 log "PID 1 in the container is proxyd (host pid $hpid, uid $uid)"
 
+healthz "$aport"
 check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 5
 docker logs "$NAME" 2>/dev/null | grep -q '/item/3' || fail "no access log line on the container's stdout"
 wait_for 30 sh -c "[ \"\$($DOCKER_CLI -H unix://$D/docker.sock inspect -f '{{.State.Health.Status}}' $NAME)\" = healthy ]" \
     || fail "HEALTHCHECK never healthy: $(docker inspect -f '{{json .State.Health}}' "$NAME")"
-log "HEALTHCHECK: healthy"
+log "HEALTHCHECK (GET /healthz on the admin port): healthy"
 
 docker kill -s HUP "$NAME" >/dev/null
 wait_for 20 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME 2>&1 | grep -q 'reloaded: generation 2'" \

@@ -57,10 +57,14 @@ check("cpu limit 4", str(lim["cpu"]) == "4", lim)
 check("memory limit 4Gi", lim["memory"] == "4Gi", lim)
 ports = {p["name"]: p["containerPort"] for p in c["ports"]}
 check("proxy port", ports.get("proxy") == 3128, ports)
-for probe in ("readinessProbe", "livenessProbe"):
-    p = c.get(probe, {})
-    target = p.get("tcpSocket", p.get("httpGet", {})).get("port")
-    check(probe, target in ("proxy", 3128, 3129), p)
+rp = c["readinessProbe"]
+check("readiness asks /healthz", rp.get("exec", {}).get("command") == ["/usr/local/bin/proxyd-healthcheck"], rp)
+env = {e["name"]: e["value"] for e in c.get("env", [])}
+lp = c["livenessProbe"]
+check("liveness on the proxy port", lp.get("tcpSocket", {}).get("port") in ("proxy", 3128), lp)
+with open(os.path.join(SRC, "docker", "Dockerfile")) as f:
+    dockerfile = f.read()
+check("image has the healthcheck script", "/usr/local/bin/proxyd-healthcheck" in dockerfile)
 check("non-root", pod["spec"]["securityContext"]["runAsNonRoot"] is True)
 check("grace > drain", pod["spec"]["terminationGracePeriodSeconds"] > 30)
 vols = {v["name"]: v for v in pod["spec"]["volumes"]}
@@ -92,6 +96,8 @@ with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
 check("ConfigMap proxy.conf passes proxyd -t", r.returncode == 0, r.stderr)
 check("ConfigMap proxy.conf has no warnings", "(0 warnings)" in r.stderr, r.stderr)
 check("ConfigMap workers match the CPU limit", "\nworkers 4\n" in conf)
+check("ConfigMap admin_port is the probe's", "\nadmin_port 127.0.0.1:%s\n" % env.get("PROXYD_ADMIN_PORT") in conf,
+      env)
 
 with open(os.path.join(SRC, "docker", "compose.yaml")) as f:
     compose = yaml.safe_load(f)
