@@ -45,7 +45,6 @@ PROXYD_VM_MONITOR="$T/monitor.sock" PROXYD_VM_GUESTFWD="tcp:10.0.2.100:8080-cmd:
     "$VM/launch" "$img" >"$T/qemu.log" 2>&1 &
 qpid=$!
 at_exit "kill_wait $qpid 10"
-log "qemu $qpid: $(head -1 "$T/qemu.log" 2>/dev/null)"
 ready() { grep -aq 'PROXYD-VM-READY\|PROXYD-VM-FAILED' "$T/serial.log"; }
 if ! wait_for 300 ready; then
     kill -0 $qpid 2>/dev/null || { cat "$T/qemu.log" >&2; fail "qemu exited"; }
