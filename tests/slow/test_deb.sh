@@ -27,6 +27,12 @@ at_exit "dpkg --purge proxyd"
 log "dpkg -i $(basename "$(readlink -f "$deb")")"
 DEBIAN_FRONTEND=noninteractive dpkg -i "$deb" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log" >&2; fail "dpkg -i failed (dependencies missing? apt-get install libevent-2.1-7 libevent-extra-2.1-7 libjemalloc2)"; }
 
+# an upgrade (here: the same version again) keeps a locally edited conffile
+echo "# local edit" >>/etc/proxyd/proxy.conf
+DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold "$deb" >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log" >&2; fail "dpkg -i over itself"; }
+tail -1 /etc/proxyd/proxy.conf | grep -qx '# local edit' || fail "reinstall lost the local edit of proxy.conf"
+sed -i '$d' /etc/proxyd/proxy.conf
+
 for f in /usr/sbin/proxyd /etc/proxyd/proxy.conf /lib/systemd/system/proxyd.service \
          /usr/share/man/man8/proxyd.8.gz /etc/logrotate.d/proxyd; do
     [ -e "$f" ] || fail "$f not installed"

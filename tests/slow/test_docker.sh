@@ -52,8 +52,8 @@ fi
 log "dockerd $dockerd_pid up, storage driver $(docker info -f '{{.Driver}}')"
 
 NAME="proxyd-slow-$$"
-at_exit "$DOCKER_CLI -H unix://$D/docker.sock rmi -f proxyd-slow/proxyd:test proxyd-slow/bookworm:base"
-at_exit "$DOCKER_CLI -H unix://$D/docker.sock rm -f $NAME"
+at_exit "$DOCKER_CLI -H unix://$D/docker.sock rmi -f proxyd-slow/proxyd:test proxyd-slow/origin:test proxyd-slow/bookworm:base"
+at_exit "$DOCKER_CLI -H unix://$D/docker.sock rm -f $NAME $NAME-origin"
 docker import "$base_tar" proxyd-slow/bookworm:base >/dev/null
 
 # 3. the image, built from source (apt in the build reaches Debian's repositories
@@ -100,6 +100,19 @@ docker logs "$NAME" 2>/dev/null | grep -q '/item/3' || fail "no access log line 
 wait_for 30 sh -c "[ \"\$($DOCKER_CLI -H unix://$D/docker.sock inspect -f '{{.State.Health.Status}}' $NAME)\" = healthy ]" \
     || fail "HEALTHCHECK never healthy: $(docker inspect -f '{{json .State.Health}}' "$NAME")"
 log "HEALTHCHECK (GET /healthz on the admin port): healthy"
+
+# compose's origin image (docker/origin.Dockerfile) behind the proxyd container
+DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE=proxyd-slow/bookworm:base \
+    -f "$PROXYD_SRC/docker/origin.Dockerfile" -t proxyd-slow/origin:test "$PROXYD_SRC/docker" \
+    >"$T/build-origin.log" 2>&1 || { tail -20 "$T/build-origin.log" >&2; fail "docker build origin.Dockerfile"; }
+oport=$(free_port)
+docker run -d --name "$NAME-origin" --network host proxyd-slow/origin:test \
+    busybox httpd -f -p "127.0.0.1:$oport" -h /srv/www >/dev/null
+wait_for 20 curl -sf --noproxy '*' -o /dev/null "http://127.0.0.1:$oport/" || fail "the origin container does not serve"
+code=$(proxy_get "127.0.0.1:$port" "http://127.0.0.1:$oport/100k.txt" "$T/100k") || fail "request to the origin container"
+[ "$code" = 200 ] && [ "$(stat -c %s "$T/100k")" = 100000 ] || fail "100k.txt through proxyd: status $code, $(stat -c %s "$T/100k") bytes"
+log "origin.Dockerfile image serves through the proxyd container (100 KB, 200)"
+docker rm -f "$NAME-origin" >/dev/null
 
 docker kill -s HUP "$NAME" >/dev/null
 wait_for 20 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME 2>&1 | grep -q 'reloaded: generation 2'" \

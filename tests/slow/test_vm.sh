@@ -55,6 +55,8 @@ grep -a '^proxyd-vm:' "$T/serial.log" | tr -d '\r' >&2
 grep -aq 'PROXYD-VM-READY' "$T/serial.log" || fail "the guest says proxyd is not active"
 boot_s=$((SECONDS - t0))
 log "guest ready $boot_s s after qemu started ($(grep -a 'accelerator' "$T/qemu.log"))"
+grep -aq '^proxyd-vm: proxyd unit Type=notify MainPID=[1-9]' "$T/serial.log" || fail "proxyd.service is not a running Type=notify service"
+grep -aq '^proxyd-vm: proxyd master runs as proxyd' "$T/serial.log" || fail "the guest's proxyd does not run as user proxyd"
 grep -aq '^proxyd-vm: nic .* driver virtio_net' "$T/serial.log" || fail "the guest's NIC does not use virtio_net"
 if grep -a '^proxyd-vm: nic' "$T/serial.log" | grep -avq 'virtio_net'; then
     fail "a guest NIC is not virtio_net"
