@@ -160,7 +160,7 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         putf(&o, " - %s/%s ", e->hier, e->peer_ip ? e->peer_ip : "-");
         put_escaped(&o, e->content_type, e->content_type_len, 0);
     } else {
-        /* %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st %Ss:%Sh */
+        /* common: %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st %Ss:%Sh */
         char tbuf[64];
         struct tm tm;
         time_t t = e->start.tv_sec;
@@ -170,15 +170,17 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         put_escaped(&o, e->method, e->method_len, 1);
         put(&o, " ", 1);
         put_escaped(&o, e->url, e->url_len, 1);
-        putf(&o, " HTTP/%d.%d\" %d %llu %s:%s", e->version_major, e->version_minor, e->status,
-             (unsigned long long)e->bytes, e->result, e->hier);
+        putf(&o, " HTTP/%d.%d\" %d %llu", e->version_major, e->version_minor, e->status,
+             (unsigned long long)e->bytes);
         if (fmt == PD_LOG_COMBINED) {
+            /* combined: ... "%{Referer}>h" "%{User-Agent}>h" %Ss:%Sh, as Squid writes it */
             put(&o, " \"", 2);
             put_escaped(&o, e->referer, e->referer_len, 1);
             put(&o, "\" \"", 3);
             put_escaped(&o, e->user_agent, e->user_agent_len, 1);
             put(&o, "\"", 1);
         }
+        putf(&o, " %s:%s", e->result, e->hier);
     }
     if (size)
         buf[o.len < size ? o.len : size - 1] = '\0';

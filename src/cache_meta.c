@@ -42,7 +42,8 @@ int pd_cache_meta_keeps(const pd_http_msg *m, pd_str name)
 {
     static const char *const drop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
                                         "Trailer", "Transfer-Encoding", "Upgrade",
-                                        "Proxy-Authenticate", "Proxy-Authorization",
+                                        "Proxy-Authenticate", "Proxy-Authentication-Info",
+                                        "Proxy-Authorization",
                                         "Content-Length" };
     for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
         if (pd_str_eq_ci(name, drop[i]))

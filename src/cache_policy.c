@@ -971,9 +971,7 @@ const pd_refresh_rule *pd_cache_policy_refresh_match(const pd_refresh_rules *r, 
     return &pd_refresh_default;
 }
 
-/* ---- metadata blob ---- */
-
-#define META_MAGIC "PDC1"
+/* ---- fields a cache never stores (3.1) ---- */
 
 static int not_stored(const pd_http_msg *resp, pd_str name)
 {
@@ -990,74 +988,5 @@ static int not_stored(const pd_http_msg *resp, pd_str name)
             if (str_eq_ci(m, name))
                 return 1;
     }
-    return 0;
-}
-
-ssize_t pd_cache_policy_meta_encode(const pd_http_msg *resp, time_t request_time, time_t response_time,
-                                    char *buf, size_t cap)
-{
-    struct sbuf b = { buf, 0, cap, 0 };
-    char line[96];
-    int n = snprintf(line, sizeof(line), META_MAGIC " %lld %lld %d %d %d\n", (long long)request_time,
-                     (long long)response_time, resp->status, resp->version_major, resp->version_minor);
-    sb_put(&b, line, (size_t)n, 0);
-    sb_put(&b, resp->reason.p, resp->reason.len, 0);
-    sb_put(&b, "\n", 1, 0);
-    for (size_t i = 0; i < resp->n_headers; i++) {
-        const pd_header *h = &resp->headers[i];
-        /* a field with a line break could forge others: never stored */
-        if (not_stored(resp, h->name) || memchr(h->name.p, '\n', h->name.len) ||
-            memchr(h->name.p, ':', h->name.len) || memchr(h->value.p, '\n', h->value.len))
-            continue;
-        sb_put(&b, h->name.p, h->name.len, 0);
-        sb_put(&b, ":", 1, 0);
-        sb_put(&b, h->value.p, h->value.len, 0);
-        sb_put(&b, "\n", 1, 0);
-    }
-    return b.over ? -1 : (ssize_t)b.len;
-}
-
-int pd_cache_policy_meta_decode(const void *blob, size_t len, pd_http_msg *m, time_t *request_time,
-                                time_t *response_time)
-{
-    const char *p = blob, *end = p + len;
-    const char *nl = memchr(p, '\n', len);
-    char first[128];
-    if (!nl || (size_t)(nl - p) >= sizeof(first))
-        return -1;
-    memcpy(first, p, (size_t)(nl - p));
-    first[nl - p] = '\0';
-    long long rq, rs;
-    int status, vmaj, vmin, used = 0;
-    if (sscanf(first, META_MAGIC " %lld %lld %d %d %d%n", &rq, &rs, &status, &vmaj, &vmin, &used) != 5 ||
-        (size_t)used != (size_t)(nl - p) || status < 100 || status > 999)
-        return -1;
-    p = nl + 1;
-    nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl)
-        return -1;
-    ssize_t off = pd_http_msg_store(m, p, (size_t)(nl - p));
-    if (off < 0)
-        return -1;
-    m->reason = (pd_str){ m->buf + off, (size_t)(nl - p) };
-    m->is_request = 0;
-    m->status = status;
-    m->version_major = vmaj;
-    m->version_minor = vmin;
-    char name[256];
-    for (p = nl + 1; p < end; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl)
-            return -1;
-        const char *colon = memchr(p, ':', (size_t)(nl - p));
-        if (!colon || colon == p || cstr((pd_str){ p, (size_t)(colon - p) }, name, sizeof(name)) < 0)
-            return -1;
-        if (pd_http_msg_add(m, name, colon + 1, (size_t)(nl - colon - 1)) < 0)
-            return -1;
-    }
-    if (request_time)
-        *request_time = (time_t)rq;
-    if (response_time)
-        *response_time = (time_t)rs;
     return 0;
 }

@@ -253,27 +253,4 @@ enum pd_range_result pd_cache_policy_range(const pd_http_msg *req, uint64_t leng
  * Last-Modified), 0 if the whole response must be sent instead. */
 int pd_cache_policy_if_range(const pd_http_msg *req, const pd_http_msg *stored);
 
-/* ---- the stored response as the store's metadata blob ---- */
-
-/*
- * Serialise resp's status line and header fields, less those a cache must
- * not store (3.1: Connection and the fields it names, Keep-Alive,
- * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
- * Proxy-Authenticate, Proxy-Authentication-Info, Proxy-Authorization), with
- * the request and response times that 4.2.3 needs, into buf: the blob for
- * pd_cache_store_set_meta. Text, one field per line. Returns its length, or
- * -1 if cap is too small.
- */
-ssize_t pd_cache_policy_meta_encode(const pd_http_msg *resp, time_t request_time, time_t response_time,
-                                    char *buf, size_t cap);
-
-/*
- * Rebuild a response from a blob made by pd_cache_policy_meta_encode into m
- * (initialised by the caller with pd_http_msg_init; the caller frees it with
- * pd_http_msg_free, also after an error). Times may be NULL. Returns 0, or
- * -1 for a malformed blob or ENOMEM.
- */
-int pd_cache_policy_meta_decode(const void *blob, size_t len, pd_http_msg *m, time_t *request_time,
-                                time_t *response_time);
-
 #endif

@@ -796,69 +796,6 @@ START_TEST(test_cc_parsing)
 }
 END_TEST
 
-/* ---- metadata blob (3.1: what is stored) ---- */
-
-START_TEST(test_meta_roundtrip)
-{
-    pd_http_msg resp, back;
-    build(&resp, NULL, 200,
-          "Date: " D0 "\nConnection: close, X-Hop\nX-Hop: 1\nCache-Control: max-age=60\n"
-          "Transfer-Encoding: chunked\nSet-Cookie: a=1\nSet-Cookie: b=2\nProxy-Authenticate: Basic\nX-Empty: ");
-    resp.reason = PD_STR("OK");
-    resp.version_major = 1;
-    resp.version_minor = 1;
-    char blob[1024];
-    ssize_t n = pd_cache_policy_meta_encode(&resp, T0 - 2, T0, blob, sizeof(blob));
-    ck_assert_int_gt(n, 0);
-    ck_assert_int_eq(pd_cache_policy_meta_encode(&resp, T0 - 2, T0, blob, (size_t)n - 1), -1);
-    pd_http_msg_init(&back);
-    time_t rq = 0, rs = 0;
-    ck_assert_int_eq(pd_cache_policy_meta_decode(blob, (size_t)n, &back, &rq, &rs), 0);
-    ck_assert_int_eq(rq, T0 - 2);
-    ck_assert_int_eq(rs, T0);
-    ck_assert_int_eq(back.status, 200);
-    ck_assert(pd_str_eq_ci(back.reason, "OK"));
-    ck_assert_int_eq(back.version_minor, 1);
-    /* 3.1: hop-by-hop and Connection-named fields are not stored */
-    ck_assert_ptr_null(pd_http_msg_find(&back, "Connection"));
-    ck_assert_ptr_null(pd_http_msg_find(&back, "X-Hop"));
-    ck_assert_ptr_null(pd_http_msg_find(&back, "Transfer-Encoding"));
-    ck_assert_ptr_null(pd_http_msg_find(&back, "Proxy-Authenticate"));
-    const pd_header *h = pd_http_msg_find(&back, "Set-Cookie");
-    ck_assert(h && pd_str_eq_ci(h->value, "a=1"));
-    h = pd_http_msg_find_next(&back, h);
-    ck_assert(h && pd_str_eq_ci(h->value, "b=2"));
-    h = pd_http_msg_find(&back, "X-Empty");
-    ck_assert(h && h->value.len == 0);
-    ck_assert_uint_eq(back.n_headers, 5);
-    /* what policy reads from it works the same */
-    ck_assert_int_eq(pd_cache_policy_lifetime(&back, NULL, rs, NULL), 60);
-    pd_http_msg_free(&back);
-    pd_http_msg_free(&resp);
-}
-END_TEST
-
-static const char *const bad_blobs[] = {
-    "",
-    "PDC1 1 2 200 1 1",                 /* no newline */
-    "PDC1 1 2 200 1 1\n",               /* no reason line */
-    "PDC2 1 2 200 1 1\nOK\n",           /* magic */
-    "PDC1 1 2 20 1 1\nOK\n",            /* status */
-    "PDC1 1 2 200 1 1 9\nOK\n",         /* trailing junk */
-    "PDC1 1 2 200 1 1\nOK\nNoColon\n",  /* field without a colon */
-    "PDC1 1 2 200 1 1\nOK\n:v\n",       /* empty name */
-    "PDC1 1 2 200 1 1\nOK\nA: b",       /* unterminated field */
-};
-
-START_TEST(test_meta_malformed)
-{
-    pd_http_msg m;
-    pd_http_msg_init(&m);
-    const char *b = bad_blobs[_i];
-    ck_assert_msg(pd_cache_policy_meta_decode(b, strlen(b), &m, NULL, NULL) == -1, "accepted blob %d", _i);
-    pd_http_msg_free(&m);
-}
-END_TEST
 
 #define NCASES(t) ((int)(sizeof(t) / sizeof((t)[0])))
 
@@ -883,8 +820,6 @@ static Suite *cache_policy_suite(void)
     tcase_add_test(tc, test_refresh_default_and_errors);
     tcase_add_test(tc, test_lifetime_with_compiled_rule);
     tcase_add_test(tc, test_cc_parsing);
-    tcase_add_test(tc, test_meta_roundtrip);
-    tcase_add_loop_test(tc, test_meta_malformed, 0, NCASES(bad_blobs));
     suite_add_tcase(s, tc);
     return s;
 }
