@@ -1542,7 +1542,24 @@ static void store_start(struct pd_client *c)
         const char *vals = nl + 1 + 16 + 1;
         size_t have = c->ckey_len - (size_t)(vals - c->ckey);
         if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
-            store_abort(c); /* the response varies on other fields than the marker said */
+            /*
+             * The response varies on other fields than the marker says (the
+             * origin changed its Vary): replace the marker, or this URL would
+             * never be stored again while the old marker lives.
+             */
+            store_abort(c);
+            size_t ulen = (size_t)(nl - c->ckey);
+            char *url = malloc(ulen);
+            if (!url)
+                return;
+            memcpy(url, c->ckey, ulen);
+            set_ckey(c, url, ulen);
+            free(url);
+            if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+                c->cw = NULL;
+                return;
+            }
+            store_start(c); /* at the URL's key now: publishes a new marker, once */
             return;
         }
     }
@@ -2021,6 +2038,13 @@ static void read_response(struct pd_client *c)
             c->cref = NULL;
             c->revalidating = 0;
             c->miss_result = "TCP_REFRESH_MODIFIED";
+            if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
+                /* the request body is gone: it cannot be sent again */
+                up_release(c, 0);
+                c->result = "TCP_MISS"; /* as every other failed fetch */
+                fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
+                return;
+            }
             if (c->resp.status == 304) {
                 /*
                  * A 304 that does not select our stored response (other
@@ -2112,8 +2136,12 @@ static void read_response(struct pd_client *c)
         evbuffer_drain(out, evbuffer_get_length(out));
         /* the store gave up on the object (too large, no room): nothing left to fill.
          * Deferred through the timer (timer_cb frees c): callers still use c. */
-        if (!c->cw)
-            arm_timer(c, 0);
+        if (!c->cw) {
+            /* stop reading at once: a busy upstream must not starve the timer */
+            bufferevent_disable(c->up, EV_READ);
+            if (!evtimer_pending(c->timer, NULL))
+                arm_timer(c, 0);
+        }
         return;
     }
     if (evbuffer_get_length(out) > HIGH_WM)
@@ -2365,7 +2393,7 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
         tunnel_pump(c);
         return;
     }
-    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && !c->detached) {
+    if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && c->rb_done && !c->detached) {
         detach(c);
         return;
     }
@@ -2435,8 +2463,10 @@ void pd_client_drain_all(pd_worker *w)
     struct pd_client *c, *next;
     for (c = TAILQ_FIRST(&w->clients); c; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->state == C_HEAD && !c->head_started)
-            client_free(c);
+        if (c->state == C_HEAD && !c->head_started && c->nreq == 0)
+            arm_timer(c, 1000); /* just accepted: its request may be on the way, give it 1 s */
+        else if (c->state == C_HEAD && !c->head_started)
+            client_free(c); /* idle keep-alive connection */
         else
             c->keep_alive = 0; /* closes after its current response */
     }

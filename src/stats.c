@@ -639,15 +639,16 @@ void pd_stats_print_metrics(FILE *out)
     fprintf(out, "| metric | type | labels | help |\n| --- | --- | --- | --- |\n");
     for (int i = 0; i < PD_STAT__N;) {
         const pd_stat_def *d = &pd_stat_defs[i];
-        /* the "?:"s are for GCC 12 at -O2, which wrongly proves a NULL here
-         * (-Werror=format-overflow broke the release build); no row has one */
-        fprintf(out, "| `%s` | %s | ", d->name ? d->name : "",
-                d->type == PD_STAT_COUNTER ? "counter" : "gauge");
+        fprintf(out, "| `%s` | %s | ", d->name, d->type == PD_STAT_COUNTER ? "counter" : "gauge");
         int j = i;
-        for (; j < PD_STAT__N && !strcmp(pd_stat_defs[j].name, d->name); j++)
-            fprintf(out, "%s%s", j > i ? ", " : "",
-                    pd_stat_defs[j].labels ? pd_stat_defs[j].labels : "");
-        fprintf(out, " | %s |\n", d->help ? d->help : "");
+        for (; j < PD_STAT__N && !strcmp(pd_stat_defs[j].name, d->name); j++) {
+            const char *labels = pd_stat_defs[j].labels;
+            if (j > i)
+                fputs(", ", out);
+            if (labels)
+                fputs(labels, out);
+        }
+        fprintf(out, " | %s |\n", d->help);
         i = j;
     }
     for (int h = 0; h < PD_HIST__N; h++)

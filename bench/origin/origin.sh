@@ -3,10 +3,10 @@
 # The origin server of the benches: Apache 2 (Debian's apache2, as in the study) run with its
 # own configuration in a directory of ours, never the system instance or /etc/apache2.
 #
-#   origin.sh start --dir DIR [--port PORT] [--objects N] [--no-log]
+#   origin.sh start --dir DIR [--port PORT] [--addr ADDR] [--objects N] [--no-log]
 #       Generates DIR/{conf,htdocs,logs,run}, starts apache2 (mpm_event, keep-alive without a
-#       request limit) on 127.0.0.1:PORT (a free port if not given), waits until it accepts
-#       connections, and prints the port on stdout.
+#       request limit) on ADDR:PORT (default 127.0.0.1, a free port if not given), waits until
+#       it accepts connections, and prints the port on stdout.
 #       Objects (1 MiB = 1048576 bytes each, same random content):
 #         /obj1m            Cache-Control: max-age=3600  (cacheable)
 #         /obj1m-1../obj1m-N  same, distinct URLs for cache experiments (default N=100)
@@ -28,17 +28,18 @@ die() { echo "origin.sh: $*" >&2; exit 1; }
 
 cmd=${1:-}
 [ -n "$cmd" ] && shift
-dir='' port='' objects=100 log=1
+dir='' port='' addr=127.0.0.1 objects=100 log=1
 while [ $# -gt 0 ]; do
     case $1 in
         --dir) dir=$2; shift 2 ;;
         --port) port=$2; shift 2 ;;
+        --addr) addr=$2; shift 2 ;;
         --objects) objects=$2; shift 2 ;;
         --no-log) log=0; shift ;;
         *) die "unknown argument: $1" ;;
     esac
 done
-[ -n "$dir" ] || die "usage: origin.sh start|stop --dir DIR [--port P] [--objects N] [--no-log]"
+[ -n "$dir" ] || die "usage: origin.sh start|stop --dir DIR [--port P] [--addr A] [--objects N] [--no-log]"
 if ! [[ $objects =~ ^[0-9]+$ ]] || [ "$objects" -gt 100000 ]; then die "--objects: 0..100000"; fi
 
 write_conf() {
@@ -56,8 +57,8 @@ DefaultRuntimeDir $dir/run
 PidFile $dir/run/apache2.pid
 ErrorLog $dir/logs/error.log
 LogLevel warn
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
+ServerName $addr
+Listen $addr:$port
 $user_lines
 
 LoadModule mpm_event_module $MODDIR/mod_mpm_event.so
@@ -172,5 +173,5 @@ stop() {
 case $cmd in
     start) start ;;
     stop) stop ;;
-    *) die "usage: origin.sh start|stop --dir DIR [--port P] [--objects N] [--no-log]" ;;
+    *) die "usage: origin.sh start|stop --dir DIR [--port P] [--addr A] [--objects N] [--no-log]" ;;
 esac

@@ -64,6 +64,12 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertEqual(self.count("/hit"), 1)
         self.assertEqual(log_codes(self.p, self.o.url("/hit"), 4),
                          ["TCP_MISS", "TCP_MEM_HIT", "TCP_MEM_HIT", "TCP_MEM_HIT"])
+        for line in self.p.access_lines():
+            f = line.split()
+            if f[6] == self.o.url("/hit"):
+                self.assertEqual(f[3].split("/")[1], "200")
+                self.assertGreater(int(f[4]), len(body), "bytes sent counts head and body: %s" % line)
+                self.assertLess(int(f[4]), len(body) + 1000, line)
 
     def test_hit_on_keepalive_connection(self):
         body = body_of("ka", 3000)
@@ -363,6 +369,19 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertEqual([d for _, d in parts], [body[0:10], body[1000:2000], body[65531:]])
         self.assertEqual(self.count("/mr"), 1)
 
+    def test_if_range(self):
+        body = body_of("ifr", 5000)
+        lm = email.utils.formatdate(time.time() - 3600, usegmt=True)
+        self.o.route("/ifr", lambda q: Reply(body=body, headers=[MAX60, ("ETag", '"ir"'), ("Last-Modified", lm)]))
+        self.assertBody(self.get("/ifr"), body)
+        r = self.get("/ifr", [("Range", "bytes=10-19"), ("If-Range", '"ir"')])
+        self.assertEqual((r.status, r.body), (206, body[10:20]))
+        r = self.get("/ifr", [("Range", "bytes=10-19"), ("If-Range", '"other"')])
+        self.assertHit(r, body)
+        r = self.get("/ifr", [("Range", "bytes=10-19"), ("If-Range", lm)])
+        self.assertEqual((r.status, r.body), (206, body[10:20]))
+        self.assertEqual(self.count("/ifr"), 1)
+
     def test_unsatisfiable_range(self):
         body = body_of("urange", 1000)
         self.o.route("/ur", lambda q: Reply(body=body, headers=[MAX60]))
@@ -535,6 +554,21 @@ class CacheTest(pdtest.ProxyTestCase):
         r = self.get("/vinv", br)
         self.assertBody(r, b"br v2", 200)
 
+    def test_vary_changed_by_origin(self):
+        vary = {"on": "Accept-Encoding"}
+
+        def handler(q):
+            key = "%s/%s" % (q.get("accept-encoding"), q.get("accept-language"))
+            return Reply(body="v " + key, headers=[MAX60, ("Vary", vary["on"])])
+        self.o.route("/vch", handler)
+        gz, br = [("Accept-Encoding", "gzip")], [("Accept-Encoding", "br"), ("Accept-Language", "en")]
+        self.assertBody(self.get("/vch", gz), b"v gzip/None")
+        self.assertHit(self.get("/vch", gz), b"v gzip/None")
+        vary["on"] = "Accept-Language"
+        self.assertBody(self.get("/vch", br), b"v br/en")
+        self.assertHit(self.get("/vch", br), b"v br/en")
+        self.assertEqual(self.count("/vch"), 2, "the new Vary replaced the marker")
+
     def test_vary_variant_revalidated(self):
         def handler(q):
             ae = q.get("accept-encoding") or "none"
@@ -579,6 +613,11 @@ class CacheTest(pdtest.ProxyTestCase):
         self.assertBody(self.get("/o304"), b"first")
         r = self.get("/o304", [("If-None-Match", '"b"')])
         self.assertEqual((r.status, r.body), (304, b""))
+        # a GET with a body cannot be sent again: an error, not a 304 out of nowhere
+        state["n"] = 0
+        self.assertBody(self.get("/o304"), b"first")
+        r = proxy_request(self.p, "GET", self.o.url("/o304"), body=b"payload")
+        self.assertEqual(r.status, 502)
 
     def test_client_conditional_on_stale_entry(self):
         body = body_of("cstale", 4000)
@@ -646,6 +685,68 @@ class CacheTest(pdtest.ProxyTestCase):
         o2.stop()
         r = proxy_request(self.p, "GET", url)
         self.assertIn(r.status, (502, 503, 504), "stale must-revalidate served while the origin is down")
+
+    def test_request_max_age_min_fresh_max_stale(self):
+        self.o.route("/rq", lambda q: Reply(body=b"rq", headers=[("Cache-Control", "max-age=30"), ("Age", "20"),
+                                                                 ("ETag", '"q"')]))
+        self.assertBody(self.get("/rq"), b"rq")
+        self.assertHit(self.get("/rq", [("Cache-Control", "max-age=25")]), b"rq")
+        self.assertEqual(self.count("/rq"), 1)
+        self.assertBody(self.get("/rq", [("Cache-Control", "max-age=5")]), b"rq")
+        self.assertEqual(self.count("/rq"), 2, "older than the client's max-age: revalidated")
+        self.assertBody(self.get("/rq", [("Cache-Control", "min-fresh=20")]), b"rq")
+        self.assertEqual(self.count("/rq"), 3, "not fresh for 20 more seconds: revalidated")
+        self.o.route("/ms", lambda q: Reply(body=b"ms", headers=[("Cache-Control", "max-age=10"), ("Age", "20")]))
+        self.assertBody(self.get("/ms"), b"ms")
+        self.assertHit(self.get("/ms", [("Cache-Control", "max-stale=60")]), b"ms")
+        self.assertEqual(self.count("/ms"), 1, "max-stale accepts a stale entry")
+
+    def test_query_and_long_urls(self):
+        self.o.route("/q", lambda q: Reply(body=q.target, headers=[MAX60]))
+        for t in ("/q?a=1", "/q?a=2", "/q?a=1", "/q?a=2", "/q"):
+            self.assertBody(self.get(t), t.encode())
+        self.assertEqual(self.count("/q"), 3)
+        for n in (3000, 12000):
+            t = "/q?" + "x" * n
+            with self.subTest(n=n):
+                for _ in range(2):
+                    self.assertBody(self.get(t), t.encode())
+        self.assertEqual(self.count("/q"), 3 + 1 + 2, "3000 bytes of URL cached, 12000 (over PD_CP_URL_MAX) not")
+
+
+
+class CacheConfigTest(pdtest.ProxyTestCase):
+    """cache deny/allow and refresh_pattern, each with its own proxy."""
+
+    def test_cache_deny(self):
+        o = self.origin()
+        p = self.proxy(workers=1, conf_extra="""
+            acl nocache urlpath_regex ^/private/
+            cache deny nocache
+            cache allow all""")
+        o.route("/private/x", lambda q: Reply(body=b"px", headers=[MAX60]))
+        o.route("/public/x", lambda q: Reply(body=b"pub", headers=[MAX60]))
+        for _ in range(3):
+            self.assertEqual(proxy_request(p, "GET", o.url("/private/x")).body, b"px")
+            self.assertEqual(proxy_request(p, "GET", o.url("/public/x")).body, b"pub")
+        self.assertEqual(len(o.requests_for("/private/x")), 3)
+        self.assertEqual(len(o.requests_for("/public/x")), 1)
+
+    def test_refresh_pattern(self):
+        o = self.origin()
+        p = self.proxy(workers=1, conf_extra="""
+            refresh_pattern -i \\.jpg$ 60 50% 120
+            refresh_pattern -i (/cgi-bin/|\\?) 0 0% 0
+            refresh_pattern . 0 20% 4320""")
+        lm = email.utils.formatdate(time.time() - 86400, usegmt=True)
+        o.route("/a.JPG", lambda q: Reply(body=b"jpg"))                                   # min 60 min
+        o.route("/heur", lambda q: Reply(body=b"heur", headers=[("Last-Modified", lm)]))  # 20% of a day
+        o.route("/none", lambda q: Reply(body=b"none"))                                  # no info, min 0
+        o.route("/cgi", lambda q: Reply(body=b"cgi", headers=[("Last-Modified", lm)]))
+        for _ in range(2):
+            for path in ("/a.JPG", "/heur", "/none", "/cgi?x=1"):
+                self.assertEqual(proxy_request(p, "GET", o.url(path)).status, 200)
+        self.assertEqual([len(o.requests_for(x)) for x in ("/a.JPG", "/heur", "/none", "/cgi")], [1, 1, 2, 2])
 
 
 if __name__ == "__main__":

@@ -328,6 +328,23 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         conns.send_all(req)
         return conns
 
+    def test_collapsed_forwarding_off(self):
+        p = self.proxy(workers=2, conf_extra="collapsed_forwarding off")
+        body = body_of("cfoff", 100000)
+        gate = threading.Event()
+        staged_origin(self.o, "/cfoff", body, gate)
+        conns = self._concurrent(p, "/cfoff", 10)
+        self.o.wait_requests(10, path="/cfoff")
+        gate.set()
+        conns.pump(_complete_response(len(body))(conns), 20, "the whole body")
+        for i in range(10):
+            r = conns.response(i)
+            self.assertEqual((r.status, r.complete, digest(r.body)), (200, True, digest(body)), i)
+        self.assertEqual(len(self.o.requests_for("/cfoff")), 10, "no collapsing when it is off")
+        r = proxy_request(p, "GET", self.o.url("/cfoff"))
+        self.assertEqual(digest(r.body), digest(body))
+        self.assertIsNotNone(r.get("age"), "one of them stored it")
+
     def test_collapsed_onto_uncacheable_response(self):
         # the shared fetch turns out not storable: every waiter still gets the whole body
         p = self.proxy(workers=2)
@@ -405,7 +422,7 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         pdtest.wait_until(lambda: select.select([c.sock], [], [], 0)[0], what="first bytes")
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
-        pdtest.wait_until(lambda: self.o.closed_connections >= 1, what="the origin connection closed")
+        pdtest.wait_until(lambda: self.o.closed_connections >= 1, timeout=30, what="the origin connection closed")
         self.assertLess(self.o.bytes_sent, 256 * 65536)
         print("\nabandoned 16 MB chunked fetch: origin sent %.1f MB before proxyd let go" % (
             self.o.bytes_sent / 1048576.0))
@@ -478,6 +495,47 @@ class CacheSharedTest(pdtest.ProxyTestCase):
                 r = c.request("GET", self.o.url("/ab/%d" % i))
                 self.assertEqual(digest(r.body), digest(body_of("/ab/%d" % i, mb)))
                 self.assertIsNotNone(r.get("age"), "object %d not cached: memory still pinned?" % i)
+        self.assertEqual(len(self.o.snapshot()), 40)
+
+    def test_worker_killed_while_sending_hits(self):
+        # a worker dies holding references (slow readers of 10 hits): the master reaps
+        # them, so that memory is not pinned for ever
+        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
+        mb = 1048576
+        self.o.route("/kh/*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
+        with Client(p) as c:
+            for i in range(10):
+                self.assertEqual(len(c.request("GET", self.o.url("/kh/%d" % i)).body), mb)
+        victim, held, others = None, [], []
+        for _ in range(200):
+            if len(held) == 10:
+                break
+            c = Client(p)
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            w = worker_of(p, c)
+            victim = victim or w
+            if w != victim:
+                others.append(c)
+                continue
+            c.send(c.build("GET", self.o.url("/kh/%d" % len(held))))
+            held.append(c)
+        for c in others:
+            c.close()
+        self.assertEqual(len(held), 10, "could not place 10 connections on one worker")
+        for c in held:
+            pdtest.wait_until(lambda: select.select([c.sock], [], [], 0)[0], what="first bytes")
+        os.kill(victim, signal.SIGKILL)
+        p.wait_workers(2, exclude=(victim,))
+        for c in held:
+            c.close()
+        with Client(p) as c:
+            for i in range(10, 40):
+                self.assertEqual(len(c.request("GET", self.o.url("/kh/%d" % i)).body), mb)
+        with Client(p) as c:
+            for i in range(39, 29, -1):
+                r = c.request("GET", self.o.url("/kh/%d" % i))
+                self.assertEqual(digest(r.body), digest(body_of("/kh/%d" % i, mb)))
+                self.assertIsNotNone(r.get("age"), "object %d not cached: dead worker's refs pinned?" % i)
         self.assertEqual(len(self.o.snapshot()), 40)
 
     def test_concurrent_large_hits(self):

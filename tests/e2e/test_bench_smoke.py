@@ -1,0 +1,194 @@
+"""Smoke test of the benchmark harness: `bench/run all --quick` against the built proxyd.
+
+It runs the whole harness once with scaled-down counts (issue 7: under 2 minutes) and checks
+what it produced: one CSV per experiment with a row per proxy, finite positive times, no
+request in error, the plots (when gnuplot is installed), a benchmarks.md with the four
+experiments and the closing note, and nothing of the harness left running. Squid, stress and
+the namespace platforms are used when the machine has them (the report lists what was
+skipped and why); apache2 (the origin) is required.
+"""
+
+import csv
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+SRC = os.environ.get("PROXYD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+PROXYD = os.environ.get("PROXYD_BIN", os.path.join(SRC, "build", "proxyd"))
+LOADGEN = os.environ.get("LOADGEN", os.path.join(os.path.dirname(PROXYD), "bench", "loadgen"))
+RUN = os.path.join(SRC, "bench", "run")
+LIMIT_S = 120
+
+
+def have_squid():
+    return os.access(os.environ.get("SQUID", "/usr/sbin/squid"), os.X_OK)
+
+
+def harness_processes(out):
+    """PIDs of processes whose command line mentions the results directory."""
+    pids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{d}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if out in cmd and state != "Z":
+            pids.append((int(d), cmd))
+    return pids
+
+
+@unittest.skipUnless(os.access("/usr/sbin/apache2", os.X_OK),
+                     "apache2 is not installed (apt-get install -y apache2)")
+class BenchSmoke(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        for path in (PROXYD, LOADGEN, RUN):
+            if not os.access(path, os.X_OK):
+                raise AssertionError(f"{path} not found or not executable (build first)")
+        # apache2 and squid drop privileges when started as root: the results directory's
+        # parents must be searchable by them.
+        cls.tmp = tempfile.mkdtemp(prefix="pd-bench-smoke-")
+        os.chmod(cls.tmp, 0o755)
+        cls.out = os.path.join(cls.tmp, "out")
+        cls.proxies = ["proxyd", "squid"] if have_squid() else ["proxyd"]
+        cmd = [RUN, "all", "--quick", "--out", cls.out, "--proxyd", PROXYD, "--loadgen", LOADGEN,
+               "--proxy", "both" if have_squid() else "proxyd"]
+        if not shutil.which("stress"):
+            cmd += ["--stress", "off"]
+        t0 = time.monotonic()
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               timeout=LIMIT_S + 60)
+            cls.output, cls.rc = r.stdout, r.returncode
+        except subprocess.TimeoutExpired as e:
+            cls.output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
+                else (e.stdout or "")
+            cls.rc = None
+        cls.elapsed = time.monotonic() - t0
+        sys.stderr.write(cls.output[-3000:] + f"\n[bench smoke: {cls.elapsed:.1f}s]\n")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def time_limit_skips(self):
+        """What the harness skipped for lack of time (on a loaded machine: the stress runs,
+        which --quick runs last)."""
+        try:
+            with open(os.path.join(self.out, "skipped.tsv")) as f:
+                return [line for line in f if "time limit" in line]
+        except OSError:
+            return []
+
+    def read_csv(self, name):
+        path = os.path.join(self.out, name)
+        self.assertTrue(os.path.exists(path), f"{name} missing; harness said:\n{self.output[-2000:]}")
+        with open(path) as f:
+            return list(csv.DictReader(f))
+
+    def test_finished_in_time(self):
+        self.assertIsNotNone(self.rc, "bench/run did not finish")
+        self.assertEqual(self.rc, 0, self.output[-2000:])
+        self.assertLess(self.elapsed, LIMIT_S)
+        self.assertIn("done in", self.output)
+
+    def test_experiment_csvs(self):
+        for exp in ("fig1", "fig2", "fig3", "table1"):
+            rows = self.read_csv(f"{exp}.csv")
+            self.assertTrue(rows, f"{exp}.csv has no rows")
+            for proxy in self.proxies:
+                mine = [r for r in rows if r["proxy"] == proxy]
+                self.assertTrue(mine, f"{exp}.csv has no row for {proxy}")
+            for r in rows:
+                where = f"{exp} {r['platform']} {r['proxy']} x{r['instances']} w{r['workers']}"
+                self.assertEqual(int(r["errors"]), 0, where)
+                if r["stress"] == "off" or not self.time_limit_skips():
+                    self.assertEqual(int(r["n"]), 2, where)  # --quick: 2 repetitions
+                t = float(r["time_per_req_ms"])
+                self.assertTrue(math.isfinite(t) and 0 < t < 10000, f"{where}: {t}")
+                self.assertTrue(float(r["p99_ms"]) > 0, where)
+            if exp == "table1":
+                for r in rows:
+                    self.assertTrue(0 <= float(r["cpu_pct"]) <= 100 * os.cpu_count(), r)
+                    self.assertTrue(0 < float(r["mem_pct"]) < 100, r)
+
+    def test_raw_rows_match_cells(self):
+        raw = self.read_csv("raw.csv")
+        runs = sum(int(r["n"]) for e in ("fig1", "fig2", "fig3", "table1")
+                   for r in self.read_csv(f"{e}.csv"))
+        self.assertEqual(len(raw), runs)
+        for r in raw:
+            self.assertEqual(int(r["ok"]), int(r["clients"]) * int(r["requests"]), r)
+
+    def test_fig1_has_both_instance_counts_and_workers(self):
+        rows = self.read_csv("fig1.csv")
+        native = {(r["proxy"], r["instances"], r["workers"]) for r in rows
+                  if r["platform"] == "native"}
+        self.assertIn(("proxyd", "1", "1"), native)
+        self.assertIn(("proxyd", "2", "1"), native)
+        self.assertIn(("proxyd", "1", "2"), native)
+        self.assertIn("off", {r["stress"] for r in rows})
+        if shutil.which("stress"):
+            skips = self.time_limit_skips()
+            if skips:
+                # A loaded machine: only stress runs (the last ones) may have been cut.
+                sys.stderr.write("bench smoke: cut by the time limit: " + "".join(skips))
+                with open(os.path.join(self.out, "progress.log")) as f:
+                    log = f.read()
+                self.assertNotRegex(log, r"skipped .*stress=off")
+                off_cells = {(r["platform"], r["proxy"], r["instances"], r["workers"])
+                             for r in rows if r["stress"] == "off"}
+                self.assertEqual(len(off_cells), 5 * len({r["platform"] for r in rows}))
+            else:
+                self.assertEqual({r["stress"] for r in rows}, {"off", "on"})
+
+    def test_report(self):
+        path = os.path.join(self.out, "benchmarks.md")
+        self.assertTrue(os.path.exists(path), self.output[-2000:])
+        with open(path) as f:
+            md = f.read()
+        for heading in ("## Machine and run", "## Figure 1", "## Figure 2", "## Figure 3",
+                        "## Table 1", "## Closing note", "bench/run all --quick"):
+            self.assertIn(heading, md)
+        self.assertIn("Requests that failed over the whole run: 0", md)
+        if len(self.proxies) == 2:
+            self.assertRegex(md, r"proxyd/Squid geometric mean \*\*[0-9.]+\*\*")
+        if shutil.which("gnuplot"):
+            for png in ("fig1-stress-off.png", "fig2-stress-off.png", "fig3-stress-off.png"):
+                p = os.path.join(self.out, "benchmarks", png)
+                self.assertTrue(os.path.exists(p), png)
+                with open(p, "rb") as f:
+                    self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n")
+                self.assertIn(f"](benchmarks/{png})", md)
+
+    def test_nothing_left_running(self):
+        self.assertEqual(harness_processes(self.out), [])
+        settings = {}
+        with open(os.path.join(self.out, "settings.txt")) as f:
+            for line in f:
+                k, _, v = line.rstrip("\n").partition("=")
+                settings[k] = v
+        tag = settings["netns_prefix"]  # pdb<PID of the harness>
+        if os.geteuid() == 0 and shutil.which("ip"):
+            ns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
+            self.assertNotIn(tag + "-", ns)
+            links = subprocess.run(["ip", "-o", "link"], stdout=subprocess.PIPE, text=True).stdout
+            self.assertNotIn(tag + "h", links)
+        if os.geteuid() == 0 and shutil.which("iptables"):
+            nat = subprocess.run(["iptables", "-t", "nat", "-S"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True).stdout
+            self.assertNotIn(tag.upper() + "_", nat)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
