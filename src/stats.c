@@ -648,7 +648,10 @@ void pd_stats_print_metrics(FILE *out)
             if (labels)
                 fputs(labels, out);
         }
-        fprintf(out, " | %s |\n", d->help);
+        fputs(" | ", out);
+        if (d->help)
+            fputs(d->help, out);
+        fputs(" |\n", out);
         i = j;
     }
     for (int h = 0; h < PD_HIST__N; h++)
