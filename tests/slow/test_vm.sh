@@ -46,10 +46,10 @@ PROXYD_VM_MONITOR="$T/monitor.sock" PROXYD_VM_GUESTFWD="tcp:10.0.2.100:8080-cmd:
 qpid=$!
 at_exit "kill_wait $qpid 10"
 ready() { grep -aq 'PROXYD-VM-READY\|PROXYD-VM-FAILED' "$T/serial.log"; }
-if ! wait_for 300 ready; then
+if ! wait_for 420 ready; then   # TCG on a loaded 2-core machine: minutes
     kill -0 $qpid 2>/dev/null || { cat "$T/qemu.log" >&2; fail "qemu exited"; }
     tail -30 "$T/serial.log" >&2
-    fail "no PROXYD-VM-READY on the serial console within 300 s"
+    fail "no PROXYD-VM-READY on the serial console within 420 s"
 fi
 grep -a '^proxyd-vm:' "$T/serial.log" | tr -d '\r' >&2
 grep -aq 'PROXYD-VM-READY' "$T/serial.log" || fail "the guest says proxyd is not active"
