@@ -7,6 +7,7 @@
  * passes SIGUSR1 on so that logs are reopened. It serves no request itself.
  */
 #include "proxyd/master.h"
+#include "proxyd/sdnotify.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -618,6 +619,12 @@ int pd_master_run(const char *conf_path)
     fill_slots();
     fprintf(stderr, "proxyd: ready (%d workers)\n", M.cur.nworkers);
     fflush(stderr);
+    /* systemd Type=notify: the unit is started once the sockets are open and
+     * the workers forked; without $NOTIFY_SOCKET this does nothing */
+    char ready[64];
+    snprintf(ready, sizeof ready, "READY=1\nMAINPID=%d", (int)getpid());
+    if (pd_sdnotify_send(ready) < 0)
+        pd_log_warn("sd_notify READY failed: %s", strerror(errno));
     pd_log_info("proxyd %s started: %d workers, configuration %s", PROXYD_VERSION,
                 M.cur.nworkers, conf_path);
 

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# test_docker.sh: docker/Dockerfile builds and the container proxies.
+# No Docker engine runs here and no registry is reachable, so the test starts
+# its own dockerd (Debian's docker.io: no iptables, no bridge, its own
+# data-root/exec-root/socket in a temp dir) and builds the base image from
+# Debian's repositories with mmdebstrap (cached in $SLOW_CACHE), imported as
+# BASE_IMAGE. The container runs with host networking; requests go through it
+# to an origin on 127.0.0.1; then SIGHUP, SIGTERM (drain, exit 0). Everything
+# (containers, images, dockerd, its mounts and files) goes at the end.
+set -euo pipefail
+TEST_NAME=docker
+. "$(dirname "$0")/lib.sh"
+need_root
+need dockerd mmdebstrap curl python3
+DOCKER_CLI=/usr/bin/docker    # Debian's client, matching Debian's dockerd
+[ -x $DOCKER_CLI ] || skip "$DOCKER_CLI missing (apt-get install docker.io)"
+[ -f "$PROXYD_SRC/conf/proxy.conf" ] || fail "conf/proxy.conf missing"
+
+# 1. base image tarball from Debian's repositories, built once per build dir
+base_tar="$SLOW_CACHE/bookworm-slim.tar"
+if [ ! -s "$base_tar" ]; then
+    log "building the base image with mmdebstrap (once; cached as $base_tar)"
+    t0=$SECONDS
+    # like debian:bookworm-slim: no docs, man pages, locales or apt lists
+    mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-include=/usr/share/locale/locale.alias' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+        bookworm "$base_tar.tmp" \
+        >"$T/mmdebstrap.log" 2>&1 || { tail -20 "$T/mmdebstrap.log" >&2; rm -f "$base_tar.tmp"; fail "mmdebstrap"; }
+    mv "$base_tar.tmp" "$base_tar"
+    log "base image built in $((SECONDS - t0)) s"
+fi
+
+# 2. our own dockerd
+D="$T/docker"
+mkdir -p "$D"
+dockerd --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
+    --data-root="$D/root" --exec-root="$D/exec" --pidfile="$D/dockerd.pid" \
+    -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
+dockerd_pid=$!
+# last cleanups run first: containers and images go while dockerd still runs,
+# then dockerd (by its pid), then any mount it left under the temp dir
+at_exit "findmnt -rn -o TARGET | grep '^$D/' | sort -r | xargs -r -n1 umount -l"
+at_exit "kill_wait $dockerd_pid 30"
+docker() { $DOCKER_CLI -H "unix://$D/docker.sock" "$@"; }
+if ! wait_for 60 docker info; then
+    tail -20 "$D/dockerd.log" >&2
+    skip "dockerd does not start in this sandbox (log above)"
+fi
+log "dockerd $dockerd_pid up, storage driver $(docker info -f '{{.Driver}}')"
+
+NAME="proxyd-slow-$$"
+at_exit "$DOCKER_CLI -H unix://$D/docker.sock rmi -f proxyd-slow/proxyd:test proxyd-slow/origin:test proxyd-slow/bookworm:base"
+at_exit "$DOCKER_CLI -H unix://$D/docker.sock rm -f $NAME $NAME-origin"
+docker import "$base_tar" proxyd-slow/bookworm:base >/dev/null
+
+# 3. the image, built from source (apt in the build reaches Debian's repositories
+#    through the host's network)
+t0=$SECONDS
+DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE=proxyd-slow/bookworm:base \
+    -f "$PROXYD_SRC/docker/Dockerfile" -t proxyd-slow/proxyd:test "$PROXYD_SRC" >"$T/build.log" 2>&1 \
+    || { tail -30 "$T/build.log" >&2; fail "docker build"; }
+size=$(docker image inspect -f '{{.Size}}' proxyd-slow/proxyd:test)
+bsize=$(docker image inspect -f '{{.Size}}' proxyd-slow/bookworm:base)
+log "image built in $((SECONDS - t0)) s, size $((size / 1000000)) MB ($(((size - bsize) / 1000000)) MB over the $((bsize / 1000000)) MB base)"
+[ "$(docker image inspect -f '{{.Config.User}}' proxyd-slow/proxyd:test)" = 10001:10001 ] || fail "image user is not 10001 (proxyd)"
+docker image inspect -f '{{json .Config.ExposedPorts}}' proxyd-slow/proxyd:test | grep -q '3128/tcp' || fail "no EXPOSE 3128"
+docker image inspect -f '{{json .Config.Healthcheck}}' proxyd-slow/proxyd:test | grep -q healthcheck || fail "no HEALTHCHECK"
+docker image inspect -f '{{json .Config.Env}}' proxyd-slow/proxyd:test | grep -q 'PROXYD_ADMIN_PORT=3129' || fail "the image does not point its HEALTHCHECK at admin port 3129"
+
+# the embedded default configuration is valid as is
+docker run --rm --network none proxyd-slow/proxyd:test -t >"$T/t.out" 2>&1 \
+    || { cat "$T/t.out" >&2; fail "proxyd -t on the embedded /etc/proxyd/proxy.conf"; }
+
+# 4. run it with a mounted configuration: the default with a free port
+start_origin
+port=$(free_port)
+aport=$(free_port)
+mkdir -p "$T/conf"
+local_conf "$PROXYD_SRC/conf/proxy.conf" "$T/conf/proxy.conf" "$port" "$aport"
+chmod 755 "$T" "$T/conf"
+chmod 644 "$T/conf/proxy.conf"
+docker run -d --name "$NAME" --network host --health-interval=1s --health-start-period=1s \
+    -e PROXYD_ADMIN_PORT="$aport" \
+    -v "$T/conf/proxy.conf:/etc/proxyd/proxy.conf:ro" proxyd-slow/proxyd:test >/dev/null
+wait_for 30 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME 2>&1 | grep -q 'proxyd: ready'" \
+    || { docker logs "$NAME" >&2; fail "proxyd did not get ready in the container"; }
+hpid=$(docker inspect -f '{{.State.Pid}}' "$NAME")
+[ "$(cat /proc/$hpid/comm)" = proxyd ] || fail "the container's first process is $(cat /proc/$hpid/comm)"
+grep -Eq '^NSpid:[[:space:]]+[0-9]+[[:space:]]+1$' /proc/$hpid/status || fail "proxyd is not PID 1 in the container"
+uid=$(awk '/^Uid:/ {print $2}' /proc/$hpid/status)
+[ "$uid" = 10001 ] || fail "proxyd runs as uid $uid in the container, not 10001"
+log "PID 1 in the container is proxyd (host pid $hpid, uid $uid)"
+
+healthz "$aport"
+check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 5
+docker logs "$NAME" 2>/dev/null | grep -q '/item/3' || fail "no access log line on the container's stdout"
+wait_for 30 sh -c "[ \"\$($DOCKER_CLI -H unix://$D/docker.sock inspect -f '{{.State.Health.Status}}' $NAME)\" = healthy ]" \
+    || fail "HEALTHCHECK never healthy: $(docker inspect -f '{{json .State.Health}}' "$NAME")"
+log "HEALTHCHECK (GET /healthz on the admin port): healthy"
+
+# compose's origin image (docker/origin.Dockerfile) behind the proxyd container
+DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE=proxyd-slow/bookworm:base \
+    -f "$PROXYD_SRC/docker/origin.Dockerfile" -t proxyd-slow/origin:test "$PROXYD_SRC/docker" \
+    >"$T/build-origin.log" 2>&1 || { tail -20 "$T/build-origin.log" >&2; fail "docker build origin.Dockerfile"; }
+oport=$(free_port)
+docker run -d --name "$NAME-origin" --network host proxyd-slow/origin:test \
+    busybox httpd -f -p "127.0.0.1:$oport" -h /srv/www >/dev/null
+wait_for 20 curl -sf --noproxy '*' -o /dev/null "http://127.0.0.1:$oport/" || fail "the origin container does not serve"
+code=$(proxy_get "127.0.0.1:$port" "http://127.0.0.1:$oport/100k.txt" "$T/100k") || fail "request to the origin container"
+[ "$code" = 200 ] && [ "$(stat -c %s "$T/100k")" = 100000 ] || fail "100k.txt through proxyd: status $code, $(stat -c %s "$T/100k") bytes"
+log "origin.Dockerfile image serves through the proxyd container (100 KB, 200)"
+docker rm -f "$NAME-origin" >/dev/null
+
+docker kill -s HUP "$NAME" >/dev/null
+wait_for 20 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME 2>&1 | grep -q 'reloaded: generation 2'" \
+    || { docker logs "$NAME" 2>&1 | tail >&2; fail "SIGHUP to PID 1 did not reload"; }
+log "SIGHUP to PID 1: reloaded"
+check_requests "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" 2
+[ "$(docker inspect -f '{{.State.Running}}' "$NAME")" = true ] || fail "SIGHUP stopped the container"
+
+t0=$SECONDS
+drain_check "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" docker stop -t 40 "$NAME" >/dev/null
+code=$(docker inspect -f '{{.State.ExitCode}}' "$NAME")
+[ "$code" = 0 ] || { docker logs "$NAME" 2>&1 | tail >&2; fail "exit code $code after SIGTERM (137 = killed)"; }
+log "docker stop: SIGTERM drained, exit 0 in $((SECONDS - t0)) s"
+echo "docker: 1 passed, 0 failed"

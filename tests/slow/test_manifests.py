@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""test_manifests: the Kubernetes manifests and compose file hang together.
+
+No cluster runs here, so this checks what can be checked without one: every
+file parses, each kind has the fields the deployment relies on (limits 4 CPU /
+4Gi, probes on the proxy port, selectors that match the pod labels, a grace
+period longer than the drain), the ConfigMap's proxy.conf passes `proxyd -t`
+with the binary under test, and the compose file builds proxyd from
+docker/Dockerfile next to an origin.
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+try:
+    import yaml
+except ImportError:
+    print("SKIPPED: python3-yaml is not installed (apt-get install python3-yaml)")
+    sys.exit(77)
+
+SRC = os.environ["PROXYD_SRC"]
+BIN = os.environ["PROXYD_BIN"]
+K8S = os.path.join(SRC, "docker", "k8s")
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL: %s %s" % (name, detail))
+
+
+def load(name):
+    with open(os.path.join(K8S, name)) as f:
+        return yaml.safe_load(f)
+
+
+kust = load("kustomization.yaml")
+docs = {}
+for res in kust["resources"]:
+    d = load(res)
+    docs[d["kind"]] = d
+check("kinds", set(docs) == {"ConfigMap", "Deployment", "Service",
+                             "HorizontalPodAutoscaler", "PodDisruptionBudget"}, sorted(docs))
+
+dep = docs["Deployment"]
+pod = dep["spec"]["template"]
+labels = pod["metadata"]["labels"]
+check("deployment selector", dep["spec"]["selector"]["matchLabels"].items() <= labels.items())
+c = pod["spec"]["containers"][0]
+lim = c["resources"]["limits"]
+check("cpu limit 4", str(lim["cpu"]) == "4", lim)
+check("memory limit 4Gi", lim["memory"] == "4Gi", lim)
+ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+check("proxy port", ports.get("proxy") == 3128, ports)
+rp = c["readinessProbe"]
+check("readiness asks /healthz", rp.get("exec", {}).get("command") == ["/usr/local/bin/proxyd-healthcheck"], rp)
+env = {e["name"]: e["value"] for e in c.get("env", [])}
+lp = c["livenessProbe"]
+check("liveness on the proxy port", lp.get("tcpSocket", {}).get("port") in ("proxy", 3128), lp)
+with open(os.path.join(SRC, "docker", "Dockerfile")) as f:
+    dockerfile = f.read()
+check("image has the healthcheck script", "/usr/local/bin/proxyd-healthcheck" in dockerfile)
+check("non-root", pod["spec"]["securityContext"]["runAsNonRoot"] is True)
+check("grace > drain", pod["spec"]["terminationGracePeriodSeconds"] > 30)
+vols = {v["name"]: v for v in pod["spec"]["volumes"]}
+mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+check("conf mounted at /etc/proxyd", mounts.get("conf") == "/etc/proxyd", mounts)
+check("conf from the ConfigMap",
+      vols["conf"]["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"])
+
+svc = docs["Service"]
+check("service selector", svc["spec"]["selector"].items() <= labels.items())
+check("service port", svc["spec"]["ports"][0]["port"] == 3128)
+check("service targetPort", svc["spec"]["ports"][0]["targetPort"] in ("proxy", 3128))
+
+hpa = docs["HorizontalPodAutoscaler"]
+check("hpa target", hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"])
+metric = hpa["spec"]["metrics"][0]["resource"]
+check("hpa on cpu", metric["name"] == "cpu", metric)
+check("hpa min<=max", 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"])
+
+pdb = docs["PodDisruptionBudget"]
+check("pdb selector", pdb["spec"]["selector"]["matchLabels"].items() <= labels.items())
+check("pdb < min replicas", pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"])
+
+conf = docs["ConfigMap"]["data"]["proxy.conf"]
+with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+    f.write(conf)
+    f.flush()
+    r = subprocess.run([BIN, "-t", "-c", f.name], capture_output=True, text=True, timeout=30)
+check("ConfigMap proxy.conf passes proxyd -t", r.returncode == 0, r.stderr)
+check("ConfigMap proxy.conf has no warnings", "(0 warnings)" in r.stderr, r.stderr)
+check("ConfigMap workers match the CPU limit", "\nworkers 4\n" in conf)
+check("ConfigMap admin_port is the probe's", "\nadmin_port 127.0.0.1:%s\n" % env.get("PROXYD_ADMIN_PORT") in conf,
+      env)
+
+with open(os.path.join(SRC, "docker", "compose.yaml")) as f:
+    compose = yaml.safe_load(f)
+svcs = compose["services"]
+check("compose services", {"proxyd", "origin"} <= set(svcs), sorted(svcs))
+check("compose builds docker/Dockerfile", svcs["proxyd"]["build"]["dockerfile"] == "docker/Dockerfile")
+check("compose origin Dockerfile exists", os.path.exists(os.path.join(
+    SRC, "docker", svcs["origin"]["build"]["context"], svcs["origin"]["build"]["dockerfile"])))
+check("compose grace", svcs["proxyd"]["stop_grace_period"] in ("45s",))
+
+# the libvirt domain: virtio NIC and disk; against libvirt's schema when the
+# validator (libvirt-clients) is installed
+import shutil
+import xml.etree.ElementTree as ET
+xml_path = os.path.join(SRC, "vm-images", "proxyd.xml")
+dom = ET.parse(xml_path).getroot()
+check("libvirt NIC model virtio",
+      dom.find("devices/interface/model").get("type") == "virtio")
+check("libvirt disk on virtio", dom.find("devices/disk/target").get("bus") == "virtio")
+check("libvirt serial console", dom.find("devices/console/target").get("type") == "serial")
+if shutil.which("virt-xml-validate"):
+    r = subprocess.run(["virt-xml-validate", xml_path, "domain"], capture_output=True,
+                       text=True, timeout=60)
+    check("virt-xml-validate proxyd.xml", r.returncode == 0, r.stdout + r.stderr)
+else:
+    print("note: virt-xml-validate not installed (libvirt-clients): schema not checked")
+
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
