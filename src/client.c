@@ -1220,6 +1220,23 @@ void pd_client_cache_wakeup(pd_worker *w)
     }
 }
 
+/*
+ * Close a response head that started at output length `before`: the
+ * Connection field our keep-alive decision needs, the blank line, and the
+ * transaction's byte and time-to-first-byte accounting.
+ */
+static void end_response_head(struct pd_client *c, struct evbuffer *out, size_t before, int status)
+{
+    if (!c->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (c->req.version_minor < 1)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    c->out_bytes += evbuffer_get_length(out) - before;
+    head_queued(c);
+    c->status = status;
+}
+
 /* Write the stored head with the status we answer with. */
 static void write_cached_head(struct pd_client *c, int status, uint64_t content_length,
                               int has_body, const char *content_range, const char *ctype)
@@ -1270,14 +1287,7 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     } else if (status != 304) {
         evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)content_length);
     }
-    if (!c->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (!client11)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    c->out_bytes += evbuffer_get_length(out) - before;
-    head_queued(c);
-    c->status = status;
+    end_response_head(c, out, before, status);
 }
 
 static void part_header(struct pd_client *c, const pd_range *r)
@@ -1940,14 +1950,7 @@ static void write_response_head(struct pd_client *c)
         evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
     if (c->out_kind == PD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    if (!c->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (!client11)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    c->out_bytes += evbuffer_get_length(out) - before;
-    head_queued(c);
-    c->status = r->status;
+    end_response_head(c, out, before, r->status);
 }
 
 /* The response reached its end. May free c. */
