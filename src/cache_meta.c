@@ -40,22 +40,7 @@ static uint64_t new_generation(void)
  * (RFC 9111 4.2.3); serving replaces it with the current age. */
 int pd_cache_meta_keeps(const pd_http_msg *m, pd_str name)
 {
-    static const char *const drop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
-                                        "Trailer", "Transfer-Encoding", "Upgrade",
-                                        "Proxy-Authenticate", "Proxy-Authentication-Info",
-                                        "Proxy-Authorization",
-                                        "Content-Length" };
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
-        if (pd_str_eq_ci(name, drop[i]))
-            return 0;
-    char nm[128];
-    if (name.len < sizeof nm) {
-        memcpy(nm, name.p, name.len);
-        nm[name.len] = '\0';
-        if (pd_http_msg_has_token(m, "Connection", nm))
-            return 0;
-    }
-    return 1;
+    return !pd_http_msg_is_hop_by_hop(m, name) && !pd_str_eq_ci(name, "Content-Length");
 }
 
 void *pd_cache_meta_build(enum pd_meta_kind kind, const pd_http_msg *resp, time_t request_time,

@@ -975,18 +975,5 @@ const pd_refresh_rule *pd_cache_policy_refresh_match(const pd_refresh_rules *r, 
 
 static int not_stored(const pd_http_msg *resp, pd_str name)
 {
-    static const char *const never[] = {
-        "Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer", "Transfer-Encoding",
-        "Upgrade", "Proxy-Authenticate", "Proxy-Authentication-Info", "Proxy-Authorization",
-    };
-    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
-        if (pd_str_eq_ci(name, never[i]))
-            return 1;
-    for (const pd_header *h = pd_http_msg_find(resp, "Connection"); h; h = pd_http_msg_find_next(resp, h)) {
-        pd_str rest = h->value, m;
-        while (next_member(&rest, &m))
-            if (str_eq_ci(m, name))
-                return 1;
-    }
-    return 0;
+    return pd_http_msg_is_hop_by_hop(resp, name);
 }

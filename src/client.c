@@ -1644,28 +1644,17 @@ static void invalidate_after(struct pd_client *c)
 
 /* ---- request to the origin -------------------------------------------- */
 
-/* Headers that belong to one connection, never forwarded (RFC 9110 7.6.1). */
-static int is_hop_by_hop(pd_str name)
-{
-    static const char *const hop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
-                                       "Trailer", "Transfer-Encoding", "Upgrade",
-                                       "Proxy-Authorization", "Proxy-Authenticate" };
-    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
-        if (pd_str_eq_ci(name, hop[i]))
-            return 1;
-    return 0;
-}
-
-/* Is this header named by a Connection option of the message? */
-static int listed_in_connection(const pd_http_msg *m, pd_str name)
+/* Not forwarded: hop-by-hop, and (old clients) what Proxy-Connection names. */
+static int not_forwarded(const pd_http_msg *m, pd_str name)
 {
     char nm[128];
+    if (pd_http_msg_is_hop_by_hop(m, name))
+        return 1;
     if (name.len >= sizeof nm)
         return 0;
     memcpy(nm, name.p, name.len);
     nm[name.len] = '\0';
-    return pd_http_msg_has_token(m, "Connection", nm) ||
-           pd_http_msg_has_token(m, "Proxy-Connection", nm);
+    return pd_http_msg_has_token(m, "Proxy-Connection", nm);
 }
 
 static void add_header(struct evbuffer *out, const pd_header *h)
@@ -1698,8 +1687,7 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     int xff_done = 0;
     for (size_t i = 0; i < m->n_headers; i++) {
         const pd_header *h = &m->headers[i];
-        if (is_hop_by_hop(h->name) || pd_str_eq_ci(h->name, "Host") ||
-            listed_in_connection(m, h->name))
+        if (not_forwarded(m, h->name) || pd_str_eq_ci(h->name, "Host"))
             continue;
         if (pd_str_eq_ci(h->name, "Content-Length") && m->body != PD_BODY_LENGTH)
             continue;
@@ -1937,7 +1925,7 @@ static void write_response_head(struct pd_client *c)
     evbuffer_add(out, "\r\n", 2);
     for (size_t i = 0; i < r->n_headers; i++) {
         const pd_header *h = &r->headers[i];
-        if (is_hop_by_hop(h->name) || listed_in_connection(r, h->name))
+        if (not_forwarded(r, h->name))
             continue;
         if (pd_str_eq_ci(h->name, "Content-Length") &&
             (c->out_kind == PD_BODY_CHUNKED || c->out_kind == PD_BODY_EOF))

@@ -141,9 +141,10 @@ static int is_ows(char c)
 }
 
 /* Does the comma-separated list in v contain token (case-insensitive)? */
-static int list_has_token(pd_str v, const char *token)
+static int list_has_str(pd_str v, pd_str tok)
 {
-    size_t tlen = strlen(token);
+    const char *token = tok.p;
+    size_t tlen = tok.len;
     const char *p = v.p, *end = v.p + v.len;
     while (p < end) {
         while (p < end && (is_ows(*p) || *p == ','))
@@ -167,12 +168,29 @@ static int list_has_token(pd_str v, const char *token)
     return 0;
 }
 
-int pd_http_msg_has_token(const pd_http_msg *m, const char *name, const char *token)
+static int has_str(const pd_http_msg *m, const char *name, pd_str token)
 {
     for (const pd_header *h = pd_http_msg_find(m, name); h; h = pd_http_msg_find_next(m, h))
-        if (list_has_token(h->value, token))
+        if (list_has_str(h->value, token))
             return 1;
     return 0;
+}
+
+int pd_http_msg_has_token(const pd_http_msg *m, const char *name, const char *token)
+{
+    return has_str(m, name, (pd_str){ token, strlen(token) });
+}
+
+int pd_http_msg_is_hop_by_hop(const pd_http_msg *m, pd_str name)
+{
+    static const char *const hop[] = { "Connection", "Keep-Alive", "Proxy-Connection", "TE",
+                                       "Trailer", "Transfer-Encoding", "Upgrade",
+                                       "Proxy-Authenticate", "Proxy-Authentication-Info",
+                                       "Proxy-Authorization" };
+    for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+        if (pd_str_eq_ci(name, hop[i]))
+            return 1;
+    return has_str(m, "Connection", name);
 }
 
 static const struct {

@@ -73,6 +73,14 @@ int pd_http_msg_remove(pd_http_msg *m, const char *name);
 /* Does a comma-separated header (all instances) contain token (case-insensitive)? */
 int pd_http_msg_has_token(const pd_http_msg *m, const char *name, const char *token);
 
+/*
+ * Is `name` a hop-by-hop field of m (RFC 9110 7.6.1): Connection, Keep-Alive,
+ * Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
+ * Proxy-Authenticate, Proxy-Authentication-Info, Proxy-Authorization, or a
+ * field m's Connection names?  Neither forwarded nor stored.
+ */
+int pd_http_msg_is_hop_by_hop(const pd_http_msg *m, pd_str name);
+
 int pd_str_eq_ci(pd_str s, const char *lit);
 int pd_method_id(pd_str method);
 int pd_method_is_safe(int method_id);         /* GET, HEAD, OPTIONS, TRACE */
