@@ -443,7 +443,12 @@ def report(out, publish):
               "worker unless the row says otherwise; a Squid instance is one process. Platforms: "
               "native (instances on other ports of 127.0.0.1); container routed / NAT emulated "
               "with network namespaces, veth pairs and iptables DNAT + MASQUERADE (no container "
-              "engine runs here); KVM guests with e1000 or virtio-net when the image exists.\n")
+              "engine runs here); KVM guests (4 vCPUs, 4 GB, as in the study) with an emulated e1000 "
+              "or a virtio-net NIC on qemu's user-mode network, from the image that "
+              "`bench/vm/build-image` builds: it runs both proxyd (one worker) and Debian's Squid "
+              "with the same settings, each cell loads one of them while the other idles; the "
+              "guest's configuration is fixed, so the cache-off cells fetch a `no-store` copy of "
+              "the object, which neither proxy stores.\n")
 
     def cell(exp, p, proxy, n, w, s):
         return cells.get((exp, p, proxy, n, w, s))
@@ -520,7 +525,8 @@ def report(out, publish):
         md.append("CPU: CPU time of all the proxy's processes over the load's wall time, in % of "
                   "one CPU (as top and docker stats show it); memory: mean proportional set size "
                   "(Pss, shared pages split between the processes that map them) over MemTotal, "
-                  "sampled every 0.2 s from /proc. For the KVM platforms it is the qemu process.\n")
+                  "sampled every 0.2 s from /proc. The study measured containers only; a guest would be "
+                  "measured as a whole VM, so the KVM platforms are not in this table.\n")
         md.append("| platform | proxyd CPU % | proxyd mem % (MB) | proxyd ms/req | Squid CPU % | "
                   "Squid mem % (MB) | Squid ms/req | ratio CPU | ratio mem |")
         md.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
