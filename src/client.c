@@ -18,6 +18,9 @@
  * client side: the connection is closed before the last byte (or the last
  * chunk) so that the client sees a truncated message.
  *
+ * Answering from the cache and filling it live in client_cache.c; what the
+ * two files share is in client_int.h.
+ *
  * Memory ownership: a pd_client owns its bufferevents, parsers, messages and
  * URL. client_free() is the only place that frees them; after calling it (or a
  * function that may call it, marked "may free c") the caller returns at once.
@@ -53,119 +56,9 @@
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
-/*
- * Bytes moved per read(2)/write(2): libevent's default (16 KB) costs a system
- * call and a callback per 16 KB of a 1 MB object.
- */
-#define IO_CHUNK (128 * 1024)
-
-/* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
-#define HIGH_WM (256 * 1024)
-#define LOW_WM (64 * 1024)
-
-#define CLIENT_MAGIC 0x50444331u /* "PDC1" */
-
-enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
-/* C_CACHE: serving a stored response, or waiting for one another fetch is writing */
-
-#define MAX_RANGES 16
-
-/*
- * The stored object's pages handed to the client's output buffer with
- * evbuffer_add_reference: the store reference is released when the last of
- * them has left the buffer, whatever happened to the client meanwhile.
- */
-struct hitref {
-    pd_cache_store *store;
-    pd_cache_ref *ref;
-    unsigned outstanding;   /* extents still in an evbuffer */
-    int owner_done;         /* the client will add no more */
-};
-enum rstate { R_HEAD, R_BODY, R_DONE };
-
-struct pd_client {
-    unsigned magic;
-    TAILQ_ENTRY(pd_client) link;
-    pd_worker *w;
-    struct bufferevent *bev;
-    struct sockaddr_storage peer;
-    char peer_ip[INET6_ADDRSTRLEN];
-    uint16_t local_port;
-    enum cstate state;
-    unsigned nreq;              /* requests started on this connection */
-    struct event *timer;        /* head / idle timer */
-    struct event *life;         /* client_lifetime */
-    int head_started;           /* bytes of the current head were seen */
-
-    /* the request */
-    pd_http_parser *reqp;
-    pd_http_msg req;
-    pd_url url;
-    int have_url;
-    int keep_alive;             /* keep the client connection after this response */
-    uint64_t rb_left;           /* request body bytes still to move (PD_BODY_LENGTH) */
-    struct evbuffer *rbuf;      /* body read (and validated) before the origin is connected */
-    int rb_done;                /* request body completely read from the client */
-
-    /* the origin */
-    struct bufferevent *up;
-    int up_from_pool;
-    int up_connected;
-    pd_dns_req *dnsq;
-    pd_dns_result addrs;
-    int addr_i;
-    char key[PD_URL_HOST_MAX + 16];
-    char origin_ip[INET6_ADDRSTRLEN];
-    int retried;
-    int acl_need_dst;           /* http_access could not decide before DNS */
-
-    /* the response */
-    pd_http_parser *respp;
-    pd_http_msg resp;
-    enum rstate rstate;
-    enum pd_body_kind out_kind; /* framing towards the client */
-    uint64_t in_left;           /* response body bytes still expected (LENGTH) */
-    int head_sent;              /* response head written to the client */
-    uint64_t resp_bytes_in;     /* response bytes read from the origin */
-
-    /* tunnel */
-    int cl_eof, up_eof;
-
-    /* cache */
-    int use_cache;              /* GET/HEAD the cache may answer or store */
-    const pd_refresh_rule *rule;
-    char *ckey;                 /* key of the lookup / the object being written */
-    size_t ckey_len;
-    pd_cache_ref *cref;         /* stored (or in-progress) object we read */
-    pd_cache_writer *cw;        /* object we fill from the origin */
-    struct hitref *hr;          /* owns cref once serving started */
-    int collapsed;              /* cref is being written by another fetch */
-    int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
-    int detached;               /* the client left; still filling cw for collapsed readers */
-    int revalidating;           /* the origin request is conditional on cref */
-    int cwaiting;               /* registered for the store's wakeup */
-    pd_cache_meta cm;           /* cref's stored head */
-    int have_cm;
-    pd_cache_iter it;
-    int hit_chunked;            /* serving an in-progress object to an HTTP/1.1 client */
-    pd_range ranges[MAX_RANGES];
-    size_t nranges, range_i;
-    int multipart;
-    uint64_t blen;
-    const char *miss_result;    /* TCP_MISS or TCP_REFRESH_MODIFIED */
-
-    /* log */
-    struct timeval t0;
-    const char *result;
-    int status;
-    uint64_t out_bytes;         /* bytes queued to the client for this transaction */
-    uint64_t in_bytes;          /* bytes read from the client for this transaction (stats) */
-    uint64_t up_out_bytes;      /* bytes queued to the origin (stats) */
-    int64_t ttfb_us;            /* t0 to the response head, -1 before (stats) */
-};
+#include "client_int.h"
 
 static void client_free(struct pd_client *c);
-static void start_head(struct pd_client *c);
 static void read_head(struct pd_client *c);
 static int forward_request_body(struct pd_client *c);
 static void read_response(struct pd_client *c);
@@ -174,18 +67,12 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg);
 static void up_read_cb(struct bufferevent *bev, void *arg);
 static void up_write_cb(struct bufferevent *bev, void *arg);
 static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static struct timeval ms_tv(int64_t ms)
 {
     struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
     return tv;
-}
-
-static struct evbuffer *cout(struct pd_client *c)
-{
-    return bufferevent_get_output(c->bev);
 }
 
 /* ---- access log and counters ------------------------------------------ */
@@ -198,14 +85,14 @@ static int64_t us_since(const struct timeval *t0)
 }
 
 /* The response head is queued: the transaction's time to first byte. */
-static void head_queued(struct pd_client *c)
+void client_head_queued(struct pd_client *c)
 {
     c->head_sent = 1;
     if (c->ttfb_us < 0)
         c->ttfb_us = us_since(&c->t0);
 }
 
-static void log_transaction(struct pd_client *c)
+void client_log_transaction(struct pd_client *c)
 {
     pd_worker *w = c->w;
     if (!c->result)
@@ -324,7 +211,7 @@ static int ipcount_add(pd_worker *w, const char *ip, int delta)
 
 /* ---- teardown -------------------------------------------------------- */
 
-static void up_release(struct pd_client *c, int reusable)
+void client_up_release(struct pd_client *c, int reusable)
 {
     if (!c->up)
         return;
@@ -342,16 +229,15 @@ static void up_release(struct pd_client *c, int reusable)
     bufferevent_free(up);
 }
 
-static void cache_drop(struct pd_client *c);
 
 static void client_free(struct pd_client *c)
 {
     pd_worker *w = c->w;
-    log_transaction(c);
-    cache_drop(c);
+    client_log_transaction(c);
+    client_cache_drop(c);
     if (c->dnsq)
         pd_dns_cancel(c->dnsq);
-    up_release(c, 0);
+    client_up_release(c, 0);
     if (c->timer)
         event_free(c->timer);
     if (c->life)
@@ -375,11 +261,11 @@ static void client_free(struct pd_client *c)
 }
 
 /* Flush what is queued for the client, then close. May free c. */
-static void close_after_flush(struct pd_client *c)
+void client_close_after_flush(struct pd_client *c)
 {
-    log_transaction(c);
-    cache_drop(c);
-    up_release(c, 0);
+    client_log_transaction(c);
+    client_cache_drop(c);
+    client_up_release(c, 0);
     if (c->dnsq) {
         pd_dns_cancel(c->dnsq);
         c->dnsq = NULL;
@@ -406,11 +292,11 @@ static void close_after_flush(struct pd_client *c)
  * (or keep the connection when the request was read whole and keep is set).
  * Otherwise the response is cut short. May free c.
  */
-static void fail_request(struct pd_client *c, int status, const char *err, const char *detail,
+void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
                          int keep)
 {
     if (c->head_sent) {
-        close_after_flush(c);
+        client_close_after_flush(c);
         return;
     }
     char url[PD_URL_HOST_MAX + 2048];
@@ -423,20 +309,20 @@ static void fail_request(struct pd_client *c, int status, const char *err, const
     pd_error_page(cout(c), status, err, detail, url, c->w->hostname, c->keep_alive,
                   c->req.method_id == PD_M_HEAD);
     c->out_bytes += evbuffer_get_length(cout(c)) - before;
-    head_queued(c);
+    client_head_queued(c);
     pd_stats_add(c->w->stats, pd_stats_error_id(err), 1);
     c->status = status;
     if (!c->result)
         c->result = "NONE_NONE";
     if (!c->keep_alive) {
-        close_after_flush(c);
+        client_close_after_flush(c);
         return;
     }
     /* keep-alive after an error: the transaction is over */
-    log_transaction(c);
-    cache_drop(c);
-    up_release(c, 0);
-    start_head(c);
+    client_log_transaction(c);
+    client_cache_drop(c);
+    client_up_release(c, 0);
+    client_start_head(c);
 }
 
 /* ---- request head ----------------------------------------------------- */
@@ -447,7 +333,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     if (c->state == C_HEAD && c->head_started && !c->w->draining) {
         c->result = "NONE_NONE";
         c->keep_alive = 0;
-        fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
+        client_fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
         return;
     }
     client_free(c);
@@ -469,11 +355,11 @@ static void arm_timer(struct pd_client *c, int64_t ms)
 }
 
 /* Wait for the next request on this connection. May free c. */
-static void start_head(struct pd_client *c)
+void client_start_head(struct pd_client *c)
 {
     pd_worker *w = c->w;
     if (w->draining) {
-        close_after_flush(c);
+        client_close_after_flush(c);
         return;
     }
     c->state = C_HEAD;
@@ -498,7 +384,7 @@ static void start_head(struct pd_client *c)
     c->resp_bytes_in = 0;
     c->up_from_pool = 0;
     c->up_connected = 0;
-    cache_drop(c);
+    client_cache_drop(c);
     c->use_cache = 0;
     c->miss_result = "TCP_MISS";
     arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
@@ -534,7 +420,7 @@ static void read_head(struct pd_client *c)
             gettimeofday(&c->t0, NULL);
             c->result = "NONE_NONE";
             c->keep_alive = 0;
-            fail_request(c, status, status == 431 ? "ERR_TOO_BIG" : "ERR_INVALID_REQ", why, 0);
+            client_fail_request(c, status, status == 431 ? "ERR_TOO_BIG" : "ERR_INVALID_REQ", why, 0);
             return;
         }
         if (st == PD_PARSE_DONE) {
@@ -548,9 +434,6 @@ static void read_head(struct pd_client *c)
 
 static void dns_cb(const pd_dns_result *r, void *arg);
 static int pool_try(struct pd_client *c);
-static void go_upstream(struct pd_client *c);
-static int cache_usable(struct pd_client *c);
-static int cache_lookup(struct pd_client *c);
 
 static int acl_check(struct pd_client *c, const char **deny_acl)
 {
@@ -606,17 +489,17 @@ static void deny(struct pd_client *c, const char *acl_name)
                             status, pd_status_reason(status), loc,
                             c->keep_alive ? "" : "Connection: close\r\n");
         c->out_bytes += evbuffer_get_length(cout(c)) - before;
-        head_queued(c);
+        client_head_queued(c);
         c->status = status;
         if (!c->keep_alive) {
-            close_after_flush(c);
+            client_close_after_flush(c);
             return;
         }
-        log_transaction(c);
-        start_head(c);
+        client_log_transaction(c);
+        client_start_head(c);
         return;
     }
-    fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
+    client_fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
                  "access denied by http_access", 1);
 }
 
@@ -664,7 +547,7 @@ static void serve_manager(struct pd_client *c)
         if (n < 0 || (size_t)n >= sizeof u ||
             pd_url_parse(u, (size_t)n, PD_URL_ABSOLUTE, &c->url, &why) < 0) {
             c->result = "NONE_NONE";
-            fail_request(c, 400, "ERR_INVALID_URL", "bad cache manager URL", 1);
+            client_fail_request(c, 400, "ERR_INVALID_URL", "bad cache manager URL", 1);
             return;
         }
         c->have_url = 1;
@@ -680,7 +563,7 @@ static void serve_manager(struct pd_client *c)
         if (body)
             evbuffer_free(body);
         c->result = "NONE_NONE";
-        fail_request(c, 404, "ERR_INVALID_URL", "no such cache manager page", 1);
+        client_fail_request(c, 404, "ERR_INVALID_URL", "no such cache manager page", 1);
         return;
     }
     if (!c->rb_done || w->draining)
@@ -694,14 +577,14 @@ static void serve_manager(struct pd_client *c)
         evbuffer_add_buffer(out, body);
     evbuffer_free(body);
     c->out_bytes += evbuffer_get_length(out) - before;
-    head_queued(c);
+    client_head_queued(c);
     c->status = 200;
     c->result = "TCP_MISS";
-    log_transaction(c);
+    client_log_transaction(c);
     if (!c->keep_alive)
-        close_after_flush(c);
+        client_close_after_flush(c);
     else
-        start_head(c);
+        client_start_head(c);
 }
 
 static int is_mgr_path(const char *p, size_t len)
@@ -756,20 +639,20 @@ static void begin_transaction(struct pd_client *c)
             return;
         }
         c->result = "NONE_NONE";
-        fail_request(c, 400, "ERR_INVALID_URL",
+        client_fail_request(c, 400, "ERR_INVALID_URL",
                      "origin-form request to a proxy: use an absolute URL", 0);
         return;
     }
     if (pd_url_parse(m->target.p, m->target.len, is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE,
                      &c->url, &why) < 0) {
         c->result = "NONE_NONE";
-        fail_request(c, 400, "ERR_INVALID_URL", why, 0);
+        client_fail_request(c, 400, "ERR_INVALID_URL", why, 0);
         return;
     }
     c->have_url = 1;
     if (!is_connect && !host_matches(c)) {
         c->result = "NONE_NONE";
-        fail_request(c, 400, "ERR_INVALID_REQ",
+        client_fail_request(c, 400, "ERR_INVALID_REQ",
                      "the Host header names another host than the request URL", 0);
         return;
     }
@@ -781,14 +664,14 @@ static void begin_transaction(struct pd_client *c)
         (m->body == PD_BODY_CHUNKED || m->content_length > w->conf->request_body_max_size)) {
         if (m->body == PD_BODY_LENGTH) {
             c->result = "NONE_NONE";
-            fail_request(c, 413, "ERR_TOO_BIG", "request body larger than request_body_max_size",
+            client_fail_request(c, 413, "ERR_TOO_BIG", "request body larger than request_body_max_size",
                          0);
             return;
         }
     }
     if (is_connect && m->body != PD_BODY_NONE) {
         c->result = "NONE_NONE";
-        fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
+        client_fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
         return;
     }
     const char *deny_acl = NULL;
@@ -799,13 +682,13 @@ static void begin_transaction(struct pd_client *c)
     }
     c->acl_need_dst = v == PD_ACL_NEED_DST;
     pd_url_authority(&c->url, c->key, sizeof c->key);
-    if (cache_usable(c) && cache_lookup(c))
+    if (client_cache_usable(c) && client_cache_lookup(c))
         return; /* answered (or being answered) from the cache */
-    go_upstream(c);
+    client_go_upstream(c);
 }
 
 /* Fetch from the origin: resolve, connect, forward. May free c. */
-static void go_upstream(struct pd_client *c)
+void client_go_upstream(struct pd_client *c)
 {
     pd_worker *w = c->w;
     c->state = C_RESOLVE;
@@ -816,7 +699,7 @@ static void go_upstream(struct pd_client *c)
          * the origin sees a byte of the request.
          */
         if (!c->rbuf && !(c->rbuf = evbuffer_new())) {
-            fail_request(c, 500, "ERR_INVALID_REQ", "out of memory", 0);
+            client_fail_request(c, 500, "ERR_INVALID_REQ", "out of memory", 0);
             return;
         }
         if (forward_request_body(c) < 0)
@@ -836,7 +719,7 @@ static void dns_cb(const pd_dns_result *r, void *arg)
     c->dnsq = NULL;
     if (r->error) {
         c->result = "TCP_MISS";
-        fail_request(c, r->error == PD_DNS_ETIMEOUT ? 504 : 502, "ERR_DNS_FAIL",
+        client_fail_request(c, r->error == PD_DNS_ETIMEOUT ? 504 : 502, "ERR_DNS_FAIL",
                      r->error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
                                                  : "the origin's name could not be resolved",
                      1);
@@ -866,782 +749,6 @@ static void dns_cb(const pd_dns_result *r, void *arg)
 }
 
 
-/* ---- cache: lookup and serving ------------------------------------------ */
-
-static void hitref_release(struct hitref *h)
-{
-    pd_cache_store_release(h->store, h->ref);
-    free(h);
-}
-
-/* evbuffer_add_reference cleanup: an extent of a stored object left the buffer */
-static void hit_cleanup(const void *data, size_t len, void *arg)
-{
-    struct hitref *h = arg;
-    if (--h->outstanding == 0 && h->owner_done)
-        hitref_release(h);
-}
-
-/* Let go of everything the transaction holds in the cache. */
-static void cache_drop(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    if (c->cw) {
-        pd_cache_store_abort(st, c->cw);
-        c->cw = NULL;
-    }
-    if (c->hr) {
-        c->hr->owner_done = 1;
-        if (c->hr->outstanding == 0)
-            hitref_release(c->hr);
-        c->hr = NULL;
-        c->cref = NULL;
-    } else if (c->cref) {
-        pd_cache_store_release(st, c->cref);
-        c->cref = NULL;
-    }
-    if (c->have_cm) {
-        pd_cache_meta_free(&c->cm);
-        c->have_cm = 0;
-    }
-    if (c->cwaiting) {
-        c->cwaiting = 0;
-        c->w->n_cache_waiters--;
-    }
-    free(c->ckey);
-    c->ckey = NULL;
-    c->collapsed = c->revalidating = c->cf_hold = 0;
-}
-
-static void set_ckey(struct pd_client *c, const char *k, size_t len)
-{
-    free(c->ckey);
-    c->ckey = malloc(len + 1);
-    if (c->ckey) {
-        memcpy(c->ckey, k, len);
-        c->ckey[len] = '\0';
-    }
-    c->ckey_len = c->ckey ? len : 0;
-}
-
-/*
- * Switch c->ckey from the URL's key to a variant's: URL \n marker generation
- * \n Vary values. The generation ties variants to one marker: once the URL
- * is invalidated (or its marker replaced), the old variants are unreachable
- * and age out of the LRU. Returns 0, or -1 (out of memory, ckey dropped).
- */
-static int to_variant_key(struct pd_client *c, uint64_t gen, const char *vk, size_t vl)
-{
-    char g[17];
-    snprintf(g, sizeof g, "%016llx", (unsigned long long)gen);
-    size_t plen = c->ckey_len, n = plen + 1 + 16 + 1 + vl;
-    char *k = malloc(n);
-    if (!k)
-        return -1;
-    memcpy(k, c->ckey, plen);
-    k[plen] = '\n';
-    memcpy(k + plen + 1, g, 16);
-    k[plen + 17] = '\n';
-    memcpy(k + plen + 18, vk, vl);
-    set_ckey(c, k, n);
-    free(k);
-    return c->ckey ? 0 : -1;
-}
-
-static int cache_usable(struct pd_client *c)
-{
-    pd_worker *w = c->w;
-    int mid = c->req.method_id;
-    if (!w->store || (mid != PD_M_GET && mid != PD_M_HEAD))
-        return 0;
-    if (w->acl) {
-        pd_acl_req ar = {
-            .client = (const struct sockaddr *)&c->peer,
-            .local_port = c->local_port,
-            .msg = &c->req,
-            .url = &c->url,
-            .now = time(NULL),
-        };
-        if (pd_acl_check_cache(w->acl, &ar) != PD_ACL_ALLOW)
-            return 0;
-    }
-    char url[PD_CP_URL_MAX];
-    size_t n = pd_url_format(&c->url, url, sizeof url);
-    if (n >= sizeof url)
-        return 0;
-    set_ckey(c, url, n);
-    if (!c->ckey)
-        return 0;
-    c->rule = pd_cache_policy_refresh_match(w->refresh, url);
-    c->use_cache = 1;
-    return 1;
-}
-
-static int load_meta(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    ssize_t n = pd_cache_store_meta(st, c->cref, NULL, 0);
-    if (n < 0)
-        return -1;
-    char *buf = malloc((size_t)n + 1);
-    if (!buf)
-        return -1;
-    ssize_t m = pd_cache_store_meta(st, c->cref, buf, (size_t)n);
-    int rc = m == n ? pd_cache_meta_parse(buf, (size_t)n, &c->cm) : -1;
-    free(buf);
-    if (rc == 0)
-        c->have_cm = 1;
-    return rc;
-}
-
-static void serve_cached(struct pd_client *c, const char *result);
-static void add_header(struct evbuffer *out, const pd_header *h);
-static void pump_cached(struct pd_client *c);
-static void cache_resume(struct pd_client *c);
-
-/* Wait for a wakeup from the store (another worker is writing the object). */
-static void cache_wait(struct pd_client *c)
-{
-    if (!c->cwaiting) {
-        c->cwaiting = 1;
-        c->w->n_cache_waiters++;
-    }
-}
-
-/*
- * Collapsed forwarding: another fetch writes the object; serve it as it
- * arrives. If that fetch fails before its head is known, fetch ourselves.
- */
-static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
-{
-    if (c->cref)
-        pd_cache_store_release(c->w->store, c->cref);
-    if (c->have_cm) {
-        pd_cache_meta_free(&c->cm);
-        c->have_cm = 0;
-    }
-    c->cref = pending;
-    c->collapsed = 1;
-    c->revalidating = 0;
-    c->state = C_CACHE;
-    pd_cache_store_iter_init(c->w->store, c->cref, &c->it, 0, UINT64_MAX);
-    cache_resume(c);
-}
-
-/* Returns 1 when the cache took the request over (c may be freed), 0 to fetch it. */
-static int cache_lookup(struct pd_client *c)
-{
-    pd_worker *w = c->w;
-    pd_cache_store *st = w->store;
-    int only_if_cached = pd_cache_policy_cc(&c->req, "only-if-cached", NULL);
-    for (int depth = 0; depth < 2; depth++) {
-        pd_cache_ref *ref = NULL;
-        int r = pd_cache_store_lookup(st, c->ckey, c->ckey_len, &ref);
-        if (r == PD_CACHE_PENDING) {
-            if (!w->conf->collapsed_forwarding) {
-                pd_cache_store_release(st, ref);
-                break;
-            }
-            start_collapsed(c, ref);
-            return 1;
-        }
-        if (r != PD_CACHE_HIT)
-            break;
-        c->cref = ref;
-        if (load_meta(c) < 0) {
-            pd_cache_store_release(st, ref);
-            c->cref = NULL;
-            break;
-        }
-        if (c->cm.kind == PD_META_VARY) {
-            /* a Vary marker: the variant lives at the secondary key */
-            char vk[4096];
-            ssize_t vl = pd_cache_policy_vary_key(&c->cm.head, &c->req, vk, sizeof vk);
-            uint64_t gen = c->cm.vary_gen;
-            pd_cache_meta_free(&c->cm);
-            c->have_cm = 0;
-            pd_cache_store_release(st, c->cref);
-            c->cref = NULL;
-            if (vl <= 0 || depth > 0)
-                return 0; /* Vary: * or unusable: fetch, do not store */
-            if (to_variant_key(c, gen, vk, (size_t)vl) < 0)
-                return 0;
-            continue;
-        }
-        time_t now = time(NULL);
-        int64_t lifetime = pd_cache_policy_lifetime(&c->cm.head, c->rule, c->cm.response_time, NULL);
-        int64_t age = pd_cache_policy_age(&c->cm.head, c->cm.request_time, c->cm.response_time, now);
-        switch (pd_cache_policy_decide(&c->req, &c->cm.head, lifetime, age)) {
-        case PD_CP_FRESH:
-            serve_cached(c, "TCP_MEM_HIT");
-            return 1;
-        case PD_CP_ONLY_IF_CACHED_FAIL:
-            c->result = "TCP_MISS";
-            fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
-            return 1;
-        case PD_CP_STALE_REVALIDATE:
-            if (pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified")) {
-                c->revalidating = 1;
-                break;
-            }
-            /* nothing to validate with: fetch it again */
-            __attribute__((fallthrough));
-        case PD_CP_MISS:
-            pd_cache_meta_free(&c->cm);
-            c->have_cm = 0;
-            pd_cache_store_release(st, c->cref);
-            c->cref = NULL;
-            break;
-        }
-        break;
-    }
-    if (only_if_cached && !c->revalidating) {
-        c->result = "TCP_MISS";
-        fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not in the cache", 1);
-        return 1;
-    }
-    if (only_if_cached) {
-        /* a stale object under only-if-cached: never contact the origin */
-        c->result = "TCP_MISS";
-        fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is stale in the cache", 1);
-        return 1;
-    }
-    if (c->req.method_id != PD_M_GET || pd_cache_policy_cc(&c->req, "no-store", NULL))
-        return 0;
-    pd_cache_ref *pending = NULL;
-    int r = pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw,
-                                       w->conf->collapsed_forwarding ? &pending : NULL);
-    if (r == PD_CACHE_BUSY && pending) {
-        start_collapsed(c, pending);
-        return 1;
-    }
-    if (r != PD_CACHE_OK)
-        c->cw = NULL;
-    return 0;
-}
-
-/*
- * cf_hold: skip c->it ahead over what the writer published until the object
- * is complete. Returns 1 when it is (cf_hold cleared, nothing sent yet), 0 when
- * waiting for a wakeup, -1 when the writer aborted and c went upstream itself
- * (c may be freed).
- */
-static int hold_until_complete(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    for (;;) {
-        const void *p;
-        size_t len;
-        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
-        if (r == PD_CACHE_ITER_DATA)
-            continue;
-        if (r == PD_CACHE_ITER_END) {
-            c->cf_hold = 0;
-            return 1;
-        }
-        if (r == PD_CACHE_ITER_AGAIN) {
-            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
-                continue;
-            cache_wait(c);
-            return 0;
-        }
-        cache_drop(c);
-        c->use_cache = 0;
-        go_upstream(c);
-        return -1;
-    }
-}
-
-/* The store signalled progress on the object this client waits for. May free c. */
-static void cache_resume(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    if (c->have_cm && !c->cf_hold) {
-        pump_cached(c);
-        return;
-    }
-    if (c->cf_hold) {
-        if (hold_until_complete(c) == 1)
-            serve_cached(c, "TCP_CF_MISS");
-        return;
-    }
-    for (;;) {
-        if (load_meta(c) == 0)
-            break;
-        if (errno == EAGAIN) {
-            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
-                continue;
-            cache_wait(c);
-            return;
-        }
-        /* the shared fetch failed (or the object is no response): fetch it ourselves */
-        cache_drop(c);
-        c->use_cache = 0;
-        go_upstream(c);
-        return;
-    }
-    if (c->cm.kind != PD_META_RESPONSE) {
-        cache_drop(c);
-        c->use_cache = 0;
-        go_upstream(c);
-        return;
-    }
-    /*
-     * The origin did not announce the length: the writer may still give up
-     * storing it (it passes maximum_object_size). Had we started answering,
-     * our client would be cut short, so wait until the object is complete
-     * and fetch it ourselves if it is aborted. Known lengths above the limit
-     * are never published (store_start), so those stream as they arrive.
-     */
-    if (c->cm.body_len < 0) {
-        int state = 0;
-        pd_cache_store_body_len(st, c->cref, &state);
-        if (state != 1) {
-            c->cf_hold = 1;
-            if (hold_until_complete(c) != 1)
-                return;
-        }
-    }
-    serve_cached(c, "TCP_CF_MISS");
-}
-
-void pd_client_cache_wakeup(pd_worker *w)
-{
-    struct pd_client *c, *next;
-    if (!w->n_cache_waiters)
-        return;
-    for (c = TAILQ_FIRST(&w->clients); c; c = next) {
-        next = TAILQ_NEXT(c, link);
-        if (!c->cwaiting)
-            continue;
-        c->cwaiting = 0;
-        w->n_cache_waiters--;
-        cache_resume(c);
-    }
-}
-
-/*
- * Close a response head that started at output length `before`: the
- * Connection field our keep-alive decision needs, the blank line, and the
- * transaction's byte and time-to-first-byte accounting.
- */
-static void end_response_head(struct pd_client *c, struct evbuffer *out, size_t before, int status)
-{
-    if (!c->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (c->req.version_minor < 1)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    c->out_bytes += evbuffer_get_length(out) - before;
-    head_queued(c);
-    c->status = status;
-}
-
-/* Write the stored head with the status we answer with. */
-static void write_cached_head(struct pd_client *c, int status, uint64_t content_length,
-                              int has_body, const char *content_range, const char *ctype)
-{
-    pd_worker *w = c->w;
-    const pd_http_msg *h = &c->cm.head;
-    struct evbuffer *out = cout(c);
-    size_t before = evbuffer_get_length(out);
-    int client11 = c->req.version_minor >= 1;
-    if (status == h->status) {
-        evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
-        evbuffer_add(out, h->reason.p, h->reason.len);
-        evbuffer_add(out, "\r\n", 2);
-    } else {
-        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, pd_status_reason(status));
-    }
-    for (size_t i = 0; i < h->n_headers; i++) {
-        const pd_header *hd = &h->headers[i];
-        if (!pd_cache_meta_keeps(h, hd->name) || pd_str_eq_ci(hd->name, "Age"))
-            continue; /* the stored Age is the origin's; ours is computed below */
-        if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
-            continue;
-        /* a 304 carries the validators and cache fields, not the representation's */
-        if (status == 304 && (pd_str_eq_ci(hd->name, "Content-Type") ||
-                              pd_str_eq_ci(hd->name, "Content-Encoding") ||
-                              pd_str_eq_ci(hd->name, "Content-Range")))
-            continue;
-        add_header(out, hd);
-    }
-    int64_t age = pd_cache_policy_age(h, c->cm.request_time, c->cm.response_time, time(NULL));
-    evbuffer_add_printf(out, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
-    if (ctype)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-    if (content_range)
-        evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
-    if (w->conf->via)
-        evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
-    if (w->conf->x_cache_header)
-        evbuffer_add_printf(out, "X-Cache: HIT from %s\r\n", w->hostname);
-    c->hit_chunked = 0;
-    if (has_body && content_length == UINT64_MAX) {
-        if (client11) {
-            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-            c->hit_chunked = 1;
-        } else {
-            c->keep_alive = 0;
-        }
-    } else if (status != 304) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)content_length);
-    }
-    end_response_head(c, out, before, status);
-}
-
-static void part_header(struct pd_client *c, const pd_range *r)
-{
-    struct evbuffer *out = cout(c);
-    size_t before = evbuffer_get_length(out);
-    const pd_header *ct = pd_http_msg_find(&c->cm.head, "Content-Type");
-    evbuffer_add_printf(out, "\r\n--%s\r\n", "PROXYD_BYTERANGES_7d1b");
-    if (ct)
-        evbuffer_add_printf(out, "Content-Type: %.*s\r\n", (int)ct->value.len, ct->value.p);
-    evbuffer_add_printf(out, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
-                        (unsigned long long)r->first, (unsigned long long)r->last,
-                        (unsigned long long)c->blen);
-    c->out_bytes += evbuffer_get_length(out) - before;
-}
-
-static size_t part_header_len(struct pd_client *c, const pd_range *r)
-{
-    char tmp[512];
-    const pd_header *ct = pd_http_msg_find(&c->cm.head, "Content-Type");
-    int n = snprintf(tmp, sizeof tmp, "\r\n--%s\r\n", "PROXYD_BYTERANGES_7d1b");
-    if (ct)
-        n += snprintf(tmp, sizeof tmp, "Content-Type: %.*s\r\n", (int)ct->value.len, ct->value.p);
-    n += snprintf(tmp, sizeof tmp, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
-                  (unsigned long long)r->first, (unsigned long long)r->last,
-                  (unsigned long long)c->blen);
-    return (size_t)n;
-}
-
-static void finish_cached(struct pd_client *c)
-{
-    if (c->hit_chunked) {
-        evbuffer_add(cout(c), "0\r\n\r\n", 5);
-        c->out_bytes += 5;
-    }
-    log_transaction(c);
-    cache_drop(c);
-    if (!c->keep_alive || !c->rb_done) {
-        close_after_flush(c);
-        return;
-    }
-    start_head(c);
-}
-
-/* Answer from c->cref / c->cm. May free c. */
-static void serve_cached(struct pd_client *c, const char *result)
-{
-    pd_worker *w = c->w;
-    pd_cache_store *st = w->store;
-    c->state = C_CACHE;
-    c->result = result;
-    int state = 0;
-    c->blen = pd_cache_store_body_len(st, c->cref, &state);
-    int complete = state == 1;
-    int head_only = c->req.method_id == PD_M_HEAD;
-    int status = c->cm.head.status;
-    c->nranges = 0;
-    c->multipart = 0;
-    /* the stored pages go to the client by reference: the holder owns the ref now */
-    c->hr = calloc(1, sizeof *c->hr);
-    if (!c->hr) {
-        fail_request(c, 500, "ERR_INVALID_RESP", "out of memory", 0);
-        return;
-    }
-    c->hr->store = st;
-    c->hr->ref = c->cref;
-
-    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
-        write_cached_head(c, 304, 0, 0, NULL, NULL);
-        finish_cached(c);
-        return;
-    }
-    if (status == 200 && complete && pd_http_msg_find(&c->req, "Range") &&
-        pd_cache_policy_if_range(&c->req, &c->cm.head)) {
-        size_t n = 0;
-        enum pd_range_result rr = pd_cache_policy_range(&c->req, c->blen, c->ranges, MAX_RANGES, &n);
-        if (rr == PD_RANGE_UNSATISFIABLE) {
-            char cr[64];
-            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)c->blen);
-            write_cached_head(c, 416, 0, 0, cr, NULL);
-            finish_cached(c);
-            return;
-        }
-        if (rr == PD_RANGE_OK && n >= 1) {
-            c->nranges = n;
-            c->range_i = 0;
-            if (n == 1) {
-                char cr[96];
-                snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)c->ranges[0].first,
-                         (unsigned long long)c->ranges[0].last, (unsigned long long)c->blen);
-                write_cached_head(c, 206, c->ranges[0].last - c->ranges[0].first + 1, !head_only, cr, NULL);
-            } else {
-                c->multipart = 1;
-                uint64_t total = strlen("\r\n--PROXYD_BYTERANGES_7d1b--\r\n");
-                for (size_t i = 0; i < n; i++)
-                    total += part_header_len(c, &c->ranges[i]) + c->ranges[i].last - c->ranges[i].first + 1;
-                write_cached_head(c, 206, total, !head_only, NULL,
-                                  "multipart/byteranges; boundary=PROXYD_BYTERANGES_7d1b");
-            }
-            if (head_only) {
-                finish_cached(c);
-                return;
-            }
-            if (c->multipart)
-                part_header(c, &c->ranges[0]);
-            pd_cache_store_iter_init(st, c->cref, &c->it, c->ranges[0].first, c->ranges[0].last + 1);
-            pump_cached(c);
-            return;
-        }
-    }
-    int has_body = !head_only && status != 204 && status != 304;
-    /* an object still being written is framed by the length its origin announced */
-    uint64_t clen = complete ? c->blen : c->cm.body_len >= 0 ? (uint64_t)c->cm.body_len : UINT64_MAX;
-    write_cached_head(c, status, clen, has_body, NULL, NULL);
-    if (!has_body) {
-        finish_cached(c);
-        return;
-    }
-    pd_cache_store_iter_init(st, c->cref, &c->it, 0, UINT64_MAX);
-    pump_cached(c);
-}
-
-/* Hand stored extents to the client while its buffer has room. May free c. */
-static void pump_cached(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    struct evbuffer *out = cout(c);
-    while (evbuffer_get_length(out) < HIGH_WM) {
-        const void *p;
-        size_t len;
-        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
-        if (r == PD_CACHE_ITER_DATA) {
-            if (c->hit_chunked) {
-                evbuffer_add_printf(out, "%zx\r\n", len);
-                c->out_bytes += 4;
-            }
-            c->hr->outstanding++;
-            if (evbuffer_add_reference(out, p, len, hit_cleanup, c->hr) < 0) {
-                c->hr->outstanding--;
-                close_after_flush(c);
-                return;
-            }
-            c->out_bytes += len;
-            if (c->hit_chunked) {
-                evbuffer_add(out, "\r\n", 2);
-                c->out_bytes += 2;
-            }
-            continue;
-        }
-        if (r == PD_CACHE_ITER_END) {
-            if (c->multipart) {
-                if (++c->range_i < c->nranges) {
-                    part_header(c, &c->ranges[c->range_i]);
-                    pd_cache_store_iter_init(st, c->cref, &c->it, c->ranges[c->range_i].first,
-                                             c->ranges[c->range_i].last + 1);
-                    continue;
-                }
-                static const char end[] = "\r\n--PROXYD_BYTERANGES_7d1b--\r\n";
-                evbuffer_add(out, end, sizeof end - 1);
-                c->out_bytes += sizeof end - 1;
-            }
-            finish_cached(c);
-            return;
-        }
-        if (r == PD_CACHE_ITER_AGAIN) {
-            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
-                continue;
-            cache_wait(c);
-            return;
-        }
-        /* the shared fetch failed mid-body: the client must see a truncated response */
-        c->result = "TCP_CF_MISS_ABORTED";
-        c->hit_chunked = 0;
-        close_after_flush(c);
-        return;
-    }
-    /* client_write_cb calls again when the buffer drained */
-}
-
-/* ---- cache: storing what the origin sends ------------------------------ */
-
-static void store_abort(struct pd_client *c)
-{
-    if (c->cw) {
-        pd_cache_store_abort(c->w->store, c->cw);
-        c->cw = NULL;
-    }
-}
-
-static void store_bytes(struct pd_client *c, const void *data, size_t len)
-{
-    if (c->cw && len && pd_cache_store_append(c->w->store, c->cw, data, len) < 0)
-        store_abort(c); /* too large or no room: the client still gets everything */
-}
-
-/* Copy the first n bytes of in into the object being written. */
-static void store_evbuffer(struct pd_client *c, struct evbuffer *in, size_t n)
-{
-    if (!c->cw || !n)
-        return;
-    struct evbuffer_ptr pos;
-    evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
-    while (n && c->cw) {
-        struct evbuffer_iovec v;
-        if (evbuffer_peek(in, (ev_ssize_t)n, &pos, &v, 1) < 1)
-            break;
-        size_t take = v.iov_len < n ? v.iov_len : n;
-        store_bytes(c, v.iov_base, take);
-        n -= take;
-        if (evbuffer_ptr_set(in, &pos, take, EVBUFFER_PTR_ADD) < 0)
-            break;
-    }
-}
-
-/* The final response head arrived for a request we may store. */
-static void store_start(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    const char *why;
-    if (!c->cw)
-        return;
-    if (!pd_cache_policy_storable(&c->req, &c->resp, c->rule, &why)) {
-        store_abort(c);
-        return;
-    }
-    /* announced above the limit: give up before readers collapsed on us see a head,
-     * so that they fetch it themselves instead of being cut at the limit */
-    if (c->resp.body == PD_BODY_LENGTH && c->resp.content_length > pd_cache_store_max_object(st)) {
-        store_abort(c);
-        return;
-    }
-    char vk[4096];
-    ssize_t vl = pd_cache_policy_vary_key(&c->resp, &c->req, vk, sizeof vk);
-    int on_variant = memchr(c->ckey, '\n', c->ckey_len) != NULL;
-    if (vl < 0 || (vl == 0 && on_variant)) {
-        store_abort(c);
-        return;
-    }
-    if (vl > 0 && !on_variant) {
-        /* publish a Vary marker at the URL's key, write the variant beside it */
-        size_t ml;
-        void *marker = pd_cache_meta_build(PD_META_VARY, &c->resp, c->t0.tv_sec, time(NULL), &ml);
-        if (!marker || pd_cache_store_set_meta(st, c->cw, marker, ml) < 0) {
-            free(marker);
-            store_abort(c);
-            return;
-        }
-        pd_cache_meta mm;
-        int parsed = pd_cache_meta_parse(marker, ml, &mm);
-        free(marker);
-        if (parsed < 0) {
-            store_abort(c);
-            return;
-        }
-        uint64_t gen = mm.vary_gen;
-        pd_cache_meta_free(&mm);
-        pd_cache_store_commit(st, c->cw);
-        c->cw = NULL;
-        if (to_variant_key(c, gen, vk, (size_t)vl) < 0 ||
-            pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
-            c->cw = NULL;
-            return;
-        }
-    } else if (vl > 0) {
-        /* the variant key: URL \n generation \n values (to_variant_key) */
-        const char *nl = memchr(c->ckey, '\n', c->ckey_len);
-        const char *vals = nl + 1 + 16 + 1;
-        size_t have = c->ckey_len - (size_t)(vals - c->ckey);
-        if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
-            /*
-             * The response varies on other fields than the marker says (the
-             * origin changed its Vary): replace the marker, or this URL would
-             * never be stored again while the old marker lives.
-             */
-            store_abort(c);
-            size_t ulen = (size_t)(nl - c->ckey);
-            char *url = malloc(ulen);
-            if (!url)
-                return;
-            memcpy(url, c->ckey, ulen);
-            set_ckey(c, url, ulen);
-            free(url);
-            if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
-                c->cw = NULL;
-                return;
-            }
-            store_start(c); /* at the URL's key now: publishes a new marker, once */
-            return;
-        }
-    }
-    size_t ml;
-    void *meta = pd_cache_meta_build(PD_META_RESPONSE, &c->resp, c->t0.tv_sec, time(NULL), &ml);
-    if (!meta || pd_cache_store_set_meta(st, c->cw, meta, ml) < 0)
-        store_abort(c);
-    free(meta);
-}
-
-/*
- * A 304 answered our revalidation of cref: merge its fields into the stored
- * head, store the refreshed object, and serve it. Returns 1 when handled.
- */
-static int revalidated(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    if (c->resp.status != 304 || !pd_cache_policy_304_selects(&c->cm.head, &c->resp))
-        return 0;
-    /* the refreshed response's age starts from the 304's Age (if any), not the old one */
-    pd_http_msg_remove(&c->cm.head, "Age");
-    if (pd_cache_policy_merge_304(&c->cm.head, &c->resp) < 0)
-        return 0;
-    c->cm.request_time = c->t0.tv_sec;
-    c->cm.response_time = time(NULL);
-    if (c->cw) {
-        size_t ml;
-        void *meta = pd_cache_meta_build(PD_META_RESPONSE, &c->cm.head, c->cm.request_time,
-                                         c->cm.response_time, &ml);
-        if (!meta || pd_cache_store_set_meta(st, c->cw, meta, ml) < 0) {
-            store_abort(c);
-        } else {
-            pd_cache_iter it;
-            pd_cache_store_iter_init(st, c->cref, &it, 0, UINT64_MAX);
-            const void *p;
-            size_t len;
-            while (c->cw && pd_cache_store_iter_next(st, c->cref, &it, &p, &len) == PD_CACHE_ITER_DATA)
-                store_bytes(c, p, len);
-            if (c->cw)
-                pd_cache_store_commit(st, c->cw);
-            c->cw = NULL;
-        }
-        free(meta);
-    }
-    up_release(c, c->resp.keep_alive && c->rb_done);
-    c->revalidating = 0;
-    serve_cached(c, "TCP_REFRESH_UNMODIFIED");
-    return 1;
-}
-
-/* After an unsafe method succeeded, stored responses for its URLs are invalid (RFC 9111 4.4). */
-static void invalidate_after(struct pd_client *c)
-{
-    pd_cache_store *st = c->w->store;
-    if (!st || pd_method_is_safe(c->req.method_id) || c->req.method_id == PD_M_CONNECT ||
-        c->resp.status < 200 || c->resp.status >= 400 || !c->have_url)
-        return;
-    char url[PD_CP_URL_MAX];
-    size_t n = pd_url_format(&c->url, url, sizeof url);
-    if (n >= sizeof url)
-        return;
-    pd_cp_invalidation inv;
-    pd_cache_policy_invalidations(&c->req, &c->resp, url, &inv);
-    for (int i = 0; i < inv.n; i++)
-        pd_cache_store_invalidate(st, inv.url[i], strlen(inv.url[i]));
-}
-
 /* ---- request to the origin -------------------------------------------- */
 
 /* Not forwarded: hop-by-hop, and (old clients) what Proxy-Connection names. */
@@ -1657,7 +764,7 @@ static int not_forwarded(const pd_http_msg *m, pd_str name)
     return pd_http_msg_has_token(m, "Proxy-Connection", nm);
 }
 
-static void add_header(struct evbuffer *out, const pd_header *h)
+void client_add_header(struct evbuffer *out, const pd_header *h)
 {
     evbuffer_add(out, h->name.p, h->name.len);
     evbuffer_add(out, ": ", 2);
@@ -1697,7 +804,7 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
             continue; /* we validate our stored copy; the client's conditions are ours to answer */
         if (pd_str_eq_ci(h->name, "X-Forwarded-For")) {
             if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
-                add_header(out, h);
+                client_add_header(out, h);
             } else if ((conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF) &&
                        !xff_done) {
                 /* every X-Forwarded-For line, joined, then this hop */
@@ -1713,7 +820,7 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
             }
             continue;
         }
-        add_header(out, h);
+        client_add_header(out, h);
     }
     if (!xff_done && (conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF ||
                       conf->forwarded_for == PD_FWD_TRUNCATE))
@@ -1800,10 +907,10 @@ static int pool_try(struct pd_client *c)
 /* Open a new connection to the next address of the origin. May free c. */
 static void connect_next(struct pd_client *c)
 {
-    up_release(c, 0);
+    client_up_release(c, 0);
     if (c->addr_i >= c->addrs.n) {
         c->result = c->req.method_id == PD_M_CONNECT ? "TCP_TUNNEL" : "TCP_MISS";
-        fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
+        client_fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
         return;
     }
     struct timeval now;
@@ -1811,7 +918,7 @@ static void connect_next(struct pd_client *c)
     int64_t spent = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 + (now.tv_usec - c->t0.tv_usec) / 1000;
     if (c->addr_i > 0 && spent > c->w->conf->forward_timeout) {
         c->result = "TCP_MISS";
-        fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
+        client_fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
         return;
     }
     struct sockaddr_storage *ss = &c->addrs.addr[c->addr_i];
@@ -1821,7 +928,7 @@ static void connect_next(struct pd_client *c)
     c->up_connected = 0;
     c->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (!c->up) {
-        fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
+        client_fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
         return;
     }
     const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
@@ -1877,7 +984,7 @@ static int forward_request_body(struct pd_client *c)
                 int status = pd_http_parser_error(c->reqp, &why);
                 c->result = "NONE_NONE";
                 c->keep_alive = 0;
-                fail_request(c, status, "ERR_INVALID_REQ", why, 0);
+                client_fail_request(c, status, "ERR_INVALID_REQ", why, 0);
                 return -1;
             }
             if (st == PD_PARSE_DONE) {
@@ -1930,7 +1037,7 @@ static void write_response_head(struct pd_client *c)
         if (pd_str_eq_ci(h->name, "Content-Length") &&
             (c->out_kind == PD_BODY_CHUNKED || c->out_kind == PD_BODY_EOF))
             continue;
-        add_header(out, h);
+        client_add_header(out, h);
     }
     if (w->conf->via)
         evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
@@ -1938,7 +1045,7 @@ static void write_response_head(struct pd_client *c)
         evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
     if (c->out_kind == PD_BODY_CHUNKED)
         evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    end_response_head(c, out, before, r->status);
+    client_end_response_head(c, out, before, r->status);
 }
 
 /* The response reached its end. May free c. */
@@ -1954,15 +1061,15 @@ static void finish_response(struct pd_client *c)
         pd_cache_store_commit(c->w->store, c->cw);
         c->cw = NULL;
     }
-    invalidate_after(c);
+    client_invalidate_after(c);
     int reusable = c->resp.keep_alive && c->resp.body != PD_BODY_EOF && c->rb_done;
-    log_transaction(c);
-    up_release(c, reusable);
+    client_log_transaction(c);
+    client_up_release(c, reusable);
     if (!c->keep_alive || !c->rb_done) {
-        close_after_flush(c);
+        client_close_after_flush(c);
         return;
     }
-    start_head(c);
+    client_start_head(c);
 }
 
 static void count_out(struct pd_client *c, size_t n)
@@ -1974,7 +1081,7 @@ static int chunk_out_client(void *arg, const char *data, size_t len)
 {
     struct pd_client *c = arg;
     struct evbuffer *out = cout(c);
-    store_bytes(c, data, len);
+    client_store_bytes(c, data, len);
     if (c->out_kind == PD_BODY_CHUNKED) {
         size_t before = evbuffer_get_length(out);
         chunk_out(out, data, len);
@@ -2002,7 +1109,7 @@ static void read_response(struct pd_client *c)
             const char *why;
             pd_http_parser_error(c->respp, &why);
             c->result = "TCP_MISS";
-            fail_request(c, 502, "ERR_INVALID_RESP", why, 0);
+            client_fail_request(c, 502, "ERR_INVALID_RESP", why, 0);
             return;
         }
         if (st == PD_PARSE_AGAIN)
@@ -2011,7 +1118,7 @@ static void read_response(struct pd_client *c)
             /* interim response: pass 100/103 on to HTTP/1.1 clients, then wait for the final one */
             if (c->resp.status == 101) {
                 c->result = "TCP_MISS";
-                fail_request(c, 502, "ERR_INVALID_RESP", "unexpected protocol switch", 0);
+                client_fail_request(c, 502, "ERR_INVALID_RESP", "unexpected protocol switch", 0);
                 return;
             }
             if (c->req.version_minor >= 1) {
@@ -2025,7 +1132,7 @@ static void read_response(struct pd_client *c)
             continue;
         }
         if (c->revalidating) {
-            if (revalidated(c))
+            if (client_revalidated(c))
                 return;
             /* modified (or an error): the stored copy is replaced by what comes now */
             pd_cache_meta_free(&c->cm);
@@ -2036,9 +1143,9 @@ static void read_response(struct pd_client *c)
             c->miss_result = "TCP_REFRESH_MODIFIED";
             if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
                 /* the request body is gone: it cannot be sent again */
-                up_release(c, 0);
+                client_up_release(c, 0);
                 c->result = "TCP_MISS"; /* as every other failed fetch */
-                fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
+                client_fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
                 return;
             }
             if (c->resp.status == 304) {
@@ -2049,7 +1156,7 @@ static void read_response(struct pd_client *c)
                  * revalidation now, so at most once), on the same connection
                  * when it can be reused.
                  */
-                up_release(c, c->resp.keep_alive && c->rb_done && evbuffer_get_length(in) == 0);
+                client_up_release(c, c->resp.keep_alive && c->rb_done && evbuffer_get_length(in) == 0);
                 c->addr_i = 0;
                 if (!pool_try(c))
                     connect_next(c);
@@ -2057,7 +1164,7 @@ static void read_response(struct pd_client *c)
             }
         }
         if (c->cw)
-            store_start(c);
+            client_store_start(c);
         c->result = c->miss_result;
         write_response_head(c);
         c->rstate = R_BODY;
@@ -2074,7 +1181,7 @@ static void read_response(struct pd_client *c)
         size_t n = evbuffer_get_length(in);
         if (n > c->in_left)
             n = (size_t)c->in_left;
-        store_evbuffer(c, in, n);
+        client_store_evbuffer(c, in, n);
         evbuffer_remove_buffer(in, out, n);
         count_out(c, n);
         c->resp_bytes_in += n;
@@ -2092,7 +1199,7 @@ static void read_response(struct pd_client *c)
         if (n) {
             if (c->out_kind == PD_BODY_CHUNKED)
                 evbuffer_add_printf(out, "%zx\r\n", n), count_out(c, 4);
-            store_evbuffer(c, in, n);
+            client_store_evbuffer(c, in, n);
             evbuffer_remove_buffer(in, out, n);
             count_out(c, n);
             if (c->out_kind == PD_BODY_CHUNKED)
@@ -2114,7 +1221,7 @@ static void read_response(struct pd_client *c)
                 /* cut the response short: no last chunk */
                 c->result = "TCP_MISS_ABORTED";
                 c->out_kind = PD_BODY_NONE;
-                close_after_flush(c);
+                client_close_after_flush(c);
                 return;
             }
             if (st == PD_PARSE_DONE) {
@@ -2154,7 +1261,7 @@ static void read_response(struct pd_client *c)
 static void detach(struct pd_client *c)
 {
     c->result = "TCP_MISS_ABORTED";
-    log_transaction(c); /* the client's transaction ends now */
+    client_log_transaction(c); /* the client's transaction ends now */
     c->detached = 1;
     c->keep_alive = 0;
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -2172,7 +1279,7 @@ static void tunnel_start(struct pd_client *c)
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     evbuffer_add(out, ok, sizeof ok - 1);
     c->out_bytes += sizeof ok - 1;
-    head_queued(c);
+    client_head_queued(c);
     c->status = 200;
     c->result = "TCP_TUNNEL";
     c->state = C_TUNNEL;
@@ -2285,9 +1392,9 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (!c->up_connected) {
         /* connect failed or timed out: try the next address */
         if ((what & BEV_EVENT_TIMEOUT) && c->addr_i >= c->addrs.n) {
-            up_release(c, 0);
+            client_up_release(c, 0);
             c->result = "TCP_MISS";
-            fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);
+            client_fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);
             return;
         }
         connect_next(c);
@@ -2296,9 +1403,9 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_TIMEOUT) {
         c->result = "TCP_MISS";
         if (c->rstate == R_HEAD)
-            fail_request(c, 504, "ERR_READ_TIMEOUT", "the origin did not answer in time", 1);
+            client_fail_request(c, 504, "ERR_READ_TIMEOUT", "the origin did not answer in time", 1);
         else
-            close_after_flush(c); /* truncated */
+            client_close_after_flush(c); /* truncated */
         return;
     }
     /* EOF or error */
@@ -2306,14 +1413,14 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         if (can_retry(c)) {
             /* the origin closed an idle pooled connection as we reused it */
             c->retried = 1;
-            up_release(c, 0);
+            client_up_release(c, 0);
             c->addr_i = 0;
             connect_next(c);
             return;
         }
         /* an origin may end a close-delimited head early; anything else is an error */
         c->result = "TCP_MISS";
-        fail_request(c, 502, "ERR_ZERO_SIZE_OBJECT", "the origin closed the connection without a complete response", 1);
+        client_fail_request(c, 502, "ERR_ZERO_SIZE_OBJECT", "the origin closed the connection without a complete response", 1);
         return;
     }
     if (c->rstate == R_BODY) {
@@ -2325,7 +1432,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         /* cut the response short: the client must not see it complete */
         c->result = "TCP_MISS_ABORTED";
         c->out_kind = PD_BODY_NONE;
-        close_after_flush(c);
+        client_close_after_flush(c);
     }
 }
 
@@ -2355,7 +1462,7 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+void client_write_cb(struct bufferevent *bev, void *arg)
 {
     struct pd_client *c = arg;
     switch (c->state) {
@@ -2373,7 +1480,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
         break;
     case C_CACHE:
         if (c->hr && !c->cwaiting)
-            pump_cached(c);
+            client_pump_cached(c);
         break;
     default:
         break;
@@ -2450,7 +1557,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     bufferevent_set_timeouts(c->bev, NULL, &wt);
     struct timeval lt = ms_tv(w->conf->client_lifetime);
     evtimer_add(c->life, &lt);
-    start_head(c);
+    client_start_head(c);
     return 0;
 }
 

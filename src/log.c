@@ -4,6 +4,8 @@
  */
 #include "proxyd/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +18,20 @@ static char role[32] = "proxyd";
 void pd_log_set_role(const char *r)
 {
     snprintf(role, sizeof role, "%s", r);
+}
+
+int pd_log_reopen(const char *path)
+{
+    if (!path || strcmp(path, "stderr") == 0)
+        return 0;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    int r = dup2(fd, STDERR_FILENO) < 0 ? -1 : 0;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return r;
 }
 
 static void vlog(const char *level, const char *fmt, va_list ap)

@@ -510,6 +510,10 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
             reload();
         break;
     case SIGUSR1:
+        /* logrotate moved the files: the master's cache_log, then each kid's logs */
+        if (pd_log_reopen(M.cur.conf->cache_log) < 0)
+            pd_log_error("cannot reopen cache_log %s: %s", M.cur.conf->cache_log, strerror(errno));
+        pd_log_info("SIGUSR1: reopening the log files");
         signal_kids(SIGUSR1, -1);
         break;
     case SIGTERM:
@@ -576,15 +580,8 @@ int pd_master_run(const char *conf_path)
         return 1;
     }
     pd_stats_set_host(M.stats, M.cur.id, M.cur.nworkers);
-    if (M.cur.conf->cache_log && strcmp(M.cur.conf->cache_log, "stderr") != 0) {
-        int fd = open(M.cur.conf->cache_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            pd_log_error("cannot open cache_log %s: %s", M.cur.conf->cache_log, strerror(errno));
-        } else {
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-    }
+    if (pd_log_reopen(M.cur.conf->cache_log) < 0)
+        pd_log_error("cannot open cache_log %s: %s", M.cur.conf->cache_log, strerror(errno));
     char *pid_file = M.cur.conf->pid_filename ? strdup(M.cur.conf->pid_filename) : NULL;
     if (pid_file)
         write_pid_file(pid_file);

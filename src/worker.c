@@ -152,8 +152,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGTERM || sig == SIGINT) {
         start_drain(w);
     } else if (sig == SIGUSR1) {
+        if (pd_log_reopen(w->conf->cache_log) < 0)
+            pd_log_error("worker %d: cannot reopen cache_log %s: %s", w->slot, w->conf->cache_log,
+                         strerror(errno));
         if (w->alog && pd_access_log_reopen(w->alog) < 0)
             pd_log_error("worker %d: cannot reopen access_log: %s", w->slot, strerror(errno));
+        pd_log_info("worker %d: log files reopened", w->slot);
     }
 }
 

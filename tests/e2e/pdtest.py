@@ -1198,7 +1198,10 @@ class Proxy:
     access_log, pid_filename, hosts_file none, dns_nameservers (if dns is a
     DnsServer), shutdown_lifetime, then conf_extra, then `http_access <http_access>`
     (None to leave it out). Start-up waits for `proxyd: listening on ADDR:PORT`
-    and `proxyd: ready (N workers)` on stderr.
+    and `proxyd: ready (N workers)` on stderr. With cache_log=True the config
+    also has `cache_log DIR/cache.log` (self.cache_log): the master points its
+    stderr there once listening, so the ready line and everything after it
+    (sanitizer reports included) are read from that file.
     """
 
     LISTEN_RE = re.compile(r"proxyd: listening on (\S+):(\d+)\s*$")
@@ -1206,7 +1209,8 @@ class Proxy:
 
     def __init__(self, conf_extra="", workers=2, dns=None, http_access="allow all",
                  visible_hostname="pdtest.local", shutdown_lifetime="3 seconds", start=True,
-                 ready_timeout=30.0, args=(), conf=None, bin=None, access_log_format=None):
+                 ready_timeout=30.0, args=(), conf=None, bin=None, access_log_format=None,
+                 cache_log=False):
         self.bin = bin or proxyd_bin()
         if not os.access(self.bin, os.X_OK):
             raise AssertionError("proxyd binary not found or not executable: %s (set PROXYD_BIN)" % self.bin)
@@ -1214,6 +1218,7 @@ class Proxy:
         self.conf_path = os.path.join(self.dir, "proxy.conf")
         self.access_log = os.path.join(self.dir, "access.log")
         self.pid_file = os.path.join(self.dir, "proxyd.pid")
+        self.cache_log = os.path.join(self.dir, "cache.log") if cache_log else None
         self.workers = workers
         self.dns = dns
         self.args = list(args)
@@ -1244,6 +1249,8 @@ class Proxy:
         lines += ["access_log %s%s" % (self.access_log, " " + self.access_log_format if self.access_log_format else ""),
                   "pid_filename %s" % self.pid_file,
                   "hosts_file none"]
+        if self.cache_log:
+            lines.append("cache_log %s" % self.cache_log)
         if dns is not None:
             lines.append("dns_nameservers %s:%d" % (HOST, dns.port))
         if shutdown_lifetime:
@@ -1276,7 +1283,15 @@ class Proxy:
             self.ports = [int(mm.group(2)) for mm in
                           (self.LISTEN_RE.search(l) for l in self.stderr_lines) if mm]
             self.port = int(m.group(2))
-            self.wait_stderr(self.READY_RE, self.ready_timeout, "the 'ready' line")
+            if self.cache_log:
+                def ready():
+                    if self.proc.poll() is not None:
+                        raise AssertionError("proxyd exited (%r) before it was ready; cache_log:\n%s"
+                                             % (self.proc.returncode, self.cache_log_text()))
+                    return self.READY_RE.search(self.cache_log_text())
+                wait_until(ready, self.ready_timeout, "the 'ready' line in " + self.cache_log)
+            else:
+                self.wait_stderr(self.READY_RE, self.ready_timeout, "the 'ready' line")
         except AssertionError:
             self.stop()
             raise
@@ -1302,7 +1317,16 @@ class Proxy:
 
     def stderr_text(self):
         with self._cond:
-            return "\n".join(l for l in self.stderr_lines if l is not None)
+            text = "\n".join(l for l in self.stderr_lines if l is not None)
+        return text + ("\n" + self.cache_log_text() if self.cache_log else "")
+
+    def cache_log_text(self, path=None):
+        """The cache_log file (or `path`, e.g. a rotated one); "" while it does not exist."""
+        try:
+            with open(path or self.cache_log, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def wait_stderr(self, pattern, timeout=DEFAULT_TIMEOUT, what=None, start=0):
         """Wait for a stderr line (from index `start` on) matching pattern; the match."""

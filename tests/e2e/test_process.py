@@ -3,11 +3,12 @@ killed worker, SIGHUP reload (valid while requests are in flight, invalid
 refused with file:line), SIGTERM drain, SIGUSR1 log reopening."""
 
 import os
+import re
 import signal
 import threading
 
 import pdtest
-from pdtest import Reply, proxy_request
+from pdtest import Reply, proxy_request, wait_until
 
 
 def run_in_threads(n, fn):
@@ -189,6 +190,24 @@ class ProcessTest(pdtest.ProxyTestCase):
         self.assertTrue(all("/after/" in l for l in new_lines), new_lines)
         # every request is logged exactly once, in one file or the other
         self.assertEqual(len(old_lines) + len(new_lines), sent[0], (old_lines, new_lines))
+
+    def test_sigusr1_reopens_cache_log(self):
+        # logrotate renames cache.log and sends SIGUSR1: the master and every worker
+        # must write to the new file from then on, none to the renamed one.
+        p = self.proxy(workers=2, cache_log=True)
+        workers = set(p.wait_workers(2))
+        old = p.cache_log + ".1"
+        os.rename(p.cache_log, old)
+        p.signal(signal.SIGUSR1)
+        rx = re.compile(r"\[(\d+)\] info: worker \d+: log files reopened$", re.M)
+        wait_until(lambda: workers <= {int(m) for m in rx.findall(p.cache_log_text())},
+                   what="'log files reopened' from both workers in the new cache.log")
+        new_text, old_text = p.cache_log_text(), p.cache_log_text(old)
+        self.assertRegex(new_text, r"\[%d\] info: SIGUSR1: reopening the log files" % p.pid)
+        self.assertIn("proxyd: ready", old_text)
+        self.assertNotIn("reopen", old_text)
+        self.assertEqual(proxy_request(p, "GET", self.origin().url("/after-rotate")).status, 200)
+
 
 if __name__ == "__main__":
     pdtest.main()

@@ -1,0 +1,790 @@
+/*
+ * client_cache: the client's transaction and the shared cache. Lookup
+ * (variants, freshness, collapsed forwarding across workers), serving a
+ * stored or in-progress object without copying (evbuffer_add_reference on the
+ * store's pages), Range and HEAD, revalidation with a 304 merge, and storing
+ * what the origin sends. client.c calls in here; see client_int.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "client_int.h"
+#include "proxyd/acl.h"
+#include "proxyd/errors.h"
+
+/* ---- cache: lookup and serving ------------------------------------------ */
+
+static void hitref_release(struct hitref *h)
+{
+    pd_cache_store_release(h->store, h->ref);
+    free(h);
+}
+
+/* evbuffer_add_reference cleanup: an extent of a stored object left the buffer */
+static void hit_cleanup(const void *data, size_t len, void *arg)
+{
+    struct hitref *h = arg;
+    if (--h->outstanding == 0 && h->owner_done)
+        hitref_release(h);
+}
+
+/* Let go of everything the transaction holds in the cache. */
+void client_cache_drop(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (c->cw) {
+        pd_cache_store_abort(st, c->cw);
+        c->cw = NULL;
+    }
+    if (c->hr) {
+        c->hr->owner_done = 1;
+        if (c->hr->outstanding == 0)
+            hitref_release(c->hr);
+        c->hr = NULL;
+        c->cref = NULL;
+    } else if (c->cref) {
+        pd_cache_store_release(st, c->cref);
+        c->cref = NULL;
+    }
+    if (c->have_cm) {
+        pd_cache_meta_free(&c->cm);
+        c->have_cm = 0;
+    }
+    if (c->cwaiting) {
+        c->cwaiting = 0;
+        c->w->n_cache_waiters--;
+    }
+    free(c->ckey);
+    c->ckey = NULL;
+    c->collapsed = c->revalidating = c->cf_hold = 0;
+}
+
+static void set_ckey(struct pd_client *c, const char *k, size_t len)
+{
+    free(c->ckey);
+    c->ckey = malloc(len + 1);
+    if (c->ckey) {
+        memcpy(c->ckey, k, len);
+        c->ckey[len] = '\0';
+    }
+    c->ckey_len = c->ckey ? len : 0;
+}
+
+/*
+ * Switch c->ckey from the URL's key to a variant's: URL \n marker generation
+ * \n Vary values. The generation ties variants to one marker: once the URL
+ * is invalidated (or its marker replaced), the old variants are unreachable
+ * and age out of the LRU. Returns 0, or -1 (out of memory, ckey dropped).
+ */
+static int to_variant_key(struct pd_client *c, uint64_t gen, const char *vk, size_t vl)
+{
+    char g[17];
+    snprintf(g, sizeof g, "%016llx", (unsigned long long)gen);
+    size_t plen = c->ckey_len, n = plen + 1 + 16 + 1 + vl;
+    char *k = malloc(n);
+    if (!k)
+        return -1;
+    memcpy(k, c->ckey, plen);
+    k[plen] = '\n';
+    memcpy(k + plen + 1, g, 16);
+    k[plen + 17] = '\n';
+    memcpy(k + plen + 18, vk, vl);
+    set_ckey(c, k, n);
+    free(k);
+    return c->ckey ? 0 : -1;
+}
+
+/* GET or HEAD, allowed by the cache rules, a URL that fits a key. */
+int client_cache_usable(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    int mid = c->req.method_id;
+    if (!w->store || (mid != PD_M_GET && mid != PD_M_HEAD))
+        return 0;
+    if (w->acl) {
+        pd_acl_req ar = {
+            .client = (const struct sockaddr *)&c->peer,
+            .local_port = c->local_port,
+            .msg = &c->req,
+            .url = &c->url,
+            .now = time(NULL),
+        };
+        if (pd_acl_check_cache(w->acl, &ar) != PD_ACL_ALLOW)
+            return 0;
+    }
+    char url[PD_CP_URL_MAX];
+    size_t n = pd_url_format(&c->url, url, sizeof url);
+    if (n >= sizeof url)
+        return 0;
+    set_ckey(c, url, n);
+    if (!c->ckey)
+        return 0;
+    c->rule = pd_cache_policy_refresh_match(w->refresh, url);
+    c->use_cache = 1;
+    return 1;
+}
+
+static int load_meta(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    ssize_t n = pd_cache_store_meta(st, c->cref, NULL, 0);
+    if (n < 0)
+        return -1;
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return -1;
+    ssize_t m = pd_cache_store_meta(st, c->cref, buf, (size_t)n);
+    int rc = m == n ? pd_cache_meta_parse(buf, (size_t)n, &c->cm) : -1;
+    free(buf);
+    if (rc == 0)
+        c->have_cm = 1;
+    return rc;
+}
+
+static void serve_cached(struct pd_client *c, const char *result);
+static void cache_resume(struct pd_client *c);
+
+/* Wait for a wakeup from the store (another worker is writing the object). */
+static void cache_wait(struct pd_client *c)
+{
+    if (!c->cwaiting) {
+        c->cwaiting = 1;
+        c->w->n_cache_waiters++;
+    }
+}
+
+/*
+ * Collapsed forwarding: another fetch writes the object; serve it as it
+ * arrives. If that fetch fails before its head is known, fetch ourselves.
+ */
+static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
+{
+    if (c->cref)
+        pd_cache_store_release(c->w->store, c->cref);
+    if (c->have_cm) {
+        pd_cache_meta_free(&c->cm);
+        c->have_cm = 0;
+    }
+    c->cref = pending;
+    c->collapsed = 1;
+    c->revalidating = 0;
+    c->state = C_CACHE;
+    pd_cache_store_iter_init(c->w->store, c->cref, &c->it, 0, UINT64_MAX);
+    cache_resume(c);
+}
+
+/* Returns 1 when the cache took the request over (c may be freed), 0 to fetch it. */
+int client_cache_lookup(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    pd_cache_store *st = w->store;
+    int only_if_cached = pd_cache_policy_cc(&c->req, "only-if-cached", NULL);
+    for (int depth = 0; depth < 2; depth++) {
+        pd_cache_ref *ref = NULL;
+        int r = pd_cache_store_lookup(st, c->ckey, c->ckey_len, &ref);
+        if (r == PD_CACHE_PENDING) {
+            if (!w->conf->collapsed_forwarding) {
+                pd_cache_store_release(st, ref);
+                break;
+            }
+            start_collapsed(c, ref);
+            return 1;
+        }
+        if (r != PD_CACHE_HIT)
+            break;
+        c->cref = ref;
+        if (load_meta(c) < 0) {
+            pd_cache_store_release(st, ref);
+            c->cref = NULL;
+            break;
+        }
+        if (c->cm.kind == PD_META_VARY) {
+            /* a Vary marker: the variant lives at the secondary key */
+            char vk[4096];
+            ssize_t vl = pd_cache_policy_vary_key(&c->cm.head, &c->req, vk, sizeof vk);
+            uint64_t gen = c->cm.vary_gen;
+            pd_cache_meta_free(&c->cm);
+            c->have_cm = 0;
+            pd_cache_store_release(st, c->cref);
+            c->cref = NULL;
+            if (vl <= 0 || depth > 0)
+                return 0; /* Vary: * or unusable: fetch, do not store */
+            if (to_variant_key(c, gen, vk, (size_t)vl) < 0)
+                return 0;
+            continue;
+        }
+        time_t now = time(NULL);
+        int64_t lifetime = pd_cache_policy_lifetime(&c->cm.head, c->rule, c->cm.response_time, NULL);
+        int64_t age = pd_cache_policy_age(&c->cm.head, c->cm.request_time, c->cm.response_time, now);
+        switch (pd_cache_policy_decide(&c->req, &c->cm.head, lifetime, age)) {
+        case PD_CP_FRESH:
+            serve_cached(c, "TCP_MEM_HIT");
+            return 1;
+        case PD_CP_ONLY_IF_CACHED_FAIL:
+            c->result = "TCP_MISS";
+            client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
+            return 1;
+        case PD_CP_STALE_REVALIDATE:
+            if (pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified")) {
+                c->revalidating = 1;
+                break;
+            }
+            /* nothing to validate with: fetch it again */
+            __attribute__((fallthrough));
+        case PD_CP_MISS:
+            pd_cache_meta_free(&c->cm);
+            c->have_cm = 0;
+            pd_cache_store_release(st, c->cref);
+            c->cref = NULL;
+            break;
+        }
+        break;
+    }
+    if (only_if_cached && !c->revalidating) {
+        c->result = "TCP_MISS";
+        client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not in the cache", 1);
+        return 1;
+    }
+    if (only_if_cached) {
+        /* a stale object under only-if-cached: never contact the origin */
+        c->result = "TCP_MISS";
+        client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is stale in the cache", 1);
+        return 1;
+    }
+    if (c->req.method_id != PD_M_GET || pd_cache_policy_cc(&c->req, "no-store", NULL))
+        return 0;
+    pd_cache_ref *pending = NULL;
+    int r = pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw,
+                                       w->conf->collapsed_forwarding ? &pending : NULL);
+    if (r == PD_CACHE_BUSY && pending) {
+        start_collapsed(c, pending);
+        return 1;
+    }
+    if (r != PD_CACHE_OK)
+        c->cw = NULL;
+    return 0;
+}
+
+/*
+ * cf_hold: skip c->it ahead over what the writer published until the object
+ * is complete. Returns 1 when it is (cf_hold cleared, nothing sent yet), 0 when
+ * waiting for a wakeup, -1 when the writer aborted and c went upstream itself
+ * (c may be freed).
+ */
+static int hold_until_complete(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    for (;;) {
+        const void *p;
+        size_t len;
+        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA)
+            continue;
+        if (r == PD_CACHE_ITER_END) {
+            c->cf_hold = 0;
+            return 1;
+        }
+        if (r == PD_CACHE_ITER_AGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return 0;
+        }
+        client_cache_drop(c);
+        c->use_cache = 0;
+        client_go_upstream(c);
+        return -1;
+    }
+}
+
+/* The store signalled progress on the object this client waits for. May free c. */
+static void cache_resume(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (c->have_cm && !c->cf_hold) {
+        client_pump_cached(c);
+        return;
+    }
+    if (c->cf_hold) {
+        if (hold_until_complete(c) == 1)
+            serve_cached(c, "TCP_CF_MISS");
+        return;
+    }
+    for (;;) {
+        if (load_meta(c) == 0)
+            break;
+        if (errno == EAGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return;
+        }
+        /* the shared fetch failed (or the object is no response): fetch it ourselves */
+        client_cache_drop(c);
+        c->use_cache = 0;
+        client_go_upstream(c);
+        return;
+    }
+    if (c->cm.kind != PD_META_RESPONSE) {
+        client_cache_drop(c);
+        c->use_cache = 0;
+        client_go_upstream(c);
+        return;
+    }
+    /*
+     * The origin did not announce the length: the writer may still give up
+     * storing it (it passes maximum_object_size). Had we started answering,
+     * our client would be cut short, so wait until the object is complete
+     * and fetch it ourselves if it is aborted. Known lengths above the limit
+     * are never published (client_store_start), so those stream as they arrive.
+     */
+    if (c->cm.body_len < 0) {
+        int state = 0;
+        pd_cache_store_body_len(st, c->cref, &state);
+        if (state != 1) {
+            c->cf_hold = 1;
+            if (hold_until_complete(c) != 1)
+                return;
+        }
+    }
+    serve_cached(c, "TCP_CF_MISS");
+}
+
+void pd_client_cache_wakeup(pd_worker *w)
+{
+    struct pd_client *c, *next;
+    if (!w->n_cache_waiters)
+        return;
+    for (c = TAILQ_FIRST(&w->clients); c; c = next) {
+        next = TAILQ_NEXT(c, link);
+        if (!c->cwaiting)
+            continue;
+        c->cwaiting = 0;
+        w->n_cache_waiters--;
+        cache_resume(c);
+    }
+}
+
+/*
+ * Close a response head that started at output length `before`: the
+ * Connection field our keep-alive decision needs, the blank line, and the
+ * transaction's byte and time-to-first-byte accounting.
+ */
+void client_end_response_head(struct pd_client *c, struct evbuffer *out, size_t before, int status)
+{
+    if (!c->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    else if (c->req.version_minor < 1)
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    evbuffer_add(out, "\r\n", 2);
+    c->out_bytes += evbuffer_get_length(out) - before;
+    client_head_queued(c);
+    c->status = status;
+}
+
+/* Write the stored head with the status we answer with. */
+static void write_cached_head(struct pd_client *c, int status, uint64_t content_length,
+                              int has_body, const char *content_range, const char *ctype)
+{
+    pd_worker *w = c->w;
+    const pd_http_msg *h = &c->cm.head;
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    int client11 = c->req.version_minor >= 1;
+    if (status == h->status) {
+        evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
+        evbuffer_add(out, h->reason.p, h->reason.len);
+        evbuffer_add(out, "\r\n", 2);
+    } else {
+        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, pd_status_reason(status));
+    }
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const pd_header *hd = &h->headers[i];
+        if (!pd_cache_meta_keeps(h, hd->name) || pd_str_eq_ci(hd->name, "Age"))
+            continue; /* the stored Age is the origin's; ours is computed below */
+        if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
+            continue;
+        /* a 304 carries the validators and cache fields, not the representation's */
+        if (status == 304 && (pd_str_eq_ci(hd->name, "Content-Type") ||
+                              pd_str_eq_ci(hd->name, "Content-Encoding") ||
+                              pd_str_eq_ci(hd->name, "Content-Range")))
+            continue;
+        client_add_header(out, hd);
+    }
+    int64_t age = pd_cache_policy_age(h, c->cm.request_time, c->cm.response_time, time(NULL));
+    evbuffer_add_printf(out, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
+    if (ctype)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (content_range)
+        evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
+    if (w->conf->via)
+        evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
+    if (w->conf->x_cache_header)
+        evbuffer_add_printf(out, "X-Cache: HIT from %s\r\n", w->hostname);
+    c->hit_chunked = 0;
+    if (has_body && content_length == UINT64_MAX) {
+        if (client11) {
+            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+            c->hit_chunked = 1;
+        } else {
+            c->keep_alive = 0;
+        }
+    } else if (status != 304) {
+        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)content_length);
+    }
+    client_end_response_head(c, out, before, status);
+}
+
+static void part_header(struct pd_client *c, const pd_range *r)
+{
+    struct evbuffer *out = cout(c);
+    size_t before = evbuffer_get_length(out);
+    const pd_header *ct = pd_http_msg_find(&c->cm.head, "Content-Type");
+    evbuffer_add_printf(out, "\r\n--%s\r\n", "PROXYD_BYTERANGES_7d1b");
+    if (ct)
+        evbuffer_add_printf(out, "Content-Type: %.*s\r\n", (int)ct->value.len, ct->value.p);
+    evbuffer_add_printf(out, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                        (unsigned long long)r->first, (unsigned long long)r->last,
+                        (unsigned long long)c->blen);
+    c->out_bytes += evbuffer_get_length(out) - before;
+}
+
+static size_t part_header_len(struct pd_client *c, const pd_range *r)
+{
+    char tmp[512];
+    const pd_header *ct = pd_http_msg_find(&c->cm.head, "Content-Type");
+    int n = snprintf(tmp, sizeof tmp, "\r\n--%s\r\n", "PROXYD_BYTERANGES_7d1b");
+    if (ct)
+        n += snprintf(tmp, sizeof tmp, "Content-Type: %.*s\r\n", (int)ct->value.len, ct->value.p);
+    n += snprintf(tmp, sizeof tmp, "Content-Range: bytes %llu-%llu/%llu\r\n\r\n",
+                  (unsigned long long)r->first, (unsigned long long)r->last,
+                  (unsigned long long)c->blen);
+    return (size_t)n;
+}
+
+static void finish_cached(struct pd_client *c)
+{
+    if (c->hit_chunked) {
+        evbuffer_add(cout(c), "0\r\n\r\n", 5);
+        c->out_bytes += 5;
+    }
+    client_log_transaction(c);
+    client_cache_drop(c);
+    if (!c->keep_alive || !c->rb_done) {
+        client_close_after_flush(c);
+        return;
+    }
+    client_start_head(c);
+}
+
+/* Answer from c->cref / c->cm. May free c. */
+static void serve_cached(struct pd_client *c, const char *result)
+{
+    pd_worker *w = c->w;
+    pd_cache_store *st = w->store;
+    c->state = C_CACHE;
+    c->result = result;
+    int state = 0;
+    c->blen = pd_cache_store_body_len(st, c->cref, &state);
+    int complete = state == 1;
+    int head_only = c->req.method_id == PD_M_HEAD;
+    int status = c->cm.head.status;
+    c->nranges = 0;
+    c->multipart = 0;
+    /* the stored pages go to the client by reference: the holder owns the ref now */
+    c->hr = calloc(1, sizeof *c->hr);
+    if (!c->hr) {
+        client_fail_request(c, 500, "ERR_INVALID_RESP", "out of memory", 0);
+        return;
+    }
+    c->hr->store = st;
+    c->hr->ref = c->cref;
+
+    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
+        write_cached_head(c, 304, 0, 0, NULL, NULL);
+        finish_cached(c);
+        return;
+    }
+    if (status == 200 && complete && pd_http_msg_find(&c->req, "Range") &&
+        pd_cache_policy_if_range(&c->req, &c->cm.head)) {
+        size_t n = 0;
+        enum pd_range_result rr = pd_cache_policy_range(&c->req, c->blen, c->ranges, MAX_RANGES, &n);
+        if (rr == PD_RANGE_UNSATISFIABLE) {
+            char cr[64];
+            snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)c->blen);
+            write_cached_head(c, 416, 0, 0, cr, NULL);
+            finish_cached(c);
+            return;
+        }
+        if (rr == PD_RANGE_OK && n >= 1) {
+            c->nranges = n;
+            c->range_i = 0;
+            if (n == 1) {
+                char cr[96];
+                snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)c->ranges[0].first,
+                         (unsigned long long)c->ranges[0].last, (unsigned long long)c->blen);
+                write_cached_head(c, 206, c->ranges[0].last - c->ranges[0].first + 1, !head_only, cr, NULL);
+            } else {
+                c->multipart = 1;
+                uint64_t total = strlen("\r\n--PROXYD_BYTERANGES_7d1b--\r\n");
+                for (size_t i = 0; i < n; i++)
+                    total += part_header_len(c, &c->ranges[i]) + c->ranges[i].last - c->ranges[i].first + 1;
+                write_cached_head(c, 206, total, !head_only, NULL,
+                                  "multipart/byteranges; boundary=PROXYD_BYTERANGES_7d1b");
+            }
+            if (head_only) {
+                finish_cached(c);
+                return;
+            }
+            if (c->multipart)
+                part_header(c, &c->ranges[0]);
+            pd_cache_store_iter_init(st, c->cref, &c->it, c->ranges[0].first, c->ranges[0].last + 1);
+            client_pump_cached(c);
+            return;
+        }
+    }
+    int has_body = !head_only && status != 204 && status != 304;
+    /* an object still being written is framed by the length its origin announced */
+    uint64_t clen = complete ? c->blen : c->cm.body_len >= 0 ? (uint64_t)c->cm.body_len : UINT64_MAX;
+    write_cached_head(c, status, clen, has_body, NULL, NULL);
+    if (!has_body) {
+        finish_cached(c);
+        return;
+    }
+    pd_cache_store_iter_init(st, c->cref, &c->it, 0, UINT64_MAX);
+    client_pump_cached(c);
+}
+
+/* Hand stored extents to the client while its buffer has room. May free c. */
+void client_pump_cached(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    struct evbuffer *out = cout(c);
+    while (evbuffer_get_length(out) < HIGH_WM) {
+        const void *p;
+        size_t len;
+        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA) {
+            if (c->hit_chunked) {
+                evbuffer_add_printf(out, "%zx\r\n", len);
+                c->out_bytes += 4;
+            }
+            c->hr->outstanding++;
+            if (evbuffer_add_reference(out, p, len, hit_cleanup, c->hr) < 0) {
+                c->hr->outstanding--;
+                client_close_after_flush(c);
+                return;
+            }
+            c->out_bytes += len;
+            if (c->hit_chunked) {
+                evbuffer_add(out, "\r\n", 2);
+                c->out_bytes += 2;
+            }
+            continue;
+        }
+        if (r == PD_CACHE_ITER_END) {
+            if (c->multipart) {
+                if (++c->range_i < c->nranges) {
+                    part_header(c, &c->ranges[c->range_i]);
+                    pd_cache_store_iter_init(st, c->cref, &c->it, c->ranges[c->range_i].first,
+                                             c->ranges[c->range_i].last + 1);
+                    continue;
+                }
+                static const char end[] = "\r\n--PROXYD_BYTERANGES_7d1b--\r\n";
+                evbuffer_add(out, end, sizeof end - 1);
+                c->out_bytes += sizeof end - 1;
+            }
+            finish_cached(c);
+            return;
+        }
+        if (r == PD_CACHE_ITER_AGAIN) {
+            if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
+                continue;
+            cache_wait(c);
+            return;
+        }
+        /* the shared fetch failed mid-body: the client must see a truncated response */
+        c->result = "TCP_CF_MISS_ABORTED";
+        c->hit_chunked = 0;
+        client_close_after_flush(c);
+        return;
+    }
+    /* client_write_cb calls again when the buffer drained */
+}
+
+/* ---- cache: storing what the origin sends ------------------------------ */
+
+static void store_abort(struct pd_client *c)
+{
+    if (c->cw) {
+        pd_cache_store_abort(c->w->store, c->cw);
+        c->cw = NULL;
+    }
+}
+
+void client_store_bytes(struct pd_client *c, const void *data, size_t len)
+{
+    if (c->cw && len && pd_cache_store_append(c->w->store, c->cw, data, len) < 0)
+        store_abort(c); /* too large or no room: the client still gets everything */
+}
+
+/* Copy the first n bytes of in into the object being written. */
+void client_store_evbuffer(struct pd_client *c, struct evbuffer *in, size_t n)
+{
+    if (!c->cw || !n)
+        return;
+    struct evbuffer_ptr pos;
+    evbuffer_ptr_set(in, &pos, 0, EVBUFFER_PTR_SET);
+    while (n && c->cw) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, (ev_ssize_t)n, &pos, &v, 1) < 1)
+            break;
+        size_t take = v.iov_len < n ? v.iov_len : n;
+        client_store_bytes(c, v.iov_base, take);
+        n -= take;
+        if (evbuffer_ptr_set(in, &pos, take, EVBUFFER_PTR_ADD) < 0)
+            break;
+    }
+}
+
+/* The final response head arrived for a request we may store. */
+void client_store_start(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    const char *why;
+    if (!c->cw)
+        return;
+    if (!pd_cache_policy_storable(&c->req, &c->resp, c->rule, &why)) {
+        store_abort(c);
+        return;
+    }
+    /* announced above the limit: give up before readers collapsed on us see a head,
+     * so that they fetch it themselves instead of being cut at the limit */
+    if (c->resp.body == PD_BODY_LENGTH && c->resp.content_length > pd_cache_store_max_object(st)) {
+        store_abort(c);
+        return;
+    }
+    char vk[4096];
+    ssize_t vl = pd_cache_policy_vary_key(&c->resp, &c->req, vk, sizeof vk);
+    int on_variant = memchr(c->ckey, '\n', c->ckey_len) != NULL;
+    if (vl < 0 || (vl == 0 && on_variant)) {
+        store_abort(c);
+        return;
+    }
+    if (vl > 0 && !on_variant) {
+        /* publish a Vary marker at the URL's key, write the variant beside it */
+        size_t ml;
+        void *marker = pd_cache_meta_build(PD_META_VARY, &c->resp, c->t0.tv_sec, time(NULL), &ml);
+        if (!marker || pd_cache_store_set_meta(st, c->cw, marker, ml) < 0) {
+            free(marker);
+            store_abort(c);
+            return;
+        }
+        pd_cache_meta mm;
+        int parsed = pd_cache_meta_parse(marker, ml, &mm);
+        free(marker);
+        if (parsed < 0) {
+            store_abort(c);
+            return;
+        }
+        uint64_t gen = mm.vary_gen;
+        pd_cache_meta_free(&mm);
+        pd_cache_store_commit(st, c->cw);
+        c->cw = NULL;
+        if (to_variant_key(c, gen, vk, (size_t)vl) < 0 ||
+            pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+            c->cw = NULL;
+            return;
+        }
+    } else if (vl > 0) {
+        /* the variant key: URL \n generation \n values (to_variant_key) */
+        const char *nl = memchr(c->ckey, '\n', c->ckey_len);
+        const char *vals = nl + 1 + 16 + 1;
+        size_t have = c->ckey_len - (size_t)(vals - c->ckey);
+        if (have != (size_t)vl || memcmp(vals, vk, have) != 0) {
+            /*
+             * The response varies on other fields than the marker says (the
+             * origin changed its Vary): replace the marker, or this URL would
+             * never be stored again while the old marker lives.
+             */
+            store_abort(c);
+            size_t ulen = (size_t)(nl - c->ckey);
+            char *url = malloc(ulen);
+            if (!url)
+                return;
+            memcpy(url, c->ckey, ulen);
+            set_ckey(c, url, ulen);
+            free(url);
+            if (!c->ckey || pd_cache_store_begin_write(st, c->ckey, c->ckey_len, &c->cw, NULL) != PD_CACHE_OK) {
+                c->cw = NULL;
+                return;
+            }
+            client_store_start(c); /* at the URL's key now: publishes a new marker, once */
+            return;
+        }
+    }
+    size_t ml;
+    void *meta = pd_cache_meta_build(PD_META_RESPONSE, &c->resp, c->t0.tv_sec, time(NULL), &ml);
+    if (!meta || pd_cache_store_set_meta(st, c->cw, meta, ml) < 0)
+        store_abort(c);
+    free(meta);
+}
+
+/*
+ * A 304 answered our revalidation of cref: merge its fields into the stored
+ * head, store the refreshed object, and serve it. Returns 1 when handled.
+ */
+int client_revalidated(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (c->resp.status != 304 || !pd_cache_policy_304_selects(&c->cm.head, &c->resp))
+        return 0;
+    /* the refreshed response's age starts from the 304's Age (if any), not the old one */
+    pd_http_msg_remove(&c->cm.head, "Age");
+    if (pd_cache_policy_merge_304(&c->cm.head, &c->resp) < 0)
+        return 0;
+    c->cm.request_time = c->t0.tv_sec;
+    c->cm.response_time = time(NULL);
+    if (c->cw) {
+        size_t ml;
+        void *meta = pd_cache_meta_build(PD_META_RESPONSE, &c->cm.head, c->cm.request_time,
+                                         c->cm.response_time, &ml);
+        if (!meta || pd_cache_store_set_meta(st, c->cw, meta, ml) < 0) {
+            store_abort(c);
+        } else {
+            pd_cache_iter it;
+            pd_cache_store_iter_init(st, c->cref, &it, 0, UINT64_MAX);
+            const void *p;
+            size_t len;
+            while (c->cw && pd_cache_store_iter_next(st, c->cref, &it, &p, &len) == PD_CACHE_ITER_DATA)
+                client_store_bytes(c, p, len);
+            if (c->cw)
+                pd_cache_store_commit(st, c->cw);
+            c->cw = NULL;
+        }
+        free(meta);
+    }
+    client_up_release(c, c->resp.keep_alive && c->rb_done);
+    c->revalidating = 0;
+    serve_cached(c, "TCP_REFRESH_UNMODIFIED");
+    return 1;
+}
+
+/* After an unsafe method succeeded, stored responses for its URLs are invalid (RFC 9111 4.4). */
+void client_invalidate_after(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    if (!st || pd_method_is_safe(c->req.method_id) || c->req.method_id == PD_M_CONNECT ||
+        c->resp.status < 200 || c->resp.status >= 400 || !c->have_url)
+        return;
+    char url[PD_CP_URL_MAX];
+    size_t n = pd_url_format(&c->url, url, sizeof url);
+    if (n >= sizeof url)
+        return;
+    pd_cp_invalidation inv;
+    pd_cache_policy_invalidations(&c->req, &c->resp, url, &inv);
+    for (int i = 0; i < inv.n; i++)
+        pd_cache_store_invalidate(st, inv.url[i], strlen(inv.url[i]));
+}

@@ -1,0 +1,190 @@
+/*
+ * client_int.h: what the parts of the client module share (client.c: the
+ * connection, the transaction and the origin side; client_cache.c: answering
+ * from the cache and filling it). Not a public interface: only src/client*.c
+ * include it.
+ */
+#ifndef PROXYD_CLIENT_INT_H
+#define PROXYD_CLIENT_INT_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "proxyd/cache_meta.h"
+#include "proxyd/cache_policy.h"
+#include "proxyd/cache_store.h"
+#include "proxyd/client.h"
+#include "proxyd/dns.h"
+#include "proxyd/http_msg.h"
+#include "proxyd/http_parse.h"
+#include "proxyd/url.h"
+
+/*
+ * Bytes moved per read(2)/write(2): libevent's default (16 KB) costs a system
+ * call and a callback per 16 KB of a 1 MB object.
+ */
+#define IO_CHUNK (128 * 1024)
+
+/* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
+#define HIGH_WM (256 * 1024)
+#define LOW_WM (64 * 1024)
+
+#define CLIENT_MAGIC 0x50444331u /* "PDC1" */
+
+enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
+/* C_CACHE: serving a stored response, or waiting for one another fetch is writing */
+
+#define MAX_RANGES 16
+
+/*
+ * The stored object's pages handed to the client's output buffer with
+ * evbuffer_add_reference: the store reference is released when the last of
+ * them has left the buffer, whatever happened to the client meanwhile.
+ */
+struct hitref {
+    pd_cache_store *store;
+    pd_cache_ref *ref;
+    unsigned outstanding;   /* extents still in an evbuffer */
+    int owner_done;         /* the client will add no more */
+};
+enum rstate { R_HEAD, R_BODY, R_DONE };
+
+struct pd_client {
+    unsigned magic;
+    TAILQ_ENTRY(pd_client) link;
+    pd_worker *w;
+    struct bufferevent *bev;
+    struct sockaddr_storage peer;
+    char peer_ip[INET6_ADDRSTRLEN];
+    uint16_t local_port;
+    enum cstate state;
+    unsigned nreq;              /* requests started on this connection */
+    struct event *timer;        /* head / idle timer */
+    struct event *life;         /* client_lifetime */
+    int head_started;           /* bytes of the current head were seen */
+
+    /* the request */
+    pd_http_parser *reqp;
+    pd_http_msg req;
+    pd_url url;
+    int have_url;
+    int keep_alive;             /* keep the client connection after this response */
+    uint64_t rb_left;           /* request body bytes still to move (PD_BODY_LENGTH) */
+    struct evbuffer *rbuf;      /* body read (and validated) before the origin is connected */
+    int rb_done;                /* request body completely read from the client */
+
+    /* the origin */
+    struct bufferevent *up;
+    int up_from_pool;
+    int up_connected;
+    pd_dns_req *dnsq;
+    pd_dns_result addrs;
+    int addr_i;
+    char key[PD_URL_HOST_MAX + 16];
+    char origin_ip[INET6_ADDRSTRLEN];
+    int retried;
+    int acl_need_dst;           /* http_access could not decide before DNS */
+
+    /* the response */
+    pd_http_parser *respp;
+    pd_http_msg resp;
+    enum rstate rstate;
+    enum pd_body_kind out_kind; /* framing towards the client */
+    uint64_t in_left;           /* response body bytes still expected (LENGTH) */
+    int head_sent;              /* response head written to the client */
+    uint64_t resp_bytes_in;     /* response bytes read from the origin */
+
+    /* tunnel */
+    int cl_eof, up_eof;
+
+    /* cache */
+    int use_cache;              /* GET/HEAD the cache may answer or store */
+    const pd_refresh_rule *rule;
+    char *ckey;                 /* key of the lookup / the object being written */
+    size_t ckey_len;
+    pd_cache_ref *cref;         /* stored (or in-progress) object we read */
+    pd_cache_writer *cw;        /* object we fill from the origin */
+    struct hitref *hr;          /* owns cref once serving started */
+    int collapsed;              /* cref is being written by another fetch */
+    int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
+    int detached;               /* the client left; still filling cw for collapsed readers */
+    int revalidating;           /* the origin request is conditional on cref */
+    int cwaiting;               /* registered for the store's wakeup */
+    pd_cache_meta cm;           /* cref's stored head */
+    int have_cm;
+    pd_cache_iter it;
+    int hit_chunked;            /* serving an in-progress object to an HTTP/1.1 client */
+    pd_range ranges[MAX_RANGES];
+    size_t nranges, range_i;
+    int multipart;
+    uint64_t blen;
+    const char *miss_result;    /* TCP_MISS or TCP_REFRESH_MODIFIED */
+
+    /* log */
+    struct timeval t0;
+    const char *result;
+    int status;
+    uint64_t out_bytes;         /* bytes queued to the client for this transaction */
+    uint64_t in_bytes;          /* bytes read from the client for this transaction (stats) */
+    uint64_t up_out_bytes;      /* bytes queued to the origin (stats) */
+    int64_t ttfb_us;            /* t0 to the response head, -1 before (stats) */
+};
+
+static inline struct evbuffer *cout(struct pd_client *c)
+{
+    return bufferevent_get_output(c->bev);
+}
+
+/* ---- client.c ---------------------------------------------------------- */
+
+/* Read the next request head (keep-alive) or wait for it. May free c. */
+void client_start_head(struct pd_client *c);
+/* Answer with an error page; keep the connection when keep allows it. May free c. */
+void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
+                         int keep);
+/* Log the transaction, flush what is queued, then close. May free c. */
+void client_close_after_flush(struct pd_client *c);
+/* Resolve and connect to the origin (a miss, or a revalidation). May free c. */
+void client_go_upstream(struct pd_client *c);
+/* Give the origin connection back to the pool (reusable) or close it. */
+void client_up_release(struct pd_client *c, int reusable);
+/* The response head is queued: the transaction's time to first byte. */
+void client_head_queued(struct pd_client *c);
+void client_log_transaction(struct pd_client *c);
+void client_add_header(struct evbuffer *out, const pd_header *h);
+/* The client's output drained (bufferevent write callback). */
+void client_write_cb(struct bufferevent *bev, void *arg);
+
+/* ---- client_cache.c ---------------------------------------------------- */
+
+/* May the cache answer or store this request (GET or HEAD, the cache rules,
+ * a URL that fits a key)? Sets the key and the refresh rule when it may. */
+int client_cache_usable(struct pd_client *c);
+/* Look the request up: 1 when the cache took the request over (c may be
+ * freed), 0 to fetch it from the origin. */
+int client_cache_lookup(struct pd_client *c);
+/* Let go of everything the transaction holds in the cache. */
+void client_cache_drop(struct pd_client *c);
+/* Hand stored extents to the client while its buffer has room. May free c. */
+void client_pump_cached(struct pd_client *c);
+/* The end of a response head written by the proxy: Connection, accounting. */
+void client_end_response_head(struct pd_client *c, struct evbuffer *out, size_t before,
+                              int status);
+/* A 304 answered our revalidation: merge it into the stored head, store the
+ * refreshed object and serve it. 1 when handled. */
+int client_revalidated(struct pd_client *c);
+/* The final response head arrived for a request we may store: start storing
+ * it when policy allows. */
+void client_store_start(struct pd_client *c);
+void client_store_bytes(struct pd_client *c, const void *data, size_t len);
+void client_store_evbuffer(struct pd_client *c, struct evbuffer *in, size_t n);
+/* Invalidate what an unsafe method's response names (RFC 9111 4.4). */
+void client_invalidate_after(struct pd_client *c);
+
+#endif
