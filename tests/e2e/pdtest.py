@@ -1281,7 +1281,7 @@ class Proxy:
         try:
             m = self.wait_stderr(self.LISTEN_RE, self.ready_timeout, "the 'listening on' line")
             self.ports = [int(mm.group(2)) for mm in
-                          (self.LISTEN_RE.search(l) for l in self.stderr_lines) if mm]
+                          (self.LISTEN_RE.search(l) for l in self.stderr_lines if l) if mm]
             self.port = int(m.group(2))
             if self.cache_log:
                 def ready():
