@@ -4,7 +4,7 @@
 # $SLOW_CACHE, where test_deb and test_vm take it. Rebuilt on every run: it
 # takes seconds and must match the sources under test.
 set -euo pipefail
-TEST_NAME=build-deb
+export TEST_NAME=build-deb # lib.sh's log() prefixes its lines with it
 . "$(dirname "$0")/lib.sh"
 need cmake cpack dpkg-shlibdeps
 b="$SLOW_CACHE/deb-build"

@@ -6,7 +6,7 @@
 # systemd is not PID 1 here: the unit file itself is checked with
 # systemd-analyze verify where available, not run.
 set -euo pipefail
-TEST_NAME=deb
+export TEST_NAME=deb # lib.sh's log() prefixes its lines with it
 . "$(dirname "$0")/lib.sh"
 need_root
 need dpkg curl python3 runuser setpriv

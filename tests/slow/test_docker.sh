@@ -8,7 +8,7 @@
 # to an origin on 127.0.0.1; then SIGHUP, SIGTERM (drain, exit 0). Everything
 # (containers, images, dockerd, its mounts and files) goes at the end.
 set -euo pipefail
-TEST_NAME=docker
+export TEST_NAME=docker # lib.sh's log() prefixes its lines with it
 . "$(dirname "$0")/lib.sh"
 need_root
 need dockerd mmdebstrap curl python3

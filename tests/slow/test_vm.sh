@@ -10,7 +10,7 @@
 # through a guestfwd relay), then powers the guest off (ACPI) and checks qemu
 # exits.
 set -euo pipefail
-TEST_NAME=vm
+export TEST_NAME=vm # lib.sh's log() prefixes its lines with it
 . "$(dirname "$0")/lib.sh"
 need_root
 need mmdebstrap qemu-system-x86_64 qemu-img mke2fs mkfs.vfat mcopy syslinux sfdisk curl python3
