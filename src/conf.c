@@ -892,7 +892,7 @@ static const directive directives[] = {
              "by the format: squid (default), common, combined or a logformat name." },
     { .name = "cache_log", .set = parse_cache_log, FIELD(cache_log), .def_doc = "stderr",
       .squid = "Squid's default is a file under /var/log/squid.",
-      .doc = "Where proxyd's own messages go: a file, or stderr." },
+      .doc = "Where proxyd's own messages go: a file (reopened on SIGUSR1), or stderr." },
     { .name = "pid_filename", .set = parse_path_none, FIELD(pid_filename), .def = "none",
       .squid = "Squid's default is /run/squid.pid; proxyd runs in the foreground and writes "
                "none unless asked.",
