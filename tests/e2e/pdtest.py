@@ -1511,6 +1511,28 @@ class ProxyTestCase(unittest.TestCase):
         self.assertEqual(origin.errors, [], "origin saw malformed input from proxyd")
 
 
+class SharedProxyTestCase(ProxyTestCase):
+    """One proxy for the whole class (self.p, started with SHARED_PROXY_ARGS) and a fresh
+    origin per test (self.o). After each test: no sanitizer report so far and no malformed
+    input seen by the origin."""
+
+    SHARED_PROXY_ARGS = {"workers": 2}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.shared_proxy = Proxy(**cls.SHARED_PROXY_ARGS)
+        cls.addClassCleanup(cls.shared_proxy.close)
+
+    def setUp(self):
+        super().setUp()
+        self.p = self.shared_proxy
+        self.o = self.origin()
+
+    def tearDown(self):
+        self.assertIsNone(self.p.sanitizer_report(), "sanitizer report on proxyd stderr")
+        self.assertNoOriginErrors(self.o)
+
+
 def _watchdog():
     sys.stderr.write("\npdtest: watchdog: test file still running after %.0fs; stacks:\n" % WATCHDOG_SECONDS)
     faulthandler.dump_traceback(sys.stderr, all_threads=True)

@@ -17,21 +17,7 @@ from cachetest import body_of, digest, log_codes, parse_byteranges
 MAX60 = ("Cache-Control", "max-age=60")
 
 
-class CacheTest(pdtest.ProxyTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.shared_proxy = pdtest.Proxy(workers=2)
-        cls.addClassCleanup(cls.shared_proxy.close)
-
-    def setUp(self):
-        super().setUp()
-        self.p = self.shared_proxy
-        self.o = self.origin()
-
-    def tearDown(self):
-        self.assertIsNone(self.p.sanitizer_report(), "sanitizer report on proxyd stderr")
-        self.assertNoOriginErrors(self.o)
-
+class CacheTest(pdtest.SharedProxyTestCase):
     def get(self, path, headers=None, method="GET"):
         return proxy_request(self.p, method, self.o.url(path), headers)
 

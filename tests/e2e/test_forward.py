@@ -24,22 +24,7 @@ def echo_handler(req):
     return Reply(body=req.method.encode() + b" " + req.body, headers=[("X-Method", req.method)])
 
 
-class ForwardTest(pdtest.ProxyTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.shared_proxy = pdtest.Proxy(workers=2)
-        cls.addClassCleanup(cls.shared_proxy.close)
-
-    def setUp(self):
-        super().setUp()
-        self.p = self.shared_proxy
-        self.o = self.origin()
-
-    def tearDown(self):
-        rep = self.p.sanitizer_report()
-        self.assertIsNone(rep, "sanitizer report on proxyd stderr")
-        self.assertNoOriginErrors(self.o)
-
+class ForwardTest(pdtest.SharedProxyTestCase):
     def test_methods_without_body(self):
         self.o.route("/m", echo_handler)
         # POST/PUT/PATCH with neither Content-Length nor Transfer-Encoding have
