@@ -487,14 +487,20 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         self.assertEqual(len(self.o.snapshot()), 10)
         # were those references leaked, 10 MB of the 16 would stay pinned and the newest
         # of the next objects could not all be kept
+        self.assert_not_pinned(p, "/ab/", "memory still pinned?")
+
+    def assert_not_pinned(self, p, prefix, why):
+        """After 10 objects PREFIX0..9 of 1 MiB: 30 more go through a 16 MB cache and the
+        newest 10 of them are hits, so no reference to the first ones still pins memory."""
+        mb = 1048576
         with Client(p) as c:
             for i in range(10, 40):
-                self.assertEqual(len(c.request("GET", self.o.url("/ab/%d" % i)).body), mb)
+                self.assertEqual(len(c.request("GET", self.o.url("%s%d" % (prefix, i))).body), mb)
         with Client(p) as c:
             for i in range(39, 29, -1):
-                r = c.request("GET", self.o.url("/ab/%d" % i))
-                self.assertEqual(digest(r.body), digest(body_of("/ab/%d" % i, mb)))
-                self.assertIsNotNone(r.get("age"), "object %d not cached: memory still pinned?" % i)
+                r = c.request("GET", self.o.url("%s%d" % (prefix, i)))
+                self.assertEqual(digest(r.body), digest(body_of("%s%d" % (prefix, i), mb)))
+                self.assertIsNotNone(r.get("age"), "object %d not cached: %s" % (i, why))
         self.assertEqual(len(self.o.snapshot()), 40)
 
     def test_worker_killed_while_sending_hits(self):
@@ -528,15 +534,7 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         p.wait_workers(2, exclude=(victim,))
         for c in held:
             c.close()
-        with Client(p) as c:
-            for i in range(10, 40):
-                self.assertEqual(len(c.request("GET", self.o.url("/kh/%d" % i)).body), mb)
-        with Client(p) as c:
-            for i in range(39, 29, -1):
-                r = c.request("GET", self.o.url("/kh/%d" % i))
-                self.assertEqual(digest(r.body), digest(body_of("/kh/%d" % i, mb)))
-                self.assertIsNotNone(r.get("age"), "object %d not cached: dead worker's refs pinned?" % i)
-        self.assertEqual(len(self.o.snapshot()), 40)
+        self.assert_not_pinned(p, "/kh/", "dead worker's refs pinned?")
 
     def test_concurrent_large_hits(self):
         p = self.proxy(workers=2)
