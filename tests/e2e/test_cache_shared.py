@@ -469,12 +469,7 @@ class CacheSharedTest(pdtest.ProxyTestCase):
     # ---- references are released: aborted hits do not pin memory
 
     def test_aborted_hits_release_references(self):
-        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
-        mb = 1048576
-        self.o.route("/ab/*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
-        with Client(p) as c:
-            for i in range(10):
-                self.assertEqual(len(c.request("GET", self.o.url("/ab/%d" % i)).body), mb)
+        p = self.pinning_proxy("/ab/")
         # 10 objects x 3 clients that take the first bytes of a hit and reset the connection
         for i in range(10):
             for _ in range(3):
@@ -489,8 +484,18 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         # of the next objects could not all be kept
         self.assert_not_pinned(p, "/ab/", "memory still pinned?")
 
+    def pinning_proxy(self, prefix):
+        """A proxy with a 16 MB cache holding 10 objects PREFIX0..9 of 1 MiB."""
+        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
+        mb = 1048576
+        self.o.route(prefix + "*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
+        with Client(p) as c:
+            for i in range(10):
+                self.assertEqual(len(c.request("GET", self.o.url("%s%d" % (prefix, i))).body), mb)
+        return p
+
     def assert_not_pinned(self, p, prefix, why):
-        """After 10 objects PREFIX0..9 of 1 MiB: 30 more go through a 16 MB cache and the
+        """After pinning_proxy(PREFIX): 30 more objects go through the 16 MB cache and the
         newest 10 of them are hits, so no reference to the first ones still pins memory."""
         mb = 1048576
         with Client(p) as c:
@@ -506,12 +511,7 @@ class CacheSharedTest(pdtest.ProxyTestCase):
     def test_worker_killed_while_sending_hits(self):
         # a worker dies holding references (slow readers of 10 hits): the master reaps
         # them, so that memory is not pinned for ever
-        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
-        mb = 1048576
-        self.o.route("/kh/*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
-        with Client(p) as c:
-            for i in range(10):
-                self.assertEqual(len(c.request("GET", self.o.url("/kh/%d" % i)).body), mb)
+        p = self.pinning_proxy("/kh/")
         victim, held, others = None, [], []
         for _ in range(200):
             if len(held) == 10:
