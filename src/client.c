@@ -21,7 +21,7 @@
  * Answering from the cache and filling it live in client_cache.c; what the
  * two files share is in client_int.h.
  *
- * Memory ownership: a pd_client owns its bufferevents, parsers, messages and
+ * Memory ownership: a pd_client owns its connections (pd_conn), parsers, messages and
  * URL. client_free() is the only place that frees them; after calling it (or a
  * function that may call it, marked "may free c") the caller returns at once.
  */
@@ -39,7 +39,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 
 #include "proxyd/access_log.h"
@@ -63,11 +62,11 @@ static void read_head(struct pd_client *c);
 static int forward_request_body(struct pd_client *c);
 static void read_response(struct pd_client *c);
 static void connect_next(struct pd_client *c);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_write_cb(struct bufferevent *bev, void *arg);
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void up_event_cb(pd_conn *conn, short what, void *arg);
+static void up_read_cb(pd_conn *conn, void *arg);
+static void up_write_cb(pd_conn *conn, void *arg);
+static void client_read_cb(pd_conn *conn, void *arg);
+static void client_event_cb(pd_conn *conn, short what, void *arg);
 
 static struct timeval ms_tv(int64_t ms)
 {
@@ -215,18 +214,18 @@ void client_up_release(struct pd_client *c, int reusable)
 {
     if (!c->up)
         return;
-    struct bufferevent *up = c->up;
+    pd_conn *up = c->up;
     c->up = NULL;
-    bufferevent_setcb(up, NULL, NULL, NULL, NULL);
+    pd_conn_setcb(up, NULL, NULL, NULL, NULL);
     if (reusable && c->w->conf->server_persistent_connections && !c->w->draining &&
-        evbuffer_get_length(bufferevent_get_input(up)) == 0 &&
-        evbuffer_get_length(bufferevent_get_output(up)) == 0) {
-        bufferevent_disable(up, EV_READ | EV_WRITE);
-        bufferevent_set_timeouts(up, NULL, NULL);
+        evbuffer_get_length(pd_conn_input(up)) == 0 &&
+        evbuffer_get_length(pd_conn_output(up)) == 0) {
+        pd_conn_disable(up, EV_READ | EV_WRITE);
+        pd_conn_set_timeouts(up, 0, 0);
         pd_upool_put(c->w->upool, c->key, up);
         return;
     }
-    bufferevent_free(up);
+    pd_conn_free(up);
 }
 
 
@@ -243,7 +242,7 @@ static void client_free(struct pd_client *c)
     if (c->life)
         event_free(c->life);
     if (c->bev)
-        bufferevent_free(c->bev);
+        pd_conn_free(c->bev);
     if (c->rbuf)
         evbuffer_free(c->rbuf);
     pd_http_parser_free(c->reqp);
@@ -273,7 +272,7 @@ void client_close_after_flush(struct pd_client *c)
     c->state = C_CLOSING;
     if (c->timer)
         event_del(c->timer);
-    bufferevent_disable(c->bev, EV_READ);
+    pd_conn_disable(c->bev, EV_READ);
     if (c->detached)
         evbuffer_drain(cout(c), evbuffer_get_length(cout(c))); /* nobody to flush to */
     if (evbuffer_get_length(cout(c)) == 0) {
@@ -281,8 +280,8 @@ void client_close_after_flush(struct pd_client *c)
         return;
     }
     /* the write callback fires when the output is empty */
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    bufferevent_enable(c->bev, EV_WRITE);
+    pd_conn_set_write_low(c->bev, 0);
+    pd_conn_enable(c->bev, EV_WRITE);
 }
 
 /* ---- error responses -------------------------------------------------- */
@@ -388,10 +387,10 @@ void client_start_head(struct pd_client *c)
     c->use_cache = 0;
     c->miss_result = "TCP_MISS";
     arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
-    bufferevent_setwatermark(c->bev, EV_WRITE, LOW_WM, 0);
-    bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (evbuffer_get_length(bufferevent_get_input(c->bev)))
+    pd_conn_set_write_low(c->bev, LOW_WM);
+    pd_conn_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+    pd_conn_enable(c->bev, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(pd_conn_input(c->bev)))
         read_head(c);
 }
 
@@ -400,7 +399,7 @@ static void begin_transaction(struct pd_client *c);
 /* Parse as much of the head as is buffered. May free c. */
 static void read_head(struct pd_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = pd_conn_input(c->bev);
     while (evbuffer_get_length(in)) {
         if (!c->head_started) {
             c->head_started = 1;
@@ -466,7 +465,7 @@ static void deny(struct pd_client *c, const char *acl_name)
     if (di && strcmp(di, "TCP_RESET") == 0) {
         c->status = 0;
         struct linger lg = { 1, 0 };
-        setsockopt(bufferevent_getfd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        setsockopt(pd_conn_fd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
         evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
         client_free(c);
         return;
@@ -602,7 +601,7 @@ static int is_self(struct pd_client *c)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char ip[INET6_ADDRSTRLEN];
-    if (getsockname(bufferevent_getfd(c->bev), (struct sockaddr *)&ss, &sl) < 0 ||
+    if (getsockname(pd_conn_fd(c->bev), (struct sockaddr *)&ss, &sl) < 0 ||
         !inet_ntop(ss.ss_family,
                    ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
                                             : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
@@ -624,7 +623,7 @@ static void begin_transaction(struct pd_client *c)
     c->rb_left = m->body == PD_BODY_LENGTH ? m->content_length : 0;
     c->addrs.n = 0;
     c->state = C_RESOLVE;
-    bufferevent_disable(c->bev, EV_READ);
+    pd_conn_disable(c->bev, EV_READ);
 
     const char *why = NULL;
     int is_connect = m->method_id == PD_M_CONNECT;
@@ -705,7 +704,7 @@ void client_go_upstream(struct pd_client *c)
         if (forward_request_body(c) < 0)
             return;
         if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
-            bufferevent_enable(c->bev, EV_READ);
+            pd_conn_enable(c->bev, EV_READ);
     }
     /* may call dns_cb (and free c) before it returns */
     pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
@@ -847,18 +846,13 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
 static void setup_upstream(struct pd_client *c)
 {
     const pd_conf *conf = c->w->conf;
-    bufferevent_set_max_single_read(c->up, IO_CHUNK);
-    bufferevent_set_max_single_write(c->up, IO_CHUNK);
-    bufferevent_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
-    bufferevent_setwatermark(c->up, EV_WRITE, LOW_WM, 0);
-    bufferevent_setwatermark(c->up, EV_READ, 0, HIGH_WM);
-    if (c->up_connected) {
-        struct timeval rt = ms_tv(conf->read_timeout), wt = ms_tv(conf->write_timeout);
-        bufferevent_set_timeouts(c->up, &rt, &wt);
-    } else {
-        struct timeval ct = ms_tv(conf->connect_timeout);
-        bufferevent_set_timeouts(c->up, &ct, &ct);
-    }
+    pd_conn_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
+    pd_conn_set_write_low(c->up, LOW_WM);
+    pd_conn_set_read_high(c->up, HIGH_WM);
+    if (c->up_connected)
+        pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
+    else
+        pd_conn_set_timeouts(c->up, conf->connect_timeout, conf->connect_timeout);
 }
 
 /* Queue the request head (and any buffered body) to c->up; start reading. May free c. */
@@ -870,22 +864,22 @@ static void send_request(struct pd_client *c)
     pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
     c->rstate = R_HEAD;
     c->resp_bytes_in = 0;
-    struct evbuffer *uo = bufferevent_get_output(c->up);
+    struct evbuffer *uo = pd_conn_output(c->up);
     size_t before = evbuffer_get_length(uo);
     write_request_head(c, uo);
     c->up_out_bytes += evbuffer_get_length(uo) - before;
     if (c->rbuf)
         evbuffer_add_buffer(uo, c->rbuf); /* body read while resolving and connecting (counted then) */
-    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    pd_conn_enable(c->up, EV_READ | EV_WRITE);
     if (!c->rb_done) {
-        bufferevent_enable(c->bev, EV_READ);
+        pd_conn_enable(c->bev, EV_READ);
         forward_request_body(c);
     }
 }
 
 static int pool_try(struct pd_client *c)
 {
-    struct bufferevent *up = pd_upool_get(c->w->upool, c->key);
+    pd_conn *up = pd_upool_get(c->w->upool, c->key);
     if (!up)
         return 0;
     c->up = up;
@@ -894,7 +888,7 @@ static int pool_try(struct pd_client *c)
     c->up_connected = 1;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    if (getpeername(bufferevent_getfd(up), (struct sockaddr *)&ss, &sl) == 0) {
+    if (getpeername(pd_conn_fd(up), (struct sockaddr *)&ss, &sl) == 0) {
         const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
                                                 : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
         inet_ntop(ss.ss_family, a, c->origin_ip, sizeof c->origin_ip);
@@ -926,7 +920,7 @@ static void connect_next(struct pd_client *c)
     c->addr_i++;
     c->up_from_pool = 0;
     c->up_connected = 0;
-    c->up = bufferevent_socket_new(c->w->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    c->up = pd_conn_new(c->w->base, -1);
     if (!c->up) {
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
         return;
@@ -935,9 +929,9 @@ static void connect_next(struct pd_client *c)
                                              : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
     inet_ntop(ss->ss_family, a, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
-    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    pd_conn_enable(c->up, EV_READ | EV_WRITE);
     /* the request is sent once connected, so that a failed attempt loses no body bytes */
-    if (bufferevent_socket_connect(c->up, (struct sockaddr *)ss, (int)sl) < 0)
+    if (pd_conn_connect(c->up, (struct sockaddr *)ss, sl) < 0)
         connect_next(c);
 }
 
@@ -960,8 +954,8 @@ static int chunk_out(void *arg, const char *data, size_t len)
  */
 static int forward_request_body(struct pd_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    struct evbuffer *uo = c->up && c->state == C_FORWARD ? bufferevent_get_output(c->up) : c->rbuf;
+    struct evbuffer *in = pd_conn_input(c->bev);
+    struct evbuffer *uo = c->up && c->state == C_FORWARD ? pd_conn_output(c->up) : c->rbuf;
     size_t in_before = evbuffer_get_length(in), uo_before = evbuffer_get_length(uo);
     if (c->req.body == PD_BODY_LENGTH) {
         size_t n = evbuffer_get_length(in);
@@ -997,9 +991,9 @@ static int forward_request_body(struct pd_client *c)
     c->up_out_bytes += evbuffer_get_length(uo) - uo_before;
     if (c->rb_done) {
         /* pipelined requests wait in the socket until this response is done */
-        bufferevent_disable(c->bev, EV_READ);
+        pd_conn_disable(c->bev, EV_READ);
     } else if (evbuffer_get_length(uo) > HIGH_WM) {
-        bufferevent_disable(c->bev, EV_READ);
+        pd_conn_disable(c->bev, EV_READ);
     }
     return 0;
 }
@@ -1096,7 +1090,7 @@ static int chunk_out_client(void *arg, const char *data, size_t len)
 /* Move response bytes from the origin to the client. May free c. */
 static void read_response(struct pd_client *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->up);
+    struct evbuffer *in = pd_conn_input(c->up);
     struct evbuffer *out = cout(c);
     while (c->rstate == R_HEAD && evbuffer_get_length(in)) {
         struct evbuffer_iovec v;
@@ -1241,14 +1235,14 @@ static void read_response(struct pd_client *c)
          * Deferred through the timer (timer_cb frees c): callers still use c. */
         if (!c->cw) {
             /* stop reading at once: a busy upstream must not starve the timer */
-            bufferevent_disable(c->up, EV_READ);
+            pd_conn_disable(c->up, EV_READ);
             if (!evtimer_pending(c->timer, NULL))
                 arm_timer(c, 0);
         }
         return;
     }
     if (evbuffer_get_length(out) > HIGH_WM)
-        bufferevent_disable(c->up, EV_READ); /* resumed by client_write_cb */
+        pd_conn_disable(c->up, EV_READ); /* resumed by client_write_cb */
 }
 
 /*
@@ -1264,9 +1258,9 @@ static void detach(struct pd_client *c)
     client_log_transaction(c); /* the client's transaction ends now */
     c->detached = 1;
     c->keep_alive = 0;
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    pd_conn_disable(c->bev, EV_READ | EV_WRITE);
     evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
-    bufferevent_enable(c->up, EV_READ);
+    pd_conn_enable(c->up, EV_READ);
 }
 
 /* ---- CONNECT tunnel ---------------------------------------------------- */
@@ -1284,13 +1278,12 @@ static void tunnel_start(struct pd_client *c)
     c->result = "TCP_TUNNEL";
     c->state = C_TUNNEL;
     const pd_conf *conf = c->w->conf;
-    struct timeval rt = ms_tv(conf->read_timeout), wt = ms_tv(conf->write_timeout);
-    bufferevent_set_timeouts(c->up, &rt, &wt);
-    bufferevent_set_timeouts(c->bev, &rt, &wt);
-    bufferevent_setwatermark(c->up, EV_READ, 0, HIGH_WM);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, HIGH_WM);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    bufferevent_enable(c->up, EV_READ | EV_WRITE);
+    pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
+    pd_conn_set_timeouts(c->bev, conf->read_timeout, conf->write_timeout);
+    pd_conn_set_read_high(c->up, HIGH_WM);
+    pd_conn_set_read_high(c->bev, HIGH_WM);
+    pd_conn_enable(c->bev, EV_READ | EV_WRITE);
+    pd_conn_enable(c->up, EV_READ | EV_WRITE);
     tunnel_pump(c);
 }
 
@@ -1301,8 +1294,8 @@ static void tunnel_start(struct pd_client *c)
  */
 static void tunnel_pump(struct pd_client *c)
 {
-    struct evbuffer *cin = bufferevent_get_input(c->bev), *cout_ = cout(c);
-    struct evbuffer *uin = bufferevent_get_input(c->up), *uout = bufferevent_get_output(c->up);
+    struct evbuffer *cin = pd_conn_input(c->bev), *cout_ = cout(c);
+    struct evbuffer *uin = pd_conn_input(c->up), *uout = pd_conn_output(c->up);
     size_t n = evbuffer_get_length(uin);
     if (n) {
         evbuffer_remove_buffer(uin, cout_, n);
@@ -1316,20 +1309,20 @@ static void tunnel_pump(struct pd_client *c)
     /* backpressure: a side reads only while the other side's output is small */
     if (!c->cl_eof) {
         if (evbuffer_get_length(uout) > HIGH_WM)
-            bufferevent_disable(c->bev, EV_READ);
+            pd_conn_disable(c->bev, EV_READ);
         else
-            bufferevent_enable(c->bev, EV_READ);
+            pd_conn_enable(c->bev, EV_READ);
     }
     if (!c->up_eof) {
         if (evbuffer_get_length(cout_) > HIGH_WM)
-            bufferevent_disable(c->up, EV_READ);
+            pd_conn_disable(c->up, EV_READ);
         else
-            bufferevent_enable(c->up, EV_READ);
+            pd_conn_enable(c->up, EV_READ);
     }
     if (c->cl_eof && evbuffer_get_length(uout) == 0)
-        shutdown(bufferevent_getfd(c->up), SHUT_WR);
+        shutdown(pd_conn_fd(c->up), SHUT_WR);
     if (c->up_eof && evbuffer_get_length(cout_) == 0)
-        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        shutdown(pd_conn_fd(c->bev), SHUT_WR);
     if (c->cl_eof && c->up_eof && evbuffer_get_length(uout) == 0 &&
         evbuffer_get_length(cout_) == 0)
         client_free(c);
@@ -1337,7 +1330,7 @@ static void tunnel_pump(struct pd_client *c)
 
 /* ---- origin callbacks --------------------------------------------------- */
 
-static void up_read_cb(struct bufferevent *bev, void *arg)
+static void up_read_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
     if (c->state == C_TUNNEL)
@@ -1346,7 +1339,7 @@ static void up_read_cb(struct bufferevent *bev, void *arg)
         read_response(c);
 }
 
-static void up_write_cb(struct bufferevent *bev, void *arg)
+static void up_write_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
     if (c->state == C_TUNNEL) {
@@ -1355,7 +1348,7 @@ static void up_write_cb(struct bufferevent *bev, void *arg)
     }
     /* request body backpressure: resume reading the client */
     if (c->state == C_FORWARD && !c->rb_done)
-        bufferevent_enable(c->bev, EV_READ);
+        pd_conn_enable(c->bev, EV_READ);
 }
 
 /* Can this request be sent again on a new connection after a pooled one failed? */
@@ -1364,15 +1357,15 @@ static int can_retry(struct pd_client *c)
     return c->up_from_pool && !c->retried && c->resp_bytes_in == 0 && c->req.body == PD_BODY_NONE;
 }
 
-static void up_event_cb(struct bufferevent *bev, short what, void *arg)
+static void up_event_cb(pd_conn *conn, short what, void *arg)
 {
     struct pd_client *c = arg;
-    if (what & BEV_EVENT_CONNECTED) {
+    if (what & PD_CONN_CONNECTED) {
         c->up_connected = 1;
         pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
         setup_upstream(c);
         int one = 1;
-        setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        setsockopt(pd_conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         if (c->req.method_id == PD_M_CONNECT)
             tunnel_start(c);
         else
@@ -1380,9 +1373,9 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (c->state == C_TUNNEL) {
-        if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+        if ((what & PD_CONN_EOF) && !(what & PD_CONN_ERROR)) {
             c->up_eof = 1;
-            bufferevent_disable(c->up, EV_READ);
+            pd_conn_disable(c->up, EV_READ);
             tunnel_pump(c);
         } else {
             client_free(c);
@@ -1391,7 +1384,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (!c->up_connected) {
         /* connect failed or timed out: try the next address */
-        if ((what & BEV_EVENT_TIMEOUT) && c->addr_i >= c->addrs.n) {
+        if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n) {
             client_up_release(c, 0);
             c->result = "TCP_MISS";
             client_fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);
@@ -1400,7 +1393,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         connect_next(c);
         return;
     }
-    if (what & BEV_EVENT_TIMEOUT) {
+    if (what & PD_CONN_TIMEOUT) {
         c->result = "TCP_MISS";
         if (c->rstate == R_HEAD)
             client_fail_request(c, 504, "ERR_READ_TIMEOUT", "the origin did not answer in time", 1);
@@ -1424,7 +1417,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
         return;
     }
     if (c->rstate == R_BODY) {
-        if (c->resp.body == PD_BODY_EOF && !(what & BEV_EVENT_ERROR)) {
+        if (c->resp.body == PD_BODY_EOF && !(what & PD_CONN_ERROR)) {
             read_response(c); /* never ends the transaction for an EOF-delimited body */
             finish_response(c);
             return;
@@ -1438,7 +1431,7 @@ static void up_event_cb(struct bufferevent *bev, short what, void *arg)
 
 /* ---- client callbacks --------------------------------------------------- */
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void client_read_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
     switch (c->state) {
@@ -1451,18 +1444,18 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
         if (!c->rb_done)
             forward_request_body(c);
         else
-            bufferevent_disable(bev, EV_READ);
+            pd_conn_disable(conn, EV_READ);
         break;
     case C_TUNNEL:
         tunnel_pump(c);
         break;
     default:
-        bufferevent_disable(bev, EV_READ);
+        pd_conn_disable(conn, EV_READ);
         break;
     }
 }
 
-void client_write_cb(struct bufferevent *bev, void *arg)
+void client_write_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
     switch (c->state) {
@@ -1473,7 +1466,7 @@ void client_write_cb(struct bufferevent *bev, void *arg)
     case C_FORWARD:
         /* response backpressure: resume reading the origin */
         if (c->up && c->rstate != R_DONE)
-            bufferevent_enable(c->up, EV_READ);
+            pd_conn_enable(c->up, EV_READ);
         break;
     case C_TUNNEL:
         tunnel_pump(c);
@@ -1487,12 +1480,12 @@ void client_write_cb(struct bufferevent *bev, void *arg)
     }
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_event_cb(pd_conn *conn, short what, void *arg)
 {
     struct pd_client *c = arg;
-    if (c->state == C_TUNNEL && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+    if (c->state == C_TUNNEL && (what & PD_CONN_EOF) && !(what & PD_CONN_ERROR)) {
         c->cl_eof = 1;
-        bufferevent_disable(c->bev, EV_READ);
+        pd_conn_disable(c->bev, EV_READ);
         tunnel_pump(c);
         return;
     }
@@ -1533,7 +1526,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
     evutil_make_socket_nonblocking(fd);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->bev = pd_conn_new(w->base, fd);
     c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
     c->timer = evtimer_new(w->base, timer_cb, c);
     c->life = evtimer_new(w->base, lifetime_cb, c);
@@ -1550,11 +1543,8 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
         client_free(c);
         return -1;
     }
-    bufferevent_setwatermark(c->bev, EV_READ, 0, HIGH_WM);
-    bufferevent_set_max_single_read(c->bev, IO_CHUNK);
-    bufferevent_set_max_single_write(c->bev, IO_CHUNK);
-    struct timeval wt = ms_tv(w->conf->write_timeout);
-    bufferevent_set_timeouts(c->bev, NULL, &wt);
+    pd_conn_set_read_high(c->bev, HIGH_WM);
+    pd_conn_set_timeouts(c->bev, 0, w->conf->write_timeout);
     struct timeval lt = ms_tv(w->conf->client_lifetime);
     evtimer_add(c->life, &lt);
     client_start_head(c);

@@ -13,7 +13,7 @@
 #include <sys/time.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
+#include "proxyd/conn.h"
 #include <event2/event.h>
 
 #include "proxyd/cache_meta.h"
@@ -24,12 +24,6 @@
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
 #include "proxyd/url.h"
-
-/*
- * Bytes moved per read(2)/write(2): libevent's default (16 KB) costs a system
- * call and a callback per 16 KB of a 1 MB object.
- */
-#define IO_CHUNK (128 * 1024)
 
 /* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
 #define HIGH_WM (256 * 1024)
@@ -59,7 +53,7 @@ struct pd_client {
     unsigned magic;
     TAILQ_ENTRY(pd_client) link;
     pd_worker *w;
-    struct bufferevent *bev;
+    pd_conn *bev;
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t local_port;
@@ -80,7 +74,7 @@ struct pd_client {
     int rb_done;                /* request body completely read from the client */
 
     /* the origin */
-    struct bufferevent *up;
+    pd_conn *up;
     int up_from_pool;
     int up_connected;
     pd_dns_req *dnsq;
@@ -138,7 +132,7 @@ struct pd_client {
 
 static inline struct evbuffer *cout(struct pd_client *c)
 {
-    return bufferevent_get_output(c->bev);
+    return pd_conn_output(c->bev);
 }
 
 /* ---- client.c ---------------------------------------------------------- */
@@ -158,8 +152,8 @@ void client_up_release(struct pd_client *c, int reusable);
 void client_head_queued(struct pd_client *c);
 void client_log_transaction(struct pd_client *c);
 void client_add_header(struct evbuffer *out, const pd_header *h);
-/* The client's output drained (bufferevent write callback). */
-void client_write_cb(struct bufferevent *bev, void *arg);
+/* The client's output drained to its low mark (pd_conn write callback). */
+void client_write_cb(pd_conn *bev, void *arg);
 
 /* ---- client_cache.c ---------------------------------------------------- */
 

@@ -31,7 +31,7 @@
 struct bucket;
 
 struct idle {
-    struct bufferevent *bev;
+    pd_conn *bev;
     pd_upool *pool;
     struct bucket *b;
     int64_t since_ms;                   /* when it was put */
@@ -140,12 +140,12 @@ static void bucket_free(pd_upool *pool, struct bucket *b)
 }
 
 /*
- * Take c out of the pool. For CLOSE_TAKEN the bufferevent is returned,
+ * Take c out of the pool. For CLOSE_TAKEN the connection is returned,
  * silenced, to the caller; otherwise it is freed and NULL returned.
  */
-static struct bufferevent *idle_remove(pd_upool *pool, struct idle *c, enum close_reason why)
+static pd_conn *idle_remove(pd_upool *pool, struct idle *c, enum close_reason why)
 {
-    struct bufferevent *bev = c->bev;
+    pd_conn *bev = c->bev;
     struct bucket *b = c->b;
 
     TAILQ_REMOVE(&b->conns, c, by_key);
@@ -155,8 +155,8 @@ static struct bufferevent *idle_remove(pd_upool *pool, struct idle *c, enum clos
         bucket_free(pool, b);
     free(c);
 
-    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
-    bufferevent_disable(bev, EV_READ | EV_WRITE);
+    pd_conn_setcb(bev, NULL, NULL, NULL, NULL);
+    pd_conn_disable(bev, EV_READ | EV_WRITE);
     switch (why) {
     case CLOSE_TAKEN:
         return bev;
@@ -172,8 +172,8 @@ static struct bufferevent *idle_remove(pd_upool *pool, struct idle *c, enum clos
     case CLOSE_FLUSH:
         break;
     }
-    /* Safe inside bev's own callback: libevent defers the final free. */
-    bufferevent_free(bev);
+    /* Safe inside bev's own callback: pd_conn defers the final free. */
+    pd_conn_free(bev);
     return NULL;
 }
 
@@ -203,20 +203,18 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /*
  * An idle connection has nothing to say: any byte, EOF or error ends it.
- * (With BEV_OPT_DEFER_CALLBACKS a callback queued before the put may still
- * arrive here: one with no data, or for another event, is not the origin's.)
  */
-static void idle_read_cb(struct bufferevent *bev, void *arg)
+static void idle_read_cb(pd_conn *bev, void *arg)
 {
     struct idle *c = arg;
-    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+    if (evbuffer_get_length(pd_conn_input(bev)) > 0)
         idle_remove(c->pool, c, CLOSE_PEER);
 }
 
-static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
+static void idle_event_cb(pd_conn *bev, short what, void *arg)
 {
     struct idle *c = arg;
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+    if (what & (PD_CONN_EOF | PD_CONN_ERROR))
         idle_remove(c->pool, c, CLOSE_PEER);
 }
 
@@ -224,13 +222,13 @@ static void idle_event_cb(struct bufferevent *bev, short what, void *arg)
  * 1 if the socket under bev looks reusable: nothing buffered, and a peek
  * sees neither data nor EOF (which the loop may not have delivered yet).
  */
-static int idle_usable(struct bufferevent *bev)
+static int idle_usable(pd_conn *bev)
 {
-    if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+    if (evbuffer_get_length(pd_conn_input(bev)) > 0)
         return 0;
-    evutil_socket_t fd = bufferevent_getfd(bev);
+    evutil_socket_t fd = pd_conn_fd(bev);
     if (fd < 0)
-        return 1;                       /* not a socket bufferevent: trust it */
+        return 1;                       /* not connected yet: trust it */
     char ch;
     ssize_t r = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
     if (r >= 0)
@@ -283,7 +281,7 @@ void pd_upool_free(pd_upool *pool)
     free(pool);
 }
 
-struct bufferevent *pd_upool_get(pd_upool *pool, const char *key)
+pd_conn *pd_upool_get(pd_upool *pool, const char *key)
 {
     if (!pool || !key)
         return NULL;
@@ -295,23 +293,23 @@ struct bufferevent *pd_upool_get(pd_upool *pool, const char *key)
             idle_remove(pool, c, CLOSE_PEER);   /* may free b: look it up again */
             continue;
         }
-        struct bufferevent *bev = idle_remove(pool, c, CLOSE_TAKEN);
-        bufferevent_set_timeouts(bev, NULL, NULL);
+        pd_conn *bev = idle_remove(pool, c, CLOSE_TAKEN);
+        pd_conn_set_timeouts(bev, 0, 0);
         pool->stats.reused++;
         return bev;
     }
     return NULL;
 }
 
-int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev)
+int pd_upool_put(pd_upool *pool, const char *key, pd_conn *bev)
 {
     if (!bev)
         return -1;
     if (!pool || !key || pool->opts.max_idle <= 0 || pool->opts.max_per_key <= 0 ||
         pool->opts.idle_timeout_ms <= 0 ||
-        evbuffer_get_length(bufferevent_get_input(bev)) > 0 ||
-        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-        bufferevent_free(bev);
+        evbuffer_get_length(pd_conn_input(bev)) > 0 ||
+        evbuffer_get_length(pd_conn_output(bev)) > 0) {
+        pd_conn_free(bev);
         return -1;
     }
     assert(pool->magic == UPOOL_MAGIC);
@@ -327,7 +325,7 @@ int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev)
     b = c ? bucket_get(pool, key) : NULL;
     if (!b) {
         free(c);
-        bufferevent_free(bev);
+        pd_conn_free(bev);
         return -1;
     }
     c->bev = bev;
@@ -340,11 +338,11 @@ int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev)
     pool->n_idle++;
     pool->stats.put++;
 
-    bufferevent_setcb(bev, idle_read_cb, NULL, idle_event_cb, c);
-    bufferevent_setwatermark(bev, EV_READ, 0, 0);   /* one byte must wake us */
-    bufferevent_set_timeouts(bev, NULL, NULL);
-    bufferevent_disable(bev, EV_WRITE);
-    bufferevent_enable(bev, EV_READ);
+    pd_conn_setcb(bev, idle_read_cb, NULL, idle_event_cb, c);
+    pd_conn_set_read_high(bev, 0);   /* one byte must wake us */
+    pd_conn_set_timeouts(bev, 0, 0);
+    pd_conn_disable(bev, EV_WRITE);
+    pd_conn_enable(bev, EV_READ);
     arm_timer(pool);
     return 0;
 }

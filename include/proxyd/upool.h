@@ -12,7 +12,9 @@
 
 #include <stdint.h>
 #include <event2/event.h>
-#include <event2/bufferevent.h>
+
+#include "proxyd/conn.h"
+#include "proxyd/conn.h"
 
 typedef struct pd_upool pd_upool;
 
@@ -28,22 +30,22 @@ void pd_upool_free(pd_upool *pool);
 
 /*
  * Take an idle connection for key, the most recently put first. Returns a
- * bufferevent whose callbacks are cleared, timeouts unset and which is
+ * connection whose callbacks are cleared, timeouts unset and which is
  * enabled for nothing, owned by the caller from now on, or NULL if none is
  * idle.
  */
-struct bufferevent *pd_upool_get(pd_upool *pool, const char *key);
+pd_conn *pd_upool_get(pd_upool *pool, const char *key);
 
 /*
  * Give a connection back (the caller must have read a complete response and
  * its input buffer must be empty). The pool owns bev from now on, and frees it
- * (bufferevent_free: create it with BEV_OPT_CLOSE_ON_FREE) when it expires, is
+ * (pd_conn_free, which closes the socket) when it expires, is
  * evicted, or the origin closes it or sends anything. A full pool (for key or
  * in total) closes its oldest connection to make room. Returns 0 if pooled,
  * -1 if bev was freed at once (input or output pending, pooling disabled by a
  * limit <= 0, no memory).
  */
-int pd_upool_put(pd_upool *pool, const char *key, struct bufferevent *bev);
+int pd_upool_put(pd_upool *pool, const char *key, pd_conn *bev);
 
 /* Close every idle connection (drain, reload). */
 void pd_upool_flush(pd_upool *pool);

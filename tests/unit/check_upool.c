@@ -28,7 +28,7 @@ static int origin_eof[MAX_CONNS];       /* 1 once the pool side closed it */
 static int n_origin_eof;
 
 /* Client side, in connect order (matching accept order: one at a time). */
-static struct bufferevent *client[MAX_CONNS];
+static pd_conn *client[MAX_CONNS];
 static int connected[MAX_CONNS];
 
 static int timed_out;
@@ -77,21 +77,21 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(origin[i], EV_READ);
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_event_cb(pd_conn *conn, short what, void *arg)
 {
     int i = (int)(intptr_t)arg;
-    if (what & BEV_EVENT_CONNECTED)
+    if (what & PD_CONN_CONNECTED)
         connected[i] = 1;
 }
 
 /* Open connection i to the origin and wait until both ends exist. */
-static struct bufferevent *connect_one(int i)
+static pd_conn *connect_one(int i)
 {
-    client[i] = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    client[i] = pd_conn_new(base, -1);
     ck_assert_ptr_nonnull(client[i]);
-    bufferevent_setcb(client[i], NULL, NULL, client_event_cb, (void *)(intptr_t)i);
-    ck_assert_int_eq(bufferevent_socket_connect(client[i], (struct sockaddr *)&origin_addr,
-                                                sizeof(origin_addr)), 0);
+    pd_conn_setcb(client[i], NULL, NULL, client_event_cb, (void *)(intptr_t)i);
+    ck_assert_int_eq(pd_conn_connect(client[i], (struct sockaddr *)&origin_addr,
+                                     sizeof(origin_addr)), 0);
     RUN_UNTIL(connected[i] && n_accepted > i);
     return client[i];
 }
@@ -141,7 +141,7 @@ static pd_upool_stats stats(const pd_upool *p)
     return st;
 }
 
-static void dummy_read_cb(struct bufferevent *bev, void *arg)
+static void dummy_read_cb(pd_conn *conn, void *arg)
 {
 }
 
@@ -150,31 +150,22 @@ static void dummy_read_cb(struct bufferevent *bev, void *arg)
 START_TEST(put_get_round_trip)
 {
     pd_upool *p = new_pool(10, 4, 60000);
-    struct bufferevent *b = connect_one(0);
-    bufferevent_setcb(b, dummy_read_cb, NULL, client_event_cb, NULL);
-    struct timeval tmo = { 7, 0 };
-    bufferevent_set_timeouts(b, &tmo, &tmo);
-    bufferevent_enable(b, EV_READ | EV_WRITE);
+    pd_conn *b = connect_one(0);
+    pd_conn_setcb(b, dummy_read_cb, NULL, client_event_cb, NULL);
+    pd_conn_set_timeouts(b, 7000, 7000);
+    pd_conn_enable(b, EV_READ | EV_WRITE);
 
     ck_assert_int_eq(pd_upool_put(p, "origin.example:80", b), 0);
     ck_assert_uint_eq(stats(p).idle, 1);
     ck_assert_uint_eq(stats(p).put, 1);
 
-    struct bufferevent *got = pd_upool_get(p, "origin.example:80");
+    pd_conn *got = pd_upool_get(p, "origin.example:80");
     ck_assert_ptr_eq(got, b);
-    bufferevent_data_cb rcb = dummy_read_cb, wcb = dummy_read_cb;
-    bufferevent_event_cb ecb = client_event_cb;
-    void *cbarg = &rcb;
-    bufferevent_getcb(got, &rcb, &wcb, &ecb, &cbarg);
-    ck_assert_ptr_null(rcb);
-    ck_assert_ptr_null(wcb);
-    ck_assert_ptr_null(ecb);
-    ck_assert_ptr_null(cbarg);
-    ck_assert_int_eq(bufferevent_get_enabled(got), 0);
+    ck_assert_int_eq(pd_conn_reading(got), 0);
     /* a connection handed out is still usable: the origin gets our bytes */
-    bufferevent_write(got, "GET / HTTP/1.1\r\n\r\n", 18);
-    bufferevent_enable(got, EV_WRITE);
-    RUN_UNTIL(evbuffer_get_length(bufferevent_get_output(got)) == 0);
+    evbuffer_add(pd_conn_output(got), "GET / HTTP/1.1\r\n\r\n", 18);
+    pd_conn_enable(got, EV_WRITE);
+    RUN_UNTIL(evbuffer_get_length(pd_conn_output(got)) == 0);
 
     ck_assert_ptr_null(pd_upool_get(p, "origin.example:80"));
     pd_upool_stats st = stats(p);
@@ -182,7 +173,7 @@ START_TEST(put_get_round_trip)
     ck_assert_uint_eq(st.reused, 1);
     ck_assert_uint_eq(st.closed_by_peer, 0);
     ck_assert_int_eq(n_origin_eof, 0);
-    bufferevent_free(got);
+    pd_conn_free(got);
     pd_upool_free(p);
 }
 END_TEST
@@ -199,7 +190,7 @@ START_TEST(get_is_lifo)
     ck_assert_ptr_eq(pd_upool_get(p, "k"), client[0]);
     ck_assert_ptr_null(pd_upool_get(p, "k"));
     for (int i = 0; i < 3; i++)
-        bufferevent_free(client[i]);
+        pd_conn_free(client[i]);
     pd_upool_free(p);
 }
 END_TEST
@@ -219,8 +210,8 @@ START_TEST(per_key_cap_closes_oldest)
     ck_assert_ptr_eq(pd_upool_get(p, "k"), client[2]);
     ck_assert_ptr_eq(pd_upool_get(p, "k"), client[1]);
     ck_assert_ptr_null(pd_upool_get(p, "k"));
-    bufferevent_free(client[1]);
-    bufferevent_free(client[2]);
+    pd_conn_free(client[1]);
+    pd_conn_free(client[2]);
     pd_upool_free(p);
 }
 END_TEST
@@ -242,7 +233,7 @@ START_TEST(global_cap_closes_oldest)
     ck_assert_ptr_null(pd_upool_get(p, "b"));
     ck_assert_ptr_eq(pd_upool_get(p, "c"), client[3]);
     for (int i = 2; i < 5; i++)
-        bufferevent_free(client[i]);
+        pd_conn_free(client[i]);
     pd_upool_free(p);
 }
 END_TEST
@@ -259,7 +250,7 @@ START_TEST(peer_close_frees_idle_connection)
     ck_assert_uint_eq(st.closed_by_peer, 1);
     ck_assert_ptr_eq(pd_upool_get(p, "k"), client[1]);
     ck_assert_ptr_null(pd_upool_get(p, "k"));
-    bufferevent_free(client[1]);
+    pd_conn_free(client[1]);
     pd_upool_free(p);
 }
 END_TEST
@@ -292,7 +283,7 @@ START_TEST(idle_timeout_expires)
     RUN_UNTIL(n_origin_eof == 2);
     ck_assert(origin_eof[0] && origin_eof[1] && !origin_eof[2]);
     ck_assert_ptr_null(pd_upool_get(p, "k"));
-    bufferevent_free(client[2]);
+    pd_conn_free(client[2]);
     pd_upool_free(p);
 }
 END_TEST
@@ -309,8 +300,8 @@ START_TEST(keys_do_not_mix)
     ck_assert_ptr_eq(pd_upool_get(p, "a.example:8080"), client[1]);
     ck_assert_ptr_null(pd_upool_get(p, "a.example:8080"));
     ck_assert_ptr_eq(pd_upool_get(p, "a.example:80"), client[0]);
-    bufferevent_free(client[0]);
-    bufferevent_free(client[1]);
+    pd_conn_free(client[0]);
+    pd_conn_free(client[1]);
     pd_upool_free(p);
 }
 END_TEST
@@ -324,7 +315,7 @@ START_TEST(many_keys_grow_the_table)
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
         close(sv[1]);                   /* peer gone: only get's check sees it */
         snprintf(key, sizeof(key), "host%d:80", i);
-        struct bufferevent *b = bufferevent_socket_new(base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+        pd_conn *b = pd_conn_new(base, sv[0]);
         ck_assert_int_eq(pd_upool_put(p, key, b), 0);
     }
     ck_assert_uint_eq(stats(p).idle, 200);
@@ -351,7 +342,7 @@ START_TEST(flush_closes_everything)
     /* the pool is still usable after a flush */
     ck_assert_int_eq(pd_upool_put(p, "a", connect_one(3)), 0);
     ck_assert_ptr_eq(pd_upool_get(p, "a"), client[3]);
-    bufferevent_free(client[3]);
+    pd_conn_free(client[3]);
     pd_upool_free(p);
 }
 END_TEST
@@ -359,12 +350,12 @@ END_TEST
 START_TEST(put_refuses_connection_with_pending_input)
 {
     pd_upool *p = new_pool(10, 4, 60000);
-    struct bufferevent *b = connect_one(0);
-    evbuffer_add(bufferevent_get_input(b), "x", 1);
+    pd_conn *b = connect_one(0);
+    evbuffer_add(pd_conn_input(b), "x", 1);
     ck_assert_int_eq(pd_upool_put(p, "k", b), -1);
     RUN_UNTIL(origin_eof[0]);           /* freed at once */
-    struct bufferevent *c = connect_one(1);
-    evbuffer_add(bufferevent_get_output(c), "half a request", 14);
+    pd_conn *c = connect_one(1);
+    evbuffer_add(pd_conn_output(c), "half a request", 14);
     ck_assert_int_eq(pd_upool_put(p, "k", c), -1);
     ck_assert_int_eq(pd_upool_put(p, NULL, connect_one(2)), -1);
     ck_assert_int_eq(pd_upool_put(p, "k", NULL), -1);
@@ -402,8 +393,8 @@ START_TEST(get_drops_connection_closed_before_the_loop_saw_it)
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
     evutil_make_socket_nonblocking(a[0]);
     evutil_make_socket_nonblocking(b[0]);
-    struct bufferevent *ba = bufferevent_socket_new(base, a[0], BEV_OPT_CLOSE_ON_FREE);
-    struct bufferevent *bb = bufferevent_socket_new(base, b[0], BEV_OPT_CLOSE_ON_FREE);
+    pd_conn *ba = pd_conn_new(base, a[0]);
+    pd_conn *bb = pd_conn_new(base, b[0]);
     ck_assert_int_eq(pd_upool_put(p, "k", ba), 0);
     ck_assert_int_eq(pd_upool_put(p, "k", bb), 0);
     ck_assert(idle_usable(bb));
@@ -424,15 +415,12 @@ END_TEST
 START_TEST(callbacks_queued_before_put_do_not_close)
 {
     pd_upool *p = new_pool(10, 4, 60000);
-    client[0] = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-    bufferevent_setcb(client[0], dummy_read_cb, NULL, client_event_cb, (void *)(intptr_t)0);
-    ck_assert_int_eq(bufferevent_socket_connect(client[0], (struct sockaddr *)&origin_addr,
-                                                sizeof(origin_addr)), 0);
-    RUN_UNTIL(connected[0] && n_accepted == 1);
-    /* the caller's last callbacks, still queued when it gives the bev back */
-    bufferevent_trigger(client[0], EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
-    bufferevent_trigger_event(client[0], BEV_EVENT_CONNECTED, BEV_TRIG_DEFER_CALLBACKS);
-    ck_assert_int_eq(pd_upool_put(p, "k", client[0]), 0);
+    pd_conn *b = connect_one(0);
+    pd_conn_setcb(b, dummy_read_cb, NULL, client_event_cb, (void *)(intptr_t)0);
+    /* the caller's last wakeups, still due when it gives the connection back */
+    pd_conn_disable(b, EV_READ | EV_WRITE);
+    pd_conn_enable(b, EV_READ | EV_WRITE);
+    ck_assert_int_eq(pd_upool_put(p, "k", b), 0);
     for (int i = 0; i < 3; i++)
         event_base_loop(base, EVLOOP_NONBLOCK);
     ck_assert_uint_eq(stats(p).idle, 1);

@@ -1,0 +1,530 @@
+/*
+ * conn: a non-blocking socket with input and output buffers (see conn.h for
+ * the contract). One edge-triggered event per socket, added once; the flags
+ * can_read / can_write remember what the last edge said until a read or a
+ * write returns short or EAGAIN. Pausing and resuming reading therefore costs
+ * no epoll_ctl: resuming only schedules a read from the event loop.
+ */
+#include "proxyd/conn.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/event_struct.h>
+
+#define CONN_MAGIC 0x50444e43u /* "PDNC" */
+
+/* Bytes read per event before the loop serves others (fairness). */
+#define READ_BUDGET (2 * PD_CONN_MAX_READ)
+/* writev(2) takes at most this many chunks in one call (libevent's limit). */
+#define WRITE_IOVECS 128
+
+struct pd_conn {
+    unsigned magic;
+    evutil_socket_t fd;
+    struct event_base *base;
+    struct event ev;            /* EV_READ|EV_WRITE|EV_ET|EV_PERSIST, added once */
+    struct event *rtimer, *wtimer; /* made on first use */
+    struct evbuffer *in, *out;
+    pd_conn_data_cb read_cb, write_cb;
+    pd_conn_event_cb event_cb;
+    void *arg;
+    size_t read_high, write_low;
+    size_t rsize;               /* next read's size */
+    int64_t rto_ms, wto_ms;
+    unsigned depth;             /* callbacks of this conn on the stack */
+    unsigned registered : 1;
+    unsigned can_read : 1, can_write : 1;
+    unsigned read_on : 1, write_on : 1;
+    unsigned connecting : 1, eof : 1, failed : 1;
+    unsigned rdhup : 1;         /* the peer half-closed: read on to the EOF */
+    unsigned shut_pending : 1, shut_done : 1;
+    unsigned dead : 1;
+};
+
+static pd_conn_counters counters;
+
+void pd_conn_get_counters(pd_conn_counters *out)
+{
+    *out = counters;
+}
+
+static struct timeval ms_tv(int64_t ms)
+{
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    return tv;
+}
+
+static void rtimeout_cb(evutil_socket_t fd, short what, void *arg);
+static void wtimeout_cb(evutil_socket_t fd, short what, void *arg);
+
+static void timer_set(pd_conn *c, struct event **t, event_callback_fn fn, int64_t ms, int want,
+                      int restart)
+{
+    if (!want || ms <= 0) {
+        if (*t && evtimer_pending(*t, NULL))
+            evtimer_del(*t);
+        return;
+    }
+    if (!*t && !(*t = evtimer_new(c->base, fn, c)))
+        return;
+    if (restart || !evtimer_pending(*t, NULL)) {
+        struct timeval tv = ms_tv(ms);
+        evtimer_add(*t, &tv);
+    }
+}
+
+static int read_paused_by_high(const pd_conn *c)
+{
+    return c->read_high && evbuffer_get_length(c->in) >= c->read_high;
+}
+
+/* Arm or disarm the timers for the conn's state; restart them after progress. */
+static void update_timers(pd_conn *c, int restart_r, int restart_w)
+{
+    int live = !c->dead && !c->failed;
+    timer_set(c, &c->rtimer, rtimeout_cb, c->rto_ms,
+              live && c->read_on && !c->eof && !read_paused_by_high(c), restart_r);
+    timer_set(c, &c->wtimer, wtimeout_cb, c->wto_ms,
+              live && (c->connecting || (c->write_on && evbuffer_get_length(c->out) > 0)),
+              restart_w);
+}
+
+static void schedule(pd_conn *c, short what)
+{
+    if (c->registered && !c->dead)
+        event_active(&c->ev, what, 1);
+}
+
+/* ---- buffers' callbacks: the owner drained the input, or queued output ---- */
+
+static void in_changed(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    pd_conn *c = arg;
+    if (!info->n_deleted || !c->read_on || c->eof || c->failed)
+        return;
+    if (c->read_high && info->orig_size >= c->read_high &&
+        evbuffer_get_length(b) < c->read_high) {
+        /* out of the pause: the read timeout runs again, and so does reading */
+        update_timers(c, 1, 0);
+        if (c->can_read)
+            schedule(c, EV_READ);
+    }
+}
+
+static void out_changed(struct evbuffer *b, const struct evbuffer_cb_info *info, void *arg)
+{
+    pd_conn *c = arg;
+    if (!info->n_added || c->failed || c->connecting)
+        return;
+    if (c->write_on && c->can_write && info->orig_size == 0)
+        schedule(c, EV_WRITE);
+    if (c->wto_ms > 0 && c->write_on)
+        update_timers(c, 0, 0);
+}
+
+/* ---- creation and destruction ------------------------------------------- */
+
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+
+static int add_event(pd_conn *c)
+{
+    if (event_assign(&c->ev, c->base, c->fd, EV_READ | EV_WRITE | EV_CLOSED | EV_ET | EV_PERSIST, io_cb, c) < 0 ||
+        event_add(&c->ev, NULL) < 0)
+        return -1;
+    c->registered = 1;
+    return 0;
+}
+
+pd_conn *pd_conn_new(struct event_base *base, evutil_socket_t fd)
+{
+    pd_conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    c->magic = CONN_MAGIC;
+    c->fd = fd;
+    c->base = base;
+    c->read_on = c->write_on = 1;
+    c->rsize = PD_CONN_MIN_READ;
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    if (!c->in || !c->out || !evbuffer_add_cb(c->in, in_changed, c) ||
+        !evbuffer_add_cb(c->out, out_changed, c)) {
+        pd_conn_free(c);
+        return NULL;
+    }
+    if (fd >= 0) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 || add_event(c) < 0) {
+            pd_conn_free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void really_free(pd_conn *c)
+{
+    if (c->registered)
+        event_del(&c->ev);
+    if (c->rtimer)
+        event_free(c->rtimer);
+    if (c->wtimer)
+        event_free(c->wtimer);
+    /* the buffers first: their reference cleanups (cached pages) run now */
+    if (c->in)
+        evbuffer_free(c->in);
+    if (c->out)
+        evbuffer_free(c->out);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->magic = 0;
+    free(c);
+}
+
+void pd_conn_free(pd_conn *c)
+{
+    if (!c)
+        return;
+    assert(c->magic == CONN_MAGIC);
+    if (c->depth) {
+        /* inside one of its callbacks: silence it now, free on the way out */
+        c->dead = 1;
+        c->read_cb = c->write_cb = NULL;
+        c->event_cb = NULL;
+        if (c->registered)
+            event_del(&c->ev);
+        c->registered = 0;
+        update_timers(c, 0, 0);
+        return;
+    }
+    really_free(c);
+}
+
+int pd_conn_connect(pd_conn *c, const struct sockaddr *sa, socklen_t len)
+{
+    assert(c->magic == CONN_MAGIC && c->fd < 0);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    c->fd = fd;
+    c->connecting = 1;
+    if (add_event(c) < 0) {
+        c->fd = -1;
+        close(fd);
+        c->connecting = 0;
+        return -1;
+    }
+    update_timers(c, 0, 1);
+    return 0;
+}
+
+/* ---- the event loop's side -------------------------------------------- */
+
+static void fire_event(pd_conn *c, short what)
+{
+    if (c->event_cb)
+        c->event_cb(c, what, c->arg);
+}
+
+/* The connect finished (writable): tell the owner how. */
+static void connect_done(pd_conn *c)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+        err = errno;
+    c->connecting = 0;
+    if (err) {
+        c->failed = 1;
+        update_timers(c, 0, 0);
+        errno = err;
+        fire_event(c, PD_CONN_ERROR | PD_CONN_WRITING);
+        return;
+    }
+    c->can_write = 1;
+    update_timers(c, 1, 1);
+    fire_event(c, PD_CONN_CONNECTED);
+}
+
+static void do_write(pd_conn *c)
+{
+    size_t wrote = 0;
+    while (c->write_on && c->can_write && !c->failed) {
+        size_t len = evbuffer_get_length(c->out);
+        if (!len)
+            break;
+        int chunks = evbuffer_peek(c->out, -1, NULL, NULL, 0);
+        int n = evbuffer_write_atmost(c->out, c->fd, -1);
+        counters.writes++;
+        if (n > 0) {
+            wrote += (size_t)n;
+            counters.write_bytes += (uint64_t)n;
+            if ((size_t)n < len && chunks <= WRITE_IOVECS)
+                c->can_write = 0; /* the socket took less than all: it is full */
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->can_write = 0;
+            break;
+        }
+        c->failed = 1;
+        c->read_on = 0;
+        update_timers(c, 0, 0);
+        fire_event(c, PD_CONN_ERROR | PD_CONN_WRITING);
+        return;
+    }
+    size_t left = evbuffer_get_length(c->out);
+    if (!left && c->shut_pending && !c->shut_done) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut_done = 1;
+    }
+    if (!wrote)
+        return;
+    update_timers(c, 0, 1);
+    if (left <= c->write_low && c->write_cb)
+        c->write_cb(c, c->arg);
+}
+
+static void do_read(pd_conn *c)
+{
+    size_t total = 0;
+    int eof = 0, err = 0;
+    while (c->read_on && c->can_read && !c->eof && !c->failed && total < READ_BUDGET) {
+        size_t have = evbuffer_get_length(c->in);
+        if (c->read_high && have >= c->read_high)
+            break;
+        size_t want = c->rsize;
+        if (c->read_high && want > c->read_high - have)
+            want = c->read_high - have;
+        struct evbuffer_iovec v[2];
+        int nv = evbuffer_reserve_space(c->in, (ev_ssize_t)want, v, 2);
+        if (nv < 1) {
+            err = ENOMEM;
+            break;
+        }
+        size_t space = 0;
+        struct iovec iov[2];
+        for (int i = 0; i < nv; i++) {
+            /* the buffer may offer more room than asked: take only want */
+            if (v[i].iov_len > want - space)
+                v[i].iov_len = want - space;
+            iov[i].iov_base = v[i].iov_base;
+            iov[i].iov_len = v[i].iov_len;
+            space += v[i].iov_len;
+        }
+        ssize_t n = readv(c->fd, iov, nv);
+        counters.reads++;
+        if (n > 0) {
+            size_t rest = (size_t)n;
+            int used = 0;
+            for (int i = 0; i < nv && rest; i++, used++) {
+                if (v[i].iov_len > rest)
+                    v[i].iov_len = rest;
+                rest -= v[i].iov_len;
+            }
+            evbuffer_commit_space(c->in, v, used);
+            total += (size_t)n;
+            counters.read_bytes += (uint64_t)n;
+            if ((size_t)n < space && !c->rdhup) {
+                /* the socket is empty now; the next edge says when not (an
+                 * EOF that came with these bytes came with EV_CLOSED) */
+                c->can_read = 0;
+            } else if (c->rsize < PD_CONN_MAX_READ) {
+                c->rsize *= 2;
+            }
+            continue;
+        }
+        if (n == 0) {
+            eof = 1;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->can_read = 0;
+            break;
+        }
+        err = errno;
+        break;
+    }
+    if (total) {
+        update_timers(c, 1, 0);
+        if (c->read_cb)
+            c->read_cb(c, c->arg);
+        if (c->dead)
+            return;
+    }
+    if (eof || err) {
+        if (eof)
+            c->eof = 1;
+        else
+            c->failed = 1;
+        c->read_on = 0;
+        update_timers(c, 0, 0);
+        errno = err;
+        fire_event(c, (eof ? PD_CONN_EOF : PD_CONN_ERROR) | PD_CONN_READING);
+        return;
+    }
+    /* stopped by the budget with bytes left in the socket: continue next round */
+    if (total >= READ_BUDGET && c->can_read && c->read_on && !read_paused_by_high(c))
+        schedule(c, EV_READ);
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_conn *c = arg;
+    assert(c->magic == CONN_MAGIC);
+    c->depth++;
+    if (what & (EV_READ | EV_CLOSED))
+        c->can_read = 1;
+    if (what & EV_CLOSED)
+        c->rdhup = 1;
+    if (c->connecting) {
+        if (what & EV_WRITE)
+            connect_done(c);
+        if (c->dead || c->connecting || c->failed)
+            goto out;
+    } else if (what & EV_WRITE) {
+        c->can_write = 1;
+    }
+    if (!c->failed)
+        do_write(c);
+    if (!c->dead && !c->failed)
+        do_read(c);
+out:
+    if (--c->depth == 0 && c->dead)
+        really_free(c);
+}
+
+static void rtimeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_conn *c = arg;
+    c->depth++;
+    c->read_on = 0;
+    fire_event(c, PD_CONN_TIMEOUT | PD_CONN_READING);
+    if (--c->depth == 0 && c->dead)
+        really_free(c);
+}
+
+static void wtimeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_conn *c = arg;
+    c->depth++;
+    c->write_on = 0;
+    fire_event(c, PD_CONN_TIMEOUT | PD_CONN_WRITING);
+    if (--c->depth == 0 && c->dead)
+        really_free(c);
+}
+
+/* ---- the owner's side ------------------------------------------------- */
+
+void pd_conn_setcb(pd_conn *c, pd_conn_data_cb read_cb, pd_conn_data_cb write_cb,
+                   pd_conn_event_cb event_cb, void *arg)
+{
+    assert(c->magic == CONN_MAGIC);
+    if (c->dead)
+        return;
+    c->read_cb = read_cb;
+    c->write_cb = write_cb;
+    c->event_cb = event_cb;
+    c->arg = arg;
+}
+
+struct evbuffer *pd_conn_input(pd_conn *c)
+{
+    return c->in;
+}
+
+struct evbuffer *pd_conn_output(pd_conn *c)
+{
+    return c->out;
+}
+
+evutil_socket_t pd_conn_fd(const pd_conn *c)
+{
+    return c->fd;
+}
+
+int pd_conn_reading(const pd_conn *c)
+{
+    return c->read_on;
+}
+
+void pd_conn_enable(pd_conn *c, short what)
+{
+    assert(c->magic == CONN_MAGIC);
+    if (c->dead || c->failed)
+        return;
+    if ((what & EV_READ) && !c->read_on && !c->eof) {
+        c->read_on = 1;
+        if (c->can_read && !read_paused_by_high(c))
+            schedule(c, EV_READ);
+    }
+    if ((what & EV_WRITE) && !c->write_on) {
+        c->write_on = 1;
+        if (c->can_write && !c->connecting && evbuffer_get_length(c->out))
+            schedule(c, EV_WRITE);
+    }
+    update_timers(c, 0, 0);
+}
+
+void pd_conn_disable(pd_conn *c, short what)
+{
+    assert(c->magic == CONN_MAGIC);
+    if (what & EV_READ)
+        c->read_on = 0;
+    if (what & EV_WRITE)
+        c->write_on = 0;
+    update_timers(c, 0, 0);
+}
+
+void pd_conn_set_read_high(pd_conn *c, size_t high)
+{
+    size_t old = c->read_high;
+    c->read_high = high;
+    if (old && (!high || high > old) && c->read_on && c->can_read && !read_paused_by_high(c))
+        schedule(c, EV_READ);
+    update_timers(c, 0, 0);
+}
+
+void pd_conn_set_write_low(pd_conn *c, size_t low)
+{
+    c->write_low = low;
+}
+
+void pd_conn_set_timeouts(pd_conn *c, int64_t read_ms, int64_t write_ms)
+{
+    c->rto_ms = read_ms > 0 ? read_ms : 0;
+    c->wto_ms = write_ms > 0 ? write_ms : 0;
+    update_timers(c, 1, 1);
+}
+
+void pd_conn_shutdown_write(pd_conn *c)
+{
+    if (c->shut_done || c->failed)
+        return;
+    if (evbuffer_get_length(c->out) == 0 && !c->connecting) {
+        shutdown(c->fd, SHUT_WR);
+        c->shut_done = 1;
+        return;
+    }
+    c->shut_pending = 1;
+}

@@ -1,0 +1,376 @@
+/*
+ * Unit tests for conn: a pd_conn on one end of a socketpair (or a loopback
+ * TCP connection for connect), the test driving the other end by hand. Every
+ * wait is on a condition with a deadline (RUN_UNTIL), never a sleep.
+ */
+#include "proxyd/conn.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+static struct event_base *base;
+static int timed_out;
+
+static void safety_cb(evutil_socket_t fd, short what, void *arg)
+{
+    timed_out = 1;
+    event_base_loopbreak(base);
+}
+
+#define RUN_UNTIL(cond)                                                       \
+    do {                                                                      \
+        struct event *safety_ = evtimer_new(base, safety_cb, NULL);           \
+        struct timeval tv_ = { 5, 0 };                                        \
+        evtimer_add(safety_, &tv_);                                           \
+        timed_out = 0;                                                        \
+        while (!(cond) && !timed_out)                                         \
+            event_base_loop(base, EVLOOP_ONCE);                               \
+        event_free(safety_);                                                  \
+        ck_assert_msg((cond), "timed out waiting for %s", #cond);             \
+    } while (0)
+
+/* What the callbacks saw. */
+struct seen {
+    int reads, writes, events;
+    short last_event;
+    int last_errno;
+    int free_in_read;           /* pd_conn_free from inside read_cb */
+    int drain_in_read;          /* consume the input in read_cb */
+    size_t consumed;
+};
+
+static void on_read(pd_conn *c, void *arg)
+{
+    struct seen *s = arg;
+    s->reads++;
+    if (s->drain_in_read) {
+        size_t n = evbuffer_get_length(pd_conn_input(c));
+        s->consumed += n;
+        evbuffer_drain(pd_conn_input(c), n);
+    }
+    if (s->free_in_read)
+        pd_conn_free(c);
+}
+
+static void on_write(pd_conn *c, void *arg)
+{
+    ((struct seen *)arg)->writes++;
+}
+
+static void on_event(pd_conn *c, short what, void *arg)
+{
+    struct seen *s = arg;
+    s->events++;
+    s->last_event = what;
+    s->last_errno = errno;
+}
+
+static int peer; /* the test's end of the socketpair */
+
+static pd_conn *pair_conn(struct seen *s)
+{
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    peer = sv[1];
+    fcntl(peer, F_SETFL, fcntl(peer, F_GETFL) | O_NONBLOCK);
+    pd_conn *c = pd_conn_new(base, sv[0]);
+    ck_assert_ptr_nonnull(c);
+    memset(s, 0, sizeof *s);
+    pd_conn_setcb(c, on_read, on_write, on_event, s);
+    return c;
+}
+
+static void setup(void)
+{
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+}
+
+static void teardown(void)
+{
+    if (peer >= 0)
+        close(peer);
+    peer = -1;
+    event_base_free(base);
+}
+
+/* Write up to n bytes of a pattern from the peer; returns what the socket took. */
+static size_t peer_write(size_t off, size_t n)
+{
+    static unsigned char buf[64 * 1024];
+    size_t done = 0;
+    while (done < n) {
+        size_t k = n - done < sizeof buf ? n - done : sizeof buf;
+        for (size_t i = 0; i < k; i++)
+            buf[i] = (unsigned char)((off + done + i) * 7);
+        ssize_t w = write(peer, buf, k);
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    return done;
+}
+
+START_TEST(big_body_read_in_large_chunks)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    const size_t total = 1024 * 1024;
+    pd_conn_counters before, after;
+    pd_conn_get_counters(&before);
+    size_t sent = 0;
+    unsigned char *got = malloc(total);
+    size_t have = 0;
+    while (have < total) {
+        if (sent < total)
+            sent += peer_write(sent, total - sent);
+        size_t len0 = have;
+        RUN_UNTIL(evbuffer_get_length(pd_conn_input(c)) > 0 || have < len0);
+        size_t n = evbuffer_get_length(pd_conn_input(c));
+        ck_assert_int_eq(evbuffer_remove(pd_conn_input(c), got + have, n), (int)n);
+        have += n;
+    }
+    pd_conn_get_counters(&after);
+    for (size_t i = 0; i < total; i++)
+        ck_assert_uint_eq(got[i], (unsigned char)(i * 7));
+    ck_assert_uint_eq(after.read_bytes - before.read_bytes, total);
+    /* libevent 2.1's bufferevents read 4096 bytes per call: we must do much better */
+    uint64_t reads = after.reads - before.reads;
+    ck_assert_msg(total / reads > 4 * 4096, "%llu reads for 1 MiB", (unsigned long long)reads);
+    free(got);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(read_high_pauses_and_draining_resumes)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    pd_conn_set_read_high(c, 20000);
+    size_t sent = peer_write(0, 100000);
+    ck_assert_uint_gt(sent, 40000);
+    RUN_UNTIL(evbuffer_get_length(pd_conn_input(c)) >= 20000);
+    /* a few more rounds of the loop: the input must stay at the mark */
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_uint_eq(evbuffer_get_length(pd_conn_input(c)), 20000);
+    s.drain_in_read = 1;
+    size_t n = evbuffer_get_length(pd_conn_input(c));
+    evbuffer_drain(pd_conn_input(c), n);
+    s.consumed = n;
+    RUN_UNTIL(s.consumed == sent);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(disabled_reading_keeps_the_edge)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    pd_conn_disable(c, EV_READ);
+    ck_assert_int_eq(pd_conn_reading(c), 0);
+    ck_assert_uint_eq(peer_write(0, 1000), 1000);
+    for (int i = 0; i < 5; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(s.reads, 0);
+    ck_assert_uint_eq(evbuffer_get_length(pd_conn_input(c)), 0);
+    /* the edge came while reading was off: enabling must read without a new one */
+    pd_conn_enable(c, EV_READ);
+    RUN_UNTIL(evbuffer_get_length(pd_conn_input(c)) == 1000);
+    ck_assert_int_eq(s.reads, 1);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(eof_after_the_data)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    ck_assert_uint_eq(peer_write(0, 500), 500);
+    close(peer);
+    peer = -1;
+    RUN_UNTIL(s.events == 1);
+    ck_assert_int_eq(s.last_event, PD_CONN_EOF | PD_CONN_READING);
+    ck_assert_int_eq(s.reads, 1);
+    ck_assert_uint_eq(evbuffer_get_length(pd_conn_input(c)), 500);
+    ck_assert_int_eq(pd_conn_reading(c), 0);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(output_written_and_write_cb_at_low_mark)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    const size_t total = 600000;
+    char *data = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        data[i] = (char)(i * 13);
+    pd_conn_set_write_low(c, 0);
+    evbuffer_add(pd_conn_output(c), data, total);
+    char *got = malloc(total);
+    size_t have = 0;
+    while (have < total) {
+        RUN_UNTIL(s.writes > 0 || evbuffer_get_length(pd_conn_output(c)) < total - have);
+        ssize_t r;
+        while ((r = read(peer, got + have, total - have)) > 0)
+            have += (size_t)r;
+    }
+    ck_assert_int_eq(memcmp(got, data, total), 0);
+    RUN_UNTIL(s.writes >= 1);
+    ck_assert_uint_eq(evbuffer_get_length(pd_conn_output(c)), 0);
+    ck_assert_int_eq(s.events, 0);
+    free(data);
+    free(got);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(free_inside_own_read_callback)
+{
+    struct seen s;
+    pair_conn(&s); /* freed by its own read callback */
+    s.free_in_read = 1;
+    ck_assert_uint_eq(peer_write(0, 10), 10);
+    close(peer); /* an EOF right behind the data: must not reach a freed conn */
+    peer = -1;
+    RUN_UNTIL(s.reads == 1);
+    for (int i = 0; i < 3; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(s.reads, 1);
+    ck_assert_int_eq(s.events, 0);
+}
+END_TEST
+
+START_TEST(shutdown_write_after_the_output)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    evbuffer_add(pd_conn_output(c), "last words", 10);
+    pd_conn_shutdown_write(c);
+    char buf[32];
+    size_t have = 0;
+    ssize_t r = -1;
+    while (r != 0) {
+        RUN_UNTIL(evbuffer_get_length(pd_conn_output(c)) == 0);
+        r = read(peer, buf + have, sizeof buf - have);
+        if (r > 0)
+            have += (size_t)r;
+        else if (r < 0)
+            ck_assert_int_eq(errno, EAGAIN);
+    }
+    ck_assert_uint_eq(have, 10);
+    ck_assert_int_eq(memcmp(buf, "last words", 10), 0);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(read_timeout_fires_while_reading)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    pd_conn_set_timeouts(c, 30, 0);
+    RUN_UNTIL(s.events == 1);
+    ck_assert_int_eq(s.last_event, PD_CONN_TIMEOUT | PD_CONN_READING);
+    ck_assert_int_eq(pd_conn_reading(c), 0);
+    pd_conn_free(c);
+}
+END_TEST
+
+static int listen_any(struct sockaddr_in *sin)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(l, 0);
+    memset(sin, 0, sizeof *sin);
+    sin->sin_family = AF_INET;
+    sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(l, (struct sockaddr *)sin, sizeof *sin), 0);
+    socklen_t sl = sizeof *sin;
+    ck_assert_int_eq(getsockname(l, (struct sockaddr *)sin, &sl), 0);
+    return l;
+}
+
+START_TEST(connect_then_send)
+{
+    struct sockaddr_in sin;
+    int l = listen_any(&sin);
+    ck_assert_int_eq(listen(l, 4), 0);
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    pd_conn *c = pd_conn_new(base, -1);
+    pd_conn_setcb(c, on_read, on_write, on_event, &s);
+    ck_assert_int_eq(pd_conn_connect(c, (struct sockaddr *)&sin, sizeof sin), 0);
+    RUN_UNTIL(s.events == 1);
+    ck_assert_int_eq(s.last_event, PD_CONN_CONNECTED);
+    evbuffer_add(pd_conn_output(c), "ping", 4);
+    int a = accept(l, NULL, NULL);
+    ck_assert_int_ge(a, 0);
+    RUN_UNTIL(evbuffer_get_length(pd_conn_output(c)) == 0);
+    char buf[8];
+    ck_assert_int_eq(read(a, buf, sizeof buf), 4);
+    ck_assert_int_eq(memcmp(buf, "ping", 4), 0);
+    ck_assert_int_eq(write(a, "pong", 4), 4);
+    RUN_UNTIL(evbuffer_get_length(pd_conn_input(c)) == 4);
+    close(a);
+    close(l);
+    pd_conn_free(c);
+}
+END_TEST
+
+START_TEST(connect_refused)
+{
+    struct sockaddr_in sin;
+    int l = listen_any(&sin);
+    close(l); /* nobody listens there now */
+    struct seen s;
+    memset(&s, 0, sizeof s);
+    pd_conn *c = pd_conn_new(base, -1);
+    pd_conn_setcb(c, on_read, on_write, on_event, &s);
+    if (pd_conn_connect(c, (struct sockaddr *)&sin, sizeof sin) < 0) {
+        ck_assert_int_eq(errno, ECONNREFUSED);
+    } else {
+        RUN_UNTIL(s.events == 1);
+        ck_assert(s.last_event & PD_CONN_ERROR);
+        ck_assert_int_eq(s.last_errno, ECONNREFUSED);
+    }
+    ck_assert_int_eq(s.reads, 0);
+    pd_conn_free(c);
+}
+END_TEST
+
+static Suite *conn_suite(void)
+{
+    Suite *s = suite_create("conn");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, big_body_read_in_large_chunks);
+    tcase_add_test(tc, read_high_pauses_and_draining_resumes);
+    tcase_add_test(tc, disabled_reading_keeps_the_edge);
+    tcase_add_test(tc, eof_after_the_data);
+    tcase_add_test(tc, output_written_and_write_cb_at_low_mark);
+    tcase_add_test(tc, free_inside_own_read_callback);
+    tcase_add_test(tc, shutdown_write_after_the_output);
+    tcase_add_test(tc, read_timeout_fires_while_reading);
+    tcase_add_test(tc, connect_then_send);
+    tcase_add_test(tc, connect_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(conn_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
