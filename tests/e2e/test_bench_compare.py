@@ -1,0 +1,101 @@
+"""Smoke test of bench/compare: `--quick --only proxyd,nginx-direct --scenarios hit4k,miss4k`.
+
+Runs the comparison once with 2-second runs (about 10 s) and checks what it reported, never
+how fast anything was: a table row per peer and scenario, proxyd verified as serving hits from
+its cache (the origin saw no request during the hit run) and as going to the origin for every
+request with `cache deny all`, complete bodies and no failed request, the TSV and JSON files,
+and nothing it started left running. Needs nginx and wrk (skipped without them).
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+SRC = os.environ.get("PROXYD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
+PROXYD = os.environ.get("PROXYD_BIN", os.path.join(SRC, "build", "proxyd"))
+COMPARE = os.path.join(SRC, "bench", "compare")
+
+
+@unittest.skipUnless(os.access("/usr/sbin/nginx", os.X_OK) and os.access("/usr/bin/wrk", os.X_OK),
+                     "nginx and wrk are needed (apt-get install -y nginx-light wrk)")
+class BenchCompareSmoke(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pd-compare-smoke-")
+        cls.md = os.path.join(cls.tmp, "compare.md")
+        cmd = [sys.executable, COMPARE, "--quick", "--only", "proxyd,nginx-direct",
+               "--scenarios", "hit4k,miss4k", "--proxyd", PROXYD, "--out", cls.md]
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=240)
+        cls.rc, cls.stdout, cls.stderr = r.returncode, r.stdout, r.stderr
+        sys.stderr.write(r.stderr[-3000:])
+        with open(os.path.join(cls.tmp, "compare.json")) as f:
+            cls.result = json.load(f)
+        cls.rows = {(x["peer"], x["scenario"]): x for x in cls.result["rows"]}
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_exit_status_and_nothing_skipped(self):
+        self.assertEqual(self.rc, 0, self.stderr[-2000:])
+        self.assertEqual(self.result["skipped"], [])
+
+    def test_table_has_a_row_per_peer_and_scenario(self):
+        for peer in ("proxyd", "nginx-direct"):
+            for scen in ("hit4k", "miss4k"):
+                self.assertIn((peer, scen), self.rows)
+                self.assertRegex(self.stdout, rf"\| {peer} \| {scen} \| (hit|miss|direct) \| [0-9,]+ \|")
+        with open(self.md) as f:
+            self.assertEqual(f.read(), self.stdout)
+
+    def test_proxyd_served_hits_from_its_cache(self):
+        r = self.rows[("proxyd", "hit4k")]
+        self.assertEqual(r["verified"], "hit", r["verify_detail"])
+        self.assertEqual(r["origin_requests"], 0)
+        self.assertGreater(r["requests"], 0)
+
+    def test_proxyd_with_cache_off_went_to_the_origin(self):
+        r = self.rows[("proxyd", "miss4k")]
+        self.assertEqual(r["verified"], "miss", r["verify_detail"])
+        self.assertGreaterEqual(r["origin_requests"], r["requests"])
+
+    def test_complete_responses_and_measurements(self):
+        for key, r in self.rows.items():
+            self.assertEqual(r["errors"], 0, key)
+            self.assertGreaterEqual(r["bytes_per_req"], 4096, key)
+            self.assertGreater(r["req_per_s"], 0, key)
+            self.assertGreater(r["p99_ms"], 0, key)
+            self.assertGreaterEqual(r["p99_ms"], r["p50_ms"], key)
+            self.assertGreaterEqual(r["cpu_s"], 0, key)
+            self.assertGreater(r["pss_kb"], 0, key)
+
+    def test_tsv(self):
+        with open(os.path.join(self.tmp, "compare.tsv")) as f:
+            lines = f.read().splitlines()
+        self.assertTrue(lines[0].startswith("peer\tscenario\tverified\treq_per_s"))
+        self.assertEqual(len(lines), 1 + len(self.rows))
+
+    def test_nothing_left_running(self):
+        workdir = self.result["meta"]["workdir"]
+        self.assertFalse(os.path.exists(workdir))
+        left = []
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if workdir in cmd:
+                left.append((d, cmd))
+        self.assertEqual(left, [])
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
