@@ -229,7 +229,16 @@ void client_up_release(struct pd_client *c, int reusable)
 }
 
 
-static void client_free(struct pd_client *c)
+/* A client connection is gone (busy or idle): the worker's and the counters' side. */
+void client_conn_closed(pd_worker *w, const char *peer_ip)
+{
+    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, -1);
+    ipcount_add(w, peer_ip, -1);
+    pd_worker_client_closed(w);
+}
+
+/* Free the transaction; the connection (c->bev, if still set) goes with it. */
+static void txn_free(struct pd_client *c)
 {
     pd_worker *w = c->w;
     client_log_transaction(c);
@@ -252,11 +261,17 @@ static void client_free(struct pd_client *c)
     if (c->have_url)
         pd_url_free(&c->url);
     TAILQ_REMOVE(&w->clients, c, link);
-    pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, -1);
-    ipcount_add(w, c->peer_ip, -1);
     c->magic = 0;
     free(c);
-    pd_worker_client_closed(w);
+}
+
+static void client_free(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    char ip[INET6_ADDRSTRLEN];
+    memcpy(ip, c->peer_ip, sizeof ip);
+    txn_free(c);
+    client_conn_closed(w, ip);
 }
 
 /* Flush what is queued for the client, then close. May free c. */
@@ -353,12 +368,27 @@ static void arm_timer(struct pd_client *c, int64_t ms)
     evtimer_add(c->timer, &tv);
 }
 
-/* Wait for the next request on this connection. May free c. */
+/*
+ * Wait for the next request on this connection. Unless its bytes are here
+ * already (pipelining), the connection waits as a small idle object and the
+ * transaction is freed. May free c.
+ */
 void client_start_head(struct pd_client *c)
 {
     pd_worker *w = c->w;
     if (w->draining) {
         client_close_after_flush(c);
+        return;
+    }
+    if (c->nreq && evbuffer_get_length(pd_conn_input(c->bev)) == 0) {
+        pd_conn *conn = c->bev;
+        struct sockaddr_storage peer = c->peer;
+        uint16_t port = c->local_port;
+        unsigned nreq = c->nreq;
+        int64_t life_at = c->life_at_ms;
+        c->bev = NULL;
+        txn_free(c);
+        client_idle_wait(w, conn, &peer, port, nreq, life_at);
         return;
     }
     c->state = C_HEAD;
@@ -1510,50 +1540,69 @@ static void client_event_cb(pd_conn *conn, short what, void *arg)
 int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
                      uint16_t local_port)
 {
-    struct pd_client *c = calloc(1, sizeof(*c));
-    if (!c) {
-        evutil_closesocket(fd);
-        return -1;
-    }
-    c->magic = CLIENT_MAGIC;
-    c->w = w;
-    memcpy(&c->peer, peer, (size_t)peerlen < sizeof c->peer ? (size_t)peerlen : sizeof c->peer);
-    const void *a = peer->sa_family == AF_INET
-                        ? (const void *)&((const struct sockaddr_in *)peer)->sin_addr
-                        : (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr;
-    inet_ntop(peer->sa_family, a, c->peer_ip, sizeof c->peer_ip);
-    c->local_port = local_port;
-    evutil_make_socket_nonblocking(fd);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    memcpy(&ss, peer, (size_t)peerlen < sizeof ss ? (size_t)peerlen : sizeof ss);
+    char ip[INET6_ADDRSTRLEN];
+    client_peer_ip(&ss, ip, sizeof ip);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->bev = pd_conn_new(w->base, fd);
-    c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
-    c->timer = evtimer_new(w->base, timer_cb, c);
-    c->life = evtimer_new(w->base, lifetime_cb, c);
-    pd_http_msg_init(&c->req);
-    pd_http_msg_init(&c->resp);
-    TAILQ_INSERT_TAIL(&w->clients, c, link);
+    pd_conn *conn = pd_conn_new(w->base, fd); /* closes fd on failure */
     w->n_clients++;
     pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_TOTAL, 1);
     pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, 1);
-    ipcount_add(w, c->peer_ip, 1);
-    if (!c->bev || !c->reqp || !c->timer || !c->life) {
-        if (!c->bev)
-            evutil_closesocket(fd);
-        client_free(c);
+    ipcount_add(w, ip, 1);
+    if (!conn) {
+        client_conn_closed(w, ip);
         return -1;
     }
+    pd_conn_set_timeouts(conn, 0, w->conf->write_timeout);
+    client_idle_wait(w, conn, &ss, local_port, 0, client_now_ms() + w->conf->client_lifetime);
+    return 0;
+}
+
+/* The first bytes of a request arrived on a waiting connection. May free what it makes. */
+void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+                  uint16_t local_port, unsigned nreq, int64_t life_at_ms)
+{
+    struct pd_client *c = calloc(1, sizeof(*c));
+    if (c) {
+        c->magic = CLIENT_MAGIC;
+        c->w = w;
+        c->peer = *peer;
+        client_peer_ip(peer, c->peer_ip, sizeof c->peer_ip);
+        c->local_port = local_port;
+        c->nreq = nreq;
+        c->life_at_ms = life_at_ms;
+        c->bev = conn;
+        c->reqp = pd_http_parser_new(1, w->conf->request_header_max_size);
+        c->timer = evtimer_new(w->base, timer_cb, c);
+        c->life = evtimer_new(w->base, lifetime_cb, c);
+        pd_http_msg_init(&c->req);
+        pd_http_msg_init(&c->resp);
+        TAILQ_INSERT_TAIL(&w->clients, c, link);
+    }
+    if (!c || !c->reqp || !c->timer || !c->life) {
+        char ip[INET6_ADDRSTRLEN];
+        client_peer_ip(peer, ip, sizeof ip);
+        if (c)
+            txn_free(c); /* frees conn too */
+        else
+            pd_conn_free(conn);
+        client_conn_closed(w, ip);
+        return;
+    }
     pd_conn_set_read_high(c->bev, HIGH_WM);
-    pd_conn_set_timeouts(c->bev, 0, w->conf->write_timeout);
-    struct timeval lt = ms_tv(w->conf->client_lifetime);
+    int64_t left = life_at_ms - client_now_ms();
+    struct timeval lt = ms_tv(left > 0 ? left : 0);
     evtimer_add(c->life, &lt);
     client_start_head(c);
-    return 0;
 }
 
 void pd_client_drain_all(pd_worker *w)
 {
     struct pd_client *c, *next;
+    client_idle_drain(w);
     for (c = TAILQ_FIRST(&w->clients); c; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->state == C_HEAD && !c->head_started && c->nreq == 0)
@@ -1570,4 +1619,5 @@ void pd_client_close_all(pd_worker *w)
     struct pd_client *c;
     while ((c = TAILQ_FIRST(&w->clients)))
         client_free(c);
+    client_idle_close_all(w);
 }

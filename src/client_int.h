@@ -61,6 +61,7 @@ struct pd_client {
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
     struct event *life;         /* client_lifetime */
+    int64_t life_at_ms;         /* its deadline (monotonic), kept across transactions */
     int head_started;           /* bytes of the current head were seen */
 
     /* the request */
@@ -154,6 +155,25 @@ void client_log_transaction(struct pd_client *c);
 void client_add_header(struct evbuffer *out, const pd_header *h);
 /* The client's output drained to its low mark (pd_conn write callback). */
 void client_write_cb(pd_conn *bev, void *arg);
+
+/* The first bytes of a request on a waiting connection: a transaction takes
+ * conn over (and frees it with itself). */
+void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+                  uint16_t local_port, unsigned nreq, int64_t life_at_ms);
+/* A client connection closed: counters, per-address count, the worker's cap. */
+void client_conn_closed(pd_worker *w, const char *peer_ip);
+
+/* ---- client_idle.c ----------------------------------------------------- */
+
+/* Wait for the next request (the first when nreq is 0) on conn, owning it:
+ * request_timeout (first) or client_idle_pconn_timeout, and the lifetime. */
+void client_idle_wait(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+                      uint16_t local_port, unsigned nreq, int64_t life_at_ms);
+/* Drain: waiting keep-alive connections close now, new ones get a second. */
+void client_idle_drain(pd_worker *w);
+void client_idle_close_all(pd_worker *w);
+int64_t client_now_ms(void);
+void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len);
 
 /* ---- client_cache.c ---------------------------------------------------- */
 

@@ -189,6 +189,7 @@ int pd_worker_run(const pd_worker_init *init)
     w->stats = pd_stats_worker_slot(pd_stats_self(), w->generation, slot);
     pd_stats_slot_claim(w->stats, getpid(), w->generation, slot);
     TAILQ_INIT(&w->clients);
+    TAILQ_INIT(&w->idle);
     w->base = event_base_new();
     if (!w->base) {
         pd_log_error("worker %d: cannot create event base", slot);

@@ -22,6 +22,7 @@ typedef struct pd_acl_rules pd_acl_rules;
 typedef struct pd_cache_store pd_cache_store;
 typedef struct pd_refresh_rules pd_refresh_rules;
 struct pd_client;
+struct pd_idle;
 struct pd_ipcount;
 #define PD_IPCOUNT_BUCKETS 256
 
@@ -47,8 +48,9 @@ typedef struct pd_worker {
     struct event *accept_retry; /* re-enables accept after EMFILE */
     unsigned accept_errors;     /* failed accepts since the last one that worked */
 
-    TAILQ_HEAD(, pd_client) clients;
-    int n_clients;
+    TAILQ_HEAD(, pd_client) clients; /* connections serving a request */
+    TAILQ_HEAD(, pd_idle) idle;      /* connections waiting for one (client_idle.c) */
+    int n_clients;                   /* both */
     int draining;
     struct event *drain_deadline;
     struct event *sig_term, *sig_int, *sig_usr1;

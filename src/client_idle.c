@@ -1,0 +1,148 @@
+/*
+ * client_idle: a client connection between requests (and before its first
+ * one). It holds only the socket (pd_conn), the peer and its deadlines: the
+ * transaction object, its parsers and header buffers exist only while a
+ * request is being served (client.c). When the first byte of a request
+ * arrives the connection is handed to a new transaction; when the time allowed
+ * for it runs out, or the client closes, it is closed without a log line
+ * (no request was started).
+ *
+ * Memory: a pd_idle owns its pd_conn until it hands it over
+ * (client_begin) or frees both (idle_close). Its list is the worker's
+ * w->idle, for drain and exit.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "proxyd/conn.h"
+#include "proxyd/stats.h"
+
+#include "client_int.h"
+
+#define IDLE_MAGIC 0x50444931u /* "PDI1" */
+
+struct pd_idle {
+    unsigned magic;
+    TAILQ_ENTRY(pd_idle) link;
+    pd_worker *w;
+    pd_conn *conn;
+    struct event timer;         /* request_timeout / client_idle_pconn_timeout / lifetime */
+    int64_t life_at_ms;         /* client_lifetime deadline (monotonic) */
+    unsigned nreq;              /* requests served on this connection so far */
+    uint16_t local_port;
+    struct sockaddr_storage peer;
+};
+
+int64_t client_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len)
+{
+    const void *a = peer->ss_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
+    if (!inet_ntop(peer->ss_family, a, ip, (socklen_t)len))
+        ip[0] = '\0';
+}
+
+static void idle_close(struct pd_idle *d)
+{
+    pd_worker *w = d->w;
+    char ip[INET6_ADDRSTRLEN];
+    TAILQ_REMOVE(&w->idle, d, link);
+    event_del(&d->timer);
+    pd_conn_free(d->conn);
+    client_peer_ip(&d->peer, ip, sizeof ip);
+    d->magic = 0;
+    free(d);
+    client_conn_closed(w, ip);
+}
+
+static void arm(struct pd_idle *d, int64_t ms)
+{
+    int64_t left = d->life_at_ms - client_now_ms();
+    if (ms > left)
+        ms = left;
+    if (ms < 0)
+        ms = 0;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(&d->timer, &tv);
+}
+
+static void idle_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    idle_close(arg);
+}
+
+/* The first bytes of a request: a transaction takes the connection over. */
+static void idle_read_cb(pd_conn *conn, void *arg)
+{
+    struct pd_idle *d = arg;
+    pd_worker *w = d->w;
+    TAILQ_REMOVE(&w->idle, d, link);
+    event_del(&d->timer);
+    struct pd_idle copy = *d;
+    d->magic = 0;
+    free(d);
+    client_begin(w, copy.conn, &copy.peer, copy.local_port, copy.nreq, copy.life_at_ms);
+}
+
+static void idle_event_cb(pd_conn *conn, short what, void *arg)
+{
+    idle_close(arg);
+}
+
+void client_idle_wait(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+                      uint16_t local_port, unsigned nreq, int64_t life_at_ms)
+{
+    struct pd_idle *d = calloc(1, sizeof *d);
+    if (!d) {
+        char ip[INET6_ADDRSTRLEN];
+        pd_conn_free(conn);
+        client_peer_ip(peer, ip, sizeof ip);
+        client_conn_closed(w, ip);
+        return;
+    }
+    d->magic = IDLE_MAGIC;
+    d->w = w;
+    d->conn = conn;
+    d->peer = *peer;
+    d->local_port = local_port;
+    d->nreq = nreq;
+    d->life_at_ms = life_at_ms;
+    evtimer_assign(&d->timer, w->base, idle_timer_cb, d);
+    TAILQ_INSERT_TAIL(&w->idle, d, link);
+    pd_conn_setcb(conn, idle_read_cb, NULL, idle_event_cb, d);
+    pd_conn_set_write_low(conn, 0);
+    pd_conn_set_read_high(conn, 0);
+    pd_conn_enable(conn, EV_READ | EV_WRITE);
+    arm(d, nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
+}
+
+void client_idle_drain(pd_worker *w)
+{
+    struct pd_idle *d, *next;
+    for (d = TAILQ_FIRST(&w->idle); d; d = next) {
+        next = TAILQ_NEXT(d, link);
+        if (d->nreq == 0)
+            arm(d, 1000); /* just accepted: its request may be on the way, give it 1 s */
+        else
+            idle_close(d); /* idle keep-alive connection */
+    }
+}
+
+void client_idle_close_all(pd_worker *w)
+{
+    struct pd_idle *d;
+    while ((d = TAILQ_FIRST(&w->idle)))
+        idle_close(d);
+}
