@@ -262,7 +262,21 @@ static pid_t spawn(int slot)
         pd_log_error("no free cache slot for worker %d", slot);
         return -1;
     }
+    /*
+     * The control signals stay blocked in the child until the worker has its
+     * handlers (pd_worker_run unblocks them): a SIGUSR1 or SIGTERM sent while
+     * it starts is then handled, not ignored or fatal.
+     */
+    sigset_t ctl, old;
+    sigemptyset(&ctl);
+    sigaddset(&ctl, SIGHUP);
+    sigaddset(&ctl, SIGTERM);
+    sigaddset(&ctl, SIGINT);
+    sigaddset(&ctl, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &ctl, &old);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) {
         pd_log_error("fork: %s", strerror(errno));
         M.cache_slots_used &= ~(1ull << cslot);
@@ -296,10 +310,8 @@ static pid_t spawn(int slot)
     signal(SIGCHLD, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    signal(SIGUSR1, SIG_IGN);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* SIGUSR1 is back to its default since the base was freed: blocked until the worker's handler takes it */
+    sigprocmask(SIG_SETMASK, &ctl, NULL);
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     pd_log_set_role(role);
