@@ -909,19 +909,21 @@ static void send_request(struct pd_client *c)
 
 static int pool_try(struct pd_client *c)
 {
-    pd_conn *up = pd_upool_get(c->w->upool, c->key);
+    /* a request that can_retry() on a new connection needs no liveness peek */
+    pd_conn *up = pd_upool_take(c->w->upool, c->key, c->retried || c->req.body != PD_BODY_NONE);
     if (!up)
         return 0;
     c->up = up;
     pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_REUSED, 1);
     c->up_from_pool = 1;
     c->up_connected = 1;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getpeername(pd_conn_fd(up), (struct sockaddr *)&ss, &sl) == 0) {
-        const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-                                                : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-        inet_ntop(ss.ss_family, a, c->origin_ip, sizeof c->origin_ip);
+    const struct sockaddr *sa = pd_conn_peer(up);
+    if (sa) {
+        struct sockaddr_storage ss;
+        memset(&ss, 0, sizeof ss);
+        memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in));
+        client_peer_ip(&ss, c->origin_ip, sizeof c->origin_ip);
     }
     setup_upstream(c);
     send_request(c);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event_struct.h>
@@ -31,6 +32,13 @@ struct pd_conn {
     struct event_base *base;
     struct event ev;            /* EV_READ|EV_WRITE|EV_ET|EV_PERSIST, added once */
     struct event *rtimer, *wtimer; /* made on first use */
+    /*
+     * Lazy timers: progress only moves the deadline (0: none wanted); an
+     * armed event that fires early re-arms itself for what is left, so a
+     * busy connection costs no timer operation per read or write.
+     */
+    int64_t rdl, wdl;           /* deadlines, monotonic ms */
+    int64_t r_at, w_at;         /* when the armed events fire (0: not armed) */
     struct evbuffer *in, *out;
     pd_conn_data_cb read_cb, write_cb;
     pd_conn_event_cb event_cb;
@@ -46,6 +54,8 @@ struct pd_conn {
     unsigned rdhup : 1;         /* the peer half-closed: read on to the EOF */
     unsigned shut_pending : 1, shut_done : 1;
     unsigned dead : 1;
+    struct sockaddr_in6 peer;   /* the address connected to (pd_conn_connect) */
+    socklen_t peer_len;
 };
 
 static pd_conn_counters counters;
@@ -55,29 +65,41 @@ void pd_conn_get_counters(pd_conn_counters *out)
     *out = counters;
 }
 
-static struct timeval ms_tv(int64_t ms)
-{
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    return tv;
-}
-
 static void rtimeout_cb(evutil_socket_t fd, short what, void *arg);
 static void wtimeout_cb(evutil_socket_t fd, short what, void *arg);
 
-static void timer_set(pd_conn *c, struct event **t, event_callback_fn fn, int64_t ms, int want,
-                      int restart)
+static int64_t mono_ms(void)
 {
-    if (!want || ms <= 0) {
-        if (*t && evtimer_pending(*t, NULL))
-            evtimer_del(*t);
-        return;
-    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Make sure *t fires no later than deadline (and not before, unless already armed earlier). */
+static void timer_arm(pd_conn *c, struct event **t, event_callback_fn fn, int64_t *at,
+                      int64_t deadline, int64_t now)
+{
+    if (*at && *at <= deadline)
+        return; /* fires in time; it re-arms itself for the rest */
     if (!*t && !(*t = evtimer_new(c->base, fn, c)))
         return;
-    if (restart || !evtimer_pending(*t, NULL)) {
-        struct timeval tv = ms_tv(ms);
-        evtimer_add(*t, &tv);
+    int64_t ms = deadline - now;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    evtimer_add(*t, &tv);
+    *at = deadline;
+}
+
+/* One timer's side of update_timers. */
+static void timer_want(pd_conn *c, struct event **t, event_callback_fn fn, int64_t *dl,
+                       int64_t *at, int64_t ms, int want, int restart, int64_t now)
+{
+    if (!want || ms <= 0) {
+        *dl = 0; /* an armed event finds nothing due and stops */
+        return;
     }
+    if (restart || !*dl)
+        *dl = now + ms;
+    timer_arm(c, t, fn, at, *dl, now);
 }
 
 static int read_paused_by_high(const pd_conn *c)
@@ -88,12 +110,15 @@ static int read_paused_by_high(const pd_conn *c)
 /* Arm or disarm the timers for the conn's state; restart them after progress. */
 static void update_timers(pd_conn *c, int restart_r, int restart_w)
 {
+    if (!c->rto_ms && !c->wto_ms)
+        return;
     int live = !c->dead && !c->failed;
-    timer_set(c, &c->rtimer, rtimeout_cb, c->rto_ms,
-              live && c->read_on && !c->eof && !read_paused_by_high(c), restart_r);
-    timer_set(c, &c->wtimer, wtimeout_cb, c->wto_ms,
-              live && (c->connecting || (c->write_on && evbuffer_get_length(c->out) > 0)),
-              restart_w);
+    int64_t now = mono_ms();
+    timer_want(c, &c->rtimer, rtimeout_cb, &c->rdl, &c->r_at, c->rto_ms,
+               live && c->read_on && !c->eof && !read_paused_by_high(c), restart_r, now);
+    timer_want(c, &c->wtimer, wtimeout_cb, &c->wdl, &c->w_at, c->wto_ms,
+               live && (c->connecting || (c->write_on && evbuffer_get_length(c->out) > 0)),
+               restart_w, now);
 }
 
 static void schedule(pd_conn *c, short what)
@@ -125,7 +150,7 @@ static void out_changed(struct evbuffer *b, const struct evbuffer_cb_info *info,
         return;
     if (c->write_on && c->can_write && info->orig_size == 0)
         schedule(c, EV_WRITE);
-    if (c->wto_ms > 0 && c->write_on)
+    if (c->wto_ms > 0 && c->write_on && !c->wdl)
         update_timers(c, 0, 0);
 }
 
@@ -224,6 +249,8 @@ int pd_conn_connect(pd_conn *c, const struct sockaddr *sa, socklen_t len)
     }
     c->fd = fd;
     c->connecting = 1;
+    c->peer_len = len <= sizeof c->peer ? len : 0;
+    memcpy(&c->peer, sa, c->peer_len);
     if (add_event(c) < 0) {
         c->fd = -1;
         close(fd);
@@ -414,9 +441,26 @@ out:
         really_free(c);
 }
 
+/* An armed timer fired: 1 when its deadline has really passed. */
+static int timer_due(pd_conn *c, struct event **t, event_callback_fn fn, int64_t *dl, int64_t *at)
+{
+    *at = 0;
+    if (!*dl || c->dead)
+        return 0;
+    int64_t now = mono_ms();
+    if (now < *dl) {
+        timer_arm(c, t, fn, at, *dl, now);
+        return 0;
+    }
+    *dl = 0;
+    return 1;
+}
+
 static void rtimeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_conn *c = arg;
+    if (!timer_due(c, &c->rtimer, rtimeout_cb, &c->rdl, &c->r_at))
+        return;
     c->depth++;
     c->read_on = 0;
     fire_event(c, PD_CONN_TIMEOUT | PD_CONN_READING);
@@ -427,6 +471,8 @@ static void rtimeout_cb(evutil_socket_t fd, short what, void *arg)
 static void wtimeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_conn *c = arg;
+    if (!timer_due(c, &c->wtimer, wtimeout_cb, &c->wdl, &c->w_at))
+        return;
     c->depth++;
     c->write_on = 0;
     fire_event(c, PD_CONN_TIMEOUT | PD_CONN_WRITING);
@@ -461,6 +507,11 @@ struct evbuffer *pd_conn_output(pd_conn *c)
 evutil_socket_t pd_conn_fd(const pd_conn *c)
 {
     return c->fd;
+}
+
+const struct sockaddr *pd_conn_peer(const pd_conn *c)
+{
+    return c->peer_len ? (const struct sockaddr *)&c->peer : NULL;
 }
 
 int pd_conn_reading(const pd_conn *c)
@@ -514,6 +565,7 @@ void pd_conn_set_timeouts(pd_conn *c, int64_t read_ms, int64_t write_ms)
 {
     c->rto_ms = read_ms > 0 ? read_ms : 0;
     c->wto_ms = write_ms > 0 ? write_ms : 0;
+    c->rdl = c->wdl = 0;
     update_timers(c, 1, 1);
 }
 

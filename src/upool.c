@@ -283,13 +283,18 @@ void pd_upool_free(pd_upool *pool)
 
 pd_conn *pd_upool_get(pd_upool *pool, const char *key)
 {
+    return pd_upool_take(pool, key, 1);
+}
+
+pd_conn *pd_upool_take(pd_upool *pool, const char *key, int peek)
+{
     if (!pool || !key)
         return NULL;
     assert(pool->magic == UPOOL_MAGIC);
     struct bucket *b;
     while ((b = bucket_find(pool, key, hash_key(key)))) {
         struct idle *c = TAILQ_LAST(&b->conns, idle_list);
-        if (!idle_usable(c->bev)) {
+        if (evbuffer_get_length(pd_conn_input(c->bev)) > 0 || (peek && !idle_usable(c->bev))) {
             idle_remove(pool, c, CLOSE_PEER);   /* may free b: look it up again */
             continue;
         }

@@ -81,6 +81,8 @@ void pd_conn_setcb(pd_conn *conn, pd_conn_data_cb read_cb, pd_conn_data_cb write
 struct evbuffer *pd_conn_input(pd_conn *conn);
 struct evbuffer *pd_conn_output(pd_conn *conn);
 evutil_socket_t pd_conn_fd(const pd_conn *conn);
+/* The address pd_conn_connect was given (NULL for an accepted socket). */
+const struct sockaddr *pd_conn_peer(const pd_conn *conn);
 
 /* Reading and writing, each on or off (EV_READ, EV_WRITE); both start on. */
 void pd_conn_enable(pd_conn *conn, short what);

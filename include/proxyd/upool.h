@@ -35,6 +35,13 @@ void pd_upool_free(pd_upool *pool);
  * idle.
  */
 pd_conn *pd_upool_get(pd_upool *pool, const char *key);
+/*
+ * pd_upool_get, with the last look at the socket (a recv(MSG_PEEK) for a
+ * close the event loop has not delivered yet) only when peek is set: a
+ * caller that can send its request again on a new connection when this one
+ * turns out closed saves that system call.
+ */
+pd_conn *pd_upool_take(pd_upool *pool, const char *key, int peek);
 
 /*
  * Give a connection back (the caller must have read a complete response and
