@@ -94,7 +94,7 @@ void client_head_queued(struct pd_client *c)
 void client_log_transaction(struct pd_client *c)
 {
     pd_worker *w = c->w;
-    if (!c->result)
+    if (c->result == PD_R_UNSET)
         return;
     struct timeval now;
     gettimeofday(&now, NULL);
@@ -122,7 +122,7 @@ void client_log_transaction(struct pd_client *c)
         .elapsed_ms = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 +
                       (now.tv_usec - c->t0.tv_usec) / 1000,
         .client_ip = c->peer_ip,
-        .result = c->result,
+        .result = pd_result_text(c->result),
         .status = c->status,
         .bytes = c->out_bytes,
         .method = c->req.method.len ? c->req.method.p : "NONE",
@@ -161,7 +161,7 @@ void client_log_transaction(struct pd_client *c)
         .ttfb_us = c->ttfb_us,
     };
     pd_stats_transaction(w->stats, &st);
-    c->result = NULL;
+    c->result = PD_R_UNSET;
 }
 
 /* ---- connections per client address (acl maxconn) ------------------------ */
@@ -326,8 +326,8 @@ void client_fail_request(struct pd_client *c, int status, const char *err, const
     client_head_queued(c);
     pd_stats_add(c->w->stats, pd_stats_error_id(err), 1);
     c->status = status;
-    if (!c->result)
-        c->result = "NONE_NONE";
+    if (c->result == PD_R_UNSET)
+        c->result = PD_R_NONE_NONE;
     if (!c->keep_alive) {
         client_close_after_flush(c);
         return;
@@ -345,7 +345,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pd_client *c = arg;
     if (c->state == C_HEAD && c->head_started && !c->w->draining) {
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         c->keep_alive = 0;
         client_fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
         return;
@@ -357,8 +357,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pd_client *c = arg;
-    if (c->result && !strcmp(c->result, "TCP_MISS"))
-        c->result = "TCP_MISS_ABORTED";
+    c->result = pd_result_aborted(c->result);
     client_free(c);
 }
 
@@ -403,7 +402,7 @@ void client_start_head(struct pd_client *c)
     c->rb_done = 0;
     c->head_sent = 0;
     c->status = 0;
-    c->result = NULL;
+    c->result = PD_R_UNSET;
     c->out_bytes = 0;
     c->in_bytes = 0;
     c->up_out_bytes = 0;
@@ -415,7 +414,7 @@ void client_start_head(struct pd_client *c)
     c->up_connected = 0;
     client_cache_drop(c);
     c->use_cache = 0;
-    c->miss_result = "TCP_MISS";
+    c->miss_result = PD_R_TCP_MISS;
     arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
     pd_conn_set_write_low(c->bev, LOW_WM);
     pd_conn_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
@@ -447,7 +446,7 @@ static void read_head(struct pd_client *c)
             const char *why;
             int status = pd_http_parser_error(c->reqp, &why);
             gettimeofday(&c->t0, NULL);
-            c->result = "NONE_NONE";
+            c->result = PD_R_NONE_NONE;
             c->keep_alive = 0;
             client_fail_request(c, status, status == 431 ? "ERR_TOO_BIG" : "ERR_INVALID_REQ", why, 0);
             return;
@@ -490,7 +489,7 @@ static int acl_check(struct pd_client *c, const char **deny_acl)
 static void deny(struct pd_client *c, const char *acl_name)
 {
     pd_worker *w = c->w;
-    c->result = "TCP_DENIED";
+    c->result = PD_R_TCP_DENIED;
     const char *di = acl_name && w->acl ? pd_acl_deny_info(w->acl, acl_name) : NULL;
     if (di && strcmp(di, "TCP_RESET") == 0) {
         c->status = 0;
@@ -575,7 +574,7 @@ static void serve_manager(struct pd_client *c)
                          (int)c->req.target.len, c->req.target.p);
         if (n < 0 || (size_t)n >= sizeof u ||
             pd_url_parse(u, (size_t)n, PD_URL_ABSOLUTE, &c->url, &why) < 0) {
-            c->result = "NONE_NONE";
+            c->result = PD_R_NONE_NONE;
             client_fail_request(c, 400, "ERR_INVALID_URL", "bad cache manager URL", 1);
             return;
         }
@@ -591,7 +590,7 @@ static void serve_manager(struct pd_client *c)
     if (!body || pd_stats_mgr_page(page, strcspn(page, "?"), body) < 0) {
         if (body)
             evbuffer_free(body);
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         client_fail_request(c, 404, "ERR_INVALID_URL", "no such cache manager page", 1);
         return;
     }
@@ -608,7 +607,7 @@ static void serve_manager(struct pd_client *c)
     c->out_bytes += evbuffer_get_length(out) - before;
     client_head_queued(c);
     c->status = 200;
-    c->result = "TCP_MISS";
+    c->result = PD_R_TCP_MISS;
     client_log_transaction(c);
     if (!c->keep_alive)
         client_close_after_flush(c);
@@ -667,20 +666,20 @@ static void begin_transaction(struct pd_client *c)
             serve_manager(c);
             return;
         }
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         client_fail_request(c, 400, "ERR_INVALID_URL",
                      "origin-form request to a proxy: use an absolute URL", 0);
         return;
     }
     if (pd_url_parse(m->target.p, m->target.len, is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE,
                      &c->url, &why) < 0) {
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         client_fail_request(c, 400, "ERR_INVALID_URL", why, 0);
         return;
     }
     c->have_url = 1;
     if (!is_connect && !host_matches(c)) {
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         client_fail_request(c, 400, "ERR_INVALID_REQ",
                      "the Host header names another host than the request URL", 0);
         return;
@@ -692,14 +691,14 @@ static void begin_transaction(struct pd_client *c)
     if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
         (m->body == PD_BODY_CHUNKED || m->content_length > w->conf->request_body_max_size)) {
         if (m->body == PD_BODY_LENGTH) {
-            c->result = "NONE_NONE";
+            c->result = PD_R_NONE_NONE;
             client_fail_request(c, 413, "ERR_TOO_BIG", "request body larger than request_body_max_size",
                          0);
             return;
         }
     }
     if (is_connect && m->body != PD_BODY_NONE) {
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         client_fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
         return;
     }
@@ -747,7 +746,7 @@ static void dns_cb(const pd_dns_result *r, void *arg)
     struct pd_client *c = arg;
     c->dnsq = NULL;
     if (r->error) {
-        c->result = "TCP_MISS";
+        c->result = PD_R_TCP_MISS;
         client_fail_request(c, r->error == PD_DNS_ETIMEOUT ? 504 : 502, "ERR_DNS_FAIL",
                      r->error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
                                                  : "the origin's name could not be resolved",
@@ -935,7 +934,7 @@ static void connect_next(struct pd_client *c)
 {
     client_up_release(c, 0);
     if (c->addr_i >= c->addrs.n) {
-        c->result = c->req.method_id == PD_M_CONNECT ? "TCP_TUNNEL" : "TCP_MISS";
+        c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
         return;
     }
@@ -943,7 +942,7 @@ static void connect_next(struct pd_client *c)
     gettimeofday(&now, NULL);
     int64_t spent = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 + (now.tv_usec - c->t0.tv_usec) / 1000;
     if (c->addr_i > 0 && spent > c->w->conf->forward_timeout) {
-        c->result = "TCP_MISS";
+        c->result = PD_R_TCP_MISS;
         client_fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
         return;
     }
@@ -971,12 +970,7 @@ static void connect_next(struct pd_client *c)
 
 static int chunk_out(void *arg, const char *data, size_t len)
 {
-    struct evbuffer *out = arg;
-    if (len == 0)
-        return 0;
-    evbuffer_add_printf(out, "%zx\r\n", len);
-    evbuffer_add(out, data, len);
-    evbuffer_add(out, "\r\n", 2);
+    pd_http_chunk_add(arg, data, len);
     return 0;
 }
 
@@ -1008,13 +1002,13 @@ static int forward_request_body(struct pd_client *c)
             if (st == PD_PARSE_ERROR) {
                 const char *why;
                 int status = pd_http_parser_error(c->reqp, &why);
-                c->result = "NONE_NONE";
+                c->result = PD_R_NONE_NONE;
                 c->keep_alive = 0;
                 client_fail_request(c, status, "ERR_INVALID_REQ", why, 0);
                 return -1;
             }
             if (st == PD_PARSE_DONE) {
-                evbuffer_add(uo, "0\r\n\r\n", 5);
+                pd_http_chunk_last(uo);
                 c->rb_done = 1;
             }
         }
@@ -1078,10 +1072,8 @@ static void write_response_head(struct pd_client *c)
 static void finish_response(struct pd_client *c)
 {
     struct evbuffer *out = cout(c);
-    if (c->out_kind == PD_BODY_CHUNKED) {
-        evbuffer_add(out, "0\r\n\r\n", 5);
-        c->out_bytes += 5;
-    }
+    if (c->out_kind == PD_BODY_CHUNKED)
+        c->out_bytes += pd_http_chunk_last(out);
     c->rstate = R_DONE;
     if (c->cw) {
         pd_cache_store_commit(c->w->store, c->cw);
@@ -1109,9 +1101,7 @@ static int chunk_out_client(void *arg, const char *data, size_t len)
     struct evbuffer *out = cout(c);
     client_store_bytes(c, data, len);
     if (c->out_kind == PD_BODY_CHUNKED) {
-        size_t before = evbuffer_get_length(out);
-        chunk_out(out, data, len);
-        count_out(c, evbuffer_get_length(out) - before);
+        count_out(c, pd_http_chunk_add(out, data, len));
     } else {
         evbuffer_add(out, data, len); /* HTTP/1.0 client: close-delimited */
         count_out(c, len);
@@ -1134,7 +1124,7 @@ static void read_response(struct pd_client *c)
         if (st == PD_PARSE_ERROR) {
             const char *why;
             pd_http_parser_error(c->respp, &why);
-            c->result = "TCP_MISS";
+            c->result = PD_R_TCP_MISS;
             client_fail_request(c, 502, "ERR_INVALID_RESP", why, 0);
             return;
         }
@@ -1143,7 +1133,7 @@ static void read_response(struct pd_client *c)
         if (c->resp.status < 200) {
             /* interim response: pass 100/103 on to HTTP/1.1 clients, then wait for the final one */
             if (c->resp.status == 101) {
-                c->result = "TCP_MISS";
+                c->result = PD_R_TCP_MISS;
                 client_fail_request(c, 502, "ERR_INVALID_RESP", "unexpected protocol switch", 0);
                 return;
             }
@@ -1166,11 +1156,11 @@ static void read_response(struct pd_client *c)
             pd_cache_store_release(c->w->store, c->cref);
             c->cref = NULL;
             c->revalidating = 0;
-            c->miss_result = "TCP_REFRESH_MODIFIED";
+            c->miss_result = PD_R_TCP_REFRESH_MODIFIED;
             if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
                 /* the request body is gone: it cannot be sent again */
                 client_up_release(c, 0);
-                c->result = "TCP_MISS"; /* as every other failed fetch */
+                c->result = PD_R_TCP_MISS; /* as every other failed fetch */
                 client_fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
                 return;
             }
@@ -1224,12 +1214,12 @@ static void read_response(struct pd_client *c)
         size_t n = evbuffer_get_length(in);
         if (n) {
             if (c->out_kind == PD_BODY_CHUNKED)
-                evbuffer_add_printf(out, "%zx\r\n", n), count_out(c, 4);
+                count_out(c, pd_http_chunk_head(out, n));
             client_store_evbuffer(c, in, n);
             evbuffer_remove_buffer(in, out, n);
             count_out(c, n);
             if (c->out_kind == PD_BODY_CHUNKED)
-                evbuffer_add(out, "\r\n", 2), count_out(c, 2);
+                count_out(c, pd_http_chunk_tail(out));
             c->resp_bytes_in += n;
         }
         break;
@@ -1245,7 +1235,7 @@ static void read_response(struct pd_client *c)
             c->resp_bytes_in += used;
             if (st == PD_PARSE_ERROR) {
                 /* cut the response short: no last chunk */
-                c->result = "TCP_MISS_ABORTED";
+                c->result = PD_R_TCP_MISS_ABORTED;
                 c->out_kind = PD_BODY_NONE;
                 client_close_after_flush(c);
                 return;
@@ -1286,7 +1276,7 @@ static void read_response(struct pd_client *c)
  */
 static void detach(struct pd_client *c)
 {
-    c->result = "TCP_MISS_ABORTED";
+    c->result = pd_result_aborted(c->result);
     client_log_transaction(c); /* the client's transaction ends now */
     c->detached = 1;
     c->keep_alive = 0;
@@ -1307,7 +1297,7 @@ static void tunnel_start(struct pd_client *c)
     c->out_bytes += sizeof ok - 1;
     client_head_queued(c);
     c->status = 200;
-    c->result = "TCP_TUNNEL";
+    c->result = PD_R_TCP_TUNNEL;
     c->state = C_TUNNEL;
     const pd_conf *conf = c->w->conf;
     pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
@@ -1418,7 +1408,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
         /* connect failed or timed out: try the next address */
         if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n) {
             client_up_release(c, 0);
-            c->result = "TCP_MISS";
+            c->result = PD_R_TCP_MISS;
             client_fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);
             return;
         }
@@ -1426,7 +1416,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
         return;
     }
     if (what & PD_CONN_TIMEOUT) {
-        c->result = "TCP_MISS";
+        c->result = PD_R_TCP_MISS;
         if (c->rstate == R_HEAD)
             client_fail_request(c, 504, "ERR_READ_TIMEOUT", "the origin did not answer in time", 1);
         else
@@ -1444,7 +1434,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
             return;
         }
         /* an origin may end a close-delimited head early; anything else is an error */
-        c->result = "TCP_MISS";
+        c->result = PD_R_TCP_MISS;
         client_fail_request(c, 502, "ERR_ZERO_SIZE_OBJECT", "the origin closed the connection without a complete response", 1);
         return;
     }
@@ -1455,7 +1445,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
             return;
         }
         /* cut the response short: the client must not see it complete */
-        c->result = "TCP_MISS_ABORTED";
+        c->result = PD_R_TCP_MISS_ABORTED;
         c->out_kind = PD_BODY_NONE;
         client_close_after_flush(c);
     }
@@ -1525,13 +1515,13 @@ static void client_event_cb(pd_conn *conn, short what, void *arg)
         detach(c);
         return;
     }
-    if (c->state == C_FORWARD && c->result)
-        c->result = "TCP_MISS_ABORTED";
+    if (c->state == C_FORWARD || c->state == C_CACHE)
+        c->result = pd_result_aborted(c->result); /* the client left before the end */
     if (c->state == C_HEAD && !c->head_started)
-        c->result = NULL; /* an idle keep-alive connection closed: nothing to log */
-    if (c->state == C_HEAD && c->head_started && !c->result) {
+        c->result = PD_R_UNSET; /* an idle keep-alive connection closed: nothing to log */
+    if (c->state == C_HEAD && c->head_started && c->result == PD_R_UNSET) {
         gettimeofday(&c->t0, NULL);
-        c->result = "NONE_NONE";
+        c->result = PD_R_NONE_NONE;
         c->status = 0;
     }
     client_free(c);

@@ -143,7 +143,7 @@ static int load_meta(struct pd_client *c)
     return rc;
 }
 
-static void serve_cached(struct pd_client *c, const char *result);
+static void serve_cached(struct pd_client *c, enum pd_result result);
 static void cache_resume(struct pd_client *c);
 
 /* Wait for a wakeup from the store (another worker is writing the object). */
@@ -220,10 +220,10 @@ int client_cache_lookup(struct pd_client *c)
         int64_t age = pd_cache_policy_age(&c->cm.head, c->cm.request_time, c->cm.response_time, now);
         switch (pd_cache_policy_decide(&c->req, &c->cm.head, lifetime, age)) {
         case PD_CP_FRESH:
-            serve_cached(c, "TCP_MEM_HIT");
+            serve_cached(c, PD_R_TCP_MEM_HIT);
             return 1;
         case PD_CP_ONLY_IF_CACHED_FAIL:
-            c->result = "TCP_MISS";
+            c->result = PD_R_TCP_MISS;
             client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
             return 1;
         case PD_CP_STALE_REVALIDATE:
@@ -243,13 +243,13 @@ int client_cache_lookup(struct pd_client *c)
         break;
     }
     if (only_if_cached && !c->revalidating) {
-        c->result = "TCP_MISS";
+        c->result = PD_R_TCP_MISS;
         client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not in the cache", 1);
         return 1;
     }
     if (only_if_cached) {
         /* a stale object under only-if-cached: never contact the origin */
-        c->result = "TCP_MISS";
+        c->result = PD_R_TCP_MISS;
         client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is stale in the cache", 1);
         return 1;
     }
@@ -309,7 +309,7 @@ static void cache_resume(struct pd_client *c)
     }
     if (c->cf_hold) {
         if (hold_until_complete(c) == 1)
-            serve_cached(c, "TCP_CF_MISS");
+            serve_cached(c, PD_R_TCP_CF_MISS);
         return;
     }
     for (;;) {
@@ -349,7 +349,7 @@ static void cache_resume(struct pd_client *c)
                 return;
         }
     }
-    serve_cached(c, "TCP_CF_MISS");
+    serve_cached(c, PD_R_TCP_CF_MISS);
 }
 
 void pd_client_cache_wakeup(pd_worker *w)
@@ -466,10 +466,8 @@ static size_t part_header_len(struct pd_client *c, const pd_range *r)
 
 static void finish_cached(struct pd_client *c)
 {
-    if (c->hit_chunked) {
-        evbuffer_add(cout(c), "0\r\n\r\n", 5);
-        c->out_bytes += 5;
-    }
+    if (c->hit_chunked)
+        c->out_bytes += pd_http_chunk_last(cout(c));
     client_log_transaction(c);
     client_cache_drop(c);
     if (!c->keep_alive || !c->rb_done) {
@@ -480,7 +478,7 @@ static void finish_cached(struct pd_client *c)
 }
 
 /* Answer from c->cref / c->cm. May free c. */
-static void serve_cached(struct pd_client *c, const char *result)
+static void serve_cached(struct pd_client *c, enum pd_result result)
 {
     pd_worker *w = c->w;
     pd_cache_store *st = w->store;
@@ -567,10 +565,8 @@ void client_pump_cached(struct pd_client *c)
         size_t len;
         int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
         if (r == PD_CACHE_ITER_DATA) {
-            if (c->hit_chunked) {
-                evbuffer_add_printf(out, "%zx\r\n", len);
-                c->out_bytes += 4;
-            }
+            if (c->hit_chunked)
+                c->out_bytes += pd_http_chunk_head(out, len);
             c->hr->outstanding++;
             if (evbuffer_add_reference(out, p, len, hit_cleanup, c->hr) < 0) {
                 c->hr->outstanding--;
@@ -578,10 +574,8 @@ void client_pump_cached(struct pd_client *c)
                 return;
             }
             c->out_bytes += len;
-            if (c->hit_chunked) {
-                evbuffer_add(out, "\r\n", 2);
-                c->out_bytes += 2;
-            }
+            if (c->hit_chunked)
+                c->out_bytes += pd_http_chunk_tail(out);
             continue;
         }
         if (r == PD_CACHE_ITER_END) {
@@ -606,7 +600,7 @@ void client_pump_cached(struct pd_client *c)
             return;
         }
         /* the shared fetch failed mid-body: the client must see a truncated response */
-        c->result = "TCP_CF_MISS_ABORTED";
+        c->result = PD_R_TCP_CF_MISS_ABORTED;
         c->hit_chunked = 0;
         client_close_after_flush(c);
         return;
@@ -768,7 +762,7 @@ int client_revalidated(struct pd_client *c)
     }
     client_up_release(c, c->resp.keep_alive && c->rb_done);
     c->revalidating = 0;
-    serve_cached(c, "TCP_REFRESH_UNMODIFIED");
+    serve_cached(c, PD_R_TCP_REFRESH_UNMODIFIED);
     return 1;
 }
 

@@ -23,6 +23,7 @@
 #include "proxyd/dns.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
+#include "proxyd/result.h"
 #include "proxyd/url.h"
 
 /* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
@@ -119,11 +120,11 @@ struct pd_client {
     size_t nranges, range_i;
     int multipart;
     uint64_t blen;
-    const char *miss_result;    /* TCP_MISS or TCP_REFRESH_MODIFIED */
+    enum pd_result miss_result; /* TCP_MISS or TCP_REFRESH_MODIFIED */
 
     /* log */
     struct timeval t0;
-    const char *result;
+    enum pd_result result;      /* PD_R_UNSET: nothing to log */
     int status;
     uint64_t out_bytes;         /* bytes queued to the client for this transaction */
     uint64_t in_bytes;          /* bytes read from the client for this transaction (stats) */

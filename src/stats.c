@@ -172,9 +172,12 @@ static enum pd_stat_id find_labelled(const char *family, const char *value, enum
     return other;
 }
 
-enum pd_stat_id pd_stats_result_id(const char *result)
+enum pd_stat_id pd_stats_result_id(enum pd_result result)
 {
-    return find_labelled("proxyd_results_total", result, PD_STAT_RES_OTHER);
+    if (result <= PD_R_UNSET || result >= PD_R__N)
+        result = PD_R_NONE_NONE;
+    /* the rows are generated from the result table, in its order */
+    return (enum pd_stat_id)(PD_STAT_RES_NONE_NONE + (result - PD_R_NONE_NONE));
 }
 
 enum pd_stat_id pd_stats_error_id(const char *err)
@@ -199,18 +202,27 @@ void pd_stats_transaction(pd_stats_slot *s, const pd_stats_txn *t)
 {
     if (!s || !t)
         return;
-    const char *r = t->result ? t->result : "NONE_NONE";
+    enum pd_result r = t->result;
     pd_stats_add(s, pd_stats_method_id(t->method_id), 1);
     pd_stats_add(s, pd_stats_result_id(r), 1);
     int cls = t->status / 100;
     pd_stats_add(s, cls >= 1 && cls <= 5 ? PD_STAT_STATUS_1XX + (cls - 1) : PD_STAT_STATUS_NONE,
                  1);
-    if (!strncmp(r, "TCP_REFRESH", 11))
+    switch (pd_result_class(r)) {
+    case PD_RC_REVALIDATION:
         pd_stats_add(s, PD_STAT_CACHE_REVALIDATIONS, 1);
-    else if (strstr(r, "MISS"))
+        break;
+    case PD_RC_MISS:
         pd_stats_add(s, PD_STAT_CACHE_MISSES, 1);
-    else if (strstr(r, "HIT"))
+        break;
+    case PD_RC_HIT:
         pd_stats_add(s, PD_STAT_CACHE_HITS, 1);
+        break;
+    case PD_RC_NONE:
+        break;
+    }
+    if (pd_result_hit_bytes(r))
+        pd_stats_add(s, PD_STAT_CLIENT_HIT_BYTES_OUT, (int64_t)t->client_out);
     pd_stats_add(s, PD_STAT_CLIENT_BYTES_IN, (int64_t)t->client_in);
     pd_stats_add(s, PD_STAT_CLIENT_BYTES_OUT, (int64_t)t->client_out);
     pd_stats_add(s, PD_STAT_ORIGIN_BYTES_IN, (int64_t)t->origin_in);
@@ -501,6 +513,7 @@ void pd_stats_render_mgr_info(const pd_stats_snapshot *s, struct evbuffer *out)
     uint64_t used = s->v[PD_STAT_CACHE_BYTES_USED], freeb = s->v[PD_STAT_CACHE_BYTES_FREE];
     uint64_t objs = s->v[PD_STAT_CACHE_OBJECTS];
     double hitp = pct(hits, req);
+    double bytehitp = pct(s->v[PD_STAT_CLIENT_HIT_BYTES_OUT], s->v[PD_STAT_CLIENT_BYTES_OUT]);
     evbuffer_add_printf(out,
         "Squid Object Cache: Version %s (proxyd)\n"
         "Build Info: proxyd\n"
@@ -520,7 +533,7 @@ void pd_stats_render_mgr_info(const pd_stats_snapshot *s, struct evbuffer *out)
         "\tAverage ICP messages per minute since start:\t0.0\n"
         "Cache information for squid:\n"
         "\tHits as %% of all requests:\t5min: %.1f%%, 60min: %.1f%%\n"
-        "\tHits as %% of bytes sent:\t5min: 0.0%%, 60min: 0.0%%\n"
+        "\tHits as %% of bytes sent:\t5min: %.1f%%, 60min: %.1f%%\n"
         "\tMemory hits as %% of hit requests:\t5min: %.1f%%, 60min: %.1f%%\n"
         "\tDisk hits as %% of hit requests:\t5min: 0.0%%, 60min: 0.0%%\n"
         "\tStorage Swap size:\t0 KB\n"
@@ -537,7 +550,7 @@ void pd_stats_render_mgr_info(const pd_stats_snapshot *s, struct evbuffer *out)
         "\t%6llu StoreEntries with MemObjects\n",
         PROXYD_VERSION, start, now, (unsigned long long)s->v[PD_STAT_CLIENT_CONNS_OPEN],
         (unsigned long long)req, req ? (double)errors(s) / (double)req : 0.0,
-        up > 0 ? (double)req * 60.0 / up : 0.0, hitp, hitp, hits ? 100.0 : 0.0,
+        up > 0 ? (double)req * 60.0 / up : 0.0, hitp, hitp, bytehitp, bytehitp, hits ? 100.0 : 0.0,
         hits ? 100.0 : 0.0, (unsigned long long)(used / 1024), pct(used, used + freeb),
         used + freeb ? 100.0 - pct(used, used + freeb) : 0.0,
         objs ? (double)used / 1024.0 / (double)objs : 0.0, up, s->cpu_seconds,
@@ -563,7 +576,7 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
         "client_http.errors = %llu\n"
         "client_http.kbytes_in = %llu\n"
         "client_http.kbytes_out = %llu\n"
-        "client_http.hit_kbytes_out = 0\n"
+        "client_http.hit_kbytes_out = %llu\n"
         "server.all.requests = %llu\n"
         "server.all.errors = %llu\n"
         "server.all.kbytes_in = %llu\n"
@@ -593,7 +606,8 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
         "swap.files_cleaned = 0\n"
         "aborted_requests = %llu\n",
         s->now, now, (unsigned long long)req, (unsigned long long)s->v[PD_STAT_CACHE_HITS],
-        (unsigned long long)errors(s), kin, kout, (unsigned long long)origin_req,
+        (unsigned long long)errors(s), kin, kout,
+        (unsigned long long)(s->v[PD_STAT_CLIENT_HIT_BYTES_OUT] >> 10), (unsigned long long)origin_req,
         (unsigned long long)(s->v[PD_STAT_ERR_CONNECT_FAIL] + s->v[PD_STAT_ERR_READ_TIMEOUT] +
                              s->v[PD_STAT_ERR_ZERO_SIZE_OBJECT] + s->v[PD_STAT_ERR_INVALID_RESP]),
         okin, okout, (unsigned long long)origin_req,
@@ -603,7 +617,7 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
         s->now - s->started,
         (unsigned long long)(s->v[PD_STAT_RES_TCP_MISS_ABORTED] +
                              s->v[PD_STAT_RES_TCP_CF_MISS_ABORTED] +
-                             s->v[PD_STAT_RES_TCP_HIT_ABORTED]));
+                             s->v[PD_STAT_RES_TCP_MEM_HIT_ABORTED]));
 }
 
 int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out)

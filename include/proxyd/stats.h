@@ -22,9 +22,12 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "proxyd/conf.h"
+#include "proxyd/result.h"
+
 struct evbuffer;
 
-#define PD_STATS_MAX_WORKERS 128
+#define PD_STATS_MAX_WORKERS PD_CONF_MAX_WORKERS
 /* two generations live at once during a reload: one set of slots for each parity */
 #define PD_STATS_NSLOTS (2 * PD_STATS_MAX_WORKERS)
 
@@ -33,6 +36,9 @@ struct evbuffer;
 #define PD_STATS_RESULT_HELP "Transactions by Squid result code (as in the access log)."
 #define PD_STATS_STATUS_HELP "Responses sent to clients, by status class (none: no response)."
 #define PD_STATS_ERROR_HELP "Error responses, by Squid error page name."
+/* one proxyd_results_total row per result code, RES_<code>, in the table's order */
+#define PD_STATS_RESULT_ROW_(X, id, text, cls, hitb, ab)                                         \
+    X(RES_##id, COUNTER, SLOT, "proxyd_results_total", "code=\"" text "\"", PD_STATS_RESULT_HELP)
 #define PD_STATS_TABLE(X)                                                                        \
     X(REQ_GET, COUNTER, SLOT, "proxyd_requests_total", "method=\"GET\"", PD_STATS_METHOD_HELP)    \
     X(REQ_HEAD, COUNTER, SLOT, "proxyd_requests_total", "method=\"HEAD\"", PD_STATS_METHOD_HELP)  \
@@ -43,33 +49,7 @@ struct evbuffer;
     X(REQ_CONNECT, COUNTER, SLOT, "proxyd_requests_total", "method=\"CONNECT\"",                 \
       PD_STATS_METHOD_HELP)                                                                      \
     X(REQ_OTHER, COUNTER, SLOT, "proxyd_requests_total", "method=\"OTHER\"", PD_STATS_METHOD_HELP) \
-    X(RES_TCP_MISS, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MISS\"",                  \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_HIT, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_HIT\"",                    \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_MEM_HIT, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MEM_HIT\"",            \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_REFRESH_UNMODIFIED, COUNTER, SLOT, "proxyd_results_total",                         \
-      "code=\"TCP_REFRESH_UNMODIFIED\"", PD_STATS_RESULT_HELP)                                   \
-    X(RES_TCP_REFRESH_MODIFIED, COUNTER, SLOT, "proxyd_results_total",                           \
-      "code=\"TCP_REFRESH_MODIFIED\"", PD_STATS_RESULT_HELP)                                     \
-    X(RES_TCP_REFRESH_FAIL_OLD, COUNTER, SLOT, "proxyd_results_total",                           \
-      "code=\"TCP_REFRESH_FAIL_OLD\"", PD_STATS_RESULT_HELP)                                     \
-    X(RES_TCP_DENIED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_DENIED\"",              \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_TUNNEL, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_TUNNEL\"",              \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_MISS_ABORTED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_MISS_ABORTED\"",  \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_CF_MISS, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_CF_MISS\"",            \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_TCP_CF_MISS_ABORTED, COUNTER, SLOT, "proxyd_results_total",                            \
-      "code=\"TCP_CF_MISS_ABORTED\"", PD_STATS_RESULT_HELP)                                       \
-    X(RES_TCP_HIT_ABORTED, COUNTER, SLOT, "proxyd_results_total", "code=\"TCP_HIT_ABORTED\"",    \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_NONE_NONE, COUNTER, SLOT, "proxyd_results_total", "code=\"NONE_NONE\"",                \
-      PD_STATS_RESULT_HELP)                                                                      \
-    X(RES_OTHER, COUNTER, SLOT, "proxyd_results_total", "code=\"OTHER\"", PD_STATS_RESULT_HELP)   \
+    PD_RESULT_TABLE(PD_STATS_RESULT_ROW_, X)                                                    \
     X(STATUS_NONE, COUNTER, SLOT, "proxyd_responses_total", "class=\"none\"",                    \
       PD_STATS_STATUS_HELP)                                                                      \
     X(STATUS_1XX, COUNTER, SLOT, "proxyd_responses_total", "class=\"1xx\"", PD_STATS_STATUS_HELP) \
@@ -87,6 +67,8 @@ struct evbuffer;
       "Bytes received from clients (request heads and bodies, tunnelled bytes).")               \
     X(CLIENT_BYTES_OUT, COUNTER, SLOT, "proxyd_client_sent_bytes_total", "",                     \
       "Bytes sent to clients (response heads and bodies, tunnelled bytes).")                    \
+    X(CLIENT_HIT_BYTES_OUT, COUNTER, SLOT, "proxyd_client_sent_hit_bytes_total", "",             \
+      "Bytes sent to clients in answers from the cache (hits, revalidated hits).")              \
     X(ORIGIN_BYTES_IN, COUNTER, SLOT, "proxyd_origin_received_bytes_total", "",                  \
       "Bytes received from origin servers.")                                                     \
     X(ORIGIN_BYTES_OUT, COUNTER, SLOT, "proxyd_origin_sent_bytes_total", "",                     \
@@ -240,14 +222,14 @@ static inline void pd_stats_set(pd_stats_slot *s, enum pd_stat_id id, uint64_t v
 void pd_stats_observe(pd_stats_slot *s, enum pd_hist_id h, int64_t us);
 
 /* Counter id for an access-log result code / a Squid error name / a PD_M_* method. */
-enum pd_stat_id pd_stats_result_id(const char *result);
+enum pd_stat_id pd_stats_result_id(enum pd_result result);
 enum pd_stat_id pd_stats_error_id(const char *err);
 enum pd_stat_id pd_stats_method_id(int method_id);
 
 /* Everything a transaction adds, in one call at its end (the access-log line). */
 typedef struct pd_stats_txn {
     int method_id;              /* PD_M_* */
-    const char *result;         /* Squid result code */
+    enum pd_result result;      /* Squid result code */
     int status;                 /* status sent to the client, 0 = none */
     uint64_t client_in;         /* bytes read from the client */
     uint64_t client_out;        /* bytes queued to the client */

@@ -1,0 +1,48 @@
+/*
+ * result: Squid's result codes ("TCP_MISS" in "TCP_MISS/200" of the access
+ * log), one table for all that depends on them: the log text, the counter
+ * row of proxyd_results_total (stats.h generates its rows from this table),
+ * the kind of answer (what the hit/miss/revalidation counters add up), and
+ * whether the bytes sent count as hit bytes for the manager pages.
+ *
+ * The transaction carries an enum pd_result; nothing compares code strings.
+ */
+#ifndef PROXYD_RESULT_H
+#define PROXYD_RESULT_H
+
+enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
+
+/*
+ * R(ARG, ID, TEXT, CLASS, HIT_BYTES, ABORTED_ID): ARG is passed through (so
+ * another table can generate its rows from this one); ABORTED_ID is the code
+ * a transaction takes when its client goes away before the end.
+ */
+#define PD_RESULT_TABLE(R, ARG)                                                         \
+    R(ARG, NONE_NONE, "NONE_NONE", PD_RC_NONE, 0, NONE_NONE)                              \
+    R(ARG, TCP_MISS, "TCP_MISS", PD_RC_MISS, 0, TCP_MISS_ABORTED)                         \
+    R(ARG, TCP_MISS_ABORTED, "TCP_MISS_ABORTED", PD_RC_MISS, 0, TCP_MISS_ABORTED)         \
+    R(ARG, TCP_MEM_HIT, "TCP_MEM_HIT", PD_RC_HIT, 1, TCP_MEM_HIT_ABORTED)                 \
+    R(ARG, TCP_MEM_HIT_ABORTED, "TCP_MEM_HIT_ABORTED", PD_RC_HIT, 1, TCP_MEM_HIT_ABORTED) \
+    R(ARG, TCP_CF_MISS, "TCP_CF_MISS", PD_RC_MISS, 0, TCP_CF_MISS_ABORTED)                \
+    R(ARG, TCP_CF_MISS_ABORTED, "TCP_CF_MISS_ABORTED", PD_RC_MISS, 0, TCP_CF_MISS_ABORTED) \
+    R(ARG, TCP_REFRESH_UNMODIFIED, "TCP_REFRESH_UNMODIFIED", PD_RC_REVALIDATION, 1,       \
+      TCP_REFRESH_UNMODIFIED)                                                             \
+    R(ARG, TCP_REFRESH_MODIFIED, "TCP_REFRESH_MODIFIED", PD_RC_REVALIDATION, 0,           \
+      TCP_REFRESH_MODIFIED)                                                               \
+    R(ARG, TCP_DENIED, "TCP_DENIED", PD_RC_NONE, 0, TCP_DENIED)                           \
+    R(ARG, TCP_TUNNEL, "TCP_TUNNEL", PD_RC_NONE, 0, TCP_TUNNEL)
+
+#define PD_RESULT_ENUM_(arg, id, text, cls, hitb, ab) PD_R_##id,
+/* PD_R_UNSET: nothing to log yet (no request, or already logged). */
+enum pd_result { PD_R_UNSET = 0, PD_RESULT_TABLE(PD_RESULT_ENUM_, _) PD_R__N };
+#undef PD_RESULT_ENUM_
+
+/* The access log's text for r ("NONE_NONE" for PD_R_UNSET). */
+const char *pd_result_text(enum pd_result r);
+enum pd_result_class pd_result_class(enum pd_result r);
+/* 1 when the bytes sent for r count as bytes served from the cache. */
+int pd_result_hit_bytes(enum pd_result r);
+/* What r becomes when the client leaves before the end (r itself when nothing else). */
+enum pd_result pd_result_aborted(enum pd_result r);
+
+#endif
