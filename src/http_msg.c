@@ -6,6 +6,10 @@
  */
 #include "proxyd/http_msg.h"
 
+#include <stdio.h>
+
+#include <event2/buffer.h>
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,4 +225,33 @@ int pd_method_is_safe(int id)
 int pd_method_is_idempotent(int id)
 {
     return pd_method_is_safe(id) || id == PD_M_PUT || id == PD_M_DELETE;
+}
+
+size_t pd_http_chunk_head(struct evbuffer *out, size_t n)
+{
+    char line[24];
+    int l = snprintf(line, sizeof line, "%zx\r\n", n);
+    evbuffer_add(out, line, (size_t)l);
+    return (size_t)l;
+}
+
+size_t pd_http_chunk_tail(struct evbuffer *out)
+{
+    evbuffer_add(out, "\r\n", 2);
+    return 2;
+}
+
+size_t pd_http_chunk_add(struct evbuffer *out, const void *data, size_t n)
+{
+    if (n == 0)
+        return 0;
+    size_t k = pd_http_chunk_head(out, n);
+    evbuffer_add(out, data, n);
+    return k + n + pd_http_chunk_tail(out);
+}
+
+size_t pd_http_chunk_last(struct evbuffer *out)
+{
+    evbuffer_add(out, "0\r\n\r\n", 5);
+    return 5;
 }

@@ -86,4 +86,17 @@ int pd_method_id(pd_str method);
 int pd_method_is_safe(int method_id);         /* GET, HEAD, OPTIONS, TRACE */
 int pd_method_is_idempotent(int method_id);   /* safe + PUT, DELETE */
 
+/*
+ * Chunked framing (RFC 9112 7.1), for every body proxyd re-chunks (requests
+ * to origins, responses to clients, hits of objects still being written).
+ * Each returns the bytes it added to out, so that what is counted is what
+ * goes on the wire.
+ */
+struct evbuffer;
+size_t pd_http_chunk_head(struct evbuffer *out, size_t n);  /* "<hex n>\r\n" */
+size_t pd_http_chunk_tail(struct evbuffer *out);            /* "\r\n" after the data */
+/* A whole chunk of n bytes from data (nothing for n == 0: that would end the body). */
+size_t pd_http_chunk_add(struct evbuffer *out, const void *data, size_t n);
+size_t pd_http_chunk_last(struct evbuffer *out);            /* "0\r\n\r\n" */
+
 #endif
