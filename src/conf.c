@@ -822,7 +822,7 @@ static const directive directives[] = {
              "PORT listens on 127.0.0.1 only; `none` turns it off. Loopback clients only unless "
              "an http_access line names the `manager` acl. An address that cannot be bound is "
              "a warning." },
-    { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = 1024,
+    { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = PD_CONF_MAX_WORKERS,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU." },
 

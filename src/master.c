@@ -34,7 +34,10 @@
 #include "proxyd/worker.h"
 
 /* two generations (during a reload) must fit in the cache's slots */
-#define MAX_WORKERS (PD_CACHE_MAX_WORKERS / 2)
+#define MAX_WORKERS PD_CONF_MAX_WORKERS
+_Static_assert(2 * PD_CONF_MAX_WORKERS <= PD_CACHE_MAX_WORKERS,
+               "a reload's two generations must fit the cache's slots");
+_Static_assert(PD_CONF_MAX_WORKERS <= PD_STATS_MAX_WORKERS, "one counter slot per worker");
 #define MAX_KIDS (MAX_WORKERS * 4)
 
 struct kid {
@@ -456,8 +459,12 @@ static int load_gen(struct gen *g, const char *path)
         return -1;
     }
     g->nworkers = g->conf->workers > 0 ? g->conf->workers : n_cpus();
-    if (g->nworkers > MAX_WORKERS)
+    if (g->nworkers > MAX_WORKERS) {
+        /* only `workers 0` on a machine with more CPUs gets here: conf refuses more */
+        pd_log_info("%d CPUs: starting %d workers, the most one proxyd runs", g->nworkers,
+                    MAX_WORKERS);
         g->nworkers = MAX_WORKERS;
+    }
     return 0;
 }
 

@@ -17,6 +17,12 @@
 #include <sys/socket.h>
 
 #define PD_CONF_MAX_PORTS 16
+/*
+ * The most worker processes one proxyd runs: the shared cache has
+ * PD_CACHE_MAX_WORKERS (64) slots and a reload runs two generations side by
+ * side. The one definition that the master, the counters and `workers` use.
+ */
+#define PD_CONF_MAX_WORKERS 32
 #define PD_CONF_MAX_NS 8
 
 /*

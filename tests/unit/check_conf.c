@@ -235,7 +235,7 @@ static const struct msg_case msg_cases[] = {
       "t.conf:2: via: expected on or off, not 'maybe'\n"
       "t.conf:3: workers: '-1' is not a non-negative integer\n"
       "t.conf:4: unknown directive 'bogus'\n"
-      "t.conf:5: workers: value too large (at most 1024)\n" },
+      "t.conf:5: workers: value too large (at most 32)\n" },
     /* a continued line is reported at its first line; the next line counts on */
     { "acl a src \\\n 10.0.0.0/8\nnope", 0, "t.conf:3: unknown directive 'nope'\n" },
     { "cache_mem 10 TB", 0, "t.conf:1: cache_mem: unknown unit 'TB'\n" },
