@@ -57,14 +57,9 @@
 
 #include "client_int.h"
 
-static void client_free(struct pd_client *c);
+void client_free(struct pd_client *c);
 static void read_head(struct pd_client *c);
-static int forward_request_body(struct pd_client *c);
-static void read_response(struct pd_client *c);
-static void connect_next(struct pd_client *c);
-static void up_event_cb(pd_conn *conn, short what, void *arg);
-static void up_read_cb(pd_conn *conn, void *arg);
-static void up_write_cb(pd_conn *conn, void *arg);
+int client_forward_request_body(struct pd_client *c);
 static void client_read_cb(pd_conn *conn, void *arg);
 static void client_event_cb(pd_conn *conn, short what, void *arg);
 
@@ -265,7 +260,7 @@ static void txn_free(struct pd_client *c)
     free(c);
 }
 
-static void client_free(struct pd_client *c)
+void client_free(struct pd_client *c)
 {
     pd_worker *w = c->w;
     char ip[INET6_ADDRSTRLEN];
@@ -361,7 +356,7 @@ static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
     client_free(c);
 }
 
-static void arm_timer(struct pd_client *c, int64_t ms)
+void client_arm_timer(struct pd_client *c, int64_t ms)
 {
     struct timeval tv = ms_tv(ms);
     evtimer_add(c->timer, &tv);
@@ -415,7 +410,7 @@ void client_start_head(struct pd_client *c)
     client_cache_drop(c);
     c->use_cache = 0;
     c->miss_result = PD_R_TCP_MISS;
-    arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
+    client_arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
     pd_conn_set_write_low(c->bev, LOW_WM);
     pd_conn_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     pd_conn_enable(c->bev, EV_READ | EV_WRITE);
@@ -433,7 +428,7 @@ static void read_head(struct pd_client *c)
         if (!c->head_started) {
             c->head_started = 1;
             if (c->nreq)
-                arm_timer(c, c->w->conf->request_timeout);
+                client_arm_timer(c, c->w->conf->request_timeout);
         }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
@@ -460,10 +455,8 @@ static void read_head(struct pd_client *c)
 
 /* ---- the transaction -------------------------------------------------- */
 
-static void dns_cb(const pd_dns_result *r, void *arg);
-static int pool_try(struct pd_client *c);
 
-static int acl_check(struct pd_client *c, const char **deny_acl)
+int client_acl_check(struct pd_client *c, const char **deny_acl)
 {
     pd_worker *w = c->w;
     if (!w->acl)
@@ -480,55 +473,6 @@ static int acl_check(struct pd_client *c, const char **deny_acl)
         .now = time(NULL),
     };
     return pd_acl_check_http(w->acl, &ar, deny_acl);
-}
-
-/*
- * 403, or what deny_info says for the acl that decided: a page name
- * (ERR_...), a redirect ("http://..." or "3xx:http://..."), or TCP_RESET.
- */
-static void deny(struct pd_client *c, const char *acl_name)
-{
-    pd_worker *w = c->w;
-    c->result = PD_R_TCP_DENIED;
-    const char *di = acl_name && w->acl ? pd_acl_deny_info(w->acl, acl_name) : NULL;
-    if (di && strcmp(di, "TCP_RESET") == 0) {
-        c->status = 0;
-        struct linger lg = { 1, 0 };
-        setsockopt(pd_conn_fd(c->bev), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
-        evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
-        client_free(c);
-        return;
-    }
-    int status = 302;
-    const char *loc = NULL;
-    if (di && di[0] == '3' && strlen(di) > 4 && di[3] == ':') {
-        status = atoi(di);
-        loc = di + 4;
-    } else if (di && (strncmp(di, "http://", 7) == 0 || strncmp(di, "https://", 8) == 0)) {
-        loc = di;
-    }
-    if (loc && status >= 300 && status < 400 && !strpbrk(loc, "\r\n")) {
-        if (!c->rb_done || !c->keep_alive || w->draining)
-            c->keep_alive = 0;
-        size_t before = evbuffer_get_length(cout(c));
-        evbuffer_add_printf(cout(c),
-                            "HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
-                            "Cache-Control: no-store\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n%s\r\n",
-                            status, pd_status_reason(status), loc,
-                            c->keep_alive ? "" : "Connection: close\r\n");
-        c->out_bytes += evbuffer_get_length(cout(c)) - before;
-        client_head_queued(c);
-        c->status = status;
-        if (!c->keep_alive) {
-            client_close_after_flush(c);
-            return;
-        }
-        client_log_transaction(c);
-        client_start_head(c);
-        return;
-    }
-    client_fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
-                 "access denied by http_access", 1);
 }
 
 /*
@@ -557,87 +501,7 @@ static int host_matches(struct pd_client *c)
     return same;
 }
 
-#define MGR_PREFIX "/squid-internal-mgr/"
 
-/*
- * Squid's cache manager pages asked of the proxy itself: origin-form
- * "GET /squid-internal-mgr/info", or an absolute URL naming this proxy
- * (visible_hostname and the port the client connected to). May free c.
- */
-static void serve_manager(struct pd_client *c)
-{
-    pd_worker *w = c->w;
-    if (!c->have_url) {
-        char u[PD_URL_HOST_MAX + 512];
-        const char *why;
-        int n = snprintf(u, sizeof u, "http://%s:%u%.*s", w->hostname, (unsigned)c->local_port,
-                         (int)c->req.target.len, c->req.target.p);
-        if (n < 0 || (size_t)n >= sizeof u ||
-            pd_url_parse(u, (size_t)n, PD_URL_ABSOLUTE, &c->url, &why) < 0) {
-            c->result = PD_R_NONE_NONE;
-            client_fail_request(c, 400, "ERR_INVALID_URL", "bad cache manager URL", 1);
-            return;
-        }
-        c->have_url = 1;
-    }
-    if (!pd_admin_allowed(w->conf, w->acl, (const struct sockaddr *)&c->peer, c->local_port,
-                          &c->url)) {
-        deny(c, NULL);
-        return;
-    }
-    const char *page = c->url.path + strlen(MGR_PREFIX);
-    struct evbuffer *body = evbuffer_new();
-    if (!body || pd_stats_mgr_page(page, strcspn(page, "?"), body) < 0) {
-        if (body)
-            evbuffer_free(body);
-        c->result = PD_R_NONE_NONE;
-        client_fail_request(c, 404, "ERR_INVALID_URL", "no such cache manager page", 1);
-        return;
-    }
-    if (!c->rb_done || w->draining)
-        c->keep_alive = 0;
-    struct evbuffer *out = cout(c);
-    size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                             "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s\r\n",
-                        evbuffer_get_length(body), c->keep_alive ? "" : "Connection: close\r\n");
-    if (c->req.method_id != PD_M_HEAD)
-        evbuffer_add_buffer(out, body);
-    evbuffer_free(body);
-    c->out_bytes += evbuffer_get_length(out) - before;
-    client_head_queued(c);
-    c->status = 200;
-    c->result = PD_R_TCP_MISS;
-    client_log_transaction(c);
-    if (!c->keep_alive)
-        client_close_after_flush(c);
-    else
-        client_start_head(c);
-}
-
-static int is_mgr_path(const char *p, size_t len)
-{
-    return len >= strlen(MGR_PREFIX) && !memcmp(p, MGR_PREFIX, strlen(MGR_PREFIX));
-}
-
-/* Does the request URL name this proxy (visible_hostname or the address the client reached)? */
-static int is_self(struct pd_client *c)
-{
-    if (c->url.port != c->local_port)
-        return 0;
-    if (!strcasecmp(c->url.host, c->w->hostname))
-        return 1;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    char ip[INET6_ADDRSTRLEN];
-    if (getsockname(pd_conn_fd(c->bev), (struct sockaddr *)&ss, &sl) < 0 ||
-        !inet_ntop(ss.ss_family,
-                   ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                            : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
-                   ip, sizeof ip))
-        return 0;
-    return !strcmp(c->url.host, ip);
-}
 
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
@@ -662,8 +526,8 @@ static void begin_transaction(struct pd_client *c)
      * worth guessing (Squid does the same).
      */
     if (!is_connect && m->target.len && m->target.p[0] == '/') {
-        if (is_mgr_path(m->target.p, m->target.len)) {
-            serve_manager(c);
+        if (client_is_mgr_path(m->target.p, m->target.len)) {
+            client_serve_manager(c);
             return;
         }
         c->result = PD_R_NONE_NONE;
@@ -684,8 +548,8 @@ static void begin_transaction(struct pd_client *c)
                      "the Host header names another host than the request URL", 0);
         return;
     }
-    if (!is_connect && is_mgr_path(c->url.path, c->url.path_len) && is_self(c)) {
-        serve_manager(c);
+    if (!is_connect && client_is_mgr_path(c->url.path, c->url.path_len) && client_is_self(c)) {
+        client_serve_manager(c);
         return;
     }
     if (w->conf->request_body_max_size && m->body != PD_BODY_NONE &&
@@ -703,9 +567,9 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     const char *deny_acl = NULL;
-    int v = acl_check(c, &deny_acl);
+    int v = client_acl_check(c, &deny_acl);
     if (v == PD_ACL_DENY) {
-        deny(c, deny_acl);
+        client_deny(c, deny_acl);
         return;
     }
     c->acl_need_dst = v == PD_ACL_NEED_DST;
@@ -715,741 +579,9 @@ static void begin_transaction(struct pd_client *c)
     client_go_upstream(c);
 }
 
-/* Fetch from the origin: resolve, connect, forward. May free c. */
-void client_go_upstream(struct pd_client *c)
-{
-    pd_worker *w = c->w;
-    c->state = C_RESOLVE;
-    if (!c->rb_done) {
-        /*
-         * Read and validate the body while the origin is resolved and
-         * connected: a malformed chunked body found now is refused before
-         * the origin sees a byte of the request.
-         */
-        if (!c->rbuf && !(c->rbuf = evbuffer_new())) {
-            client_fail_request(c, 500, "ERR_INVALID_REQ", "out of memory", 0);
-            return;
-        }
-        if (forward_request_body(c) < 0)
-            return;
-        if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
-            pd_conn_enable(c->bev, EV_READ);
-    }
-    /* may call dns_cb (and free c) before it returns */
-    pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
-    if (q)
-        c->dnsq = q;
-}
-
-static void dns_cb(const pd_dns_result *r, void *arg)
-{
-    struct pd_client *c = arg;
-    c->dnsq = NULL;
-    if (r->error) {
-        c->result = PD_R_TCP_MISS;
-        client_fail_request(c, r->error == PD_DNS_ETIMEOUT ? 504 : 502, "ERR_DNS_FAIL",
-                     r->error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
-                                                 : "the origin's name could not be resolved",
-                     1);
-        return;
-    }
-    c->addrs = *r;
-    for (int i = 0; i < c->addrs.n; i++) {
-        struct sockaddr_storage *ss = &c->addrs.addr[i];
-        if (ss->ss_family == AF_INET)
-            ((struct sockaddr_in *)ss)->sin_port = htons(c->url.port);
-        else
-            ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
-    }
-    if (c->acl_need_dst) {
-        const char *deny_acl = NULL;
-        c->acl_need_dst = 0;
-        if (acl_check(c, &deny_acl) != PD_ACL_ALLOW) {
-            deny(c, deny_acl);
-            return;
-        }
-    }
-    c->addr_i = 0;
-    c->state = C_CONNECT;
-    if (c->req.method_id != PD_M_CONNECT && pool_try(c))
-        return;
-    connect_next(c);
-}
 
 
-/* ---- request to the origin -------------------------------------------- */
 
-/* Not forwarded: hop-by-hop, and (old clients) what Proxy-Connection names. */
-static int not_forwarded(const pd_http_msg *m, pd_str name)
-{
-    char nm[128];
-    if (pd_http_msg_is_hop_by_hop(m, name))
-        return 1;
-    if (name.len >= sizeof nm)
-        return 0;
-    memcpy(nm, name.p, name.len);
-    nm[name.len] = '\0';
-    return pd_http_msg_has_token(m, "Proxy-Connection", nm);
-}
-
-void client_add_header(struct evbuffer *out, const pd_header *h)
-{
-    evbuffer_add(out, h->name.p, h->name.len);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, h->value.p, h->value.len);
-    evbuffer_add(out, "\r\n", 2);
-}
-
-/* The request head as the origin must see it. */
-static void write_request_head(struct pd_client *c, struct evbuffer *out)
-{
-    pd_worker *w = c->w;
-    const pd_http_msg *m = &c->req;
-    const pd_conf *conf = w->conf;
-    evbuffer_add(out, m->method.p, m->method.len);
-    evbuffer_add(out, " ", 1);
-    evbuffer_add(out, c->url.path, c->url.path_len);
-    evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
-    char host[PD_URL_HOST_MAX + 16];
-    if (c->url.port_explicit && c->url.port != 80)
-        pd_url_authority(&c->url, host, sizeof host);
-    else if (c->url.host_ip == 6)
-        snprintf(host, sizeof host, "[%s]", c->url.host);
-    else
-        snprintf(host, sizeof host, "%s", c->url.host);
-    evbuffer_add_printf(out, "%s\r\n", host);
-
-    int xff_done = 0;
-    for (size_t i = 0; i < m->n_headers; i++) {
-        const pd_header *h = &m->headers[i];
-        if (not_forwarded(m, h->name) || pd_str_eq_ci(h->name, "Host"))
-            continue;
-        if (pd_str_eq_ci(h->name, "Content-Length") && m->body != PD_BODY_LENGTH)
-            continue;
-        if (c->revalidating && (pd_str_eq_ci(h->name, "If-None-Match") ||
-                                pd_str_eq_ci(h->name, "If-Modified-Since") ||
-                                pd_str_eq_ci(h->name, "If-Range") || pd_str_eq_ci(h->name, "Range")))
-            continue; /* we validate our stored copy; the client's conditions are ours to answer */
-        if (pd_str_eq_ci(h->name, "X-Forwarded-For")) {
-            if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
-                client_add_header(out, h);
-            } else if ((conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF) &&
-                       !xff_done) {
-                /* every X-Forwarded-For line, joined, then this hop */
-                evbuffer_add_printf(out, "X-Forwarded-For: ");
-                const pd_header *x = h;
-                for (; x; x = pd_http_msg_find_next(m, x)) {
-                    evbuffer_add(out, x->value.p, x->value.len);
-                    evbuffer_add(out, ", ", 2);
-                }
-                evbuffer_add_printf(out, "%s\r\n",
-                                    conf->forwarded_for == PD_FWD_ON ? c->peer_ip : "unknown");
-                xff_done = 1;
-            }
-            continue;
-        }
-        client_add_header(out, h);
-    }
-    if (!xff_done && (conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF ||
-                      conf->forwarded_for == PD_FWD_TRUNCATE))
-        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n",
-                            conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip);
-    if (conf->via)
-        evbuffer_add_printf(out, "Via: %d.%d %s\r\n", m->version_major, m->version_minor,
-                            w->via);
-    if (c->revalidating) {
-        const pd_header *etag = pd_http_msg_find(&c->cm.head, "ETag");
-        const pd_header *lm = pd_http_msg_find(&c->cm.head, "Last-Modified");
-        if (etag)
-            evbuffer_add_printf(out, "If-None-Match: %.*s\r\n", (int)etag->value.len, etag->value.p);
-        if (lm)
-            evbuffer_add_printf(out, "If-Modified-Since: %.*s\r\n", (int)lm->value.len, lm->value.p);
-    }
-    if (m->body == PD_BODY_CHUNKED)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    if (!conf->server_persistent_connections)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, "\r\n", 2);
-}
-
-static void setup_upstream(struct pd_client *c)
-{
-    const pd_conf *conf = c->w->conf;
-    pd_conn_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
-    pd_conn_set_write_low(c->up, LOW_WM);
-    pd_conn_set_read_high(c->up, HIGH_WM);
-    if (c->up_connected)
-        pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
-    else
-        pd_conn_set_timeouts(c->up, conf->connect_timeout, conf->connect_timeout);
-}
-
-/* Queue the request head (and any buffered body) to c->up; start reading. May free c. */
-static void send_request(struct pd_client *c)
-{
-    c->state = C_FORWARD;
-    if (!c->respp)
-        c->respp = pd_http_parser_new(0, c->w->conf->reply_header_max_size);
-    pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
-    c->rstate = R_HEAD;
-    c->resp_bytes_in = 0;
-    struct evbuffer *uo = pd_conn_output(c->up);
-    size_t before = evbuffer_get_length(uo);
-    write_request_head(c, uo);
-    c->up_out_bytes += evbuffer_get_length(uo) - before;
-    if (c->rbuf)
-        evbuffer_add_buffer(uo, c->rbuf); /* body read while resolving and connecting (counted then) */
-    pd_conn_enable(c->up, EV_READ | EV_WRITE);
-    if (!c->rb_done) {
-        pd_conn_enable(c->bev, EV_READ);
-        forward_request_body(c);
-    }
-}
-
-static int pool_try(struct pd_client *c)
-{
-    /* a request that can_retry() on a new connection needs no liveness peek */
-    pd_conn *up = pd_upool_take(c->w->upool, c->key, c->retried || c->req.body != PD_BODY_NONE);
-    if (!up)
-        return 0;
-    c->up = up;
-    pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_REUSED, 1);
-    c->up_from_pool = 1;
-    c->up_connected = 1;
-    const struct sockaddr *sa = pd_conn_peer(up);
-    if (sa) {
-        struct sockaddr_storage ss;
-        memset(&ss, 0, sizeof ss);
-        memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                  : sizeof(struct sockaddr_in));
-        client_peer_ip(&ss, c->origin_ip, sizeof c->origin_ip);
-    }
-    setup_upstream(c);
-    send_request(c);
-    return 1;
-}
-
-/* Open a new connection to the next address of the origin. May free c. */
-static void connect_next(struct pd_client *c)
-{
-    client_up_release(c, 0);
-    if (c->addr_i >= c->addrs.n) {
-        c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
-        client_fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
-        return;
-    }
-    struct timeval now;
-    gettimeofday(&now, NULL);
-    int64_t spent = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 + (now.tv_usec - c->t0.tv_usec) / 1000;
-    if (c->addr_i > 0 && spent > c->w->conf->forward_timeout) {
-        c->result = PD_R_TCP_MISS;
-        client_fail_request(c, 504, "ERR_CONNECT_FAIL", "no connection to the origin within forward_timeout", 1);
-        return;
-    }
-    struct sockaddr_storage *ss = &c->addrs.addr[c->addr_i];
-    socklen_t sl = c->addrs.addrlen[c->addr_i];
-    c->addr_i++;
-    c->up_from_pool = 0;
-    c->up_connected = 0;
-    c->up = pd_conn_new(c->w->base, -1);
-    if (!c->up) {
-        client_fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
-        return;
-    }
-    const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-                                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
-    inet_ntop(ss->ss_family, a, c->origin_ip, sizeof c->origin_ip);
-    setup_upstream(c);
-    pd_conn_enable(c->up, EV_READ | EV_WRITE);
-    /* the request is sent once connected, so that a failed attempt loses no body bytes */
-    if (pd_conn_connect(c->up, (struct sockaddr *)ss, sl) < 0)
-        connect_next(c);
-}
-
-/* ---- request body --------------------------------------------------- */
-
-static int chunk_out(void *arg, const char *data, size_t len)
-{
-    pd_http_chunk_add(arg, data, len);
-    return 0;
-}
-
-/*
- * Move buffered request body bytes towards the origin (to c->rbuf until it
- * is connected). Returns -1 when the request was refused (c may be freed).
- */
-static int forward_request_body(struct pd_client *c)
-{
-    struct evbuffer *in = pd_conn_input(c->bev);
-    struct evbuffer *uo = c->up && c->state == C_FORWARD ? pd_conn_output(c->up) : c->rbuf;
-    size_t in_before = evbuffer_get_length(in), uo_before = evbuffer_get_length(uo);
-    if (c->req.body == PD_BODY_LENGTH) {
-        size_t n = evbuffer_get_length(in);
-        if (n > c->rb_left)
-            n = (size_t)c->rb_left;
-        evbuffer_remove_buffer(in, uo, n);
-        c->rb_left -= n;
-        if (c->rb_left == 0)
-            c->rb_done = 1;
-    } else if (c->req.body == PD_BODY_CHUNKED) {
-        while (!c->rb_done && evbuffer_get_length(in)) {
-            struct evbuffer_iovec v;
-            evbuffer_peek(in, -1, NULL, &v, 1);
-            size_t used = 0;
-            enum pd_parse_status st =
-                pd_http_parse_body(c->reqp, v.iov_base, v.iov_len, &used, chunk_out, uo);
-            evbuffer_drain(in, used);
-            if (st == PD_PARSE_ERROR) {
-                const char *why;
-                int status = pd_http_parser_error(c->reqp, &why);
-                c->result = PD_R_NONE_NONE;
-                c->keep_alive = 0;
-                client_fail_request(c, status, "ERR_INVALID_REQ", why, 0);
-                return -1;
-            }
-            if (st == PD_PARSE_DONE) {
-                pd_http_chunk_last(uo);
-                c->rb_done = 1;
-            }
-        }
-    }
-    c->in_bytes += in_before - evbuffer_get_length(in);
-    c->up_out_bytes += evbuffer_get_length(uo) - uo_before;
-    if (c->rb_done) {
-        /* pipelined requests wait in the socket until this response is done */
-        pd_conn_disable(c->bev, EV_READ);
-    } else if (evbuffer_get_length(uo) > HIGH_WM) {
-        pd_conn_disable(c->bev, EV_READ);
-    }
-    return 0;
-}
-
-/* ---- response to the client ------------------------------------------- */
-
-static void write_response_head(struct pd_client *c)
-{
-    pd_worker *w = c->w;
-    const pd_http_msg *r = &c->resp;
-    struct evbuffer *out = cout(c);
-    int client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
-    size_t before = evbuffer_get_length(out);
-
-    switch (r->body) {
-    case PD_BODY_NONE:
-    case PD_BODY_LENGTH:
-        c->out_kind = r->body;
-        break;
-    case PD_BODY_CHUNKED:
-    case PD_BODY_EOF:
-        c->out_kind = client11 ? PD_BODY_CHUNKED : PD_BODY_EOF;
-        break;
-    }
-    if (c->out_kind == PD_BODY_EOF)
-        c->keep_alive = 0;
-
-    evbuffer_add_printf(out, "HTTP/1.1 %d ", r->status);
-    evbuffer_add(out, r->reason.p, r->reason.len);
-    evbuffer_add(out, "\r\n", 2);
-    for (size_t i = 0; i < r->n_headers; i++) {
-        const pd_header *h = &r->headers[i];
-        if (not_forwarded(r, h->name))
-            continue;
-        if (pd_str_eq_ci(h->name, "Content-Length") &&
-            (c->out_kind == PD_BODY_CHUNKED || c->out_kind == PD_BODY_EOF))
-            continue;
-        client_add_header(out, h);
-    }
-    if (w->conf->via)
-        evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
-    if (w->conf->x_cache_header)
-        evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
-    if (c->out_kind == PD_BODY_CHUNKED)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    client_end_response_head(c, out, before, r->status);
-}
-
-/* The response reached its end. May free c. */
-static void finish_response(struct pd_client *c)
-{
-    struct evbuffer *out = cout(c);
-    if (c->out_kind == PD_BODY_CHUNKED)
-        c->out_bytes += pd_http_chunk_last(out);
-    c->rstate = R_DONE;
-    if (c->cw) {
-        pd_cache_store_commit(c->w->store, c->cw);
-        c->cw = NULL;
-    }
-    client_invalidate_after(c);
-    int reusable = c->resp.keep_alive && c->resp.body != PD_BODY_EOF && c->rb_done;
-    client_log_transaction(c);
-    client_up_release(c, reusable);
-    if (!c->keep_alive || !c->rb_done) {
-        client_close_after_flush(c);
-        return;
-    }
-    client_start_head(c);
-}
-
-static void count_out(struct pd_client *c, size_t n)
-{
-    c->out_bytes += n;
-}
-
-static int chunk_out_client(void *arg, const char *data, size_t len)
-{
-    struct pd_client *c = arg;
-    struct evbuffer *out = cout(c);
-    client_store_bytes(c, data, len);
-    if (c->out_kind == PD_BODY_CHUNKED) {
-        count_out(c, pd_http_chunk_add(out, data, len));
-    } else {
-        evbuffer_add(out, data, len); /* HTTP/1.0 client: close-delimited */
-        count_out(c, len);
-    }
-    return 0;
-}
-
-/* Move response bytes from the origin to the client. May free c. */
-static void read_response(struct pd_client *c)
-{
-    struct evbuffer *in = pd_conn_input(c->up);
-    struct evbuffer *out = cout(c);
-    while (c->rstate == R_HEAD && evbuffer_get_length(in)) {
-        struct evbuffer_iovec v;
-        evbuffer_peek(in, -1, NULL, &v, 1);
-        size_t used = 0;
-        enum pd_parse_status st = pd_http_parse_head(c->respp, v.iov_base, v.iov_len, &used);
-        evbuffer_drain(in, used);
-        c->resp_bytes_in += used;
-        if (st == PD_PARSE_ERROR) {
-            const char *why;
-            pd_http_parser_error(c->respp, &why);
-            c->result = PD_R_TCP_MISS;
-            client_fail_request(c, 502, "ERR_INVALID_RESP", why, 0);
-            return;
-        }
-        if (st == PD_PARSE_AGAIN)
-            return;
-        if (c->resp.status < 200) {
-            /* interim response: pass 100/103 on to HTTP/1.1 clients, then wait for the final one */
-            if (c->resp.status == 101) {
-                c->result = PD_R_TCP_MISS;
-                client_fail_request(c, 502, "ERR_INVALID_RESP", "unexpected protocol switch", 0);
-                return;
-            }
-            if (c->req.version_minor >= 1) {
-                size_t before = evbuffer_get_length(out);
-                evbuffer_add_printf(out, "HTTP/1.1 %d ", c->resp.status);
-                evbuffer_add(out, c->resp.reason.p, c->resp.reason.len);
-                evbuffer_add(out, "\r\n\r\n", 4);
-                count_out(c, evbuffer_get_length(out) - before);
-            }
-            pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
-            continue;
-        }
-        if (c->revalidating) {
-            if (client_revalidated(c))
-                return;
-            /* modified (or an error): the stored copy is replaced by what comes now */
-            pd_cache_meta_free(&c->cm);
-            c->have_cm = 0;
-            pd_cache_store_release(c->w->store, c->cref);
-            c->cref = NULL;
-            c->revalidating = 0;
-            c->miss_result = PD_R_TCP_REFRESH_MODIFIED;
-            if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
-                /* the request body is gone: it cannot be sent again */
-                client_up_release(c, 0);
-                c->result = PD_R_TCP_MISS; /* as every other failed fetch */
-                client_fail_request(c, 502, "ERR_INVALID_RESP", "the origin's 304 does not match the stored response", 0);
-                return;
-            }
-            if (c->resp.status == 304) {
-                /*
-                 * A 304 that does not select our stored response (other
-                 * validators, RFC 9111 4.3.4) answers our conditions, not the
-                 * client's: ask again with the client's own request (no
-                 * revalidation now, so at most once), on the same connection
-                 * when it can be reused.
-                 */
-                client_up_release(c, c->resp.keep_alive && c->rb_done && evbuffer_get_length(in) == 0);
-                c->addr_i = 0;
-                if (!pool_try(c))
-                    connect_next(c);
-                return;
-            }
-        }
-        if (c->cw)
-            client_store_start(c);
-        c->result = c->miss_result;
-        write_response_head(c);
-        c->rstate = R_BODY;
-        c->in_left = c->resp.body == PD_BODY_LENGTH ? c->resp.content_length : 0;
-        if (c->resp.body == PD_BODY_NONE) {
-            finish_response(c);
-            return;
-        }
-    }
-    if (c->rstate != R_BODY)
-        return;
-    switch (c->resp.body) {
-    case PD_BODY_LENGTH: {
-        size_t n = evbuffer_get_length(in);
-        if (n > c->in_left)
-            n = (size_t)c->in_left;
-        client_store_evbuffer(c, in, n);
-        evbuffer_remove_buffer(in, out, n);
-        count_out(c, n);
-        c->resp_bytes_in += n;
-        c->in_left -= n;
-        if (c->in_left == 0) {
-            if (evbuffer_get_length(in))
-                c->resp.keep_alive = 0; /* the origin sent more than it announced */
-            finish_response(c);
-            return;
-        }
-        break;
-    }
-    case PD_BODY_EOF: {
-        size_t n = evbuffer_get_length(in);
-        if (n) {
-            if (c->out_kind == PD_BODY_CHUNKED)
-                count_out(c, pd_http_chunk_head(out, n));
-            client_store_evbuffer(c, in, n);
-            evbuffer_remove_buffer(in, out, n);
-            count_out(c, n);
-            if (c->out_kind == PD_BODY_CHUNKED)
-                count_out(c, pd_http_chunk_tail(out));
-            c->resp_bytes_in += n;
-        }
-        break;
-    }
-    case PD_BODY_CHUNKED:
-        while (evbuffer_get_length(in)) {
-            struct evbuffer_iovec v;
-            evbuffer_peek(in, -1, NULL, &v, 1);
-            size_t used = 0;
-            enum pd_parse_status st =
-                pd_http_parse_body(c->respp, v.iov_base, v.iov_len, &used, chunk_out_client, c);
-            evbuffer_drain(in, used);
-            c->resp_bytes_in += used;
-            if (st == PD_PARSE_ERROR) {
-                /* cut the response short: no last chunk */
-                c->result = PD_R_TCP_MISS_ABORTED;
-                c->out_kind = PD_BODY_NONE;
-                client_close_after_flush(c);
-                return;
-            }
-            if (st == PD_PARSE_DONE) {
-                if (evbuffer_get_length(in))
-                    c->resp.keep_alive = 0;
-                finish_response(c);
-                return;
-            }
-        }
-        break;
-    case PD_BODY_NONE:
-        break;
-    }
-    if (c->detached) {
-        evbuffer_drain(out, evbuffer_get_length(out));
-        /* the store gave up on the object (too large, no room): nothing left to fill.
-         * Deferred through the timer (timer_cb frees c): callers still use c. */
-        if (!c->cw) {
-            /* stop reading at once: a busy upstream must not starve the timer */
-            pd_conn_disable(c->up, EV_READ);
-            if (!evtimer_pending(c->timer, NULL))
-                arm_timer(c, 0);
-        }
-        return;
-    }
-    if (evbuffer_get_length(out) > HIGH_WM)
-        pd_conn_disable(c->up, EV_READ); /* resumed by client_write_cb */
-}
-
-/*
- * The client went away in the middle of a body we store. Clients collapsed
- * on this object (in any worker) read it as it arrives and would be cut
- * short if we aborted it, so keep reading the origin into the store with
- * nobody to send to. Bounded: the store gives up past maximum_object_size,
- * and then so do we (read_response); the origin's read timeout still applies.
- */
-static void detach(struct pd_client *c)
-{
-    c->result = pd_result_aborted(c->result);
-    client_log_transaction(c); /* the client's transaction ends now */
-    c->detached = 1;
-    c->keep_alive = 0;
-    pd_conn_disable(c->bev, EV_READ | EV_WRITE);
-    evbuffer_drain(cout(c), evbuffer_get_length(cout(c)));
-    pd_conn_enable(c->up, EV_READ);
-}
-
-/* ---- CONNECT tunnel ---------------------------------------------------- */
-
-static void tunnel_pump(struct pd_client *c);
-
-static void tunnel_start(struct pd_client *c)
-{
-    struct evbuffer *out = cout(c);
-    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    evbuffer_add(out, ok, sizeof ok - 1);
-    c->out_bytes += sizeof ok - 1;
-    client_head_queued(c);
-    c->status = 200;
-    c->result = PD_R_TCP_TUNNEL;
-    c->state = C_TUNNEL;
-    const pd_conf *conf = c->w->conf;
-    pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
-    pd_conn_set_timeouts(c->bev, conf->read_timeout, conf->write_timeout);
-    pd_conn_set_read_high(c->up, HIGH_WM);
-    pd_conn_set_read_high(c->bev, HIGH_WM);
-    pd_conn_enable(c->bev, EV_READ | EV_WRITE);
-    pd_conn_enable(c->up, EV_READ | EV_WRITE);
-    tunnel_pump(c);
-}
-
-/*
- * Move what each side sent to the other, pass a half-close on once the
- * other side's output is flushed, and end when both directions are done.
- * May free c.
- */
-static void tunnel_pump(struct pd_client *c)
-{
-    struct evbuffer *cin = pd_conn_input(c->bev), *cout_ = cout(c);
-    struct evbuffer *uin = pd_conn_input(c->up), *uout = pd_conn_output(c->up);
-    size_t n = evbuffer_get_length(uin);
-    if (n) {
-        evbuffer_remove_buffer(uin, cout_, n);
-        c->out_bytes += n;
-        c->resp_bytes_in += n;
-    }
-    n = evbuffer_get_length(cin);
-    c->in_bytes += n;
-    c->up_out_bytes += n;
-    evbuffer_add_buffer(uout, cin);
-    /* backpressure: a side reads only while the other side's output is small */
-    if (!c->cl_eof) {
-        if (evbuffer_get_length(uout) > HIGH_WM)
-            pd_conn_disable(c->bev, EV_READ);
-        else
-            pd_conn_enable(c->bev, EV_READ);
-    }
-    if (!c->up_eof) {
-        if (evbuffer_get_length(cout_) > HIGH_WM)
-            pd_conn_disable(c->up, EV_READ);
-        else
-            pd_conn_enable(c->up, EV_READ);
-    }
-    if (c->cl_eof && evbuffer_get_length(uout) == 0)
-        shutdown(pd_conn_fd(c->up), SHUT_WR);
-    if (c->up_eof && evbuffer_get_length(cout_) == 0)
-        shutdown(pd_conn_fd(c->bev), SHUT_WR);
-    if (c->cl_eof && c->up_eof && evbuffer_get_length(uout) == 0 &&
-        evbuffer_get_length(cout_) == 0)
-        client_free(c);
-}
-
-/* ---- origin callbacks --------------------------------------------------- */
-
-static void up_read_cb(pd_conn *conn, void *arg)
-{
-    struct pd_client *c = arg;
-    if (c->state == C_TUNNEL)
-        tunnel_pump(c);
-    else if (c->state == C_FORWARD)
-        read_response(c);
-}
-
-static void up_write_cb(pd_conn *conn, void *arg)
-{
-    struct pd_client *c = arg;
-    if (c->state == C_TUNNEL) {
-        tunnel_pump(c);
-        return;
-    }
-    /* request body backpressure: resume reading the client */
-    if (c->state == C_FORWARD && !c->rb_done)
-        pd_conn_enable(c->bev, EV_READ);
-}
-
-/* Can this request be sent again on a new connection after a pooled one failed? */
-static int can_retry(struct pd_client *c)
-{
-    return c->up_from_pool && !c->retried && c->resp_bytes_in == 0 && c->req.body == PD_BODY_NONE;
-}
-
-static void up_event_cb(pd_conn *conn, short what, void *arg)
-{
-    struct pd_client *c = arg;
-    if (what & PD_CONN_CONNECTED) {
-        c->up_connected = 1;
-        pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
-        setup_upstream(c);
-        int one = 1;
-        setsockopt(pd_conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (c->req.method_id == PD_M_CONNECT)
-            tunnel_start(c);
-        else
-            send_request(c);
-        return;
-    }
-    if (c->state == C_TUNNEL) {
-        if ((what & PD_CONN_EOF) && !(what & PD_CONN_ERROR)) {
-            c->up_eof = 1;
-            pd_conn_disable(c->up, EV_READ);
-            tunnel_pump(c);
-        } else {
-            client_free(c);
-        }
-        return;
-    }
-    if (!c->up_connected) {
-        /* connect failed or timed out: try the next address */
-        if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n) {
-            client_up_release(c, 0);
-            c->result = PD_R_TCP_MISS;
-            client_fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);
-            return;
-        }
-        connect_next(c);
-        return;
-    }
-    if (what & PD_CONN_TIMEOUT) {
-        c->result = PD_R_TCP_MISS;
-        if (c->rstate == R_HEAD)
-            client_fail_request(c, 504, "ERR_READ_TIMEOUT", "the origin did not answer in time", 1);
-        else
-            client_close_after_flush(c); /* truncated */
-        return;
-    }
-    /* EOF or error */
-    if (c->rstate == R_HEAD) {
-        if (can_retry(c)) {
-            /* the origin closed an idle pooled connection as we reused it */
-            c->retried = 1;
-            client_up_release(c, 0);
-            c->addr_i = 0;
-            connect_next(c);
-            return;
-        }
-        /* an origin may end a close-delimited head early; anything else is an error */
-        c->result = PD_R_TCP_MISS;
-        client_fail_request(c, 502, "ERR_ZERO_SIZE_OBJECT", "the origin closed the connection without a complete response", 1);
-        return;
-    }
-    if (c->rstate == R_BODY) {
-        if (c->resp.body == PD_BODY_EOF && !(what & PD_CONN_ERROR)) {
-            read_response(c); /* never ends the transaction for an EOF-delimited body */
-            finish_response(c);
-            return;
-        }
-        /* cut the response short: the client must not see it complete */
-        c->result = PD_R_TCP_MISS_ABORTED;
-        c->out_kind = PD_BODY_NONE;
-        client_close_after_flush(c);
-    }
-}
 
 /* ---- client callbacks --------------------------------------------------- */
 
@@ -1464,12 +596,12 @@ static void client_read_cb(pd_conn *conn, void *arg)
     case C_CONNECT:
     case C_FORWARD:
         if (!c->rb_done)
-            forward_request_body(c);
+            client_forward_request_body(c);
         else
             pd_conn_disable(conn, EV_READ);
         break;
     case C_TUNNEL:
-        tunnel_pump(c);
+        client_tunnel_pump(c);
         break;
     default:
         pd_conn_disable(conn, EV_READ);
@@ -1491,7 +623,7 @@ void client_write_cb(pd_conn *conn, void *arg)
             pd_conn_enable(c->up, EV_READ);
         break;
     case C_TUNNEL:
-        tunnel_pump(c);
+        client_tunnel_pump(c);
         break;
     case C_CACHE:
         if (c->hr && !c->cwaiting)
@@ -1508,11 +640,11 @@ static void client_event_cb(pd_conn *conn, short what, void *arg)
     if (c->state == C_TUNNEL && (what & PD_CONN_EOF) && !(what & PD_CONN_ERROR)) {
         c->cl_eof = 1;
         pd_conn_disable(c->bev, EV_READ);
-        tunnel_pump(c);
+        client_tunnel_pump(c);
         return;
     }
     if (c->state == C_FORWARD && c->rstate == R_BODY && c->cw && c->up && c->rb_done && !c->detached) {
-        detach(c);
+        client_detach(c);
         return;
     }
     if (c->state == C_FORWARD || c->state == C_CACHE)
@@ -1598,7 +730,7 @@ void pd_client_drain_all(pd_worker *w)
     for (c = TAILQ_FIRST(&w->clients); c; c = next) {
         next = TAILQ_NEXT(c, link);
         if (c->state == C_HEAD && !c->head_started && c->nreq == 0)
-            arm_timer(c, 1000); /* just accepted: its request may be on the way, give it 1 s */
+            client_arm_timer(c, 1000); /* just accepted: its request may be on the way, give it 1 s */
         else if (c->state == C_HEAD && !c->head_started)
             client_free(c); /* idle keep-alive connection */
         else

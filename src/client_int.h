@@ -164,6 +164,41 @@ void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *pe
 /* A client connection closed: counters, per-address count, the worker's cap. */
 void client_conn_closed(pd_worker *w, const char *peer_ip);
 
+/* Free the transaction and close its connection. May free c. */
+void client_free(struct pd_client *c);
+/* (Re)arm the transaction's head/idle timer; 0 ms fires from the next loop round. */
+void client_arm_timer(struct pd_client *c, int64_t ms);
+/* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */
+int client_acl_check(struct pd_client *c, const char **deny_acl);
+/* Move buffered request body bytes towards the origin (c->rbuf until it is
+ * connected). -1 when the request was refused (c may be freed). */
+int client_forward_request_body(struct pd_client *c);
+
+/* ---- upstream.c -------------------------------------------------------- */
+/* (client_go_upstream, client_up_release: above) */
+
+/* The client left in the middle of a body we store: keep filling the cache
+ * for collapsed readers, with nobody to send to. */
+void client_detach(struct pd_client *c);
+
+/* ---- tunnel.c ---------------------------------------------------------- */
+
+/* The origin accepted a CONNECT: answer 200 and relay. May free c. */
+void client_tunnel_start(struct pd_client *c);
+/* Move what each side sent to the other; end when both are done. May free c. */
+void client_tunnel_pump(struct pd_client *c);
+
+/* ---- client_mgr.c ------------------------------------------------------ */
+
+/* 403, or what deny_info says for acl_name. May free c. */
+void client_deny(struct pd_client *c, const char *acl_name);
+/* A cache manager page asked of the proxy itself. May free c. */
+void client_serve_manager(struct pd_client *c);
+/* Is p (a path) one of the cache manager's? */
+int client_is_mgr_path(const char *p, size_t len);
+/* Does the request URL name this proxy (visible_hostname or the address reached)? */
+int client_is_self(struct pd_client *c);
+
 /* ---- client_idle.c ----------------------------------------------------- */
 
 /* Wait for the next request (the first when nreq is 0) on conn, owning it:

@@ -1,0 +1,95 @@
+/*
+ * tunnel: CONNECT. Once the origin accepted the connection the client gets
+ * "200 Connection established" and bytes are relayed both ways, each side
+ * reading only while the other side's output is small; a half-close is
+ * passed on once the other side's output is flushed, and the transaction
+ * ends when both directions are done.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "proxyd/access_log.h"
+#include "proxyd/acl.h"
+#include "proxyd/admin.h"
+#include "proxyd/cache_store.h"
+#include "proxyd/dns.h"
+#include "proxyd/errors.h"
+#include "proxyd/http_msg.h"
+#include "proxyd/stats.h"
+#include "proxyd/upool.h"
+#include "proxyd/url.h"
+
+#include "client_int.h"
+
+
+void client_tunnel_start(struct pd_client *c)
+{
+    struct evbuffer *out = cout(c);
+    static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    evbuffer_add(out, ok, sizeof ok - 1);
+    c->out_bytes += sizeof ok - 1;
+    client_head_queued(c);
+    c->status = 200;
+    c->result = PD_R_TCP_TUNNEL;
+    c->state = C_TUNNEL;
+    const pd_conf *conf = c->w->conf;
+    pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
+    pd_conn_set_timeouts(c->bev, conf->read_timeout, conf->write_timeout);
+    pd_conn_set_read_high(c->up, HIGH_WM);
+    pd_conn_set_read_high(c->bev, HIGH_WM);
+    pd_conn_enable(c->bev, EV_READ | EV_WRITE);
+    pd_conn_enable(c->up, EV_READ | EV_WRITE);
+    client_tunnel_pump(c);
+}
+
+/*
+ * Move what each side sent to the other, pass a half-close on once the
+ * other side's output is flushed, and end when both directions are done.
+ * May free c.
+ */
+void client_tunnel_pump(struct pd_client *c)
+{
+    struct evbuffer *cin = pd_conn_input(c->bev), *cout_ = cout(c);
+    struct evbuffer *uin = pd_conn_input(c->up), *uout = pd_conn_output(c->up);
+    size_t n = evbuffer_get_length(uin);
+    if (n) {
+        evbuffer_remove_buffer(uin, cout_, n);
+        c->out_bytes += n;
+        c->resp_bytes_in += n;
+    }
+    n = evbuffer_get_length(cin);
+    c->in_bytes += n;
+    c->up_out_bytes += n;
+    evbuffer_add_buffer(uout, cin);
+    /* backpressure: a side reads only while the other side's output is small */
+    if (!c->cl_eof) {
+        if (evbuffer_get_length(uout) > HIGH_WM)
+            pd_conn_disable(c->bev, EV_READ);
+        else
+            pd_conn_enable(c->bev, EV_READ);
+    }
+    if (!c->up_eof) {
+        if (evbuffer_get_length(cout_) > HIGH_WM)
+            pd_conn_disable(c->up, EV_READ);
+        else
+            pd_conn_enable(c->up, EV_READ);
+    }
+    if (c->cl_eof && evbuffer_get_length(uout) == 0)
+        shutdown(pd_conn_fd(c->up), SHUT_WR);
+    if (c->up_eof && evbuffer_get_length(cout_) == 0)
+        shutdown(pd_conn_fd(c->bev), SHUT_WR);
+    if (c->cl_eof && c->up_eof && evbuffer_get_length(uout) == 0 &&
+        evbuffer_get_length(cout_) == 0)
+        client_free(c);
+}
