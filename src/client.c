@@ -1,29 +1,27 @@
 /*
- * client: one client connection and the transaction it is serving.
+ * client: the transaction, from the first byte of a request head to the end
+ * of its response, on a client connection (one transaction at a time;
+ * pipelined requests wait in the input buffer). Between transactions the
+ * connection waits as a small pd_idle (client_idle.c).
  *
- * The way of a request (one transaction at a time per connection; pipelined
- * requests wait in the input buffer):
- *
- *   C_HEAD     read and parse the request head (request_timeout / idle timer)
- *   C_RESOLVE  access control, then asynchronous DNS for the origin
- *   C_CONNECT  pooled keep-alive connection, or a new one (next address on failure)
- *   C_FORWARD  request head + body to the origin, response head + body to the
- *              client, each direction streamed with backpressure
- *   C_TUNNEL   CONNECT: bytes relayed both ways, half-close passed on
+ *   C_HEAD     read and parse the request head (request_timeout)
+ *   C_RESOLVE  validation, access control, cache lookup, then DNS (upstream.c)
+ *   C_CONNECT  pooled keep-alive connection, or a new one (upstream.c)
+ *   C_FORWARD  request to the origin, response to the client (upstream.c)
+ *   C_CACHE    answered from the cache, or waiting for an object being written
+ *              (client_cache.c)
+ *   C_TUNNEL   CONNECT (tunnel.c)
  *   C_CLOSING  flushing the last bytes before close
  *
- * Bodies framed by Content-Length (or by EOF) are moved between evbuffers
- * without copying; chunked bodies go through the strict parser and are
- * re-chunked. A response that cannot be completed is never completed on the
- * client side: the connection is closed before the last byte (or the last
- * chunk) so that the client sees a truncated message.
+ * Errors are short pages (errors.c); cache manager pages and deny_info live
+ * in client_mgr.c. What the files share is in client_int.h.
  *
- * Answering from the cache and filling it live in client_cache.c; what the
- * two files share is in client_int.h.
- *
- * Memory ownership: a pd_client owns its connections (pd_conn), parsers, messages and
- * URL. client_free() is the only place that frees them; after calling it (or a
- * function that may call it, marked "may free c") the caller returns at once.
+ * Memory: a pd_client owns its connections (pd_conn), parsers, messages and
+ * URL; txn_free() is the only place that frees them. Every event-loop entry
+ * into a transaction goes through client_enter/client_leave, and
+ * client_free / the hand-over to pd_idle only mark it while one of its
+ * callbacks is on the stack: the outermost client_leave does it. A function
+ * marked "may free c" may thus leave c closing: its caller returns at once.
  */
 #include "proxyd/client.h"
 
@@ -260,7 +258,7 @@ static void txn_free(struct pd_client *c)
     free(c);
 }
 
-void client_free(struct pd_client *c)
+static void free_now(struct pd_client *c)
 {
     pd_worker *w = c->w;
     char ip[INET6_ADDRSTRLEN];
@@ -269,9 +267,67 @@ void client_free(struct pd_client *c)
     client_conn_closed(w, ip);
 }
 
+/* The transaction is over, the connection waits for the next request. */
+static void to_idle_now(struct pd_client *c)
+{
+    pd_worker *w = c->w;
+    pd_conn *conn = c->bev;
+    struct sockaddr_storage peer = c->peer;
+    uint16_t port = c->local_port;
+    unsigned nreq = c->nreq;
+    int64_t life_at = c->life_at_ms;
+    c->bev = NULL;
+    txn_free(c);
+    client_idle_wait(w, conn, &peer, port, nreq, life_at);
+}
+
+/*
+ * End the transaction (CLOSE_FREE: and its connection; CLOSE_IDLE: the
+ * connection waits for the next request). Inside one of the transaction's
+ * callbacks this only marks it: the outermost client_leave does it, so no
+ * caller up the stack ever holds a freed transaction.
+ */
+static void client_end(struct pd_client *c, enum client_closing how)
+{
+    if (c->closing == CLOSE_FREE)
+        return;
+    c->closing = how;
+    if (c->depth)
+        return;
+    if (how == CLOSE_FREE)
+        free_now(c);
+    else
+        to_idle_now(c);
+}
+
+void client_free(struct pd_client *c)
+{
+    client_end(c, CLOSE_FREE);
+}
+
+int client_enter(struct pd_client *c)
+{
+    if (c->closing)
+        return 0; /* ending: whatever the outer frames do, this event is moot */
+    c->depth++;
+    return 1;
+}
+
+void client_leave(struct pd_client *c)
+{
+    if (--c->depth == 0 && c->closing) {
+        if (c->closing == CLOSE_FREE)
+            free_now(c);
+        else
+            to_idle_now(c);
+    }
+}
+
 /* Flush what is queued for the client, then close. May free c. */
 void client_close_after_flush(struct pd_client *c)
 {
+    if (c->closing)
+        return;
     client_log_transaction(c);
     client_cache_drop(c);
     client_up_release(c, 0);
@@ -304,6 +360,8 @@ void client_close_after_flush(struct pd_client *c)
 void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
                          int keep)
 {
+    if (c->closing)
+        return;
     if (c->head_sent) {
         client_close_after_flush(c);
         return;
@@ -336,9 +394,8 @@ void client_fail_request(struct pd_client *c, int status, const char *err, const
 
 /* ---- request head ----------------------------------------------------- */
 
-static void timer_cb(evutil_socket_t fd, short what, void *arg)
+static void timer_cb_body(struct pd_client *c, evutil_socket_t fd, short what, void *arg)
 {
-    struct pd_client *c = arg;
     if (c->state == C_HEAD && c->head_started && !c->w->draining) {
         c->result = PD_R_NONE_NONE;
         c->keep_alive = 0;
@@ -348,12 +405,29 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     client_free(c);
 }
 
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    timer_cb_body(c, fd, what, arg);
+    client_leave(c);
+}
+
 /* client_lifetime: no connection stays longer, whatever it is doing */
+static void lifetime_cb_body(struct pd_client *c, evutil_socket_t fd, short what, void *arg)
+{
+    c->result = pd_result_aborted(c->result);
+    client_free(c);
+}
+
 static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct pd_client *c = arg;
-    c->result = pd_result_aborted(c->result);
-    client_free(c);
+    if (!client_enter(c))
+        return;
+    lifetime_cb_body(c, fd, what, arg);
+    client_leave(c);
 }
 
 void client_arm_timer(struct pd_client *c, int64_t ms)
@@ -370,19 +444,14 @@ void client_arm_timer(struct pd_client *c, int64_t ms)
 void client_start_head(struct pd_client *c)
 {
     pd_worker *w = c->w;
+    if (c->closing)
+        return;
     if (w->draining) {
         client_close_after_flush(c);
         return;
     }
     if (c->nreq && evbuffer_get_length(pd_conn_input(c->bev)) == 0) {
-        pd_conn *conn = c->bev;
-        struct sockaddr_storage peer = c->peer;
-        uint16_t port = c->local_port;
-        unsigned nreq = c->nreq;
-        int64_t life_at = c->life_at_ms;
-        c->bev = NULL;
-        txn_free(c);
-        client_idle_wait(w, conn, &peer, port, nreq, life_at);
+        client_end(c, CLOSE_IDLE);
         return;
     }
     c->state = C_HEAD;
@@ -585,9 +654,8 @@ static void begin_transaction(struct pd_client *c)
 
 /* ---- client callbacks --------------------------------------------------- */
 
-static void client_read_cb(pd_conn *conn, void *arg)
+static void client_read_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
 {
-    struct pd_client *c = arg;
     switch (c->state) {
     case C_HEAD:
         read_head(c);
@@ -609,9 +677,17 @@ static void client_read_cb(pd_conn *conn, void *arg)
     }
 }
 
-void client_write_cb(pd_conn *conn, void *arg)
+static void client_read_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    client_read_cb_body(c, conn, arg);
+    client_leave(c);
+}
+
+static void client_write_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
+{
     switch (c->state) {
     case C_CLOSING:
         if (evbuffer_get_length(cout(c)) == 0)
@@ -634,9 +710,17 @@ void client_write_cb(pd_conn *conn, void *arg)
     }
 }
 
-static void client_event_cb(pd_conn *conn, short what, void *arg)
+void client_write_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    client_write_cb_body(c, conn, arg);
+    client_leave(c);
+}
+
+static void client_event_cb_body(struct pd_client *c, pd_conn *conn, short what, void *arg)
+{
     if (c->state == C_TUNNEL && (what & PD_CONN_EOF) && !(what & PD_CONN_ERROR)) {
         c->cl_eof = 1;
         pd_conn_disable(c->bev, EV_READ);
@@ -657,6 +741,15 @@ static void client_event_cb(pd_conn *conn, short what, void *arg)
         c->status = 0;
     }
     client_free(c);
+}
+
+static void client_event_cb(pd_conn *conn, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    client_event_cb_body(c, conn, what, arg);
+    client_leave(c);
 }
 
 /* ---- accept, drain ------------------------------------------------------ */
@@ -720,7 +813,9 @@ void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *pe
     int64_t left = life_at_ms - client_now_ms();
     struct timeval lt = ms_tv(left > 0 ? left : 0);
     evtimer_add(c->life, &lt);
+    client_enter(c);
     client_start_head(c);
+    client_leave(c);
 }
 
 void pd_client_drain_all(pd_worker *w)

@@ -363,7 +363,10 @@ void pd_client_cache_wakeup(pd_worker *w)
             continue;
         c->cwaiting = 0;
         w->n_cache_waiters--;
-        cache_resume(c);
+        if (client_enter(c)) {
+            cache_resume(c);
+            client_leave(c);
+        }
     }
 }
 

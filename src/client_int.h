@@ -33,6 +33,9 @@
 #define CLIENT_MAGIC 0x50444331u /* "PDC1" */
 
 enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
+
+/* How a transaction ends once its callbacks have returned (client_leave). */
+enum client_closing { CLOSE_NOT = 0, CLOSE_IDLE, CLOSE_FREE };
 /* C_CACHE: serving a stored response, or waiting for one another fetch is writing */
 
 #define MAX_RANGES 16
@@ -59,6 +62,8 @@ struct pd_client {
     char peer_ip[INET6_ADDRSTRLEN];
     uint16_t local_port;
     enum cstate state;
+    unsigned depth;             /* the transaction's callbacks on the stack (client_enter) */
+    enum client_closing closing; /* ending: done when depth drops to 0 */
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
     struct event *life;         /* client_lifetime */
@@ -164,8 +169,19 @@ void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *pe
 /* A client connection closed: counters, per-address count, the worker's cap. */
 void client_conn_closed(pd_worker *w, const char *peer_ip);
 
-/* Free the transaction and close its connection. May free c. */
+/*
+ * Free the transaction and close its connection: now, or when the outermost
+ * of its callbacks returns (so after it, c is still valid but closing: return).
+ */
 void client_free(struct pd_client *c);
+/*
+ * Every entry from the event loop into a transaction (socket, timer, DNS and
+ * cache callbacks) is bracketed by these: enter returns 0 when the
+ * transaction is ending (skip the event), leave finishes an ending that was
+ * asked for meanwhile.
+ */
+int client_enter(struct pd_client *c);
+void client_leave(struct pd_client *c);
 /* (Re)arm the transaction's head/idle timer; 0 ms fires from the next loop round. */
 void client_arm_timer(struct pd_client *c, int64_t ms);
 /* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */

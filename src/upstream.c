@@ -77,9 +77,8 @@ void client_go_upstream(struct pd_client *c)
         c->dnsq = q;
 }
 
-static void dns_cb(const pd_dns_result *r, void *arg)
+static void dns_cb_body(struct pd_client *c, const pd_dns_result *r, void *arg)
 {
-    struct pd_client *c = arg;
     c->dnsq = NULL;
     if (r->error) {
         c->result = PD_R_TCP_MISS;
@@ -110,6 +109,15 @@ static void dns_cb(const pd_dns_result *r, void *arg)
     if (c->req.method_id != PD_M_CONNECT && pool_try(c))
         return;
     connect_next(c);
+}
+
+static void dns_cb(const pd_dns_result *r, void *arg)
+{
+    struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    dns_cb_body(c, r, arg);
+    client_leave(c);
 }
 
 
@@ -589,14 +597,10 @@ static void read_response(struct pd_client *c)
     }
     if (c->detached) {
         evbuffer_drain(out, evbuffer_get_length(out));
-        /* the store gave up on the object (too large, no room): nothing left to fill.
-         * Deferred through the timer (timer_cb frees c): callers still use c. */
-        if (!c->cw) {
-            /* stop reading at once: a busy upstream must not starve the timer */
-            pd_conn_disable(c->up, EV_READ);
-            if (!evtimer_pending(c->timer, NULL))
-                client_arm_timer(c, 0);
-        }
+        /* the store gave up on the object (too large, no room): nothing left to
+         * fill. The free waits for the outermost callback (client_leave). */
+        if (!c->cw)
+            client_free(c);
         return;
     }
     if (evbuffer_get_length(out) > HIGH_WM)
@@ -623,18 +627,25 @@ void client_detach(struct pd_client *c)
 
 /* ---- origin callbacks --------------------------------------------------- */
 
-static void up_read_cb(pd_conn *conn, void *arg)
+static void up_read_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
 {
-    struct pd_client *c = arg;
     if (c->state == C_TUNNEL)
         client_tunnel_pump(c);
     else if (c->state == C_FORWARD)
         read_response(c);
 }
 
-static void up_write_cb(pd_conn *conn, void *arg)
+static void up_read_cb(pd_conn *conn, void *arg)
 {
     struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    up_read_cb_body(c, conn, arg);
+    client_leave(c);
+}
+
+static void up_write_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
+{
     if (c->state == C_TUNNEL) {
         client_tunnel_pump(c);
         return;
@@ -644,15 +655,23 @@ static void up_write_cb(pd_conn *conn, void *arg)
         pd_conn_enable(c->bev, EV_READ);
 }
 
+static void up_write_cb(pd_conn *conn, void *arg)
+{
+    struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    up_write_cb_body(c, conn, arg);
+    client_leave(c);
+}
+
 /* Can this request be sent again on a new connection after a pooled one failed? */
 static int can_retry(struct pd_client *c)
 {
     return c->up_from_pool && !c->retried && c->resp_bytes_in == 0 && c->req.body == PD_BODY_NONE;
 }
 
-static void up_event_cb(pd_conn *conn, short what, void *arg)
+static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what, void *arg)
 {
-    struct pd_client *c = arg;
     if (what & PD_CONN_CONNECTED) {
         c->up_connected = 1;
         pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
@@ -712,7 +731,8 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
     if (c->rstate == R_BODY) {
         if (c->resp.body == PD_BODY_EOF && !(what & PD_CONN_ERROR)) {
             read_response(c); /* never ends the transaction for an EOF-delimited body */
-            finish_response(c);
+            if (!c->closing)
+                finish_response(c);
             return;
         }
         /* cut the response short: the client must not see it complete */
@@ -720,4 +740,13 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
         c->out_kind = PD_BODY_NONE;
         client_close_after_flush(c);
     }
+}
+
+static void up_event_cb(pd_conn *conn, short what, void *arg)
+{
+    struct pd_client *c = arg;
+    if (!client_enter(c))
+        return;
+    up_event_cb_body(c, conn, what, arg);
+    client_leave(c);
 }
