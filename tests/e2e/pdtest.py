@@ -1124,10 +1124,11 @@ _LIVE_PROXIES = set()
 
 
 def proxyd_bin():
+    """PROXYD_BIN (absolute: proxyd runs in its temp dir), or build/proxyd of the tree."""
     b = os.environ.get("PROXYD_BIN")
     if not b:
         b = os.path.join(source_dir(), "build", "proxyd")
-    return b
+    return os.path.abspath(b)
 
 
 def source_dir():
