@@ -262,7 +262,20 @@ static pid_t spawn(int slot)
         pd_log_error("no free cache slot for worker %d", slot);
         return -1;
     }
+    /* The signals the master passes on to its kids are blocked across fork and
+     * stay blocked in the child until the worker's own handlers are in place
+     * (pd_worker_run): one sent to a kid still starting up is delivered then,
+     * not lost (SIGUSR1 was ignored there, so a log rotation just after a
+     * start or restart left that worker writing to the rotated file). */
+    sigset_t passed_on, old_mask;
+    sigemptyset(&passed_on);
+    sigaddset(&passed_on, SIGTERM);
+    sigaddset(&passed_on, SIGINT);
+    sigaddset(&passed_on, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &passed_on, &old_mask);
     pid_t pid = fork();
+    if (pid != 0)
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
     if (pid < 0) {
         pd_log_error("fork: %s", strerror(errno));
         M.cache_slots_used &= ~(1ull << cslot);
@@ -292,14 +305,13 @@ static pid_t spawn(int slot)
     M.admin = NULL;
     event_base_free(M.base);
     M.base = NULL;
+    /* SIGUSR1 is not set to SIG_IGN: that would discard one already pending */
     signal(SIGHUP, SIG_IGN);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    signal(SIGUSR1, SIG_IGN);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGUSR1, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &passed_on, NULL);
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     pd_log_set_role(role);
