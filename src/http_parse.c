@@ -1,8 +1,9 @@
 /*
  * http_parse: llhttp wrapper (see include/proxyd/http_parse.h).
  *
- * llhttp is built with LLHTTP_STRICT_MODE and no lenient flag, so it refuses
- * CL+TE, duplicate Content-Length, bad chunk sizes and invalid tokens. What it
+ * llhttp is built with LLHTTP_STRICT_MODE and no lenient flag but the version
+ * one (below), so it refuses CL+TE, duplicate Content-Length, bad chunk sizes
+ * and invalid tokens. What it
  * still tolerates in 8.1 is checked here: obs-fold (a value that spans lines),
  * bare LF line ends and control bytes in the head, empty header names, an
  * HTTP/1.1 request without Host, an empty or repeated transfer coding, and in
@@ -425,6 +426,13 @@ void pd_http_parser_free(pd_http_parser *p)
 void pd_http_parser_next(pd_http_parser *p, pd_http_msg *msg, int request_method_id)
 {
     llhttp_init(&p->ll, p->is_request ? HTTP_REQUEST : HTTP_RESPONSE, &p->settings);
+    /* RFC 9110 2.5: a request of a higher HTTP/1 minor version (HTTP/1.2) is
+     * processed as HTTP/1.1, not refused. Strict llhttp answers every version
+     * but 0.9, 1.0, 1.1 and 2.0 with "Invalid HTTP version"; the lenient flag
+     * only drops that list (HTTP/DIGIT.DIGIT is still the grammar), and
+     * on_headers_complete refuses a major version other than 1 with a 505. */
+    if (p->is_request)
+        p->ll.lenient_flags |= LENIENT_VERSION;
     p->ll.data = p;
     p->msg = msg;
     pd_http_msg_reset(msg);

@@ -265,21 +265,20 @@ static pid_t spawn(int slot)
         pd_log_error("no free cache slot for worker %d", slot);
         return -1;
     }
-    /*
-     * The control signals stay blocked in the child until the worker has its
-     * handlers (pd_worker_run unblocks them): a SIGUSR1 or SIGTERM sent while
-     * it starts is then handled, not ignored or fatal.
-     */
-    sigset_t ctl, old;
-    sigemptyset(&ctl);
-    sigaddset(&ctl, SIGHUP);
-    sigaddset(&ctl, SIGTERM);
-    sigaddset(&ctl, SIGINT);
-    sigaddset(&ctl, SIGUSR1);
-    sigprocmask(SIG_BLOCK, &ctl, &old);
+    /* The signals the master passes on to its kids are blocked across fork and
+     * stay blocked in the child until the worker's own handlers are in place
+     * (pd_worker_run): one sent to a kid still starting up is delivered then,
+     * not lost (SIGUSR1 was ignored there, so a log rotation just after a
+     * start or restart left that worker writing to the rotated file). */
+    sigset_t passed_on, old_mask;
+    sigemptyset(&passed_on);
+    sigaddset(&passed_on, SIGTERM);
+    sigaddset(&passed_on, SIGINT);
+    sigaddset(&passed_on, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &passed_on, &old_mask);
     pid_t pid = fork();
     if (pid != 0)
-        sigprocmask(SIG_SETMASK, &old, NULL);
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
     if (pid < 0) {
         pd_log_error("fork: %s", strerror(errno));
         M.cache_slots_used &= ~(1ull << cslot);
@@ -313,8 +312,8 @@ static pid_t spawn(int slot)
     signal(SIGCHLD, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    /* SIGUSR1 is back to its default since the base was freed: blocked until the worker's handler takes it */
-    sigprocmask(SIG_SETMASK, &ctl, NULL);
+    signal(SIGUSR1, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &passed_on, NULL);
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     pd_log_set_role(role);

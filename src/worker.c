@@ -259,10 +259,13 @@ int pd_worker_run(const pd_worker_init *init)
     evsignal_add(w->sig_term, NULL);
     evsignal_add(w->sig_int, NULL);
     evsignal_add(w->sig_usr1, NULL);
-    /* the master forked us with the control signals blocked: ours to take now */
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* the master forked us with these blocked: what came meanwhile is handled now */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &handled, NULL);
     w->stats_timer = event_new(w->base, -1, EV_PERSIST, stats_timer_cb, w);
     struct timeval one_s = { 1, 0 };
     evtimer_add(w->stats_timer, &one_s);

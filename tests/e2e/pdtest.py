@@ -941,12 +941,15 @@ class Client:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rd = _Reader(self._recv)
+        self.bytes_received = 0     # every byte read from the proxy (heads, bodies, framing)
 
     def _recv(self, n):
         try:
-            return self.sock.recv(n)
+            data = self.sock.recv(n)
         except ConnectionResetError:
             return b""
+        self.bytes_received += len(data)
+        return data
 
     def send(self, data):
         self.sock.sendall(data)
@@ -1121,10 +1124,11 @@ _LIVE_PROXIES = set()
 
 
 def proxyd_bin():
+    """PROXYD_BIN (absolute: proxyd runs in its temp dir), or build/proxyd of the tree."""
     b = os.environ.get("PROXYD_BIN")
     if not b:
         b = os.path.join(source_dir(), "build", "proxyd")
-    return b
+    return os.path.abspath(b)
 
 
 def source_dir():

@@ -1,16 +1,24 @@
 """Smoke test of the benchmark harness: `bench/run all --quick` against the built proxyd.
 
-It runs the whole harness once with scaled-down counts (issue 7: under 2 minutes) and checks
-what it produced: one CSV per experiment with a row per proxy, finite positive times, no
-request in error, the plots (when gnuplot is installed), a benchmarks.md with the four
-experiments and the closing note, and nothing of the harness left running. Squid, stress and
-the namespace platforms are used when the machine has them (the report lists what was
-skipped and why); apache2 (the origin) is required.
+It runs the whole harness once with scaled-down counts and checks what it produced: one CSV
+per experiment with a row per proxy, finite positive times, no request in error, the plots
+(when gnuplot is installed), a benchmarks.md with the four experiments and the closing note,
+and nothing of the harness left running. Squid, stress and the namespace platforms are used
+when the machine has them (the report lists what was skipped and why); apache2 (the origin)
+is required.
+
+--time-limit drops the steps that no longer fit. With --quick's 100 s, how much of the run
+was kept depended on how busy the machine was (on a loaded one the runs without stress were
+cut too, and the checks failed: issue 18), so the smoke run gets a limit that is only a
+guard against a hang and runs every cell. How the limit cuts a run (issue 7's bound: all
+--quick under 2 minutes) is checked by BenchTimeLimit, with a limit that leaves no time for
+any cell: every cell skipped and listed, the report still written, nothing left running.
 """
 
 import csv
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +30,9 @@ SRC = os.environ.get("PROXYD_SRC", os.path.join(os.path.dirname(__file__), "..",
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(SRC, "build", "proxyd"))
 LOADGEN = os.environ.get("LOADGEN", os.path.join(os.path.dirname(PROXYD), "bench", "loadgen"))
 RUN = os.path.join(SRC, "bench", "run")
-LIMIT_S = 120
+# a hang guard, not a budget: the whole --quick matrix takes 25-75 s on 2 idle cores and a
+# few minutes on loaded ones; CTest stops the file at 600 s
+SMOKE_TIME_LIMIT = 480
 
 
 def have_squid():
@@ -61,20 +71,7 @@ class BenchSmoke(unittest.TestCase):
         os.chmod(cls.tmp, 0o755)
         cls.out = os.path.join(cls.tmp, "out")
         cls.proxies = ["proxyd", "squid"] if have_squid() else ["proxyd"]
-        cmd = [RUN, "all", "--quick", "--out", cls.out, "--proxyd", PROXYD, "--loadgen", LOADGEN,
-               "--proxy", "both" if have_squid() else "proxyd"]
-        if not shutil.which("stress"):
-            cmd += ["--stress", "off"]
-        t0 = time.monotonic()
-        try:
-            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               timeout=LIMIT_S + 60)
-            cls.output, cls.rc = r.stdout, r.returncode
-        except subprocess.TimeoutExpired as e:
-            cls.output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
-                else (e.stdout or "")
-            cls.rc = None
-        cls.elapsed = time.monotonic() - t0
+        cls.rc, cls.output, cls.elapsed = run_harness(cls.out, SMOKE_TIME_LIMIT)
         sys.stderr.write(cls.output[-3000:] + f"\n[bench smoke: {cls.elapsed:.1f}s]\n")
 
     @classmethod
@@ -82,13 +79,7 @@ class BenchSmoke(unittest.TestCase):
         shutil.rmtree(cls.tmp, ignore_errors=True)
 
     def time_limit_skips(self):
-        """What the harness skipped for lack of time (on a loaded machine: the stress runs,
-        which --quick runs last)."""
-        try:
-            with open(os.path.join(self.out, "skipped.tsv")) as f:
-                return [line for line in f if "time limit" in line]
-        except OSError:
-            return []
+        return time_limit_skips(self.out)
 
     def read_csv(self, name):
         path = os.path.join(self.out, name)
@@ -96,11 +87,11 @@ class BenchSmoke(unittest.TestCase):
         with open(path) as f:
             return list(csv.DictReader(f))
 
-    def test_finished_in_time(self):
-        self.assertIsNotNone(self.rc, "bench/run did not finish")
+    def test_finished_whole(self):
+        self.assertIsNotNone(self.rc, "bench/run did not finish within %d s" % (SMOKE_TIME_LIMIT + 60))
         self.assertEqual(self.rc, 0, self.output[-2000:])
-        self.assertLess(self.elapsed, LIMIT_S)
         self.assertIn("done in", self.output)
+        self.assertEqual(self.time_limit_skips(), [], "the smoke run must not be cut")
 
     def test_experiment_csvs(self):
         for exp in ("fig1", "fig2", "fig3", "table1"):
@@ -112,8 +103,7 @@ class BenchSmoke(unittest.TestCase):
             for r in rows:
                 where = f"{exp} {r['platform']} {r['proxy']} x{r['instances']} w{r['workers']}"
                 self.assertEqual(int(r["errors"]), 0, where)
-                if r["stress"] == "off" or not self.time_limit_skips():
-                    self.assertEqual(int(r["n"]), 2, where)  # --quick: 2 repetitions
+                self.assertEqual(int(r["n"]), 2, where)  # --quick: 2 repetitions
                 t = float(r["time_per_req_ms"])
                 self.assertTrue(math.isfinite(t) and 0 < t < 10000, f"{where}: {t}")
                 self.assertTrue(float(r["p99_ms"]) > 0, where)
@@ -137,20 +127,7 @@ class BenchSmoke(unittest.TestCase):
         self.assertIn(("proxyd", "1", "1"), native)
         self.assertIn(("proxyd", "2", "1"), native)
         self.assertIn(("proxyd", "1", "2"), native)
-        self.assertIn("off", {r["stress"] for r in rows})
-        if shutil.which("stress"):
-            skips = self.time_limit_skips()
-            if skips:
-                # A loaded machine: only stress runs (the last ones) may have been cut.
-                sys.stderr.write("bench smoke: cut by the time limit: " + "".join(skips))
-                with open(os.path.join(self.out, "progress.log")) as f:
-                    log = f.read()
-                self.assertNotRegex(log, r"skipped .*stress=off")
-                off_cells = {(r["platform"], r["proxy"], r["instances"], r["workers"])
-                             for r in rows if r["stress"] == "off"}
-                self.assertEqual(len(off_cells), 5 * len({r["platform"] for r in rows}))
-            else:
-                self.assertEqual({r["stress"] for r in rows}, {"off", "on"})
+        self.assertEqual({r["stress"] for r in rows}, {"off", "on"} if shutil.which("stress") else {"off"})
 
     def test_report(self):
         path = os.path.join(self.out, "benchmarks.md")
@@ -172,22 +149,102 @@ class BenchSmoke(unittest.TestCase):
                 self.assertIn(f"](benchmarks/{png})", md)
 
     def test_nothing_left_running(self):
-        self.assertEqual(harness_processes(self.out), [])
-        settings = {}
-        with open(os.path.join(self.out, "settings.txt")) as f:
-            for line in f:
-                k, _, v = line.rstrip("\n").partition("=")
-                settings[k] = v
-        tag = settings["netns_prefix"]  # pdb<PID of the harness>
-        if os.geteuid() == 0 and shutil.which("ip"):
-            ns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
-            self.assertNotIn(tag + "-", ns)
-            links = subprocess.run(["ip", "-o", "link"], stdout=subprocess.PIPE, text=True).stdout
-            self.assertNotIn(tag + "h", links)
-        if os.geteuid() == 0 and shutil.which("iptables"):
-            nat = subprocess.run(["iptables", "-t", "nat", "-S"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, text=True).stdout
-            self.assertNotIn(tag.upper() + "_", nat)
+        assert_nothing_left(self, self.out)
+
+
+@unittest.skipUnless(os.access("/usr/sbin/apache2", os.X_OK),
+                     "apache2 is not installed (apt-get install -y apache2)")
+class BenchTimeLimit(unittest.TestCase):
+    """--time-limit bounds a run: a cell starts only with more than 15 s left, so a limit of
+    15 s cuts every one, whatever the load. Each is listed as skipped, the report is still
+    written, the run succeeds, and nothing of it is left running."""
+
+    LIMIT = 15
+
+    @classmethod
+    def setUpClass(cls):
+        for path in (PROXYD, LOADGEN, RUN):
+            if not os.access(path, os.X_OK):
+                raise AssertionError(f"{path} not found or not executable (build first)")
+        cls.tmp = tempfile.mkdtemp(prefix="pd-bench-limit-")
+        os.chmod(cls.tmp, 0o755)
+        cls.out = os.path.join(cls.tmp, "out")
+        cls.rc, cls.output, _ = run_harness(cls.out, cls.LIMIT)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_every_cell_skipped_and_reported(self):
+        self.assertEqual(self.rc, 0, self.output[-2000:])
+        self.assertIn("done in", self.output)
+        m = re.search(r"; (\d+) cells, \d+ timed runs;", self.output)
+        self.assertIsNotNone(m, self.output[:2000])
+        cells = int(m.group(1))
+        reason = "time limit (--time-limit %d) reached" % self.LIMIT
+        with open(os.path.join(self.out, "skipped.tsv")) as f:
+            # (a platform this machine lacks is listed too, for its own reason)
+            skipped = [line.rstrip("\n").split("\t") for line in f if line.startswith("[")]
+        self.assertEqual([r for _, r in skipped], [reason] * cells, skipped)
+        self.assertEqual([w.split("]")[0] for w, _ in skipped],
+                         ["[%d/%d" % (i, cells) for i in range(1, cells + 1)])
+        with open(os.path.join(self.out, "benchmarks.md")) as f:
+            md = f.read()
+        self.assertIn("## Skipped", md)
+        for what, _ in skipped:
+            self.assertIn("- %s: %s" % (what, reason), md)
+        with open(os.path.join(self.out, "raw.csv")) as f:
+            self.assertEqual(len([line for line in f if line.strip()]), 1, "raw.csv: only its header")
+
+    def test_nothing_left_running(self):
+        assert_nothing_left(self, self.out)
+
+
+def run_harness(out, time_limit):
+    """bench/run all --quick into out: (exit code or None if it hung, output, seconds)."""
+    cmd = [RUN, "all", "--quick", "--time-limit", str(time_limit), "--out", out, "--proxyd", PROXYD,
+           "--loadgen", LOADGEN, "--proxy", "both" if have_squid() else "proxyd"]
+    if not shutil.which("stress"):
+        cmd += ["--stress", "off"]
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=time_limit + 60)
+        rc, output = r.returncode, r.stdout
+    except subprocess.TimeoutExpired as e:
+        output = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) \
+            else (e.stdout or "")
+        rc = None
+    return rc, output, time.monotonic() - t0
+
+
+def time_limit_skips(out):
+    """What the harness skipped for lack of time."""
+    try:
+        with open(os.path.join(out, "skipped.tsv")) as f:
+            return [line for line in f if "time limit" in line]
+    except OSError:
+        return []
+
+
+def assert_nothing_left(test, out):
+    """No process, namespace, veth or iptables chain of the harness run into out is left."""
+    test.assertEqual(harness_processes(out), [])
+    settings = {}
+    with open(os.path.join(out, "settings.txt")) as f:
+        for line in f:
+            k, _, v = line.rstrip("\n").partition("=")
+            settings[k] = v
+    tag = settings["netns_prefix"]  # pdb<PID of the harness>
+    if os.geteuid() == 0 and shutil.which("ip"):
+        ns = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
+        test.assertNotIn(tag + "-", ns)
+        links = subprocess.run(["ip", "-o", "link"], stdout=subprocess.PIPE, text=True).stdout
+        test.assertNotIn(tag + "h", links)
+    if os.geteuid() == 0 and shutil.which("iptables"):
+        nat = subprocess.run(["iptables", "-t", "nat", "-S"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        test.assertNotIn(tag.upper() + "_", nat)
 
 
 if __name__ == "__main__":

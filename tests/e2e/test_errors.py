@@ -80,8 +80,9 @@ class BadRequestTest(pdtest.ProxyTestCase):
         self.check_origin_untouched()
 
     def test_bad_version(self):
+        # a valid HTTP-version of a major version proxyd does not speak: 505 (RFC 9110 15.6.6)
         r = parse_response(raw(self.p, b"GET %s HTTP/9.9\r\nHost: x\r\n\r\n" % self.o.url("/v").encode()))
-        self.assertIn(r.status, (400, 505), r)
+        self.assertEqual(r.status, 505, r)
         self.check_origin_untouched()
 
     def test_header_too_large(self):
@@ -161,7 +162,8 @@ class UpstreamErrorTest(pdtest.ProxyTestCase):
         self.assertEqual((r.status, r.framing), (200, "chunked"))
         self.assertFalse(r.complete, "proxyd sent the terminating chunk for a truncated body")
         self.assertTrue(r.closed)
-        self.assertTrue(b"c" * 20000 == r.body or len(r.body) <= 20000)
+        # the 20000 bytes the origin sent before it closed reach the client, and no more
+        self.assertEqual(r.body, b"c" * 20000)
 
     def test_truncated_then_proxy_still_serves(self):
         self.o.route("/die", lambda q: Reply(body=b"d" * 5000, die_after=10))

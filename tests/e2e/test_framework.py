@@ -202,9 +202,12 @@ class FakeProxyTest(unittest.TestCase):
         self.assertEqual(len(kids), 2)
         self.assertIn("heap-use-after-free", p.sanitizer_report())
         self.assertEqual(p.stop(), 0)
+        # The fake's TERM trap only sends SIGTERM to its children and exits:
+        # they die (and are reaped by init) after stop() returned, later still
+        # on a busy machine. Wait for it; a child left running fails here.
         for k in kids:
-            st = pdtest._proc_stat(k)
-            self.assertTrue(st is None or st[0] == "Z")
+            pdtest.wait_until(lambda k=k: (lambda st: st is None or st[0] == "Z")(pdtest._proc_stat(k)),
+                              what="child %d of the stopped fake to exit" % k)
 
     def test_start_timeout_fails(self):
         d = tempfile.mkdtemp(prefix="pdtest-fake-")

@@ -203,6 +203,12 @@ static const struct {
     { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n",
       400, "chunk data longer than size" },
     { "GET http://a/ HTTP/2.0\r\nHost: a\r\n\r\n", 505, "HTTP/2 over 1.1 framing" },
+    { "GET http://a/ HTTP/3.0\r\nHost: a\r\n\r\n", 505, "an unsupported major version" },
+    { "GET http://a/ HTTP/0.1\r\nHost: a\r\n\r\n", 505, "HTTP/0.1" },
+    { "GET http://a/ HTTP/1.10\r\nHost: a\r\n\r\n", 400, "two-digit minor version" },
+    { "GET http://a/ HTTP/11.1\r\nHost: a\r\n\r\n", 400, "two-digit major version" },
+    { "GET http://a/ HTTP/1.x\r\nHost: a\r\n\r\n", 400, "non-digit minor version" },
+    { "GET http://a/ HTTP/1.2\r\n\r\n", 400, "HTTP/1.2 without Host (processed as 1.1)" },
     { "GET http://a/ HTTP/1.1 x\r\n\r\n", 400, "junk after version" },
     { "GET  http://a/ HTTP/1.1\r\n\r\n", 400, "double space" },
     { "G@T http://a/ HTTP/1.1\r\n\r\n", 400, "malformed method" },
@@ -389,6 +395,25 @@ START_TEST(test_pipelined_requests)
 }
 END_TEST
 
+/* RFC 9110 2.5: a higher HTTP/1 minor version is processed as HTTP/1.1. */
+START_TEST(test_request_higher_minor_version)
+{
+    const char *raw = "GET http://a/ HTTP/1.2\r\nHost: a\r\n\r\n";
+    pd_http_parser *p = pd_http_parser_new(1, 8192);
+    pd_http_msg m;
+    pd_http_msg_init(&m);
+    pd_http_parser_next(p, &m, 0);
+    size_t used;
+    ck_assert_int_eq(pd_http_parse_head(p, raw, strlen(raw), &used), PD_PARSE_DONE);
+    ck_assert_uint_eq(used, strlen(raw));
+    ck_assert_int_eq(m.version_major, 1);
+    ck_assert_int_eq(m.version_minor, 2);
+    ck_assert_int_eq(m.keep_alive, 1);
+    pd_http_parser_free(p);
+    pd_http_msg_free(&m);
+}
+END_TEST
+
 START_TEST(test_msg_headers)
 {
     pd_http_msg m;
@@ -441,6 +466,7 @@ int main(void)
     tcase_add_loop_test(tc, test_response_framing, 0, sizeof(framing) / sizeof(framing[0]));
     tcase_add_loop_test(tc, test_bad_requests, 0, sizeof(bad_requests) / sizeof(bad_requests[0]));
     tcase_add_loop_test(tc, test_bad_responses, 0, sizeof(bad_responses) / sizeof(bad_responses[0]));
+    tcase_add_test(tc, test_request_higher_minor_version);
     tcase_add_test(tc, test_chunk_extension_limit);
     tcase_add_test(tc, test_chunk_extension_valid);
     tcase_add_test(tc, test_response_without_reason_or_fields);
