@@ -248,18 +248,24 @@ class SmugglingTest(pdtest.ProxyTestCase):
     def test_versions(self):
         t = self.o.url("/x").encode()
         h = self.o.authority.encode()
+        # 505 for a request of another version: another major (RFC 9110 15.6.6)
+        # or HTTP/0.9 (a request line without one); anything else that is not
+        # HTTP/DIGIT.DIGIT is a malformed request line, and so is the h2
+        # preface on an HTTP/1.1 port: 400
         cases = [
-            ("HTTP/0.9 (no version)", b"GET %s\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("HTTP/2.0", b"GET %s HTTP/2.0\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("HTTP/3.0", b"GET %s HTTP/3.0\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("HTTP/1.1.1", b"GET %s HTTP/1.1.1\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("http/1.1 lowercase", b"GET %s http/1.1\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("HTTP/01.1", b"GET %s HTTP/01.1\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("HTTP/1", b"GET %s HTTP/1\r\nHost: %s\r\n\r\n" % (t, h)),
-            ("HTTP/1.1 trailing space", b"GET %s HTTP/1.1 \r\nHost: %s\r\n\r\n" % (t, h)),
-            ("PRI (h2 preface)", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            ("HTTP/0.9 (no version)", b"GET %s\r\nHost: %s\r\n\r\n" % (t, h), 505),
+            ("HTTP/2.0", b"GET %s HTTP/2.0\r\nHost: %s\r\n\r\n" % (t, h), 505),
+            ("HTTP/3.0", b"GET %s HTTP/3.0\r\nHost: %s\r\n\r\n" % (t, h), 505),
+            ("HTTP/1.1.1", b"GET %s HTTP/1.1.1\r\nHost: %s\r\n\r\n" % (t, h), 400),
+            ("http/1.1 lowercase", b"GET %s http/1.1\r\nHost: %s\r\n\r\n" % (t, h), 400),
+            ("HTTP/01.1", b"GET %s HTTP/01.1\r\nHost: %s\r\n\r\n" % (t, h), 400),
+            ("HTTP/1", b"GET %s HTTP/1\r\nHost: %s\r\n\r\n" % (t, h), 400),
+            ("HTTP/1.1 trailing space", b"GET %s HTTP/1.1 \r\nHost: %s\r\n\r\n" % (t, h), 400),
+            ("PRI (h2 preface)", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400),
         ]
-        self.run_cases(cases, statuses=(400, 505))
+        for name, data, status in cases:
+            with self.subTest(name):
+                self.assert_refused(name, data, (status,))
 
     def test_http_1_2(self):
         # RFC 9110 2.5: a request of a higher minor version than the recipient
