@@ -721,6 +721,13 @@ void client_write_cb(pd_conn *conn, void *arg)
 
 static void client_event_cb_body(struct pd_client *c, pd_conn *conn, short what, void *arg)
 {
+    /*
+     * The client closed while not sending: gone while its request is fetched
+     * or served, as Squid (half_closed_clients off) and nginx take it. While
+     * flushing the last bytes, or reading (head, tunnel), its EOF comes as such.
+     */
+    if (what == PD_CONN_HUP && (c->state == C_CLOSING || c->state == C_HEAD || c->state == C_TUNNEL))
+        return;
     if (c->state == C_TUNNEL && (what & PD_CONN_EOF) && !(what & PD_CONN_ERROR)) {
         c->cl_eof = 1;
         pd_conn_disable(c->bev, EV_READ);

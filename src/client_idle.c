@@ -146,3 +146,12 @@ void client_idle_close_all(pd_worker *w)
     while ((d = TAILQ_FIRST(&w->idle)))
         idle_close(d);
 }
+
+int client_idle_count(const pd_worker *w)
+{
+    int n = 0;
+    const struct pd_idle *d;
+    TAILQ_FOREACH(d, &w->idle, link)
+        n++;
+    return n;
+}

@@ -224,6 +224,8 @@ void client_idle_wait(pd_worker *w, pd_conn *conn, const struct sockaddr_storage
 /* Drain: waiting keep-alive connections close now, new ones get a second. */
 void client_idle_drain(pd_worker *w);
 void client_idle_close_all(pd_worker *w);
+/* How many connections wait for a request now. */
+int client_idle_count(const pd_worker *w);
 int64_t client_now_ms(void);
 void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len);
 

@@ -52,6 +52,7 @@ struct pd_conn {
     unsigned read_on : 1, write_on : 1;
     unsigned connecting : 1, eof : 1, failed : 1;
     unsigned rdhup : 1;         /* the peer half-closed: read on to the EOF */
+    unsigned hup_told : 1;      /* PD_CONN_HUP delivered */
     unsigned shut_pending : 1, shut_done : 1;
     unsigned dead : 1;
     struct sockaddr_in6 peer;   /* the address connected to (pd_conn_connect) */
@@ -436,6 +437,10 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
         do_write(c);
     if (!c->dead && !c->failed)
         do_read(c);
+    if (!c->dead && c->rdhup && !c->read_on && !c->eof && !c->failed && !c->hup_told) {
+        c->hup_told = 1;
+        fire_event(c, PD_CONN_HUP);
+    }
 out:
     if (--c->depth == 0 && c->dead)
         really_free(c);

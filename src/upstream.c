@@ -672,6 +672,8 @@ static int can_retry(struct pd_client *c)
 
 static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what, void *arg)
 {
+    if (what == PD_CONN_HUP)
+        return; /* the origin's EOF is read when reading resumes (it may end the body) */
     if (what & PD_CONN_CONNECTED) {
         c->up_connected = 1;
         pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);

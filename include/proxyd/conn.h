@@ -19,7 +19,9 @@
  * - write_cb runs after a write left the output at or below write_low bytes;
  * - event_cb gets PD_CONN_CONNECTED, or PD_CONN_EOF / PD_CONN_ERROR /
  *   PD_CONN_TIMEOUT ORed with PD_CONN_READING or PD_CONN_WRITING; after EOF,
- *   an error or a read timeout, reading is disabled.
+ *   an error or a read timeout, reading is disabled. PD_CONN_HUP says the
+ *   peer closed while the owner was not reading (a client gone while its
+ *   request is served).
  * - No function of this module calls a callback of the conn it is given:
  *   work is scheduled for the event loop, so a caller never sees its own
  *   object freed under it.
@@ -47,6 +49,9 @@ typedef struct pd_conn pd_conn;
 #define PD_CONN_ERROR 0x20
 #define PD_CONN_TIMEOUT 0x40
 #define PD_CONN_CONNECTED 0x80
+/* The peer closed its side while reading is off (bytes may still wait unread):
+ * told once; the EOF itself comes when reading is enabled again. */
+#define PD_CONN_HUP 0x100
 
 /* Largest single read, and the first one (reads double while they come back full). */
 #define PD_CONN_MAX_READ (256 * 1024)

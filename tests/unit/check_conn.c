@@ -206,6 +206,28 @@ START_TEST(eof_after_the_data)
 }
 END_TEST
 
+START_TEST(hup_while_not_reading_then_data_and_eof)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    pd_conn_disable(c, EV_READ);
+    ck_assert_uint_eq(peer_write(0, 300), 300);
+    close(peer); /* the peer is gone while its bytes wait unread */
+    peer = -1;
+    RUN_UNTIL(s.events == 1);
+    ck_assert_int_eq(s.last_event, PD_CONN_HUP);
+    ck_assert_int_eq(s.reads, 0);
+    for (int i = 0; i < 3; i++)
+        event_base_loop(base, EVLOOP_NONBLOCK);
+    ck_assert_int_eq(s.events, 1); /* told once */
+    pd_conn_enable(c, EV_READ);
+    RUN_UNTIL(s.events == 2);
+    ck_assert_int_eq(s.last_event, PD_CONN_EOF | PD_CONN_READING);
+    ck_assert_uint_eq(evbuffer_get_length(pd_conn_input(c)), 300);
+    pd_conn_free(c);
+}
+END_TEST
+
 START_TEST(output_written_and_write_cb_at_low_mark)
 {
     struct seen s;
@@ -356,6 +378,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, read_high_pauses_and_draining_resumes);
     tcase_add_test(tc, disabled_reading_keeps_the_edge);
     tcase_add_test(tc, eof_after_the_data);
+    tcase_add_test(tc, hup_while_not_reading_then_data_and_eof);
     tcase_add_test(tc, output_written_and_write_cb_at_low_mark);
     tcase_add_test(tc, free_inside_own_read_callback);
     tcase_add_test(tc, shutdown_write_after_the_output);

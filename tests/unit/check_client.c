@@ -1,0 +1,470 @@
+/*
+ * Unit tests for the request engine (client.c, client_idle.c, upstream.c,
+ * tunnel.c) without a network: a worker is set up by hand (no master, no
+ * cache), a client is one end of a socketpair handed to pd_client_accept,
+ * and the origin is a listener on 127.0.0.1:0 that the test answers itself.
+ * The test's sockets are events in the same loop, so every wait is a
+ * condition with a deadline (RUN_UNTIL), never a sleep.
+ *
+ * One table row per transition of a transaction, with the client or the
+ * origin going away at each step; then keep-alive, pipelining, the request
+ * timeout, a refused origin and a CONNECT tunnel.
+ */
+#include "client_int.h"
+
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "proxyd/conf.h"
+#include "proxyd/dns.h"
+#include "proxyd/upool.h"
+#include "proxyd/worker.h"
+
+static struct event_base *base;
+static pd_worker W;
+static pd_conf *conf;
+static int timed_out;
+
+/* a peer end the test plays: what it read, and whether it saw EOF */
+struct peer {
+    int fd;
+    struct event *ev;
+    char *buf;
+    size_t len, cap;
+    int eof;
+};
+static struct peer cl, org;
+static int lsock = -1;
+static struct event *lev;
+static int n_accepted;
+static struct sockaddr_in origin_addr;
+
+static void safety_cb(evutil_socket_t fd, short what, void *arg)
+{
+    timed_out = 1;
+    event_base_loopbreak(base);
+}
+
+#define RUN_UNTIL(cond)                                                       \
+    do {                                                                      \
+        struct event *safety_ = evtimer_new(base, safety_cb, NULL);           \
+        struct timeval tv_ = { 5, 0 };                                        \
+        evtimer_add(safety_, &tv_);                                           \
+        timed_out = 0;                                                        \
+        while (!(cond) && !timed_out)                                         \
+            event_base_loop(base, EVLOOP_ONCE);                               \
+        event_free(safety_);                                                  \
+        ck_assert_msg((cond), "timed out waiting for %s", #cond);             \
+    } while (0)
+
+static void peer_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct peer *p = arg;
+    for (;;) {
+        if (p->cap - p->len < 65536) {
+            p->cap = p->cap ? p->cap * 2 : 131072;
+            p->buf = realloc(p->buf, p->cap + 1);
+        }
+        ssize_t n = read(fd, p->buf + p->len, p->cap - p->len);
+        if (n > 0) {
+            p->len += (size_t)n;
+            p->buf[p->len] = '\0';
+            continue;
+        }
+        if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            p->eof = 1;
+            event_del(p->ev);
+        }
+        return;
+    }
+}
+
+static void peer_open(struct peer *p, int fd)
+{
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    p->fd = fd;
+    p->ev = event_new(base, fd, EV_READ | EV_PERSIST, peer_read_cb, p);
+    event_add(p->ev, NULL);
+}
+
+static void peer_close(struct peer *p)
+{
+    if (p->ev)
+        event_free(p->ev);
+    if (p->fd >= 0)
+        close(p->fd);
+    free(p->buf);
+    memset(p, 0, sizeof *p);
+    p->fd = -1;
+}
+
+static void peer_send(struct peer *p, const char *s)
+{
+    size_t n = strlen(s);
+    ck_assert_int_eq(write(p->fd, s, n), (ssize_t)n);
+}
+
+/* forget what was read so far */
+static void peer_clear(struct peer *p)
+{
+    p->len = 0;
+    if (p->buf)
+        p->buf[0] = '\0';
+}
+
+static void accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    int a = accept(fd, NULL, NULL);
+    if (a < 0)
+        return;
+    n_accepted++;
+    if (org.fd >= 0)
+        peer_close(&org); /* the test looks at the newest origin connection */
+    peer_open(&org, a);
+}
+
+static const char *conf_text =
+    "http_port 127.0.0.1:0\n"
+    "http_access allow all\n"
+    "visible_hostname unit.test\n"
+    "request_timeout 1 seconds\n"
+    "cache deny all\n";
+
+static void setup(void)
+{
+    base = event_base_new();
+    ck_assert_ptr_nonnull(base);
+    conf = pd_conf_load_string("t.conf", conf_text, stderr);
+    ck_assert_ptr_nonnull(conf);
+    memset(&W, 0, sizeof W);
+    W.base = base;
+    W.conf = conf;
+    TAILQ_INIT(&W.clients);
+    TAILQ_INIT(&W.idle);
+    snprintf(W.hostname, sizeof W.hostname, "unit.test");
+    snprintf(W.via, sizeof W.via, "unit.test (proxyd/test)");
+    pd_dns_opts d = { .hosts_file = "none", .positive_ttl_max = 60, .negative_ttl = 5,
+                      .timeout = 5 };
+    W.dns = pd_dns_new(base, &d);
+    pd_upool_opts u = { .max_idle = 8, .max_per_key = 8, .idle_timeout_ms = 60000 };
+    W.upool = pd_upool_new(base, &u);
+    ck_assert_ptr_nonnull(W.dns);
+    ck_assert_ptr_nonnull(W.upool);
+
+    lsock = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    memset(&origin_addr, 0, sizeof origin_addr);
+    origin_addr.sin_family = AF_INET;
+    origin_addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(lsock, (struct sockaddr *)&origin_addr, sizeof origin_addr), 0);
+    socklen_t sl = sizeof origin_addr;
+    getsockname(lsock, (struct sockaddr *)&origin_addr, &sl);
+    ck_assert_int_eq(listen(lsock, 16), 0);
+    lev = event_new(base, lsock, EV_READ | EV_PERSIST, accept_cb, NULL);
+    event_add(lev, NULL);
+    n_accepted = 0;
+    memset(&cl, 0, sizeof cl);
+    memset(&org, 0, sizeof org);
+    cl.fd = org.fd = -1;
+
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(40000),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    ck_assert_int_eq(pd_client_accept(&W, sv[0], (struct sockaddr *)&peer, sizeof peer, 3128), 0);
+    peer_open(&cl, sv[1]);
+}
+
+static void teardown(void)
+{
+    pd_client_close_all(&W);
+    pd_upool_free(W.upool);
+    pd_dns_free(W.dns);
+    peer_close(&cl);
+    peer_close(&org);
+    event_free(lev);
+    close(lsock);
+    pd_conf_free(conf);
+    event_base_free(base);
+}
+
+/* ---- what the engine holds ---------------------------------------------- */
+
+static int n_busy(void)
+{
+    int n = 0;
+    struct pd_client *c;
+    TAILQ_FOREACH(c, &W.clients, link)
+        n++;
+    return n;
+}
+
+static int n_idle(void)
+{
+    return client_idle_count(&W);
+}
+
+static enum cstate busy_state(void)
+{
+    struct pd_client *c = TAILQ_FIRST(&W.clients);
+    ck_assert_ptr_nonnull(c);
+    return c->state;
+}
+
+static char req_buf[512];
+static const char *request(const char *path)
+{
+    snprintf(req_buf, sizeof req_buf,
+             "GET http://127.0.0.1:%d%s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+             ntohs(origin_addr.sin_port), path, ntohs(origin_addr.sin_port));
+    return req_buf;
+}
+
+static int has(const struct peer *p, const char *s)
+{
+    return p->buf && strstr(p->buf, s) != NULL;
+}
+
+/* ---- one transaction, ended at each step by either side ---------------- */
+
+enum step { S_HEAD_PART, S_SENT, S_RESP_HEAD, S_RESP_BODY, S_DONE };
+enum who { NOBODY, CLIENT, ORIGIN };
+
+static const struct tcase {
+    const char *name;
+    enum step at;
+    enum who leaves;
+    enum cstate state_at;       /* the transaction's state once the origin has the request */
+} cases[] = {
+    { "client leaves during the head", S_HEAD_PART, CLIENT, C_HEAD },
+    { "client leaves while the origin thinks", S_SENT, CLIENT, C_FORWARD },
+    { "client leaves after the response head", S_RESP_HEAD, CLIENT, C_FORWARD },
+    { "client leaves during the body", S_RESP_BODY, CLIENT, C_FORWARD },
+    { "origin closes before answering", S_SENT, ORIGIN, C_FORWARD },
+    { "origin closes after the head", S_RESP_HEAD, ORIGIN, C_FORWARD },
+    { "origin closes during the body", S_RESP_BODY, ORIGIN, C_FORWARD },
+    { "complete: keep-alive, both sides", S_DONE, NOBODY, C_FORWARD },
+};
+
+START_TEST(transaction_table)
+{
+    const struct tcase *t = &cases[_i];
+    char body[2001];
+    memset(body, 'b', 2000);
+    body[2000] = '\0';
+    const char *r = request("/x");
+    size_t rl = strlen(r);
+
+    /* C_HEAD: part of the head */
+    char part[256];
+    snprintf(part, sizeof part, "%.*s", (int)(rl / 2), r);
+    peer_send(&cl, part);
+    RUN_UNTIL(n_busy() == 1);
+    ck_assert_int_eq(busy_state(), C_HEAD);
+    if (t->at == S_HEAD_PART) {
+        peer_close(&cl);
+        RUN_UNTIL(n_busy() == 0);
+        ck_assert_int_eq(n_accepted, 0); /* the origin never heard of it */
+        ck_assert_int_eq(W.n_clients, 0);
+        return;
+    }
+    /* the rest of the head: the origin is connected and gets the request */
+    peer_send(&cl, r + rl / 2);
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    ck_assert(has(&org, "GET /x HTTP/1.1\r\n"));
+    ck_assert(has(&org, "Via: 1.1 unit.test"));
+    ck_assert_int_eq(busy_state(), t->state_at);
+    if (t->at == S_SENT) {
+        if (t->leaves == CLIENT) {
+            peer_close(&cl);
+            RUN_UNTIL(org.eof); /* the origin connection is dropped, not pooled */
+            RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+        } else {
+            peer_close(&org);
+            RUN_UNTIL(has(&cl, "\r\n\r\n"));
+            ck_assert(!strncmp(cl.buf, "HTTP/1.1 502 ", 13));
+        }
+        return;
+    }
+    /* the response head (Content-Length 2000) */
+    peer_send(&org, "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n");
+    RUN_UNTIL(has(&cl, "\r\n\r\n"));
+    ck_assert(!strncmp(cl.buf, "HTTP/1.1 200 OK\r\n", 17));
+    ck_assert(has(&cl, "Content-Length: 2000\r\n"));
+    ck_assert_int_eq(busy_state(), C_FORWARD);
+    if (t->at == S_RESP_HEAD) {
+        if (t->leaves == CLIENT) {
+            peer_close(&cl);
+            RUN_UNTIL(org.eof);
+            RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+        } else {
+            peer_close(&org);
+            RUN_UNTIL(cl.eof); /* truncated: the client sees the connection end */
+            ck_assert_int_eq(n_busy() + n_idle(), 0);
+        }
+        return;
+    }
+    /* half of the body */
+    char half[1001];
+    memcpy(half, body, 1000);
+    half[1000] = '\0';
+    peer_send(&org, half);
+    size_t head_len = (size_t)(strstr(cl.buf, "\r\n\r\n") + 4 - cl.buf);
+    RUN_UNTIL(cl.len == head_len + 1000);
+    if (t->at == S_RESP_BODY) {
+        if (t->leaves == CLIENT) {
+            peer_close(&cl);
+            RUN_UNTIL(org.eof);
+            RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+        } else {
+            peer_close(&org);
+            RUN_UNTIL(cl.eof);
+            ck_assert_uint_eq(cl.len, head_len + 1000); /* never completed */
+            ck_assert_int_eq(n_busy() + n_idle(), 0);
+        }
+        return;
+    }
+    /* the rest: the transaction ends, the connection waits, the origin is pooled */
+    peer_send(&org, body + 1000);
+    RUN_UNTIL(cl.len == head_len + 2000);
+    RUN_UNTIL(n_idle() == 1 && n_busy() == 0);
+    pd_upool_stats st;
+    pd_upool_get_stats(W.upool, &st);
+    ck_assert_uint_eq(st.idle, 1);
+    ck_assert_int_eq(W.n_clients, 1);
+    ck_assert(!cl.eof && !org.eof);
+}
+END_TEST
+
+/* ---- keep-alive and pipelining ------------------------------------------ */
+
+START_TEST(keepalive_reuses_the_origin_connection)
+{
+    for (int i = 0; i < 3; i++) {
+        peer_clear(&cl);
+        peer_send(&cl, request("/k"));
+        RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+        peer_clear(&org);
+        peer_send(&org, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        RUN_UNTIL(has(&cl, "\r\n\r\nok"));
+        RUN_UNTIL(n_idle() == 1);
+    }
+    ck_assert_int_eq(n_accepted, 1);
+    pd_upool_stats st;
+    pd_upool_get_stats(W.upool, &st);
+    ck_assert_uint_eq(st.reused, 2);
+}
+END_TEST
+
+START_TEST(pipelined_requests_answered_in_order)
+{
+    char two[1024];
+    snprintf(two, sizeof two, "%s", request("/p1"));
+    strncat(two, request("/p2"), sizeof two - strlen(two) - 1);
+    peer_send(&cl, two);
+    RUN_UNTIL(org.fd >= 0 && has(&org, "GET /p1 "));
+    ck_assert(!has(&org, "GET /p2 ")); /* one at a time */
+    peer_clear(&org);
+    peer_send(&org, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr1");
+    RUN_UNTIL(has(&org, "GET /p2 "));
+    peer_send(&org, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nr2");
+    RUN_UNTIL(has(&cl, "\r\n\r\nr2"));
+    ck_assert(strstr(cl.buf, "\r\n\r\nr1") < strstr(cl.buf, "\r\n\r\nr2"));
+    RUN_UNTIL(n_idle() == 1);
+}
+END_TEST
+
+START_TEST(request_timeout_answers_408)
+{
+    peer_send(&cl, "GET http://127.0.0.1/ HTTP/1.1\r\n");
+    RUN_UNTIL(cl.eof);
+    ck_assert(!strncmp(cl.buf, "HTTP/1.1 408 ", 13));
+    ck_assert_int_eq(n_busy() + n_idle(), 0);
+    ck_assert_int_eq(W.n_clients, 0);
+}
+END_TEST
+
+START_TEST(idle_connection_closed_by_client)
+{
+    peer_send(&cl, request("/i"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    peer_send(&org, "HTTP/1.1 204 No Content\r\n\r\n");
+    RUN_UNTIL(n_idle() == 1);
+    peer_close(&cl);
+    RUN_UNTIL(n_idle() == 0);
+    ck_assert_int_eq(W.n_clients, 0);
+}
+END_TEST
+
+START_TEST(refused_origin_is_502)
+{
+    close(lsock); /* nobody listens there any more */
+    event_del(lev);
+    lsock = socket(AF_INET, SOCK_STREAM, 0);
+    peer_send(&cl, request("/r"));
+    RUN_UNTIL(has(&cl, "\r\n\r\n"));
+    ck_assert(!strncmp(cl.buf, "HTTP/1.1 502 ", 13));
+    ck_assert(has(&cl, "ERR_CONNECT_FAIL"));
+}
+END_TEST
+
+START_TEST(connect_tunnel_relays_and_half_closes)
+{
+    char req[256];
+    snprintf(req, sizeof req, "CONNECT 127.0.0.1:%d HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+             ntohs(origin_addr.sin_port), ntohs(origin_addr.sin_port));
+    peer_send(&cl, req);
+    RUN_UNTIL(has(&cl, "\r\n\r\n"));
+    ck_assert(!strncmp(cl.buf, "HTTP/1.1 200 ", 13));
+    RUN_UNTIL(org.fd >= 0);
+    ck_assert_int_eq(busy_state(), C_TUNNEL);
+    peer_clear(&cl);
+    peer_send(&cl, "ping");
+    RUN_UNTIL(has(&org, "ping"));
+    peer_send(&org, "pong");
+    RUN_UNTIL(has(&cl, "pong"));
+    /* the client half-closes: the origin sees EOF, and may still answer */
+    shutdown(cl.fd, SHUT_WR);
+    RUN_UNTIL(org.eof);
+    peer_send(&org, "last");
+    RUN_UNTIL(has(&cl, "last"));
+    peer_close(&org);
+    RUN_UNTIL(cl.eof);
+    RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+}
+END_TEST
+
+static Suite *client_suite(void)
+{
+    Suite *s = suite_create("client");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_loop_test(tc, transaction_table, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_test(tc, keepalive_reuses_the_origin_connection);
+    tcase_add_test(tc, pipelined_requests_answered_in_order);
+    tcase_add_test(tc, request_timeout_answers_408);
+    tcase_add_test(tc, idle_connection_closed_by_client);
+    tcase_add_test(tc, refused_origin_is_502);
+    tcase_add_test(tc, connect_tunnel_relays_and_half_closes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(client_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
