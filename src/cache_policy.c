@@ -146,6 +146,31 @@ static int wday_ok(const char *w, size_t len, int full)
     return 0;
 }
 
+/* n decimal digits at p, or -1 */
+static int digits(const char *p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    return v;
+}
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12); linear
+ * in the day, so day 31 of a 30-day month is the 1st of the next, as timegm
+ * normalises. */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
 int pd_cache_policy_parse_date(pd_str s, time_t *out)
 {
     char b[64], wd[16], mon[4];
@@ -156,7 +181,20 @@ int pd_cache_policy_parse_date(pd_str s, time_t *out)
     memcpy(b, s.p, s.len);
     b[s.len] = '\0';
     const char *comma = strchr(b, ',');
-    if (comma && comma - b == 3) {
+    if (s.len == 29 && comma == b + 3 && !memcmp(b + 3, ", ", 2) && b[7] == ' ' && b[11] == ' ' &&
+        b[16] == ' ' && b[19] == ':' && b[22] == ':' && !memcmp(b + 25, " GMT", 4)) {
+        /* IMF-fixdate exactly, what every HTTP/1.1 sender must send: no sscanf
+         * (this runs for Date, Expires and Last-Modified on every hit) */
+        if (!wday_ok(b, 3, 0))
+            return -1;
+        memcpy(mon, b + 8, 3);
+        mon[3] = '\0';
+        day = digits(b + 5, 2);
+        year = digits(b + 12, 4);
+        hh = digits(b + 17, 2);
+        mm = digits(b + 20, 2);
+        ss = digits(b + 23, 2);
+    } else if (comma && comma - b == 3) {
         /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
         if (sscanf(b, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &hh,
                    &mm, &ss, &n) != 7 || (size_t)n != s.len || !wday_ok(wd, 3, 0))
@@ -178,12 +216,7 @@ int pd_cache_policy_parse_date(pd_str s, time_t *out)
     if (mo < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900 || hh < 0 ||
         mm < 0 || ss < 0)
         return -1;
-    struct tm tm = { .tm_year = year - 1900, .tm_mon = mo, .tm_mday = day,
-                     .tm_hour = hh, .tm_min = mm, .tm_sec = ss };
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return -1;
-    *out = t;
+    *out = (time_t)(days_from_civil(year, mo + 1, day) * 86400 + hh * 3600 + mm * 60 + ss);
     return 0;
 }
 

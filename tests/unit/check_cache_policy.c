@@ -646,6 +646,9 @@ static const struct date_case {
     { "RFC 9110 5.6.7 (day out of range)", "Sun, 32 Nov 1994 08:49:37 GMT", -1 },
     { "RFC 9110 5.6.7 (bad month)", "Sun, 06 Foo 1994 08:49:37 GMT", -1 },
     { "RFC 9110 5.6.7 (trailing junk)", "Sun, 06 Nov 1994 08:49:37 GMTx", -1 },
+    { "RFC 9110 5.6.7 (letter in the year)", "Sun, 06 Nov 19x4 08:49:37 GMT", -1 },
+    { "RFC 9110 5.6.7 (wrong weekday name)", "Sux, 06 Nov 1994 08:49:37 GMT", -1 },
+    { "RFC 9110 5.6.7 (leap day)", "Thu, 29 Feb 2024 00:00:00 GMT", 1709164800 },
 };
 
 START_TEST(test_dates)
@@ -657,6 +660,29 @@ START_TEST(test_dates)
         ck_assert_msg(rc == -1 && t == 12345, "%s: accepted '%s'", c->sec, c->s);
     else
         ck_assert_msg(rc == 0 && t == c->expect, "%s: '%s' -> %lld", c->sec, c->s, (long long)t);
+}
+END_TEST
+
+/* Every day from 1900 to 2400, at a varying time of day, formatted by libc
+ * as IMF-fixdate, RFC 850 and asctime, parses back to the instant libc says. */
+START_TEST(test_dates_round_trip)
+{
+    for (int64_t t = -2208988800LL; t < 13569465600LL; t += 86400 * 7 + 3671) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        char b[64];
+        const char *fmts[] = { "%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                               "%a %b %e %H:%M:%S %Y" };
+        for (int f = 0; f < 3; f++) {
+            if (f == 1 && (tm.tm_year < 70 || tm.tm_year >= 170))
+                continue; /* two-digit years read as 1970..2069 */
+            strftime(b, sizeof b, fmts[f], &tm);
+            time_t got = 0;
+            ck_assert_msg(pd_cache_policy_parse_date((pd_str){ b, strlen(b) }, &got) == 0 &&
+                              got == tt, "'%s' -> %lld, not %lld", b, (long long)got, (long long)t);
+        }
+    }
 }
 END_TEST
 
@@ -816,6 +842,7 @@ static Suite *cache_policy_suite(void)
     tcase_add_loop_test(tc, test_range, 0, NCASES(range_cases));
     tcase_add_loop_test(tc, test_if_range, 0, NCASES(ifrange_cases));
     tcase_add_loop_test(tc, test_dates, 0, NCASES(date_cases));
+    tcase_add_test(tc, test_dates_round_trip);
     tcase_add_loop_test(tc, test_refresh_match, 0, NCASES(refresh_cases));
     tcase_add_test(tc, test_refresh_default_and_errors);
     tcase_add_test(tc, test_lifetime_with_compiled_rule);
