@@ -371,18 +371,30 @@ void pd_client_cache_wakeup(pd_worker *w)
 }
 
 /*
- * Close a response head that started at output length `before`: the
- * Connection field our keep-alive decision needs, the blank line, and the
- * transaction's byte and time-to-first-byte accounting.
+ * The one response-head writer's frame, for forwarded responses and answers
+ * from the cache: begin writes the status line into h (on the client's
+ * output); end adds the Connection field the keep-alive decision needs and
+ * the blank line, adds the head to the output in one piece and accounts its
+ * bytes and the time to first byte.
  */
-void client_end_response_head(struct pd_client *c, struct evbuffer *out, size_t before, int status)
+void client_begin_response_head(struct pd_client *c, pd_head *h, int status, pd_str reason)
+{
+    pd_head_begin(h, cout(c));
+    pd_head_add(h, "HTTP/1.1 ", 9);
+    pd_head_uint(h, (uint64_t)status);
+    pd_head_add(h, " ", 1);
+    pd_head_add(h, reason.p, reason.len);
+    pd_head_add(h, "\r\n", 2);
+}
+
+void client_end_response_head(struct pd_client *c, pd_head *h, int status)
 {
     if (!c->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        pd_head_add(h, "Connection: close\r\n", 19);
     else if (c->req.version_minor < 1)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add(out, "\r\n", 2);
-    c->out_bytes += evbuffer_get_length(out) - before;
+        pd_head_add(h, "Connection: keep-alive\r\n", 24);
+    pd_head_add(h, "\r\n", 2);
+    c->out_bytes += pd_head_end(h);
     client_head_queued(c);
     c->status = status;
 }
@@ -392,20 +404,18 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
                               int has_body, const char *content_range, const char *ctype)
 {
     pd_worker *w = c->w;
-    const pd_http_msg *h = &c->cm.head;
-    struct evbuffer *out = cout(c);
-    size_t before = evbuffer_get_length(out);
+    const pd_http_msg *hm = &c->cm.head;
     int client11 = c->req.version_minor >= 1;
-    if (status == h->status) {
-        evbuffer_add_printf(out, "HTTP/1.1 %d ", status);
-        evbuffer_add(out, h->reason.p, h->reason.len);
-        evbuffer_add(out, "\r\n", 2);
+    pd_head hb, *h = &hb;
+    if (status == hm->status) {
+        client_begin_response_head(c, h, status, hm->reason);
     } else {
-        evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, pd_status_reason(status));
+        const char *rs = pd_status_reason(status);
+        client_begin_response_head(c, h, status, (pd_str){ rs, strlen(rs) });
     }
-    for (size_t i = 0; i < h->n_headers; i++) {
-        const pd_header *hd = &h->headers[i];
-        if (!pd_cache_meta_keeps(h, hd->name) || pd_str_eq_ci(hd->name, "Age"))
+    for (size_t i = 0; i < hm->n_headers; i++) {
+        const pd_header *hd = &hm->headers[i];
+        if (!pd_cache_meta_keeps(hm, hd->name) || pd_str_eq_ci(hd->name, "Age"))
             continue; /* the stored Age is the origin's; ours is computed below */
         if (ctype && pd_str_eq_ci(hd->name, "Content-Type"))
             continue;
@@ -414,30 +424,46 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
                               pd_str_eq_ci(hd->name, "Content-Encoding") ||
                               pd_str_eq_ci(hd->name, "Content-Range")))
             continue;
-        client_add_header(out, hd);
+        pd_head_field(h, hd->name, hd->value);
     }
-    int64_t age = pd_cache_policy_age(h, c->cm.request_time, c->cm.response_time, time(NULL));
-    evbuffer_add_printf(out, "Age: %lld\r\n", (long long)(age > 0 ? age : 0));
-    if (ctype)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
-    if (content_range)
-        evbuffer_add_printf(out, "Content-Range: %s\r\n", content_range);
-    if (w->conf->via)
-        evbuffer_add_printf(out, "Via: 1.1 %s\r\n", w->via);
-    if (w->conf->x_cache_header)
-        evbuffer_add_printf(out, "X-Cache: HIT from %s\r\n", w->hostname);
+    int64_t age = pd_cache_policy_age(hm, c->cm.request_time, c->cm.response_time, time(NULL));
+    pd_head_add(h, "Age: ", 5);
+    pd_head_int(h, age > 0 ? age : 0);
+    pd_head_add(h, "\r\n", 2);
+    if (ctype) {
+        pd_head_str(h, "Content-Type: ");
+        pd_head_str(h, ctype);
+        pd_head_add(h, "\r\n", 2);
+    }
+    if (content_range) {
+        pd_head_str(h, "Content-Range: ");
+        pd_head_str(h, content_range);
+        pd_head_add(h, "\r\n", 2);
+    }
+    if (w->conf->via) {
+        pd_head_str(h, "Via: 1.1 ");
+        pd_head_str(h, w->via);
+        pd_head_add(h, "\r\n", 2);
+    }
+    if (w->conf->x_cache_header) {
+        pd_head_str(h, "X-Cache: HIT from ");
+        pd_head_str(h, w->hostname);
+        pd_head_add(h, "\r\n", 2);
+    }
     c->hit_chunked = 0;
     if (has_body && content_length == UINT64_MAX) {
         if (client11) {
-            evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+            pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
             c->hit_chunked = 1;
         } else {
             c->keep_alive = 0;
         }
     } else if (status != 304) {
-        evbuffer_add_printf(out, "Content-Length: %llu\r\n", (unsigned long long)content_length);
+        pd_head_str(h, "Content-Length: ");
+        pd_head_uint(h, content_length);
+        pd_head_add(h, "\r\n", 2);
     }
-    client_end_response_head(c, out, before, status);
+    client_end_response_head(c, h, status);
 }
 
 static void part_header(struct pd_client *c, const pd_range *r)

@@ -158,7 +158,6 @@ void client_up_release(struct pd_client *c, int reusable);
 /* The response head is queued: the transaction's time to first byte. */
 void client_head_queued(struct pd_client *c);
 void client_log_transaction(struct pd_client *c);
-void client_add_header(struct evbuffer *out, const pd_header *h);
 /* The client's output drained to its low mark (pd_conn write callback). */
 void client_write_cb(pd_conn *bev, void *arg);
 
@@ -241,9 +240,11 @@ int client_cache_lookup(struct pd_client *c);
 void client_cache_drop(struct pd_client *c);
 /* Hand stored extents to the client while its buffer has room. May free c. */
 void client_pump_cached(struct pd_client *c);
-/* The end of a response head written by the proxy: Connection, accounting. */
-void client_end_response_head(struct pd_client *c, struct evbuffer *out, size_t before,
-                              int status);
+/* The one response-head writer (client_cache.c): the status line into h, on
+ * the client's output; then the fields; then end: Connection, the blank
+ * line, one add to the output, byte and first-byte accounting. */
+void client_begin_response_head(struct pd_client *c, pd_head *h, int status, pd_str reason);
+void client_end_response_head(struct pd_client *c, pd_head *h, int status);
 /* A 304 answered our revalidation: merge it into the stored head, store the
  * refreshed object and serve it. 1 when handled. */
 int client_revalidated(struct pd_client *c);

@@ -255,3 +255,85 @@ size_t pd_http_chunk_last(struct evbuffer *out)
     evbuffer_add(out, "0\r\n\r\n", 5);
     return 5;
 }
+
+void pd_head_begin(pd_head *h, struct evbuffer *out)
+{
+    h->out = out;
+    h->len = h->flushed = 0;
+}
+
+static void head_flush(pd_head *h)
+{
+    if (h->len) {
+        evbuffer_add(h->out, h->buf, h->len);
+        h->flushed += h->len;
+        h->len = 0;
+    }
+}
+
+void pd_head_add(pd_head *h, const void *p, size_t n)
+{
+    if (h->len + n > sizeof h->buf) {
+        head_flush(h);
+        if (n > sizeof h->buf) {
+            evbuffer_add(h->out, p, n);
+            h->flushed += n;
+            return;
+        }
+    }
+    memcpy(h->buf + h->len, p, n);
+    h->len += n;
+}
+
+void pd_head_str(pd_head *h, const char *s)
+{
+    pd_head_add(h, s, strlen(s));
+}
+
+void pd_head_uint(pd_head *h, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    pd_head_add(h, d + i, sizeof d - i);
+}
+
+void pd_head_int(pd_head *h, int64_t v)
+{
+    if (v < 0) {
+        pd_head_add(h, "-", 1);
+        pd_head_uint(h, (uint64_t)0 - (uint64_t)v);
+        return;
+    }
+    pd_head_uint(h, (uint64_t)v);
+}
+
+void pd_head_field(pd_head *h, pd_str name, pd_str value)
+{
+    if (h->len + name.len + value.len + 4 <= sizeof h->buf) {
+        char *p = h->buf + h->len;
+        memcpy(p, name.p, name.len);
+        p += name.len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, value.p, value.len);
+        p += value.len;
+        *p++ = '\r';
+        *p++ = '\n';
+        h->len = (size_t)(p - h->buf);
+        return;
+    }
+    pd_head_add(h, name.p, name.len);
+    pd_head_add(h, ": ", 2);
+    pd_head_add(h, value.p, value.len);
+    pd_head_add(h, "\r\n", 2);
+}
+
+size_t pd_head_end(pd_head *h)
+{
+    head_flush(h);
+    return h->flushed;
+}

@@ -136,12 +136,9 @@ static int not_forwarded(const pd_http_msg *m, pd_str name)
     return pd_http_msg_has_token(m, "Proxy-Connection", nm);
 }
 
-void client_add_header(struct evbuffer *out, const pd_header *h)
+static pd_str cstr(const char *z)
 {
-    evbuffer_add(out, h->name.p, h->name.len);
-    evbuffer_add(out, ": ", 2);
-    evbuffer_add(out, h->value.p, h->value.len);
-    evbuffer_add(out, "\r\n", 2);
+    return (pd_str){ z, strlen(z) };
 }
 
 /* The request head as the origin must see it. */
@@ -150,10 +147,12 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     pd_worker *w = c->w;
     const pd_http_msg *m = &c->req;
     const pd_conf *conf = w->conf;
-    evbuffer_add(out, m->method.p, m->method.len);
-    evbuffer_add(out, " ", 1);
-    evbuffer_add(out, c->url.path, c->url.path_len);
-    evbuffer_add(out, " HTTP/1.1\r\nHost: ", 17);
+    pd_head hb, *h = &hb;
+    pd_head_begin(h, out);
+    pd_head_add(h, m->method.p, m->method.len);
+    pd_head_add(h, " ", 1);
+    pd_head_add(h, c->url.path, c->url.path_len);
+    pd_head_add(h, " HTTP/1.1\r\nHost: ", 17);
     char host[PD_URL_HOST_MAX + 16];
     if (c->url.port_explicit && c->url.port != 80)
         pd_url_authority(&c->url, host, sizeof host);
@@ -161,59 +160,66 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         snprintf(host, sizeof host, "[%s]", c->url.host);
     else
         snprintf(host, sizeof host, "%s", c->url.host);
-    evbuffer_add_printf(out, "%s\r\n", host);
+    pd_head_str(h, host);
+    pd_head_add(h, "\r\n", 2);
 
     int xff_done = 0;
     for (size_t i = 0; i < m->n_headers; i++) {
-        const pd_header *h = &m->headers[i];
-        if (not_forwarded(m, h->name) || pd_str_eq_ci(h->name, "Host"))
+        const pd_header *f = &m->headers[i];
+        if (not_forwarded(m, f->name) || pd_str_eq_ci(f->name, "Host"))
             continue;
-        if (pd_str_eq_ci(h->name, "Content-Length") && m->body != PD_BODY_LENGTH)
+        if (pd_str_eq_ci(f->name, "Content-Length") && m->body != PD_BODY_LENGTH)
             continue;
-        if (c->revalidating && (pd_str_eq_ci(h->name, "If-None-Match") ||
-                                pd_str_eq_ci(h->name, "If-Modified-Since") ||
-                                pd_str_eq_ci(h->name, "If-Range") || pd_str_eq_ci(h->name, "Range")))
+        if (c->revalidating && (pd_str_eq_ci(f->name, "If-None-Match") ||
+                                pd_str_eq_ci(f->name, "If-Modified-Since") ||
+                                pd_str_eq_ci(f->name, "If-Range") || pd_str_eq_ci(f->name, "Range")))
             continue; /* we validate our stored copy; the client's conditions are ours to answer */
-        if (pd_str_eq_ci(h->name, "X-Forwarded-For")) {
+        if (pd_str_eq_ci(f->name, "X-Forwarded-For")) {
             if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
-                client_add_header(out, h);
+                pd_head_field(h, f->name, f->value);
             } else if ((conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF) &&
                        !xff_done) {
                 /* every X-Forwarded-For line, joined, then this hop */
-                evbuffer_add_printf(out, "X-Forwarded-For: ");
-                const pd_header *x = h;
-                for (; x; x = pd_http_msg_find_next(m, x)) {
-                    evbuffer_add(out, x->value.p, x->value.len);
-                    evbuffer_add(out, ", ", 2);
+                pd_head_str(h, "X-Forwarded-For: ");
+                for (const pd_header *x = f; x; x = pd_http_msg_find_next(m, x)) {
+                    pd_head_add(h, x->value.p, x->value.len);
+                    pd_head_add(h, ", ", 2);
                 }
-                evbuffer_add_printf(out, "%s\r\n",
-                                    conf->forwarded_for == PD_FWD_ON ? c->peer_ip : "unknown");
+                pd_head_str(h, conf->forwarded_for == PD_FWD_ON ? c->peer_ip : "unknown");
+                pd_head_add(h, "\r\n", 2);
                 xff_done = 1;
             }
             continue;
         }
-        client_add_header(out, h);
+        pd_head_field(h, f->name, f->value);
     }
     if (!xff_done && (conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF ||
                       conf->forwarded_for == PD_FWD_TRUNCATE))
-        evbuffer_add_printf(out, "X-Forwarded-For: %s\r\n",
-                            conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip);
-    if (conf->via)
-        evbuffer_add_printf(out, "Via: %d.%d %s\r\n", m->version_major, m->version_minor,
-                            w->via);
+        pd_head_field(h, cstr("X-Forwarded-For"),
+                      cstr(conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip));
+    if (conf->via) {
+        pd_head_str(h, "Via: ");
+        pd_head_int(h, m->version_major);
+        pd_head_add(h, ".", 1);
+        pd_head_int(h, m->version_minor);
+        pd_head_add(h, " ", 1);
+        pd_head_str(h, w->via);
+        pd_head_add(h, "\r\n", 2);
+    }
     if (c->revalidating) {
         const pd_header *etag = pd_http_msg_find(&c->cm.head, "ETag");
         const pd_header *lm = pd_http_msg_find(&c->cm.head, "Last-Modified");
         if (etag)
-            evbuffer_add_printf(out, "If-None-Match: %.*s\r\n", (int)etag->value.len, etag->value.p);
+            pd_head_field(h, cstr("If-None-Match"), etag->value);
         if (lm)
-            evbuffer_add_printf(out, "If-Modified-Since: %.*s\r\n", (int)lm->value.len, lm->value.p);
+            pd_head_field(h, cstr("If-Modified-Since"), lm->value);
     }
     if (m->body == PD_BODY_CHUNKED)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+        pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
     if (!conf->server_persistent_connections)
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    evbuffer_add(out, "\r\n", 2);
+        pd_head_add(h, "Connection: close\r\n", 19);
+    pd_head_add(h, "\r\n", 2);
+    pd_head_end(h);
 }
 
 static void setup_upstream(struct pd_client *c)
@@ -374,9 +380,7 @@ static void write_response_head(struct pd_client *c)
 {
     pd_worker *w = c->w;
     const pd_http_msg *r = &c->resp;
-    struct evbuffer *out = cout(c);
     int client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
-    size_t before = evbuffer_get_length(out);
 
     switch (r->body) {
     case PD_BODY_NONE:
@@ -391,25 +395,34 @@ static void write_response_head(struct pd_client *c)
     if (c->out_kind == PD_BODY_EOF)
         c->keep_alive = 0;
 
-    evbuffer_add_printf(out, "HTTP/1.1 %d ", r->status);
-    evbuffer_add(out, r->reason.p, r->reason.len);
-    evbuffer_add(out, "\r\n", 2);
+    pd_head hb, *h = &hb;
+    client_begin_response_head(c, h, r->status, r->reason);
     for (size_t i = 0; i < r->n_headers; i++) {
-        const pd_header *h = &r->headers[i];
-        if (not_forwarded(r, h->name))
+        const pd_header *f = &r->headers[i];
+        if (not_forwarded(r, f->name))
             continue;
-        if (pd_str_eq_ci(h->name, "Content-Length") &&
+        if (pd_str_eq_ci(f->name, "Content-Length") &&
             (c->out_kind == PD_BODY_CHUNKED || c->out_kind == PD_BODY_EOF))
             continue;
-        client_add_header(out, h);
+        pd_head_field(h, f->name, f->value);
     }
-    if (w->conf->via)
-        evbuffer_add_printf(out, "Via: %d.%d %s\r\n", r->version_major, r->version_minor, w->via);
-    if (w->conf->x_cache_header)
-        evbuffer_add_printf(out, "X-Cache: MISS from %s\r\n", w->hostname);
+    if (w->conf->via) {
+        pd_head_str(h, "Via: ");
+        pd_head_int(h, r->version_major);
+        pd_head_add(h, ".", 1);
+        pd_head_int(h, r->version_minor);
+        pd_head_add(h, " ", 1);
+        pd_head_str(h, w->via);
+        pd_head_add(h, "\r\n", 2);
+    }
+    if (w->conf->x_cache_header) {
+        pd_head_str(h, "X-Cache: MISS from ");
+        pd_head_str(h, w->hostname);
+        pd_head_add(h, "\r\n", 2);
+    }
     if (c->out_kind == PD_BODY_CHUNKED)
-        evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-    client_end_response_head(c, out, before, r->status);
+        pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
+    client_end_response_head(c, h, r->status);
 }
 
 /* The response reached its end. May free c. */

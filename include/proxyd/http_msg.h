@@ -87,6 +87,27 @@ int pd_method_is_safe(int method_id);         /* GET, HEAD, OPTIONS, TRACE */
 int pd_method_is_idempotent(int method_id);   /* safe + PUT, DELETE */
 
 /*
+ * A message head being written: gathered in the struct's own buffer and
+ * added to `out` in one piece (a head written as many small evbuffer_add
+ * calls, each running the buffer's callbacks, cost more than the bytes).
+ * Longer heads are flushed as the buffer fills. The struct lives on the
+ * writer's stack; pd_head_end returns the bytes added to out in all.
+ */
+typedef struct pd_head {
+    struct evbuffer *out;
+    size_t len, flushed;
+    char buf[4096];
+} pd_head;
+void pd_head_begin(pd_head *h, struct evbuffer *out);
+void pd_head_add(pd_head *h, const void *p, size_t n);
+void pd_head_str(pd_head *h, const char *s);
+void pd_head_uint(pd_head *h, uint64_t v);
+void pd_head_int(pd_head *h, int64_t v);
+/* "name: value\r\n" */
+void pd_head_field(pd_head *h, pd_str name, pd_str value);
+size_t pd_head_end(pd_head *h);
+
+/*
  * Chunked framing (RFC 9112 7.1), for every body proxyd re-chunks (requests
  * to origins, responses to clients, hits of objects still being written).
  * Each returns the bytes it added to out, so that what is counted is what
