@@ -141,6 +141,18 @@ static pd_str cstr(const char *z)
     return (pd_str){ z, strlen(z) };
 }
 
+/* "Via: <the message's version> <this proxy>" (RFC 9110 7.6.3) */
+static void head_via(pd_head *h, const pd_http_msg *m, const char *via)
+{
+    pd_head_str(h, "Via: ");
+    pd_head_int(h, m->version_major);
+    pd_head_add(h, ".", 1);
+    pd_head_int(h, m->version_minor);
+    pd_head_add(h, " ", 1);
+    pd_head_str(h, via);
+    pd_head_add(h, "\r\n", 2);
+}
+
 /* The request head as the origin must see it. */
 static void write_request_head(struct pd_client *c, struct evbuffer *out)
 {
@@ -197,15 +209,8 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
                       conf->forwarded_for == PD_FWD_TRUNCATE))
         pd_head_field(h, cstr("X-Forwarded-For"),
                       cstr(conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip));
-    if (conf->via) {
-        pd_head_str(h, "Via: ");
-        pd_head_int(h, m->version_major);
-        pd_head_add(h, ".", 1);
-        pd_head_int(h, m->version_minor);
-        pd_head_add(h, " ", 1);
-        pd_head_str(h, w->via);
-        pd_head_add(h, "\r\n", 2);
-    }
+    if (conf->via)
+        head_via(h, m, w->via);
     if (c->revalidating) {
         const pd_header *etag = pd_http_msg_find(&c->cm.head, "ETag");
         const pd_header *lm = pd_http_msg_find(&c->cm.head, "Last-Modified");
@@ -406,15 +411,8 @@ static void write_response_head(struct pd_client *c)
             continue;
         pd_head_field(h, f->name, f->value);
     }
-    if (w->conf->via) {
-        pd_head_str(h, "Via: ");
-        pd_head_int(h, r->version_major);
-        pd_head_add(h, ".", 1);
-        pd_head_int(h, r->version_minor);
-        pd_head_add(h, " ", 1);
-        pd_head_str(h, w->via);
-        pd_head_add(h, "\r\n", 2);
-    }
+    if (w->conf->via)
+        head_via(h, r, w->via);
     if (w->conf->x_cache_header) {
         pd_head_str(h, "X-Cache: MISS from ");
         pd_head_str(h, w->hostname);

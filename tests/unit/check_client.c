@@ -31,9 +31,10 @@
 #include "proxyd/worker.h"
 
 static struct event_base *base;
+
+#include "evtest.h"
 static pd_worker W;
 static pd_conf *conf;
-static int timed_out;
 
 /* a peer end the test plays: what it read, and whether it saw EOF */
 struct peer {
@@ -49,23 +50,6 @@ static struct event *lev;
 static int n_accepted;
 static struct sockaddr_in origin_addr;
 
-static void safety_cb(evutil_socket_t fd, short what, void *arg)
-{
-    timed_out = 1;
-    event_base_loopbreak(base);
-}
-
-#define RUN_UNTIL(cond)                                                       \
-    do {                                                                      \
-        struct event *safety_ = evtimer_new(base, safety_cb, NULL);           \
-        struct timeval tv_ = { 5, 0 };                                        \
-        evtimer_add(safety_, &tv_);                                           \
-        timed_out = 0;                                                        \
-        while (!(cond) && !timed_out)                                         \
-            event_base_loop(base, EVLOOP_ONCE);                               \
-        event_free(safety_);                                                  \
-        ck_assert_msg((cond), "timed out waiting for %s", #cond);             \
-    } while (0)
 
 static void peer_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -255,6 +239,15 @@ static const struct tcase {
     { "complete: keep-alive, both sides", S_DONE, NOBODY, C_FORWARD },
 };
 
+/* The client goes away: the origin connection is dropped (not pooled), and
+ * the worker holds nothing of the connection any more. */
+static void client_leaves(void)
+{
+    peer_close(&cl);
+    RUN_UNTIL(org.eof);
+    RUN_UNTIL(n_busy() == 0 && n_idle() == 0 && W.n_clients == 0);
+}
+
 START_TEST(transaction_table)
 {
     const struct tcase *t = &cases[_i];
@@ -285,9 +278,7 @@ START_TEST(transaction_table)
     ck_assert_int_eq(busy_state(), t->state_at);
     if (t->at == S_SENT) {
         if (t->leaves == CLIENT) {
-            peer_close(&cl);
-            RUN_UNTIL(org.eof); /* the origin connection is dropped, not pooled */
-            RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+            client_leaves();
         } else {
             peer_close(&org);
             RUN_UNTIL(has(&cl, "\r\n\r\n"));
@@ -303,9 +294,7 @@ START_TEST(transaction_table)
     ck_assert_int_eq(busy_state(), C_FORWARD);
     if (t->at == S_RESP_HEAD) {
         if (t->leaves == CLIENT) {
-            peer_close(&cl);
-            RUN_UNTIL(org.eof);
-            RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+            client_leaves();
         } else {
             peer_close(&org);
             RUN_UNTIL(cl.eof); /* truncated: the client sees the connection end */
@@ -322,9 +311,7 @@ START_TEST(transaction_table)
     RUN_UNTIL(cl.len == head_len + 1000);
     if (t->at == S_RESP_BODY) {
         if (t->leaves == CLIENT) {
-            peer_close(&cl);
-            RUN_UNTIL(org.eof);
-            RUN_UNTIL(n_busy() == 0 && W.n_clients == 0);
+            client_leaves();
         } else {
             peer_close(&org);
             RUN_UNTIL(cl.eof);

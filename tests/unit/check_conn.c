@@ -17,25 +17,9 @@
 #include <event2/event.h>
 
 static struct event_base *base;
-static int timed_out;
 
-static void safety_cb(evutil_socket_t fd, short what, void *arg)
-{
-    timed_out = 1;
-    event_base_loopbreak(base);
-}
+#include "evtest.h"
 
-#define RUN_UNTIL(cond)                                                       \
-    do {                                                                      \
-        struct event *safety_ = evtimer_new(base, safety_cb, NULL);           \
-        struct timeval tv_ = { 5, 0 };                                        \
-        evtimer_add(safety_, &tv_);                                           \
-        timed_out = 0;                                                        \
-        while (!(cond) && !timed_out)                                         \
-            event_base_loop(base, EVLOOP_ONCE);                               \
-        event_free(safety_);                                                  \
-        ck_assert_msg((cond), "timed out waiting for %s", #cond);             \
-    } while (0)
 
 /* What the callbacks saw. */
 struct seen {

@@ -18,6 +18,8 @@
 #define MAX_CONNS 16
 
 static struct event_base *base;
+
+#include "evtest.h"
 static struct evconnlistener *listener;
 static struct sockaddr_in origin_addr;
 
@@ -31,25 +33,7 @@ static int n_origin_eof;
 static pd_conn *client[MAX_CONNS];
 static int connected[MAX_CONNS];
 
-static int timed_out;
 
-static void safety_cb(evutil_socket_t fd, short what, void *arg)
-{
-    timed_out = 1;
-    event_base_loopbreak(base);
-}
-
-#define RUN_UNTIL(cond)                                                       \
-    do {                                                                      \
-        struct event *safety_ = evtimer_new(base, safety_cb, NULL);           \
-        struct timeval tv_ = { 5, 0 };                                        \
-        evtimer_add(safety_, &tv_);                                           \
-        timed_out = 0;                                                        \
-        while (!(cond) && !timed_out)                                         \
-            event_base_loop(base, EVLOOP_ONCE);                               \
-        event_free(safety_);                                                  \
-        ck_assert_msg((cond), "timed out waiting for %s", #cond);             \
-    } while (0)
 
 static void origin_event_cb(struct bufferevent *bev, short what, void *arg)
 {
