@@ -597,11 +597,26 @@ def report(out, publish):
         shutil.copy(os.path.join(out, png), os.path.join(out, "benchmarks", png))
     if publish:
         os.makedirs(os.path.join(publish, "benchmarks"), exist_ok=True)
-        with open(os.path.join(publish, "benchmarks.md"), "w") as f:
-            f.write(text)
+        target = os.path.join(publish, "benchmarks.md")
+        with open(target, "w" if not os.path.exists(target) else "r+") as f:
+            # the bench/compare section (between its markers) is kept: it comes from
+            # another tool and another run
+            kept = ""
+            if f.mode == "r+":
+                old = f.read()
+                i, j = old.find(COMPARE_BEGIN), old.find(COMPARE_END)
+                if 0 <= i < j:
+                    kept = old[i:j + len(COMPARE_END)] + "\n"
+                f.seek(0)
+                f.truncate()
+            f.write(text + "\n" + kept if kept else text)
         for png in pngs:
             shutil.copy(os.path.join(out, png), os.path.join(publish, "benchmarks", png))
     return 0
+
+
+COMPARE_BEGIN = "<!-- bench/compare: begin -->"
+COMPARE_END = "<!-- bench/compare: end -->"
 
 
 def main(argv):
