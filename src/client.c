@@ -86,7 +86,7 @@ void client_head_queued(struct pd_client *c)
 
 void client_log_transaction(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     if (c->result == PD_R_UNSET)
         return;
     struct timeval now;
@@ -174,7 +174,7 @@ static unsigned ip_bucket(const char *ip)
 }
 
 /* Add delta to the count of ip's open connections; returns the new count. */
-static int ipcount_add(pd_worker *w, const char *ip, int delta)
+static int ipcount_add(pd_engine *w, const char *ip, int delta)
 {
     struct pd_ipcount **pp = &w->ipc[ip_bucket(ip)];
     for (; *pp; pp = &(*pp)->next) {
@@ -222,18 +222,20 @@ void client_up_release(struct pd_client *c, int reusable)
 }
 
 
-/* A client connection is gone (busy or idle): the worker's and the counters' side. */
-void client_conn_closed(pd_worker *w, const char *peer_ip)
+/* A client connection is gone (busy or idle): the counters, then the engine's owner. */
+void client_conn_closed(pd_engine *w, const char *peer_ip)
 {
+    w->n_clients--;
     pd_stats_add(w->stats, PD_STAT_CLIENT_CONNS_OPEN, -1);
     ipcount_add(w, peer_ip, -1);
-    pd_worker_client_closed(w);
+    if (w->conn_closed)
+        w->conn_closed(w->conn_closed_arg);
 }
 
 /* Free the transaction; the connection (c->bev, if still set) goes with it. */
 static void txn_free(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     client_log_transaction(c);
     client_cache_drop(c);
     if (c->dnsq)
@@ -260,7 +262,7 @@ static void txn_free(struct pd_client *c)
 
 static void free_now(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     char ip[INET6_ADDRSTRLEN];
     memcpy(ip, c->peer_ip, sizeof ip);
     txn_free(c);
@@ -270,7 +272,7 @@ static void free_now(struct pd_client *c)
 /* The transaction is over, the connection waits for the next request. */
 static void to_idle_now(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     pd_conn *conn = c->bev;
     struct sockaddr_storage peer = c->peer;
     uint16_t port = c->local_port;
@@ -443,7 +445,7 @@ void client_arm_timer(struct pd_client *c, int64_t ms)
  */
 void client_start_head(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     if (c->closing)
         return;
     if (w->draining) {
@@ -527,7 +529,7 @@ static void read_head(struct pd_client *c)
 
 int client_acl_check(struct pd_client *c, const char **deny_acl)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     if (!w->acl)
         return PD_ACL_ALLOW;
     pd_acl_req ar = {
@@ -575,7 +577,7 @@ static int host_matches(struct pd_client *c)
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     pd_http_msg *m = &c->req;
     evtimer_del(c->timer);
     gettimeofday(&c->t0, NULL);
@@ -761,7 +763,7 @@ static void client_event_cb(pd_conn *conn, short what, void *arg)
 
 /* ---- accept, drain ------------------------------------------------------ */
 
-int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
+int pd_client_accept(pd_engine *w, evutil_socket_t fd, const struct sockaddr *peer, int peerlen,
                      uint16_t local_port)
 {
     struct sockaddr_storage ss;
@@ -786,7 +788,7 @@ int pd_client_accept(pd_worker *w, evutil_socket_t fd, const struct sockaddr *pe
 }
 
 /* The first bytes of a request arrived on a waiting connection. May free what it makes. */
-void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
                   uint16_t local_port, unsigned nreq, int64_t life_at_ms)
 {
     struct pd_client *c = calloc(1, sizeof(*c));
@@ -825,7 +827,7 @@ void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *pe
     client_leave(c);
 }
 
-void pd_client_drain_all(pd_worker *w)
+void pd_client_drain_all(pd_engine *w)
 {
     struct pd_client *c, *next;
     client_idle_drain(w);
@@ -840,7 +842,7 @@ void pd_client_drain_all(pd_worker *w)
     }
 }
 
-void pd_client_close_all(pd_worker *w)
+void pd_client_close_all(pd_engine *w)
 {
     struct pd_client *c;
     while ((c = TAILQ_FIRST(&w->clients)))

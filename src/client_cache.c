@@ -99,7 +99,7 @@ static int to_variant_key(struct pd_client *c, uint64_t gen, const char *vk, siz
 /* GET or HEAD, allowed by the cache rules, a URL that fits a key. */
 int client_cache_usable(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     int mid = c->req.method_id;
     if (!w->store || (mid != PD_M_GET && mid != PD_M_HEAD))
         return 0;
@@ -178,7 +178,7 @@ static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
 /* Returns 1 when the cache took the request over (c may be freed), 0 to fetch it. */
 int client_cache_lookup(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     pd_cache_store *st = w->store;
     int only_if_cached = pd_cache_policy_cc(&c->req, "only-if-cached", NULL);
     for (int depth = 0; depth < 2; depth++) {
@@ -352,7 +352,7 @@ static void cache_resume(struct pd_client *c)
     serve_cached(c, PD_R_TCP_CF_MISS);
 }
 
-void pd_client_cache_wakeup(pd_worker *w)
+void pd_client_cache_wakeup(pd_engine *w)
 {
     struct pd_client *c, *next;
     if (!w->n_cache_waiters)
@@ -403,7 +403,7 @@ void client_end_response_head(struct pd_client *c, pd_head *h, int status)
 static void write_cached_head(struct pd_client *c, int status, uint64_t content_length,
                               int has_body, const char *content_range, const char *ctype)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     const pd_http_msg *hm = &c->cm.head;
     int client11 = c->req.version_minor >= 1;
     pd_head hb, *h = &hb;
@@ -509,7 +509,7 @@ static void finish_cached(struct pd_client *c)
 /* Answer from c->cref / c->cm. May free c. */
 static void serve_cached(struct pd_client *c, enum pd_result result)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     pd_cache_store *st = w->store;
     c->state = C_CACHE;
     c->result = result;

@@ -29,7 +29,7 @@
 struct pd_idle {
     unsigned magic;
     TAILQ_ENTRY(pd_idle) link;
-    pd_worker *w;
+    pd_engine *w;
     pd_conn *conn;
     struct event timer;         /* request_timeout / client_idle_pconn_timeout / lifetime */
     int64_t life_at_ms;         /* client_lifetime deadline (monotonic) */
@@ -56,7 +56,7 @@ void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len)
 
 static void idle_close(struct pd_idle *d)
 {
-    pd_worker *w = d->w;
+    pd_engine *w = d->w;
     char ip[INET6_ADDRSTRLEN];
     TAILQ_REMOVE(&w->idle, d, link);
     event_del(&d->timer);
@@ -87,7 +87,7 @@ static void idle_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void idle_read_cb(pd_conn *conn, void *arg)
 {
     struct pd_idle *d = arg;
-    pd_worker *w = d->w;
+    pd_engine *w = d->w;
     TAILQ_REMOVE(&w->idle, d, link);
     event_del(&d->timer);
     struct pd_idle copy = *d;
@@ -101,7 +101,7 @@ static void idle_event_cb(pd_conn *conn, short what, void *arg)
     idle_close(arg);
 }
 
-void client_idle_wait(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
                       uint16_t local_port, unsigned nreq, int64_t life_at_ms)
 {
     struct pd_idle *d = calloc(1, sizeof *d);
@@ -128,7 +128,7 @@ void client_idle_wait(pd_worker *w, pd_conn *conn, const struct sockaddr_storage
     arm(d, nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
 }
 
-void client_idle_drain(pd_worker *w)
+void client_idle_drain(pd_engine *w)
 {
     struct pd_idle *d, *next;
     for (d = TAILQ_FIRST(&w->idle); d; d = next) {
@@ -140,14 +140,14 @@ void client_idle_drain(pd_worker *w)
     }
 }
 
-void client_idle_close_all(pd_worker *w)
+void client_idle_close_all(pd_engine *w)
 {
     struct pd_idle *d;
     while ((d = TAILQ_FIRST(&w->idle)))
         idle_close(d);
 }
 
-int client_idle_count(const pd_worker *w)
+int client_idle_count(const pd_engine *w)
 {
     int n = 0;
     const struct pd_idle *d;

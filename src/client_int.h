@@ -56,7 +56,7 @@ enum rstate { R_HEAD, R_BODY, R_DONE };
 struct pd_client {
     unsigned magic;
     TAILQ_ENTRY(pd_client) link;
-    pd_worker *w;
+    pd_engine *w;
     pd_conn *bev;
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
@@ -163,10 +163,10 @@ void client_write_cb(pd_conn *bev, void *arg);
 
 /* The first bytes of a request on a waiting connection: a transaction takes
  * conn over (and frees it with itself). */
-void client_begin(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
                   uint16_t local_port, unsigned nreq, int64_t life_at_ms);
 /* A client connection closed: counters, per-address count, the worker's cap. */
-void client_conn_closed(pd_worker *w, const char *peer_ip);
+void client_conn_closed(pd_engine *w, const char *peer_ip);
 
 /*
  * Free the transaction and close its connection: now, or when the outermost
@@ -218,13 +218,13 @@ int client_is_self(struct pd_client *c);
 
 /* Wait for the next request (the first when nreq is 0) on conn, owning it:
  * request_timeout (first) or client_idle_pconn_timeout, and the lifetime. */
-void client_idle_wait(pd_worker *w, pd_conn *conn, const struct sockaddr_storage *peer,
+void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
                       uint16_t local_port, unsigned nreq, int64_t life_at_ms);
 /* Drain: waiting keep-alive connections close now, new ones get a second. */
-void client_idle_drain(pd_worker *w);
-void client_idle_close_all(pd_worker *w);
+void client_idle_drain(pd_engine *w);
+void client_idle_close_all(pd_engine *w);
 /* How many connections wait for a request now. */
-int client_idle_count(const pd_worker *w);
+int client_idle_count(const pd_engine *w);
 int64_t client_now_ms(void);
 void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len);
 

@@ -39,7 +39,7 @@
  */
 void client_deny(struct pd_client *c, const char *acl_name)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     c->result = PD_R_TCP_DENIED;
     const char *di = acl_name && w->acl ? pd_acl_deny_info(w->acl, acl_name) : NULL;
     if (di && strcmp(di, "TCP_RESET") == 0) {
@@ -90,7 +90,7 @@ void client_deny(struct pd_client *c, const char *acl_name)
  */
 void client_serve_manager(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     if (!c->have_url) {
         char u[PD_URL_HOST_MAX + 512];
         const char *why;

@@ -54,7 +54,7 @@ static int pool_try(struct pd_client *c);
 /* Fetch from the origin: resolve, connect, forward. May free c. */
 void client_go_upstream(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     c->state = C_RESOLVE;
     if (!c->rb_done) {
         /*
@@ -156,7 +156,7 @@ static void head_via(pd_head *h, const pd_http_msg *m, const char *via)
 /* The request head as the origin must see it. */
 static void write_request_head(struct pd_client *c, struct evbuffer *out)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     const pd_http_msg *m = &c->req;
     const pd_conf *conf = w->conf;
     pd_head hb, *h = &hb;
@@ -383,7 +383,7 @@ int client_forward_request_body(struct pd_client *c)
 
 static void write_response_head(struct pd_client *c)
 {
-    pd_worker *w = c->w;
+    pd_engine *w = c->w;
     const pd_http_msg *r = &c->resp;
     int client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
 

@@ -17,9 +17,31 @@
 #include "proxyd/cache_store.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
+#include "proxyd/engine.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
+
+struct pd_worker {
+    pd_engine eng;              /* what the request engine works with (engine.h) */
+    int cache_slot;             /* this process's slot in the store */
+    struct event *cache_ev;     /* the store's notify eventfd for cache_slot */
+    int slot;                   /* worker number, 0..workers-1 */
+    int generation;             /* config generation (reloads) */
+
+    struct evconnlistener *listeners[PD_CONF_MAX_PORTS];
+    uint16_t listen_port[PD_CONF_MAX_PORTS];
+    int n_listeners;
+    int accept_paused;          /* listeners disabled: connection cap or EMFILE */
+    struct event *accept_retry; /* re-enables accept after EMFILE */
+    unsigned accept_errors;     /* failed accepts since the last one that worked */
+
+    struct event *drain_deadline;
+    struct event *sig_term, *sig_int, *sig_usr1;
+
+    struct event *stats_timer;  /* folds DNS and pool figures into stats */
+    uint64_t dns_seen[3];       /* DNS queries, cache hits, failures already counted */
+};
 
 static void set_accepting(pd_worker *w, int on)
 {
@@ -47,10 +69,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
                     w->accept_errors);
         w->accept_errors = 0;
     }
-    pd_client_accept(w, fd, sa, salen, port);
-    if (w->n_clients >= w->conf->max_client_connections && !w->accept_paused) {
+    pd_client_accept(&w->eng, fd, sa, salen, port);
+    if (w->eng.n_clients >= w->eng.conf->max_client_connections && !w->accept_paused) {
         pd_log_warn("worker %d: %d client connections (max_client_connections): accept paused",
-                    w->slot, w->n_clients);
+                    w->slot, w->eng.n_clients);
         set_accepting(w, 0);
     }
 }
@@ -58,7 +80,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_worker *w = arg;
-    if (!w->draining && w->n_clients < w->conf->max_client_connections)
+    if (!w->eng.draining && w->eng.n_clients < w->eng.conf->max_client_connections)
         set_accepting(w, 1);
 }
 
@@ -78,15 +100,16 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     }
 }
 
-void pd_worker_client_closed(pd_worker *w)
+/* The engine says a client connection closed. */
+static void client_closed(void *arg)
 {
-    w->n_clients--;
-    if (w->draining) {
-        if (w->n_clients == 0)
-            event_base_loopexit(w->base, NULL);
+    pd_worker *w = arg;
+    if (w->eng.draining) {
+        if (w->eng.n_clients == 0)
+            event_base_loopexit(w->eng.base, NULL);
         return;
     }
-    if (w->accept_paused && w->n_clients < w->conf->max_client_connections &&
+    if (w->accept_paused && w->eng.n_clients < w->eng.conf->max_client_connections &&
         !evtimer_pending(w->accept_retry, NULL))
         set_accepting(w, 1);
 }
@@ -100,16 +123,16 @@ static void stats_sync(pd_worker *w)
 {
     pd_dns_stats d;
     pd_upool_stats u;
-    pd_dns_get_stats(w->dns, &d);
-    pd_upool_get_stats(w->upool, &u);
+    pd_dns_get_stats(w->eng.dns, &d);
+    pd_upool_get_stats(w->eng.upool, &u);
     uint64_t now[3] = { d.queries, d.cache_hits, d.failures };
     static const enum pd_stat_id ids[3] = { PD_STAT_DNS_QUERIES, PD_STAT_DNS_CACHE_HITS,
                                             PD_STAT_DNS_FAILURES };
     for (int i = 0; i < 3; i++) {
-        pd_stats_add(w->stats, ids[i], (int64_t)(now[i] - w->dns_seen[i]));
+        pd_stats_add(w->eng.stats, ids[i], (int64_t)(now[i] - w->dns_seen[i]));
         w->dns_seen[i] = now[i];
     }
-    pd_stats_set(w->stats, PD_STAT_ORIGIN_CONNS_IDLE, u.idle);
+    pd_stats_set(w->eng.stats, PD_STAT_ORIGIN_CONNS_IDLE, u.idle);
 }
 
 static void stats_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -121,28 +144,28 @@ static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_worker *w = arg;
     pd_log_warn("worker %d: shutdown_lifetime reached with %d clients: closing them", w->slot,
-                w->n_clients);
-    event_base_loopexit(w->base, NULL);
+                w->eng.n_clients);
+    event_base_loopexit(w->eng.base, NULL);
 }
 
 static void start_drain(pd_worker *w)
 {
-    if (w->draining)
+    if (w->eng.draining)
         return;
-    w->draining = 1;
+    w->eng.draining = 1;
     for (int i = 0; i < w->n_listeners; i++) {
         if (w->listeners[i])
             evconnlistener_free(w->listeners[i]);
         w->listeners[i] = NULL;
     }
-    pd_upool_flush(w->upool);
-    pd_client_drain_all(w);
-    if (w->n_clients == 0) {
-        event_base_loopexit(w->base, NULL);
+    pd_upool_flush(w->eng.upool);
+    pd_client_drain_all(&w->eng);
+    if (w->eng.n_clients == 0) {
+        event_base_loopexit(w->eng.base, NULL);
         return;
     }
-    struct timeval tv = { (time_t)(w->conf->shutdown_lifetime / 1000),
-                          (suseconds_t)(w->conf->shutdown_lifetime % 1000) * 1000 };
+    struct timeval tv = { (time_t)(w->eng.conf->shutdown_lifetime / 1000),
+                          (suseconds_t)(w->eng.conf->shutdown_lifetime % 1000) * 1000 };
     evtimer_add(w->drain_deadline, &tv);
 }
 
@@ -152,10 +175,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     if (sig == SIGTERM || sig == SIGINT) {
         start_drain(w);
     } else if (sig == SIGUSR1) {
-        if (pd_log_reopen(w->conf->cache_log) < 0)
-            pd_log_error("worker %d: cannot reopen cache_log %s: %s", w->slot, w->conf->cache_log,
+        if (pd_log_reopen(w->eng.conf->cache_log) < 0)
+            pd_log_error("worker %d: cannot reopen cache_log %s: %s", w->slot, w->eng.conf->cache_log,
                          strerror(errno));
-        if (w->alog && pd_access_log_reopen(w->alog) < 0)
+        if (w->eng.alog && pd_access_log_reopen(w->eng.alog) < 0)
             pd_log_error("worker %d: cannot reopen access_log: %s", w->slot, strerror(errno));
         pd_log_info("worker %d: log files reopened", w->slot);
     }
@@ -167,7 +190,7 @@ static void cache_notify_cb(evutil_socket_t fd, short what, void *arg)
     uint64_t v;
     ssize_t r = read(fd, &v, sizeof v); /* resets the eventfd */
     (void)r;
-    pd_client_cache_wakeup(w);
+    pd_client_cache_wakeup(&w->eng);
 }
 
 int pd_worker_run(const pd_worker_init *init)
@@ -179,27 +202,28 @@ int pd_worker_run(const pd_worker_init *init)
     pd_worker *w = calloc(1, sizeof(*w));
     if (!w)
         return 1;
-    w->conf = conf;
-    w->acl = init->acl;
-    w->refresh = init->refresh;
-    w->store = init->store;
+    w->eng.conf = conf;
+    w->eng.acl = init->acl;
+    w->eng.refresh = init->refresh;
+    w->eng.store = init->store;
     w->cache_slot = init->cache_slot;
     w->slot = slot;
     w->generation = init->generation;
-    w->stats = pd_stats_worker_slot(pd_stats_self(), w->generation, slot);
-    pd_stats_slot_claim(w->stats, getpid(), w->generation, slot);
-    TAILQ_INIT(&w->clients);
-    TAILQ_INIT(&w->idle);
-    w->base = event_base_new();
-    if (!w->base) {
+    w->eng.stats = pd_stats_worker_slot(pd_stats_self(), w->generation, slot);
+    pd_stats_slot_claim(w->eng.stats, getpid(), w->generation, slot);
+    pd_engine_init(&w->eng);
+    w->eng.conn_closed = client_closed;
+    w->eng.conn_closed_arg = w;
+    w->eng.base = event_base_new();
+    if (!w->eng.base) {
         pd_log_error("worker %d: cannot create event base", slot);
         return 1;
     }
     if (conf->visible_hostname)
-        snprintf(w->hostname, sizeof w->hostname, "%s", conf->visible_hostname);
-    else if (gethostname(w->hostname, sizeof w->hostname - 1) < 0)
-        snprintf(w->hostname, sizeof w->hostname, "localhost");
-    snprintf(w->via, sizeof w->via, "%s (proxyd/%s)", w->hostname, PROXYD_VERSION);
+        snprintf(w->eng.hostname, sizeof w->eng.hostname, "%s", conf->visible_hostname);
+    else if (gethostname(w->eng.hostname, sizeof w->eng.hostname - 1) < 0)
+        snprintf(w->eng.hostname, sizeof w->eng.hostname, "localhost");
+    snprintf(w->eng.via, sizeof w->eng.via, "%s (proxyd/%s)", w->eng.hostname, PROXYD_VERSION);
 
     pd_dns_opts dopts = {
         .nameservers = (const char *const *)conf->dns_nameservers,
@@ -209,34 +233,34 @@ int pd_worker_run(const pd_worker_init *init)
         .negative_ttl = conf->negative_dns_ttl,
         .timeout = conf->dns_timeout,
     };
-    w->dns = pd_dns_new(w->base, &dopts);
+    w->eng.dns = pd_dns_new(w->eng.base, &dopts);
     pd_upool_opts uopts = {
         .max_idle = conf->server_pconn_max_idle,
         .max_per_key = conf->server_pconn_max_per_host,
         .idle_timeout_ms = conf->pconn_timeout,
     };
-    w->upool = pd_upool_new(w->base, &uopts);
-    w->alog = pd_access_log_open(conf);
-    if (!w->alog)
+    w->eng.upool = pd_upool_new(w->eng.base, &uopts);
+    w->eng.alog = pd_access_log_open(conf);
+    if (!w->eng.alog)
         pd_log_error("worker %d: cannot open access_log %s: %s", slot, conf->access_log,
                      strerror(errno));
-    if (!w->dns || !w->upool) {
+    if (!w->eng.dns || !w->eng.upool) {
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
     }
-    if (w->store) {
-        if (pd_cache_store_attach(w->store, w->cache_slot) < 0) {
+    if (w->eng.store) {
+        if (pd_cache_store_attach(w->eng.store, w->cache_slot) < 0) {
             pd_log_error("worker %d: cannot attach cache slot %d", slot, w->cache_slot);
             return 1;
         }
-        w->cache_ev = event_new(w->base, pd_cache_store_notify_fd(w->store, w->cache_slot),
+        w->cache_ev = event_new(w->eng.base, pd_cache_store_notify_fd(w->eng.store, w->cache_slot),
                                 EV_READ | EV_PERSIST, cache_notify_cb, w);
         event_add(w->cache_ev, NULL);
     }
-    w->accept_retry = evtimer_new(w->base, accept_retry_cb, w);
-    w->drain_deadline = evtimer_new(w->base, drain_deadline_cb, w);
+    w->accept_retry = evtimer_new(w->eng.base, accept_retry_cb, w);
+    w->drain_deadline = evtimer_new(w->eng.base, drain_deadline_cb, w);
     for (int i = 0; i < n_fds && i < PD_CONF_MAX_PORTS; i++) {
-        w->listeners[i] = evconnlistener_new(w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0,
+        w->listeners[i] = evconnlistener_new(w->eng.base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE, 0,
                                              fds[i]);
         if (!w->listeners[i]) {
             pd_log_error("worker %d: cannot listen on fd %d", slot, fds[i]);
@@ -253,9 +277,9 @@ int pd_worker_run(const pd_worker_init *init)
                                       : ((const struct sockaddr_in *)ss)->sin_port);
     }
     w->n_listeners = n_fds;
-    w->sig_term = evsignal_new(w->base, SIGTERM, signal_cb, w);
-    w->sig_int = evsignal_new(w->base, SIGINT, signal_cb, w);
-    w->sig_usr1 = evsignal_new(w->base, SIGUSR1, signal_cb, w);
+    w->sig_term = evsignal_new(w->eng.base, SIGTERM, signal_cb, w);
+    w->sig_int = evsignal_new(w->eng.base, SIGINT, signal_cb, w);
+    w->sig_usr1 = evsignal_new(w->eng.base, SIGUSR1, signal_cb, w);
     evsignal_add(w->sig_term, NULL);
     evsignal_add(w->sig_int, NULL);
     evsignal_add(w->sig_usr1, NULL);
@@ -266,14 +290,14 @@ int pd_worker_run(const pd_worker_init *init)
     sigaddset(&handled, SIGINT);
     sigaddset(&handled, SIGUSR1);
     sigprocmask(SIG_UNBLOCK, &handled, NULL);
-    w->stats_timer = event_new(w->base, -1, EV_PERSIST, stats_timer_cb, w);
+    w->stats_timer = event_new(w->eng.base, -1, EV_PERSIST, stats_timer_cb, w);
     struct timeval one_s = { 1, 0 };
     evtimer_add(w->stats_timer, &one_s);
-    pd_stats_slot_ready(w->stats);
+    pd_stats_slot_ready(w->eng.stats);
 
-    event_base_dispatch(w->base);
+    event_base_dispatch(w->eng.base);
 
-    pd_client_close_all(w);
+    pd_client_close_all(&w->eng);
     for (int i = 0; i < w->n_listeners; i++)
         if (w->listeners[i])
             evconnlistener_free(w->listeners[i]);
@@ -286,10 +310,10 @@ int pd_worker_run(const pd_worker_init *init)
     event_free(w->drain_deadline);
     stats_sync(w);
     event_free(w->stats_timer);
-    pd_upool_free(w->upool);
-    pd_dns_free(w->dns);
-    pd_access_log_close(w->alog);
-    event_base_free(w->base);
+    pd_upool_free(w->eng.upool);
+    pd_dns_free(w->eng.dns);
+    pd_access_log_close(w->eng.alog);
+    event_base_free(w->eng.base);
     free(w);
     return 0;
 }

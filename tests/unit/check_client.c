@@ -28,12 +28,13 @@
 #include "proxyd/conf.h"
 #include "proxyd/dns.h"
 #include "proxyd/upool.h"
-#include "proxyd/worker.h"
+#include "proxyd/engine.h"
 
 static struct event_base *base;
 
 #include "evtest.h"
-static pd_worker W;
+static pd_engine W;
+static int n_closed; /* conn_closed calls */
 static pd_conf *conf;
 
 /* a peer end the test plays: what it read, and whether it saw EOF */
@@ -117,6 +118,11 @@ static void accept_cb(evutil_socket_t fd, short what, void *arg)
     peer_open(&org, a);
 }
 
+static void count_closed(void *arg)
+{
+    n_closed++;
+}
+
 static const char *conf_text =
     "http_port 127.0.0.1:0\n"
     "http_access allow all\n"
@@ -131,10 +137,11 @@ static void setup(void)
     conf = pd_conf_load_string("t.conf", conf_text, stderr);
     ck_assert_ptr_nonnull(conf);
     memset(&W, 0, sizeof W);
+    pd_engine_init(&W);
     W.base = base;
     W.conf = conf;
-    TAILQ_INIT(&W.clients);
-    TAILQ_INIT(&W.idle);
+    W.conn_closed = count_closed;
+    n_closed = 0;
     snprintf(W.hostname, sizeof W.hostname, "unit.test");
     snprintf(W.via, sizeof W.via, "unit.test (proxyd/test)");
     pd_dns_opts d = { .hosts_file = "none", .positive_ttl_max = 60, .negative_ttl = 5,
@@ -246,6 +253,7 @@ static void client_leaves(void)
     peer_close(&cl);
     RUN_UNTIL(org.eof);
     RUN_UNTIL(n_busy() == 0 && n_idle() == 0 && W.n_clients == 0);
+    ck_assert_int_eq(n_closed, 1); /* the owner is told once */
 }
 
 START_TEST(transaction_table)

@@ -1,0 +1,57 @@
+/*
+ * engine: what a worker's request engine (client*.c, upstream.c, tunnel.c)
+ * works with: the event loop, the configuration, the per-process services,
+ * and its own connections. The worker fills in the first part and owns those
+ * services; the engine owns its connections (the lists). The engine knows
+ * nothing else of the worker: when a client connection closes it calls
+ * conn_closed (connection caps, the end of a drain).
+ */
+#ifndef PROXYD_ENGINE_H
+#define PROXYD_ENGINE_H
+
+#include <sys/queue.h>
+#include <event2/event.h>
+
+#include "proxyd/conf.h"
+
+typedef struct pd_dns pd_dns;
+typedef struct pd_upool pd_upool;
+typedef struct pd_access_log pd_access_log;
+typedef struct pd_acl_rules pd_acl_rules;
+typedef struct pd_cache_store pd_cache_store;
+typedef struct pd_refresh_rules pd_refresh_rules;
+struct pd_client;
+struct pd_idle;
+struct pd_ipcount;
+struct pd_stats_slot;
+#define PD_IPCOUNT_BUCKETS 256
+
+typedef struct pd_engine {
+    /* set up by the worker */
+    struct event_base *base;
+    const pd_conf *conf;
+    const pd_acl_rules *acl;    /* NULL: http_access not compiled (allow) */
+    const pd_refresh_rules *refresh;
+    pd_dns *dns;
+    pd_upool *upool;
+    pd_access_log *alog;
+    pd_cache_store *store;      /* shared object cache, NULL when disabled */
+    struct pd_stats_slot *stats; /* this worker's counters; may be NULL */
+    char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
+    char hostname[256];         /* visible_hostname */
+    int draining;               /* no keep-alive; waiting connections close */
+    void (*conn_closed)(void *arg); /* a client connection closed */
+    void *conn_closed_arg;
+
+    /* the engine's own */
+    TAILQ_HEAD(, pd_client) clients; /* connections serving a request */
+    TAILQ_HEAD(, pd_idle) idle;      /* connections waiting for one (client_idle.c) */
+    int n_clients;                   /* both */
+    int n_cache_waiters;             /* clients waiting on an object being written */
+    struct pd_ipcount *ipc[PD_IPCOUNT_BUCKETS]; /* open connections per client address */
+} pd_engine;
+
+/* Empty lists and counts; the caller fills in the first part. */
+void pd_engine_init(pd_engine *e);
+
+#endif
