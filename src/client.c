@@ -391,7 +391,7 @@ void client_fail_request(struct pd_client *c, int status, const char *err, const
     client_log_transaction(c);
     client_cache_drop(c);
     client_up_release(c, 0);
-    client_start_head(c);
+    client_txn_done(c);
 }
 
 /* ---- request head ----------------------------------------------------- */
@@ -439,54 +439,35 @@ void client_arm_timer(struct pd_client *c, int64_t ms)
 }
 
 /*
- * Wait for the next request on this connection. Unless its bytes are here
- * already (pipelining), the connection waits as a small idle object and the
- * transaction is freed. May free c.
+ * The transaction is over: the connection waits for the next request as a
+ * pd_idle (or closes when draining). Every transaction ends here or in
+ * client_free, and every one starts fresh in client_begin: there is no reset.
+ * May free c.
  */
-void client_start_head(struct pd_client *c)
+void client_txn_done(struct pd_client *c)
 {
-    pd_engine *w = c->w;
     if (c->closing)
         return;
-    if (w->draining) {
+    if (c->w->draining) {
         client_close_after_flush(c);
         return;
     }
-    if (c->nreq && evbuffer_get_length(pd_conn_input(c->bev)) == 0) {
-        client_end(c, CLOSE_IDLE);
-        return;
-    }
+    client_end(c, CLOSE_IDLE);
+}
+
+/* A new transaction reads its head (its first bytes are in the input). May free c. */
+static void start_head(struct pd_client *c)
+{
     c->state = C_HEAD;
-    if (c->have_url) {
-        pd_url_free(&c->url);
-        c->have_url = 0;
-    }
-    pd_http_parser_next(c->reqp, &c->req, 0);
-    pd_http_msg_reset(&c->resp);
-    c->head_started = 0;
-    c->rb_left = 0;
-    c->rb_done = 0;
-    c->head_sent = 0;
-    c->status = 0;
-    c->result = PD_R_UNSET;
-    c->out_bytes = 0;
-    c->in_bytes = 0;
-    c->up_out_bytes = 0;
     c->ttfb_us = -1;
-    c->origin_ip[0] = '\0';
-    c->retried = 0;
-    c->resp_bytes_in = 0;
-    c->up_from_pool = 0;
-    c->up_connected = 0;
-    client_cache_drop(c);
-    c->use_cache = 0;
     c->miss_result = PD_R_TCP_MISS;
-    client_arm_timer(c, c->nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
+    pd_http_parser_next(c->reqp, &c->req, 0);
+    client_arm_timer(c, c->w->conf->request_timeout);
+    pd_conn_set_read_high(c->bev, HIGH_WM);
     pd_conn_set_write_low(c->bev, LOW_WM);
     pd_conn_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
     pd_conn_enable(c->bev, EV_READ | EV_WRITE);
-    if (evbuffer_get_length(pd_conn_input(c->bev)))
-        read_head(c);
+    read_head(c);
 }
 
 static void begin_transaction(struct pd_client *c);
@@ -818,12 +799,11 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
         client_conn_closed(w, ip);
         return;
     }
-    pd_conn_set_read_high(c->bev, HIGH_WM);
     int64_t left = life_at_ms - client_now_ms();
     struct timeval lt = ms_tv(left > 0 ? left : 0);
     evtimer_add(c->life, &lt);
     client_enter(c);
-    client_start_head(c);
+    start_head(c);
     client_leave(c);
 }
 

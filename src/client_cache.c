@@ -503,7 +503,7 @@ static void finish_cached(struct pd_client *c)
         client_close_after_flush(c);
         return;
     }
-    client_start_head(c);
+    client_txn_done(c);
 }
 
 /* Answer from c->cref / c->cm. May free c. */

@@ -34,6 +34,7 @@ struct pd_idle {
     struct event timer;         /* request_timeout / client_idle_pconn_timeout / lifetime */
     int64_t life_at_ms;         /* client_lifetime deadline (monotonic) */
     unsigned nreq;              /* requests served on this connection so far */
+    int ready;                  /* a pipelined request is buffered: begin it next round */
     uint16_t local_port;
     struct sockaddr_storage peer;
 };
@@ -78,9 +79,15 @@ static void arm(struct pd_idle *d, int64_t ms)
     evtimer_add(&d->timer, &tv);
 }
 
+static void idle_read_cb(pd_conn *conn, void *arg);
+
 static void idle_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    idle_close(arg);
+    struct pd_idle *d = arg;
+    if (d->ready)
+        idle_read_cb(d->conn, d);
+    else
+        idle_close(d);
 }
 
 /* The first bytes of a request: a transaction takes the connection over. */
@@ -125,6 +132,13 @@ void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage
     pd_conn_set_write_low(conn, 0);
     pd_conn_set_read_high(conn, 0);
     pd_conn_enable(conn, EV_READ | EV_WRITE);
+    if (evbuffer_get_length(pd_conn_input(conn))) {
+        /* pipelined: the next request is here already; from the loop, not
+         * from this stack (a long pipeline must not recurse) */
+        d->ready = 1;
+        arm(d, 0);
+        return;
+    }
     arm(d, nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
 }
 
@@ -133,7 +147,7 @@ void client_idle_drain(pd_engine *w)
     struct pd_idle *d, *next;
     for (d = TAILQ_FIRST(&w->idle); d; d = next) {
         next = TAILQ_NEXT(d, link);
-        if (d->nreq == 0)
+        if (d->nreq == 0 && !d->ready)
             arm(d, 1000); /* just accepted: its request may be on the way, give it 1 s */
         else
             idle_close(d); /* idle keep-alive connection */

@@ -144,8 +144,9 @@ static inline struct evbuffer *cout(struct pd_client *c)
 
 /* ---- client.c ---------------------------------------------------------- */
 
-/* Read the next request head (keep-alive) or wait for it. May free c. */
-void client_start_head(struct pd_client *c);
+/* The transaction is over: the connection waits for the next request (or
+ * closes when draining). May free c. */
+void client_txn_done(struct pd_client *c);
 /* Answer with an error page; keep the connection when keep allows it. May free c. */
 void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
                          int keep);

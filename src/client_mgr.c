@@ -75,7 +75,7 @@ void client_deny(struct pd_client *c, const char *acl_name)
             return;
         }
         client_log_transaction(c);
-        client_start_head(c);
+        client_txn_done(c);
         return;
     }
     client_fail_request(c, 403, di && strncmp(di, "ERR_", 4) == 0 ? di : "ERR_ACCESS_DENIED",
@@ -136,7 +136,7 @@ void client_serve_manager(struct pd_client *c)
     if (!c->keep_alive)
         client_close_after_flush(c);
     else
-        client_start_head(c);
+        client_txn_done(c);
 }
 
 int client_is_mgr_path(const char *p, size_t len)

@@ -442,7 +442,7 @@ static void finish_response(struct pd_client *c)
         client_close_after_flush(c);
         return;
     }
-    client_start_head(c);
+    client_txn_done(c);
 }
 
 static void count_out(struct pd_client *c, size_t n)
