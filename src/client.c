@@ -55,9 +55,7 @@
 
 #include "client_int.h"
 
-void client_free(struct pd_client *c);
 static void read_head(struct pd_client *c);
-int client_forward_request_body(struct pd_client *c);
 static void client_read_cb(pd_conn *conn, void *arg);
 static void client_event_cb(pd_conn *conn, short what, void *arg);
 
@@ -221,7 +219,6 @@ void client_up_release(struct pd_client *c, int reusable)
     pd_conn_free(up);
 }
 
-
 /* A client connection is gone (busy or idle): the counters, then the engine's owner. */
 void client_conn_closed(pd_engine *w, const char *peer_ip)
 {
@@ -289,17 +286,21 @@ static void to_idle_now(struct pd_client *c)
  * callbacks this only marks it: the outermost client_leave does it, so no
  * caller up the stack ever holds a freed transaction.
  */
+static void finish_now(struct pd_client *c)
+{
+    if (c->closing == CLOSE_FREE)
+        free_now(c);
+    else
+        to_idle_now(c);
+}
+
 static void client_end(struct pd_client *c, enum client_closing how)
 {
     if (c->closing == CLOSE_FREE)
         return;
     c->closing = how;
-    if (c->depth)
-        return;
-    if (how == CLOSE_FREE)
-        free_now(c);
-    else
-        to_idle_now(c);
+    if (!c->depth)
+        finish_now(c);
 }
 
 void client_free(struct pd_client *c)
@@ -317,12 +318,8 @@ int client_enter(struct pd_client *c)
 
 void client_leave(struct pd_client *c)
 {
-    if (--c->depth == 0 && c->closing) {
-        if (c->closing == CLOSE_FREE)
-            free_now(c);
-        else
-            to_idle_now(c);
-    }
+    if (--c->depth == 0 && c->closing)
+        finish_now(c);
 }
 
 /* Flush what is queued for the client, then close. May free c. */
@@ -383,22 +380,14 @@ void client_fail_request(struct pd_client *c, int status, const char *err, const
     c->status = status;
     if (c->result == PD_R_UNSET)
         c->result = PD_R_NONE_NONE;
-    if (!c->keep_alive) {
-        client_close_after_flush(c);
-        return;
-    }
-    /* keep-alive after an error: the transaction is over */
-    client_log_transaction(c);
-    client_cache_drop(c);
-    client_up_release(c, 0);
     client_txn_done(c);
 }
 
 /* ---- request head ----------------------------------------------------- */
 
-static void timer_cb_body(struct pd_client *c, evutil_socket_t fd, short what, void *arg)
+static void timer_cb_body(struct pd_client *c)
 {
-    if (c->state == C_HEAD && c->head_started && !c->w->draining) {
+    if (c->state == C_HEAD && !c->w->draining) {
         c->result = PD_R_NONE_NONE;
         c->keep_alive = 0;
         client_fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
@@ -412,12 +401,12 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    timer_cb_body(c, fd, what, arg);
+    timer_cb_body(c);
     client_leave(c);
 }
 
 /* client_lifetime: no connection stays longer, whatever it is doing */
-static void lifetime_cb_body(struct pd_client *c, evutil_socket_t fd, short what, void *arg)
+static void lifetime_cb_body(struct pd_client *c)
 {
     c->result = pd_result_aborted(c->result);
     client_free(c);
@@ -428,7 +417,7 @@ static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    lifetime_cb_body(c, fd, what, arg);
+    lifetime_cb_body(c);
     client_leave(c);
 }
 
@@ -439,8 +428,9 @@ void client_arm_timer(struct pd_client *c, int64_t ms)
 }
 
 /*
- * The transaction is over: the connection waits for the next request as a
- * pd_idle (or closes when draining). Every transaction ends here or in
+ * The transaction's response is queued: the connection waits for the next
+ * request as a pd_idle, or is closed once flushed (no keep-alive, a request
+ * body not read whole, draining). Every transaction ends here or in
  * client_free, and every one starts fresh in client_begin: there is no reset.
  * May free c.
  */
@@ -448,7 +438,7 @@ void client_txn_done(struct pd_client *c)
 {
     if (c->closing)
         return;
-    if (c->w->draining) {
+    if (!c->keep_alive || !c->rb_done || c->w->draining) {
         client_close_after_flush(c);
         return;
     }
@@ -477,11 +467,6 @@ static void read_head(struct pd_client *c)
 {
     struct evbuffer *in = pd_conn_input(c->bev);
     while (evbuffer_get_length(in)) {
-        if (!c->head_started) {
-            c->head_started = 1;
-            if (c->nreq)
-                client_arm_timer(c, c->w->conf->request_timeout);
-        }
         struct evbuffer_iovec v;
         if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
             break;
@@ -506,7 +491,6 @@ static void read_head(struct pd_client *c)
 }
 
 /* ---- the transaction -------------------------------------------------- */
-
 
 int client_acl_check(struct pd_client *c, const char **deny_acl)
 {
@@ -552,8 +536,6 @@ static int host_matches(struct pd_client *c)
     pd_url_free(&hu);
     return same;
 }
-
-
 
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
@@ -631,13 +613,9 @@ static void begin_transaction(struct pd_client *c)
     client_go_upstream(c);
 }
 
-
-
-
-
 /* ---- client callbacks --------------------------------------------------- */
 
-static void client_read_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
+static void client_read_cb_body(struct pd_client *c, pd_conn *conn)
 {
     switch (c->state) {
     case C_HEAD:
@@ -665,11 +643,11 @@ static void client_read_cb(pd_conn *conn, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    client_read_cb_body(c, conn, arg);
+    client_read_cb_body(c, conn);
     client_leave(c);
 }
 
-static void client_write_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
+static void client_write_cb_body(struct pd_client *c)
 {
     switch (c->state) {
     case C_CLOSING:
@@ -698,11 +676,11 @@ void client_write_cb(pd_conn *conn, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    client_write_cb_body(c, conn, arg);
+    client_write_cb_body(c);
     client_leave(c);
 }
 
-static void client_event_cb_body(struct pd_client *c, pd_conn *conn, short what, void *arg)
+static void client_event_cb_body(struct pd_client *c, short what)
 {
     /*
      * The client closed while not sending: gone while its request is fetched
@@ -723,9 +701,7 @@ static void client_event_cb_body(struct pd_client *c, pd_conn *conn, short what,
     }
     if (c->state == C_FORWARD || c->state == C_CACHE)
         c->result = pd_result_aborted(c->result); /* the client left before the end */
-    if (c->state == C_HEAD && !c->head_started)
-        c->result = PD_R_UNSET; /* an idle keep-alive connection closed: nothing to log */
-    if (c->state == C_HEAD && c->head_started && c->result == PD_R_UNSET) {
+    if (c->state == C_HEAD && c->result == PD_R_UNSET) {
         gettimeofday(&c->t0, NULL);
         c->result = PD_R_NONE_NONE;
         c->status = 0;
@@ -738,7 +714,7 @@ static void client_event_cb(pd_conn *conn, short what, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    client_event_cb_body(c, conn, what, arg);
+    client_event_cb_body(c, what);
     client_leave(c);
 }
 
@@ -813,12 +789,7 @@ void pd_client_drain_all(pd_engine *w)
     client_idle_drain(w);
     for (c = TAILQ_FIRST(&w->clients); c; c = next) {
         next = TAILQ_NEXT(c, link);
-        if (c->state == C_HEAD && !c->head_started && c->nreq == 0)
-            client_arm_timer(c, 1000); /* just accepted: its request may be on the way, give it 1 s */
-        else if (c->state == C_HEAD && !c->head_started)
-            client_free(c); /* idle keep-alive connection */
-        else
-            c->keep_alive = 0; /* closes after its current response */
+        c->keep_alive = 0; /* closes after its current response */
     }
 }
 

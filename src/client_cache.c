@@ -497,12 +497,6 @@ static void finish_cached(struct pd_client *c)
 {
     if (c->hit_chunked)
         c->out_bytes += pd_http_chunk_last(cout(c));
-    client_log_transaction(c);
-    client_cache_drop(c);
-    if (!c->keep_alive || !c->rb_done) {
-        client_close_after_flush(c);
-        return;
-    }
     client_txn_done(c);
 }
 

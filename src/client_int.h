@@ -68,7 +68,6 @@ struct pd_client {
     struct event *timer;        /* head / idle timer */
     struct event *life;         /* client_lifetime */
     int64_t life_at_ms;         /* its deadline (monotonic), kept across transactions */
-    int head_started;           /* bytes of the current head were seen */
 
     /* the request */
     pd_http_parser *reqp;
@@ -144,8 +143,9 @@ static inline struct evbuffer *cout(struct pd_client *c)
 
 /* ---- client.c ---------------------------------------------------------- */
 
-/* The transaction is over: the connection waits for the next request (or
- * closes when draining). May free c. */
+/* The transaction's response is queued: the connection waits for the next
+ * request, or closes once flushed (no keep-alive, body not read whole,
+ * draining). May free c. */
 void client_txn_done(struct pd_client *c);
 /* Answer with an error page; keep the connection when keep allows it. May free c. */
 void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,

@@ -70,11 +70,6 @@ void client_deny(struct pd_client *c, const char *acl_name)
         c->out_bytes += evbuffer_get_length(cout(c)) - before;
         client_head_queued(c);
         c->status = status;
-        if (!c->keep_alive) {
-            client_close_after_flush(c);
-            return;
-        }
-        client_log_transaction(c);
         client_txn_done(c);
         return;
     }
@@ -132,11 +127,7 @@ void client_serve_manager(struct pd_client *c)
     client_head_queued(c);
     c->status = 200;
     c->result = PD_R_TCP_MISS;
-    client_log_transaction(c);
-    if (!c->keep_alive)
-        client_close_after_flush(c);
-    else
-        client_txn_done(c);
+    client_txn_done(c);
 }
 
 int client_is_mgr_path(const char *p, size_t len)

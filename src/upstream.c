@@ -77,7 +77,7 @@ void client_go_upstream(struct pd_client *c)
         c->dnsq = q;
 }
 
-static void dns_cb_body(struct pd_client *c, const pd_dns_result *r, void *arg)
+static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
 {
     c->dnsq = NULL;
     if (r->error) {
@@ -116,10 +116,9 @@ static void dns_cb(const pd_dns_result *r, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    dns_cb_body(c, r, arg);
+    dns_cb_body(c, r);
     client_leave(c);
 }
-
 
 /* ---- request to the origin -------------------------------------------- */
 
@@ -436,12 +435,7 @@ static void finish_response(struct pd_client *c)
     }
     client_invalidate_after(c);
     int reusable = c->resp.keep_alive && c->resp.body != PD_BODY_EOF && c->rb_done;
-    client_log_transaction(c);
     client_up_release(c, reusable);
-    if (!c->keep_alive || !c->rb_done) {
-        client_close_after_flush(c);
-        return;
-    }
     client_txn_done(c);
 }
 
@@ -638,7 +632,7 @@ void client_detach(struct pd_client *c)
 
 /* ---- origin callbacks --------------------------------------------------- */
 
-static void up_read_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
+static void up_read_cb_body(struct pd_client *c)
 {
     if (c->state == C_TUNNEL)
         client_tunnel_pump(c);
@@ -651,11 +645,11 @@ static void up_read_cb(pd_conn *conn, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    up_read_cb_body(c, conn, arg);
+    up_read_cb_body(c);
     client_leave(c);
 }
 
-static void up_write_cb_body(struct pd_client *c, pd_conn *conn, void *arg)
+static void up_write_cb_body(struct pd_client *c)
 {
     if (c->state == C_TUNNEL) {
         client_tunnel_pump(c);
@@ -671,7 +665,7 @@ static void up_write_cb(pd_conn *conn, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    up_write_cb_body(c, conn, arg);
+    up_write_cb_body(c);
     client_leave(c);
 }
 
@@ -681,7 +675,7 @@ static int can_retry(struct pd_client *c)
     return c->up_from_pool && !c->retried && c->resp_bytes_in == 0 && c->req.body == PD_BODY_NONE;
 }
 
-static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what, void *arg)
+static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
 {
     if (what == PD_CONN_HUP)
         return; /* the origin's EOF is read when reading resumes (it may end the body) */
@@ -760,6 +754,6 @@ static void up_event_cb(pd_conn *conn, short what, void *arg)
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
-    up_event_cb_body(c, conn, what, arg);
+    up_event_cb_body(c, conn, what);
     client_leave(c);
 }
