@@ -45,6 +45,7 @@
 #include "proxyd/cache_meta.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/clock.h"
 #include "proxyd/dns.h"
 #include "proxyd/errors.h"
 #include "proxyd/http_msg.h"
@@ -58,12 +59,6 @@
 static void read_head(struct pd_client *c);
 static void client_read_cb(pd_conn *conn, void *arg);
 static void client_event_cb(pd_conn *conn, short what, void *arg);
-
-static struct timeval ms_tv(int64_t ms)
-{
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
-    return tv;
-}
 
 /* ---- access log and counters ------------------------------------------ */
 
@@ -423,7 +418,7 @@ static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
 
 void client_arm_timer(struct pd_client *c, int64_t ms)
 {
-    struct timeval tv = ms_tv(ms);
+    struct timeval tv = pd_clock_tv(ms);
     evtimer_add(c->timer, &tv);
 }
 
@@ -727,7 +722,7 @@ int pd_client_accept(pd_engine *w, evutil_socket_t fd, const struct sockaddr *pe
     memset(&ss, 0, sizeof ss);
     memcpy(&ss, peer, (size_t)peerlen < sizeof ss ? (size_t)peerlen : sizeof ss);
     char ip[INET6_ADDRSTRLEN];
-    client_peer_ip(&ss, ip, sizeof ip);
+    client_peer_ip((const struct sockaddr *)&ss, ip, sizeof ip);
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     pd_conn *conn = pd_conn_new(w->base, fd); /* closes fd on failure */
@@ -740,7 +735,7 @@ int pd_client_accept(pd_engine *w, evutil_socket_t fd, const struct sockaddr *pe
         return -1;
     }
     pd_conn_set_timeouts(conn, 0, w->conf->write_timeout);
-    client_idle_wait(w, conn, &ss, local_port, 0, client_now_ms() + w->conf->client_lifetime);
+    client_idle_wait(w, conn, &ss, local_port, 0, pd_clock_ms() + w->conf->client_lifetime);
     return 0;
 }
 
@@ -753,7 +748,7 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
         c->magic = CLIENT_MAGIC;
         c->w = w;
         c->peer = *peer;
-        client_peer_ip(peer, c->peer_ip, sizeof c->peer_ip);
+        client_peer_ip((const struct sockaddr *)peer, c->peer_ip, sizeof c->peer_ip);
         c->local_port = local_port;
         c->nreq = nreq;
         c->life_at_ms = life_at_ms;
@@ -767,7 +762,7 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
     }
     if (!c || !c->reqp || !c->timer || !c->life) {
         char ip[INET6_ADDRSTRLEN];
-        client_peer_ip(peer, ip, sizeof ip);
+        client_peer_ip((const struct sockaddr *)peer, ip, sizeof ip);
         if (c)
             txn_free(c); /* frees conn too */
         else
@@ -775,8 +770,8 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
         client_conn_closed(w, ip);
         return;
     }
-    int64_t left = life_at_ms - client_now_ms();
-    struct timeval lt = ms_tv(left > 0 ? left : 0);
+    int64_t left = life_at_ms - pd_clock_ms();
+    struct timeval lt = pd_clock_tv(left);
     evtimer_add(c->life, &lt);
     client_enter(c);
     start_head(c);

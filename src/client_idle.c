@@ -14,11 +14,11 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "proxyd/clock.h"
 #include "proxyd/conn.h"
 #include "proxyd/stats.h"
 
@@ -39,19 +39,12 @@ struct pd_idle {
     struct sockaddr_storage peer;
 };
 
-int64_t client_now_ms(void)
+void client_peer_ip(const struct sockaddr *sa, char *ip, size_t len)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len)
-{
-    const void *a = peer->ss_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)peer)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)peer)->sin_addr;
-    if (!inet_ntop(peer->ss_family, a, ip, (socklen_t)len))
+    const void *a = sa->sa_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+    if (!inet_ntop(sa->sa_family, a, ip, (socklen_t)len))
         ip[0] = '\0';
 }
 
@@ -62,7 +55,7 @@ static void idle_close(struct pd_idle *d)
     TAILQ_REMOVE(&w->idle, d, link);
     event_del(&d->timer);
     pd_conn_free(d->conn);
-    client_peer_ip(&d->peer, ip, sizeof ip);
+    client_peer_ip((const struct sockaddr *)&d->peer, ip, sizeof ip);
     d->magic = 0;
     free(d);
     client_conn_closed(w, ip);
@@ -70,12 +63,8 @@ static void idle_close(struct pd_idle *d)
 
 static void arm(struct pd_idle *d, int64_t ms)
 {
-    int64_t left = d->life_at_ms - client_now_ms();
-    if (ms > left)
-        ms = left;
-    if (ms < 0)
-        ms = 0;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    int64_t left = d->life_at_ms - pd_clock_ms();
+    struct timeval tv = pd_clock_tv(ms < left ? ms : left);
     evtimer_add(&d->timer, &tv);
 }
 
@@ -115,7 +104,7 @@ void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage
     if (!d) {
         char ip[INET6_ADDRSTRLEN];
         pd_conn_free(conn);
-        client_peer_ip(peer, ip, sizeof ip);
+        client_peer_ip((const struct sockaddr *)peer, ip, sizeof ip);
         client_conn_closed(w, ip);
         return;
     }

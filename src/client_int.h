@@ -226,8 +226,8 @@ void client_idle_drain(pd_engine *w);
 void client_idle_close_all(pd_engine *w);
 /* How many connections wait for a request now. */
 int client_idle_count(const pd_engine *w);
-int64_t client_now_ms(void);
-void client_peer_ip(const struct sockaddr_storage *peer, char *ip, size_t len);
+/* The address of sa (IPv4 or IPv6) as text; "" when it has none. */
+void client_peer_ip(const struct sockaddr *sa, char *ip, size_t len);
 
 /* ---- client_cache.c ---------------------------------------------------- */
 

@@ -145,11 +145,8 @@ int client_is_self(struct pd_client *c)
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char ip[INET6_ADDRSTRLEN];
-    if (getsockname(pd_conn_fd(c->bev), (struct sockaddr *)&ss, &sl) < 0 ||
-        !inet_ntop(ss.ss_family,
-                   ss.ss_family == AF_INET6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr
-                                            : (void *)&((struct sockaddr_in *)&ss)->sin_addr,
-                   ip, sizeof ip))
+    if (getsockname(pd_conn_fd(c->bev), (struct sockaddr *)&ss, &sl) < 0)
         return 0;
-    return !strcmp(c->url.host, ip);
+    client_peer_ip((const struct sockaddr *)&ss, ip, sizeof ip);
+    return ip[0] && !strcmp(c->url.host, ip);
 }

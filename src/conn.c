@@ -6,6 +6,7 @@
  * no epoll_ctl: resuming only schedules a read from the event loop.
  */
 #include "proxyd/conn.h"
+#include "proxyd/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <event2/event_struct.h>
@@ -69,13 +69,6 @@ void pd_conn_get_counters(pd_conn_counters *out)
 static void rtimeout_cb(evutil_socket_t fd, short what, void *arg);
 static void wtimeout_cb(evutil_socket_t fd, short what, void *arg);
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Make sure *t fires no later than deadline (and not before, unless already armed earlier). */
 static void timer_arm(pd_conn *c, struct event **t, event_callback_fn fn, int64_t *at,
                       int64_t deadline, int64_t now)
@@ -84,8 +77,7 @@ static void timer_arm(pd_conn *c, struct event **t, event_callback_fn fn, int64_
         return; /* fires in time; it re-arms itself for the rest */
     if (!*t && !(*t = evtimer_new(c->base, fn, c)))
         return;
-    int64_t ms = deadline - now;
-    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000) };
+    struct timeval tv = pd_clock_tv(deadline - now);
     evtimer_add(*t, &tv);
     *at = deadline;
 }
@@ -114,7 +106,7 @@ static void update_timers(pd_conn *c, int restart_r, int restart_w)
     if (!c->rto_ms && !c->wto_ms)
         return;
     int live = !c->dead && !c->failed;
-    int64_t now = mono_ms();
+    int64_t now = pd_clock_ms();
     timer_want(c, &c->rtimer, rtimeout_cb, &c->rdl, &c->r_at, c->rto_ms,
                live && c->read_on && !c->eof && !read_paused_by_high(c), restart_r, now);
     timer_want(c, &c->wtimer, wtimeout_cb, &c->wdl, &c->w_at, c->wto_ms,
@@ -452,7 +444,7 @@ static int timer_due(pd_conn *c, struct event **t, event_callback_fn fn, int64_t
     *at = 0;
     if (!*dl || c->dead)
         return 0;
-    int64_t now = mono_ms();
+    int64_t now = pd_clock_ms();
     if (now < *dl) {
         timer_arm(c, t, fn, at, *dl, now);
         return 0;

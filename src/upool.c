@@ -15,6 +15,7 @@
  * has not seen yet.
  */
 #include "proxyd/upool.h"
+#include "proxyd/clock.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -62,13 +63,6 @@ struct pd_upool {
 };
 
 enum close_reason { CLOSE_TAKEN, CLOSE_EVICTED, CLOSE_EXPIRED, CLOSE_PEER, CLOSE_FLUSH };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static uint64_t hash_key(const char *s)
 {
@@ -182,10 +176,10 @@ static void arm_timer(pd_upool *pool)
     struct idle *oldest = TAILQ_FIRST(&pool->all);
     if (!oldest || evtimer_pending(pool->timer, NULL))
         return;
-    int64_t wait = pool->opts.idle_timeout_ms - (now_ms() - oldest->since_ms);
+    int64_t wait = pool->opts.idle_timeout_ms - (pd_clock_ms() - oldest->since_ms);
     if (wait < 1)
         wait = 1;
-    struct timeval tv = { .tv_sec = (time_t)(wait / 1000), .tv_usec = (suseconds_t)(wait % 1000) * 1000 };
+    struct timeval tv = pd_clock_tv(wait);
     evtimer_add(pool->timer, &tv);
 }
 
@@ -193,7 +187,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_upool *pool = arg;
     assert(pool->magic == UPOOL_MAGIC);
-    int64_t now = now_ms();
+    int64_t now = pd_clock_ms();
     struct idle *c;
     while ((c = TAILQ_FIRST(&pool->all)) && now - c->since_ms >= pool->opts.idle_timeout_ms)
         idle_remove(pool, c, CLOSE_EXPIRED);
@@ -336,7 +330,7 @@ int pd_upool_put(pd_upool *pool, const char *key, pd_conn *bev)
     c->bev = bev;
     c->pool = pool;
     c->b = b;
-    c->since_ms = now_ms();
+    c->since_ms = pd_clock_ms();
     TAILQ_INSERT_TAIL(&b->conns, c, by_key);
     TAILQ_INSERT_TAIL(&pool->all, c, by_age);
     b->n++;

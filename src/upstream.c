@@ -271,13 +271,8 @@ static int pool_try(struct pd_client *c)
     c->up_from_pool = 1;
     c->up_connected = 1;
     const struct sockaddr *sa = pd_conn_peer(up);
-    if (sa) {
-        struct sockaddr_storage ss;
-        memset(&ss, 0, sizeof ss);
-        memcpy(&ss, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                                  : sizeof(struct sockaddr_in));
-        client_peer_ip(&ss, c->origin_ip, sizeof c->origin_ip);
-    }
+    if (sa)
+        client_peer_ip(sa, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     send_request(c);
     return 1;
@@ -310,9 +305,7 @@ static void connect_next(struct pd_client *c)
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
         return;
     }
-    const void *a = ss->ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)ss)->sin_addr
-                                             : (const void *)&((struct sockaddr_in6 *)ss)->sin6_addr;
-    inet_ntop(ss->ss_family, a, c->origin_ip, sizeof c->origin_ip);
+    client_peer_ip((const struct sockaddr *)ss, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     pd_conn_enable(c->up, EV_READ | EV_WRITE);
     /* the request is sent once connected, so that a failed attempt loses no body bytes */
