@@ -410,8 +410,7 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     if (status == hm->status) {
         client_begin_response_head(c, h, status, hm->reason);
     } else {
-        const char *rs = pd_status_reason(status);
-        client_begin_response_head(c, h, status, (pd_str){ rs, strlen(rs) });
+        client_begin_response_head(c, h, status, pd_str_z(pd_status_reason(status)));
     }
     for (size_t i = 0; i < hm->n_headers; i++) {
         const pd_header *hd = &hm->headers[i];
@@ -430,16 +429,10 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     pd_head_add(h, "Age: ", 5);
     pd_head_int(h, age > 0 ? age : 0);
     pd_head_add(h, "\r\n", 2);
-    if (ctype) {
-        pd_head_str(h, "Content-Type: ");
-        pd_head_str(h, ctype);
-        pd_head_add(h, "\r\n", 2);
-    }
-    if (content_range) {
-        pd_head_str(h, "Content-Range: ");
-        pd_head_str(h, content_range);
-        pd_head_add(h, "\r\n", 2);
-    }
+    if (ctype)
+        pd_head_field(h, PD_STR("Content-Type"), pd_str_z(ctype));
+    if (content_range)
+        pd_head_field(h, PD_STR("Content-Range"), pd_str_z(content_range));
     if (w->conf->via) {
         pd_head_str(h, "Via: 1.1 ");
         pd_head_str(h, w->via);

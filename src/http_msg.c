@@ -182,7 +182,7 @@ static int has_str(const pd_http_msg *m, const char *name, pd_str token)
 
 int pd_http_msg_has_token(const pd_http_msg *m, const char *name, const char *token)
 {
-    return has_str(m, name, (pd_str){ token, strlen(token) });
+    return has_str(m, name, pd_str_z(token));
 }
 
 int pd_http_msg_is_hop_by_hop(const pd_http_msg *m, pd_str name)

@@ -135,11 +135,6 @@ static int not_forwarded(const pd_http_msg *m, pd_str name)
     return pd_http_msg_has_token(m, "Proxy-Connection", nm);
 }
 
-static pd_str cstr(const char *z)
-{
-    return (pd_str){ z, strlen(z) };
-}
-
 /* "Via: <the message's version> <this proxy>" (RFC 9110 7.6.3) */
 static void head_via(pd_head *h, const pd_http_msg *m, const char *via)
 {
@@ -206,17 +201,17 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     }
     if (!xff_done && (conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF ||
                       conf->forwarded_for == PD_FWD_TRUNCATE))
-        pd_head_field(h, cstr("X-Forwarded-For"),
-                      cstr(conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip));
+        pd_head_field(h, PD_STR("X-Forwarded-For"),
+                      pd_str_z(conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip));
     if (conf->via)
         head_via(h, m, w->via);
     if (c->revalidating) {
         const pd_header *etag = pd_http_msg_find(&c->cm.head, "ETag");
         const pd_header *lm = pd_http_msg_find(&c->cm.head, "Last-Modified");
         if (etag)
-            pd_head_field(h, cstr("If-None-Match"), etag->value);
+            pd_head_field(h, PD_STR("If-None-Match"), etag->value);
         if (lm)
-            pd_head_field(h, cstr("If-Modified-Since"), lm->value);
+            pd_head_field(h, PD_STR("If-Modified-Since"), lm->value);
     }
     if (m->body == PD_BODY_CHUNKED)
         pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
@@ -260,10 +255,16 @@ static void send_request(struct pd_client *c)
     }
 }
 
+/* Could the request go again on a new connection (no body to replay, not resent yet)? */
+static int resendable(const struct pd_client *c)
+{
+    return !c->retried && c->req.body == PD_BODY_NONE;
+}
+
 static int pool_try(struct pd_client *c)
 {
-    /* a request that can_retry() on a new connection needs no liveness peek */
-    pd_conn *up = pd_upool_take(c->w->upool, c->key, c->retried || c->req.body != PD_BODY_NONE);
+    /* a request that can be sent again on a new connection needs no liveness peek */
+    pd_conn *up = pd_upool_take(c->w->upool, c->key, !resendable(c));
     if (!up)
         return 0;
     c->up = up;
@@ -665,7 +666,7 @@ static void up_write_cb(pd_conn *conn, void *arg)
 /* Can this request be sent again on a new connection after a pooled one failed? */
 static int can_retry(struct pd_client *c)
 {
-    return c->up_from_pool && !c->retried && c->resp_bytes_in == 0 && c->req.body == PD_BODY_NONE;
+    return c->up_from_pool && c->resp_bytes_in == 0 && resendable(c);
 }
 
 static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 typedef struct pd_str {
@@ -16,6 +17,12 @@ typedef struct pd_str {
 } pd_str;
 
 #define PD_STR(lit) ((pd_str){ (lit), sizeof(lit) - 1 })
+
+/* A NUL-terminated string as a view (PD_STR for literals). */
+static inline pd_str pd_str_z(const char *z)
+{
+    return (pd_str){ z, strlen(z) };
+}
 
 typedef struct pd_header {
     pd_str name;
