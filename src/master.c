@@ -7,6 +7,7 @@
  * passes SIGUSR1 on so that logs are reopened. It serves no request itself.
  */
 #include "proxyd/master.h"
+#include "proxyd/clock.h"
 #include "proxyd/sdnotify.h"
 
 #include <arpa/inet.h>
@@ -545,8 +546,7 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
         signal_kids(SIGTERM, -1);
         close_gen_fds(&M.cur, 0);
         {
-            int64_t ms = M.cur.conf->shutdown_lifetime + 5000;
-            struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+            struct timeval tv = pd_clock_tv(M.cur.conf->shutdown_lifetime + 5000);
             evtimer_add(M.stop_deadline, &tv);
         }
         maybe_exit();

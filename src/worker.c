@@ -15,6 +15,7 @@
 
 #include "proxyd/access_log.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/clock.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
 #include "proxyd/engine.h"
@@ -164,8 +165,7 @@ static void start_drain(pd_worker *w)
         event_base_loopexit(w->eng.base, NULL);
         return;
     }
-    struct timeval tv = { (time_t)(w->eng.conf->shutdown_lifetime / 1000),
-                          (suseconds_t)(w->eng.conf->shutdown_lifetime % 1000) * 1000 };
+    struct timeval tv = pd_clock_tv(w->eng.conf->shutdown_lifetime);
     evtimer_add(w->drain_deadline, &tv);
 }
 
