@@ -1,26 +1,30 @@
 /*
  * cache_store: the shared-memory object store (see cache_store.h for the
- * model and the integration protocol).
+ * model and the integration protocol; cache_repl.c holds the replacement
+ * policies, cache_store_int.h the records both see).
  *
  * Segment layout (one anonymous MAP_SHARED mapping, offsets only inside):
- *   [data pages: n_pages * PAGE][struct seg][objs][buckets][page links]
- *   [handles: slots * HANDLES_PER_SLOT][scratch for recovery and check]
+ *   [data blocks: n_pages * BS][struct seg][objs][buckets][block links]
+ *   [free map][handles: slots * HANDLES_PER_SLOT][slot free lists]
+ *   [ghost][heap][scratch for recovery and check]
  *
  * Crash safety. A few fields are the ground truth, written in an order such
  * that every prefix of an operation is meaningful:
- *   obj.state, obj.first_page, page links of object chains, obj.indexed,
- *   obj.stamp, obj key/meta/body lengths, handle.kind + handle.obj.
- * Everything else (free lists, hash chains, LRU list, refcounts, last_page,
- * npages) is derived and rebuilt by recover() when a locker gets EOWNERDEAD.
- * barrier() keeps the compiler from reordering the ground-truth stores: a
- * SIGKILL stops the process between two instructions, and stores already
- * executed are in the shared memory.
+ *   seg.obj_hwm, obj.state, obj.first_page, block links of object chains,
+ *   obj.indexed, obj.stamp, obj.q, obj.prio, obj key/meta/body lengths,
+ *   handle.kind + handle.obj.
+ * Everything else (free map, free object list, hash chains, the policy's
+ * queues or heap, refcounts, last_page, npages) is derived and rebuilt by
+ * recover() when a locker gets EOWNERDEAD. barrier() keeps the compiler from
+ * reordering the ground-truth stores: a SIGKILL stops the process between two
+ * instructions, and stores already executed are in the shared memory.
  *
- * One lock, not stripes: eviction walks one global LRU and allocates from
- * one free list, so stripes would all meet there anyway. What keeps the
- * sections short instead: hashing outside, body bytes copied outside (one
- * lock round per 16 KB page), readers iterating and copying meta without it,
- * progress and wakeups through atomics. Only stats/check/recovery scan.
+ * One lock, not stripes: eviction walks one policy and allocates from one
+ * free map, so stripes would all meet there anyway. What keeps the sections
+ * short instead: hashing outside, body bytes copied outside (one lock round
+ * per append, at most 128 KB of blocks linked per round), readers iterating
+ * and copying meta without it, progress and wakeups through atomics. Only
+ * stats/check/recovery scan.
  */
 #include "proxyd/cache_store.h"
 
@@ -31,84 +35,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define PS PD_CACHE_PAGE_SIZE
-#define HPS PD_CACHE_HANDLES_PER_SLOT
-#define NIL UINT32_MAX
-#define SEG_MAGIC 0x70644341434845ull /* "pdCACHE" */
+#include "cache_store_int.h"
 
-#define barrier() atomic_signal_fence(memory_order_seq_cst)
-
-enum { O_FREE = 0, O_WRITING, O_COMPLETE, O_ABORTED };
-enum { H_FREE = 0, H_READER, H_WRITER };
-
-struct obj {
-    uint64_t hash;
-    uint64_t stamp;             /* LRU recency: higher is more recent */
-    _Atomic uint64_t body_len;  /* published body bytes */
-    _Atomic uint64_t waiters;   /* slots to signal on progress */
-    _Atomic uint32_t state;
-    _Atomic uint32_t progress;  /* bumped on every visible change */
-    _Atomic uint32_t meta_ready;
-    uint32_t key_len, meta_len;
-    uint32_t first_page, last_page, npages;
-    uint32_t hnext;             /* hash chain, or free-object list */
-    uint32_t lru_prev, lru_next;
-    uint32_t refs;              /* handles pointing here (derived) */
-    uint32_t indexed;           /* reachable by key */
-    uint32_t in_lru;
-};
-
-/* A handle record: the caller's pd_cache_ref / pd_cache_writer points here. */
-struct pd_cache_ref {
-    uint32_t obj;
-    uint32_t kind;
-    uint32_t next_free;
-    uint32_t pad;
-};
-
-struct pd_cache_writer {
-    struct pd_cache_ref h;
-};
-
-struct counters {
-    uint64_t hits, misses, pending_hits, busy;
-    uint64_t commits, aborts, oversize, nospace, evictions, invalidations;
-    uint64_t recoveries, reaped_handles;
-};
-
-struct seg {
-    uint64_t magic;
-    pthread_mutex_t lock;
-    uint64_t max_object, overhead;
-    uint32_t n_pages, n_objs, n_buckets, n_slots;
-    uint64_t off_seg, off_objs, off_buckets, off_pnext, off_handles, off_slotfree, off_scratch;
-    /* derived */
-    uint32_t free_page_head, pages_free;
-    uint32_t free_obj_head;
-    uint32_t lru_head, lru_tail;
-    uint64_t clock;
-    int fds[PD_CACHE_MAX_WORKERS];
-    struct counters c;
-};
-
-struct pd_cache_store {
-    uint8_t *base;
-    size_t map_len;
-    struct seg *seg;
-    struct obj *objs;
-    uint32_t *buckets;
-    uint32_t *pnext;
-    struct pd_cache_ref *handles;
-    uint32_t *slotfree;         /* per slot: head of its free-handle list */
-    uint32_t *scratch;          /* n_pages + n_objs words */
-    int slot;
-    /* test hook: called at named points inside operations (NULL normally) */
-    void (*hook)(const char *where);
-};
+#define SEG_MAGIC 0x70644341434846ull /* "pdCACHF": the block layout */
+#define ALLOC_ROUND 256u             /* blocks linked per lock round */
 
 static void hook(pd_cache_store *s, const char *where)
 {
@@ -118,7 +53,43 @@ static void hook(pd_cache_store *s, const char *where)
 
 static uint8_t *page_data(pd_cache_store *s, uint32_t p)
 {
-    return s->base + (size_t)p * PS;
+    return s->base + (size_t)p * BS;
+}
+
+/* ---- the free map: bit set = block free (derived) ---- */
+
+static bool block_is_free(const pd_cache_store *s, uint32_t b)
+{
+    return (s->freemap[b >> 6] >> (b & 63)) & 1;
+}
+
+static void block_set_free(pd_cache_store *s, uint32_t b)
+{
+    s->freemap[b >> 6] |= 1ull << (b & 63);
+}
+
+static void block_set_used(pd_cache_store *s, uint32_t b)
+{
+    s->freemap[b >> 6] &= ~(1ull << (b & 63));
+}
+
+/* The first free block at or after from (wrapping), or NIL. */
+static uint32_t block_find_free(const pd_cache_store *s, uint32_t from)
+{
+    uint32_t n = s->seg->n_pages, words = (n + 63) / 64;
+    if (from >= n)
+        from = 0;
+    uint32_t w = from >> 6;
+    uint64_t bits = s->freemap[w] & (~0ull << (from & 63));
+    for (uint32_t k = 0; k <= words; k++) {
+        if (bits) {
+            uint32_t b = (w << 6) + (uint32_t)__builtin_ctzll(bits);
+            return b < n ? b : NIL;
+        }
+        w = w + 1 == words ? 0 : w + 1;
+        bits = s->freemap[w];
+    }
+    return NIL;
 }
 
 uint64_t pd_cache_store_hash(const void *key, size_t klen)
@@ -173,39 +144,6 @@ static uint64_t progress(struct obj *o)
 
 /* ---- derived structures (all under the lock) ---- */
 
-static void lru_unlink(pd_cache_store *s, struct obj *o)
-{
-    struct seg *g = s->seg;
-    uint32_t i = (uint32_t)(o - s->objs);
-    if (!o->in_lru)
-        return;
-    if (o->lru_prev != NIL)
-        s->objs[o->lru_prev].lru_next = o->lru_next;
-    else
-        g->lru_head = o->lru_next;
-    if (o->lru_next != NIL)
-        s->objs[o->lru_next].lru_prev = o->lru_prev;
-    else
-        g->lru_tail = o->lru_prev;
-    o->lru_prev = o->lru_next = NIL;
-    o->in_lru = 0;
-    (void)i;
-}
-
-static void lru_push_head(pd_cache_store *s, struct obj *o)
-{
-    struct seg *g = s->seg;
-    uint32_t i = (uint32_t)(o - s->objs);
-    o->lru_prev = NIL;
-    o->lru_next = g->lru_head;
-    if (g->lru_head != NIL)
-        s->objs[g->lru_head].lru_prev = i;
-    else
-        g->lru_tail = i;
-    g->lru_head = i;
-    o->in_lru = 1;
-}
-
 static void hash_insert(pd_cache_store *s, struct obj *o)
 {
     uint32_t b = (uint32_t)(o->hash & (s->seg->n_buckets - 1));
@@ -227,7 +165,7 @@ static void hash_remove(pd_cache_store *s, struct obj *o)
     }
 }
 
-/* Take o out of the index (and the LRU). It is freed once unreferenced. */
+/* Take o out of the index (and the policy). It is freed once unreferenced. */
 static void unindex(pd_cache_store *s, struct obj *o)
 {
     if (!o->indexed)
@@ -236,7 +174,7 @@ static void unindex(pd_cache_store *s, struct obj *o)
     barrier();
     hook(s, "unindex");
     hash_remove(s, o);
-    lru_unlink(s, o);
+    pd_repl_remove(s, o);
 }
 
 static void obj_free(pd_cache_store *s, struct obj *o)
@@ -245,10 +183,12 @@ static void obj_free(pd_cache_store *s, struct obj *o)
     uint32_t p = o->first_page;
     atomic_store(&o->state, O_FREE);
     barrier();
+    if (p != NIL)
+        g->cursor = p; /* the next writer takes this run in order */
     while (p != NIL) {
         uint32_t n = s->pnext[p];
-        s->pnext[p] = g->free_page_head;
-        g->free_page_head = p;
+        s->pnext[p] = NIL;
+        block_set_free(s, p);
         g->pages_free++;
         p = n;
         hook(s, "free:page");
@@ -265,34 +205,65 @@ static void maybe_free(pd_cache_store *s, struct obj *o)
         obj_free(s, o);
 }
 
-/* Free the least recently used unreferenced complete object. */
+/* Free the object the policy picks. 0: nothing can go (all referenced). */
 static int evict_one(pd_cache_store *s)
 {
-    for (uint32_t i = s->seg->lru_tail; i != NIL; i = s->objs[i].lru_prev) {
-        struct obj *o = &s->objs[i];
-        if (o->refs == 0) {
-            hook(s, "evict");
-            unindex(s, o);
-            obj_free(s, o);
-            s->seg->c.evictions++;
-            return 1;
-        }
-    }
-    return 0;
+    struct obj *o = pd_repl_victim(s);
+    if (!o)
+        return 0;
+    hook(s, "evict");
+    unindex(s, o);
+    obj_free(s, o);
+    s->seg->c.evictions++;
+    return 1;
 }
 
-static uint32_t page_alloc(pd_cache_store *s)
+/* A free block, prefer if it is free (a writer's next adjacent block), else
+ * the next free one after the cursor; evicts when none is free. NIL: none. */
+static uint32_t page_alloc(pd_cache_store *s, uint32_t prefer)
 {
     struct seg *g = s->seg;
-    while (g->free_page_head == NIL)
-        if (!evict_one(s))
-            return NIL;
-    uint32_t p = g->free_page_head;
-    g->free_page_head = s->pnext[p];
+    uint32_t p;
+    if (prefer < g->n_pages && block_is_free(s, prefer)) {
+        p = prefer;
+    } else {
+        while (g->pages_free == 0)
+            if (!evict_one(s))
+                return NIL;
+        p = block_find_free(s, g->cursor);
+        if (p == NIL)
+            return NIL; /* pages_free disagrees with the map: cannot happen */
+    }
+    block_set_used(s, p);
     g->pages_free--;
+    g->cursor = p + 1;
     s->pnext[p] = NIL;
     barrier();
     return p;
+}
+
+/* A free object record: the free list, then never-used records, then
+ * eviction. NULL: none. */
+static struct obj *obj_alloc(pd_cache_store *s)
+{
+    struct seg *g = s->seg;
+    for (;;) {
+        if (g->free_obj_head != NIL) {
+            struct obj *o = &s->objs[g->free_obj_head];
+            g->free_obj_head = o->hnext;
+            return o;
+        }
+        if (g->obj_hwm < g->n_objs) {
+            struct obj *o = &s->objs[g->obj_hwm];
+            o->first_page = o->last_page = NIL;
+            o->qprev = o->qnext = NIL;
+            barrier();
+            g->obj_hwm++;
+            return o;
+        }
+        if (!evict_one(s))
+            return NULL;
+    }
 }
 
 static struct pd_cache_ref *handle_alloc(pd_cache_store *s, uint32_t obj)
@@ -322,9 +293,58 @@ static void handle_free(pd_cache_store *s, struct pd_cache_ref *h)
     maybe_free(s, o);
 }
 
+/* Compare len bytes of o's stream from position 0 (the key) with data. */
+static int stream_eq(pd_cache_store *s, const struct obj *o, const uint8_t *data, size_t len)
+{
+    uint32_t p = o->first_page;
+    for (size_t done = 0; done < len; p = s->pnext[p]) {
+        if (p == NIL)
+            return 0;
+        size_t k = len - done < BS ? len - done : BS;
+        if (memcmp(page_data(s, p), data + done, k) != 0)
+            return 0;
+        done += k;
+    }
+    return 1;
+}
+
+/* Copy len bytes of o's stream from position pos into buf. */
+static void stream_read(pd_cache_store *s, const struct obj *o, uint64_t pos, void *buf, size_t len)
+{
+    uint32_t p = o->first_page;
+    for (uint64_t i = 0; i < pos / BS; i++)
+        p = s->pnext[p];
+    size_t done = 0;
+    while (done < len) {
+        size_t in = (size_t)((pos + done) % BS);
+        if (in == 0 && done > 0)
+            p = s->pnext[p];
+        size_t k = BS - in < len - done ? BS - in : len - done;
+        memcpy((uint8_t *)buf + done, page_data(s, p) + in, k);
+        done += k;
+    }
+}
+
+/* Do a and b have the same key? (hashes compared by the caller) */
+static int same_key(pd_cache_store *s, const struct obj *a, const struct obj *b)
+{
+    if (a->key_len != b->key_len)
+        return 0;
+    uint32_t p = a->first_page, q = b->first_page;
+    for (size_t done = 0; done < a->key_len; p = s->pnext[p], q = s->pnext[q]) {
+        if (p == NIL || q == NIL)
+            return 0;
+        size_t k = a->key_len - done < BS ? a->key_len - done : BS;
+        if (memcmp(page_data(s, p), page_data(s, q), k) != 0)
+            return 0;
+        done += k;
+    }
+    return 1;
+}
+
 static int key_eq(pd_cache_store *s, struct obj *o, uint64_t hash, const void *key, size_t klen)
 {
-    return o->hash == hash && o->key_len == klen && memcmp(page_data(s, o->first_page), key, klen) == 0;
+    return o->hash == hash && o->key_len == klen && stream_eq(s, o, key, klen);
 }
 
 /* Indexed object of key in the given state, or NULL. */
@@ -334,6 +354,18 @@ static struct obj *find(pd_cache_store *s, uint64_t hash, const void *key, size_
         struct obj *o = &s->objs[i];
         if (o->indexed && atomic_load(&o->state) == state && key_eq(s, o, hash, key, klen))
             return o;
+    }
+    return NULL;
+}
+
+/* The indexed object in state st with the same key as o (other than o), or NULL. */
+static struct obj *find_same(pd_cache_store *s, const struct obj *o, uint32_t st)
+{
+    for (uint32_t i = s->buckets[o->hash & (s->seg->n_buckets - 1)]; i != NIL; i = s->objs[i].hnext) {
+        struct obj *x = &s->objs[i];
+        if (x != o && x->indexed && x->hash == o->hash && atomic_load(&x->state) == st &&
+            same_key(s, x, o))
+            return x;
     }
     return NULL;
 }
@@ -357,19 +389,49 @@ static size_t align_up(size_t v, size_t a)
     return (v + a - 1) / a * a;
 }
 
-pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, int max_workers)
+static const char *const policy_names[PD_CACHE_POLICY_COUNT] = {
+    [PD_CACHE_POLICY_S3FIFO] = "s3fifo",
+    [PD_CACHE_POLICY_LRU] = "lru",
+    [PD_CACHE_POLICY_GDSF] = "heap GDSF",
+    [PD_CACHE_POLICY_LFUDA] = "heap LFUDA",
+};
+
+const char *pd_cache_policy_name(enum pd_cache_policy p)
 {
-    if (max_workers < 1 || max_workers > PD_CACHE_MAX_WORKERS || cache_mem / PS < 4 ||
-        cache_mem / PS >= NIL / 2 || max_object == 0 || max_object > cache_mem) {
+    return (unsigned)p < PD_CACHE_POLICY_COUNT ? policy_names[p] : "?";
+}
+
+int pd_cache_policy_parse(const char *name, enum pd_cache_policy *p)
+{
+    for (int i = 0; i < PD_CACHE_POLICY_COUNT; i++)
+        if (strcasecmp(name, policy_names[i]) == 0) {
+            *p = (enum pd_cache_policy)i;
+            return 0;
+        }
+    if (strcasecmp(name, "heap LRU") == 0) { /* Squid's heap LRU orders as lru does */
+        *p = PD_CACHE_POLICY_LRU;
+        return 0;
+    }
+    return -1;
+}
+
+pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, int max_workers,
+                                      enum pd_cache_policy policy)
+{
+    if (max_workers < 1 || max_workers > PD_CACHE_MAX_WORKERS || cache_mem < 64 * 1024 ||
+        cache_mem / BS >= NIL / 2 || max_object == 0 || max_object > cache_mem ||
+        (unsigned)policy >= PD_CACHE_POLICY_COUNT) {
         errno = EINVAL;
         return NULL;
     }
-    uint32_t n_pages = (uint32_t)(cache_mem / PS);
-    uint32_t n_objs = n_pages; /* an object holds at least one page */
+    uint32_t n_pages = (uint32_t)(cache_mem / BS);
+    uint32_t n_objs = n_pages / 2; /* one record per KB of cache_mem */
     uint32_t n_buckets = 1;
-    while (n_buckets < n_pages)
+    while (n_buckets < n_objs)
         n_buckets <<= 1;
-    size_t off = (size_t)n_pages * PS;
+    uint32_t n_ghost = n_buckets; /* a power of two, >= the objects main can hold */
+    uint32_t words = (n_pages + 63) / 64;
+    size_t off = (size_t)n_pages * BS;
     size_t off_seg = off;
     off = align_up(off + sizeof(struct seg), 64);
     size_t off_objs = off;
@@ -378,10 +440,16 @@ pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, i
     off = align_up(off + (size_t)n_buckets * 4, 64);
     size_t off_pnext = off;
     off = align_up(off + (size_t)n_pages * 4, 64);
+    size_t off_freemap = off;
+    off = align_up(off + (size_t)words * 8, 64);
     size_t off_handles = off;
     off = align_up(off + (size_t)max_workers * HPS * sizeof(struct pd_cache_ref), 64);
     size_t off_slotfree = off;
     off = align_up(off + (size_t)max_workers * 4, 64);
+    size_t off_ghost = off;
+    off = align_up(off + (size_t)n_ghost * 8, 64);
+    size_t off_heap = off;
+    off = align_up(off + (size_t)n_objs * 4, 64);
     size_t off_scratch = off;
     off += ((size_t)n_pages + n_objs) * 4;
     size_t map_len = align_up(off, (size_t)sysconf(_SC_PAGESIZE));
@@ -400,24 +468,32 @@ pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, i
     s->objs = (struct obj *)(s->base + off_objs);
     s->buckets = (uint32_t *)(s->base + off_buckets);
     s->pnext = (uint32_t *)(s->base + off_pnext);
+    s->freemap = (uint64_t *)(s->base + off_freemap);
     s->handles = (struct pd_cache_ref *)(s->base + off_handles);
     s->slotfree = (uint32_t *)(s->base + off_slotfree);
+    s->ghost = (uint64_t *)(s->base + off_ghost);
+    s->heap = (uint32_t *)(s->base + off_heap);
     s->scratch = (uint32_t *)(s->base + off_scratch);
     s->slot = 0;
 
     struct seg *g = s->seg;
     g->max_object = max_object;
-    g->overhead = map_len - (size_t)n_pages * PS;
+    g->overhead = map_len - (size_t)n_pages * BS;
     g->n_pages = n_pages;
     g->n_objs = n_objs;
     g->n_buckets = n_buckets;
+    g->n_ghost = n_ghost;
     g->n_slots = (uint32_t)max_workers;
+    g->policy = (uint32_t)policy;
     g->off_seg = off_seg;
     g->off_objs = off_objs;
     g->off_buckets = off_buckets;
     g->off_pnext = off_pnext;
+    g->off_freemap = off_freemap;
     g->off_handles = off_handles;
     g->off_slotfree = off_slotfree;
+    g->off_ghost = off_ghost;
+    g->off_heap = off_heap;
     g->off_scratch = off_scratch;
     for (int i = 0; i < PD_CACHE_MAX_WORKERS; i++)
         g->fds[i] = -1;
@@ -440,25 +516,23 @@ pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, i
         return NULL;
     }
 
-    /* free lists in index order so a fresh cache fills front to back */
-    for (uint32_t i = 0; i < n_pages; i++)
-        s->pnext[i] = i + 1 < n_pages ? i + 1 : NIL;
-    g->free_page_head = 0;
+    /* every block free; block links NIL; object records start at obj_hwm 0 */
+    memset(s->pnext, 0xff, (size_t)n_pages * 4);
+    memset(s->freemap, 0xff, (size_t)words * 8);
+    if (n_pages % 64)
+        s->freemap[words - 1] = (1ull << (n_pages % 64)) - 1;
     g->pages_free = n_pages;
-    for (uint32_t i = 0; i < n_objs; i++) {
-        struct obj *o = &s->objs[i];
-        o->first_page = o->last_page = NIL;
-        o->lru_prev = o->lru_next = NIL;
-        o->hnext = i + 1 < n_objs ? i + 1 : NIL;
-    }
-    g->free_obj_head = 0;
+    g->cursor = 0;
+    g->free_obj_head = NIL;
+    g->obj_hwm = 0;
     memset(s->buckets, 0xff, (size_t)n_buckets * 4);
     for (int sl = 0; sl < max_workers; sl++) {
         for (uint32_t i = 0; i < HPS; i++)
             s->handles[(size_t)sl * HPS + i].next_free = i + 1 < HPS ? i + 1 : NIL;
         s->slotfree[sl] = 0;
     }
-    g->lru_head = g->lru_tail = NIL;
+    for (int i = 0; i < Q_COUNT; i++)
+        g->q[i].head = g->q[i].tail = NIL;
     g->magic = SEG_MAGIC;
     return s;
 }
@@ -526,9 +600,7 @@ int pd_cache_store_lookup(pd_cache_store *s, const void *key, size_t klen, pd_ca
         hd->kind = H_READER;
         o->refs++;
         if (rc == PD_CACHE_HIT) {
-            o->stamp = ++s->seg->clock;
-            lru_unlink(s, o);
-            lru_push_head(s, o);
+            pd_repl_hit(s, o);
             s->seg->c.hits++;
         } else {
             s->seg->c.pending_hits++;
@@ -563,19 +635,7 @@ ssize_t pd_cache_store_meta(pd_cache_store *s, pd_cache_ref *ref, void *buf, siz
         return -1;
     }
     size_t len = o->meta_len, n = len < cap ? len : cap;
-    uint64_t pos = o->key_len;
-    uint32_t p = o->first_page;
-    for (uint64_t i = 0; i < pos / PS; i++)
-        p = s->pnext[p];
-    size_t done = 0;
-    while (done < n) {
-        size_t in = (size_t)((pos + done) % PS);
-        if (in == 0 && done > 0)
-            p = s->pnext[p];
-        size_t k = PS - in < n - done ? PS - in : n - done;
-        memcpy((uint8_t *)buf + done, page_data(s, p) + in, k);
-        done += k;
-    }
+    stream_read(s, o, o->key_len, buf, n);
     return (ssize_t)len;
 }
 
@@ -624,16 +684,23 @@ int pd_cache_store_iter_next(pd_cache_store *s, pd_cache_ref *ref, pd_cache_iter
     uint32_t pg = it->page;
     if (pg == NIL) {
         pg = o->first_page;
-        for (uint64_t i = 0; i < pos / PS; i++)
+        for (uint64_t i = 0; i < pos / BS; i++)
             pg = s->pnext[pg];
-    } else if (pos % PS == 0) {
+    } else if (pos % BS == 0) {
         pg = s->pnext[pg];
     }
-    size_t in = (size_t)(pos % PS);
-    uint64_t n = PS - in;
+    size_t in = (size_t)(pos % BS);
+    uint64_t n = BS - in;
+    uint32_t first = pg;
+    /* one extent over adjacent blocks: linked before their bytes were
+     * published, so the links up to end are stable */
+    while (n < end - it->off && n + BS <= PD_CACHE_MAX_EXTENT && s->pnext[pg] == pg + 1) {
+        pg++;
+        n += BS;
+    }
     if (n > end - it->off)
         n = end - it->off;
-    *p = page_data(s, pg) + in;
+    *p = page_data(s, first) + in;
     *len = (size_t)n;
     it->off += n;
     it->page = pg;
@@ -681,30 +748,52 @@ int pd_cache_store_begin_write(pd_cache_store *s, const void *key, size_t klen,
         errno = EMFILE;
         return PD_CACHE_ERROR;
     }
-    uint32_t pg = page_alloc(s);
-    if (pg == NIL) {
+    /* the record and the key's blocks, built while the record is still
+     * O_FREE: a crash before the state store leaves nothing to repair */
+    struct obj *o = obj_alloc(s);
+    uint32_t nkey = (uint32_t)((klen + BS - 1) / BS), got = 0;
+    if (o) {
+        o->first_page = o->last_page = NIL;
+        o->npages = 0;
+        for (; got < nkey; got++) {
+            uint32_t pg = page_alloc(s, o->last_page == NIL ? NIL : o->last_page + 1);
+            if (pg == NIL)
+                break;
+            if (o->last_page == NIL)
+                o->first_page = pg;
+            else
+                s->pnext[o->last_page] = pg;
+            o->last_page = pg;
+            o->npages++;
+        }
+    }
+    if (!o || got < nkey) {
+        if (o) {
+            o->hnext = NIL;
+            obj_free(s, o); /* state is O_FREE already: blocks and record back */
+        }
         s->seg->c.nospace++;
         unlock(s);
         errno = ENOSPC;
         return PD_CACHE_ERROR;
     }
-    /* a free page implies a free object: objects never outnumber used pages */
-    uint32_t oi = s->seg->free_obj_head;
-    struct obj *o = &s->objs[oi];
-    s->seg->free_obj_head = o->hnext;
+    uint32_t oi = (uint32_t)(o - s->objs);
     o->hash = h;
     o->stamp = ++s->seg->clock;
+    o->prio = 0;
+    o->freq = 0;
+    o->q = Q_SMALL;
     atomic_store(&o->body_len, 0);
     atomic_store(&o->waiters, 0);
     atomic_store(&o->meta_ready, 0);
     o->key_len = (uint32_t)klen;
     o->meta_len = 0;
-    o->first_page = o->last_page = pg;
-    o->npages = 1;
     o->refs = 1;
-    o->in_lru = 0;
-    o->lru_prev = o->lru_next = NIL;
-    memcpy(page_data(s, pg), key, klen);
+    o->queued = 0;
+    o->qprev = o->qnext = NIL;
+    uint32_t pg = o->first_page;
+    for (size_t done = 0; done < klen; done += BS, pg = s->pnext[pg])
+        memcpy(page_data(s, pg), (const uint8_t *)key + done, klen - done < BS ? klen - done : BS);
     struct pd_cache_ref *hd = handle_alloc(s, oi);
     hook(s, "begin:obj");
     hash_insert(s, o);
@@ -719,32 +808,51 @@ int pd_cache_store_begin_write(pd_cache_store *s, const void *key, size_t klen,
     return PD_CACHE_OK;
 }
 
-/* Append bytes at the end of o's stream (key | meta | body). Pages are
- * linked under the lock; the copy runs outside it. */
+/* Append bytes at the end of o's stream (key | meta | body); pos is the
+ * stream's length so far, and o holds exactly the blocks it needs. Blocks are
+ * linked under the lock (up to ALLOC_ROUND per round, the block after the
+ * last one first); the copy runs outside it. */
 static int stream_write(pd_cache_store *s, struct obj *o, uint64_t pos, const uint8_t *d, size_t len)
 {
     while (len) {
-        if (pos == (uint64_t)o->npages * PS) {
+        uint32_t pg;
+        if (pos % BS) {
+            pg = o->last_page; /* room left in the last block */
+        } else {
+            uint64_t want = (len + BS - 1) / BS;
+            if (want > ALLOC_ROUND)
+                want = ALLOC_ROUND;
+            pg = NIL;
             lock(s);
-            uint32_t pg = page_alloc(s);
-            if (pg == NIL) {
-                unlock(s);
-                return -1;
+            for (uint64_t k = 0; k < want; k++) {
+                uint32_t b = page_alloc(s, o->last_page + 1);
+                if (b == NIL)
+                    break;
+                s->pnext[o->last_page] = b;
+                barrier();
+                o->last_page = b;
+                o->npages++;
+                if (pg == NIL)
+                    pg = b;
+                hook(s, "append:link");
             }
-            s->pnext[o->last_page] = pg;
-            barrier();
-            o->last_page = pg;
-            o->npages++;
-            hook(s, "append:link");
             unlock(s);
+            if (pg == NIL)
+                return -1;
         }
-        size_t in = (size_t)(pos % PS);
-        size_t n = PS - in < len ? PS - in : len;
-        memcpy(page_data(s, o->last_page) + in, d, n);
-        hook(s, "append:copy");
-        pos += n;
-        d += n;
-        len -= n;
+        /* copy into pg and the blocks linked after it */
+        for (;;) {
+            size_t in = (size_t)(pos % BS);
+            size_t n = BS - in < len ? BS - in : len;
+            memcpy(page_data(s, pg) + in, d, n);
+            hook(s, "append:copy");
+            pos += n;
+            d += n;
+            len -= n;
+            if (!len || pg == o->last_page)
+                break;
+            pg = s->pnext[pg];
+        }
     }
     return 0;
 }
@@ -827,12 +935,11 @@ int pd_cache_store_commit(pd_cache_store *s, pd_cache_writer *w)
         errno = EIO;
         return -1;
     }
+    struct obj *old = NULL;
     if (o->indexed) {
-        struct obj *old = find(s, o->hash, page_data(s, o->first_page), o->key_len, O_COMPLETE);
-        if (old) {
+        old = find_same(s, o, O_COMPLETE);
+        if (old)
             unindex(s, old);
-            maybe_free(s, old);
-        }
         barrier();
         hook(s, "commit:replaced");
     }
@@ -841,7 +948,9 @@ int pd_cache_store_commit(pd_cache_store *s, pd_cache_writer *w)
     barrier();
     hook(s, "commit:state");
     if (o->indexed)
-        lru_push_head(s, o);
+        pd_repl_insert(s, o, old);
+    if (old)
+        maybe_free(s, old);
     s->seg->c.commits++;
     uint64_t m = progress(o);
     handle_free(s, &w->h);
@@ -868,10 +977,14 @@ int pd_cache_store_rewrite_meta(pd_cache_store *s, pd_cache_ref *ref, const void
         errno = EINVAL;
         return -1;
     }
-    /* the key is immutable while ref is held: read it in place */
-    const uint8_t *key = page_data(s, o->first_page);
+    /* the key is immutable while ref is held: copy it out of its blocks */
+    uint8_t *key = malloc(o->key_len);
+    if (!key)
+        return -1;
+    stream_read(s, o, 0, key, o->key_len);
     pd_cache_writer *w;
     int rc = pd_cache_store_begin_write(s, key, o->key_len, &w, NULL);
+    free(key);
     if (rc == PD_CACHE_BUSY) {
         errno = EBUSY;
         return -1;
@@ -933,7 +1046,7 @@ int pd_cache_store_reap_slot(pd_cache_store *s, int slot)
         handle_free(s, h);
         n++;
     }
-    for (uint32_t i = 0; i < s->seg->n_objs; i++)
+    for (uint32_t i = 0; i < s->seg->obj_hwm; i++)
         atomic_fetch_and(&s->objs[i].waiters, ~(1ull << slot));
     s->seg->c.reaped_handles += (uint64_t)n;
     unlock(s);
@@ -943,46 +1056,40 @@ int pd_cache_store_reap_slot(pd_cache_store *s, int slot)
 
 /* ---- recovery: rebuild derived state from the ground truth ---- */
 
-static int cmp_stamp_desc(const void *a, const void *b, void *arg)
-{
-    const struct obj *objs = arg;
-    uint64_t x = objs[*(const uint32_t *)a].stamp, y = objs[*(const uint32_t *)b].stamp;
-    return x < y ? 1 : x > y ? -1 : 0;
-}
-
 static void recover(pd_cache_store *s)
 {
     struct seg *g = s->seg;
-    uint32_t *owner = s->scratch;               /* per page: obj + 1, 0 free */
-    uint32_t *order = s->scratch + g->n_pages;  /* LRU rebuild */
+    uint32_t n_objs = g->obj_hwm;
+    uint32_t *owner = s->scratch;               /* per block: obj + 1, 0 free */
+    uint32_t *mark = s->scratch + g->n_pages;   /* per object */
     memset(owner, 0, (size_t)g->n_pages * 4);
     g->c.recoveries++;
 
     /* 1. handles: drop records pointing nowhere; recount references */
-    for (uint32_t i = 0; i < g->n_objs; i++) {
+    for (uint32_t i = 0; i < n_objs; i++) {
         s->objs[i].refs = 0;
-        order[i] = 0;   /* 1: has a live writer handle */
+        mark[i] = 0;    /* 1: has a live writer handle */
     }
     for (size_t i = 0; i < (size_t)g->n_slots * HPS; i++) {
         struct pd_cache_ref *h = &s->handles[i];
         if (h->kind == H_FREE)
             continue;
-        uint32_t st = h->obj < g->n_objs ? atomic_load(&s->objs[h->obj].state) : O_FREE;
+        uint32_t st = h->obj < n_objs ? atomic_load(&s->objs[h->obj].state) : O_FREE;
         if (h->kind > H_WRITER || st == O_FREE || (h->kind == H_WRITER && st == O_COMPLETE)) {
             h->kind = H_FREE;   /* half-taken, or a commit that had finished */
             continue;
         }
         s->objs[h->obj].refs++;
         if (h->kind == H_WRITER)
-            order[h->obj] = 1;
+            mark[h->obj] = 1;
     }
 
     /* 2. objects: re-walk chains; a writer without a handle died: abort */
-    for (uint32_t i = 0; i < g->n_objs; i++) {
+    for (uint32_t i = 0; i < n_objs; i++) {
         struct obj *o = &s->objs[i];
         uint32_t st = atomic_load(&o->state);
-        o->in_lru = 0;
-        o->lru_prev = o->lru_next = NIL;
+        o->queued = 0;
+        o->qprev = o->qnext = NIL;
         o->hnext = NIL;
         if (st == O_FREE) {
             o->indexed = 0;
@@ -1008,9 +1115,9 @@ static void recover(pd_cache_store *s)
         o->last_page = last;
         uint64_t need = (uint64_t)o->key_len + (atomic_load(&o->meta_ready) ? o->meta_len : 0) +
                         atomic_load(&o->body_len);
-        if (n == 0 || (uint64_t)n * PS < need)
+        if (n == 0 || (uint64_t)n * BS < need)
             bad = 1;
-        if (st == O_WRITING && !order[i])
+        if (st == O_WRITING && !mark[i])
             bad = 1;
         if (bad) {
             o->indexed = 0;
@@ -1026,15 +1133,13 @@ static void recover(pd_cache_store *s)
 
     /* 3. index: keep one complete and one in-progress object per key */
     memset(s->buckets, 0xff, (size_t)g->n_buckets * 4);
-    for (uint32_t i = 0; i < g->n_objs; i++) {
+    for (uint32_t i = 0; i < n_objs; i++) {
         struct obj *o = &s->objs[i];
         if (!o->indexed)
             continue;
-        uint32_t st = atomic_load(&o->state);
-        struct obj *dup = find(s, o->hash, page_data(s, o->first_page), o->key_len, st);
+        struct obj *dup = find_same(s, o, atomic_load(&o->state));
         if (dup) {
-            struct obj *older = dup->stamp < o->stamp ? dup : o;
-            if (older == dup) {
+            if (dup->stamp < o->stamp) {
                 dup->indexed = 0;
                 hash_remove(s, dup);
             } else {
@@ -1045,9 +1150,9 @@ static void recover(pd_cache_store *s)
         hash_insert(s, o);
     }
 
-    /* 4. free what nobody can reach; rebuild free lists */
+    /* 4. free what nobody can reach; rebuild the free list and map */
     g->free_obj_head = NIL;
-    for (uint32_t i = g->n_objs; i-- > 0;) {
+    for (uint32_t i = n_objs; i-- > 0;) {
         struct obj *o = &s->objs[i];
         uint32_t st = atomic_load(&o->state);
         if (st != O_FREE && o->refs == 0 && !o->indexed) {
@@ -1063,15 +1168,17 @@ static void recover(pd_cache_store *s)
             g->free_obj_head = i;
         }
     }
-    g->free_page_head = NIL;
     g->pages_free = 0;
-    for (uint32_t p = g->n_pages; p-- > 0;) {
-        if (owner[p])
-            continue;
-        s->pnext[p] = g->free_page_head;
-        g->free_page_head = p;
-        g->pages_free++;
+    for (uint32_t p = 0; p < g->n_pages; p++) {
+        if (owner[p]) {
+            block_set_used(s, p);
+        } else {
+            s->pnext[p] = NIL;
+            block_set_free(s, p);
+            g->pages_free++;
+        }
     }
+    g->cursor = 0;
     for (uint32_t sl = 0; sl < g->n_slots; sl++) {
         s->slotfree[sl] = NIL;
         for (uint32_t i = HPS; i-- > 0;) {
@@ -1083,15 +1190,8 @@ static void recover(pd_cache_store *s)
         }
     }
 
-    /* 5. LRU: indexed complete objects by recency */
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < g->n_objs; i++)
-        if (s->objs[i].indexed && atomic_load(&s->objs[i].state) == O_COMPLETE)
-            order[n++] = i;
-    qsort_r(order, n, sizeof(uint32_t), cmp_stamp_desc, s->objs);
-    g->lru_head = g->lru_tail = NIL;
-    for (uint32_t k = n; k-- > 0;)
-        lru_push_head(s, &s->objs[order[k]]);
+    /* 5. the policy's queues or heap, from the objects' stamps and keys */
+    pd_repl_rebuild(s, mark);
 }
 
 /* ---- stats and checking ---- */
@@ -1101,14 +1201,21 @@ void pd_cache_store_stats(pd_cache_store *s, pd_cache_stats *st)
     memset(st, 0, sizeof(*st));
     lock(s);
     struct seg *g = s->seg;
-    st->page_size = PS;
-    st->pages_total = g->n_pages;
-    st->pages_free = g->pages_free;
-    st->cache_mem = (uint64_t)g->n_pages * PS;
+    st->block_size = BS;
+    st->blocks_total = g->n_pages;
+    st->blocks_free = g->pages_free;
+    st->cache_mem = (uint64_t)g->n_pages * BS;
     st->overhead_bytes = g->overhead;
-    st->bytes_free = (uint64_t)g->pages_free * PS;
+    st->bytes_free = (uint64_t)g->pages_free * BS;
     st->bytes_used = st->cache_mem - st->bytes_free;
-    for (uint32_t i = 0; i < g->n_objs; i++) {
+    st->object_slots = g->n_objs;
+    st->record_bytes = sizeof(struct obj) + 4 * (uint64_t)g->n_buckets / g->n_objs +
+                       8 * (uint64_t)g->n_ghost / g->n_objs + 4 /* heap */;
+    st->policy = (enum pd_cache_policy)g->policy;
+    st->small_objects = g->q[Q_SMALL].count;
+    st->main_objects = g->policy == PD_CACHE_POLICY_GDSF || g->policy == PD_CACHE_POLICY_LFUDA
+                           ? g->heap_n : g->q[Q_MAIN].count;
+    for (uint32_t i = 0; i < g->obj_hwm; i++) {
         struct obj *o = &s->objs[i];
         uint32_t state = atomic_load(&o->state);
         if (state == O_FREE)
@@ -1118,6 +1225,8 @@ void pd_cache_store_stats(pd_cache_store *s, pd_cache_stats *st)
         else if (state == O_COMPLETE && o->indexed) {
             st->objects++;
             st->body_bytes += atomic_load(&o->body_len);
+            st->stored_bytes += (uint64_t)o->key_len + o->meta_len + atomic_load(&o->body_len);
+            st->object_blocks += o->npages;
         } else
             st->unlinked++;
         st->refs += o->refs;
@@ -1135,6 +1244,8 @@ void pd_cache_store_stats(pd_cache_store *s, pd_cache_stats *st)
     st->invalidations = c->invalidations;
     st->recoveries = c->recoveries;
     st->reaped_handles = c->reaped_handles;
+    st->promotions = c->promotions;
+    st->ghost_hits = c->ghost_hits;
     unlock(s);
 }
 
@@ -1150,40 +1261,44 @@ int pd_cache_store_check(pd_cache_store *s, char *err, size_t errlen)
     int rc = -1;
     lock(s);
     struct seg *g = s->seg;
+    uint32_t n_objs = g->obj_hwm;
     uint32_t *owner = s->scratch;
     memset(owner, 0, (size_t)g->n_pages * 4);
     if (g->magic != SEG_MAGIC)
         FAIL("bad magic");
+    if (n_objs > g->n_objs)
+        FAIL("obj_hwm %u above the table (%u)", n_objs, g->n_objs);
     uint32_t nfree = 0;
-    for (uint32_t p = g->free_page_head; p != NIL; p = s->pnext[p]) {
-        if (p >= g->n_pages || owner[p])
-            FAIL("free page list broken at %u", p);
-        owner[p] = NIL;
-        nfree++;
-    }
+    for (uint32_t p = 0; p < g->n_pages; p++)
+        if (block_is_free(s, p)) {
+            if (s->pnext[p] != NIL)
+                FAIL("free block %u linked", p);
+            owner[p] = NIL;
+            nfree++;
+        }
     if (nfree != g->pages_free)
-        FAIL("pages_free %u but %u on the list", g->pages_free, nfree);
+        FAIL("pages_free %u but %u free in the map", g->pages_free, nfree);
     uint32_t nfreeobj = 0;
     for (uint32_t i = g->free_obj_head; i != NIL; i = s->objs[i].hnext) {
-        if (i >= g->n_objs || atomic_load(&s->objs[i].state) != O_FREE || ++nfreeobj > g->n_objs)
+        if (i >= n_objs || atomic_load(&s->objs[i].state) != O_FREE || ++nfreeobj > n_objs)
             FAIL("free object list broken at %u", i);
     }
     uint32_t *refcount = s->scratch + g->n_pages;
     memset(refcount, 0, (size_t)g->n_objs * 4);
     for (size_t k = 0; k < (size_t)g->n_slots * HPS; k++) {
         const struct pd_cache_ref *h = &s->handles[k];
-        if (h->kind > H_WRITER || (h->kind != H_FREE && h->obj >= g->n_objs))
+        if (h->kind > H_WRITER || (h->kind != H_FREE && h->obj >= n_objs))
             FAIL("handle %zu corrupt", k);
         if (h->kind != H_FREE)
             refcount[h->obj]++;
     }
-    uint32_t nindexed = 0, nlru = 0, nobjfree = 0;
-    for (uint32_t i = 0; i < g->n_objs; i++) {
+    uint32_t nindexed = 0, nqueued = 0, nobjfree = 0;
+    for (uint32_t i = 0; i < n_objs; i++) {
         struct obj *o = &s->objs[i];
         uint32_t st = atomic_load(&o->state);
         if (st == O_FREE) {
             nobjfree++;
-            if (o->indexed || o->in_lru || o->refs)
+            if (o->indexed || o->queued || o->refs)
                 FAIL("free object %u indexed/referenced", i);
             continue;
         }
@@ -1192,16 +1307,19 @@ int pd_cache_store_check(pd_cache_store *s, char *err, size_t errlen)
         uint32_t n = 0, last = NIL;
         for (uint32_t p = o->first_page; p != NIL; p = s->pnext[p]) {
             if (p >= g->n_pages || owner[p])
-                FAIL("object %u chain crosses page %u", i, p);
+                FAIL("object %u chain crosses block %u", i, p);
             owner[p] = i + 1;
             last = p;
             n++;
         }
         if (n != o->npages || last != o->last_page || n == 0)
-            FAIL("object %u: %u pages walked, %u recorded", i, n, o->npages);
+            FAIL("object %u: %u blocks walked, %u recorded", i, n, o->npages);
         uint64_t need = (uint64_t)o->key_len + o->meta_len + atomic_load(&o->body_len);
-        if ((uint64_t)n * PS < need)
-            FAIL("object %u: %u pages for %llu bytes", i, n, (unsigned long long)need);
+        if ((uint64_t)n * BS < need)
+            FAIL("object %u: %u blocks for %llu bytes", i, n, (unsigned long long)need);
+        if (st != O_ABORTED && (uint64_t)(n - 1) * BS >= need && need > 0)
+            FAIL("object %u: %u blocks for %llu bytes (one too many)", i, n,
+                 (unsigned long long)need);
         if (atomic_load(&o->body_len) > g->max_object)
             FAIL("object %u above max_object", i);
         if (refcount[i] != o->refs)
@@ -1212,36 +1330,32 @@ int pd_cache_store_check(pd_cache_store *s, char *err, size_t errlen)
             FAIL("aborted object %u indexed", i);
         if (o->indexed) {
             nindexed++;
-            if (find(s, o->hash, page_data(s, o->first_page), o->key_len, st) != o)
-                FAIL("object %u not first of its key in the index", i);
+            if (find_same(s, o, st) != NULL)
+                FAIL("object %u shares its key with another %s object", i,
+                     st == O_COMPLETE ? "complete" : "in-progress");
         }
-        if (o->in_lru != (o->indexed && st == O_COMPLETE))
-            FAIL("object %u LRU membership wrong", i);
+        if (o->queued != (o->indexed && st == O_COMPLETE))
+            FAIL("object %u queue membership wrong", i);
+        nqueued += o->queued;
     }
     if (nobjfree != nfreeobj)
         FAIL("%u free objects, %u on the list", nobjfree, nfreeobj);
     for (uint32_t p = 0; p < g->n_pages; p++)
         if (!owner[p])
-            FAIL("page %u leaked", p);
+            FAIL("block %u leaked", p);
     uint32_t nchain = 0;
     for (uint32_t b = 0; b < g->n_buckets; b++)
         for (uint32_t i = s->buckets[b]; i != NIL; i = s->objs[i].hnext) {
-            if (i >= g->n_objs || !s->objs[i].indexed || (s->objs[i].hash & (g->n_buckets - 1)) != b ||
-                ++nchain > g->n_objs)
+            if (i >= n_objs || !s->objs[i].indexed || (s->objs[i].hash & (g->n_buckets - 1)) != b ||
+                ++nchain > n_objs)
                 FAIL("hash chain %u broken at %u", b, i);
         }
     if (nchain != nindexed)
         FAIL("%u indexed objects, %u in the hash", nindexed, nchain);
-    uint64_t prev_stamp = UINT64_MAX;
-    uint32_t prev = NIL;
-    for (uint32_t i = g->lru_head; i != NIL; prev = i, i = s->objs[i].lru_next) {
-        struct obj *o = &s->objs[i];
-        if (++nlru > g->n_objs || !o->in_lru || o->lru_prev != prev || o->stamp > prev_stamp)
-            FAIL("LRU broken at %u", i);
-        prev_stamp = o->stamp;
-    }
-    if (prev != g->lru_tail)
-        FAIL("LRU tail wrong");
+    if (pd_repl_count(s) != nqueued)
+        FAIL("%u objects queued, the policy tracks %u", nqueued, pd_repl_count(s));
+    if (pd_repl_check(s, err, errlen) < 0)
+        goto out;
     for (uint32_t sl = 0; sl < g->n_slots; sl++) {
         uint32_t nf = 0, nused = 0;
         for (uint32_t i = s->slotfree[sl]; i != NIL; i = s->handles[(size_t)sl * HPS + i].next_free) {

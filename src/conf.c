@@ -16,6 +16,7 @@
  */
 #include "proxyd/conf.h"
 #include "proxyd/access_log.h"
+#include "proxyd/cache_store.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -425,6 +426,24 @@ static int parse_forwarded_for(loader *ld, const directive *d, int argc, char **
     }
     return error(ld, "%s: expected on, off, transparent, delete or truncate, not '%s'",
                  d->name, argv[0]);
+}
+
+static int parse_repl_policy(loader *ld, const directive *d, int argc, char **argv)
+{
+    char name[64] = "";
+    for (int i = 0; i < argc; i++) {
+        if (strlen(name) + strlen(argv[i]) + 2 > sizeof name)
+            break;
+        if (i)
+            strcat(name, " ");
+        strcat(name, argv[i]);
+    }
+    enum pd_cache_policy p;
+    if (argc < 1 || argc > 2 || pd_cache_policy_parse(name, &p) < 0)
+        return error(ld, "%s: expected s3fifo, lru, heap GDSF, heap LFUDA or heap LRU, not '%s'",
+                     d->name, name);
+    *(int *)field(ld, d) = (int)p;
+    return 0;
 }
 
 /* Squid's http_port options: accepted, with a warning, since proxyd has none. */
@@ -843,6 +862,15 @@ static const directive directives[] = {
                "to maximum_object_size and is clamped to it.",
       .doc = "Largest object kept in the memory cache. A value above maximum_object_size is "
              "lowered to it with a warning." },
+    { .name = "memory_replacement_policy", .set = parse_repl_policy,
+      FIELD(memory_replacement_policy), .def = "s3fifo",
+      .squid = "Squid's default is lru; its heap GDSF and heap LFUDA are implemented, heap LRU "
+               "is lru. s3fifo is proxyd's own and its default: measured in "
+               "docs/benchmarks.md (bench/hitratio), it keeps more hits than the others and "
+               "keeps a hot set through a one-pass scan.",
+      .doc = "Which object the memory cache gives up when it needs room: s3fifo (a small FIFO "
+             "for new objects, a main FIFO for objects asked again), lru, heap GDSF (keeps "
+             "small popular objects), heap LFUDA (keeps popular objects whatever their size)." },
     { .name = "collapsed_forwarding", .set = parse_onoff, FIELD(collapsed_forwarding),
       .def = "on",
       .squid = "Squid's default is off.",
@@ -1060,7 +1088,7 @@ static const char *const squid_only[] = {
     "max_filedescriptors", "max_open_disk_fds", "max_stale", "maximum_icp_query_timeout",
     "maximum_single_addr_tries", "mcast_groups", "mcast_icp_query_timeout", "mcast_miss_addr",
     "mcast_miss_encode_key", "mcast_miss_port", "mcast_miss_ttl", "memory_cache_mode",
-    "memory_cache_shared", "memory_pools", "memory_pools_limit", "memory_replacement_policy",
+    "memory_cache_shared", "memory_pools", "memory_pools_limit",
     "mime_table", "min_dns_poll_cnt", "min_http_poll_cnt", "min_icp_poll_cnt",
     "min_tcp_poll_cnt", "min_udp_poll_cnt", "minimum_direct_hops", "minimum_direct_rtt",
     "minimum_expiry_time", "minimum_icp_query_timeout", "minimum_object_size", "miss_access",

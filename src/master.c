@@ -560,12 +560,18 @@ static void cache_stats_hook(void *arg, pd_stats_cache *out)
     pd_cache_stats cs;
     pd_cache_store_stats(arg, &cs);
     out->configured = 1;
-    out->attached = cs.pages_total > 0;
+    out->attached = cs.blocks_total > 0;
     out->objects = cs.objects;
     out->bytes_used = cs.bytes_used;
     out->bytes_free = cs.bytes_free;
     out->evictions = cs.evictions;
     out->cache_mem = cs.cache_mem;
+    out->stored_bytes = cs.stored_bytes;
+    out->metadata_bytes = cs.overhead_bytes;
+    /* beyond its own bytes, an object costs its index record and the rest
+     * of its last block */
+    out->object_overhead = cs.objects ? cs.record_bytes + (cs.object_blocks * cs.block_size -
+                                                           cs.stored_bytes) / cs.objects : 0;
 }
 
 static void write_pid_file(const char *path)
@@ -609,7 +615,7 @@ int pd_master_run(const char *conf_path)
     if (cf->cache_mem > 0 && max_obj > 0) {
         if (max_obj > cf->cache_mem)
             max_obj = cf->cache_mem;
-        M.store = pd_cache_store_create(cf->cache_mem, max_obj, PD_CACHE_MAX_WORKERS);
+        M.store = pd_cache_store_create(cf->cache_mem, max_obj, PD_CACHE_MAX_WORKERS, cf->memory_replacement_policy);
         if (!M.store) {
             pd_log_error("cannot create the cache (cache_mem %llu bytes): %s",
                          (unsigned long long)cf->cache_mem, strerror(errno));

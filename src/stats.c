@@ -332,6 +332,9 @@ void pd_stats_take(pd_stats *st, pd_stats_snapshot *snap)
     snap->v[PD_STAT_CACHE_BYTES_USED] = c.bytes_used;
     snap->v[PD_STAT_CACHE_BYTES_FREE] = c.bytes_free;
     snap->v[PD_STAT_CACHE_EVICTIONS] = c.evictions;
+    snap->v[PD_STAT_CACHE_STORED_BYTES] = c.stored_bytes;
+    snap->v[PD_STAT_CACHE_METADATA_BYTES] = c.metadata_bytes;
+    snap->v[PD_STAT_CACHE_OBJECT_OVERHEAD] = c.object_overhead;
     snap->cache_mem = c.cache_mem;
 }
 
@@ -547,7 +550,10 @@ void pd_stats_render_mgr_info(const pd_stats_snapshot *s, struct evbuffer *out)
         "\tCPU Usage:\t%.2f%%\n"
         "Internal Data Structures:\n"
         "\t%6llu StoreEntries\n"
-        "\t%6llu StoreEntries with MemObjects\n",
+        "\t%6llu StoreEntries with MemObjects\n"
+        "\t%6llu Hot Object Cache Items\n"
+        "\tMemory cache index:\t%llu KB\n"
+        "\tMemory overhead per cached object:\t%llu bytes\n",
         PROXYD_VERSION, start, now, (unsigned long long)s->v[PD_STAT_CLIENT_CONNS_OPEN],
         (unsigned long long)req, req ? (double)errors(s) / (double)req : 0.0,
         up > 0 ? (double)req * 60.0 / up : 0.0, hitp, hitp, bytehitp, bytehitp, hits ? 100.0 : 0.0,
@@ -555,7 +561,9 @@ void pd_stats_render_mgr_info(const pd_stats_snapshot *s, struct evbuffer *out)
         used + freeb ? 100.0 - pct(used, used + freeb) : 0.0,
         objs ? (double)used / 1024.0 / (double)objs : 0.0, up, s->cpu_seconds,
         up > 0 ? 100.0 * s->cpu_seconds / up : 0.0, (unsigned long long)objs,
-        (unsigned long long)objs);
+        (unsigned long long)objs, (unsigned long long)objs,
+        (unsigned long long)(s->v[PD_STAT_CACHE_METADATA_BYTES] / 1024),
+        (unsigned long long)s->v[PD_STAT_CACHE_OBJECT_OVERHEAD]);
 }
 
 /* Squid's mgr:counters layout: "name = value" lines. */

@@ -5,19 +5,29 @@
  * inherits the one MAP_SHARED segment, so adding workers neither divides nor
  * multiplies the cache.
  *
- * Memory: cache_mem bytes of PD_CACHE_PAGE_SIZE pages (the data area) plus a
- * metadata region (object table, hash buckets, page links, per-slot handle
- * tables, scratch for crash recovery), see pd_cache_stats.overhead_bytes:
- * about 112 bytes per page (an 88-byte object record per page, since an object
- * holds at least one page, + bucket + link + scratch) and 64 KB per worker
- * slot: 1.8 MB for 260 MB and 1 worker, +64 KB per extra worker. The
- * metadata is touched at create; data pages only when first used. Workers
- * share the pages: measure the instance with PSS, not the sum of RSS.
- * An object is a chain of pages holding [key | meta | body], so it costs
- * ceil((klen + metalen + bodylen) / PAGE) pages: a 1 MB body with a 1 KB
- * head takes 65 pages, a 1 KB object a whole 16 KB page.
- * The body is read as (pointer, length) extents pointing straight into the
- * segment, for evbuffer_add_reference (zero copy).
+ * Memory: cache_mem bytes of PD_CACHE_BLOCK_SIZE blocks (the data area) plus
+ * a metadata region (object table, hash buckets, block links and free map,
+ * per-slot handle tables, the policy's ghost table and heap, scratch for
+ * crash recovery), see pd_cache_stats.overhead_bytes. An object is a chain of
+ * blocks holding [key | meta | body], so it costs its bytes rounded up to a
+ * block (512 bytes) plus one ~100-byte object record: a 2 KB body with a
+ * 300-byte head takes 5 blocks. The table holds one object per 1 KB of
+ * cache_mem; records and blocks are touched only when first used. Workers
+ * share the blocks: measure the instance with PSS, not the sum of RSS.
+ * The allocator hands a writer the block after its last one when it is free
+ * (and otherwise the next free block after the last one handed out), so an
+ * object written into free space is contiguous; the body is read as
+ * (pointer, length) extents, each a run of adjacent blocks (up to
+ * PD_CACHE_MAX_EXTENT), pointing straight into the segment for
+ * evbuffer_add_reference (zero copy).
+ *
+ * Replacement (pd_cache_policy): which complete, unreferenced object goes when
+ * a writer needs room. S3-FIFO (the default: a small FIFO of new objects, 10%
+ * of the blocks, whose objects that were hit again move to the main FIFO,
+ * and a ghost list of keys recently dropped from the small FIFO; a one-time
+ * scan passes through the small FIFO without touching the main one), LRU,
+ * and Squid's heap GDSF and LFUDA (greedy-dual keys: age + hits / size, age
+ * + hits). See docs/internals.md for the measurements behind the default.
  *
  * Concurrency: one robust process-shared mutex guards the structures; a body
  * byte is copied outside it (the writer owns the tail of its object, readers
@@ -36,7 +46,7 @@
  *        iter_init(off) -> while iter_next() == PD_CACHE_ITER_DATA:
  *        evbuffer_add_reference(out, p, len, cleanup, ctx) -> when the last
  *        extent's cleanup ran (the bytes left the evbuffer), release(ref).
- *        The ref keeps the pages alive whatever happens to the key meanwhile.
+ *        The ref keeps the blocks alive whatever happens to the key meanwhile.
  * Miss:  begin_write(); PD_CACHE_OK -> set_meta(headers) once, append() each
  *        body piece as it streams, commit() at the end (abort() on upstream
  *        error). If append() fails (object above max_object, no space) the
@@ -76,8 +86,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define PD_CACHE_PAGE_SIZE 16384u       /* data page; an object uses >= 1 */
-#define PD_CACHE_MAX_KEY 8192u          /* a key fits in its first page */
+#define PD_CACHE_BLOCK_SIZE 512u        /* allocation unit of the data area */
+#define PD_CACHE_MAX_EXTENT (256u * 1024) /* longest extent iter_next returns */
+#define PD_CACHE_MAX_KEY 8192u          /* longest key */
 #define PD_CACHE_MAX_META (256u * 1024) /* largest metadata blob */
 #define PD_CACHE_MAX_WORKERS 64         /* waiter masks are 64-bit */
 #define PD_CACHE_HANDLES_PER_SLOT 4096  /* concurrent refs+writers per worker */
@@ -89,7 +100,7 @@ typedef struct pd_cache_writer pd_cache_writer; /* writer handle */
 /* Body iterator: a plain value the caller owns (no release needed). */
 typedef struct pd_cache_iter {
     uint64_t off;       /* body offset of the next byte to return */
-    uint32_t page;      /* page holding that byte (internal) */
+    uint32_t page;      /* block holding the byte before off (internal) */
     uint32_t seq;       /* object progress seen at the last call (internal) */
     uint64_t limit;     /* body offset to stop at (UINT64_MAX: the end) */
 } pd_cache_iter;
@@ -110,11 +121,31 @@ enum pd_cache_iter_result {
     PD_CACHE_ITER_AGAIN = 2     /* in progress: wait() and retry */
 };
 
+enum pd_cache_policy {
+    PD_CACHE_POLICY_S3FIFO = 0, /* default */
+    PD_CACHE_POLICY_LRU,
+    PD_CACHE_POLICY_GDSF,
+    PD_CACHE_POLICY_LFUDA,
+    PD_CACHE_POLICY_COUNT
+};
+
+/* The policy's configuration name ("s3fifo", "lru", "heap GDSF", "heap LFUDA"). */
+const char *pd_cache_policy_name(enum pd_cache_policy p);
+/* Parse a memory_replacement_policy value (Squid's names, and "heap LRU" as
+ * lru): 0 and *p set, or -1. */
+int pd_cache_policy_parse(const char *name, enum pd_cache_policy *p);
+
 typedef struct pd_cache_stats {
-    uint64_t cache_mem;         /* data area size (pages * page size) */
+    uint64_t cache_mem;         /* data area size (blocks * block size) */
     uint64_t overhead_bytes;    /* metadata region (not in cache_mem) */
-    uint64_t page_size, pages_total, pages_free;
-    uint64_t bytes_used, bytes_free;    /* pages in use / free, in bytes */
+    uint64_t block_size, blocks_total, blocks_free;
+    uint64_t bytes_used, bytes_free;    /* blocks in use / free, in bytes */
+    uint64_t object_slots;      /* the object table's size: most objects storable */
+    uint64_t stored_bytes;      /* key + meta + body bytes of indexed complete objects */
+    uint64_t object_blocks;     /* blocks those objects take */
+    uint64_t record_bytes;      /* index bytes per object slot (record, bucket, ghost) */
+    enum pd_cache_policy policy;
+    uint64_t small_objects, main_objects;   /* S3-FIFO queues (main: every object for LRU) */
     uint64_t objects;           /* complete objects in the index */
     uint64_t writing;           /* objects being written */
     uint64_t unlinked;          /* out of the index, kept alive by readers */
@@ -124,17 +155,21 @@ typedef struct pd_cache_stats {
     uint64_t hits, misses, pending_hits, busy;
     uint64_t commits, aborts, oversize, nospace, evictions, invalidations;
     uint64_t recoveries, reaped_handles;
+    uint64_t promotions;        /* S3-FIFO: small -> main */
+    uint64_t ghost_hits;        /* S3-FIFO: objects that came back soon after eviction */
 } pd_cache_stats;
 
 /*
  * Create the store: call in the master before forking. cache_mem is the data
- * area in bytes (rounded down to pages, at least 4 pages); max_object the
+ * area in bytes (rounded down to blocks, at least 64 KB); max_object the
  * largest body stored (bodies above are refused; <= cache_mem);
  * max_workers the number of slots (1..PD_CACHE_MAX_WORKERS), each with its
- * notify eventfd. Returns NULL with errno set on failure. The caller (master)
- * is slot 0 until pd_cache_store_attach. Free with pd_cache_store_destroy.
+ * notify eventfd; policy the replacement policy. Returns NULL with errno set on
+ * failure. The caller (master) is slot 0 until pd_cache_store_attach. Free
+ * with pd_cache_store_destroy.
  */
-pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, int max_workers);
+pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, int max_workers,
+                                      enum pd_cache_policy policy);
 
 /* Unmap the segment, close the notify fds, free the view. Every process that
  * inherited the store may call it (in a worker it only drops that worker's
@@ -157,7 +192,7 @@ int pd_cache_store_reap_slot(pd_cache_store *s, int slot);
  * one being written. Returns PD_CACHE_HIT or PD_CACHE_PENDING with *ref set
  * (release it with pd_cache_store_release), PD_CACHE_MISS, or PD_CACHE_ERROR
  * (bad key, or this slot's handle table is full: treat as a miss, no store).
- * A hit moves the object to the LRU head.
+ * A hit counts for the replacement policy.
  */
 int pd_cache_store_lookup(pd_cache_store *s, const void *key, size_t klen, pd_cache_ref **ref);
 
@@ -221,7 +256,7 @@ void pd_cache_store_iter_init(pd_cache_store *s, pd_cache_ref *ref, pd_cache_ite
                               uint64_t start, uint64_t limit);
 
 /* Next extent: PD_CACHE_ITER_DATA with *p, *len (valid while ref is held; at
- * most one page), END, AGAIN (wait then retry) or ERROR. */
+ * most PD_CACHE_MAX_EXTENT), END, AGAIN (wait then retry) or ERROR. */
 int pd_cache_store_iter_next(pd_cache_store *s, pd_cache_ref *ref, pd_cache_iter *it,
                              const void **p, size_t *len);
 

@@ -130,7 +130,13 @@ struct evbuffer;
     X(CACHE_BYTES_FREE, GAUGE, HOST, "proxyd_cache_free_bytes", "",                              \
       "Bytes of the cache segment free.")                                                        \
     X(CACHE_EVICTIONS, COUNTER, HOST, "proxyd_cache_evictions_total", "",                        \
-      "Objects evicted from the cache to make room.")
+      "Objects evicted from the cache to make room.")                                            \
+    X(CACHE_STORED_BYTES, GAUGE, HOST, "proxyd_cache_stored_bytes", "",                          \
+      "Bytes of the cached objects themselves (key, stored head, body).")                        \
+    X(CACHE_METADATA_BYTES, GAUGE, HOST, "proxyd_cache_metadata_bytes", "",                      \
+      "The cache's index region beside cache_mem (object records, hash, block map, handles).")  \
+    X(CACHE_OBJECT_OVERHEAD, GAUGE, HOST, "proxyd_cache_object_overhead_bytes", "",              \
+      "Mean memory a cached object costs beyond its own bytes: index record + block rounding.")
 
 #define PD_STATS_ID(id, ...) PD_STAT_##id,
 enum pd_stat_id { PD_STATS_TABLE(PD_STATS_ID) PD_STAT__N };
@@ -245,6 +251,9 @@ typedef struct pd_stats_cache {
     int configured;             /* a cache exists in this process */
     int attached;               /* its segment is mapped and consistent */
     uint64_t objects, bytes_used, bytes_free, evictions, cache_mem;
+    uint64_t stored_bytes;      /* objects' own bytes */
+    uint64_t metadata_bytes;    /* the index region */
+    uint64_t object_overhead;   /* mean bytes per object beyond its own */
 } pd_stats_cache;
 typedef void (*pd_stats_cache_fn)(void *arg, pd_stats_cache *out);
 

@@ -490,8 +490,10 @@ class CacheSharedTest(pdtest.ProxyTestCase):
         self.assert_not_pinned(p, "/ab/", "memory still pinned?")
 
     def pinning_proxy(self, prefix):
-        """A proxy with a 16 MB cache holding 10 objects PREFIX0..9 of 1 MiB."""
-        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB")
+        """A proxy with a 16 MB cache holding 10 objects PREFIX0..9 of 1 MiB. LRU, so
+        that newer objects displace them (S3-FIFO would keep the objects that were hit
+        and drop the newer one-time ones, which is not what this measures)."""
+        p = self.proxy(workers=2, conf_extra="cache_mem 16 MB\nmemory_replacement_policy lru")
         mb = 1048576
         self.o.route(prefix + "*", lambda q: Reply(body=body_of(q.path, mb), headers=[MAX60]))
         with Client(p) as c:

@@ -14,9 +14,26 @@
 #include <unistd.h>
 
 #include "cache_store.c"
+#include "cache_repl.c"
 
 #define KB 1024u
 #define MB (1024u * 1024u)
+#define PG (16u * KB) /* a size unit of these tests (the store's old page) */
+
+/* The policy the generic tests run under: each runs once per policy (one
+ * TCase per policy, its fixture sets this). */
+static enum pd_cache_policy test_policy = PD_CACHE_POLICY_S3FIFO;
+
+static pd_cache_store *mk(uint64_t mem, uint64_t max_object, int workers)
+{
+    return pd_cache_store_create(mem, max_object, workers, test_policy);
+}
+
+/* blocks an object of key + meta + body bytes takes */
+static uint64_t blocks_for(size_t klen, size_t mlen, size_t blen)
+{
+    return (klen + mlen + blen + PD_CACHE_BLOCK_SIZE - 1) / PD_CACHE_BLOCK_SIZE;
+}
 
 static void assert_consistent(pd_cache_store *s)
 {
@@ -68,7 +85,7 @@ static size_t read_body(pd_cache_store *s, pd_cache_ref *ref, uint8_t **out, int
     size_t n;
     int rc;
     while ((rc = pd_cache_store_iter_next(s, ref, &it, &p, &n)) == PD_CACHE_ITER_DATA) {
-        ck_assert_uint_le(n, PD_CACHE_PAGE_SIZE);
+        ck_assert_uint_le(n, PD_CACHE_MAX_EXTENT);
         while (len + n > cap)
             cap *= 2;
         b = realloc(b, cap);
@@ -117,7 +134,7 @@ static void drain(int fd)
 
 START_TEST(test_basic_roundtrip)
 {
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, MB, 2);
+    pd_cache_store *s = mk(64 * PG, MB, 2);
     ck_assert_ptr_nonnull(s);
     ck_assert_int_eq(present(s, "http://a/"), 0);
     ck_assert_int_eq(put(s, "http://a/", "HTTP/1.1 200 OK\r\n", 40000, 1), 0);
@@ -151,8 +168,10 @@ START_TEST(test_basic_roundtrip)
     ck_assert_uint_eq(stt.hits, 1);
     ck_assert_uint_eq(stt.misses, 1);
     ck_assert_uint_eq(stt.refs, 0);
-    /* key + meta + body = 40026 bytes -> 3 pages */
-    ck_assert_uint_eq(stt.bytes_used, 3 * PD_CACHE_PAGE_SIZE);
+    /* key + meta + body = 40026 bytes, rounded up to a block */
+    ck_assert_uint_eq(stt.bytes_used, blocks_for(9, 17, 40000) * PD_CACHE_BLOCK_SIZE);
+    ck_assert_uint_eq(stt.stored_bytes, 40026);
+    ck_assert_uint_eq(stt.object_blocks, blocks_for(9, 17, 40000));
     ck_assert_uint_eq(stt.body_bytes, 40000);
     assert_consistent(s);
     pd_cache_store_destroy(s);
@@ -161,11 +180,11 @@ END_TEST
 
 START_TEST(test_bad_args)
 {
-    ck_assert_ptr_null(pd_cache_store_create(2 * PD_CACHE_PAGE_SIZE, KB, 1));
-    ck_assert_ptr_null(pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, KB, 0));
-    ck_assert_ptr_null(pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, KB, PD_CACHE_MAX_WORKERS + 1));
-    ck_assert_ptr_null(pd_cache_store_create(4 * MB, 5 * MB, 1));
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, KB, 1);
+    ck_assert_ptr_null(mk(2 * PG, KB, 1));
+    ck_assert_ptr_null(mk(64 * PG, KB, 0));
+    ck_assert_ptr_null(mk(64 * PG, KB, PD_CACHE_MAX_WORKERS + 1));
+    ck_assert_ptr_null(mk(4 * MB, 5 * MB, 1));
+    pd_cache_store *s = mk(64 * PG, KB, 1);
     pd_cache_ref *r;
     pd_cache_writer *w;
     ck_assert_int_eq(pd_cache_store_lookup(s, "", 0, &r), PD_CACHE_ERROR);
@@ -188,28 +207,30 @@ END_TEST
 
 START_TEST(test_lru_order)
 {
-    /* 8 pages, one page per object: 8 objects fill the cache */
-    pd_cache_store *s = pd_cache_store_create(8 * PD_CACHE_PAGE_SIZE, 4 * PD_CACHE_PAGE_SIZE, 1);
+    /* 64 KB: 8 objects of 8 KB (16 blocks each: "kN" + "m" + 8189) fill it */
+    const size_t body = 8 * KB - 3;
+    test_policy = PD_CACHE_POLICY_LRU;
+    pd_cache_store *s = mk(64 * KB, 32 * KB, 1);
     char key[16];
     for (int i = 0; i < 8; i++) {
         snprintf(key, sizeof(key), "k%d", i);
-        ck_assert_int_eq(put(s, key, "m", 1000, (unsigned)i), 0);
+        ck_assert_int_eq(put(s, key, "m", body, (unsigned)i), 0);
     }
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
-    ck_assert_uint_eq(st.pages_free, 0);
+    ck_assert_uint_eq(st.blocks_free, 0);
     ck_assert_uint_eq(st.evictions, 0);
     /* touch k0 and k2: the least recently used are now k1, k3, k4 ... */
     ck_assert(present(s, "k0"));
     ck_assert(present(s, "k2"));
-    ck_assert_int_eq(put(s, "n1", "m", 1000, 100), 0);
+    ck_assert_int_eq(put(s, "n1", "m", body, 100), 0);
     ck_assert(!present(s, "k1"));
     ck_assert(present(s, "k0"));
-    ck_assert_int_eq(put(s, "n2", "m", 1000, 101), 0);
+    ck_assert_int_eq(put(s, "n2", "m", body, 101), 0);
     ck_assert(!present(s, "k3"));
     ck_assert(present(s, "k2"));
-    /* a 3-page object evicts the next three in LRU order: k4 k5 k6 */
-    ck_assert_int_eq(put(s, "big", "m", 2 * PD_CACHE_PAGE_SIZE + 10, 102), 0);
+    /* a 33-block object evicts the next three in LRU order: k4 k5 k6 */
+    ck_assert_int_eq(put(s, "big", "m", 16 * KB + 10, 102), 0);
     ck_assert(!present(s, "k4"));
     ck_assert(!present(s, "k5"));
     ck_assert(!present(s, "k6"));
@@ -224,12 +245,12 @@ END_TEST
 
 START_TEST(test_fill_three_times)
 {
-    const uint64_t mem = 64 * PD_CACHE_PAGE_SIZE;
-    pd_cache_store *s = pd_cache_store_create(mem, 8 * PD_CACHE_PAGE_SIZE, 1);
+    const uint64_t mem = 64 * PG;
+    pd_cache_store *s = mk(mem, 8 * PG, 1);
     uint64_t written = 0;
     char key[32];
     for (unsigned i = 0; written < 3 * mem; i++) {
-        size_t n = 1000 + (i * 7919) % (5 * PD_CACHE_PAGE_SIZE);
+        size_t n = 1000 + (i * 7919) % (5 * PG);
         snprintf(key, sizeof(key), "obj%u", i);
         ck_assert_int_eq(put(s, key, "meta", n, i), 0);
         written += n;
@@ -254,35 +275,35 @@ END_TEST
 
 START_TEST(test_referenced_survive)
 {
-    pd_cache_store *s = pd_cache_store_create(16 * PD_CACHE_PAGE_SIZE, 4 * PD_CACHE_PAGE_SIZE, 1);
-    ck_assert_int_eq(put(s, "held", "m", 3 * PD_CACHE_PAGE_SIZE, 7), 0);
+    pd_cache_store *s = mk(16 * PG, 4 * PG, 1);
+    ck_assert_int_eq(put(s, "held", "m", 3 * PG, 7), 0);
     pd_cache_ref *r;
     ck_assert_int_eq(pd_cache_store_lookup(s, "held", 4, &r), PD_CACHE_HIT);
     char key[16];
     for (int i = 0; i < 40; i++) {
         snprintf(key, sizeof(key), "f%d", i);
-        ck_assert_int_eq(put(s, key, "m", 2 * PD_CACHE_PAGE_SIZE, (unsigned)i), 0);
+        ck_assert_int_eq(put(s, key, "m", 2 * PG, (unsigned)i), 0);
     }
     /* held is the least recently used but referenced: never evicted */
     ck_assert(present(s, "held"));
-    assert_body(s, r, 3 * PD_CACHE_PAGE_SIZE, 7);
+    assert_body(s, r, 3 * PG, 7);
     /* invalidation unlinks it; the reader keeps reading */
     ck_assert_int_eq(pd_cache_store_invalidate(s, "held", 4), 1);
     ck_assert(!present(s, "held"));
     for (int i = 40; i < 60; i++) {
         snprintf(key, sizeof(key), "f%d", i);
-        ck_assert_int_eq(put(s, key, "m", 2 * PD_CACHE_PAGE_SIZE, (unsigned)i), 0);
+        ck_assert_int_eq(put(s, key, "m", 2 * PG, (unsigned)i), 0);
     }
-    assert_body(s, r, 3 * PD_CACHE_PAGE_SIZE, 7);
+    assert_body(s, r, 3 * PG, 7);
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
     ck_assert_uint_eq(st.unlinked, 1);
     assert_consistent(s);
-    uint64_t free_before = st.pages_free;
+    uint64_t free_before = st.blocks_free;
     pd_cache_store_release(s, r);
     pd_cache_store_stats(s, &st);
     ck_assert_uint_eq(st.unlinked, 0);
-    ck_assert_uint_eq(st.pages_free, free_before + 4);
+    ck_assert_uint_eq(st.blocks_free, free_before + blocks_for(4, 1, 3 * PG));
     /* replacing: a reader of the old version keeps it */
     ck_assert_int_eq(put(s, "k", "old", 100, 1), 0);
     ck_assert_int_eq(pd_cache_store_lookup(s, "k", 1, &r), PD_CACHE_HIT);
@@ -300,7 +321,7 @@ END_TEST
 
 START_TEST(test_max_object)
 {
-    pd_cache_store *s = pd_cache_store_create(4 * MB, MB, 1);
+    pd_cache_store *s = mk(4 * MB, MB, 1);
     ck_assert_int_eq(put(s, "exact", "m", 1048576, 3), 0);
     pd_cache_ref *r;
     ck_assert_int_eq(pd_cache_store_lookup(s, "exact", 5, &r), PD_CACHE_HIT);
@@ -330,7 +351,7 @@ START_TEST(test_max_object)
     pd_cache_store_stats(s, &st);
     ck_assert_uint_eq(st.oversize, 1);
     ck_assert_uint_eq(st.objects, 1);
-    ck_assert_uint_eq(st.bytes_used, 65 * PD_CACHE_PAGE_SIZE);
+    ck_assert_uint_eq(st.bytes_used, blocks_for(5, 1, MB) * PD_CACHE_BLOCK_SIZE);
     assert_consistent(s);
     pd_cache_store_destroy(s);
 }
@@ -338,7 +359,7 @@ END_TEST
 
 START_TEST(test_collapsed_same_process)
 {
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, MB, 1);
+    pd_cache_store *s = mk(64 * PG, MB, 1);
     int fd = pd_cache_store_notify_fd(s, 0);
     pd_cache_writer *w, *w2;
     pd_cache_ref *r, *r2;
@@ -397,7 +418,7 @@ END_TEST
 
 START_TEST(test_abort_wakes_with_error)
 {
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, MB, 1);
+    pd_cache_store *s = mk(64 * PG, MB, 1);
     int fd = pd_cache_store_notify_fd(s, 0);
     pd_cache_writer *w, *w2;
     pd_cache_ref *r;
@@ -424,7 +445,7 @@ START_TEST(test_abort_wakes_with_error)
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
     ck_assert_uint_eq(st.aborts, 2);
-    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_eq(st.blocks_free, st.blocks_total);
     assert_consistent(s);
     pd_cache_store_destroy(s);
 }
@@ -432,7 +453,7 @@ END_TEST
 
 START_TEST(test_invalidate_in_progress)
 {
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, MB, 1);
+    pd_cache_store *s = mk(64 * PG, MB, 1);
     ck_assert_int_eq(put(s, "u", "v1", 10, 1), 0);
     pd_cache_writer *w;
     ck_assert_int_eq(pd_cache_store_begin_write(s, "u", 1, &w, NULL), PD_CACHE_OK);
@@ -443,7 +464,7 @@ START_TEST(test_invalidate_in_progress)
     ck_assert(!present(s, "u"));
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
-    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_eq(st.blocks_free, st.blocks_total);
     assert_consistent(s);
     pd_cache_store_destroy(s);
 }
@@ -451,7 +472,7 @@ END_TEST
 
 START_TEST(test_rewrite_meta)
 {
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, MB, 1);
+    pd_cache_store *s = mk(64 * PG, MB, 1);
     ck_assert_int_eq(put(s, "u", "old-meta", 30000, 5), 0);
     pd_cache_ref *r, *r2;
     ck_assert_int_eq(pd_cache_store_lookup(s, "u", 1, &r), PD_CACHE_HIT);
@@ -490,7 +511,7 @@ static char xread(int fd)
 
 START_TEST(test_collapsed_cross_process)
 {
-    pd_cache_store *s = pd_cache_store_create(256 * PD_CACHE_PAGE_SIZE, MB, 2);
+    pd_cache_store *s = mk(256 * PG, MB, 2);
     int to_child[2], to_parent[2];
     ck_assert_int_eq(pipe(to_child), 0);
     ck_assert_int_eq(pipe(to_parent), 0);
@@ -593,13 +614,13 @@ static const struct crash_case {
 START_TEST(test_crash_holder)
 {
     const struct crash_case *cc = &crash_cases[_i];
-    const uint64_t mem = 32 * PD_CACHE_PAGE_SIZE;
-    pd_cache_store *s = pd_cache_store_create(mem, 8 * PD_CACHE_PAGE_SIZE, 2);
+    const uint64_t mem = 32 * PG;
+    pd_cache_store *s = mk(mem, 8 * PG, 2);
     /* the parent's own objects, filling the cache so that writes evict */
     char key[16];
     for (int i = 0; i < 10; i++) {
         snprintf(key, sizeof(key), "p%d", i);
-        ck_assert_int_eq(put(s, key, "m", 3 * PD_CACHE_PAGE_SIZE - 100, (unsigned)i), 0);
+        ck_assert_int_eq(put(s, key, "m", 3 * PG - 100, (unsigned)i), 0);
     }
     pd_cache_ref *mine;
     ck_assert_int_eq(pd_cache_store_lookup(s, "p9", 2, &mine), PD_CACHE_HIT);
@@ -663,7 +684,7 @@ START_TEST(test_crash_holder)
     ck_assert_uint_eq(st.writing, 0);
     ck_assert_uint_eq(st.refs, 1); /* only the parent's */
     /* the parent's reference survived whatever happened */
-    assert_body(s, mine, 3 * PD_CACHE_PAGE_SIZE - 100, 9);
+    assert_body(s, mine, 3 * PG - 100, 9);
     pd_cache_store_release(s, mine);
     /* usable: write, read, and after invalidating everything all space is free */
     ck_assert_int_eq(put(s, "after", "m", 50000, 3), 0);
@@ -678,7 +699,7 @@ START_TEST(test_crash_holder)
         pd_cache_store_invalidate(s, key, strlen(key));
     }
     pd_cache_store_stats(s, &st);
-    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_eq(st.blocks_free, st.blocks_total);
     ck_assert_uint_eq(st.bytes_used, 0);
     assert_consistent(s);
     close(sync[0]);
@@ -690,7 +711,7 @@ END_TEST
 START_TEST(test_reap_wakes_readers)
 {
     /* a writer in slot 1 dies holding no lock; a reader in slot 0 waits */
-    pd_cache_store *s = pd_cache_store_create(64 * PD_CACHE_PAGE_SIZE, MB, 2);
+    pd_cache_store *s = mk(64 * PG, MB, 2);
     int sync[2];
     ck_assert_int_eq(pipe(sync), 0);
     pid_t pid = fork();
@@ -722,7 +743,7 @@ START_TEST(test_reap_wakes_readers)
     pd_cache_store_release(s, r);
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
-    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_eq(st.blocks_free, st.blocks_total);
     assert_consistent(s);
     pd_cache_store_destroy(s);
 }
@@ -730,7 +751,7 @@ END_TEST
 
 START_TEST(test_handles_exhausted)
 {
-    pd_cache_store *s = pd_cache_store_create(16 * PD_CACHE_PAGE_SIZE, KB, 1);
+    pd_cache_store *s = mk(16 * PG, KB, 1);
     ck_assert_int_eq(put(s, "u", "m", 10, 1), 0);
     static pd_cache_ref *refs[PD_CACHE_HANDLES_PER_SLOT];
     for (int i = 0; i < PD_CACHE_HANDLES_PER_SLOT; i++)
@@ -753,13 +774,13 @@ END_TEST
 START_TEST(test_no_space_for_writers)
 {
     /* every page held by readers or writers: a writer gets ENOSPC, not a hang */
-    pd_cache_store *s = pd_cache_store_create(4 * PD_CACHE_PAGE_SIZE, 2 * PD_CACHE_PAGE_SIZE, 1);
+    pd_cache_store *s = mk(4 * PG, 2 * PG, 1);
     pd_cache_writer *w1, *w2;
-    static uint8_t b[2 * PD_CACHE_PAGE_SIZE];
+    static uint8_t b[2 * PG];
     ck_assert_int_eq(pd_cache_store_begin_write(s, "a", 1, &w1, NULL), PD_CACHE_OK);
-    ck_assert_int_eq(pd_cache_store_append(s, w1, b, PD_CACHE_PAGE_SIZE * 2 - 100), 0);
+    ck_assert_int_eq(pd_cache_store_append(s, w1, b, PG * 2 - 100), 0);
     ck_assert_int_eq(pd_cache_store_begin_write(s, "b", 1, &w2, NULL), PD_CACHE_OK);
-    ck_assert_int_eq(pd_cache_store_append(s, w2, b, PD_CACHE_PAGE_SIZE * 2), -1);
+    ck_assert_int_eq(pd_cache_store_append(s, w2, b, PG * 2), -1);
     ck_assert_int_eq(errno, ENOSPC);
     pd_cache_store_abort(s, w2);
     ck_assert_int_eq(pd_cache_store_commit(s, w1), 0);
@@ -780,7 +801,7 @@ static void worker_loop(pd_cache_store *s, int slot, int progress_fd, unsigned s
 {
     pd_cache_store_attach(s, slot);
     pd_cache_ref *held[4] = { 0 };
-    static uint8_t body[5 * PD_CACHE_PAGE_SIZE];
+    static uint8_t body[5 * PG];
     for (unsigned op = 0;; op++) {
         seed = seed * 1103515245u + 12345u;
         unsigned r = seed >> 8;
@@ -846,7 +867,7 @@ static void worker_loop(pd_cache_store *s, int slot, int progress_fd, unsigned s
 START_TEST(test_random_kills)
 {
     enum { NW = 3, ROUNDS = 12 };
-    pd_cache_store *s = pd_cache_store_create(48 * PD_CACHE_PAGE_SIZE, 5 * PD_CACHE_PAGE_SIZE, NW + 1);
+    pd_cache_store *s = mk(48 * PG, 5 * PG, NW + 1);
     int pipes[NW][2];
     pid_t pids[NW];
     for (int i = 0; i < NW; i++)
@@ -892,7 +913,7 @@ START_TEST(test_random_kills)
     }
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
-    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_eq(st.blocks_free, st.blocks_total);
     ck_assert_uint_gt(st.commits, 0);
     ck_assert_uint_gt(st.hits, 0);
     assert_consistent(s);
@@ -919,7 +940,7 @@ static void countdown_hook(const char *where)
 
 static void scripted_ops(pd_cache_store *s)
 {
-    static uint8_t b[3 * PD_CACHE_PAGE_SIZE];
+    static uint8_t b[3 * PG];
     pd_cache_ref *r1 = NULL, *r2 = NULL;
     pd_cache_writer *w;
     char key[8];
@@ -945,12 +966,14 @@ static void scripted_ops(pd_cache_store *s)
 
 START_TEST(test_kill_at_each_step)
 {
-    pd_cache_store *s = pd_cache_store_create(16 * PD_CACHE_PAGE_SIZE, 4 * PD_CACHE_PAGE_SIZE, 2);
+    pd_cache_store *s = mk(16 * PG, 4 * PG, 2);
     int sync[2];
     ck_assert_int_eq(pipe(sync), 0);
-    int k, reached_end = 0;
+    int k, iters, reached_end = 0;
     uint64_t recoveries_seen = 0;
-    for (k = 1; !reached_end && k < 500; k++) {
+    /* every hook point at first, then a growing stride: the ~2,000 points
+     * (a hook per block linked, copied, freed) in a bounded number of kills */
+    for (k = 1, iters = 0; !reached_end && iters < 600; k += 1 + (k > 200 ? k / 32 : 0), iters++) {
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -985,12 +1008,12 @@ START_TEST(test_kill_at_each_step)
             char meta[16] = "";
             ck_assert_int_gt(pd_cache_store_meta(s, r, meta, sizeof(meta) - 1), 0);
             int v = atoi(meta);
-            assert_body(s, r, 3 * PD_CACHE_PAGE_SIZE - 1000 * (size_t)v, (unsigned)v);
+            assert_body(s, r, 3 * PG - 1000 * (size_t)v, (unsigned)v);
             pd_cache_store_release(s, r);
         }
     }
     ck_assert_msg(reached_end, "the script never finished");
-    ck_assert_int_gt(k, 20);                 /* many distinct death points */
+    ck_assert_int_gt(iters, 20);             /* many distinct death points */
     ck_assert_uint_gt(recoveries_seen, 5);  /* several of them inside the lock */
     for (int i = 0; i < 4; i++) {
         char key[8];
@@ -999,7 +1022,7 @@ START_TEST(test_kill_at_each_step)
     }
     pd_cache_stats st;
     pd_cache_store_stats(s, &st);
-    ck_assert_uint_eq(st.pages_free, st.pages_total);
+    ck_assert_uint_eq(st.blocks_free, st.blocks_total);
     assert_consistent(s);
     close(sync[0]);
     close(sync[1]);
@@ -1007,29 +1030,301 @@ START_TEST(test_kill_at_each_step)
 }
 END_TEST
 
+
+START_TEST(test_policy_names)
+{
+    enum pd_cache_policy p;
+    ck_assert_int_eq(pd_cache_policy_parse("lru", &p), 0);
+    ck_assert_int_eq(p, PD_CACHE_POLICY_LRU);
+    ck_assert_int_eq(pd_cache_policy_parse("heap LRU", &p), 0);
+    ck_assert_int_eq(p, PD_CACHE_POLICY_LRU);
+    ck_assert_int_eq(pd_cache_policy_parse("heap GDSF", &p), 0);
+    ck_assert_int_eq(p, PD_CACHE_POLICY_GDSF);
+    ck_assert_int_eq(pd_cache_policy_parse("heap lfuda", &p), 0);
+    ck_assert_int_eq(p, PD_CACHE_POLICY_LFUDA);
+    ck_assert_int_eq(pd_cache_policy_parse("s3fifo", &p), 0);
+    ck_assert_int_eq(p, PD_CACHE_POLICY_S3FIFO);
+    ck_assert_int_eq(pd_cache_policy_parse("heap", &p), -1);
+    ck_assert_int_eq(pd_cache_policy_parse("lfu", &p), -1);
+    for (int i = 0; i < PD_CACHE_POLICY_COUNT; i++) {
+        ck_assert_int_eq(pd_cache_policy_parse(pd_cache_policy_name((enum pd_cache_policy)i), &p), 0);
+        ck_assert_int_eq(p, i);
+    }
+}
+END_TEST
+
+/* The issue's measure, on the store itself: 16 MB holds 5,000 objects of a
+ * 2 KB body with a 300-byte head (5 blocks each), and hands every one back. */
+START_TEST(test_small_objects_fit)
+{
+    pd_cache_store *s = mk(16 * MB, MB, 1);
+    static char meta[300];
+    memset(meta, 'h', sizeof(meta) - 1);
+    char key[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "http://origin.test/small/%d", i);
+        ck_assert_int_eq(put(s, key, meta, 2048, (unsigned)i), 0);
+    }
+    int hits = 0;
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof(key), "http://origin.test/small/%d", i);
+        hits += present(s, key);
+    }
+    ck_assert_int_eq(hits, 5000);
+    pd_cache_stats st;
+    pd_cache_store_stats(s, &st);
+    ck_assert_uint_eq(st.evictions, 0);
+    ck_assert_uint_eq(st.objects, 5000);
+    /* rounding: under one block per object */
+    ck_assert_uint_lt(st.object_blocks * PD_CACHE_BLOCK_SIZE - st.stored_bytes,
+                      5000u * PD_CACHE_BLOCK_SIZE);
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
+/* A body written into free space comes back in few long extents. */
+START_TEST(test_contiguous_extents)
+{
+    pd_cache_store *s = mk(8 * MB, 2 * MB, 1);
+    ck_assert_int_eq(put(s, "small", "m", 700, 1), 0);
+    ck_assert_int_eq(put(s, "big", "m", MB, 2), 0);
+    pd_cache_ref *r;
+    ck_assert_int_eq(pd_cache_store_lookup(s, "big", 3, &r), PD_CACHE_HIT);
+    pd_cache_iter it;
+    pd_cache_store_iter_init(s, r, &it, 0, UINT64_MAX);
+    const void *p;
+    size_t n;
+    int extents = 0;
+    while (pd_cache_store_iter_next(s, r, &it, &p, &n) == PD_CACHE_ITER_DATA)
+        extents++;
+    /* 1 MB in 256 KB extents: the first one shortened by the block the key
+     * and meta start, so 5 */
+    ck_assert_int_le(extents, 5);
+    assert_body(s, r, MB, 2);
+    /* a range inside the object, across extents */
+    pd_cache_store_iter_init(s, r, &it, 300000, 700001);
+    uint8_t *want = malloc(MB);
+    fill(want, MB, 2);
+    size_t got = 0;
+    while (pd_cache_store_iter_next(s, r, &it, &p, &n) == PD_CACHE_ITER_DATA) {
+        ck_assert(memcmp(p, want + 300000 + got, n) == 0);
+        got += n;
+    }
+    ck_assert_uint_eq(got, 400001);
+    free(want);
+    pd_cache_store_release(s, r);
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
+/* Keys longer than a block: found, distinguished, rewritten. */
+START_TEST(test_long_keys)
+{
+    pd_cache_store *s = mk(4 * MB, MB, 1);
+    static char k1[PD_CACHE_MAX_KEY], k2[PD_CACHE_MAX_KEY];
+    memset(k1, 'a', sizeof(k1));
+    memset(k2, 'a', sizeof(k2));
+    k2[sizeof(k2) - 1] = 'b'; /* differs in the last byte only */
+    pd_cache_writer *w;
+    ck_assert_int_eq(pd_cache_store_begin_write(s, k1, sizeof(k1), &w, NULL), PD_CACHE_OK);
+    ck_assert_int_eq(pd_cache_store_append(s, w, "one", 3), 0);
+    ck_assert_int_eq(pd_cache_store_commit(s, w), 0);
+    pd_cache_ref *r;
+    ck_assert_int_eq(pd_cache_store_lookup(s, k2, sizeof(k2), &r), PD_CACHE_MISS);
+    ck_assert_int_eq(pd_cache_store_lookup(s, k1, sizeof(k1), &r), PD_CACHE_HIT);
+    ck_assert_int_eq(pd_cache_store_rewrite_meta(s, r, "new", 3), 0);
+    pd_cache_store_release(s, r);
+    ck_assert_int_eq(pd_cache_store_lookup(s, k1, sizeof(k1), &r), PD_CACHE_HIT);
+    char meta[8];
+    ck_assert_int_eq(pd_cache_store_meta(s, r, meta, sizeof(meta)), 3);
+    ck_assert(memcmp(meta, "new", 3) == 0);
+    pd_cache_store_release(s, r);
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
+/* The issue's scan: a hot set of 300 asked four times, then 20,000 other
+ * objects once, then the 300 again: returns the number of the 300 still
+ * cached (a 16 MB store of 2 KB objects holds ~6,500). */
+static int hot_set_after_scan(enum pd_cache_policy pol)
+{
+    test_policy = pol;
+    pd_cache_store *s = mk(16 * MB, MB, 1);
+    static char meta[300];
+    memset(meta, 'h', sizeof(meta) - 1);
+    char key[64];
+    for (int round = 0; round < 4; round++)
+        for (int i = 0; i < 300; i++) {
+            snprintf(key, sizeof(key), "http://origin.test/hot/%d", i);
+            if (!present(s, key))
+                ck_assert_int_eq(put(s, key, meta, 2048, (unsigned)i), 0);
+        }
+    for (int i = 0; i < 20000; i++) {
+        snprintf(key, sizeof(key), "http://origin.test/scan/%d", i);
+        if (!present(s, key))
+            ck_assert_int_eq(put(s, key, meta, 2048, (unsigned)i), 0);
+    }
+    int hits = 0;
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof(key), "http://origin.test/hot/%d", i);
+        hits += present(s, key);
+    }
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+    return hits;
+}
+
+START_TEST(test_s3fifo_scan_resistant)
+{
+    ck_assert_int_ge(hot_set_after_scan(PD_CACHE_POLICY_S3FIFO), 270);
+}
+END_TEST
+
+START_TEST(test_lru_not_scan_resistant)
+{
+    /* the contrast that makes the test above mean something */
+    ck_assert_int_eq(hot_set_after_scan(PD_CACHE_POLICY_LRU), 0);
+}
+END_TEST
+
+/* S3-FIFO: an object dropped from the small FIFO and fetched again soon
+ * goes to the main FIFO (counted as a ghost hit). */
+START_TEST(test_s3fifo_ghost)
+{
+    test_policy = PD_CACHE_POLICY_S3FIFO;
+    pd_cache_store *s = mk(MB, 64 * KB, 1);
+    char key[32];
+    /* 1 MB of 8 KB objects: the 200 writes overflow it; g0 was dropped */
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof(key), "g%d", i);
+        ck_assert_int_eq(put(s, key, "m", 8 * KB - 200, (unsigned)i), 0);
+    }
+    ck_assert(!present(s, "g0"));
+    ck_assert_int_eq(put(s, "g0", "m", 8 * KB - 200, 0), 0);
+    pd_cache_stats st;
+    pd_cache_store_stats(s, &st);
+    ck_assert_uint_ge(st.ghost_hits, 1);
+    ck_assert_uint_ge(st.main_objects, 1);
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
+/* GDSF: among objects asked as often, the big one goes first. */
+START_TEST(test_gdsf_prefers_small)
+{
+    test_policy = PD_CACHE_POLICY_GDSF;
+    pd_cache_store *s = mk(256 * KB, 128 * KB, 1);
+    ck_assert_int_eq(put(s, "big", "m", 100 * KB, 1), 0);
+    char key[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "s%d", i);
+        ck_assert_int_eq(put(s, key, "m", 4 * KB, (unsigned)i), 0);
+    }
+    /* 100 KB + 80 KB used; another 100 KB needs room: big goes, small stay */
+    ck_assert_int_eq(put(s, "new", "m", 100 * KB, 2), 0);
+    ck_assert(!present(s, "big"));
+    for (int i = 0; i < 20; i++) {
+        snprintf(key, sizeof(key), "s%d", i);
+        ck_assert(present(s, key));
+    }
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
+/* LFUDA: the object asked most stays, whatever its age and size. */
+START_TEST(test_lfuda_prefers_frequent)
+{
+    test_policy = PD_CACHE_POLICY_LFUDA;
+    pd_cache_store *s = mk(256 * KB, 128 * KB, 1);
+    ck_assert_int_eq(put(s, "popular", "m", 60 * KB, 1), 0);
+    /* 20 hits: ahead of the others' key until the age passes 20, which
+     * takes far more than the 40 objects below (about 1 per cache turnover) */
+    for (int i = 0; i < 20; i++)
+        ck_assert(present(s, "popular"));
+    char key[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(key, sizeof(key), "o%d", i);
+        ck_assert_int_eq(put(s, key, "m", 30 * KB, (unsigned)i), 0);
+    }
+    ck_assert(present(s, "popular"));
+    ck_assert(!present(s, "o0"));
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
+static void use_s3fifo(void)
+{
+    test_policy = PD_CACHE_POLICY_S3FIFO;
+}
+
+static void use_lru(void)
+{
+    test_policy = PD_CACHE_POLICY_LRU;
+}
+
+static void use_gdsf(void)
+{
+    test_policy = PD_CACHE_POLICY_GDSF;
+}
+
+static void use_lfuda(void)
+{
+    test_policy = PD_CACHE_POLICY_LFUDA;
+}
+
+/* The store's contract, under one policy. */
+static TCase *generic_tcase(const char *name, void (*setup)(void), int crashes)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 60);
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_add_test(tc, test_basic_roundtrip);
+    tcase_add_test(tc, test_fill_three_times);
+    tcase_add_test(tc, test_referenced_survive);
+    tcase_add_test(tc, test_max_object);
+    tcase_add_test(tc, test_rewrite_meta);
+    tcase_add_test(tc, test_no_space_for_writers);
+    tcase_add_test(tc, test_small_objects_fit);
+    if (crashes) {
+        tcase_add_loop_test(tc, test_crash_holder, 0, sizeof(crash_cases) / sizeof(crash_cases[0]));
+        tcase_add_test(tc, test_random_kills);
+        tcase_add_test(tc, test_kill_at_each_step);
+    }
+    return tc;
+}
+
 static Suite *cache_store_suite(void)
 {
     Suite *s = suite_create("cache_store");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
-    tcase_add_test(tc, test_basic_roundtrip);
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bad_args);
+    tcase_add_test(tc, test_policy_names);
     tcase_add_test(tc, test_lru_order);
-    tcase_add_test(tc, test_fill_three_times);
-    tcase_add_test(tc, test_referenced_survive);
-    tcase_add_test(tc, test_max_object);
+    tcase_add_test(tc, test_contiguous_extents);
+    tcase_add_test(tc, test_long_keys);
+    tcase_add_test(tc, test_s3fifo_scan_resistant);
+    tcase_add_test(tc, test_lru_not_scan_resistant);
+    tcase_add_test(tc, test_s3fifo_ghost);
+    tcase_add_test(tc, test_gdsf_prefers_small);
+    tcase_add_test(tc, test_lfuda_prefers_frequent);
     tcase_add_test(tc, test_collapsed_same_process);
     tcase_add_test(tc, test_abort_wakes_with_error);
     tcase_add_test(tc, test_invalidate_in_progress);
-    tcase_add_test(tc, test_rewrite_meta);
     tcase_add_test(tc, test_collapsed_cross_process);
-    tcase_add_loop_test(tc, test_crash_holder, 0, sizeof(crash_cases) / sizeof(crash_cases[0]));
     tcase_add_test(tc, test_reap_wakes_readers);
     tcase_add_test(tc, test_handles_exhausted);
-    tcase_add_test(tc, test_no_space_for_writers);
-    tcase_add_test(tc, test_random_kills);
-    tcase_add_test(tc, test_kill_at_each_step);
     suite_add_tcase(s, tc);
+    suite_add_tcase(s, generic_tcase("s3fifo", use_s3fifo, 1));
+    suite_add_tcase(s, generic_tcase("lru", use_lru, 0));
+    suite_add_tcase(s, generic_tcase("gdsf", use_gdsf, 1));
+    suite_add_tcase(s, generic_tcase("lfuda", use_lfuda, 0));
     return s;
 }
 

@@ -872,7 +872,8 @@ START_TEST(reference_lists_every_directive)
     char *ref = reference();
     static const char *const names[] = {
         "http_port", "admin_port", "workers", "cache_mem", "maximum_object_size",
-        "maximum_object_size_in_memory", "collapsed_forwarding", "x_cache_header", "acl",
+        "maximum_object_size_in_memory", "memory_replacement_policy", "collapsed_forwarding",
+        "x_cache_header", "acl",
         "http_access", "cache",
         "refresh_pattern", "deny_info", "logformat", "access_log", "cache_log", "pid_filename",
         "dns_nameservers", "hosts_file", "positive_dns_ttl", "negative_dns_ttl", "dns_timeout",
