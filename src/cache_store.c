@@ -144,24 +144,35 @@ static uint64_t progress(struct obj *o)
 
 /* ---- derived structures (all under the lock) ---- */
 
+/* A bucket holds the complement of its first object's index, so that the
+ * zero pages of a fresh mapping read as empty (NIL) without being touched. */
+static uint32_t bucket_head(const pd_cache_store *s, uint64_t hash)
+{
+    return ~s->buckets[hash & (s->seg->n_buckets - 1)];
+}
+
 static void hash_insert(pd_cache_store *s, struct obj *o)
 {
-    uint32_t b = (uint32_t)(o->hash & (s->seg->n_buckets - 1));
-    o->hnext = s->buckets[b];
-    s->buckets[b] = (uint32_t)(o - s->objs);
+    uint32_t *b = &s->buckets[o->hash & (s->seg->n_buckets - 1)];
+    o->hnext = ~*b;
+    *b = ~(uint32_t)(o - s->objs);
 }
 
 static void hash_remove(pd_cache_store *s, struct obj *o)
 {
     uint32_t i = (uint32_t)(o - s->objs);
-    uint32_t *pp = &s->buckets[o->hash & (s->seg->n_buckets - 1)];
-    while (*pp != NIL) {
-        if (*pp == i) {
-            *pp = o->hnext;
+    uint32_t *b = &s->buckets[o->hash & (s->seg->n_buckets - 1)];
+    if (~*b == i) {
+        *b = ~o->hnext;
+        o->hnext = NIL;
+        return;
+    }
+    for (uint32_t j = ~*b; j != NIL; j = s->objs[j].hnext) {
+        if (s->objs[j].hnext == i) {
+            s->objs[j].hnext = o->hnext;
             o->hnext = NIL;
             return;
         }
-        pp = &s->objs[*pp].hnext;
     }
 }
 
@@ -350,7 +361,7 @@ static int key_eq(pd_cache_store *s, struct obj *o, uint64_t hash, const void *k
 /* Indexed object of key in the given state, or NULL. */
 static struct obj *find(pd_cache_store *s, uint64_t hash, const void *key, size_t klen, uint32_t state)
 {
-    for (uint32_t i = s->buckets[hash & (s->seg->n_buckets - 1)]; i != NIL; i = s->objs[i].hnext) {
+    for (uint32_t i = bucket_head(s, hash); i != NIL; i = s->objs[i].hnext) {
         struct obj *o = &s->objs[i];
         if (o->indexed && atomic_load(&o->state) == state && key_eq(s, o, hash, key, klen))
             return o;
@@ -361,7 +372,7 @@ static struct obj *find(pd_cache_store *s, uint64_t hash, const void *key, size_
 /* The indexed object in state st with the same key as o (other than o), or NULL. */
 static struct obj *find_same(pd_cache_store *s, const struct obj *o, uint32_t st)
 {
-    for (uint32_t i = s->buckets[o->hash & (s->seg->n_buckets - 1)]; i != NIL; i = s->objs[i].hnext) {
+    for (uint32_t i = bucket_head(s, o->hash); i != NIL; i = s->objs[i].hnext) {
         struct obj *x = &s->objs[i];
         if (x != o && x->indexed && x->hash == o->hash && atomic_load(&x->state) == st &&
             same_key(s, x, o))
@@ -516,8 +527,8 @@ pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, i
         return NULL;
     }
 
-    /* every block free; block links NIL; object records start at obj_hwm 0 */
-    memset(s->pnext, 0xff, (size_t)n_pages * 4);
+    /* every block free (a free block's link is unused: set when allocated);
+     * object records start at obj_hwm 0; buckets empty (zero pages) */
     memset(s->freemap, 0xff, (size_t)words * 8);
     if (n_pages % 64)
         s->freemap[words - 1] = (1ull << (n_pages % 64)) - 1;
@@ -525,7 +536,6 @@ pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, i
     g->cursor = 0;
     g->free_obj_head = NIL;
     g->obj_hwm = 0;
-    memset(s->buckets, 0xff, (size_t)n_buckets * 4);
     for (int sl = 0; sl < max_workers; sl++) {
         for (uint32_t i = 0; i < HPS; i++)
             s->handles[(size_t)sl * HPS + i].next_free = i + 1 < HPS ? i + 1 : NIL;
@@ -1132,7 +1142,7 @@ static void recover(pd_cache_store *s)
     }
 
     /* 3. index: keep one complete and one in-progress object per key */
-    memset(s->buckets, 0xff, (size_t)g->n_buckets * 4);
+    memset(s->buckets, 0, (size_t)g->n_buckets * 4);
     for (uint32_t i = 0; i < n_objs; i++) {
         struct obj *o = &s->objs[i];
         if (!o->indexed)
@@ -1271,8 +1281,6 @@ int pd_cache_store_check(pd_cache_store *s, char *err, size_t errlen)
     uint32_t nfree = 0;
     for (uint32_t p = 0; p < g->n_pages; p++)
         if (block_is_free(s, p)) {
-            if (s->pnext[p] != NIL)
-                FAIL("free block %u linked", p);
             owner[p] = NIL;
             nfree++;
         }
@@ -1345,7 +1353,7 @@ int pd_cache_store_check(pd_cache_store *s, char *err, size_t errlen)
             FAIL("block %u leaked", p);
     uint32_t nchain = 0;
     for (uint32_t b = 0; b < g->n_buckets; b++)
-        for (uint32_t i = s->buckets[b]; i != NIL; i = s->objs[i].hnext) {
+        for (uint32_t i = ~s->buckets[b]; i != NIL; i = s->objs[i].hnext) {
             if (i >= n_objs || !s->objs[i].indexed || (s->objs[i].hash & (g->n_buckets - 1)) != b ||
                 ++nchain > n_objs)
                 FAIL("hash chain %u broken at %u", b, i);

@@ -18,7 +18,7 @@
  * (and otherwise the next free block after the last one handed out), so an
  * object written into free space is contiguous; the body is read as
  * (pointer, length) extents, each a run of adjacent blocks (up to
- * PD_CACHE_MAX_EXTENT), pointing straight into the segment for
+ * PD_CACHE_MAX_EXTENT, 16 KB), pointing straight into the segment for
  * evbuffer_add_reference (zero copy).
  *
  * Replacement (pd_cache_policy): which complete, unreferenced object goes when
@@ -87,7 +87,9 @@
 #include <sys/types.h>
 
 #define PD_CACHE_BLOCK_SIZE 512u        /* allocation unit of the data area */
-#define PD_CACHE_MAX_EXTENT (256u * 1024) /* longest extent iter_next returns */
+/* longest extent iter_next returns: 16 KB sends 1 MB hits with the CPU the
+ * 16 KB pages did; 256 KB extents measured up to 25% more CPU per hit */
+#define PD_CACHE_MAX_EXTENT (16u * 1024)
 #define PD_CACHE_MAX_KEY 8192u          /* longest key */
 #define PD_CACHE_MAX_META (256u * 1024) /* largest metadata blob */
 #define PD_CACHE_MAX_WORKERS 64         /* waiter masks are 64-bit */
