@@ -15,7 +15,7 @@
 #include <strings.h>
 
 const pd_refresh_rule pd_refresh_default = {
-    .pattern = NULL, .min = 0, .percent = 20, .max = 3 * 24 * 3600,
+    .pattern = NULL, .min = 0, .percent = 20, .max = 3 * 24 * 3600, .max_stale = -1,
 };
 
 /* ---- small lexing helpers ---- */
@@ -409,6 +409,35 @@ enum pd_cp_decision pd_cache_policy_decide(const pd_http_msg *req, const pd_http
             return PD_CP_FRESH;
     }
     return stale;
+}
+
+int pd_cache_policy_stale_on_error(const pd_http_msg *req, const pd_http_msg *stored,
+                                   int64_t lifetime, int64_t age, int64_t max_stale)
+{
+    pd_str a;
+    if (pd_cache_policy_cc(stored, "must-revalidate", NULL) ||
+        pd_cache_policy_cc(stored, "proxy-revalidate", NULL) ||
+        pd_cache_policy_cc(stored, "s-maxage", NULL) ||
+        (pd_cache_policy_cc(stored, "no-cache", &a) && a.len == 0))
+        return 0;
+    int present;
+    int64_t req_sie = cc_delta(req, "stale-if-error", &present);
+    if (!present) {
+        int req_cc = pd_http_msg_find(req, "Cache-Control") != NULL;
+        if (pd_cache_policy_cc(req, "no-cache", NULL) ||
+            (!req_cc && pd_http_msg_has_token(req, "Pragma", "no-cache")))
+            return 0;
+        int64_t ma = cc_delta(req, "max-age", &present);
+        if (present && ma >= 0 && age > ma)
+            return 0;
+    }
+    int64_t allow = max_stale;
+    if (req_sie > allow)
+        allow = req_sie;
+    int64_t resp_sie = cc_delta(stored, "stale-if-error", &present);
+    if (resp_sie > allow)
+        allow = resp_sie;
+    return allow > 0 && age - lifetime < allow; /* 0: never */
 }
 
 /* Copy a pd_str into a NUL-terminated buffer (header names for http_msg_add). */
@@ -937,6 +966,7 @@ int pd_cache_policy_refresh_compile(pd_refresh_rules *out, const pd_conf_lines *
             goto fail;
         }
         r->percent = (int)p;
+        r->max_stale = -1;
         for (int k = a + 4; k < l->argc; k++) {
             const char *o = l->argv[k];
             if (strcmp(o, "override-expire") == 0)
@@ -955,7 +985,16 @@ int pd_cache_policy_refresh_compile(pd_refresh_rules *out, const pd_conf_lines *
                 r->refresh_ims = 1;
             else if (strcmp(o, "store-stale") == 0)
                 r->store_stale = 1;
-            /* others (max-stale=, ignore-must-revalidate...): ignored */
+            else if (strncmp(o, "max-stale=", 10) == 0) {
+                char *end;
+                long long ms = strtoll(o + 10, &end, 10);
+                if (end == o + 10 || *end || ms < 0) {
+                    set_err(err, errlen, l, "bad max-stale", o);
+                    goto fail;
+                }
+                r->max_stale = ms;
+            }
+            /* others (ignore-must-revalidate...): ignored */
         }
         int rc = regcomp(&r->re, pat, flags);
         if (rc != 0) {

@@ -360,6 +360,12 @@ void client_fail_request(struct pd_client *c, int status, const char *err, const
         client_close_after_flush(c);
         return;
     }
+    if (c->revalidating && status >= 502 && status <= 504) {
+        /* the origin failed while a stale copy waited: serve it if allowed */
+        if (client_cache_serve_stale(c))
+            return;
+        c->result = PD_R_TCP_REFRESH_FAIL_ERR;
+    }
     char url[PD_URL_HOST_MAX + 2048];
     url[0] = '\0';
     if (c->have_url)

@@ -58,7 +58,7 @@ void client_cache_drop(struct pd_client *c)
     }
     free(c->ckey);
     c->ckey = NULL;
-    c->collapsed = c->revalidating = c->cf_hold = 0;
+    c->collapsed = c->revalidating = c->cf_hold = c->stale_ok = 0;
 }
 
 static void set_ckey(struct pd_client *c, const char *k, size_t len)
@@ -226,12 +226,20 @@ int client_cache_lookup(struct pd_client *c)
             c->result = PD_R_TCP_MISS;
             client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
             return 1;
-        case PD_CP_STALE_REVALIDATE:
-            if (pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified")) {
+        case PD_CP_STALE_REVALIDATE: {
+            int64_t ms = c->rule && c->rule->max_stale >= 0 ? c->rule->max_stale : w->conf->max_stale;
+            c->stale_ok = c->req.body == PD_BODY_NONE &&
+                          pd_cache_policy_stale_on_error(&c->req, &c->cm.head, lifetime, age, ms);
+            /* kept while the origin is asked: to merge a 304 into, or to
+             * answer with if the origin fails and staleness is allowed (no
+             * validators: the request goes unconditional) */
+            if (pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified") ||
+                c->stale_ok) {
                 c->revalidating = 1;
                 break;
             }
             /* nothing to validate with: fetch it again */
+        }
             __attribute__((fallthrough));
         case PD_CP_MISS:
             pd_cache_meta_free(&c->cm);
@@ -779,6 +787,23 @@ int client_revalidated(struct pd_client *c)
     client_up_release(c, c->resp.keep_alive && c->rb_done);
     c->revalidating = 0;
     serve_cached(c, PD_R_TCP_REFRESH_UNMODIFIED);
+    return 1;
+}
+
+int client_cache_serve_stale(struct pd_client *c)
+{
+    if (!c->stale_ok || !c->revalidating || !c->cref || !c->have_cm || c->head_sent || c->closing)
+        return 0;
+    c->stale_ok = 0;
+    c->revalidating = 0;
+    if (c->dnsq) {
+        pd_dns_cancel(c->dnsq);
+        c->dnsq = NULL;
+    }
+    client_up_release(c, 0);
+    if (c->cw)
+        store_abort(c);
+    serve_cached(c, PD_R_TCP_REFRESH_FAIL_OLD);
     return 1;
 }
 

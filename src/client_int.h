@@ -115,6 +115,7 @@ struct pd_client {
     int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
     int detached;               /* the client left; still filling cw for collapsed readers */
     int revalidating;           /* the origin request is conditional on cref */
+    int stale_ok;               /* cref may answer if the revalidation fails (max_stale...) */
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */
     int have_cm;
@@ -249,6 +250,10 @@ void client_end_response_head(struct pd_client *c, pd_head *h, int status);
 /* A 304 answered our revalidation: merge it into the stored head, store the
  * refreshed object and serve it. 1 when handled. */
 int client_revalidated(struct pd_client *c);
+/* The revalidation of cref failed (no origin, a timeout, a 5xx): when stale_ok,
+ * drop the origin side and answer from cref (TCP_REFRESH_FAIL_OLD); returns 1
+ * then (c may be freed), 0 when the failure must go to the client. */
+int client_cache_serve_stale(struct pd_client *c);
 /* The final response head arrived for a request we may store: start storing
  * it when policy allows. */
 void client_store_start(struct pd_client *c);

@@ -871,6 +871,16 @@ static const directive directives[] = {
       .doc = "Which object the memory cache gives up when it needs room: s3fifo (a small FIFO "
              "for new objects, a main FIFO for objects asked again), lru, heap GDSF (keeps "
              "small popular objects), heap LFUDA (keeps popular objects whatever their size)." },
+    { .name = "max_stale", .set = parse_time_s, FIELD(max_stale), .def = "1 week",
+      .squid = "As Squid: the default is 1 week; refresh_pattern's max-stale=N (seconds) "
+               "overrides it for the URLs it matches.",
+      .doc = "When the origin cannot be reached, times out or answers 500, 502, 503 or 504 "
+             "while a stale cached object is being revalidated, the object is served instead "
+             "(logged TCP_REFRESH_FAIL_OLD) if it is stale by at most this much, unless the "
+             "response forbids it (must-revalidate, proxy-revalidate, s-maxage, no-cache) or "
+             "the request does (no-cache). stale-if-error=N in the response or the request "
+             "(RFC 5861) can extend it. 0 turns stale serving off except where "
+             "stale-if-error asks for it." },
     { .name = "collapsed_forwarding", .set = parse_onoff, FIELD(collapsed_forwarding),
       .def = "on",
       .squid = "Squid's default is off.",
@@ -1085,7 +1095,7 @@ static const char *const squid_only[] = {
     "log_icap", "log_icp_queries", "log_ip_on_direct", "log_mime_hdrs",
     "log_uses_indirect_client", "logfile_daemon", "logfile_rotate", "mail_from",
     "mail_program", "mark_client_connection", "mark_client_packet", "max_filedesc",
-    "max_filedescriptors", "max_open_disk_fds", "max_stale", "maximum_icp_query_timeout",
+    "max_filedescriptors", "max_open_disk_fds", "maximum_icp_query_timeout",
     "maximum_single_addr_tries", "mcast_groups", "mcast_icp_query_timeout", "mcast_miss_addr",
     "mcast_miss_encode_key", "mcast_miss_port", "mcast_miss_ttl", "memory_cache_mode",
     "memory_cache_shared", "memory_pools", "memory_pools_limit",

@@ -491,6 +491,9 @@ static void read_response(struct pd_client *c)
             continue;
         }
         if (c->revalidating) {
+            int s5 = c->resp.status;
+            if ((s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504) && client_cache_serve_stale(c))
+                return;
             if (client_revalidated(c))
                 return;
             /* modified (or an error): the stored copy is replaced by what comes now */
@@ -499,7 +502,9 @@ static void read_response(struct pd_client *c)
             pd_cache_store_release(c->w->store, c->cref);
             c->cref = NULL;
             c->revalidating = 0;
-            c->miss_result = PD_R_TCP_REFRESH_MODIFIED;
+            c->stale_ok = 0;
+            c->miss_result = s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504
+                                 ? PD_R_TCP_REFRESH_FAIL_ERR : PD_R_TCP_REFRESH_MODIFIED;
             if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
                 /* the request body is gone: it cannot be sent again */
                 client_up_release(c, 0);

@@ -37,6 +37,7 @@ typedef struct pd_refresh_rule {
     unsigned override_expire : 1, override_lastmod : 1, ignore_no_store : 1,
              ignore_private : 1, reload_into_ims : 1, ignore_reload : 1,
              refresh_ims : 1, store_stale : 1;
+    int64_t max_stale;      /* max-stale=N seconds, -1: the max_stale directive's */
     const char *file;       /* where it was written (conf-owned) */
     int line;
 } pd_refresh_rule;
@@ -157,6 +158,21 @@ enum pd_cp_decision pd_cache_policy_decide(const pd_http_msg *req, const pd_http
  * unconditional), -1 on ENOMEM.
  */
 int pd_cache_policy_conditional(pd_http_msg *req, const pd_http_msg *stored);
+
+/*
+ * May a stored response, lifetime seconds fresh and age seconds old, answer
+ * req when its revalidation fails: the origin cannot be reached, times out
+ * or answers 500/502/503/504 (RFC 9111 4.2.4, RFC 5861 4)? Not when the
+ * stored response says must-revalidate, proxy-revalidate, s-maxage or an
+ * unqualified no-cache; not when the request says no-cache (or Pragma:
+ * no-cache without Cache-Control) or max-age=N below the age, unless the
+ * request itself carries stale-if-error. The staleness allowed is the
+ * largest of stale-if-error in the response, stale-if-error in the request
+ * and max_stale (seconds; <= 0: none); the response must be stale by less
+ * than that. Returns 1 (serve it) or 0.
+ */
+int pd_cache_policy_stale_on_error(const pd_http_msg *req, const pd_http_msg *stored,
+                                   int64_t lifetime, int64_t age, int64_t max_stale);
 
 /*
  * Does the 304 resp select stored (4.3.4)? Its strong ETag must equal the

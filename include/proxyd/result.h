@@ -29,6 +29,10 @@ enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
       TCP_REFRESH_UNMODIFIED)                                                             \
     R(ARG, TCP_REFRESH_MODIFIED, "TCP_REFRESH_MODIFIED", PD_RC_REVALIDATION, 0,           \
       TCP_REFRESH_MODIFIED)                                                               \
+    R(ARG, TCP_REFRESH_FAIL_OLD, "TCP_REFRESH_FAIL_OLD", PD_RC_REVALIDATION, 1,           \
+      TCP_REFRESH_FAIL_OLD)                                                               \
+    R(ARG, TCP_REFRESH_FAIL_ERR, "TCP_REFRESH_FAIL_ERR", PD_RC_REVALIDATION, 0,           \
+      TCP_REFRESH_FAIL_ERR)                                                               \
     R(ARG, TCP_DENIED, "TCP_DENIED", PD_RC_NONE, 0, TCP_DENIED)                           \
     R(ARG, TCP_TUNNEL, "TCP_TUNNEL", PD_RC_NONE, 0, TCP_TUNNEL)
 

@@ -289,6 +289,47 @@ START_TEST(test_decide)
 }
 END_TEST
 
+/* ---- serving stale when the revalidation fails (9111 4.2.4, 5861 4) ---- */
+
+static const struct stale_case {
+    const char *sec, *reqh, *stored;
+    int64_t life, age, max_stale;
+    int expect;
+} stale_cases[] = {
+    { "4.2.4 (within max_stale)", "", "", 10, 100, 3600, 1 },
+    { "4.2.4 (beyond max_stale)", "", "", 10, 5000, 3600, 0 },
+    { "4.2.4 (max_stale 0: never)", "", "", 10, 10, 0, 0 },
+    { "5.2.2.2 (must-revalidate)", "", "Cache-Control: must-revalidate", 10, 20, 3600, 0 },
+    { "5.2.2.8 (proxy-revalidate)", "", "Cache-Control: proxy-revalidate", 10, 20, 3600, 0 },
+    { "5.2.2.10 (s-maxage)", "", "Cache-Control: s-maxage=10", 10, 20, 3600, 0 },
+    { "5.2.2.4 (response no-cache)", "", "Cache-Control: no-cache", 10, 20, 3600, 0 },
+    { "5.2.2.4 (qualified no-cache does not forbid)", "", "Cache-Control: no-cache=\"X\"", 10, 20, 3600, 1 },
+    { "5.2.1.4 (request no-cache)", "Cache-Control: no-cache", "", 10, 20, 3600, 0 },
+    { "5.4 (request Pragma: no-cache)", "Pragma: no-cache", "", 10, 20, 3600, 0 },
+    { "5.2.1.1 (request max-age below the age)", "Cache-Control: max-age=5", "", 10, 20, 3600, 0 },
+    { "5.2.1.1 (request max-age above the age)", "Cache-Control: max-age=50", "", 10, 20, 3600, 1 },
+    { "5861 4 (response stale-if-error extends)", "", "Cache-Control: stale-if-error=600", 10, 300, 0, 1 },
+    { "5861 4 (response stale-if-error exceeded)", "", "Cache-Control: stale-if-error=60", 10, 300, 0, 0 },
+    { "5861 4 (request stale-if-error extends)", "Cache-Control: stale-if-error=600", "", 10, 300, 0, 1 },
+    { "5861 4 (request stale-if-error beats its no-cache)", "Cache-Control: no-cache, stale-if-error=600",
+      "", 10, 300, 0, 1 },
+    { "5861 4 (stale-if-error under must-revalidate)", "", "Cache-Control: must-revalidate, stale-if-error=600",
+      10, 300, 0, 0 },
+};
+
+START_TEST(test_stale_on_error)
+{
+    const struct stale_case *c = &stale_cases[_i];
+    pd_http_msg req, stored;
+    build(&req, "GET", 0, c->reqh);
+    build(&stored, NULL, 200, c->stored);
+    int got = pd_cache_policy_stale_on_error(&req, &stored, c->life, c->age, c->max_stale);
+    ck_assert_msg(got == c->expect, "%s: %d, want %d", cite(c->sec), got, c->expect);
+    pd_http_msg_free(&req);
+    pd_http_msg_free(&stored);
+}
+END_TEST
+
 /* ---- validation request (4.3.1) ---- */
 
 static const struct cond_case {
@@ -825,6 +866,27 @@ END_TEST
 
 #define NCASES(t) ((int)(sizeof(t) / sizeof((t)[0])))
 
+START_TEST(test_refresh_max_stale)
+{
+    static const char *const conf[] = { "/short/ 0 20% 60 max-stale=30", ". 0 20% 4320" };
+    pd_conf_lines ls;
+    lines_from(&ls, conf, 2);
+    pd_refresh_rules rr;
+    char err[256];
+    ck_assert_int_eq(pd_cache_policy_refresh_compile(&rr, &ls, err, sizeof err), 0);
+    ck_assert_int_eq(rr.v[0].max_stale, 30);
+    ck_assert_int_eq(rr.v[1].max_stale, -1);
+    ck_assert_int_eq(pd_refresh_default.max_stale, -1);
+    pd_cache_policy_refresh_free(&rr);
+    lines_free(&ls);
+    static const char *const bad[] = { ". 0 20% 60 max-stale=x" };
+    lines_from(&ls, bad, 1);
+    ck_assert_int_eq(pd_cache_policy_refresh_compile(&rr, &ls, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "max-stale") != NULL, "%s", err);
+    lines_free(&ls);
+}
+END_TEST
+
 static Suite *cache_policy_suite(void)
 {
     Suite *s = suite_create("cache_policy");
@@ -833,6 +895,8 @@ static Suite *cache_policy_suite(void)
     tcase_add_loop_test(tc, test_lifetime, 0, NCASES(lifetime_cases));
     tcase_add_loop_test(tc, test_age, 0, NCASES(age_cases));
     tcase_add_loop_test(tc, test_decide, 0, NCASES(decide_cases));
+    tcase_add_loop_test(tc, test_stale_on_error, 0, NCASES(stale_cases));
+    tcase_add_test(tc, test_refresh_max_stale);
     tcase_add_loop_test(tc, test_conditional, 0, NCASES(cond_cases));
     tcase_add_loop_test(tc, test_304_selects, 0, NCASES(sel_cases));
     tcase_add_loop_test(tc, test_merge_304, 0, NCASES(merge_cases));
