@@ -517,6 +517,9 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     c->hr->ref = c->cref;
 
     if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
+        if (result == PD_R_TCP_MEM_HIT)
+            c->result = pd_http_msg_find(&c->req, "If-Modified-Since") ? PD_R_TCP_IMS_HIT
+                                                                       : PD_R_TCP_INM_HIT;
         write_cached_head(c, 304, 0, 0, NULL, NULL);
         finish_cached(c);
         return;

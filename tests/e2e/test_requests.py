@@ -1,0 +1,127 @@
+"""Request handling as RFC 9112 and Squid do it (issue 13): an absolute-form
+request's Host is made from its URL whatever the client sent (httperf), error
+pages carry Date, a conditional request answered by a fresh stored object is
+logged TCP_IMS_HIT / TCP_INM_HIT and counted as a hit."""
+
+import email.utils
+import shutil
+import subprocess
+import time
+import unittest
+
+import pdtest
+from pdtest import Client, Reply, parse_response, proxy_request, raw
+from cachetest import log_codes
+from test_ops import ADMIN, Admin, metric
+
+MAX60 = ("Cache-Control", "max-age=60")
+
+
+def http_date_ok(value):
+    """Is value an IMF-fixdate (RFC 9110 5.6.7) within a minute of now?"""
+    if value is None or not value.endswith(" GMT") or len(value) != 29:
+        return False
+    t = email.utils.parsedate_to_datetime(value).timestamp()
+    return abs(t - time.time()) < 60
+
+
+class HostTest(pdtest.ProxyTestCase):
+    def test_host_regenerated_from_the_url(self):
+        o = self.origin()
+        p = self.proxy(workers=1)
+        # RFC 9112 3.2.2: the received Host is ignored, the origin gets the URL's authority
+        for host in ("other.test", "127.0.0.1", "%s" % o.authority, "localhost:1"):
+            with self.subTest(host=host):
+                r = proxy_request(p, "GET", o.url("/h"), [("Host", host)])
+                self.assertEqual((r.status, r.body), (200, b"ok /h"), r)
+        got = o.requests_for("/h")
+        self.assertEqual([q.get_all("host") for q in got], [[o.authority]] * 4)
+        self.assertNoOriginErrors(o)
+
+    def test_repeated_or_malformed_host_still_refused(self):
+        o = self.origin()
+        p = self.proxy(workers=1)
+        t, h = o.url("/bad").encode(), o.authority.encode()
+        for name, fields in (("two Host lines", b"Host: %s\r\nHost: %s\r\n" % (h, h)),
+                             ("userinfo", b"Host: u@%s\r\n" % h),
+                             ("a path", b"Host: %s/x\r\n" % h),
+                             ("bad port", b"Host: 127.0.0.1:99999\r\n")):
+            with self.subTest(name):
+                r = parse_response(raw(p, b"GET %s HTTP/1.1\r\n%s\r\n" % (t, fields)))
+                self.assertEqual(r.status, 400, r)
+        self.assertEqual(o.requests_for("/bad"), [])
+
+    @unittest.skipUnless(shutil.which("httperf"), "httperf is not installed")
+    def test_httperf(self):
+        # httperf sends "GET http://origin/path" with "Host: <its --server>": the proxy's name
+        o = self.origin()
+        o.route("/perf", lambda q: Reply(body=b"p" * 100))
+        p = self.proxy(workers=1)
+        out = subprocess.run(["httperf", "--server", "127.0.0.1", "--port", str(p.port),
+                              "--uri", o.url("/perf"), "--num-conns", "3", "--num-calls", "4",
+                              "--timeout", "10"],
+                             capture_output=True, text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("Total: connections 3 requests 12 replies 12 ", out.stdout, out.stdout)
+        self.assertIn("Reply status: 1xx=0 2xx=12 3xx=0 4xx=0 5xx=0", out.stdout, out.stdout)
+        got = o.requests_for("/perf")
+        self.assertEqual(len(got), 12)
+        self.assertEqual({q.get("host") for q in got}, {o.authority})
+
+
+class ErrorPageTest(pdtest.ProxyTestCase):
+    def test_error_pages_carry_date(self):
+        p = self.proxy(workers=1, conf_extra="acl no dstdomain denied.test\nhttp_access deny no")
+        cases = (
+            ("malformed request", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            ("denied", b"GET http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n", 403),
+            ("connect failed", b"GET http://127.0.0.1:%d/ HTTP/1.1\r\nHost: x\r\n\r\n" % pdtest.closed_port(), 502),
+            ("HEAD", b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        )
+        for name, data, status in cases:
+            with self.subTest(name):
+                method = data.split(b" ", 1)[0].decode()
+                r = parse_response(raw(p, data), method)
+                self.assertEqual(r.status, status, r)
+                self.assertTrue(http_date_ok(r.get("date")), r.get("date"))
+                self.assertEqual(len(r.get_all("date")), 1)
+
+
+class ConditionalHitTest(pdtest.ProxyTestCase):
+    def test_conditional_hit_logged_and_counted(self):
+        o = self.origin()
+        lm = email.utils.formatdate(time.time() - 3600, usegmt=True)
+        o.route("/c", lambda q: Reply(body=b"cached body", headers=[MAX60, ("Last-Modified", lm),
+                                                                    ("ETag", '"v1"')]))
+        p = self.proxy(workers=1, conf_extra=ADMIN)
+        a = Admin(p)
+        url = o.url("/c")
+        self.assertEqual(proxy_request(p, "GET", url).status, 200)
+        now = email.utils.formatdate(time.time(), usegmt=True)
+        r = proxy_request(p, "GET", url, [("If-Modified-Since", now)])
+        self.assertEqual((r.status, r.body), (304, b""))
+        r = proxy_request(p, "GET", url, [("If-None-Match", '"v1"')])
+        self.assertEqual((r.status, r.body), (304, b""))
+        r = proxy_request(p, "GET", url, [("If-None-Match", '"v1"'), ("If-Modified-Since", now)])
+        self.assertEqual((r.status, r.body), (304, b""))
+        # a condition that does not hold: the stored object, a plain hit
+        r = proxy_request(p, "GET", url, [("If-None-Match", '"v0"')])
+        self.assertEqual((r.status, r.body), (200, b"cached body"))
+        self.assertEqual(len(o.requests_for("/c")), 1)
+        self.assertEqual(log_codes(p, url, 5),
+                         ["TCP_MISS", "TCP_IMS_HIT", "TCP_INM_HIT", "TCP_IMS_HIT", "TCP_MEM_HIT"])
+        self.assertEqual([l.split()[3] for l in p.access_lines()][1:4], ["TCP_IMS_HIT/304", "TCP_INM_HIT/304",
+                                                                         "TCP_IMS_HIT/304"])
+        s = a.wait_metric(5, "proxyd_request_duration_seconds_count")
+        self.assertEqual(metric(s, "proxyd_results_total", code="TCP_IMS_HIT"), 2)
+        self.assertEqual(metric(s, "proxyd_results_total", code="TCP_INM_HIT"), 1)
+        self.assertEqual(metric(s, "proxyd_cache_hits_total"), 4)
+        self.assertEqual(metric(s, "proxyd_cache_misses_total"), 1)
+        # the cache manager's counters page counts them as hits too
+        status, _, counters = a.get("/squid-internal-mgr/counters")
+        self.assertEqual(status, 200)
+        self.assertIn("\nclient_http.hits = 4\n", counters)
+
+
+if __name__ == "__main__":
+    pdtest.main()
