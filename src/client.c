@@ -475,7 +475,8 @@ static void read_head(struct pd_client *c)
             gettimeofday(&c->t0, NULL);
             c->result = PD_R_NONE_NONE;
             c->keep_alive = 0;
-            client_fail_request(c, status, status == 431 ? "ERR_TOO_BIG" : "ERR_INVALID_REQ", why, 0);
+            const char *err = status == 431 || status == 414 ? "ERR_TOO_BIG" : "ERR_INVALID_REQ";
+            client_fail_request(c, status, err, why, 0);
             return;
         }
         if (st == PD_PARSE_DONE) {

@@ -1,7 +1,8 @@
 """Request handling as RFC 9112 and Squid do it (issue 13): an absolute-form
 request's Host is made from its URL whatever the client sent (httperf), error
 pages carry Date, a conditional request answered by a fresh stored object is
-logged TCP_IMS_HIT / TCP_INM_HIT and counted as a hit."""
+logged TCP_IMS_HIT / TCP_INM_HIT and counted as a hit, extension methods are
+forwarded (curl) and never cached, a too-long URL is 414."""
 
 import email.utils
 import shutil
@@ -85,6 +86,84 @@ class ErrorPageTest(pdtest.ProxyTestCase):
                 self.assertEqual(r.status, status, r)
                 self.assertTrue(http_date_ok(r.get("date")), r.get("date"))
                 self.assertEqual(len(r.get_all("date")), 1)
+
+
+def curl(proxy, *args):
+    """curl through the proxy: (status, body)."""
+    out = subprocess.run(["curl", "-sS", "--max-time", "10", "-x", "http://127.0.0.1:%d" % proxy.port,
+                          "-o", "-", "-w", "\n%{http_code}"] + list(args),
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    body, _, code = out.stdout.rpartition(b"\n")
+    return int(code), body
+
+
+class MethodTest(pdtest.ProxyTestCase):
+    @unittest.skipUnless(shutil.which("curl"), "curl is not installed")
+    def test_extension_methods_forwarded_with_curl(self):
+        o = self.origin()
+        o.route("/dav/*", lambda q: Reply(207, body=b"%s %d" % (q.method.encode(), len(q.body)),
+                                          reason="Multi-Status", headers=[MAX60]))
+        p = self.proxy(workers=1, conf_extra=ADMIN)
+        a = Admin(p)
+        cases = (("PROPFIND", ["--data-binary", "<propfind/>", "-H", "Depth: 1"], 11),
+                 ("MKCOL", [], 0),
+                 ("REPORT", ["--data-binary", "<report/>", "-H", "Transfer-Encoding: chunked"], 9),
+                 ("LINK", ["-H", "Link: <http://a/>"], 0),
+                 ("FROB-X.1", ["--data-binary", "abc"], 3))
+        for method, args, blen in cases:
+            with self.subTest(method):
+                path = "/dav/" + method.lower()
+                for _ in range(2):  # never answered from the cache
+                    status, body = curl(p, "-X", method, *args, o.url(path))
+                    self.assertEqual((status, body), (207, b"%s %d" % (method.encode(), blen)))
+                got = o.requests_for(path)
+                self.assertEqual([(q.method, len(q.body)) for q in got], [(method, blen)] * 2)
+        self.assertEqual(o.requests_for("/dav/report")[0].body, b"<report/>")
+        self.assertEqual(o.requests_for("/dav/report")[0].framing, "chunked")
+        self.assertNoOriginErrors(o)
+        lines = p.wait_access_lines(10)
+        self.assertEqual([l.split()[5] for l in lines], [m for m, _, _ in cases for _ in range(2)])
+        self.assertEqual({l.split()[3] for l in lines}, {"TCP_MISS/207"})
+        s = a.wait_metric(10, "proxyd_requests_total", method="OTHER")
+        self.assertEqual(metric(s, "proxyd_cache_hits_total"), 0)
+
+    def test_extension_method_invalidates_the_stored_url(self):
+        # an unknown method is unsafe (RFC 9111 4.4): a 2xx to it invalidates the URL
+        o = self.origin()
+        o.route("/inv", lambda q: Reply(body=b"v%d" % len(o.requests_for("/inv")), headers=[MAX60]))
+        p = self.proxy(workers=1)
+        self.assertEqual(proxy_request(p, "GET", o.url("/inv")).body, b"v1")
+        self.assertEqual(proxy_request(p, "GET", o.url("/inv")).body, b"v1")
+        self.assertEqual(proxy_request(p, "FROB", o.url("/inv")).status, 200)
+        self.assertEqual(proxy_request(p, "GET", o.url("/inv")).body, b"v3")
+        self.assertEqual([q.method for q in o.requests_for("/inv")], ["GET", "FROB", "GET"])
+
+
+class UriTooLongTest(pdtest.ProxyTestCase):
+    def test_414(self):
+        # the limit of a request line is request_header_max_size (default 64 KB):
+        # a target that does not end within it is 414, long fields are 431
+        o = self.origin()
+        p = self.proxy(workers=1)
+        small = self.proxy(workers=1, conf_extra="request_header_max_size 2 KB")
+        base = o.url("/long?")
+        r = proxy_request(p, "GET", base + "q" * 12000)
+        self.assertEqual(r.status, 200, r)
+        r = proxy_request(small, "GET", base + "q" * 1900)
+        self.assertEqual(r.status, 200, r)
+        for name, proxy, url in (("over the default 64 KB", p, base + "q" * 70000),
+                                 ("over request_header_max_size 2 KB", small, base + "q" * 3000)):
+            with self.subTest(name):
+                r = parse_response(raw(proxy, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % url.encode()))
+                self.assertEqual((r.status, r.reason), (414, "URI Too Long"), r)
+                self.assertEqual(r.get("x-squid-error"), "ERR_TOO_BIG 0")
+                self.assertEqual(r.get("connection"), "close")
+        r = parse_response(raw(small, b"GET %s HTTP/1.1\r\nHost: x\r\nX: %s\r\n\r\n" % (
+            o.url("/long").encode(), b"x" * 3000)))
+        self.assertEqual(r.status, 431, r)
+        self.assertEqual(len(o.requests_for("/long")), 2)
+        self.assertEqual(p.wait_access_lines(2)[1].split()[3], "NONE_NONE/414")
 
 
 class ConditionalHitTest(pdtest.ProxyTestCase):
