@@ -596,6 +596,11 @@ static void begin_transaction(struct pd_client *c)
         client_fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
         return;
     }
+    /* Squid: PURGE only where an acl names the method, then as http_access says */
+    if (m->method_id == PD_M_PURGE && !pd_acl_names_method(w->acl, "PURGE")) {
+        client_deny(c, NULL);
+        return;
+    }
     const char *deny_acl = NULL;
     int v = client_acl_check(c, &deny_acl);
     if (v == PD_ACL_DENY) {
@@ -603,6 +608,10 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     c->acl_need_dst = v == PD_ACL_NEED_DST;
+    if (m->method_id == PD_M_PURGE && !c->acl_need_dst) {
+        client_purge(c);
+        return;
+    }
     pd_url_authority(&c->url, c->key, sizeof c->key);
     if (client_cache_usable(c) && client_cache_lookup(c))
         return; /* answered (or being answered) from the cache */

@@ -785,6 +785,28 @@ int client_revalidated(struct pd_client *c)
     return 1;
 }
 
+void client_purge(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    int n = 0;
+    char url[PD_CP_URL_MAX];
+    size_t len = pd_url_format(&c->url, url, sizeof url);
+    if (st && len < sizeof url)
+        n = pd_cache_store_invalidate(st, url, len); /* the key client_cache_usable sets */
+    int status = n > 0 ? 200 : 404;
+    c->result = PD_R_NONE_NONE;
+    if (!c->rb_done || c->w->draining)
+        c->keep_alive = 0;
+    char date[PD_HTTP_DATE_SIZE];
+    pd_http_date(time(NULL), date);
+    pd_head hb, *h = &hb;
+    client_begin_response_head(c, h, status, pd_str_z(pd_status_reason(status)));
+    pd_head_field(h, PD_STR("Date"), pd_str_z(date));
+    pd_head_str(h, "Content-Length: 0\r\n");
+    client_end_response_head(c, h, status);
+    client_txn_done(c);
+}
+
 /* After an unsafe method succeeded, stored responses for its URLs are invalid (RFC 9111 4.4). */
 void client_invalidate_after(struct pd_client *c)
 {

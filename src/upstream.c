@@ -105,6 +105,10 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
             return;
         }
     }
+    if (c->req.method_id == PD_M_PURGE) {
+        client_purge(c); /* allowed once dst was known: the cache's, never the origin's */
+        return;
+    }
     c->addr_i = 0;
     c->state = C_CONNECT;
     if (c->req.method_id != PD_M_CONNECT && pool_try(c))

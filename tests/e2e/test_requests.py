@@ -2,7 +2,8 @@
 request's Host is made from its URL whatever the client sent (httperf), error
 pages carry Date, a conditional request answered by a fresh stored object is
 logged TCP_IMS_HIT / TCP_INM_HIT and counted as a hit, extension methods are
-forwarded (curl) and never cached, a too-long URL is 414."""
+forwarded (curl) and never cached, a too-long URL is 414, PURGE is answered by
+the proxy as Squid does (curl, squidclient)."""
 
 import email.utils
 import shutil
@@ -164,6 +165,92 @@ class UriTooLongTest(pdtest.ProxyTestCase):
         self.assertEqual(r.status, 431, r)
         self.assertEqual(len(o.requests_for("/long")), 2)
         self.assertEqual(p.wait_access_lines(2)[1].split()[3], "NONE_NONE/414")
+
+
+PURGE_CONF = "acl purge method PURGE\nhttp_access allow purge localhost\nhttp_access deny purge"
+
+
+def squidclient_purge(proxy, url):
+    """squidclient -m PURGE: the status it printed."""
+    out = subprocess.run(["squidclient", "-h", "127.0.0.1", "-p", str(proxy.port), "-m", "PURGE", url],
+                         capture_output=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return parse_response(out.stdout, "PURGE").status
+
+
+class PurgeTest(pdtest.ProxyTestCase):
+    def cached_origin(self):
+        o = self.origin()
+        o.route("/*", lambda q: Reply(body=b"body of " + q.path.encode(), headers=[MAX60]))
+        return o
+
+    def gets(self, o, path):
+        return len([q for q in o.requests_for(path) if q.method == "GET"])
+
+    @unittest.skipUnless(shutil.which("curl") and shutil.which("squidclient"), "needs curl and squidclient")
+    def test_purge_with_curl_and_squidclient(self):
+        o = self.cached_origin()
+        o.route("/vary", lambda q: Reply(body=b"lang " + (q.get("accept-language") or "").encode(),
+                                         headers=[MAX60, ("Vary", "Accept-Language")]))
+        p = self.proxy(workers=1, conf_extra=PURGE_CONF)
+        url = o.url("/p")
+        for _ in range(2):
+            self.assertEqual(proxy_request(p, "GET", url).body, b"body of /p")
+        self.assertEqual(proxy_request(p, "HEAD", url).status, 200)
+        self.assertEqual(self.gets(o, "/p"), 1, "the test needs a stored object")
+        # curl: 200, then the object is gone for GET and HEAD alike
+        status, body = curl(p, "-X", "PURGE", url)
+        self.assertEqual((status, body), (200, b""))
+        self.assertEqual(proxy_request(p, "HEAD", url).status, 200)
+        self.assertEqual(len(o.requests_for("/p")), 2, "HEAD after PURGE went to the origin")
+        self.assertEqual(proxy_request(p, "GET", url).status, 200)
+        # squidclient: 200 for what is stored, 404 once nothing is
+        self.assertEqual(squidclient_purge(p, url), 200)
+        self.assertEqual(squidclient_purge(p, url), 404)
+        self.assertEqual(curl(p, "-X", "PURGE", o.url("/never-fetched"))[0], 404)
+        # every Vary variant goes with the URL
+        for lang in ("en", "fr"):
+            for _ in range(2):
+                r = proxy_request(p, "GET", o.url("/vary"), [("Accept-Language", lang)])
+                self.assertEqual(r.body, b"lang " + lang.encode())
+        self.assertEqual(self.gets(o, "/vary"), 2, "the test needs two stored variants")
+        self.assertEqual(squidclient_purge(p, o.url("/vary")), 200)
+        for lang in ("en", "fr"):
+            proxy_request(p, "GET", o.url("/vary"), [("Accept-Language", lang)])
+        self.assertEqual(self.gets(o, "/vary"), 4, "a variant outlived the PURGE of its URL")
+        # the origin never sees a PURGE; the log has them as the proxy's answers
+        self.assertEqual([q for q in o.snapshot() if q.method == "PURGE"], [])
+        lines = [l.split() for l in p.access_lines() if l.split()[5] == "PURGE"]
+        self.assertEqual([(f[3], f[8]) for f in lines],
+                         [("NONE_NONE/200", "HIER_NONE/-"), ("NONE_NONE/200", "HIER_NONE/-"),
+                          ("NONE_NONE/404", "HIER_NONE/-"), ("NONE_NONE/404", "HIER_NONE/-"),
+                          ("NONE_NONE/200", "HIER_NONE/-")])
+
+    def test_purge_needs_an_acl_and_http_access(self):
+        o = self.cached_origin()
+        # no acl names PURGE: refused even with "http_access allow all" (Squid)
+        for conf in ("", "acl purge method PURGE\nhttp_access deny purge"):
+            with self.subTest(conf=conf):
+                p = self.proxy(workers=1, conf_extra=conf)
+                url = o.url("/d%d" % len(conf))
+                self.assertEqual(proxy_request(p, "GET", url).status, 200)
+                r = proxy_request(p, "PURGE", url)
+                self.assertEqual((r.status, r.get("x-squid-error")), (403, "ERR_ACCESS_DENIED 0"))
+                self.assertEqual(proxy_request(p, "GET", url).status, 200)
+                self.assertEqual(self.gets(o, "/d%d" % len(conf)), 1, "a refused PURGE removed the object")
+                self.assertRegex(p.wait_access_lines(3)[1], r" TCP_DENIED/403 \d+ PURGE ")
+        self.assertEqual([q for q in o.snapshot() if q.method == "PURGE"], [])
+
+    def test_purge_allowed_by_a_dst_acl(self):
+        # http_access decides only once the destination is resolved: still never forwarded
+        o = self.cached_origin()
+        p = self.proxy(workers=1, conf_extra="acl purge method PURGE\nacl here dst 127.0.0.1\n"
+                                              "http_access allow purge here\nhttp_access deny purge")
+        url = o.url("/dst")
+        self.assertEqual(proxy_request(p, "GET", url).status, 200)
+        self.assertEqual(proxy_request(p, "PURGE", url).status, 200)
+        self.assertEqual(proxy_request(p, "PURGE", url).status, 404)
+        self.assertEqual([q.method for q in o.snapshot()], ["GET"])
 
 
 class ConditionalHitTest(pdtest.ProxyTestCase):
