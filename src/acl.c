@@ -1190,6 +1190,21 @@ enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_r
     return eval(&rules->cache, req, PD_ACL_ALLOW, NULL);
 }
 
+int pd_acl_names_method(const pd_acl_rules *rules, const char *method)
+{
+    if (!rules || !method)
+        return 0;
+    for (size_t i = 0; i < rules->n_acls; i++) {
+        const struct acl *a = rules->acls[i];
+        if (a->type != T_METHOD)
+            continue;
+        for (size_t j = 0; j < a->n_strs; j++)
+            if (strcmp(a->strs[j], method) == 0)
+                return 1;
+    }
+    return 0;
+}
+
 const char *pd_acl_deny_info(const pd_acl_rules *rules, const char *acl_name)
 {
     if (!rules || !acl_name)

@@ -525,6 +525,9 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     c->hr->ref = c->cref;
 
     if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
+        if (result == PD_R_TCP_MEM_HIT)
+            c->result = pd_http_msg_find(&c->req, "If-Modified-Since") ? PD_R_TCP_IMS_HIT
+                                                                       : PD_R_TCP_INM_HIT;
         write_cached_head(c, 304, 0, 0, NULL, NULL);
         finish_cached(c);
         return;
@@ -805,6 +808,28 @@ int client_cache_serve_stale(struct pd_client *c)
         store_abort(c);
     serve_cached(c, PD_R_TCP_REFRESH_FAIL_OLD);
     return 1;
+}
+
+void client_purge(struct pd_client *c)
+{
+    pd_cache_store *st = c->w->store;
+    int n = 0;
+    char url[PD_CP_URL_MAX];
+    size_t len = pd_url_format(&c->url, url, sizeof url);
+    if (st && len < sizeof url)
+        n = pd_cache_store_invalidate(st, url, len); /* the key client_cache_usable sets */
+    int status = n > 0 ? 200 : 404;
+    c->result = PD_R_NONE_NONE;
+    if (!c->rb_done || c->w->draining)
+        c->keep_alive = 0;
+    char date[PD_HTTP_DATE_SIZE];
+    pd_http_date(time(NULL), date);
+    pd_head hb, *h = &hb;
+    client_begin_response_head(c, h, status, pd_str_z(pd_status_reason(status)));
+    pd_head_field(h, PD_STR("Date"), pd_str_z(date));
+    pd_head_str(h, "Content-Length: 0\r\n");
+    client_end_response_head(c, h, status);
+    client_txn_done(c);
 }
 
 /* After an unsafe method succeeded, stored responses for its URLs are invalid (RFC 9111 4.4). */

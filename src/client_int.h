@@ -259,6 +259,10 @@ int client_cache_serve_stale(struct pd_client *c);
 void client_store_start(struct pd_client *c);
 void client_store_bytes(struct pd_client *c, const void *data, size_t len);
 void client_store_evbuffer(struct pd_client *c, struct evbuffer *in, size_t n);
+/* PURGE, allowed by http_access: unlink the stored responses for the URL (GET
+ * and HEAD share them; its Vary variants become unreachable with it). 200
+ * when something was stored, 404 when nothing; never forwarded. May free c. */
+void client_purge(struct pd_client *c);
 /* Invalidate what an unsafe method's response names (RFC 9111 4.4). */
 void client_invalidate_after(struct pd_client *c);
 

@@ -62,10 +62,12 @@ void client_deny(struct pd_client *c, const char *acl_name)
         if (!c->rb_done || !c->keep_alive || w->draining)
             c->keep_alive = 0;
         size_t before = evbuffer_get_length(cout(c));
+        char date[PD_HTTP_DATE_SIZE];
+        pd_http_date(time(NULL), date);
         evbuffer_add_printf(cout(c),
-                            "HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                            "HTTP/1.1 %d %s\r\nDate: %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
                             "Cache-Control: no-store\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n%s\r\n",
-                            status, pd_status_reason(status), loc,
+                            status, pd_status_reason(status), date, loc,
                             c->keep_alive ? "" : "Connection: close\r\n");
         c->out_bytes += evbuffer_get_length(cout(c)) - before;
         client_head_queued(c);
@@ -117,9 +119,11 @@ void client_serve_manager(struct pd_client *c)
         c->keep_alive = 0;
     struct evbuffer *out = cout(c);
     size_t before = evbuffer_get_length(out);
-    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    char date[PD_HTTP_DATE_SIZE];
+    pd_http_date(time(NULL), date);
+    evbuffer_add_printf(out, "HTTP/1.1 200 OK\r\nDate: %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
                              "Cache-Control: no-store\r\nContent-Length: %zu\r\n%s\r\n",
-                        evbuffer_get_length(body), c->keep_alive ? "" : "Connection: close\r\n");
+                        date, evbuffer_get_length(body), c->keep_alive ? "" : "Connection: close\r\n");
     if (c->req.method_id != PD_M_HEAD)
         evbuffer_add_buffer(out, body);
     evbuffer_free(body);

@@ -843,7 +843,8 @@ static const directive directives[] = {
              "a warning." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = PD_CONF_MAX_WORKERS,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
-      .doc = "Number of worker processes; 0 starts one per CPU." },
+      .doc = "Number of worker processes; 0 starts one per CPU the process may use "
+             "(affinity mask, cgroup CPU quota)." },
 
     /* Cache */
     { .name = "cache_mem", .set = parse_bytes, FIELD(cache_mem), .def = "260 MB",
@@ -956,7 +957,8 @@ static const directive directives[] = {
     { .name = "dns_timeout", .set = parse_time_s, FIELD(dns_timeout), .def = "30 seconds",
       .unit = "seconds",
       .squid = "Same.",
-      .doc = "How long to wait for a name server's answer." },
+      .doc = "How long a name lookup may take in all (retransmissions included); then "
+             "503 ERR_DNS_FAIL." },
 
     /* Headers */
     { .name = "visible_hostname", .set = parse_string, FIELD(visible_hostname),
@@ -973,7 +975,8 @@ static const directive directives[] = {
     { .name = "request_header_max_size", .set = parse_bytes, FIELD(request_header_max_size),
       .def = "64 KB", .unit = "bytes", .min = 1024, .max = 16 << 20,
       .squid = "Same.",
-      .doc = "Largest request head accepted; larger ones get 431." },
+      .doc = "Largest request head accepted; larger ones get 431, or 414 when the request "
+             "line does not fit." },
     { .name = "reply_header_max_size", .set = parse_bytes, FIELD(reply_header_max_size),
       .def = "64 KB", .unit = "bytes", .min = 1024, .max = 16 << 20,
       .squid = "Same.",

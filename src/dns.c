@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include <event2/dns.h>
+#include <event2/event.h>
 #include <event2/util.h>
 
 #define DNS_MAGIC 0x444e5331u           /* "DNS1" */
@@ -93,6 +94,8 @@ struct query {
     pd_dns *dns;
     struct entry *e;
     int want_aaaa;                      /* A had no data: now asking AAAA */
+    struct evdns_request *er;           /* the evdns lookup in flight, NULL once answered */
+    struct event *deadline;             /* dns_timeout for the whole query (A, then AAAA) */
     TAILQ_ENTRY(query) link;            /* dns->queries */
     TAILQ_HEAD(, pd_dns_req) waiters;   /* called in this order */
 };
@@ -114,6 +117,7 @@ struct pd_dns {
     struct evdns_base *evdns;
     int64_t (*now_ms)(void);            /* monotonic clock; tests move it */
     int positive_ttl_max, negative_ttl;
+    int timeout;                        /* seconds: dns_timeout, the budget of one query */
     size_t max_entries;
     struct entry **tab;                 /* chained hash of entries by name */
     size_t tab_size, n_entries;
@@ -406,6 +410,8 @@ static void deliver_now(pd_dns *dns, const struct answer *ans, pd_dns_cb cb, voi
 static void query_free(struct query *q)
 {
     struct pd_dns_req *r;
+    if (q->deadline)
+        event_free(q->deadline);
     while ((r = TAILQ_FIRST(&q->waiters))) {
         TAILQ_REMOVE(&q->waiters, r, link);
         r->magic = 0;
@@ -428,6 +434,8 @@ static void query_complete(struct query *q, const struct answer *ans, int ttl)
     TAILQ_REMOVE(&dns->queries, q, link);
     e->q = NULL;
     q->e = NULL;
+    if (q->deadline)
+        evtimer_del(q->deadline);
     if (ans->error)
         dns->stats.failures++;
 
@@ -477,6 +485,7 @@ static int query_send(struct query *q)
         er = evdns_base_resolve_ipv4(dns->evdns, q->e->name, DNS_QUERY_NO_SEARCH, evdns_done, id);
     if (!er)
         return -1;
+    q->er = er;
     dns->stats.queries++;
     return 0;
 }
@@ -502,6 +511,7 @@ static void evdns_done(int result, char type, int count, int ttl, void *addresse
         return;
     }
     assert(q->dns->magic == DNS_MAGIC);
+    q->er = NULL;
 
     struct answer ans;
     memset(&ans, 0, sizeof(ans));
@@ -532,6 +542,28 @@ static void evdns_done(int result, char type, int count, int ttl, void *addresse
     } else {
         ans.error = nodata ? PD_DNS_ENOTFOUND : map_error(result);
     }
+    query_complete(q, &ans, 0);
+}
+
+/*
+ * dns_timeout ran out. evdns retransmits within the budget (set_timeout), but
+ * its own clock runs per attempt and per nameserver, and a nameserver it
+ * marked down holds the query longer: this is the bound the caller gets. The
+ * lookup is cancelled; its late callback finds no registered id.
+ */
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct query *q = arg;
+    (void)fd;
+    (void)what;
+    pd_dns *dns = q->dns;
+    if (q->er) {
+        evdns_cancel_request(dns->evdns, q->er);
+        q->er = NULL;
+    }
+    struct answer ans;
+    memset(&ans, 0, sizeof(ans));
+    ans.error = PD_DNS_ETIMEOUT;
     query_complete(q, &ans, 0);
 }
 
@@ -690,7 +722,8 @@ pd_dns *pd_dns_new(struct event_base *base, const pd_dns_opts *opts)
             goto fail;
         }
     }
-    if (set_timeout(dns, opts->timeout > 0 ? opts->timeout : DEFAULT_TIMEOUT) != 0)
+    dns->timeout = opts->timeout > 0 ? opts->timeout : DEFAULT_TIMEOUT;
+    if (set_timeout(dns, dns->timeout) != 0)
         goto fail;
 
     if (!opts->hosts_file)
@@ -803,8 +836,12 @@ pd_dns_req *pd_dns_resolve(pd_dns *dns, const char *host, pd_dns_cb cb, void *ar
         q->dns = dns;
         q->e = e;
         TAILQ_INIT(&q->waiters);
-        if (query_send(q) != 0) {
+        struct timeval tv = { dns->timeout, 0 };
+        q->deadline = evtimer_new(dns->base, deadline_cb, q);
+        if (!q->deadline || evtimer_add(q->deadline, &tv) != 0 || query_send(q) != 0) {
             reg_del(q);
+            if (q->deadline)
+                event_free(q->deadline);
             free(q);
             goto fail;
         }

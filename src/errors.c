@@ -37,6 +37,17 @@ const char *pd_status_reason(int status)
     }
 }
 
+void pd_http_date(time_t t, char *out)
+{
+    static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+    static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, PD_HTTP_DATE_SIZE, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday % 7],
+             tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 static void html_escape(char *dst, size_t size, const char *src)
 {
     size_t o = 0;
@@ -80,16 +91,19 @@ void pd_error_page(struct evbuffer *out, int status, const char *err, const char
         n = 0;
     if ((size_t)n >= sizeof body)
         n = sizeof body - 1;
+    char date[PD_HTTP_DATE_SIZE];
+    pd_http_date(time(NULL), date);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "Server: proxyd/%s\r\n"
+                        "Date: %s\r\n"
                         "Content-Type: text/html; charset=utf-8\r\n"
                         "Content-Length: %d\r\n"
                         "Cache-Control: no-store\r\n"
                         "X-Squid-Error: %s 0\r\n"
                         "%s"
                         "\r\n",
-                        status, reason, PROXYD_VERSION, n, err,
+                        status, reason, PROXYD_VERSION, date, n, err,
                         keep_alive ? "" : "Connection: close\r\n");
     if (!head_only)
         evbuffer_add(out, body, (size_t)n);

@@ -3,7 +3,11 @@
  *
  * llhttp is built with LLHTTP_STRICT_MODE and no lenient flag but the version
  * one (below), so it refuses CL+TE, duplicate Content-Length, bad chunk sizes
- * and invalid tokens. What it
+ * and invalid tokens. It knows a fixed list of methods: the method token is
+ * read here (scan_method) and llhttp is given it when it knows it, "GET"
+ * otherwise, so that extension methods (RFC 9110 16.1) go through the same
+ * grammar as the rest; a request's framing does not depend on its method
+ * but for CONNECT, which llhttp knows. What it
  * still tolerates in 8.1 is checked here: obs-fold (a value that spans lines),
  * bare LF line ends and control bytes in the head, empty header names, an
  * HTTP/1.1 request without Host, an empty or repeated transfer coding, and in
@@ -20,6 +24,8 @@
 #define MAX_HEADERS 200
 /* Chunk extensions are dropped when we re-chunk: no reason to accept many. */
 #define MAX_CHUNK_EXT 1024
+/* A longer method token is 501: no method anyone registered comes close. */
+#define MAX_METHOD 64
 
 enum hstate { H_NONE, H_FIELD, H_VALUE };
 
@@ -30,6 +36,16 @@ struct pd_http_parser {
     size_t max_head;
     pd_http_msg *msg;
     int req_method;
+
+    /* the method token, read before llhttp sees the request line */
+    int in_method;
+    char meth[MAX_METHOD];
+    size_t meth_len;
+    /* where the request target ends in the head (414 or 431 at the limit) */
+    const char *exec_data;  /* the buffer of this pd_http_parse_head call */
+    size_t exec_base;       /* head bytes before it */
+    size_t url_end;
+    int url_done;
 
     /* head accumulation (offsets into msg->buf) */
     size_t head_bytes;
@@ -84,16 +100,19 @@ static int store(pd_http_parser *p, const char *at, size_t len, size_t *off, siz
     return 0;
 }
 
-static int on_method(llhttp_t *ll, const char *at, size_t len)
-{
-    pd_http_parser *p = ll->data;
-    return store(p, at, len, &p->method_off, &p->method_len);
-}
-
 static int on_url(llhttp_t *ll, const char *at, size_t len)
 {
     pd_http_parser *p = ll->data;
+    if (p->exec_data)
+        p->url_end = p->exec_base + (size_t)(at + len - p->exec_data);
     return store(p, at, len, &p->url_off, &p->url_len);
+}
+
+static int on_url_complete(llhttp_t *ll)
+{
+    pd_http_parser *p = ll->data;
+    p->url_done = 1;
+    return 0;
 }
 
 static int on_status(llhttp_t *ll, const char *at, size_t len)
@@ -398,8 +417,8 @@ pd_http_parser *pd_http_parser_new(int is_request, size_t max_head)
     if (!p)
         return NULL;
     llhttp_settings_init(&p->settings);
-    p->settings.on_method = on_method;
     p->settings.on_url = on_url;
+    p->settings.on_url_complete = on_url_complete;
     p->settings.on_status = on_status;
     p->settings.on_header_field = on_header_field;
     p->settings.on_header_value = on_header_value;
@@ -442,6 +461,11 @@ void pd_http_parser_next(pd_http_parser *p, pd_http_msg *msg, int request_method
     p->hs = H_NONE;
     p->field_off = p->field_len = p->value_off = p->value_len = 0;
     p->method_off = p->method_len = p->url_off = p->url_len = 0;
+    p->in_method = p->is_request;
+    p->meth_len = 0;
+    p->exec_data = NULL;
+    p->exec_base = p->url_end = 0;
+    p->url_done = 0;
     p->reason_off = p->reason_len = 0;
     p->prev_cr = 0;
     p->line_start = 1;
@@ -504,21 +528,78 @@ static int check_head_bytes(pd_http_parser *p, const char *data, size_t len)
 
 static int is_tchar(unsigned char c);
 
+/* Is m (len bytes) one of the methods llhttp parses as HTTP (or PRI, the h2 preface)? */
+static int llhttp_knows(const char *m, size_t len)
+{
+#define KNOWN_(num, name, string)                                                          \
+    if (len == sizeof(#string) - 1 && memcmp(m, #string, len) == 0)                       \
+        return 1;
+    HTTP_METHOD_MAP(KNOWN_)
+#undef KNOWN_
+    return len == 3 && memcmp(m, "PRI", 3) == 0;
+}
+
 /*
- * llhttp knows a fixed list of methods. A well-formed token it does not know
- * is 501 (RFC 9110 15.6.2); bytes that are no token at all are a malformed
- * request line: 400. The method starts the head, so it is at data[0] (bytes
- * of earlier calls were accepted by llhttp as a method prefix).
+ * Read the method token of a request (RFC 9110 9.1: a case-sensitive token)
+ * and the space after it; empty lines before the request line are skipped
+ * (RFC 9112 2.2), as llhttp would. *off: bytes of data taken. Returns 0 (done
+ * when p->in_method is cleared), -1 when the line is malformed (400) or the
+ * token too long (501). Then the method is stored, and llhttp gets the token
+ * or, when it does not know it, "GET": the rest of the line and the fields
+ * are llhttp's, whatever the method (the real one is the message's).
  */
-static void method_error(pd_http_parser *p, const char *data, size_t len)
+static int scan_method(pd_http_parser *p, const char *data, size_t len, size_t *off)
 {
     size_t i = 0;
-    while (i < len && is_tchar((unsigned char)data[i]))
-        i++;
-    /* the token may continue in bytes not received yet */
-    if ((i == len || data[i] == ' ') && (i > 0 || p->head_bytes > 0))
-        fail(p, 501, "unknown method");
-    fail(p, 400, "malformed method");
+    for (; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (is_tchar(c)) {
+            if (p->meth_len == MAX_METHOD) {
+                *off = i + 1;
+                return fail(p, 501, "method too long");
+            }
+            p->meth[p->meth_len++] = (char)c;
+        } else if (c == ' ' && p->meth_len) {
+            break;
+        } else if ((c == '\r' || c == '\n') && !p->meth_len) {
+            continue;
+        } else {
+            *off = i + 1;
+            return fail(p, 400, "malformed method");
+        }
+    }
+    if (i == len) {
+        *off = len;
+        return 0;
+    }
+    *off = i + 1;
+    p->in_method = 0;
+    if (store(p, p->meth, p->meth_len, &p->method_off, &p->method_len) < 0)
+        return -1;
+    int known = llhttp_knows(p->meth, p->meth_len);
+    char line[MAX_METHOD + 1];
+    size_t n = known ? p->meth_len : 3;
+    memcpy(line, known ? p->meth : "GET", n);
+    line[n++] = ' ';
+    llhttp_errno_t e = llhttp_execute(&p->ll, line, n);
+    if (e != HPE_OK)
+        return map_error(p, e);
+    return 0;
+}
+
+/*
+ * The head outgrew max_head: 414 when the request target does not end within
+ * the limit (RFC 9110 15.5.15; whatever the split of the bytes: url_end is
+ * where it ended, url_done whether it did), 431 otherwise.
+ */
+static int too_large(pd_http_parser *p)
+{
+    p->err_status = 0;
+    if (!p->is_request)
+        return fail(p, 502, "message head too large");
+    if (!p->in_method && (!p->url_done || p->url_end > p->max_head))
+        return fail(p, 414, "request target too long");
+    return fail(p, 431, "message head too large");
 }
 
 enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, size_t len,
@@ -527,8 +608,26 @@ enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, siz
     *consumed = 0;
     if (p->err_status)
         return PD_PARSE_ERROR;
+    size_t off = 0;
+    if (p->in_method) {
+        int r = scan_method(p, data, len, &off);
+        p->head_bytes += off;
+        if (p->head_bytes > p->max_head)
+            return too_large(p), PD_PARSE_ERROR;
+        if (check_head_bytes(p, data, off) < 0 || r < 0)
+            return PD_PARSE_ERROR;
+        if (p->in_method) {
+            *consumed = len;
+            return PD_PARSE_AGAIN;
+        }
+        data += off;
+        len -= off;
+    }
     /* Find how much of data belongs to the head: llhttp pauses right after it. */
+    p->exec_data = data;
+    p->exec_base = p->head_bytes;
     llhttp_errno_t e = llhttp_execute(&p->ll, data, len);
+    p->exec_data = NULL;
     size_t used = len;
     if (e == HPE_PAUSED) {
         used = (size_t)(llhttp_get_error_pos(&p->ll) - data);
@@ -538,24 +637,20 @@ enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, siz
     }
     /* too large wins over any other fault, whatever the split of the bytes */
     p->head_bytes += used;
-    if (p->head_bytes > p->max_head) {
-        p->err_status = 0;
-        return fail(p, p->is_request ? 431 : 502, "message head too large"), PD_PARSE_ERROR;
-    }
+    if (p->head_bytes > p->max_head)
+        return too_large(p), PD_PARSE_ERROR;
     if (check_head_bytes(p, data, e == HPE_OK || e == HPE_PAUSED ? used : (used < len ? used + 1 : len)) < 0)
         return PD_PARSE_ERROR;
     if (e == HPE_PAUSED && p->head_done) {
-        *consumed = used;
+        *consumed = off + used;
         return PD_PARSE_DONE;
     }
     if (e != HPE_OK) {
-        if (!p->err_status && e == HPE_INVALID_METHOD && p->is_request)
-            method_error(p, data, len);
         if (!p->err_status)
             map_error(p, e);
         return PD_PARSE_ERROR;
     }
-    *consumed = len;
+    *consumed = off + len;
     return PD_PARSE_AGAIN;
 }
 

@@ -30,6 +30,7 @@
 #include "proxyd/admin.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/cpus.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/worker.h"
@@ -76,12 +77,6 @@ static struct {
     pd_stats *stats;        /* shared counters, mapped before the first fork */
     pd_admin *admin;        /* admin listener (NULL: none) */
 } M;
-
-static int n_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
 
 static int addr_port(const struct sockaddr_storage *ss)
 {
@@ -458,7 +453,8 @@ static int load_gen(struct gen *g, const char *path)
         g->conf = NULL;
         return -1;
     }
-    g->nworkers = g->conf->workers > 0 ? g->conf->workers : n_cpus();
+    /* workers 0: the CPUs this process may use (affinity, cgroup quota), not the host's */
+    g->nworkers = g->conf->workers > 0 ? g->conf->workers : pd_cpus_usable();
     if (g->nworkers > MAX_WORKERS) {
         /* only `workers 0` on a machine with more CPUs gets here: conf refuses more */
         pd_log_info("%d CPUs: starting %d workers, the most one proxyd runs", g->nworkers,

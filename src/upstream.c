@@ -82,7 +82,8 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
     c->dnsq = NULL;
     if (r->error) {
         c->result = PD_R_TCP_MISS;
-        client_fail_request(c, r->error == PD_DNS_ETIMEOUT ? 504 : 502, "ERR_DNS_FAIL",
+        /* Squid answers every lookup failure 503 ERR_DNS_FAIL */
+        client_fail_request(c, 503, "ERR_DNS_FAIL",
                      r->error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
                                                  : "the origin's name could not be resolved",
                      1);
@@ -103,6 +104,10 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
             client_deny(c, deny_acl);
             return;
         }
+    }
+    if (c->req.method_id == PD_M_PURGE) {
+        client_purge(c); /* allowed once dst was known: the cache's, never the origin's */
+        return;
     }
     c->addr_i = 0;
     c->state = C_CONNECT;

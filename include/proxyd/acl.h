@@ -54,6 +54,13 @@ enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_re
 /* Evaluate `cache` rules: ALLOW when the response may be stored/served from cache. */
 enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req);
 
+/*
+ * Does a `method` acl name this method (case-sensitive)? Squid takes an acl
+ * naming PURGE as the operator's consent to PURGE (otherwise it is refused,
+ * whatever http_access says). 0 when rules is NULL.
+ */
+int pd_acl_names_method(const pd_acl_rules *rules, const char *method);
+
 /* deny_info for an acl name: an error page name or a URL ("http://..."), or NULL. */
 const char *pd_acl_deny_info(const pd_acl_rules *rules, const char *acl_name);
 

@@ -9,13 +9,21 @@
 
 #include <event2/buffer.h>
 
+#include <time.h>
+
 /* The reason phrase for a status code ("Bad Gateway"). */
 const char *pd_status_reason(int status);
+
+/* t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT", RFC 9110 5.6.7),
+ * whatever the locale; out holds PD_HTTP_DATE_SIZE bytes. */
+#define PD_HTTP_DATE_SIZE 64
+void pd_http_date(time_t t, char *out);
 
 /*
  * Append a complete response (head and, unless head_only, the page) to out.
  * err: Squid error name; detail: one sentence; url: the request URL or "";
- * host: visible_hostname. All text is HTML-escaped.
+ * host: visible_hostname. All text is HTML-escaped. The head carries a Date
+ * (RFC 9110 6.6.1: an origin-like answer with a clock has one).
  */
 void pd_error_page(struct evbuffer *out, int status, const char *err, const char *detail,
                    const char *url, const char *host, int keep_alive, int head_only);

@@ -26,7 +26,11 @@ enum pd_parse_status {
 /* Called with decoded chunk data; return 0 to go on, -1 to stop with an error. */
 typedef int (*pd_body_cb)(void *arg, const char *data, size_t len);
 
-/* is_request: parse requests (1) or responses (0). max_head: limit of the head in bytes. */
+/*
+ * is_request: parse requests (1) or responses (0). max_head: limit of the
+ * head in bytes; a request over it is 414 when its target does not end within
+ * it (the request line is what is long), 431 otherwise.
+ */
 pd_http_parser *pd_http_parser_new(int is_request, size_t max_head);
 void pd_http_parser_free(pd_http_parser *p);
 
@@ -44,7 +48,7 @@ enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, siz
 enum pd_parse_status pd_http_parse_body(pd_http_parser *p, const char *data, size_t len,
                                         size_t *consumed, pd_body_cb cb, void *arg);
 
-/* After ERROR: the HTTP status to answer with (400, 431, 501, 505 ...) and a short reason. */
+/* After ERROR: the HTTP status to answer with (400, 414, 431, 501, 505 ...) and a short reason. */
 int pd_http_parser_error(const pd_http_parser *p, const char **reason);
 
 #endif

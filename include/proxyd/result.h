@@ -16,6 +16,10 @@ enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
  * R(ARG, ID, TEXT, CLASS, HIT_BYTES, ABORTED_ID): ARG is passed through (so
  * another table can generate its rows from this one); ABORTED_ID is the code
  * a transaction takes when its client goes away before the end.
+ *
+ * TCP_IMS_HIT / TCP_INM_HIT: a fresh stored object answered a conditional
+ * request with 304 (If-Modified-Since, or If-None-Match alone), as Squid
+ * names them; a 304 has no body to abort.
  */
 #define PD_RESULT_TABLE(R, ARG)                                                         \
     R(ARG, NONE_NONE, "NONE_NONE", PD_RC_NONE, 0, NONE_NONE)                              \
@@ -23,6 +27,8 @@ enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
     R(ARG, TCP_MISS_ABORTED, "TCP_MISS_ABORTED", PD_RC_MISS, 0, TCP_MISS_ABORTED)         \
     R(ARG, TCP_MEM_HIT, "TCP_MEM_HIT", PD_RC_HIT, 1, TCP_MEM_HIT_ABORTED)                 \
     R(ARG, TCP_MEM_HIT_ABORTED, "TCP_MEM_HIT_ABORTED", PD_RC_HIT, 1, TCP_MEM_HIT_ABORTED) \
+    R(ARG, TCP_IMS_HIT, "TCP_IMS_HIT", PD_RC_HIT, 1, TCP_IMS_HIT)                         \
+    R(ARG, TCP_INM_HIT, "TCP_INM_HIT", PD_RC_HIT, 1, TCP_INM_HIT)                         \
     R(ARG, TCP_CF_MISS, "TCP_CF_MISS", PD_RC_MISS, 0, TCP_CF_MISS_ABORTED)                \
     R(ARG, TCP_CF_MISS_ABORTED, "TCP_CF_MISS_ABORTED", PD_RC_MISS, 0, TCP_CF_MISS_ABORTED) \
     R(ARG, TCP_REFRESH_UNMODIFIED, "TCP_REFRESH_UNMODIFIED", PD_RC_REVALIDATION, 1,       \

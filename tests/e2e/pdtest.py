@@ -1205,16 +1205,22 @@ class Proxy:
     and `proxyd: ready (N workers)` on stderr. With cache_log=True the config
     also has `cache_log DIR/cache.log` (self.cache_log): the master points its
     stderr there once listening, so the ready line and everything after it
-    (sanitizer reports included) are read from that file.
+    (sanitizer reports included) are read from that file. prefix: a command
+    that execs proxyd (e.g. ["taskset", "-c", "0"]): the pid stays proxyd's.
     """
 
     LISTEN_RE = re.compile(r"proxyd: listening on (\S+):(\d+)\s*$")
     READY_RE = re.compile(r"proxyd: ready \((\d+) workers?\)")
 
+    def ready_workers(self):
+        """N of the last `proxyd: ready (N workers)` line."""
+        m = [self.READY_RE.search(l) for l in self.stderr_lines if l]
+        return int([x for x in m if x][-1].group(1))
+
     def __init__(self, conf_extra="", workers=2, dns=None, http_access="allow all",
                  visible_hostname="pdtest.local", shutdown_lifetime="3 seconds", start=True,
                  ready_timeout=30.0, args=(), conf=None, bin=None, access_log_format=None,
-                 cache_log=False):
+                 cache_log=False, prefix=()):
         self.bin = bin or proxyd_bin()
         if not os.access(self.bin, os.X_OK):
             raise AssertionError("proxyd binary not found or not executable: %s (set PROXYD_BIN)" % self.bin)
@@ -1226,6 +1232,7 @@ class Proxy:
         self.workers = workers
         self.dns = dns
         self.args = list(args)
+        self.prefix = list(prefix)
         self.ready_timeout = ready_timeout
         self.proc = None
         self.port = None
@@ -1274,7 +1281,7 @@ class Proxy:
 
     # -- lifecycle
     def start(self):
-        self.proc = subprocess.Popen([self.bin, "-c", self.conf_path] + self.args,
+        self.proc = subprocess.Popen(self.prefix + [self.bin, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, cwd=self.dir)
         _LIVE_PROXIES.add(self)

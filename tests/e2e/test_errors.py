@@ -1,6 +1,6 @@
 """Error handling of proxyd (issue 2): 400 for origin-form requests and
-malformed or smuggling requests (the origin sees nothing), 502 for DNS
-failure, refused connection and an origin closing early, 504 for an origin
+malformed or smuggling requests (the origin sees nothing), 503 for DNS
+failure (Squid's ERR_DNS_FAIL), 502 for a refused connection and an origin closing early, 504 for an origin
 that never answers, and truncated responses when the origin dies mid-body."""
 
 import time
@@ -116,9 +116,10 @@ class UpstreamErrorTest(pdtest.ProxyTestCase):
         self.assertIsNone(self.p.sanitizer_report(), "sanitizer report on proxyd stderr")
         self.assertTrue(self.p.alive(), "proxyd master died")
 
-    def test_502_nxdomain(self):
+    def test_503_nxdomain(self):
         r = proxy_request(self.p, "GET", "http://no-such-host.test:%d/x" % self.o.port)
-        assert_error_page(self, r, 502)
+        assert_error_page(self, r, 503)
+        self.assertEqual(r.get("x-squid-error"), "ERR_DNS_FAIL 0")
         self.assertGreaterEqual(self.dnsd.queries("no-such-host.test"), 1)
         self.assertEqual(self.o.connections, 0)
 

@@ -4,8 +4,10 @@ refused with file:line), SIGTERM drain, SIGUSR1 log reopening."""
 
 import os
 import re
+import shutil
 import signal
 import threading
+import unittest
 
 import pdtest
 from pdtest import Reply, proxy_request, wait_until
@@ -211,6 +213,24 @@ class ProcessTest(pdtest.ProxyTestCase):
         self.assertIn("proxyd: ready", old_text)
         self.assertNotIn("reopen", old_text)
         self.assertEqual(proxy_request(p, "GET", self.origin().url("/after-rotate")).status, 200)
+
+
+class WorkersZeroTest(pdtest.ProxyTestCase):
+    """`workers 0`: one worker per CPU the process may use, not per CPU of the host."""
+
+    @unittest.skipUnless(shutil.which("taskset"), "taskset is not installed")
+    def test_affinity_mask_counts(self):
+        o = self.origin()
+        cpus = sorted(os.sched_getaffinity(0))
+        for mask in ([cpus[0]], cpus[:2]):
+            with self.subTest(cpus=mask):
+                p = self.proxy(workers=0, prefix=["taskset", "-c", ",".join(map(str, mask))])
+                self.assertEqual(p.ready_workers(), len(mask))
+                self.assertEqual(len(p.wait_workers(len(mask))), len(mask))
+                for pid in [p.pid] + p.worker_pids():
+                    self.assertEqual(os.sched_getaffinity(pid), set(mask))
+                self.assertEqual(proxy_request(p, "GET", o.url("/w")).status, 200)
+                p.stop()
 
 
 if __name__ == "__main__":

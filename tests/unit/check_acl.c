@@ -452,6 +452,26 @@ START_TEST(test_deny_info)
 }
 END_TEST
 
+/* Squid enables PURGE when a method acl names it (case-sensitive), used or not. */
+START_TEST(test_names_method)
+{
+    static const struct { const char *script; int purge; } cases[] = {
+        { "http_access allow all", 0 },
+        { "acl purge method PURGE\nhttp_access allow all", 1 },
+        { "acl m method GET PURGE POST", 1 },
+        { "acl m method GET POST\nacl p method purge", 0 },
+        { "acl p url_regex PURGE", 0 },
+        { "acl m method GET\nacl m method PURGE", 1 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pd_acl_rules *r = compile_ok(cases[i].script);
+        ck_assert_msg(pd_acl_names_method(r, "PURGE") == cases[i].purge, "%s", cases[i].script);
+        pd_acl_rules_free(r);
+    }
+    ck_assert_int_eq(pd_acl_names_method(NULL, "PURGE"), 0);
+}
+END_TEST
+
 START_TEST(test_predefined)
 {
     pd_acl_rules *r = compile_ok(
@@ -842,6 +862,7 @@ static Suite *acl_suite(void)
     tcase_add_test(tc, test_bad_regex);
     tcase_add_test(tc, test_warnings_and_merge);
     tcase_add_test(tc, test_big_dstdomain);
+    tcase_add_test(tc, test_names_method);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     return s;

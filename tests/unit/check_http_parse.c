@@ -213,7 +213,15 @@ static const struct {
     { "GET  http://a/ HTTP/1.1\r\n\r\n", 400, "double space" },
     { "G@T http://a/ HTTP/1.1\r\n\r\n", 400, "malformed method" },
     { "GET\thttp://a/ HTTP/1.1\r\n\r\n", 400, "tab after method" },
-    { "FOO http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 501, "unknown method" },
+    { "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLM http://a/ HTTP/1.1\r\n"
+      "Host: a\r\n\r\n", 501, "method token over 64 bytes" },
+    { "\r\n GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "space after an empty line" },
+    { "PROPFIND\r\n\r\n", 400, "method alone" },
+    { "FOO\x01 http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, "control byte in an extension method" },
+    { "FOO http://a/ HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\nHost: a\r\n\r\n",
+      400, "CL + TE with an extension method" },
+    { "FOO http://a/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\nHost: a\r\n\r\n", 400,
+      "two Content-Lengths with an extension method" },
     /* issue 8 (smuggling suite) */
     { "GET http://a/ HTTP/1.1\r\nX: y\r\n\r\n", 400, "HTTP/1.1 without Host" },
     { "POST http://a/ HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
@@ -356,6 +364,94 @@ START_TEST(test_response_without_reason_or_fields)
 }
 END_TEST
 
+/*
+ * Methods llhttp knows and methods it does not (RFC 9110 16.1 extension
+ * methods, case-sensitive) parse alike, with or without a body, at every
+ * split; the method is the one received.
+ */
+static const struct {
+    const char *method;
+    int id;
+    const char *rest;
+    enum pd_body_kind body;
+} methods[] = {
+    { "PROPFIND", PD_M_OTHER, "Host: a\r\nDepth: 1\r\nContent-Length: 5\r\n\r\n<a/>\n", PD_BODY_LENGTH },
+    { "MKCOL", PD_M_OTHER, "Host: a\r\n\r\n", PD_BODY_NONE },
+    { "REPORT", PD_M_OTHER, "Host: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      PD_BODY_CHUNKED },
+    { "LINK", PD_M_OTHER, "Host: a\r\n\r\n", PD_BODY_NONE },
+    { "BREW", PD_M_OTHER, "Host: a\r\nContent-Length: 5\r\n\r\nhello", PD_BODY_LENGTH },
+    { "X-MADE-UP.1~", PD_M_OTHER, "Host: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+      PD_BODY_CHUNKED },
+    { "get", PD_M_OTHER, "Host: a\r\n\r\n", PD_BODY_NONE },
+    { "PURGE", PD_M_PURGE, "Host: a\r\n\r\n", PD_BODY_NONE },
+    { "DESCRIBE", PD_M_OTHER, "Host: a\r\n\r\n", PD_BODY_NONE },
+    { "ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKL", PD_M_OTHER,
+      "Host: a\r\n\r\n", PD_BODY_NONE },
+};
+
+START_TEST(test_extension_methods_every_split)
+{
+    char raw[512];
+    int n = snprintf(raw, sizeof raw, "%s%s http://a/x HTTP/1.1\r\n%s", _i % 2 ? "\r\n" : "",
+                     methods[_i].method, methods[_i].rest);
+    for (size_t split = 0; split <= (size_t)n; split++) {
+        pd_http_msg m;
+        pd_http_msg_init(&m);
+        struct body_acc body;
+        int err = 0;
+        int r = parse_split(1, 0, raw, (size_t)n, split, &m, &body, &err);
+        ck_assert_msg(r == PD_PARSE_DONE, "%s split %zu: result %d err %d", methods[_i].method, split, r, err);
+        ck_assert_uint_eq(m.method.len, strlen(methods[_i].method));
+        ck_assert(memcmp(m.method.p, methods[_i].method, m.method.len) == 0);
+        ck_assert_int_eq(m.method_id, methods[_i].id);
+        ck_assert_uint_eq(m.target.len, 10);
+        ck_assert(memcmp(m.target.p, "http://a/x", 10) == 0);
+        ck_assert_int_eq(m.body, methods[_i].body);
+        ck_assert_str_eq(get_header(&m, "host"), "a");
+        if (methods[_i].body != PD_BODY_NONE)
+            ck_assert_uint_eq(body.len, 5);
+        pd_http_msg_free(&m);
+    }
+}
+END_TEST
+
+/*
+ * Over request_header_max_size: 414 when the request line does not end
+ * within it (the target is what is long), 431 when the fields are; the same
+ * at every split of the bytes.
+ */
+START_TEST(test_head_limit_414_or_431)
+{
+    char long_target[400], long_field[400];
+    snprintf(long_target, sizeof long_target, "GET http://a/%0150d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    snprintf(long_field, sizeof long_field, "GET http://a/ HTTP/1.1\r\nHost: a\r\nX: %0150d\r\n\r\n", 0);
+    /* the target ends at byte 163 of the first: a limit of 170 lets it end, 160 does not */
+    const struct { const char *raw; size_t max; int status; } cases[] = {
+        { long_target, 100, 414 }, { long_target, 160, 414 }, { long_target, 170, 431 },
+        { long_field, 100, 431 }, { long_field, 10, 414 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = strlen(cases[c].raw);
+        for (size_t split = 0; split <= n; split++) {
+            pd_http_parser *p = pd_http_parser_new(1, cases[c].max);
+            pd_http_msg m;
+            pd_http_msg_init(&m);
+            pd_http_parser_next(p, &m, 0);
+            size_t used = 0;
+            enum pd_parse_status st = pd_http_parse_head(p, cases[c].raw, split, &used);
+            if (st == PD_PARSE_AGAIN)
+                st = pd_http_parse_head(p, cases[c].raw + split, n - split, &used);
+            ck_assert_msg(st == PD_PARSE_ERROR, "case %zu split %zu: accepted", c, split);
+            ck_assert_msg(pd_http_parser_error(p, NULL) == cases[c].status, "case %zu split %zu: %d", c,
+                          split, pd_http_parser_error(p, NULL));
+            pd_http_parser_free(p);
+            pd_http_msg_free(&m);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_head_too_large)
 {
     pd_http_parser *p = pd_http_parser_new(1, 100);
@@ -474,6 +570,8 @@ int main(void)
     tcase_add_test(tc, test_pipelined_requests);
     tcase_add_test(tc, test_msg_headers);
     tcase_add_test(tc, test_methods);
+    tcase_add_loop_test(tc, test_extension_methods_every_split, 0, sizeof methods / sizeof methods[0]);
+    tcase_add_test(tc, test_head_limit_414_or_431);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
