@@ -106,12 +106,18 @@ enum pd_cp_source {
 
 /*
  * Freshness lifetime of resp in seconds (4.2.1): s-maxage > max-age >
- * Expires - Date (Date absent: response_time; invalid Expires: 0, 5.3) >
- * heuristic (4.2.2) for statuses cacheable by default or public: Squid's
- * refresh_pattern (rule; NULL = pd_refresh_default):
- *   Last-Modified older than Date by d > 0: min(max, d * percent / 100)
- *   (override-lastmod: at least min); no Last-Modified: min(min, max).
- * override-expire raises an explicit lifetime to min. *source may be NULL.
+ * Expires - Date (Date absent: response_time; an invalid Expires, or more
+ * than one Expires line, is already expired: 0, 5.3) > heuristic (4.2.2)
+ * for statuses cacheable by default or public, with Squid's refresh_pattern
+ * MIN PERCENT MAX (rule; NULL = pd_refresh_default):
+ *   Last-Modified d > 0 seconds before Date: d * PERCENT / 100, however
+ *     recent the modification (Squid's LM-factor; MIN does not raise it,
+ *     override-lastmod does);
+ *   Last-Modified equal to or after Date: 0, a fraction of no interval
+ *     (Squid would give MIN; override-lastmod still does);
+ *   no (valid) Last-Modified: MIN;
+ *   always at most MAX.
+ * override-expire raises an explicit lifetime to MIN. *source may be NULL.
  */
 int64_t pd_cache_policy_lifetime(const pd_http_msg *resp, const pd_refresh_rule *rule,
                                  time_t response_time, enum pd_cp_source *source);
