@@ -566,7 +566,8 @@ static int etag_weak_eq(pd_str a, pd_str b)
     return parse_etag(a, &oa, &wa) == 0 && parse_etag(b, &ob, &wb) == 0 && str_eq(oa, ob);
 }
 
-int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored)
+int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored,
+                                time_t response_time)
 {
     if (req->method_id != PD_M_GET && req->method_id != PD_M_HEAD)
         return 200;
@@ -587,8 +588,9 @@ int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *store
     time_t ims, lm;
     if (header_date(req, "If-Modified-Since", &ims) < 0)
         return 200;
+    /* 4.3.2: Last-Modified, else Date, else when we received it */
     if (header_date(stored, "Last-Modified", &lm) < 0 && header_date(stored, "Date", &lm) < 0)
-        return 200;
+        lm = response_time;
     return lm <= ims ? 304 : 200;
 }
 

@@ -516,7 +516,7 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     c->hr->store = st;
     c->hr->ref = c->cref;
 
-    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
+    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head, c->cm.response_time) == 304) {
         write_cached_head(c, 304, 0, 0, NULL, NULL);
         finish_cached(c);
         return;

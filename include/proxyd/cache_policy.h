@@ -186,10 +186,12 @@ int pd_cache_policy_merge_304(pd_http_msg *stored, const pd_http_msg *resp);
  * A client's own conditional GET/HEAD against a fresh stored response
  * (4.3.2, RFC 9110 13.1.2, 13.1.3, 13.2.2): If-None-Match (weak comparison,
  * "*" matches) decides when present; otherwise If-Modified-Since (invalid
- * date ignored) against Last-Modified, or Date when absent. Returns 304
- * (not modified) or 200 (send the stored response).
+ * date ignored) against Last-Modified, or Date when absent, or
+ * response_time (when the stored response arrived) when both are. Returns
+ * 304 (not modified) or 200 (send the stored response).
  */
-int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored);
+int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored,
+                                time_t response_time);
 
 /* ---- Vary (Section 4.1) ---- */
 

@@ -442,7 +442,16 @@ static const struct ccond_case {
     { "RFC 9110 13.1.3 (invalid date ignored)", "GET", "If-Modified-Since: garbage", "Last-Modified: " D_M10D,
       200 },
     { "4.3.2 (Date when no Last-Modified)", "GET", "If-Modified-Since: " D0, "Date: " D_M1H, 304 },
-    { "4.3.2 (no date to compare)", "GET", "If-Modified-Since: " D0, "", 200 },
+    { "4.3.2 (no Date: time received, IMS later)", "GET", "If-Modified-Since: " D_P1H, "", 304 },
+    { "4.3.2 (no Date: time received, IMS equal)", "GET", "If-Modified-Since: " D0, "", 304 },
+    { "4.3.2 (no Date: time received, IMS earlier)", "GET", "If-Modified-Since: " D_M1H, "", 200 },
+    { "4.3.2 (Date, IMS earlier)", "GET", "If-Modified-Since: " D_M1H, "Date: " D0, 200 },
+    { "4.3.2 (Date, IMS equal)", "GET", "If-Modified-Since: " D0, "Date: " D0, 304 },
+    { "4.3.2 (Last-Modified before Date decides)", "GET", "If-Modified-Since: " D_M1H,
+      "Date: " D0 "\nLast-Modified: " D_M10D, 304 },
+    { "RFC 9110 13.1.3 (IMS list is no date)", "GET", "If-Modified-Since: " D0 ", " D0, "Date: " D_M1H, 200 },
+    { "RFC 9110 13.1.3 (IMS with runs of spaces ignored)", "GET",
+      "If-Modified-Since: Tue, 14  Nov 2023 22:13:20 GMT", "Date: " D_M1H, 200 },
     { "RFC 9110 13.1.2 (HEAD)", "HEAD", "If-None-Match: \"a\"", "ETag: \"a\"", 304 },
     { "RFC 9110 13.1.2 (not for POST)", "POST", "If-None-Match: \"a\"", "ETag: \"a\"", 200 },
     { "4.3.2 (unconditional)", "GET", "", "ETag: \"a\"", 200 },
@@ -454,7 +463,7 @@ START_TEST(test_client_cond)
     pd_http_msg req, stored;
     build(&req, c->method, 0, c->reqh);
     build(&stored, NULL, 200, c->stored);
-    int got = pd_cache_policy_client_cond(&req, &stored);
+    int got = pd_cache_policy_client_cond(&req, &stored, T0);
     ck_assert_msg(got == c->expect, "%s: %d, want %d", cite(c->sec), got, c->expect);
     pd_http_msg_free(&req);
     pd_http_msg_free(&stored);
