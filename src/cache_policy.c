@@ -633,11 +633,13 @@ static ssize_t weighted_member(pd_str m, char *out, size_t cap)
 {
     size_t n = 0;
     const char *p = m.p, *end = m.p + m.len;
-    int first = 1;
-    while (p <= end) {
+    int first = 1, last = 0;
+    while (!last) {
         const char *semi = memchr(p, ';', (size_t)(end - p));
-        if (!semi)
+        if (!semi) {
             semi = end;
+            last = 1;
+        }
         char part[128];
         size_t pl = 0;
         for (const char *q = p; q < semi; q++) {
@@ -647,7 +649,8 @@ static ssize_t weighted_member(pd_str m, char *out, size_t cap)
                 return -1;
             part[pl++] = (char)lower_ascii(*q);
         }
-        p = semi + 1;
+        if (!last)
+            p = semi + 1;
         if (!first && pl == 0)
             continue;   /* "gzip;" */
         if (!first && pl >= 2 && part[0] == 'q' && part[1] == '=') {
