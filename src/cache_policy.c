@@ -124,23 +124,47 @@ static int64_t cc_delta(const pd_http_msg *m, const char *name, int *present)
 
 /* ---- dates (RFC 9110 5.6.7) ---- */
 
-static int month_of(const char *m)
+/*
+ * HTTP-date (RFC 9110 5.6.7), by hand and exactly: the three forms of the
+ * grammar and nothing else (no runs of spaces, no one-digit hours, no other
+ * zones); day and month names and "GMT" in any letter case, which the RFC
+ * asks recipients to accept. A value that is not a date is an invalid date
+ * (for Expires: already expired, RFC 9111 5.3).
+ */
+
+static int lower_ascii(char c)
 {
-    static const char months[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+    return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+/* The n letters at p equal the lowercase word w, in any case. */
+static int word_ci(const char *p, const char *w, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (lower_ascii(p[i]) != w[i])
+            return 0;
+    return 1;
+}
+
+/* month = "Jan" / ... / "Dec": 0..11, or -1 */
+static int month_at(const char *p)
+{
+    static const char months[] = "janfebmaraprmayjunjulaugsepoctnovdec";
     for (int i = 0; i < 12; i++)
-        if (strncmp(m, months + i * 3, 3) == 0)
+        if (word_ci(p, months + i * 3, 3))
             return i;
     return -1;
 }
 
+/* day-name (3 letters) or day-name-l (full, RFC 850) of exactly len letters */
 static int wday_ok(const char *w, size_t len, int full)
 {
-    static const char *const shortd[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
-    static const char *const longd[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
-                                         "Friday", "Saturday", "Sunday" };
+    static const char *const shortd[] = { "mon", "tue", "wed", "thu", "fri", "sat", "sun" };
+    static const char *const longd[] = { "monday", "tuesday", "wednesday", "thursday",
+                                         "friday", "saturday", "sunday" };
     for (int i = 0; i < 7; i++) {
         const char *d = full ? longd[i] : shortd[i];
-        if (strlen(d) == len && memcmp(w, d, len) == 0)
+        if (strlen(d) == len && word_ci(w, d, len))
             return 1;
     }
     return 0;
@@ -158,6 +182,17 @@ static int digits(const char *p, int n)
     return v;
 }
 
+/* time-of-day = hour ":" minute ":" second, each 2DIGIT, at p (8 bytes) */
+static int time_of_day(const char *p, int *hh, int *mm, int *ss)
+{
+    if (p[2] != ':' || p[5] != ':')
+        return -1;
+    *hh = digits(p, 2);
+    *mm = digits(p + 3, 2);
+    *ss = digits(p + 6, 2);
+    return *hh < 0 || *mm < 0 || *ss < 0 ? -1 : 0;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (month 1..12); linear
  * in the day, so day 31 of a 30-day month is the 1st of the next, as timegm
  * normalises. */
@@ -173,48 +208,49 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 
 int pd_cache_policy_parse_date(pd_str s, time_t *out)
 {
-    char b[64], wd[16], mon[4];
-    int day, year, hh, mm, ss, n = 0;
+    int day, mo, year, hh, mm, ss;
     s = trim(s);
-    if (s.len == 0 || s.len >= sizeof(b))
-        return -1;
-    memcpy(b, s.p, s.len);
-    b[s.len] = '\0';
-    const char *comma = strchr(b, ',');
-    if (s.len == 29 && comma == b + 3 && !memcmp(b + 3, ", ", 2) && b[7] == ' ' && b[11] == ' ' &&
-        b[16] == ' ' && b[19] == ':' && b[22] == ':' && !memcmp(b + 25, " GMT", 4)) {
-        /* IMF-fixdate exactly, what every HTTP/1.1 sender must send: no sscanf
-         * (this runs for Date, Expires and Last-Modified on every hit) */
-        if (!wday_ok(b, 3, 0))
+    const char *b = s.p;
+    if (s.len == 29 && b[3] == ',') {
+        /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT", fixed columns (the
+         * form every sender must use, checked first: it runs for Date,
+         * Expires and Last-Modified on every hit) */
+        if (!wday_ok(b, 3, 0) || b[4] != ' ' || b[7] != ' ' || b[11] != ' ' || b[16] != ' ' ||
+            b[25] != ' ' || !word_ci(b + 26, "gmt", 3))
             return -1;
-        memcpy(mon, b + 8, 3);
-        mon[3] = '\0';
         day = digits(b + 5, 2);
+        mo = month_at(b + 8);
         year = digits(b + 12, 4);
-        hh = digits(b + 17, 2);
-        mm = digits(b + 20, 2);
-        ss = digits(b + 23, 2);
-    } else if (comma && comma - b == 3) {
-        /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
-        if (sscanf(b, "%3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &hh,
-                   &mm, &ss, &n) != 7 || (size_t)n != s.len || !wday_ok(wd, 3, 0))
+        if (time_of_day(b + 17, &hh, &mm, &ss) < 0)
             return -1;
-    } else if (comma) {
-        /* RFC 850: Sunday, 06-Nov-94 08:49:37 GMT */
-        if (sscanf(b, "%15[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", wd, &day, mon, &year, &hh,
-                   &mm, &ss, &n) != 7 || (size_t)n != s.len || !wday_ok(wd, strlen(wd), 1))
+    } else if (s.len == 24 && b[3] == ' ') {
+        /* asctime: "Sun Nov  6 08:49:37 1994", day is 2DIGIT or SP DIGIT */
+        if (!wday_ok(b, 3, 0) || b[7] != ' ' || b[10] != ' ' || b[19] != ' ')
+            return -1;
+        mo = month_at(b + 4);
+        day = b[8] == ' ' ? digits(b + 9, 1) : digits(b + 8, 2);
+        year = digits(b + 20, 4);
+        if (time_of_day(b + 11, &hh, &mm, &ss) < 0)
+            return -1;
+    } else {
+        /* RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT": day-name-l, then 24 fixed bytes */
+        const char *comma = s.len > 24 ? memchr(b, ',', s.len) : NULL;
+        if (!comma || (size_t)(comma - b) + 24 != s.len || !wday_ok(b, (size_t)(comma - b), 1))
+            return -1;
+        const char *p = comma + 1;
+        if (p[0] != ' ' || p[3] != '-' || p[7] != '-' || p[10] != ' ' || p[19] != ' ' ||
+            !word_ci(p + 20, "gmt", 3))
+            return -1;
+        day = digits(p + 1, 2);
+        mo = month_at(p + 4);
+        year = digits(p + 8, 2);
+        if (time_of_day(p + 11, &hh, &mm, &ss) < 0)
             return -1;
         /* two-digit years: the nearest past century reading (5.6.7) */
-        year += year < 70 ? 2000 : 1900;
-    } else {
-        /* asctime: Sun Nov  6 08:49:37 1994 */
-        if (sscanf(b, "%3[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wd, mon, &day, &hh, &mm, &ss,
-                   &year, &n) != 7 || (size_t)n != s.len || !wday_ok(wd, 3, 0))
-            return -1;
+        if (year >= 0)
+            year += year < 70 ? 2000 : 1900;
     }
-    int mo = month_of(mon);
-    if (mo < 0 || day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60 || year < 1900 || hh < 0 ||
-        mm < 0 || ss < 0)
+    if (mo < 0 || day < 1 || day > 31 || year < 1900 || hh > 23 || mm > 59 || ss > 60)
         return -1;
     *out = (time_t)(days_from_civil(year, mo + 1, day) * 86400 + hh * 3600 + mm * 60 + ss);
     return 0;
@@ -294,6 +330,7 @@ int64_t pd_cache_policy_lifetime(const pd_http_msg *resp, const pd_refresh_rule 
     enum pd_cp_source src = PD_CP_SRC_NONE;
     int64_t life = 0;
     int present;
+    const pd_header *eh;
     if (!rule)
         rule = &pd_refresh_default;
     time_t date;
@@ -307,10 +344,12 @@ int64_t pd_cache_policy_lifetime(const pd_http_msg *resp, const pd_refresh_rule 
     } else if (v = cc_delta(resp, "max-age", &present), present) {
         src = v < 0 ? PD_CP_SRC_INVALID : PD_CP_SRC_MAXAGE;
         life = v < 0 ? 0 : v;
-    } else if (pd_http_msg_find(resp, "Expires")) {
+    } else if ((eh = pd_http_msg_find(resp, "Expires")) != NULL) {
         time_t exp;
-        if (header_date(resp, "Expires", &exp) < 0) {
-            src = PD_CP_SRC_INVALID;    /* 5.3: invalid means already expired */
+        /* 5.3: an invalid date, or more than one line (a list is not a date
+         * either), means already expired */
+        if (pd_http_msg_find_next(resp, eh) || pd_cache_policy_parse_date(eh->value, &exp) < 0) {
+            src = PD_CP_SRC_INVALID;
             life = 0;
         } else {
             src = PD_CP_SRC_EXPIRES;
@@ -319,16 +358,19 @@ int64_t pd_cache_policy_lifetime(const pd_http_msg *resp, const pd_refresh_rule 
     } else if (default_cacheable(resp->status) || pd_cache_policy_cc(resp, "public", NULL)) {
         src = PD_CP_SRC_HEURISTIC;
         time_t lm;
-        if (header_date(resp, "Last-Modified", &lm) == 0 && date > lm) {
-            int64_t d = (int64_t)date - (int64_t)lm;
-            life = d * rule->percent / 100;
-            if (life > rule->max)
-                life = rule->max;
+        if (header_date(resp, "Last-Modified", &lm) < 0) {
+            life = rule->min;                   /* nothing to estimate from */
+        } else if (date > lm) {
+            life = ((int64_t)date - (int64_t)lm) * rule->percent / 100;
             if (rule->override_lastmod && life < rule->min)
                 life = rule->min;
         } else {
-            life = rule->min < rule->max ? rule->min : rule->max;
+            /* modified at (or, by a skewed clock, after) the response's Date:
+             * a fraction of no interval is no freshness (4.2.2) */
+            life = rule->override_lastmod ? rule->min : 0;
         }
+        if (life > rule->max)
+            life = rule->max;
     }
     if ((src == PD_CP_SRC_SMAXAGE || src == PD_CP_SRC_MAXAGE || src == PD_CP_SRC_EXPIRES) &&
         rule->override_expire && life < rule->min)
@@ -553,7 +595,8 @@ static int etag_weak_eq(pd_str a, pd_str b)
     return parse_etag(a, &oa, &wa) == 0 && parse_etag(b, &ob, &wb) == 0 && str_eq(oa, ob);
 }
 
-int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored)
+int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored,
+                                time_t response_time)
 {
     if (req->method_id != PD_M_GET && req->method_id != PD_M_HEAD)
         return 200;
@@ -574,8 +617,9 @@ int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *store
     time_t ims, lm;
     if (header_date(req, "If-Modified-Since", &ims) < 0)
         return 200;
+    /* 4.3.2: Last-Modified, else Date, else when we received it */
     if (header_date(stored, "Last-Modified", &lm) < 0 && header_date(stored, "Date", &lm) < 0)
-        return 200;
+        lm = response_time;
     return lm <= ims ? 304 : 200;
 }
 
@@ -604,6 +648,120 @@ static void sb_put(struct sbuf *b, const char *p, size_t n, int lower)
     for (size_t i = 0; i < n; i++)
         b->p[b->len + i] = lower ? (char)tolower((unsigned char)p[i]) : p[i];
     b->len += n;
+}
+
+/*
+ * One member of Accept-Encoding / Accept-Language in a canonical form, into
+ * out (cap bytes): lowercase, no whitespace, and the weight written as
+ * "q=0.5" (trailing zeros dropped) or not at all when it is 1 (absent, "1",
+ * "1.0", "1.000" are one weight, RFC 9110 12.4.2). A q that is not a qvalue
+ * is kept as written (lowercased). Returns the length, or -1 if it does not
+ * fit.
+ */
+static ssize_t weighted_member(pd_str m, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *p = m.p, *end = m.p + m.len;
+    int first = 1, last = 0;
+    while (!last) {
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        if (!semi) {
+            semi = end;
+            last = 1;
+        }
+        char part[128];
+        size_t pl = 0;
+        for (const char *q = p; q < semi; q++) {
+            if (is_ows(*q))
+                continue;
+            if (pl == sizeof part)
+                return -1;
+            part[pl++] = (char)lower_ascii(*q);
+        }
+        if (!last)
+            p = semi + 1;
+        if (!first && pl == 0)
+            continue;   /* "gzip;" */
+        if (!first && pl >= 2 && part[0] == 'q' && part[1] == '=') {
+            /* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
+            const char *v = part + 2;
+            size_t vl = pl - 2, k = 1;
+            int ok = vl >= 1 && (v[0] == '0' || v[0] == '1') && (vl == 1 || (v[1] == '.' && vl <= 5));
+            int milli = 0;
+            for (k = 2; ok && k < vl; k++) {
+                ok = v[k] >= '0' && v[k] <= '9';
+                milli = milli * 10 + (v[k] - '0');
+            }
+            for (; k < 5; k++)
+                milli *= 10;
+            if (ok && v[0] == '1') {
+                ok = milli == 0;    /* "1.5" is no qvalue */
+                milli = 1000;
+            }
+            if (ok) {
+                if (milli == 1000)
+                    continue;   /* the default weight */
+                char qb[16];
+                int ql = snprintf(qb, sizeof qb, "q=0.%03d", milli);
+                while (ql > 3 && qb[ql - 1] == '0')
+                    ql--;
+                if (ql == 4)
+                    ql = 3; /* q=0 */
+                memcpy(part, qb, (size_t)ql);
+                pl = (size_t)ql;
+            }
+        }
+        if (n + pl + (first ? 0 : 1) > cap)
+            return -1;
+        if (!first)
+            out[n++] = ';';
+        memcpy(out + n, part, pl);
+        n += pl;
+        first = 0;
+    }
+    return (ssize_t)n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    const pd_str *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->p, y->p, n);
+    return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/*
+ * Accept-Encoding and Accept-Language (RFC 9110 12.5.3, 12.5.4) as a set:
+ * every line's members normalised by weighted_member and sorted, so requests
+ * that differ only in order, case, whitespace or the spelling of q share a
+ * variant. Returns 0, or -1 when they do not fit (the key is then unusable).
+ */
+static int weighted_list(struct sbuf *b, const pd_http_msg *req, const pd_header *h)
+{
+    char store[2048];
+    pd_str mem[64];
+    size_t used = 0, nm = 0;
+    for (; h; h = pd_http_msg_find_next(req, h)) {
+        pd_str rest = h->value, m;
+        while (next_member(&rest, &m)) {
+            if (nm == sizeof mem / sizeof mem[0])
+                return -1;
+            ssize_t l = weighted_member(m, store + used, sizeof store - used);
+            if (l < 0)
+                return -1;
+            if (l == 0)
+                continue;
+            mem[nm++] = (pd_str){ store + used, (size_t)l };
+            used += (size_t)l;
+        }
+    }
+    qsort(mem, nm, sizeof mem[0], cmp_str);
+    for (size_t i = 0; i < nm; i++) {
+        if (i > 0)
+            sb_put(b, ",", 1, 0);
+        sb_put(b, mem[i].p, mem[i].len, 0);
+    }
+    return 0;
 }
 
 ssize_t pd_cache_policy_vary_key(const pd_http_msg *resp, const pd_http_msg *req, char *buf,
@@ -637,6 +795,12 @@ ssize_t pd_cache_policy_vary_key(const pd_http_msg *resp, const pd_http_msg *req
         }
         int lower = strncasecmp(cname, "Accept", 6) == 0;
         sb_put(&b, ":", 1, 0);
+        if (strcasecmp(cname, "Accept-Encoding") == 0 || strcasecmp(cname, "Accept-Language") == 0) {
+            if (weighted_list(&b, req, h) < 0)
+                return PD_CP_VARY_NOSPACE;
+            sb_put(&b, "\n", 1, 0);
+            continue;
+        }
         int first = 1;
         for (; h; h = pd_http_msg_find_next(req, h)) {
             pd_str rest = h->value, m;

@@ -524,7 +524,7 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     c->hr->store = st;
     c->hr->ref = c->cref;
 
-    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head) == 304) {
+    if (status == 200 && pd_cache_policy_client_cond(&c->req, &c->cm.head, c->cm.response_time) == 304) {
         if (result == PD_R_TCP_MEM_HIT)
             c->result = pd_http_msg_find(&c->req, "If-Modified-Since") ? PD_R_TCP_IMS_HIT
                                                                        : PD_R_TCP_INM_HIT;

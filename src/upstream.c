@@ -486,11 +486,23 @@ static void read_response(struct pd_client *c)
                 return;
             }
             if (c->req.version_minor >= 1) {
-                size_t before = evbuffer_get_length(out);
-                evbuffer_add_printf(out, "HTTP/1.1 %d ", c->resp.status);
-                evbuffer_add(out, c->resp.reason.p, c->resp.reason.len);
-                evbuffer_add(out, "\r\n\r\n", 4);
-                count_out(c, evbuffer_get_length(out) - before);
+                /* with its fields (the Link lines of a 103), less the
+                 * hop-by-hop ones and a Content-Length a 1xx cannot have
+                 * (RFC 9110 15.2, 7.6.1, 8.6); never stored */
+                pd_head hb, *h = &hb;
+                pd_head_begin(h, out);
+                pd_head_add(h, "HTTP/1.1 ", 9);
+                pd_head_uint(h, (uint64_t)c->resp.status);
+                pd_head_add(h, " ", 1);
+                pd_head_add(h, c->resp.reason.p, c->resp.reason.len);
+                pd_head_add(h, "\r\n", 2);
+                for (size_t i = 0; i < c->resp.n_headers; i++) {
+                    const pd_header *f = &c->resp.headers[i];
+                    if (!not_forwarded(&c->resp, f->name) && !pd_str_eq_ci(f->name, "Content-Length"))
+                        pd_head_field(h, f->name, f->value);
+                }
+                pd_head_add(h, "\r\n", 2);
+                count_out(c, pd_head_end(h));
             }
             pd_http_parser_next(c->respp, &c->resp, c->req.method_id);
             continue;

@@ -107,12 +107,18 @@ enum pd_cp_source {
 
 /*
  * Freshness lifetime of resp in seconds (4.2.1): s-maxage > max-age >
- * Expires - Date (Date absent: response_time; invalid Expires: 0, 5.3) >
- * heuristic (4.2.2) for statuses cacheable by default or public: Squid's
- * refresh_pattern (rule; NULL = pd_refresh_default):
- *   Last-Modified older than Date by d > 0: min(max, d * percent / 100)
- *   (override-lastmod: at least min); no Last-Modified: min(min, max).
- * override-expire raises an explicit lifetime to min. *source may be NULL.
+ * Expires - Date (Date absent: response_time; an invalid Expires, or more
+ * than one Expires line, is already expired: 0, 5.3) > heuristic (4.2.2)
+ * for statuses cacheable by default or public, with Squid's refresh_pattern
+ * MIN PERCENT MAX (rule; NULL = pd_refresh_default):
+ *   Last-Modified d > 0 seconds before Date: d * PERCENT / 100, however
+ *     recent the modification (Squid's LM-factor; MIN does not raise it,
+ *     override-lastmod does);
+ *   Last-Modified equal to or after Date: 0, a fraction of no interval
+ *     (Squid would give MIN; override-lastmod still does);
+ *   no (valid) Last-Modified: MIN;
+ *   always at most MAX.
+ * override-expire raises an explicit lifetime to MIN. *source may be NULL.
  */
 int64_t pd_cache_policy_lifetime(const pd_http_msg *resp, const pd_refresh_rule *rule,
                                  time_t response_time, enum pd_cp_source *source);
@@ -196,10 +202,12 @@ int pd_cache_policy_merge_304(pd_http_msg *stored, const pd_http_msg *resp);
  * A client's own conditional GET/HEAD against a fresh stored response
  * (4.3.2, RFC 9110 13.1.2, 13.1.3, 13.2.2): If-None-Match (weak comparison,
  * "*" matches) decides when present; otherwise If-Modified-Since (invalid
- * date ignored) against Last-Modified, or Date when absent. Returns 304
- * (not modified) or 200 (send the stored response).
+ * date ignored) against Last-Modified, or Date when absent, or
+ * response_time (when the stored response arrived) when both are. Returns
+ * 304 (not modified) or 200 (send the stored response).
  */
-int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored);
+int pd_cache_policy_client_cond(const pd_http_msg *req, const pd_http_msg *stored,
+                                time_t response_time);
 
 /* ---- Vary (Section 4.1) ---- */
 

@@ -303,6 +303,27 @@ class CacheTest(pdtest.SharedProxyTestCase):
         self.assertEqual(log_codes(self.p, url, 6),
                          ["TCP_MISS", "TCP_MISS", "TCP_MEM_HIT", "TCP_MEM_HIT", "TCP_MISS", "TCP_MISS"])
 
+    def test_vary_accept_encoding_normalised(self):
+        # RFC 9110 12.5.3: members in another order, case, spacing or q
+        # spelling ask for the same thing: one variant, one origin fetch
+        def handler(q):
+            return Reply(body=body_of("norm-" + (q.get("accept-encoding") or ""), 2000),
+                         headers=[MAX60, ("Vary", "Accept-Encoding, Accept-Language")])
+        self.o.route("/vnorm", handler)
+        first = [("Accept-Encoding", "gzip, deflate;q=0.50, br"), ("Accept-Language", "en-US, de;q=0.5")]
+        body = body_of("norm-gzip, deflate;q=0.50, br", 2000)
+        self.assertBody(self.get("/vnorm", first), body)
+        for same in ([("Accept-Encoding", "BR,GZip ,  deflate; q=0.5"), ("Accept-Language", "DE;q=0.50,en-us")],
+                     [("Accept-Encoding", "br;q=1.0, gzip;q=1, deflate;Q=0.500"),
+                      ("Accept-Language", "de; q=0.5, en-US;q=1")]):
+            with self.subTest(same=same):
+                self.assertHit(self.get("/vnorm", same), body)
+        self.assertEqual(self.count("/vnorm"), 1)
+        self.assertBody(self.get("/vnorm", [("Accept-Encoding", "gzip, deflate;q=0.6, br"),
+                                            ("Accept-Language", "en-US, de;q=0.5")]),
+                        body_of("norm-gzip, deflate;q=0.6, br", 2000))
+        self.assertEqual(self.count("/vnorm"), 2, "another weight is another variant")
+
     def test_vary_star_never_cached(self):
         self.o.route("/vstar", lambda q: Reply(body=b"star", headers=[MAX60, ("Vary", "*")]))
         for _ in range(3):
@@ -486,6 +507,95 @@ class CacheTest(pdtest.SharedProxyTestCase):
         r = self.get("/ims", [("If-Modified-Since", email.utils.formatdate(time.time() - 7200, usegmt=True))])
         self.assertHit(r, body)
         self.assertEqual(self.count("/ims"), 1)
+
+    def test_ims_against_date_without_last_modified(self):
+        # RFC 9111 4.3.2: with no Last-Modified the stored Date decides
+        body = body_of("imsdate", 2000)
+        date_t = time.time() - 100
+        date = email.utils.formatdate(date_t, usegmt=True)
+        self.o.route("/imsdate", lambda q: Reply(body=body, headers=[("Cache-Control", "max-age=3600"),
+                                                                 ("Date", date)]))
+        self.assertBody(self.get("/imsdate"), body)
+        for ims, want in ((date, 304), (email.utils.formatdate(date_t + 50, usegmt=True), 304),
+                          (email.utils.formatdate(date_t - 3600, usegmt=True), 200)):
+            with self.subTest(ims=ims):
+                r = self.get("/imsdate", [("If-Modified-Since", ims)])
+                self.assertEqual(r.status, want, r)
+                if want == 200:
+                    self.assertHit(r, body)
+                else:
+                    self.assertEqual(r.body, b"")
+        self.assertEqual(self.count("/imsdate"), 1, "all answered from the cache")
+        self.assertEqual(log_codes(self.p, self.o.url("/imsdate"), 4),
+                         ["TCP_MISS", "TCP_MEM_HIT", "TCP_MEM_HIT", "TCP_MEM_HIT"])
+        # no Date either: the time the cache received it
+        self.o.route("/imsnodate", lambda q: Reply(body=body, headers=[("Cache-Control", "max-age=3600")]))
+        self.assertBody(self.get("/imsnodate"), body)
+        r = self.get("/imsnodate", [("If-Modified-Since", email.utils.formatdate(time.time() + 3600, usegmt=True))])
+        self.assertEqual((r.status, r.body), (304, b""))
+        r = self.get("/imsnodate", [("If-Modified-Since", email.utils.formatdate(time.time() - 3600, usegmt=True))])
+        self.assertHit(r, body)
+        self.assertEqual(self.count("/imsnodate"), 1)
+
+    def test_invalid_expires_not_reused(self):
+        # RFC 9111 5.3: an Expires that is not an HTTP-date exactly, or more
+        # than one of them, means already expired: the next request goes out
+        later = time.time() + 3600
+        good = email.utils.formatdate(later, usegmt=True)           # "Thu, 18 Aug 2050 02:01:18 GMT"
+        day, mon, year, hms = good[5:7], good[8:11], good[12:16], good[17:25]
+        cases = {
+            "/exp-spaces": [("Expires", "%s %s  %s  %s %s GMT" % (good[:4], day, mon, year, hms))],
+            "/exp-1digit-hour": [("Expires", good[:17] + str(int(hms[:2])) + hms[2:] + " GMT")
+                                 if hms[0] == "0" else ("Expires", good[:17] + "7" + hms[2:] + " GMT")],
+            "/exp-two-lines": [("Expires", good), ("Expires", good)],
+            "/exp-list": [("Expires", good + ", " + good)],
+            "/exp-zero": [("Expires", "0")],
+        }
+        for path, hdrs in cases.items():
+            self.o.route(path, lambda q, hdrs=hdrs: Reply(body=b"e", headers=hdrs))
+        # the same date in another letter case is valid: reused
+        self.o.route("/exp-lower", lambda q: Reply(body=b"e", headers=[("Expires", good.lower())]))
+        for path in list(cases) + ["/exp-lower"]:
+            for _ in range(2):
+                self.assertBody(self.get(path), b"e")
+        self.assertEqual({p: self.count(p) for p in cases}, {p: 2 for p in cases})
+        self.assertEqual(self.count("/exp-lower"), 1)
+        self.assertEqual(log_codes(self.p, self.o.url("/exp-spaces"), 2)[1], "TCP_MISS")
+
+    def test_early_hints_forwarded_not_cached(self):
+        # RFC 9110 15.2: a 103 goes to an HTTP/1.1 client with its fields
+        # (less the hop-by-hop ones), to an HTTP/1.0 client not at all, and
+        # is never stored
+        def hints(sock, req, origin):
+            sock.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n"
+                         b"Link: </script.js>; rel=preload; as=script\r\nConnection: X-Hop\r\n"
+                         b"X-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n"
+                         b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: 5\r\n\r\nfinal")
+            return True
+        self.o.route("/hints", raw=hints)
+        self.o.route("/hints10", raw=hints)
+        wire = pdtest.raw(self.p, ("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+                                   % (self.o.url("/hints"), self.o.url("/").split("/")[2])).encode())
+        head103, sep, rest = wire.partition(b"\r\n\r\n")
+        self.assertTrue(sep, wire)
+        lines = head103.split(b"\r\n")
+        self.assertEqual(lines[0], b"HTTP/1.1 103 Early Hints", wire)
+        fields = [tuple(x.strip() for x in line.split(b":", 1)) for line in lines[1:]]
+        self.assertEqual([v for k, v in fields if k.lower() == b"link"],
+                         [b"</style.css>; rel=preload; as=style", b"</script.js>; rel=preload; as=script"])
+        names = {k.lower() for k, _ in fields}
+        self.assertFalse(names & {b"connection", b"x-hop", b"keep-alive"}, fields)
+        self.assertTrue(rest.startswith(b"HTTP/1.1 200 "), wire)
+        self.assertTrue(rest.endswith(b"\r\n\r\nfinal"), wire)
+        # the hit has no interim response: the 103 was not stored
+        r = self.get("/hints")
+        self.assertEqual((r.status, r.body, r.interim), (200, b"final", []))
+        self.assertEqual(self.count("/hints"), 1)
+        # HTTP/1.0 client: no 1xx at all
+        wire = pdtest.raw(self.p, ("GET %s HTTP/1.0\r\n\r\n" % self.o.url("/hints10")).encode())
+        self.assertTrue(wire.startswith(b"HTTP/1.1 200 "), wire)
+        self.assertNotIn(b"103", wire.partition(b"\r\n\r\n")[0])
+        self.assertTrue(wire.endswith(b"final"), wire)
 
     def test_empty_body_cached(self):
         self.o.route("/empty", lambda q: Reply(body=b"", headers=[MAX60]))

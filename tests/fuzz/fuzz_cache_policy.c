@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     (void)pd_cache_policy_decide(&req, NULL, 0, 0);
     (void)pd_cache_policy_decide(&req, &resp, life, age);
-    int cc = pd_cache_policy_client_cond(&req, &resp);
+    int cc = pd_cache_policy_client_cond(&req, &resp, 1700000000);
     if (cc != 200 && cc != 304)
         abort();
 
