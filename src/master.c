@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -436,26 +437,74 @@ static void signal_kids(int sig, int only_gen)
             kill(M.kids[i].pid, sig);
 }
 
-static int load_gen(struct gen *g, const char *path)
+/*
+ * The access log must be writable before anything is served with conf (Squid
+ * stops too): a worker that cannot log does not serve. With create the file is
+ * opened, and created, as the workers will open it; without (proxyd -t) it is
+ * only checked, so that a check leaves no file behind. -1 after a
+ * "file:line: message" on stderr.
+ */
+static int check_access_log(const pd_conf *c, int create)
+{
+    const char *p = c->access_log;
+    if (!p || !strcmp(p, "stdout") || !strcmp(p, "stderr"))
+        return 0;
+    int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0644);
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (e == ENOENT && !create) {
+        /* not there yet: its directory must let the workers create it */
+        char dir[PATH_MAX];
+        const char *slash = strrchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : 0;
+        if (n >= sizeof dir)
+            n = sizeof dir - 1;
+        memcpy(dir, slash ? p : ".", slash ? n : 1);
+        dir[slash ? (n ? n : 1) : 1] = '\0';
+        e = access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+    }
+    if (!e)
+        return 0;
+    fprintf(stderr, "%s:%d: access_log: cannot open %s: %s\n",
+            c->access_log_file ? c->access_log_file : c->path, c->access_log_line, p,
+            strerror(e));
+    return -1;
+}
+
+/*
+ * Load and compile a configuration, reporting every error of every stage in
+ * one pass. create: open the access log for real (start, reload) rather than
+ * only check it (proxyd -t). Returns 0 or -1; *n_errors and *n_warnings count
+ * the messages written.
+ */
+static int load_gen(struct gen *g, const char *path, int create, int *n_errors,
+                    int *n_warnings)
 {
     memset(g, 0, sizeof *g);
-    g->conf = pd_conf_load(path, stderr);
-    if (!g->conf)
-        return -1;
-    g->acl = pd_acl_compile(g->conf, stderr);
-    if (!g->acl) {
-        pd_conf_free(g->conf);
-        g->conf = NULL;
+    int errors = 0, acl_errors = 0, acl_warnings = 0;
+    *n_errors = 0;
+    *n_warnings = 0;
+    g->conf = pd_conf_load_all(path, stderr, &errors);
+    if (!g->conf) {
+        *n_errors = 1;
         return -1;
     }
+    g->acl = pd_acl_compile_counted(g->conf, stderr, &acl_errors, &acl_warnings);
+    g->conf->n_warnings += acl_warnings;
+    errors += acl_errors;
     char err[512];
     if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,
                                         sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
-        pd_acl_rules_free(g->acl);
-        pd_conf_free(g->conf);
-        g->acl = NULL;
-        g->conf = NULL;
+        errors++;
+    }
+    if (check_access_log(g->conf, create) < 0)
+        errors++;
+    *n_warnings = g->conf->n_warnings;
+    if (errors) {
+        *n_errors = errors;
+        free_gen(g);
         return -1;
     }
     g->nworkers = g->conf->workers > 0 ? g->conf->workers : n_cpus();
@@ -475,8 +524,9 @@ static void reload(void)
         return;
     }
     struct gen g;
+    int n_errors, n_warnings;
     pd_log_info("SIGHUP: reloading %s", M.conf_path);
-    if (load_gen(&g, M.conf_path) < 0) {
+    if (load_gen(&g, M.conf_path, 1, &n_errors, &n_warnings) < 0) {
         pd_log_error("reload refused: %s has errors (above); still serving with the old "
                      "configuration", M.conf_path);
         return;
@@ -585,8 +635,10 @@ int pd_master_run(const char *conf_path)
     M.conf_path = conf_path;
     pd_log_set_role("master");
     signal(SIGPIPE, SIG_IGN);
-    if (load_gen(&M.cur, conf_path) < 0) {
-        fprintf(stderr, "proxyd: %s: configuration has errors; not started\n", conf_path);
+    int n_errors, n_warnings;
+    if (load_gen(&M.cur, conf_path, 1, &n_errors, &n_warnings) < 0) {
+        fprintf(stderr, "proxyd: %s: configuration has %d error%s; not started\n", conf_path,
+                n_errors, n_errors == 1 ? "" : "s");
         return 1;
     }
     M.cur.id = 1;
@@ -667,12 +719,16 @@ int pd_master_run(const char *conf_path)
 int pd_master_check(const char *conf_path)
 {
     struct gen g;
-    if (load_gen(&g, conf_path) < 0) {
-        fprintf(stderr, "proxyd: configuration file %s test failed\n", conf_path);
+    int n_errors, n_warnings;
+    int rc = load_gen(&g, conf_path, 0, &n_errors, &n_warnings);
+    if (rc < 0)
+        fprintf(stderr, "proxyd: configuration file %s test failed", conf_path);
+    else
+        fprintf(stderr, "proxyd: configuration file %s is OK", conf_path);
+    fprintf(stderr, " (%d error%s, %d warning%s)\n", n_errors, n_errors == 1 ? "" : "s",
+            n_warnings, n_warnings == 1 ? "" : "s");
+    if (rc < 0)
         return 1;
-    }
-    fprintf(stderr, "proxyd: configuration file %s is OK (%d warning%s)\n", conf_path,
-            g.conf->n_warnings, g.conf->n_warnings == 1 ? "" : "s");
     free_gen(&g);
     return 0;
 }

@@ -241,9 +241,12 @@ int pd_worker_run(const pd_worker_init *init)
     };
     w->eng.upool = pd_upool_new(w->eng.base, &uopts);
     w->eng.alog = pd_access_log_open(conf);
-    if (!w->eng.alog)
-        pd_log_error("worker %d: cannot open access_log %s: %s", slot, conf->access_log,
-                     strerror(errno));
+    if (!w->eng.alog) {
+        /* the master opened it a moment ago; a worker that cannot log does not serve */
+        pd_log_error("worker %d: cannot open access_log %s: %s; not serving", slot,
+                     conf->access_log, strerror(errno));
+        return 1;
+    }
     if (!w->eng.dns || !w->eng.upool) {
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
