@@ -587,6 +587,10 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
     pd_listen_addr a;
     if (parse_listen(ld, d, argv[0], &a) < 0)
         return -1;
+    if (ld->file)
+        snprintf(a.where, sizeof a.where, "%s:%d", ld->file, ld->line);
+    else
+        snprintf(a.where, sizeof a.where, "(default)");
     if (d->off_n == offsetof(pd_conf, n_admin_port) && !strchr(argv[0], ':')) {
         /* the admin listener is never public by accident: a bare port is loopback */
         struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;

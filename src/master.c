@@ -122,6 +122,51 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, char 
     return fd;
 }
 
+/*
+ * Whether another process listens on ss. proxyd's own listeners share their
+ * address with SO_REUSEPORT (so that no connection is refused while workers
+ * come and go), and so would a second proxyd of the same user: the kernel
+ * would split the clients between two configurations. A socket bound without
+ * SO_REUSEPORT cannot share: EADDRINUSE means the address is held. With
+ * SO_REUSEADDR, the connections a stopped proxyd left in TIME_WAIT do not
+ * count, so a quick stop and start still works. Asked at start only: on a
+ * reload the listeners found are our own. 1 held, 0 free or unknown.
+ */
+static int address_held(const struct sockaddr_storage *ss, socklen_t len)
+{
+    if (addr_port(ss) == 0)
+        return 0;   /* the kernel picks a free port */
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int held = bind(fd, (const struct sockaddr *)ss, len) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return held;
+}
+
+/* At start: refuse an address another process (another proxyd, say) listens on. */
+static int check_addresses_free(const pd_conf *conf)
+{
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        const pd_listen_addr *v = k ? conf->admin_port : conf->http_port;
+        int n = k ? conf->n_admin_port : conf->n_http_port;
+        for (int i = 0; i < n; i++) {
+            if (!address_held(&v[i].ss, v[i].len))
+                continue;
+            pd_log_error("%s: %s %s: the address is in use by another process (another "
+                         "proxyd?); not started", v[i].where, k ? "admin_port" : "http_port",
+                         v[i].text);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 {
     char ip[INET6_ADDRSTRLEN];
@@ -186,8 +231,8 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
             int fd = open_listener(&ss, len, err, sizeof err);
             if (fd < 0) {
                 addr_text(&ss, at, sizeof at);
-                pd_log_error("cannot listen on %s (http_port, %s:%d): %s", at,
-                             conf->path ? conf->path : "-", 0, err);
+                pd_log_error("cannot listen on %s (http_port, %s): %s", at,
+                             conf->http_port[p].where, err);
                 close_gen_fds(g, 0);
                 return -1;
             }
@@ -262,6 +307,10 @@ static void close_inherited_fds(const int *keep, int nkeep)
 static pid_t spawn(int slot)
 {
     struct gen *g = &M.cur;
+    /* the worker keeps requests away from the admin listener: read it before the fork,
+     * the child forgets the admin at once */
+    struct sockaddr_storage admin[PD_CONF_MAX_PORTS];
+    int n_admin = pd_admin_bound(M.admin, admin, PD_CONF_MAX_PORTS);
     int cslot = take_cache_slot();
     if (cslot < 0) {
         pd_log_error("no free cache slot for worker %d", slot);
@@ -331,6 +380,7 @@ static pid_t spawn(int slot)
     pd_worker_init wi = {
         .conf = g->conf, .acl = g->acl, .refresh = &g->refresh, .store = M.store,
         .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
+        .admin = admin, .n_admin = n_admin,
     };
     _exit(pd_worker_run(&wi));
 }
@@ -642,7 +692,7 @@ int pd_master_run(const char *conf_path)
         return 1;
     }
     M.cur.id = 1;
-    if (open_gen_fds(&M.cur, NULL) < 0)
+    if (check_addresses_free(M.cur.conf) < 0 || open_gen_fds(&M.cur, NULL) < 0)
         return 1;
     M.stats = pd_stats_create();
     if (!M.stats) {
