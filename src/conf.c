@@ -854,7 +854,9 @@ static const directive directives[] = {
                "(name=, tcpkeepalive, ...) are warnings and ignored.",
       .doc = "Address to accept proxy clients on: `PORT`, `IP:PORT`, `[IPv6]:PORT` or "
              "`HOST:PORT`. Repeat the line for several addresses (at most 16). A bare port "
-             "listens on all IPv4 addresses. Port 0 lets the system pick one." },
+             "listens on all IPv4 addresses. Port 0 lets the system pick one. An address "
+             "another process (another proxyd) listens on stops the start. Requests through "
+             "the proxy to the proxy's own addresses are refused (403)." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
       .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST | F_OURS, .def_doc = "none",
       .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
@@ -863,8 +865,9 @@ static const directive directives[] = {
              "/squid-internal-mgr/info and /counters), same forms as http_port; repeat for "
              "several. Off unless set (the shipped proxy.conf sets 127.0.0.1:3129); a bare "
              "PORT listens on 127.0.0.1 only; `none` turns it off. Loopback clients only unless "
-             "an http_access line names the `manager` acl. An address that cannot be bound is "
-             "a warning." },
+             "an http_access line names the `manager` acl. An address another process listens "
+             "on stops the start; one that cannot be bound otherwise is a warning. Never "
+             "reachable through the proxy, whatever http_access says." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = PD_CONF_MAX_WORKERS,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU." },
@@ -2257,7 +2260,7 @@ void pd_conf_print_reference(FILE *out)
     fputs(".\n", out);
 }
 
-/* A Squid name of the directive table (name or alias), or NULL; *k walks the rows. */
+/* Row row's Squid name (which 0) or Squid alias (which 1); NULL if none or proxyd's own. */
 static const char *squid_name_of_row(size_t row, int which)
 {
     const directive *d = &directives[row];
@@ -2268,7 +2271,7 @@ static const char *squid_name_of_row(size_t row, int which)
 
 void pd_conf_print_squid_directives(FILE *out)
 {
-    /* merge the two sorted-by-name sources: the directive table (not sorted) and squid_only */
+    /* the names of both tables in order: each round prints the smallest name above prev */
     const char *prev = "";
     for (;;) {
         const char *best = NULL;

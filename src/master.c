@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -175,6 +177,72 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
                         : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
     inet_ntop(ss->ss_family, a, ip, sizeof ip);
     snprintf(buf, size, ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, addr_port(ss));
+}
+
+/*
+ * After binding, at start: does another process listen on one of g's
+ * http_port addresses too? address_held asked before binding; two proxyds
+ * started at the same moment could both have passed it and then shared the
+ * port with SO_REUSEPORT. The kernel's table of listening sockets
+ * (/proc/net/tcp, tcp6) tells: a listener on the same port and address (or a
+ * wildcard of the same family) whose socket is not one of ours. Of two
+ * instances in that race both stop, which is the safe side. 0 when alone or
+ * when the table cannot be read.
+ */
+static int listeners_shared(const struct gen *g)
+{
+    unsigned long own[PD_CONF_MAX_PORTS * MAX_WORKERS];
+    int n_own = 0;
+    for (int p = 0; p < g->nports; p++)
+        for (int j = 0; j < g->nworkers; j++) {
+            struct stat st;
+            if (g->fds[p][j] >= 0 && fstat(g->fds[p][j], &st) == 0)
+                own[n_own++] = (unsigned long)st.st_ino;
+        }
+    int shared = 0;
+    for (int v6 = 0; v6 < 2; v6++) {
+        FILE *f = fopen(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", "r");
+        if (!f)
+            continue;
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            char addr[33];
+            unsigned port, state;
+            unsigned long inode;
+            /* "sl: ADDR:PORT REM:PORT ST TX:RX TR:WHEN RETR UID TIMEOUT INODE" */
+            if (sscanf(line, " %*d: %32[0-9A-F]:%X %*s %X %*s %*s %*s %*s %*s %lu", addr, &port,
+                       &state, &inode) != 4 || state != 0x0A)
+                continue;
+            uint32_t a[4] = { 0 };
+            for (int k = 0; k < (v6 ? 4 : 1); k++)
+                sscanf(addr + 8 * k, "%8" SCNx32, &a[k]);
+            int mine = 0;
+            for (int i = 0; i < n_own && !mine; i++)
+                mine = own[i] == inode;
+            for (int p = 0; p < g->nports && !mine; p++) {
+                struct sockaddr_storage b;
+                socklen_t bl = sizeof b;
+                if (g->fds[p][0] < 0 ||
+                    getsockname(g->fds[p][0], (struct sockaddr *)&b, &bl) != 0 ||
+                    (b.ss_family == AF_INET6) != v6 || (unsigned)addr_port(&b) != port)
+                    continue;
+                uint32_t w[4] = { 0 };
+                if (v6)
+                    memcpy(w, &((struct sockaddr_in6 *)&b)->sin6_addr, 16);
+                else
+                    memcpy(w, &((struct sockaddr_in *)&b)->sin_addr, 4);
+                int any_a = !(a[0] | a[1] | a[2] | a[3]), any_w = !(w[0] | w[1] | w[2] | w[3]);
+                if (memcmp(a, w, sizeof a) && !any_a && !any_w)
+                    continue;
+                pd_log_error("%s: http_port %s: another process listens there too (another "
+                             "proxyd started at the same time?); not started",
+                             g->conf->http_port[p].where, g->conf->http_port[p].text);
+                shared = 1;
+            }
+        }
+        fclose(f);
+    }
+    return shared;
 }
 
 static void close_gen_fds(struct gen *g, int from_worker)
@@ -694,6 +762,10 @@ int pd_master_run(const char *conf_path)
     M.cur.id = 1;
     if (check_addresses_free(M.cur.conf) < 0 || open_gen_fds(&M.cur, NULL) < 0)
         return 1;
+    if (listeners_shared(&M.cur)) {
+        close_gen_fds(&M.cur, 0);
+        return 1;
+    }
     M.stats = pd_stats_create();
     if (!M.stats) {
         pd_log_error("cannot map the shared counters: %s", strerror(errno));
