@@ -1873,8 +1873,10 @@ static bool squid_value_is(loader *ld, const char **pp, const char *value)
     const char *v = value;
     for (int i = 0; same && i < wv.n; i++) {
         size_t n = strlen(wv.v[i].val);
+        /* a match means v holds n characters: v[n] is in bounds */
         same = strncasecmp(v, wv.v[i].val, n) == 0 && (v[n] == ' ' || v[n] == '\0');
-        v += n + (v[n] == ' ');
+        if (same)
+            v += n + (v[n] == ' ');
     }
     same = same && wv.n > 0 && *v == '\0';
     wordv_free(&wv);
