@@ -131,8 +131,9 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, char 
  * would split the clients between two configurations. A socket bound without
  * SO_REUSEPORT cannot share: EADDRINUSE means the address is held. With
  * SO_REUSEADDR, the connections a stopped proxyd left in TIME_WAIT do not
- * count, so a quick stop and start still works. Asked at start only: on a
- * reload the listeners found are our own. 1 held, 0 free or unknown.
+ * count, so a quick stop and start still works. On a reload only the
+ * addresses the running configuration does not have are asked (the others are
+ * our own). 1 held, 0 free or unknown.
  */
 static int address_held(const struct sockaddr_storage *ss, socklen_t len)
 {
@@ -150,19 +151,34 @@ static int address_held(const struct sockaddr_storage *ss, socklen_t len)
     return held;
 }
 
-/* At start: refuse an address another process (another proxyd, say) listens on. */
-static int check_addresses_free(const pd_conf *conf)
+/* Whether a (len bytes) is among v[0..n-1]. */
+static int listed(const pd_listen_addr *v, int n, const pd_listen_addr *a)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i].len == a->len && !memcmp(&v[i].ss, &a->ss, a->len))
+            return 1;
+    return 0;
+}
+
+/*
+ * Refuse an address another process (another proxyd, say) listens on. At
+ * start every address is asked; on a reload (prev: the running
+ * configuration) only the new ones, the others being our own.
+ */
+static int check_addresses_free(const pd_conf *conf, const pd_conf *prev)
 {
     int rc = 0;
     for (int k = 0; k < 2; k++) {
         const pd_listen_addr *v = k ? conf->admin_port : conf->http_port;
         int n = k ? conf->n_admin_port : conf->n_http_port;
         for (int i = 0; i < n; i++) {
+            if (prev && listed(k ? prev->admin_port : prev->http_port,
+                               k ? prev->n_admin_port : prev->n_http_port, &v[i]))
+                continue;
             if (!address_held(&v[i].ss, v[i].len))
                 continue;
             pd_log_error("%s: %s %s: the address is in use by another process (another "
-                         "proxyd?); not started", v[i].where, k ? "admin_port" : "http_port",
-                         v[i].text);
+                         "proxyd?)", v[i].where, k ? "admin_port" : "http_port", v[i].text);
             rc = -1;
         }
     }
@@ -654,7 +670,7 @@ static void reload(void)
         g.conf->maximum_object_size != M.cur.conf->maximum_object_size ||
         g.conf->maximum_object_size_in_memory != M.cur.conf->maximum_object_size_in_memory)
         pd_log_warn("cache_mem and maximum_object_size changes take effect at the next restart");
-    if (open_gen_fds(&g, &M.cur) < 0) {
+    if (check_addresses_free(g.conf, M.cur.conf) < 0 || open_gen_fds(&g, &M.cur) < 0) {
         pd_log_error("reload refused: cannot open the listening sockets");
         free_gen(&g);
         return;
@@ -760,8 +776,10 @@ int pd_master_run(const char *conf_path)
         return 1;
     }
     M.cur.id = 1;
-    if (check_addresses_free(M.cur.conf) < 0 || open_gen_fds(&M.cur, NULL) < 0)
+    if (check_addresses_free(M.cur.conf, NULL) < 0 || open_gen_fds(&M.cur, NULL) < 0) {
+        fprintf(stderr, "proxyd: %s: cannot listen; not started\n", conf_path);
         return 1;
+    }
     if (listeners_shared(&M.cur)) {
         close_gen_fds(&M.cur, 0);
         return 1;

@@ -8,6 +8,7 @@ whatever http_access says."""
 import os
 import re
 import shutil
+import signal
 import tempfile
 
 import pdtest
@@ -126,6 +127,24 @@ class SecondInstanceTest(pdtest.ProxyTestCase):
         for i in range(20):
             r = proxy_request(first, "GET", o.url("/%d" % i))
             self.assertEqual((r.status, r.body), (200, b"first"))
+
+    def test_reload_cannot_take_a_held_address(self):
+        o = self.origin()
+        o.route("/*", lambda q: Reply(body=b"first"))
+        first = self.proxy(workers=1)
+        second = self.proxy(workers=1, http_access="deny all")
+        mark = second.mark()
+        second.write_conf(second.make_conf(
+            "http_port 127.0.0.1:%d" % first.port, http_access="deny all"))
+        second.signal(signal.SIGHUP)
+        second.wait_stderr(r"http_port 127\.0\.0\.1:%d: the address is in use by another process"
+                           % first.port, start=mark)
+        second.wait_stderr(r"reload refused", start=mark)
+        for i in range(20):
+            r = proxy_request(first, "GET", o.url("/%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"first"))
+        # the second keeps serving with its old configuration
+        self.assertEqual(proxy_request(second, "GET", o.url("/x")).status, 403)
 
     def test_quick_stop_and_start_on_the_same_port(self):
         o = self.origin()
