@@ -1063,6 +1063,39 @@ static const directive directives[] = {
  * X(name, class, harmless value or NULL, what to do or NULL); sorted for
  * bsearch (C locale).
  */
+/* The rows' own sentences (where the class's is not enough). */
+#define T_GROUP \
+    "proxyd does not change group; start it with the unprivileged group (systemd Group=) " \
+    "and remove the line"
+#define T_USER \
+    "proxyd does not change user; start it as the unprivileged user (systemd User=, " \
+    "docker USER) and remove the line"
+#define T_MGR_PASSWD \
+    "proxyd's manager pages are guarded by the manager acl in http_access, not by " \
+    "passwords; remove the line once http_access limits manager to trusted clients"
+#define T_CHROOT \
+    "proxyd does not chroot; confine it with systemd (RootDirectory=, ProtectSystem=) or " \
+    "a container and remove the line"
+#define T_MAXCONN \
+    "limit clients with `acl NAME maxconn N` and `http_access deny NAME`"
+#define T_NETMASK \
+    "proxyd logs full client addresses; remove the line only if the logs may hold them"
+#define T_HOST_VERIFY \
+    "proxyd does not verify Host against the destination; write `host_verify_strict off` " \
+    "or keep Squid"
+#define T_VERSION \
+    "proxyd names its version in Via and error pages; write " \
+    "`httpd_suppress_version_string off`, or keep Squid if it must stay hidden"
+#define T_REPLY_MAX \
+    "replies of any size would be passed on; remove the line only if that is acceptable"
+#define T_SEND_HIT \
+    "use `cache deny ACL` so that those requests are never served from the cache"
+#define T_STORE_MISS \
+    "use `cache deny ACL` to keep those responses out of the cache"
+#define T_STRIP_QUERY \
+    "proxyd logs URLs with their query terms; write `strip_query_terms off`, or keep " \
+    "Squid if the logs must not hold them"
+
 #define SQUID_UNIMPLEMENTED(X) \
     X("accept_filter", SQ_TUNING, NULL, NULL) \
     X("acl_uses_indirect_client", SQ_TUNING, NULL, NULL) \
@@ -1095,8 +1128,8 @@ static const directive directives[] = {
     X("broken_vary_encoding", SQ_TUNING, NULL, NULL) \
     X("buffered_logs", SQ_TUNING, NULL, NULL) \
     X("cache_dir", SQ_TUNING, NULL, NULL) \
-    X("cache_effective_group", SQ_PRIVACY, NULL, "proxyd does not change group; start it with the unprivileged group (systemd Group=) and remove the line") \
-    X("cache_effective_user", SQ_PRIVACY, NULL, "proxyd does not change user; start it as the unprivileged user (systemd User=, docker USER) and remove the line") \
+    X("cache_effective_group", SQ_PRIVACY, NULL, T_GROUP) \
+    X("cache_effective_user", SQ_PRIVACY, NULL, T_USER) \
     X("cache_host_domain", SQ_PEER, NULL, NULL) \
     X("cache_log_message", SQ_TUNING, NULL, NULL) \
     X("cache_mgr", SQ_TUNING, NULL, NULL) \
@@ -1111,9 +1144,9 @@ static const directive directives[] = {
     X("cache_swap_low", SQ_TUNING, NULL, NULL) \
     X("cache_swap_state", SQ_TUNING, NULL, NULL) \
     X("cache_vary", SQ_TUNING, NULL, NULL) \
-    X("cachemgr_passwd", SQ_ACCESS, NULL, "proxyd's manager pages are guarded by the manager acl in http_access, not by passwords; remove the line once http_access limits manager to trusted clients") \
+    X("cachemgr_passwd", SQ_ACCESS, NULL, T_MGR_PASSWD) \
     X("check_hostnames", SQ_TUNING, NULL, NULL) \
-    X("chroot", SQ_PRIVACY, NULL, "proxyd does not chroot; confine it with systemd (RootDirectory=, ProtectSystem=) or a container and remove the line") \
+    X("chroot", SQ_PRIVACY, NULL, T_CHROOT) \
     X("chunked_request_body_max_size", SQ_TUNING, NULL, NULL) \
     X("client_db", SQ_TUNING, NULL, NULL) \
     X("client_delay_access", SQ_POOLS, NULL, NULL) \
@@ -1121,8 +1154,8 @@ static const directive directives[] = {
     X("client_delay_parameters", SQ_POOLS, NULL, NULL) \
     X("client_delay_pools", SQ_POOLS, "0", NULL) \
     X("client_dst_passthru", SQ_TUNING, NULL, NULL) \
-    X("client_ip_max_connections", SQ_ACCESS, NULL, "limit clients with `acl NAME maxconn N` and `http_access deny NAME`") \
-    X("client_netmask", SQ_PRIVACY, "255.255.255.255", "proxyd logs full client addresses; remove the line only if the logs may hold them") \
+    X("client_ip_max_connections", SQ_ACCESS, NULL, T_MAXCONN) \
+    X("client_netmask", SQ_PRIVACY, "255.255.255.255", T_NETMASK) \
     X("client_request_buffer_max_size", SQ_TUNING, NULL, NULL) \
     X("clientside_mark", SQ_OUTGOING, NULL, NULL) \
     X("clientside_tos", SQ_OUTGOING, NULL, NULL) \
@@ -1181,7 +1214,7 @@ static const directive directives[] = {
     X("ftp_epsv_all", SQ_TUNING, NULL, NULL) \
     X("ftp_list_width", SQ_TUNING, NULL, NULL) \
     X("ftp_passive", SQ_TUNING, NULL, NULL) \
-    X("ftp_port", SQ_PORT, NULL, "proxyd listens for plain HTTP only (http_port); this port would not be opened") \
+    X("ftp_port", SQ_PORT, NULL, NULL) \
     X("ftp_sanitycheck", SQ_TUNING, NULL, NULL) \
     X("ftp_telnet_protocol", SQ_TUNING, NULL, NULL) \
     X("ftp_user", SQ_TUNING, NULL, NULL) \
@@ -1197,7 +1230,7 @@ static const directive directives[] = {
     X("high_page_fault_warning", SQ_TUNING, NULL, NULL) \
     X("high_response_time_warning", SQ_TUNING, NULL, NULL) \
     X("hopeless_kid_revival_delay", SQ_TUNING, NULL, NULL) \
-    X("host_verify_strict", SQ_ACCESS, "off", "proxyd does not verify Host against the destination; write `host_verify_strict off` or keep Squid") \
+    X("host_verify_strict", SQ_ACCESS, "off", T_HOST_VERIFY) \
     X("hostname_aliases", SQ_TUNING, NULL, NULL) \
     X("htcp_access", SQ_TUNING, NULL, NULL) \
     X("htcp_clr_access", SQ_TUNING, NULL, NULL) \
@@ -1208,8 +1241,8 @@ static const directive directives[] = {
     X("http_upgrade_request_protocols", SQ_TUNING, NULL, NULL) \
     X("httpd_accel_no_pmtu_disc", SQ_TUNING, NULL, NULL) \
     X("httpd_accel_surrogate_id", SQ_TUNING, NULL, NULL) \
-    X("httpd_suppress_version_string", SQ_PRIVACY, "off", "proxyd names its version in Via and error pages; write `httpd_suppress_version_string off`, or keep Squid if it must stay hidden") \
-    X("https_port", SQ_PORT, NULL, "proxyd listens for plain HTTP only (http_port); this port would not be opened") \
+    X("httpd_suppress_version_string", SQ_PRIVACY, "off", T_VERSION) \
+    X("https_port", SQ_PORT, NULL, NULL) \
     X("icap_206_enable", SQ_ADAPT, NULL, NULL) \
     X("icap_access", SQ_ADAPT, NULL, NULL) \
     X("icap_class", SQ_ADAPT, NULL, NULL) \
@@ -1336,7 +1369,7 @@ static const directive directives[] = {
     X("refresh_stale_hit", SQ_TUNING, NULL, NULL) \
     X("relaxed_header_parser", SQ_TUNING, NULL, NULL) \
     X("reload_into_ims", SQ_TUNING, NULL, NULL) \
-    X("reply_body_max_size", SQ_ACCESS, NULL, "replies of any size would be passed on; remove the line only if that is acceptable") \
+    X("reply_body_max_size", SQ_ACCESS, NULL, T_REPLY_MAX) \
     X("reply_header_access", SQ_HEADERS, NULL, NULL) \
     X("reply_header_add", SQ_HEADERS, NULL, NULL) \
     X("reply_header_replace", SQ_HEADERS, NULL, NULL) \
@@ -1348,7 +1381,7 @@ static const directive directives[] = {
     X("response_delay_pool", SQ_POOLS, NULL, NULL) \
     X("response_delay_pool_access", SQ_POOLS, NULL, NULL) \
     X("retry_on_error", SQ_TUNING, NULL, NULL) \
-    X("send_hit", SQ_CACHE, NULL, "use `cache deny ACL` so that those requests are never served from the cache") \
+    X("send_hit", SQ_CACHE, NULL, T_SEND_HIT) \
     X("server_http11", SQ_TUNING, NULL, NULL) \
     X("server_pconn_for_nonretriable", SQ_TUNING, NULL, NULL) \
     X("shared_memory_locking", SQ_TUNING, NULL, NULL) \
@@ -1391,13 +1424,13 @@ static const directive directives[] = {
     X("store_id_children", SQ_REWRITE, NULL, NULL) \
     X("store_id_extras", SQ_REWRITE, NULL, NULL) \
     X("store_id_program", SQ_REWRITE, NULL, NULL) \
-    X("store_miss", SQ_CACHE, NULL, "use `cache deny ACL` to keep those responses out of the cache") \
+    X("store_miss", SQ_CACHE, NULL, T_STORE_MISS) \
     X("store_objects_per_bucket", SQ_TUNING, NULL, NULL) \
     X("storeurl_rewrite_access", SQ_REWRITE, NULL, NULL) \
     X("storeurl_rewrite_bypass", SQ_REWRITE, NULL, NULL) \
     X("storeurl_rewrite_children", SQ_REWRITE, NULL, NULL) \
     X("storeurl_rewrite_program", SQ_REWRITE, NULL, NULL) \
-    X("strip_query_terms", SQ_PRIVACY, "off", "proxyd logs URLs with their query terms; write `strip_query_terms off`, or keep Squid if the logs must not hold them") \
+    X("strip_query_terms", SQ_PRIVACY, "off", T_STRIP_QUERY) \
     X("tcp_outgoing_address", SQ_OUTGOING, NULL, NULL) \
     X("tcp_outgoing_ds", SQ_OUTGOING, NULL, NULL) \
     X("tcp_outgoing_dscp", SQ_OUTGOING, NULL, NULL) \
