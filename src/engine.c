@@ -69,8 +69,8 @@ static int host_address(const struct sockaddr_in6 *a)
         len = sizeof *a;
     }
     int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 1;   /* cannot tell: refuse rather than risk a loop */
+    if (fd < 0)     /* no such family here: not ours; else cannot tell: refuse, no loop */
+        return errno != EAFNOSUPPORT;
     int local = bind(fd, (struct sockaddr *)&ss, len) == 0 || errno != EADDRNOTAVAIL;
     close(fd);
     return local;
