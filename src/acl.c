@@ -105,6 +105,7 @@ struct ctx {
     pd_acl_rules *r;
     FILE *err;
     int errors;
+    int warnings;
 };
 
 /* ---------------------------------------------------------------- helpers */
@@ -137,6 +138,8 @@ static void report(struct ctx *c, const char *file, int line, int warning, const
     fputc('\n', out);
     if (!warning)
         c->errors++;
+    else
+        c->warnings++;
 }
 
 static const char *keep_file(struct ctx *c, const char *name)
@@ -882,16 +885,38 @@ static void add_predefined(struct ctx *c)
     }
 }
 
+static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf);
+
 pd_acl_rules *pd_acl_compile(const pd_conf *conf, FILE *err)
 {
-    struct ctx c = { NULL, err, 0 };
+    return pd_acl_compile_counted(conf, err, NULL, NULL);
+}
+
+pd_acl_rules *pd_acl_compile_counted(const pd_conf *conf, FILE *err, int *n_errors,
+                                     int *n_warnings)
+{
+    struct ctx c = { .err = err };
+    pd_acl_rules *r = compile(&c, conf);
+    if (n_errors)
+        *n_errors = c.errors;
+    if (n_warnings)
+        *n_warnings = c.warnings;
+    return r;
+}
+
+static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
+{
+    struct ctx c = *cp;
     if (!conf) {
         report(&c, "?", 0, 0, "no configuration");
+        *cp = c;
         return NULL;
     }
     pd_acl_rules *r = calloc(1, sizeof(*r));
-    if (!r)
+    if (!r) {
+        *cp = c;
         return NULL;
+    }
     r->magic = RULES_MAGIC;
     c.r = r;
     add_predefined(&c);
@@ -921,6 +946,7 @@ pd_acl_rules *pd_acl_compile(const pd_conf *conf, FILE *err)
         const pd_conf_line *l = &L->v[i];
         deny_info_line(&c, l->file ? l->file : "?", l->line, l->argc, l->argv);
     }
+    *cp = c;
     if (c.errors) {
         pd_acl_rules_free(r);
         return NULL;

@@ -33,6 +33,8 @@ struct pd_admin {
     pd_stats *st;
     pd_listen_addr addrs[PD_CONF_MAX_PORTS]; /* as configured (port 0 kept as 0) */
     int n_addrs;
+    struct sockaddr_storage bound[PD_CONF_MAX_PORTS]; /* as bound (the port 0 picked) */
+    int n_bound;
 };
 
 static int is_loopback(const struct sockaddr *sa)
@@ -291,16 +293,29 @@ pd_admin *pd_admin_start(struct event_base *base, const pd_conf *conf, const pd_
                 close(fd);
             continue;
         }
-        bound++;
+        socklen_t bl = sizeof a->bound[0];
+        if (getsockname(fd, (struct sockaddr *)&a->bound[bound], &bl) == 0)
+            bound++;
+        else
+            memset(&a->bound[bound], 0, sizeof a->bound[0]);
         /* the test harness and scripts wait for this exact line */
         fprintf(stderr, "proxyd: admin listening on %s\n", at);
     }
     fflush(stderr);
+    a->n_bound = bound;
     if (!bound) {
         pd_admin_free(a);
         return NULL;
     }
     return a;
+}
+
+int pd_admin_bound(const pd_admin *a, struct sockaddr_storage *out, int max)
+{
+    int n = 0;
+    for (int i = 0; a && i < a->n_bound && n < max; i++)
+        out[n++] = a->bound[i];
+    return n;
 }
 
 void pd_admin_set_conf(pd_admin *a, const pd_conf *conf, const pd_acl_rules *acl)

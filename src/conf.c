@@ -11,8 +11,10 @@
  * backslash continues a line, `include PATTERN...` reads files (glob,
  * relative to the including file, nested up to 16 levels, loops refused),
  * and `if true|false|N = N` / `else` / `endif` select lines.
- * Squid directives that proxyd does not implement are warnings; anything
- * else unknown is an error. All errors of a load are reported, then NULL.
+ * Squid directives that proxyd does not implement are errors when skipping
+ * them would weaken what the operator wrote (squid_only[] says which), else
+ * warnings; anything else unknown is an error. All errors of a load are
+ * reported, then NULL.
  */
 #include "proxyd/conf.h"
 #include "proxyd/access_log.h"
@@ -99,6 +101,7 @@ enum {
     F_LIST = 1,         /* repeatable; the default applies only if none is given */
     F_RAW_QUOTES = 2,   /* argv keeps quoted words as written (acl) */
     F_REST = 4,         /* argv[1] is the rest of the line as written (logformat) */
+    F_OURS = 8,         /* proxyd's own, not a Squid directive */
 };
 
 typedef struct directive {
@@ -446,35 +449,57 @@ static int parse_repl_policy(loader *ld, const directive *d, int argc, char **ar
     return 0;
 }
 
-/* Squid's http_port options: accepted, with a warning, since proxyd has none. */
-static bool squid_port_option(const char *opt)
+/*
+ * Squid's http_port options. proxyd has none: those that change what the port
+ * does with traffic (its mode, TLS, the PROXY header) are errors with what to
+ * do; the others are warnings. A name ending in '=' takes a value.
+ */
+#define PORT_INTERCEPT "proxyd has no interception mode, the port would be a plain forward-proxy " \
+                       "port; point clients at the proxy explicitly and remove the option"
+#define PORT_ACCEL "proxyd is a forward proxy only, not an accelerator (reverse proxy)"
+#define PORT_TLS "proxyd neither bumps nor terminates TLS on http_port, CONNECT is tunnelled " \
+                 "unexamined; remove the option only if that is acceptable"
+#define PORT_PROXY_HDR "proxyd does not read the PROXY protocol header, so the sender would be " \
+                       "taken for the client; remove the option and connect clients directly"
+
+static const struct port_option {
+    const char *name;
+    const char *todo;       /* NULL: a warning */
+} port_options[] = {
+    { "intercept", PORT_INTERCEPT }, { "transparent", PORT_INTERCEPT },
+    { "tproxy", PORT_INTERCEPT },
+    { "accel", PORT_ACCEL }, { "vhost", PORT_ACCEL }, { "vport", PORT_ACCEL },
+    { "vport=", PORT_ACCEL }, { "defaultsite=", PORT_ACCEL }, { "act-as-origin", PORT_ACCEL },
+    { "allow-direct", PORT_ACCEL }, { "protocol=", PORT_ACCEL }, { "ignore-cc", PORT_ACCEL },
+    { "no-vhost", PORT_ACCEL },
+    { "ssl-bump", PORT_TLS }, { "generate-host-certificates", PORT_TLS },
+    { "generate-host-certificates=", PORT_TLS }, { "dynamic_cert_mem_cache_size=", PORT_TLS },
+    { "tls-cert=", PORT_TLS }, { "tls-key=", PORT_TLS }, { "cert=", PORT_TLS },
+    { "key=", PORT_TLS }, { "cipher=", PORT_TLS }, { "options=", PORT_TLS },
+    { "clientca=", PORT_TLS }, { "cafile=", PORT_TLS }, { "capath=", PORT_TLS },
+    { "crlfile=", PORT_TLS }, { "dhparams=", PORT_TLS }, { "tls-dh=", PORT_TLS },
+    { "sslflags=", PORT_TLS }, { "tls-cafile=", PORT_TLS }, { "tls-capath=", PORT_TLS },
+    { "sslcontext=", PORT_TLS }, { "context=", PORT_TLS }, { "tls-default-ca", PORT_TLS },
+    { "tls-default-ca=", PORT_TLS }, { "tls-min-version=", PORT_TLS }, { "version=", PORT_TLS },
+    { "tls-crlfile=", PORT_TLS }, { "tls-clientca=", PORT_TLS }, { "tls-options=", PORT_TLS },
+    { "tls-cipher=", PORT_TLS }, { "tls-flags=", PORT_TLS },
+    { "require-proxy-header", PORT_PROXY_HDR },
+    /* tuning and names: warnings */
+    { "name=", NULL }, { "no-connection-auth", NULL }, { "connection-auth=", NULL },
+    { "tcpkeepalive", NULL }, { "tcpkeepalive=", NULL }, { "worker-queues", NULL },
+    { "ftp-track-dirs", NULL }, { "http11", NULL }, { "ipv4", NULL },
+    { "disable-pmtu-discovery=", NULL },
+};
+
+/* The row for opt ("flag" or "key=value"), or NULL if Squid has no such option. */
+static const struct port_option *squid_port_option(const char *opt)
 {
-    static const char *const flags[] = {
-        "intercept", "transparent", "tproxy", "accel", "ssl-bump", "no-vhost", "vhost",
-        "vport", "act-as-origin", "ignore-cc", "allow-direct", "no-connection-auth",
-        "generate-host-certificates", "tcpkeepalive", "require-proxy-header",
-        "worker-queues", "ftp-track-dirs", "tls-default-ca", "http11", "ipv4",
-    };
-    static const char *const keyed[] = {
-        "name", "defaultsite", "protocol", "vport", "connection-auth", "tls-cert", "tls-key",
-        "cert", "key", "cipher", "options", "clientca", "cafile", "capath", "crlfile",
-        "dhparams", "tls-dh", "sslflags", "tls-cafile", "tls-capath", "sslcontext", "context",
-        "generate-host-certificates", "dynamic_cert_mem_cache_size", "tls-default-ca",
-        "tls-min-version", "version", "tcpkeepalive", "disable-pmtu-discovery", "tls-crlfile",
-        "tls-clientca", "tls-options", "tls-cipher", "tls-flags",
-    };
     const char *eq = strchr(opt, '=');
-    if (!eq) {
-        for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
-            if (!strcmp(opt, flags[i]))
-                return true;
-        return false;
-    }
-    size_t n = (size_t)(eq - opt);
-    for (size_t i = 0; i < sizeof(keyed) / sizeof(keyed[0]); i++)
-        if (strlen(keyed[i]) == n && !strncmp(opt, keyed[i], n))
-            return true;
-    return false;
+    size_t n = eq ? (size_t)(eq - opt) + 1 : strlen(opt);
+    for (size_t i = 0; i < sizeof(port_options) / sizeof(port_options[0]); i++)
+        if (strlen(port_options[i].name) == n && !strncmp(opt, port_options[i].name, n))
+            return &port_options[i];
+    return NULL;
 }
 
 static int parse_port_number(const char *s, uint16_t *port)
@@ -581,6 +606,10 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
     pd_listen_addr a;
     if (parse_listen(ld, d, argv[0], &a) < 0)
         return -1;
+    if (ld->file)
+        snprintf(a.where, sizeof a.where, "%s:%d", ld->file, ld->line);
+    else
+        snprintf(a.where, sizeof a.where, "(default)");
     if (d->off_n == offsetof(pd_conf, n_admin_port) && !strchr(argv[0], ':')) {
         /* the admin listener is never public by accident: a bare port is loopback */
         struct sockaddr_in *s4 = (struct sockaddr_in *)&a.ss;
@@ -589,10 +618,14 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
     }
     int rc = 0;
     for (int i = 1; i < argc; i++) {
-        if (squid_port_option(argv[i]))
-            warn(ld, "%s: option '%s' is not supported by proxyd; ignored", d->name, argv[i]);
-        else
+        const struct port_option *o = squid_port_option(argv[i]);
+        if (!o)
             rc = error(ld, "%s: unknown option '%s'", d->name, argv[i]);
+        else if (o->todo)
+            rc = error(ld, "%s: option '%s' is not implemented by proxyd: %s", d->name, argv[i],
+                       o->todo);
+        else
+            warn(ld, "%s: option '%s' is not supported by proxyd; ignored", d->name, argv[i]);
     }
     /* port 0 twice is fine: each listener gets its own port */
     bool port0 = a.ss.ss_family == AF_INET ? ((struct sockaddr_in *)&a.ss)->sin_port == 0
@@ -766,9 +799,10 @@ static int parse_access_log(loader *ld, const directive *d, int argc, char **arg
         path = place + 7;
     } else if (!strncmp(place, "syslog", 6) || !strncmp(place, "udp:", 4) ||
                !strncmp(place, "tcp:", 4)) {
-        warn(ld, "%s: module '%.*s' is not supported by proxyd; line ignored", d->name,
-             (int)strcspn(place, ":"), place);
-        return 0;
+        /* the records would go nowhere: an audit trail lost is not a detail */
+        return error(ld, "%s: module '%.*s' is not implemented by proxyd: log to a file or "
+                         "stdout (stdio:PATH) and ship that with the system's log forwarder",
+                     d->name, (int)strcspn(place, ":"), place);
     } else if (place[0] != '/' && strchr(place, ':')) {
         return error(ld, "%s: unknown logging module in '%s'", d->name, place);
     } else {
@@ -808,14 +842,22 @@ static int parse_access_log(loader *ld, const directive *d, int argc, char **arg
     }
     if (rc < 0)
         return rc;
+    /* Both would log other requests, or to other places, than written: requests meant
+     * to stay out of a log would be recorded, or one of two logs would stay empty. */
     if (acls)
-        warn(ld, "%s: acl conditions are not supported by proxyd; every request is logged",
-             d->name);
+        rc = error(ld, "%s: acl conditions are not implemented by proxyd: every request would "
+                       "be logged; remove them, or keep Squid if some requests must not be",
+                   d->name);
     if (ld->file && ++ld->n_access_log > 1)
-        warn(ld, "%s: proxyd writes one access log; this line replaces the earlier one",
-             d->name);
+        rc = error(ld, "%s: a second access log is not implemented by proxyd: keep one "
+                       "access_log line", d->name);
+    if (rc < 0)
+        return rc;
     if (set_log_format(ld, fmt) < 0)
         return -1;
+    if (set_string(ld, &c->access_log_file, ld->file) < 0)
+        return -1;
+    c->access_log_line = ld->line;
     return set_string(ld, &c->access_log, path);
 }
 
@@ -826,21 +868,25 @@ static const directive directives[] = {
     /* Network */
     { .name = "http_port", .alias = "ascii_port", .set = parse_port, FIELD(http_port),
       .off_n = offsetof(pd_conf, n_http_port), .def = "3128", .flags = F_LIST,
-      .squid = "Same forms. Squid's modes and options (intercept, tproxy, accel, ssl-bump, "
-               "name=, ...) are accepted with a warning and ignored.",
+      .squid = "Same forms. Options that change what the port does (intercept, tproxy, "
+               "accel, ssl-bump and TLS options, require-proxy-header) are errors; the others "
+               "(name=, tcpkeepalive, ...) are warnings and ignored.",
       .doc = "Address to accept proxy clients on: `PORT`, `IP:PORT`, `[IPv6]:PORT` or "
              "`HOST:PORT`. Repeat the line for several addresses (at most 16). A bare port "
-             "listens on all IPv4 addresses. Port 0 lets the system pick one." },
+             "listens on all IPv4 addresses. Port 0 lets the system pick one. An address "
+             "another process (another proxyd) listens on stops the start. Requests through "
+             "the proxy to the proxy's own addresses are refused (403)." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
-      .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST, .def_doc = "none",
+      .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST | F_OURS, .def_doc = "none",
       .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
                "for origin-form /squid-internal-mgr/ requests).",
       .doc = "Address of the admin listener (/metrics, /stats, /healthz, "
              "/squid-internal-mgr/info and /counters), same forms as http_port; repeat for "
              "several. Off unless set (the shipped proxy.conf sets 127.0.0.1:3129); a bare "
              "PORT listens on 127.0.0.1 only; `none` turns it off. Loopback clients only unless "
-             "an http_access line names the `manager` acl. An address that cannot be bound is "
-             "a warning." },
+             "an http_access line names the `manager` acl. An address another process listens "
+             "on stops the start; one that cannot be bound otherwise is a warning. Never "
+             "reachable through the proxy, whatever http_access says." },
     { .name = "workers", .set = parse_int, FIELD(workers), .def = "0", .min = 0, .max = PD_CONF_MAX_WORKERS,
       .squid = "Squid's default is 1 (no SMP); proxyd's 0 means one worker per CPU.",
       .doc = "Number of worker processes; 0 starts one per CPU the process may use "
@@ -887,7 +933,7 @@ static const directive directives[] = {
       .squid = "Squid's default is off.",
       .doc = "Concurrent misses for the same URL share one origin fetch." },
     { .name = "x_cache_header", .set = parse_onoff, FIELD(x_cache_header),
-      .def = "off",
+      .def = "off", .flags = F_OURS,
       .squid = "proxyd only; Squid always sends X-Cache and X-Cache-Lookup.",
       .doc = "Add `X-Cache: HIT from HOST` or `X-Cache: MISS from HOST` to responses." },
 
@@ -902,7 +948,8 @@ static const directive directives[] = {
       .flags = F_LIST, .def_doc = "deny all",
       .squid = "Same: first match wins; with no match, the opposite of the last rule applies.",
       .doc = "`http_access allow|deny [!]ACL...` decides who may use the proxy." },
-    { .name = "cache", .set = parse_lines, FIELD(cache_rules), .min_args = 1, .flags = F_LIST,
+    { .name = "cache", .alias = "no_cache", .set = parse_lines, FIELD(cache_rules), .min_args = 1,
+      .flags = F_LIST,
       .def_doc = "allow all",
       .squid = "Same.",
       .doc = "`cache allow|deny [!]ACL...`: responses to matching requests are not stored "
@@ -922,11 +969,13 @@ static const directive directives[] = {
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes." },
 
     /* Logging */
-    { .name = "access_log", .set = parse_access_log, FIELD(access_log), .def = "stdout squid",
+    { .name = "access_log", .alias = "cache_access_log", .set = parse_access_log,
+      FIELD(access_log), .def = "stdout squid",
       .squid = "Squid's default is daemon:/var/log/squid/access.log squid. Forms "
                "`none`, `PATH`, `stdio:PATH` and `daemon:PATH` (written by proxyd itself) with a "
-               "format name or `logformat=NAME`; syslog/udp/tcp modules and acl conditions "
-               "are ignored with a warning. One log only.",
+               "format name or `logformat=NAME`. The syslog/udp/tcp modules, acl conditions and "
+               "a second access_log line are errors: proxyd writes one log, of every request. "
+               "A file that cannot be opened is an error at -t and at start.",
       .doc = "Where each request is logged: `none`, `stdout`, `stderr` or a file, followed "
              "by the format: squid (default), common, combined or a logformat name." },
     { .name = "cache_log", .set = parse_cache_log, FIELD(cache_log), .def_doc = "stderr",
@@ -1025,15 +1074,15 @@ static const directive directives[] = {
       FIELD(server_persistent_connections), .def = "on", .squid = "Same.",
       .doc = "Reuse origin server connections." },
     { .name = "max_client_connections", .set = parse_int, FIELD(max_client_connections),
-      .def = "16384", .min = 1, .max = 1 << 24,
+      .def = "16384", .min = 1, .max = 1 << 24, .flags = F_OURS,
       .squid = "proxyd only.",
       .doc = "Open client connections per worker; more are refused until some close." },
     { .name = "server_pconn_max_idle", .set = parse_int, FIELD(server_pconn_max_idle),
-      .def = "256", .min = 0, .max = 1 << 20,
+      .def = "256", .min = 0, .max = 1 << 20, .flags = F_OURS,
       .squid = "proxyd only.",
       .doc = "Idle origin connections kept per worker." },
     { .name = "server_pconn_max_per_host", .set = parse_int, FIELD(server_pconn_max_per_host),
-      .def = "32", .min = 0, .max = 1 << 20,
+      .def = "32", .min = 0, .max = 1 << 20, .flags = F_OURS,
       .squid = "proxyd only.",
       .doc = "Idle origin connections kept per worker for one host:port." },
 };
@@ -1041,120 +1090,499 @@ static const directive directives[] = {
 #define N_DIRECTIVES (sizeof(directives) / sizeof(directives[0]))
 
 /*
- * Squid directives (and their aliases) that proxyd does not implement:
- * accepted with a warning. From Squid's src/cf.data.pre (Squid 5.7 as
- * shipped by Debian, plus the few added since). Sorted for bsearch (C locale).
+ * Squid directives (and their aliases) that proxyd does not implement, each
+ * in the class of what its absence does. From Squid's src/cf.data.pre (Squid
+ * 5.9, plus the few names added since). This one table decides the message
+ * and feeds both generated documents (configuration.md, the migration guide).
+ *
+ * SQ_TUNING: tuning and cosmetics; the line is a warning and skipped.
+ * Every other class is an error: without it proxyd would let through, expose
+ * or change traffic the operator meant to stop or shape. A row may name a
+ * harmless value (`icap_enable off`) that is a warning instead, and its own
+ * sentence on what to do (otherwise the class's).
+ *
+ * X(name, class, harmless value or NULL, what to do or NULL); sorted for
+ * bsearch (C locale).
  */
-static const char *const squid_only[] = {
+/* The rows' own sentences (where the class's is not enough). */
+#define T_GROUP \
+    "proxyd does not change group; start it with the unprivileged group (systemd Group=) " \
+    "and remove the line"
+#define T_USER \
+    "proxyd does not change user; start it as the unprivileged user (systemd User=, " \
+    "docker USER) and remove the line"
+#define T_MGR_PASSWD \
+    "proxyd's manager pages are guarded by the manager acl in http_access, not by " \
+    "passwords; remove the line once http_access limits manager to trusted clients"
+#define T_CHROOT \
+    "proxyd does not chroot; confine it with systemd (RootDirectory=, ProtectSystem=) or " \
+    "a container and remove the line"
+#define T_MAXCONN \
+    "limit clients with `acl NAME maxconn N` and `http_access deny NAME`"
+#define T_NETMASK \
+    "proxyd logs full client addresses; remove the line only if the logs may hold them"
+#define T_HOST_VERIFY \
+    "proxyd does not verify Host against the destination; write `host_verify_strict off` " \
+    "or keep Squid"
+#define T_VERSION \
+    "proxyd names its version in Via and error pages; write " \
+    "`httpd_suppress_version_string off`, or keep Squid if it must stay hidden"
+#define T_REPLY_MAX \
+    "replies of any size would be passed on; remove the line only if that is acceptable"
+#define T_SEND_HIT \
+    "use `cache deny ACL` so that those requests are never served from the cache"
+#define T_STORE_MISS \
+    "use `cache deny ACL` to keep those responses out of the cache"
+#define T_STRIP_QUERY \
+    "proxyd logs URLs with their query terms; write `strip_query_terms off`, or keep " \
+    "Squid if the logs must not hold them"
 
-    "accept_filter", "acl_uses_indirect_client", "adaptation_access", "adaptation_masterx_shared_names",
-    "adaptation_meta", "adaptation_send_client_ip", "adaptation_send_username", "adaptation_service_chain",
-    "adaptation_service_iteration_limit", "adaptation_service_set", "adaptation_uses_indirect_client", "adapted_http_access",
-    "allow_underscore", "always_direct", "announce_file", "announce_host",
-    "announce_period", "announce_port", "append_domain", "as_whois_server",
-    "auth_param", "auth_schemes", "authenticate_cache_garbage_interval", "authenticate_ip_ttl",
-    "authenticate_ttl", "background_ping_rate", "balance_on_multiple_ip", "broken_posts",
-    "broken_vary_encoding", "buffered_logs", "cache_access_log", "cache_dir",
-    "cache_effective_group", "cache_effective_user", "cache_host_domain", "cache_log_message",
-    "cache_mgr", "cache_miss_revalidate", "cache_peer", "cache_peer_access",
-    "cache_peer_domain", "cache_replacement_policy", "cache_store_log", "cache_swap_high",
-    "cache_swap_log", "cache_swap_low", "cache_swap_state", "cache_vary",
-    "cachemgr_passwd", "check_hostnames", "chroot", "chunked_request_body_max_size",
-    "client_db", "client_delay_access", "client_delay_initial_bucket_level", "client_delay_parameters",
-    "client_delay_pools", "client_dst_passthru", "client_ip_max_connections", "client_netmask",
-    "client_request_buffer_max_size", "clientside_tos", "collapsed_forwarding_access", "configuration_includes_quoted_values",
-    "connect_retries", "coredump_dir", "cpu_affinity_map", "dead_peer_timeout",
-    "debug_options", "delay_access", "delay_class", "delay_initial_bucket_level",
-    "delay_parameters", "delay_pool_uses_indirect_client", "delay_pools", "detect_broken_pconn",
-    "digest_bits_per_entry", "digest_generation", "digest_rebuild_chunk_percentage", "digest_rebuild_period",
-    "digest_rewrite_period", "digest_swapout_chunk_size", "diskd_program", "dns_defnames",
-    "dns_multicast_local", "dns_packet_max", "dns_retransmit_interval", "dns_testnames",
-    "dns_v4_fallback", "dns_v4_first", "ecap_enable", "ecap_service",
-    "email_err_data", "emulate_httpd_log", "err_html_text", "err_page_stylesheet",
-    "error_default_language", "error_directory", "error_log_languages", "error_map",
-    "esi_parser", "eui_lookup", "extension_methods", "external_acl_type",
-    "external_refresh_check", "follow_x_forwarded_for", "force_request_body_continuation", "forward_log",
-    "forward_max_tries", "fqdncache_size", "ftp_client_idle_timeout", "ftp_eprt",
-    "ftp_epsv", "ftp_epsv_all", "ftp_list_width", "ftp_passive",
-    "ftp_port", "ftp_sanitycheck", "ftp_telnet_protocol", "ftp_user",
-    "global_internal_static", "half_closed_clients", "happy_eyeballs_connect_gap", "happy_eyeballs_connect_limit",
-    "happy_eyeballs_connect_timeout", "header_access", "hierarchy_stoplist", "high_memory_warning",
-    "high_page_fault_warning", "high_response_time_warning", "hopeless_kid_revival_delay", "host_verify_strict",
-    "hostname_aliases", "htcp_access", "htcp_clr_access", "htcp_port",
-    "http_accel_surrogate_remote", "http_access2", "http_reply_access", "http_upgrade_request_protocols",
-    "httpd_accel_no_pmtu_disc", "httpd_accel_surrogate_id", "httpd_suppress_version_string", "https_port",
-    "icap_206_enable", "icap_access", "icap_class", "icap_client_username_encode",
-    "icap_client_username_header", "icap_connect_timeout", "icap_default_options_ttl", "icap_enable",
-    "icap_io_timeout", "icap_log", "icap_persistent_connections", "icap_preview_enable",
-    "icap_preview_size", "icap_retry", "icap_retry_limit", "icap_send_client_ip",
-    "icap_send_client_username", "icap_service", "icap_service_failure_limit", "icap_service_revival_delay",
-    "icap_uses_indirect_client", "icon_directory", "icp_access", "icp_hit_stale",
-    "icp_port", "icp_query_timeout", "ident_lookup_access", "ident_timeout",
-    "ie_refresh", "ignore_expect_100", "ignore_ims_on_miss", "ignore_unknown_nameservers",
-    "incoming_dns_average", "incoming_http_average", "incoming_icp_average", "incoming_rate",
-    "incoming_tcp_average", "incoming_udp_average", "ipcache_high", "ipcache_low",
-    "ipcache_size", "loadable_modules", "location_rewrite_access", "location_rewrite_children",
-    "location_rewrite_concurrency", "location_rewrite_program", "log_access", "log_fqdn",
-    "log_icap", "log_icp_queries", "log_ip_on_direct", "log_mime_hdrs",
-    "log_uses_indirect_client", "logfile_daemon", "logfile_rotate", "mail_from",
-    "mail_program", "mark_client_connection", "mark_client_packet", "max_filedesc",
-    "max_filedescriptors", "max_open_disk_fds", "maximum_icp_query_timeout",
-    "maximum_single_addr_tries", "mcast_groups", "mcast_icp_query_timeout", "mcast_miss_addr",
-    "mcast_miss_encode_key", "mcast_miss_port", "mcast_miss_ttl", "memory_cache_mode",
-    "memory_cache_shared", "memory_pools", "memory_pools_limit",
-    "mime_table", "min_dns_poll_cnt", "min_http_poll_cnt", "min_icp_poll_cnt",
-    "min_tcp_poll_cnt", "min_udp_poll_cnt", "minimum_direct_hops", "minimum_direct_rtt",
-    "minimum_expiry_time", "minimum_icp_query_timeout", "minimum_object_size", "miss_access",
-    "negative_ttl", "neighbor_type_domain", "netdb_filename", "netdb_high",
-    "netdb_low", "netdb_ping_period", "never_direct", "no_cache",
-    "nonhierarchical_direct", "note", "offline_mode", "on_unsupported_protocol",
-    "pconn_lifetime", "peer_connect_timeout", "persistent_connection_after_error", "pinger_enable",
-    "pinger_program", "pipeline_prefetch", "prefer_direct", "proxy_protocol_access",
-    "qos_flows", "query_icmp", "quick_abort_max", "quick_abort_min",
-    "quick_abort_pct", "range_offset_limit", "read_ahead_gap", "redirect_children",
-    "redirect_program", "redirect_rewrites_host_header", "redirector_access", "redirector_bypass",
-    "referer_log", "referrer_log", "refresh_all_ims", "refresh_stale_hit",
-    "relaxed_header_parser", "reload_into_ims", "reply_body_max_size", "reply_header_access",
-    "reply_header_add", "reply_header_replace", "request_entities", "request_header_access",
-    "request_header_add", "request_header_replace", "request_start_timeout", "response_delay_pool",
-    "response_delay_pool_access", "retry_on_error", "send_hit", "server_http11",
-    "server_pconn_for_nonretriable", "shared_memory_locking", "shared_transient_entries_limit", "short_icon_urls",
-    "sleep_after_fork", "snmp_access", "snmp_incoming_address", "snmp_outgoing_address",
-    "snmp_port", "spoof_client_ip", "ssl_bump", "ssl_engine",
-    "ssl_unclean_shutdown", "sslcrtd_children", "sslcrtd_program", "sslcrtvalidator_children",
-    "sslcrtvalidator_program", "sslpassword_program", "sslproxy_cafile", "sslproxy_capath",
-    "sslproxy_cert_adapt", "sslproxy_cert_error", "sslproxy_cert_sign", "sslproxy_cert_sign_hash",
-    "sslproxy_cipher", "sslproxy_client_certificate", "sslproxy_client_key", "sslproxy_flags",
-    "sslproxy_foreign_intermediate_certs", "sslproxy_options", "sslproxy_session_cache_size", "sslproxy_session_ttl",
-    "sslproxy_version", "stats_collection", "store_avg_object_size", "store_dir_select_algorithm",
-    "store_id_access", "store_id_bypass", "store_id_children", "store_id_extras",
-    "store_id_program", "store_miss", "store_objects_per_bucket", "storeurl_rewrite_access",
-    "storeurl_rewrite_bypass", "storeurl_rewrite_children", "storeurl_rewrite_program", "strip_query_terms",
-    "tcp_outgoing_address", "tcp_outgoing_ds", "tcp_outgoing_dscp", "tcp_outgoing_mark",
-    "tcp_outgoing_tos", "tcp_recv_bufsize", "test_reachability", "tls_key_log",
-    "tls_outgoing_options", "tproxy_uses_indirect_client", "udp_incoming_address", "udp_outgoing_address",
-    "udp_port", "umask", "unique_hostname", "unlinkd_program",
-    "update_headers", "upgrade_http0.9", "uri_whitespace", "url_rewrite_access",
-    "url_rewrite_bypass", "url_rewrite_children", "url_rewrite_concurrency", "url_rewrite_extras",
-    "url_rewrite_host_header", "url_rewrite_program", "url_rewrite_timeout", "useragent_log",
-    "vary_ignore_expire", "wais_relay_host", "wais_relay_port", "wccp2_address",
-    "wccp2_assignment_method", "wccp2_forwarding_method", "wccp2_rebuild_wait", "wccp2_return_method",
-    "wccp2_router", "wccp2_service", "wccp2_service_info", "wccp2_weight",
-    "wccp_address", "wccp_router", "wccp_version", "windows_ipaddrchangemonitor",
-    "zero_buffers", "zph_local", "zph_mode", "zph_option",
-    "zph_parent", "zph_sibling",
+#define SQUID_UNIMPLEMENTED(X) \
+    X("accept_filter", SQ_TUNING, NULL, NULL) \
+    X("acl_uses_indirect_client", SQ_TUNING, NULL, NULL) \
+    X("adaptation_access", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_masterx_shared_names", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_meta", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_send_client_ip", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_send_username", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_service_chain", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_service_iteration_limit", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_service_set", SQ_ADAPT, NULL, NULL) \
+    X("adaptation_uses_indirect_client", SQ_ADAPT, NULL, NULL) \
+    X("adapted_http_access", SQ_ACCESS, NULL, NULL) \
+    X("allow_underscore", SQ_TUNING, NULL, NULL) \
+    X("always_direct", SQ_PEER, NULL, NULL) \
+    X("announce_file", SQ_TUNING, NULL, NULL) \
+    X("announce_host", SQ_TUNING, NULL, NULL) \
+    X("announce_period", SQ_TUNING, NULL, NULL) \
+    X("announce_port", SQ_TUNING, NULL, NULL) \
+    X("append_domain", SQ_TUNING, NULL, NULL) \
+    X("as_whois_server", SQ_TUNING, NULL, NULL) \
+    X("auth_param", SQ_AUTH, NULL, NULL) \
+    X("auth_schemes", SQ_AUTH, NULL, NULL) \
+    X("authenticate_cache_garbage_interval", SQ_TUNING, NULL, NULL) \
+    X("authenticate_ip_ttl", SQ_TUNING, NULL, NULL) \
+    X("authenticate_ttl", SQ_TUNING, NULL, NULL) \
+    X("background_ping_rate", SQ_TUNING, NULL, NULL) \
+    X("balance_on_multiple_ip", SQ_TUNING, NULL, NULL) \
+    X("broken_posts", SQ_TUNING, NULL, NULL) \
+    X("broken_vary_encoding", SQ_TUNING, NULL, NULL) \
+    X("buffered_logs", SQ_TUNING, NULL, NULL) \
+    X("cache_dir", SQ_TUNING, NULL, NULL) \
+    X("cache_effective_group", SQ_PRIVACY, NULL, T_GROUP) \
+    X("cache_effective_user", SQ_PRIVACY, NULL, T_USER) \
+    X("cache_host_domain", SQ_PEER, NULL, NULL) \
+    X("cache_log_message", SQ_TUNING, NULL, NULL) \
+    X("cache_mgr", SQ_TUNING, NULL, NULL) \
+    X("cache_miss_revalidate", SQ_TUNING, NULL, NULL) \
+    X("cache_peer", SQ_PEER, NULL, NULL) \
+    X("cache_peer_access", SQ_PEER, NULL, NULL) \
+    X("cache_peer_domain", SQ_PEER, NULL, NULL) \
+    X("cache_replacement_policy", SQ_TUNING, NULL, NULL) \
+    X("cache_store_log", SQ_TUNING, NULL, NULL) \
+    X("cache_swap_high", SQ_TUNING, NULL, NULL) \
+    X("cache_swap_log", SQ_TUNING, NULL, NULL) \
+    X("cache_swap_low", SQ_TUNING, NULL, NULL) \
+    X("cache_swap_state", SQ_TUNING, NULL, NULL) \
+    X("cache_vary", SQ_TUNING, NULL, NULL) \
+    X("cachemgr_passwd", SQ_ACCESS, NULL, T_MGR_PASSWD) \
+    X("check_hostnames", SQ_TUNING, NULL, NULL) \
+    X("chroot", SQ_PRIVACY, NULL, T_CHROOT) \
+    X("chunked_request_body_max_size", SQ_TUNING, NULL, NULL) \
+    X("client_db", SQ_TUNING, NULL, NULL) \
+    X("client_delay_access", SQ_POOLS, NULL, NULL) \
+    X("client_delay_initial_bucket_level", SQ_POOLS, NULL, NULL) \
+    X("client_delay_parameters", SQ_POOLS, NULL, NULL) \
+    X("client_delay_pools", SQ_POOLS, "0", NULL) \
+    X("client_dst_passthru", SQ_TUNING, NULL, NULL) \
+    X("client_ip_max_connections", SQ_ACCESS, NULL, T_MAXCONN) \
+    X("client_netmask", SQ_PRIVACY, "255.255.255.255", T_NETMASK) \
+    X("client_request_buffer_max_size", SQ_TUNING, NULL, NULL) \
+    X("clientside_mark", SQ_OUTGOING, NULL, NULL) \
+    X("clientside_tos", SQ_OUTGOING, NULL, NULL) \
+    X("collapsed_forwarding_access", SQ_TUNING, NULL, NULL) \
+    X("collapsed_forwarding_shared_entries_limit", SQ_TUNING, NULL, NULL) \
+    X("configuration_includes_quoted_values", SQ_TUNING, NULL, NULL) \
+    X("connect_retries", SQ_TUNING, NULL, NULL) \
+    X("coredump_dir", SQ_TUNING, NULL, NULL) \
+    X("cpu_affinity_map", SQ_TUNING, NULL, NULL) \
+    X("dead_peer_timeout", SQ_TUNING, NULL, NULL) \
+    X("debug_options", SQ_TUNING, NULL, NULL) \
+    X("delay_access", SQ_POOLS, NULL, NULL) \
+    X("delay_class", SQ_POOLS, NULL, NULL) \
+    X("delay_initial_bucket_level", SQ_POOLS, NULL, NULL) \
+    X("delay_parameters", SQ_POOLS, NULL, NULL) \
+    X("delay_pool_uses_indirect_client", SQ_TUNING, NULL, NULL) \
+    X("delay_pools", SQ_POOLS, "0", NULL) \
+    X("detect_broken_pconn", SQ_TUNING, NULL, NULL) \
+    X("digest_bits_per_entry", SQ_TUNING, NULL, NULL) \
+    X("digest_generation", SQ_TUNING, NULL, NULL) \
+    X("digest_rebuild_chunk_percentage", SQ_TUNING, NULL, NULL) \
+    X("digest_rebuild_period", SQ_TUNING, NULL, NULL) \
+    X("digest_rewrite_period", SQ_TUNING, NULL, NULL) \
+    X("digest_swapout_chunk_size", SQ_TUNING, NULL, NULL) \
+    X("diskd_program", SQ_TUNING, NULL, NULL) \
+    X("dns_defnames", SQ_TUNING, NULL, NULL) \
+    X("dns_multicast_local", SQ_TUNING, NULL, NULL) \
+    X("dns_packet_max", SQ_TUNING, NULL, NULL) \
+    X("dns_retransmit_interval", SQ_TUNING, NULL, NULL) \
+    X("dns_testnames", SQ_TUNING, NULL, NULL) \
+    X("dns_v4_fallback", SQ_TUNING, NULL, NULL) \
+    X("dns_v4_first", SQ_TUNING, NULL, NULL) \
+    X("ecap_enable", SQ_ADAPT, "off", NULL) \
+    X("ecap_service", SQ_ADAPT, NULL, NULL) \
+    X("email_err_data", SQ_TUNING, NULL, NULL) \
+    X("emulate_httpd_log", SQ_TUNING, NULL, NULL) \
+    X("err_html_text", SQ_TUNING, NULL, NULL) \
+    X("err_page_stylesheet", SQ_TUNING, NULL, NULL) \
+    X("error_default_language", SQ_TUNING, NULL, NULL) \
+    X("error_directory", SQ_TUNING, NULL, NULL) \
+    X("error_log_languages", SQ_TUNING, NULL, NULL) \
+    X("error_map", SQ_TUNING, NULL, NULL) \
+    X("esi_parser", SQ_TUNING, NULL, NULL) \
+    X("eui_lookup", SQ_TUNING, NULL, NULL) \
+    X("extension_methods", SQ_TUNING, NULL, NULL) \
+    X("external_acl_type", SQ_AUTH, NULL, NULL) \
+    X("external_refresh_check", SQ_TUNING, NULL, NULL) \
+    X("follow_x_forwarded_for", SQ_ACCESS, NULL, NULL) \
+    X("force_request_body_continuation", SQ_TUNING, NULL, NULL) \
+    X("forward_log", SQ_TUNING, NULL, NULL) \
+    X("forward_max_tries", SQ_TUNING, NULL, NULL) \
+    X("fqdncache_size", SQ_TUNING, NULL, NULL) \
+    X("ftp_client_idle_timeout", SQ_TUNING, NULL, NULL) \
+    X("ftp_eprt", SQ_TUNING, NULL, NULL) \
+    X("ftp_epsv", SQ_TUNING, NULL, NULL) \
+    X("ftp_epsv_all", SQ_TUNING, NULL, NULL) \
+    X("ftp_list_width", SQ_TUNING, NULL, NULL) \
+    X("ftp_passive", SQ_TUNING, NULL, NULL) \
+    X("ftp_port", SQ_PORT, NULL, NULL) \
+    X("ftp_sanitycheck", SQ_TUNING, NULL, NULL) \
+    X("ftp_telnet_protocol", SQ_TUNING, NULL, NULL) \
+    X("ftp_user", SQ_TUNING, NULL, NULL) \
+    X("global_internal_static", SQ_TUNING, NULL, NULL) \
+    X("half_closed_clients", SQ_TUNING, NULL, NULL) \
+    X("happy_eyeballs_connect_gap", SQ_TUNING, NULL, NULL) \
+    X("happy_eyeballs_connect_limit", SQ_TUNING, NULL, NULL) \
+    X("happy_eyeballs_connect_timeout", SQ_TUNING, NULL, NULL) \
+    X("header_access", SQ_HEADERS, NULL, NULL) \
+    X("header_replace", SQ_HEADERS, NULL, NULL) \
+    X("hierarchy_stoplist", SQ_TUNING, NULL, NULL) \
+    X("high_memory_warning", SQ_TUNING, NULL, NULL) \
+    X("high_page_fault_warning", SQ_TUNING, NULL, NULL) \
+    X("high_response_time_warning", SQ_TUNING, NULL, NULL) \
+    X("hopeless_kid_revival_delay", SQ_TUNING, NULL, NULL) \
+    X("host_verify_strict", SQ_ACCESS, "off", T_HOST_VERIFY) \
+    X("hostname_aliases", SQ_TUNING, NULL, NULL) \
+    X("htcp_access", SQ_TUNING, NULL, NULL) \
+    X("htcp_clr_access", SQ_TUNING, NULL, NULL) \
+    X("htcp_port", SQ_TUNING, NULL, NULL) \
+    X("http_accel_surrogate_remote", SQ_TUNING, NULL, NULL) \
+    X("http_access2", SQ_ACCESS, NULL, NULL) \
+    X("http_reply_access", SQ_ACCESS, NULL, NULL) \
+    X("http_upgrade_request_protocols", SQ_TUNING, NULL, NULL) \
+    X("httpd_accel_no_pmtu_disc", SQ_TUNING, NULL, NULL) \
+    X("httpd_accel_surrogate_id", SQ_TUNING, NULL, NULL) \
+    X("httpd_suppress_version_string", SQ_PRIVACY, "off", T_VERSION) \
+    X("https_port", SQ_PORT, NULL, NULL) \
+    X("icap_206_enable", SQ_ADAPT, NULL, NULL) \
+    X("icap_access", SQ_ADAPT, NULL, NULL) \
+    X("icap_class", SQ_ADAPT, NULL, NULL) \
+    X("icap_client_username_encode", SQ_ADAPT, NULL, NULL) \
+    X("icap_client_username_header", SQ_ADAPT, NULL, NULL) \
+    X("icap_connect_timeout", SQ_ADAPT, NULL, NULL) \
+    X("icap_default_options_ttl", SQ_ADAPT, NULL, NULL) \
+    X("icap_enable", SQ_ADAPT, "off", NULL) \
+    X("icap_io_timeout", SQ_ADAPT, NULL, NULL) \
+    X("icap_log", SQ_TUNING, NULL, NULL) \
+    X("icap_persistent_connections", SQ_ADAPT, NULL, NULL) \
+    X("icap_preview_enable", SQ_ADAPT, NULL, NULL) \
+    X("icap_preview_size", SQ_ADAPT, NULL, NULL) \
+    X("icap_retry", SQ_ADAPT, NULL, NULL) \
+    X("icap_retry_limit", SQ_ADAPT, NULL, NULL) \
+    X("icap_send_client_ip", SQ_ADAPT, NULL, NULL) \
+    X("icap_send_client_username", SQ_ADAPT, NULL, NULL) \
+    X("icap_service", SQ_ADAPT, NULL, NULL) \
+    X("icap_service_failure_limit", SQ_ADAPT, NULL, NULL) \
+    X("icap_service_revival_delay", SQ_ADAPT, NULL, NULL) \
+    X("icap_uses_indirect_client", SQ_ADAPT, NULL, NULL) \
+    X("icon_directory", SQ_TUNING, NULL, NULL) \
+    X("icp_access", SQ_TUNING, NULL, NULL) \
+    X("icp_hit_stale", SQ_TUNING, NULL, NULL) \
+    X("icp_port", SQ_TUNING, NULL, NULL) \
+    X("icp_query_timeout", SQ_TUNING, NULL, NULL) \
+    X("ident_lookup_access", SQ_TUNING, NULL, NULL) \
+    X("ident_timeout", SQ_TUNING, NULL, NULL) \
+    X("ie_refresh", SQ_TUNING, NULL, NULL) \
+    X("ignore_expect_100", SQ_TUNING, NULL, NULL) \
+    X("ignore_ims_on_miss", SQ_TUNING, NULL, NULL) \
+    X("ignore_unknown_nameservers", SQ_TUNING, NULL, NULL) \
+    X("incoming_dns_average", SQ_TUNING, NULL, NULL) \
+    X("incoming_http_average", SQ_TUNING, NULL, NULL) \
+    X("incoming_icp_average", SQ_TUNING, NULL, NULL) \
+    X("incoming_rate", SQ_TUNING, NULL, NULL) \
+    X("incoming_tcp_average", SQ_TUNING, NULL, NULL) \
+    X("incoming_udp_average", SQ_TUNING, NULL, NULL) \
+    X("ipcache_high", SQ_TUNING, NULL, NULL) \
+    X("ipcache_low", SQ_TUNING, NULL, NULL) \
+    X("ipcache_size", SQ_TUNING, NULL, NULL) \
+    X("loadable_modules", SQ_ADAPT, NULL, NULL) \
+    X("location_rewrite_access", SQ_REWRITE, NULL, NULL) \
+    X("location_rewrite_children", SQ_REWRITE, NULL, NULL) \
+    X("location_rewrite_concurrency", SQ_REWRITE, NULL, NULL) \
+    X("location_rewrite_program", SQ_REWRITE, NULL, NULL) \
+    X("log_access", SQ_TUNING, NULL, NULL) \
+    X("log_fqdn", SQ_TUNING, NULL, NULL) \
+    X("log_icap", SQ_TUNING, NULL, NULL) \
+    X("log_icp_queries", SQ_TUNING, NULL, NULL) \
+    X("log_ip_on_direct", SQ_TUNING, NULL, NULL) \
+    X("log_mime_hdrs", SQ_TUNING, NULL, NULL) \
+    X("log_uses_indirect_client", SQ_TUNING, NULL, NULL) \
+    X("logfile_daemon", SQ_TUNING, NULL, NULL) \
+    X("logfile_rotate", SQ_TUNING, NULL, NULL) \
+    X("mail_from", SQ_TUNING, NULL, NULL) \
+    X("mail_program", SQ_TUNING, NULL, NULL) \
+    X("mark_client_connection", SQ_OUTGOING, NULL, NULL) \
+    X("mark_client_packet", SQ_OUTGOING, NULL, NULL) \
+    X("max_filedesc", SQ_TUNING, NULL, NULL) \
+    X("max_filedescriptors", SQ_TUNING, NULL, NULL) \
+    X("max_open_disk_fds", SQ_TUNING, NULL, NULL) \
+    X("maximum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
+    X("maximum_single_addr_tries", SQ_TUNING, NULL, NULL) \
+    X("mcast_groups", SQ_TUNING, NULL, NULL) \
+    X("mcast_icp_query_timeout", SQ_TUNING, NULL, NULL) \
+    X("mcast_miss_addr", SQ_TUNING, NULL, NULL) \
+    X("mcast_miss_encode_key", SQ_TUNING, NULL, NULL) \
+    X("mcast_miss_port", SQ_TUNING, NULL, NULL) \
+    X("mcast_miss_ttl", SQ_TUNING, NULL, NULL) \
+    X("memory_cache_mode", SQ_TUNING, NULL, NULL) \
+    X("memory_cache_shared", SQ_TUNING, NULL, NULL) \
+    X("memory_pools", SQ_TUNING, NULL, NULL) \
+    X("memory_pools_limit", SQ_TUNING, NULL, NULL) \
+    X("mime_table", SQ_TUNING, NULL, NULL) \
+    X("min_dns_poll_cnt", SQ_TUNING, NULL, NULL) \
+    X("min_http_poll_cnt", SQ_TUNING, NULL, NULL) \
+    X("min_icp_poll_cnt", SQ_TUNING, NULL, NULL) \
+    X("min_tcp_poll_cnt", SQ_TUNING, NULL, NULL) \
+    X("min_udp_poll_cnt", SQ_TUNING, NULL, NULL) \
+    X("minimum_direct_hops", SQ_TUNING, NULL, NULL) \
+    X("minimum_direct_rtt", SQ_TUNING, NULL, NULL) \
+    X("minimum_expiry_time", SQ_TUNING, NULL, NULL) \
+    X("minimum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
+    X("minimum_object_size", SQ_TUNING, NULL, NULL) \
+    X("miss_access", SQ_ACCESS, NULL, NULL) \
+    X("negative_ttl", SQ_TUNING, NULL, NULL) \
+    X("neighbor_type_domain", SQ_PEER, NULL, NULL) \
+    X("netdb_filename", SQ_TUNING, NULL, NULL) \
+    X("netdb_high", SQ_TUNING, NULL, NULL) \
+    X("netdb_low", SQ_TUNING, NULL, NULL) \
+    X("netdb_ping_period", SQ_TUNING, NULL, NULL) \
+    X("never_direct", SQ_PEER, NULL, NULL) \
+    X("nonhierarchical_direct", SQ_PEER, NULL, NULL) \
+    X("note", SQ_TUNING, NULL, NULL) \
+    X("offline_mode", SQ_TUNING, NULL, NULL) \
+    X("on_unsupported_protocol", SQ_TUNING, NULL, NULL) \
+    X("paranoid_hit_validation", SQ_TUNING, NULL, NULL) \
+    X("pconn_lifetime", SQ_TUNING, NULL, NULL) \
+    X("peer_connect_timeout", SQ_TUNING, NULL, NULL) \
+    X("persistent_connection_after_error", SQ_TUNING, NULL, NULL) \
+    X("pinger_enable", SQ_TUNING, NULL, NULL) \
+    X("pinger_program", SQ_TUNING, NULL, NULL) \
+    X("pipeline_prefetch", SQ_TUNING, NULL, NULL) \
+    X("prefer_direct", SQ_PEER, NULL, NULL) \
+    X("proxy_protocol_access", SQ_TUNING, NULL, NULL) \
+    X("qos_flows", SQ_OUTGOING, NULL, NULL) \
+    X("query_icmp", SQ_TUNING, NULL, NULL) \
+    X("quick_abort_max", SQ_TUNING, NULL, NULL) \
+    X("quick_abort_min", SQ_TUNING, NULL, NULL) \
+    X("quick_abort_pct", SQ_TUNING, NULL, NULL) \
+    X("range_offset_limit", SQ_TUNING, NULL, NULL) \
+    X("read_ahead_gap", SQ_TUNING, NULL, NULL) \
+    X("redirect_children", SQ_REWRITE, NULL, NULL) \
+    X("redirect_program", SQ_REWRITE, NULL, NULL) \
+    X("redirect_rewrites_host_header", SQ_REWRITE, NULL, NULL) \
+    X("redirector_access", SQ_REWRITE, NULL, NULL) \
+    X("redirector_bypass", SQ_REWRITE, NULL, NULL) \
+    X("referer_log", SQ_TUNING, NULL, NULL) \
+    X("referrer_log", SQ_TUNING, NULL, NULL) \
+    X("refresh_all_ims", SQ_TUNING, NULL, NULL) \
+    X("refresh_stale_hit", SQ_TUNING, NULL, NULL) \
+    X("relaxed_header_parser", SQ_TUNING, NULL, NULL) \
+    X("reload_into_ims", SQ_TUNING, NULL, NULL) \
+    X("reply_body_max_size", SQ_ACCESS, NULL, T_REPLY_MAX) \
+    X("reply_header_access", SQ_HEADERS, NULL, NULL) \
+    X("reply_header_add", SQ_HEADERS, NULL, NULL) \
+    X("reply_header_replace", SQ_HEADERS, NULL, NULL) \
+    X("request_entities", SQ_TUNING, NULL, NULL) \
+    X("request_header_access", SQ_HEADERS, NULL, NULL) \
+    X("request_header_add", SQ_HEADERS, NULL, NULL) \
+    X("request_header_replace", SQ_HEADERS, NULL, NULL) \
+    X("request_start_timeout", SQ_TUNING, NULL, NULL) \
+    X("response_delay_pool", SQ_POOLS, NULL, NULL) \
+    X("response_delay_pool_access", SQ_POOLS, NULL, NULL) \
+    X("retry_on_error", SQ_TUNING, NULL, NULL) \
+    X("send_hit", SQ_CACHE, NULL, T_SEND_HIT) \
+    X("server_http11", SQ_TUNING, NULL, NULL) \
+    X("server_pconn_for_nonretriable", SQ_TUNING, NULL, NULL) \
+    X("shared_memory_locking", SQ_TUNING, NULL, NULL) \
+    X("shared_transient_entries_limit", SQ_TUNING, NULL, NULL) \
+    X("short_icon_urls", SQ_TUNING, NULL, NULL) \
+    X("sleep_after_fork", SQ_TUNING, NULL, NULL) \
+    X("snmp_access", SQ_TUNING, NULL, NULL) \
+    X("snmp_incoming_address", SQ_TUNING, NULL, NULL) \
+    X("snmp_outgoing_address", SQ_TUNING, NULL, NULL) \
+    X("snmp_port", SQ_TUNING, NULL, NULL) \
+    X("spoof_client_ip", SQ_OUTGOING, NULL, NULL) \
+    X("ssl_bump", SQ_TLS, NULL, NULL) \
+    X("ssl_engine", SQ_TLS, NULL, NULL) \
+    X("ssl_unclean_shutdown", SQ_TLS, NULL, NULL) \
+    X("sslcrtd_children", SQ_TLS, NULL, NULL) \
+    X("sslcrtd_program", SQ_TLS, NULL, NULL) \
+    X("sslcrtvalidator_children", SQ_TLS, NULL, NULL) \
+    X("sslcrtvalidator_program", SQ_TLS, NULL, NULL) \
+    X("sslpassword_program", SQ_TLS, NULL, NULL) \
+    X("sslproxy_cafile", SQ_TLS, NULL, NULL) \
+    X("sslproxy_capath", SQ_TLS, NULL, NULL) \
+    X("sslproxy_cert_adapt", SQ_TLS, NULL, NULL) \
+    X("sslproxy_cert_error", SQ_TLS, NULL, NULL) \
+    X("sslproxy_cert_sign", SQ_TLS, NULL, NULL) \
+    X("sslproxy_cert_sign_hash", SQ_TLS, NULL, NULL) \
+    X("sslproxy_cipher", SQ_TLS, NULL, NULL) \
+    X("sslproxy_client_certificate", SQ_TLS, NULL, NULL) \
+    X("sslproxy_client_key", SQ_TLS, NULL, NULL) \
+    X("sslproxy_flags", SQ_TLS, NULL, NULL) \
+    X("sslproxy_foreign_intermediate_certs", SQ_TLS, NULL, NULL) \
+    X("sslproxy_options", SQ_TLS, NULL, NULL) \
+    X("sslproxy_session_cache_size", SQ_TLS, NULL, NULL) \
+    X("sslproxy_session_ttl", SQ_TLS, NULL, NULL) \
+    X("sslproxy_version", SQ_TLS, NULL, NULL) \
+    X("stats_collection", SQ_TUNING, NULL, NULL) \
+    X("store_avg_object_size", SQ_TUNING, NULL, NULL) \
+    X("store_dir_select_algorithm", SQ_TUNING, NULL, NULL) \
+    X("store_id_access", SQ_REWRITE, NULL, NULL) \
+    X("store_id_bypass", SQ_REWRITE, NULL, NULL) \
+    X("store_id_children", SQ_REWRITE, NULL, NULL) \
+    X("store_id_extras", SQ_REWRITE, NULL, NULL) \
+    X("store_id_program", SQ_REWRITE, NULL, NULL) \
+    X("store_miss", SQ_CACHE, NULL, T_STORE_MISS) \
+    X("store_objects_per_bucket", SQ_TUNING, NULL, NULL) \
+    X("storeurl_rewrite_access", SQ_REWRITE, NULL, NULL) \
+    X("storeurl_rewrite_bypass", SQ_REWRITE, NULL, NULL) \
+    X("storeurl_rewrite_children", SQ_REWRITE, NULL, NULL) \
+    X("storeurl_rewrite_program", SQ_REWRITE, NULL, NULL) \
+    X("strip_query_terms", SQ_PRIVACY, "off", T_STRIP_QUERY) \
+    X("tcp_outgoing_address", SQ_OUTGOING, NULL, NULL) \
+    X("tcp_outgoing_ds", SQ_OUTGOING, NULL, NULL) \
+    X("tcp_outgoing_dscp", SQ_OUTGOING, NULL, NULL) \
+    X("tcp_outgoing_mark", SQ_OUTGOING, NULL, NULL) \
+    X("tcp_outgoing_tos", SQ_OUTGOING, NULL, NULL) \
+    X("tcp_recv_bufsize", SQ_TUNING, NULL, NULL) \
+    X("test_reachability", SQ_TUNING, NULL, NULL) \
+    X("tls_key_log", SQ_TUNING, NULL, NULL) \
+    X("tls_outgoing_options", SQ_TLS, NULL, NULL) \
+    X("tproxy_uses_indirect_client", SQ_TUNING, NULL, NULL) \
+    X("udp_incoming_address", SQ_TUNING, NULL, NULL) \
+    X("udp_outgoing_address", SQ_TUNING, NULL, NULL) \
+    X("udp_port", SQ_TUNING, NULL, NULL) \
+    X("umask", SQ_TUNING, NULL, NULL) \
+    X("unique_hostname", SQ_TUNING, NULL, NULL) \
+    X("unlinkd_program", SQ_TUNING, NULL, NULL) \
+    X("update_headers", SQ_TUNING, NULL, NULL) \
+    X("upgrade_http0.9", SQ_TUNING, NULL, NULL) \
+    X("uri_whitespace", SQ_TUNING, NULL, NULL) \
+    X("url_rewrite_access", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_bypass", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_children", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_concurrency", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_extras", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_host_header", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_program", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_timeout", SQ_REWRITE, NULL, NULL) \
+    X("useragent_log", SQ_TUNING, NULL, NULL) \
+    X("vary_ignore_expire", SQ_TUNING, NULL, NULL) \
+    X("wais_relay_host", SQ_TUNING, NULL, NULL) \
+    X("wais_relay_port", SQ_TUNING, NULL, NULL) \
+    X("wccp2_address", SQ_WCCP, NULL, NULL) \
+    X("wccp2_assignment_method", SQ_WCCP, NULL, NULL) \
+    X("wccp2_forwarding_method", SQ_WCCP, NULL, NULL) \
+    X("wccp2_rebuild_wait", SQ_WCCP, NULL, NULL) \
+    X("wccp2_return_method", SQ_WCCP, NULL, NULL) \
+    X("wccp2_router", SQ_WCCP, NULL, NULL) \
+    X("wccp2_service", SQ_WCCP, NULL, NULL) \
+    X("wccp2_service_info", SQ_WCCP, NULL, NULL) \
+    X("wccp2_weight", SQ_WCCP, NULL, NULL) \
+    X("wccp_address", SQ_WCCP, NULL, NULL) \
+    X("wccp_router", SQ_WCCP, NULL, NULL) \
+    X("wccp_version", SQ_WCCP, NULL, NULL) \
+    X("windows_ipaddrchangemonitor", SQ_TUNING, NULL, NULL) \
+    X("zero_buffers", SQ_TUNING, NULL, NULL) \
+    X("zph_local", SQ_OUTGOING, NULL, NULL) \
+    X("zph_mode", SQ_OUTGOING, NULL, NULL) \
+    X("zph_option", SQ_OUTGOING, NULL, NULL) \
+    X("zph_parent", SQ_OUTGOING, NULL, NULL) \
+    X("zph_sibling", SQ_OUTGOING, NULL, NULL)
+
+enum squid_class {
+    SQ_TUNING, SQ_AUTH, SQ_ACCESS, SQ_CACHE, SQ_PRIVACY, SQ_PEER, SQ_REWRITE, SQ_ADAPT,
+    SQ_TLS, SQ_WCCP, SQ_POOLS, SQ_HEADERS, SQ_OUTGOING, SQ_PORT,
+};
+
+static const char *const squid_class_todo[] = {
+    [SQ_TUNING] = NULL,
+    [SQ_AUTH] = "proxyd has no proxy authentication; admit clients by address (acl src and "
+                "http_access) and remove the line, or keep Squid for these clients",
+    [SQ_ACCESS] = "proxyd does not apply this rule; express it with http_access where it can "
+                  "be, or remove the line only if the rule is not needed",
+    [SQ_CACHE] = "use `cache deny ACL` instead",
+    [SQ_PRIVACY] = "remove the line only if that is acceptable",
+    [SQ_PEER] = "proxyd has no cache peers and always connects to origin servers directly; "
+                "remove the peering lines only if this host may reach the origins itself",
+    [SQ_REWRITE] = "proxyd runs no URL rewriter or store-ID helper (squidGuard, ufdbGuard); "
+                   "block with http_access and dstdomain or url_regex acls (with \"file\" "
+                   "lists) instead, or keep Squid",
+    [SQ_ADAPT] = "proxyd has no ICAP or eCAP adaptation, so content would pass unscanned and "
+                 "unchanged; remove the line only if that is acceptable",
+    [SQ_TLS] = "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; "
+               "remove the line only if that is acceptable",
+    [SQ_WCCP] = "proxyd does not speak WCCP, so the routers would send the traffic around the "
+                "proxy; redirect it with policy routing or iptables instead",
+    [SQ_POOLS] = "proxyd has no delay pools, so the traffic would not be slowed; shape it "
+                 "outside proxyd (tc) or remove the line",
+    [SQ_HEADERS] = "proxyd has no header rules yet, so the headers would pass unchanged; remove "
+                   "the line only if that is acceptable",
+    [SQ_OUTGOING] = "proxyd connects from the system's default source address without TOS or "
+                    "netfilter marks, so routing and firewall rules keyed on them would not "
+                    "match; remove the line only if that is acceptable",
+    [SQ_PORT] = "proxyd listens for plain HTTP only (http_port); this port would not be opened",
+};
+
+typedef struct squid_directive {
+    const char *name;
+    enum squid_class cls;
+    const char *harmless;   /* the value (arguments as one string) that is only a warning */
+    const char *todo;       /* what to do, when the class's sentence is not enough */
+} squid_directive;
+
+static const squid_directive squid_only[] = {
+#define X(name, cls, harmless, todo) { name, cls, harmless, todo },
+    SQUID_UNIMPLEMENTED(X)
+#undef X
 };
 
 #define N_SQUID_ONLY (sizeof(squid_only) / sizeof(squid_only[0]))
 
-static int cmp_name(const void *key, const void *elem)
+static int cmp_squid(const void *key, const void *elem)
 {
-    return strcmp((const char *)key, *(const char *const *)elem);
+    return strcmp((const char *)key, ((const squid_directive *)elem)->name);
 }
 
-static bool is_squid_only(const char *name)
+static const squid_directive *find_squid_only(const char *name)
 {
-    return bsearch(name, squid_only, N_SQUID_ONLY, sizeof(squid_only[0]), cmp_name) != NULL;
+    return bsearch(name, squid_only, N_SQUID_ONLY, sizeof(squid_only[0]), cmp_squid);
+}
+
+static const char *squid_todo(const squid_directive *s)
+{
+    return s->todo ? s->todo : squid_class_todo[s->cls];
 }
 
 static const directive *find_directive(const char *name)
@@ -1507,6 +1935,26 @@ static bool conditional(loader *ld, const char *name, const char **pp, cond_stat
     return false;
 }
 
+/* The rest of the line is exactly `value` (words compared case-insensitively). */
+static bool squid_value_is(loader *ld, const char **pp, const char *value)
+{
+    if (!value)
+        return false;
+    wordv wv = { 0 };
+    bool same = split_words(ld, pp, &wv, -1) == 0;
+    const char *v = value;
+    for (int i = 0; same && i < wv.n; i++) {
+        size_t n = strlen(wv.v[i].val);
+        /* a match means v holds n characters: v[n] is in bounds */
+        same = strncasecmp(v, wv.v[i].val, n) == 0 && (v[n] == ' ' || v[n] == '\0');
+        if (same)
+            v += n + (v[n] == ' ');
+    }
+    same = same && wv.n > 0 && *v == '\0';
+    wordv_free(&wv);
+    return same;
+}
+
 /* One logical line (continuations joined). */
 static void process_line(loader *ld, const char *line, cond_state *cs)
 {
@@ -1536,10 +1984,13 @@ static void process_line(loader *ld, const char *line, cond_state *cs)
     }
     const directive *d = find_directive(name.val);
     if (!d) {
-        if (is_squid_only(name.val))
+        const squid_directive *s = find_squid_only(name.val);
+        if (!s)
+            error(ld, "unknown directive '%s'", name.val);
+        else if (s->cls == SQ_TUNING || squid_value_is(ld, &p, s->harmless))
             warn(ld, "squid directive '%s' is not supported by proxyd; ignored", name.val);
         else
-            error(ld, "unknown directive '%s'", name.val);
+            error(ld, "%s is not implemented by proxyd: %s", name.val, squid_todo(s));
         goto out;
     }
     ld->logformat_rest = NULL;
@@ -1730,6 +2181,7 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->logformat);
     free(c->access_log);
     free(c->access_log_format_name);
+    free(c->access_log_file);
     free(c->cache_log);
     free(c->pid_filename);
     for (int i = 0; i < c->n_dns_nameservers; i++)
@@ -1744,7 +2196,7 @@ void pd_conf_free(pd_conf *c)
  * Shared by both entry points: text is the top file's content (or NULL to
  * read path from disk), name the name used in messages and for includes.
  */
-static pd_conf *load(const char *name, const char *text, FILE *err_out)
+static pd_conf *load(const char *name, const char *text, FILE *err_out, int *n_errors)
 {
     loader ld = { .err = err_out };
     ld.c = calloc(1, sizeof(pd_conf));
@@ -1775,6 +2227,10 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out)
     free(ld.alog_fmt);
     free(ld.alog_file);
     free(ld.mosim_file);
+    if (n_errors) {
+        *n_errors = ld.n_errors;
+        return c;
+    }
     if (ld.n_errors) {
         pd_conf_free(c);
         return NULL;
@@ -1786,14 +2242,22 @@ pd_conf *pd_conf_load(const char *path, FILE *err_out)
 {
     if (!path)
         return NULL;
-    return load(path, NULL, err_out);
+    return load(path, NULL, err_out, NULL);
+}
+
+pd_conf *pd_conf_load_all(const char *path, FILE *err_out, int *n_errors)
+{
+    *n_errors = 0;
+    if (!path)
+        return NULL;
+    return load(path, NULL, err_out, n_errors);
 }
 
 pd_conf *pd_conf_load_string(const char *name, const char *text, FILE *err_out)
 {
     if (!name)
         name = "(string)";
-    return load(name, text ? text : "", err_out);
+    return load(name, text ? text : "", err_out, NULL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1826,8 +2290,10 @@ void pd_conf_print_reference(FILE *out)
           " `minutes`, `hours`, `days`, `weeks`, `fortnights`, `months`, `years` or `decades`"
           " (singular or plural, `1 minute`, `30 seconds`); a bare number is in seconds."
           " Booleans are `on` or `off`.\n\n"
-          "A Squid directive that proxyd does not implement is reported as a warning with its"
-          " file and line and ignored; a word that is no directive at all is an error.\n\n"
+          "A Squid directive that proxyd does not implement is an error when skipping it could"
+          " let through, expose or change traffic, and a warning otherwise (both with file and"
+          " line; see the end of this page); a word that is no directive at all is an error."
+          " `proxyd -t` reports every error and warning in one pass and counts them.\n\n"
           "| Directive | Default | Description | Squid |\n"
           "| --- | --- | --- | --- |\n", out);
     for (size_t i = 0; i < N_DIRECTIVES; i++) {
@@ -1851,10 +2317,77 @@ void pd_conf_print_reference(FILE *out)
         md_cell(out, d->squid);
         fputs(" |\n", out);
     }
-    fputs("\n## Squid directives accepted and ignored\n\n"
-          "These are valid in squid.conf but have no effect in proxyd (each one is a"
-          " warning):\n\n", out);
-    for (size_t i = 0; i < N_SQUID_ONLY; i++)
-        fprintf(out, "%s`%s`", i ? ", " : "", squid_only[i]);
+    fputs("\n## Squid directives proxyd does not implement\n\n"
+          "Those whose absence would let through, expose or change traffic the operator meant"
+          " to stop or shape are errors (`file:line: NAME is not implemented by proxyd: what to"
+          " do`): the configuration is refused. The others are warnings and skipped."
+          " [migrating-from-squid.md](migrating-from-squid.md) says what to do for each.\n\n"
+          "Errors: ", out);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass)
+            fputs(".\n\nWarnings: ", out);
+        int n = 0;
+        for (size_t i = 0; i < N_SQUID_ONLY; i++)
+            if ((squid_only[i].cls == SQ_TUNING) == (pass == 1))
+                fprintf(out, "%s`%s`", n++ ? ", " : "", squid_only[i].name);
+    }
     fputs(".\n", out);
+}
+
+/* Row row's Squid name (which 0) or Squid alias (which 1); NULL if none or proxyd's own. */
+static const char *squid_name_of_row(size_t row, int which)
+{
+    const directive *d = &directives[row];
+    if (d->flags & F_OURS)
+        return NULL;
+    return which ? d->alias : d->name;
+}
+
+void pd_conf_print_squid_directives(FILE *out)
+{
+    /* the names of both tables in order: each round prints the smallest name above prev */
+    const char *prev = "";
+    for (;;) {
+        const char *best = NULL;
+        const directive *bd = NULL;
+        const squid_directive *bs = NULL;
+        for (size_t i = 0; i < N_DIRECTIVES; i++) {
+            for (int w = 0; w < 2; w++) {
+                const char *n = squid_name_of_row(i, w);
+                if (n && strcmp(n, prev) > 0 && (!best || strcmp(n, best) < 0)) {
+                    best = n;
+                    bd = &directives[i];
+                    bs = NULL;
+                }
+            }
+        }
+        for (size_t i = 0; i < N_SQUID_ONLY; i++) {
+            const char *n = squid_only[i].name;
+            if (strcmp(n, prev) > 0 && (!best || strcmp(n, best) < 0)) {
+                best = n;
+                bd = NULL;
+                bs = &squid_only[i];
+            }
+            if (strcmp(n, prev) > 0)
+                break;  /* sorted: the first one above prev is the only candidate */
+        }
+        if (!best)
+            break;
+        fprintf(out, "| `%s` | ", best);
+        if (bd) {
+            if (strcmp(best, bd->name))
+                fprintf(out, "implemented, as `%s`", bd->name);
+            else
+                fputs("implemented", out);
+        } else if (bs->cls == SQ_TUNING) {
+            fputs("warning: ignored", out);
+        } else {
+            fputs("**error**: ", out);
+            md_cell(out, squid_todo(bs));
+            if (bs->harmless)
+                fprintf(out, " (`%s %s` is a warning)", bs->name, bs->harmless);
+        }
+        fputs(" |\n", out);
+        prev = best;
+    }
 }

@@ -13,13 +13,16 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -116,6 +119,67 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, char 
     return fd;
 }
 
+/*
+ * Whether another process listens on ss. proxyd's own listeners share their
+ * address with SO_REUSEPORT (so that no connection is refused while workers
+ * come and go), and so would a second proxyd of the same user: the kernel
+ * would split the clients between two configurations. A socket bound without
+ * SO_REUSEPORT cannot share: EADDRINUSE means the address is held. With
+ * SO_REUSEADDR, the connections a stopped proxyd left in TIME_WAIT do not
+ * count, so a quick stop and start still works. On a reload only the
+ * addresses the running configuration does not have are asked (the others are
+ * our own). 1 held, 0 free or unknown.
+ */
+static int address_held(const struct sockaddr_storage *ss, socklen_t len)
+{
+    if (addr_port(ss) == 0)
+        return 0;   /* the kernel picks a free port */
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    int held = bind(fd, (const struct sockaddr *)ss, len) < 0 && errno == EADDRINUSE;
+    close(fd);
+    return held;
+}
+
+/* Whether a (len bytes) is among v[0..n-1]. */
+static int listed(const pd_listen_addr *v, int n, const pd_listen_addr *a)
+{
+    for (int i = 0; i < n; i++)
+        if (v[i].len == a->len && !memcmp(&v[i].ss, &a->ss, a->len))
+            return 1;
+    return 0;
+}
+
+/*
+ * Refuse an address another process (another proxyd, say) listens on. At
+ * start every address is asked; on a reload (prev: the running
+ * configuration) only the new ones, the others being our own.
+ */
+static int check_addresses_free(const pd_conf *conf, const pd_conf *prev)
+{
+    int rc = 0;
+    for (int k = 0; k < 2; k++) {
+        const pd_listen_addr *v = k ? conf->admin_port : conf->http_port;
+        int n = k ? conf->n_admin_port : conf->n_http_port;
+        for (int i = 0; i < n; i++) {
+            if (prev && listed(k ? prev->admin_port : prev->http_port,
+                               k ? prev->n_admin_port : prev->n_http_port, &v[i]))
+                continue;
+            if (!address_held(&v[i].ss, v[i].len))
+                continue;
+            pd_log_error("%s: %s %s: the address is in use by another process (another "
+                         "proxyd?)", v[i].where, k ? "admin_port" : "http_port", v[i].text);
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
 {
     char ip[INET6_ADDRSTRLEN];
@@ -124,6 +188,72 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t size)
                         : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
     inet_ntop(ss->ss_family, a, ip, sizeof ip);
     snprintf(buf, size, ss->ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip, addr_port(ss));
+}
+
+/*
+ * After binding, at start: does another process listen on one of g's
+ * http_port addresses too? address_held asked before binding; two proxyds
+ * started at the same moment could both have passed it and then shared the
+ * port with SO_REUSEPORT. The kernel's table of listening sockets
+ * (/proc/net/tcp, tcp6) tells: a listener on the same port and address (or a
+ * wildcard of the same family) whose socket is not one of ours. Of two
+ * instances in that race both stop, which is the safe side. 0 when alone or
+ * when the table cannot be read.
+ */
+static int listeners_shared(const struct gen *g)
+{
+    unsigned long own[PD_CONF_MAX_PORTS * MAX_WORKERS];
+    int n_own = 0;
+    for (int p = 0; p < g->nports; p++)
+        for (int j = 0; j < g->nworkers; j++) {
+            struct stat st;
+            if (g->fds[p][j] >= 0 && fstat(g->fds[p][j], &st) == 0)
+                own[n_own++] = (unsigned long)st.st_ino;
+        }
+    int shared = 0;
+    for (int v6 = 0; v6 < 2; v6++) {
+        FILE *f = fopen(v6 ? "/proc/net/tcp6" : "/proc/net/tcp", "r");
+        if (!f)
+            continue;
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            char addr[33];
+            unsigned port, state;
+            unsigned long inode;
+            /* "sl: ADDR:PORT REM:PORT ST TX:RX TR:WHEN RETR UID TIMEOUT INODE" */
+            if (sscanf(line, " %*d: %32[0-9A-F]:%X %*s %X %*s %*s %*s %*s %*s %lu", addr, &port,
+                       &state, &inode) != 4 || state != 0x0A)
+                continue;
+            uint32_t a[4] = { 0 };
+            for (int k = 0; k < (v6 ? 4 : 1); k++)
+                sscanf(addr + 8 * k, "%8" SCNx32, &a[k]);
+            int mine = 0;
+            for (int i = 0; i < n_own && !mine; i++)
+                mine = own[i] == inode;
+            for (int p = 0; p < g->nports && !mine; p++) {
+                struct sockaddr_storage b;
+                socklen_t bl = sizeof b;
+                if (g->fds[p][0] < 0 ||
+                    getsockname(g->fds[p][0], (struct sockaddr *)&b, &bl) != 0 ||
+                    (b.ss_family == AF_INET6) != v6 || (unsigned)addr_port(&b) != port)
+                    continue;
+                uint32_t w[4] = { 0 };
+                if (v6)
+                    memcpy(w, &((struct sockaddr_in6 *)&b)->sin6_addr, 16);
+                else
+                    memcpy(w, &((struct sockaddr_in *)&b)->sin_addr, 4);
+                int any_a = !(a[0] | a[1] | a[2] | a[3]), any_w = !(w[0] | w[1] | w[2] | w[3]);
+                if (memcmp(a, w, sizeof a) && !any_a && !any_w)
+                    continue;
+                pd_log_error("%s: http_port %s: another process listens there too (another "
+                             "proxyd started at the same time?); not started",
+                             g->conf->http_port[p].where, g->conf->http_port[p].text);
+                shared = 1;
+            }
+        }
+        fclose(f);
+    }
+    return shared;
 }
 
 static void close_gen_fds(struct gen *g, int from_worker)
@@ -180,8 +310,8 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
             int fd = open_listener(&ss, len, err, sizeof err);
             if (fd < 0) {
                 addr_text(&ss, at, sizeof at);
-                pd_log_error("cannot listen on %s (http_port, %s:%d): %s", at,
-                             conf->path ? conf->path : "-", 0, err);
+                pd_log_error("cannot listen on %s (http_port, %s): %s", at,
+                             conf->http_port[p].where, err);
                 close_gen_fds(g, 0);
                 return -1;
             }
@@ -256,6 +386,10 @@ static void close_inherited_fds(const int *keep, int nkeep)
 static pid_t spawn(int slot)
 {
     struct gen *g = &M.cur;
+    /* the worker keeps requests away from the admin listener: read it before the fork,
+     * the child forgets the admin at once */
+    struct sockaddr_storage admin[PD_CONF_MAX_PORTS];
+    int n_admin = pd_admin_bound(M.admin, admin, PD_CONF_MAX_PORTS);
     int cslot = take_cache_slot();
     if (cslot < 0) {
         pd_log_error("no free cache slot for worker %d", slot);
@@ -325,6 +459,7 @@ static pid_t spawn(int slot)
     pd_worker_init wi = {
         .conf = g->conf, .acl = g->acl, .refresh = &g->refresh, .store = M.store,
         .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
+        .admin = admin, .n_admin = n_admin,
     };
     _exit(pd_worker_run(&wi));
 }
@@ -431,26 +566,74 @@ static void signal_kids(int sig, int only_gen)
             kill(M.kids[i].pid, sig);
 }
 
-static int load_gen(struct gen *g, const char *path)
+/*
+ * The access log must be writable before anything is served with conf (Squid
+ * stops too): a worker that cannot log does not serve. With create the file is
+ * opened, and created, as the workers will open it; without (proxyd -t) it is
+ * only checked, so that a check leaves no file behind. -1 after a
+ * "file:line: message" on stderr.
+ */
+static int check_access_log(const pd_conf *c, int create)
+{
+    const char *p = c->access_log;
+    if (!p || !strcmp(p, "stdout") || !strcmp(p, "stderr"))
+        return 0;
+    int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | (create ? O_CREAT : 0), 0644);
+    int e = fd < 0 ? errno : 0;
+    if (fd >= 0)
+        close(fd);
+    if (e == ENOENT && !create) {
+        /* not there yet: its directory must let the workers create it */
+        char dir[PATH_MAX];
+        const char *slash = strrchr(p, '/');
+        size_t n = slash ? (size_t)(slash - p) : 0;
+        if (n >= sizeof dir)
+            n = sizeof dir - 1;
+        memcpy(dir, slash ? p : ".", slash ? n : 1);
+        dir[slash ? (n ? n : 1) : 1] = '\0';
+        e = access(dir, W_OK | X_OK) == 0 ? 0 : errno;
+    }
+    if (!e)
+        return 0;
+    fprintf(stderr, "%s:%d: access_log: cannot open %s: %s\n",
+            c->access_log_file ? c->access_log_file : c->path, c->access_log_line, p,
+            strerror(e));
+    return -1;
+}
+
+/*
+ * Load and compile a configuration, reporting every error of every stage in
+ * one pass. create: open the access log for real (start, reload) rather than
+ * only check it (proxyd -t). Returns 0 or -1; *n_errors and *n_warnings count
+ * the messages written.
+ */
+static int load_gen(struct gen *g, const char *path, int create, int *n_errors,
+                    int *n_warnings)
 {
     memset(g, 0, sizeof *g);
-    g->conf = pd_conf_load(path, stderr);
-    if (!g->conf)
-        return -1;
-    g->acl = pd_acl_compile(g->conf, stderr);
-    if (!g->acl) {
-        pd_conf_free(g->conf);
-        g->conf = NULL;
+    int errors = 0, acl_errors = 0, acl_warnings = 0;
+    *n_errors = 0;
+    *n_warnings = 0;
+    g->conf = pd_conf_load_all(path, stderr, &errors);
+    if (!g->conf) {
+        *n_errors = 1;
         return -1;
     }
+    g->acl = pd_acl_compile_counted(g->conf, stderr, &acl_errors, &acl_warnings);
+    g->conf->n_warnings += acl_warnings;
+    errors += acl_errors;
     char err[512];
     if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,
                                         sizeof err) < 0) {
         fprintf(stderr, "%s\n", err);
-        pd_acl_rules_free(g->acl);
-        pd_conf_free(g->conf);
-        g->acl = NULL;
-        g->conf = NULL;
+        errors++;
+    }
+    if (check_access_log(g->conf, create) < 0)
+        errors++;
+    *n_warnings = g->conf->n_warnings;
+    if (errors) {
+        *n_errors = errors;
+        free_gen(g);
         return -1;
     }
     /* workers 0: the CPUs this process may use (affinity, cgroup quota), not the host's */
@@ -471,8 +654,9 @@ static void reload(void)
         return;
     }
     struct gen g;
+    int n_errors, n_warnings;
     pd_log_info("SIGHUP: reloading %s", M.conf_path);
-    if (load_gen(&g, M.conf_path) < 0) {
+    if (load_gen(&g, M.conf_path, 1, &n_errors, &n_warnings) < 0) {
         pd_log_error("reload refused: %s has errors (above); still serving with the old "
                      "configuration", M.conf_path);
         return;
@@ -482,7 +666,7 @@ static void reload(void)
         g.conf->maximum_object_size != M.cur.conf->maximum_object_size ||
         g.conf->maximum_object_size_in_memory != M.cur.conf->maximum_object_size_in_memory)
         pd_log_warn("cache_mem and maximum_object_size changes take effect at the next restart");
-    if (open_gen_fds(&g, &M.cur) < 0) {
+    if (check_addresses_free(g.conf, M.cur.conf) < 0 || open_gen_fds(&g, &M.cur) < 0) {
         pd_log_error("reload refused: cannot open the listening sockets");
         free_gen(&g);
         return;
@@ -587,13 +771,21 @@ int pd_master_run(const char *conf_path)
     M.conf_path = conf_path;
     pd_log_set_role("master");
     signal(SIGPIPE, SIG_IGN);
-    if (load_gen(&M.cur, conf_path) < 0) {
-        fprintf(stderr, "proxyd: %s: configuration has errors; not started\n", conf_path);
+    int n_errors, n_warnings;
+    if (load_gen(&M.cur, conf_path, 1, &n_errors, &n_warnings) < 0) {
+        fprintf(stderr, "proxyd: %s: configuration has %d error%s; not started\n", conf_path,
+                n_errors, n_errors == 1 ? "" : "s");
         return 1;
     }
     M.cur.id = 1;
-    if (open_gen_fds(&M.cur, NULL) < 0)
+    if (check_addresses_free(M.cur.conf, NULL) < 0 || open_gen_fds(&M.cur, NULL) < 0) {
+        fprintf(stderr, "proxyd: %s: cannot listen; not started\n", conf_path);
         return 1;
+    }
+    if (listeners_shared(&M.cur)) {
+        close_gen_fds(&M.cur, 0);
+        return 1;
+    }
     M.stats = pd_stats_create();
     if (!M.stats) {
         pd_log_error("cannot map the shared counters: %s", strerror(errno));
@@ -669,12 +861,16 @@ int pd_master_run(const char *conf_path)
 int pd_master_check(const char *conf_path)
 {
     struct gen g;
-    if (load_gen(&g, conf_path) < 0) {
-        fprintf(stderr, "proxyd: configuration file %s test failed\n", conf_path);
+    int n_errors, n_warnings;
+    int rc = load_gen(&g, conf_path, 0, &n_errors, &n_warnings);
+    if (rc < 0)
+        fprintf(stderr, "proxyd: configuration file %s test failed", conf_path);
+    else
+        fprintf(stderr, "proxyd: configuration file %s is OK", conf_path);
+    fprintf(stderr, " (%d error%s, %d warning%s)\n", n_errors, n_errors == 1 ? "" : "s",
+            n_warnings, n_warnings == 1 ? "" : "s");
+    if (rc < 0)
         return 1;
-    }
-    fprintf(stderr, "proxyd: configuration file %s is OK (%d warning%s)\n", conf_path,
-            g.conf->n_warnings, g.conf->n_warnings == 1 ? "" : "s");
     free_gen(&g);
     return 0;
 }

@@ -97,6 +97,15 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
         else
             ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
     }
+    for (int i = 0; i < c->addrs.n; i++) {
+        /* never proxyd's own listeners, whatever http_access says */
+        if (pd_engine_own_listener(c->w, &c->addrs.addr[i])) {
+            c->result = PD_R_TCP_DENIED;
+            client_fail_request(c, 403, "ERR_ACCESS_DENIED",
+                                "the destination is the proxy itself", 1);
+            return;
+        }
+    }
     if (c->acl_need_dst) {
         const char *deny_acl = NULL;
         c->acl_need_dst = 0;

@@ -241,9 +241,12 @@ int pd_worker_run(const pd_worker_init *init)
     };
     w->eng.upool = pd_upool_new(w->eng.base, &uopts);
     w->eng.alog = pd_access_log_open(conf);
-    if (!w->eng.alog)
-        pd_log_error("worker %d: cannot open access_log %s: %s", slot, conf->access_log,
-                     strerror(errno));
+    if (!w->eng.alog) {
+        /* the master opened it a moment ago; a worker that cannot log does not serve */
+        pd_log_error("worker %d: cannot open access_log %s: %s; not serving", slot,
+                     conf->access_log, strerror(errno));
+        return 1;
+    }
     if (!w->eng.dns || !w->eng.upool) {
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
@@ -277,6 +280,14 @@ int pd_worker_run(const pd_worker_init *init)
                                       : ((const struct sockaddr_in *)ss)->sin_port);
     }
     w->n_listeners = n_fds;
+    /* proxyd's own listeners are never a destination (pd_engine_own_listener) */
+    for (int i = 0; i < n_fds && i < PD_CONF_MAX_PORTS; i++) {
+        socklen_t bl = sizeof w->eng.own[0];
+        if (getsockname(fds[i], (struct sockaddr *)&w->eng.own[w->eng.n_own], &bl) == 0)
+            w->eng.n_own++;
+    }
+    for (int i = 0; i < init->n_admin && i < PD_CONF_MAX_PORTS; i++)
+        w->eng.own[w->eng.n_own++] = init->admin[i];
     w->sig_term = evsignal_new(w->eng.base, SIGTERM, signal_cb, w);
     w->sig_int = evsignal_new(w->eng.base, SIGINT, signal_cb, w);
     w->sig_usr1 = evsignal_new(w->eng.base, SIGUSR1, signal_cb, w);

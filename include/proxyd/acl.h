@@ -22,6 +22,9 @@ typedef struct pd_acl_rules pd_acl_rules;
  * (NULL = stderr). Release with pd_acl_rules_free.
  */
 pd_acl_rules *pd_acl_compile(const pd_conf *conf, FILE *err);
+/* The same, and counts the errors and warnings written (either pointer may be NULL). */
+pd_acl_rules *pd_acl_compile_counted(const pd_conf *conf, FILE *err, int *n_errors,
+                                     int *n_warnings);
 void pd_acl_rules_free(pd_acl_rules *rules);
 
 /* What is known of a request when access is checked. */

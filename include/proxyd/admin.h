@@ -35,6 +35,10 @@ void pd_admin_set_conf(pd_admin *a, const pd_conf *conf, const pd_acl_rules *acl
 /* Is this admin_port list the one the listener was started with? */
 int pd_admin_same_ports(const pd_admin *a, const pd_conf *conf);
 
+/* Copy the addresses the admin listener is bound to (at most max) into out; returns how
+ * many (0 for a NULL a). */
+int pd_admin_bound(const pd_admin *a, struct sockaddr_storage *out, int max);
+
 /* Stop listening and free (master exit, or a forked worker dropping the master's copy). */
 void pd_admin_free(pd_admin *a);
 

@@ -47,6 +47,7 @@ typedef struct pd_listen_addr {
     struct sockaddr_storage ss;
     socklen_t len;
     char text[64];  /* "127.0.0.1:3128" as written/normalised, for logs */
+    char where[256]; /* "file:line" of its line, or "(default)", for messages */
 } pd_listen_addr;
 
 enum pd_forwarded_for {
@@ -88,6 +89,8 @@ typedef struct pd_conf {
     char *access_log;               /* path, "stdout", "stderr" or NULL for none */
     enum pd_log_format access_log_format;
     char *access_log_format_name;   /* logformat name when not a builtin, or NULL */
+    char *access_log_file;          /* where the access_log line is (NULL: the default) */
+    int access_log_line;
     char *cache_log;                /* NULL = stderr */
     char *pid_filename;             /* NULL = none */
 
@@ -139,6 +142,15 @@ typedef struct pd_conf {
  */
 pd_conf *pd_conf_load(const char *path, FILE *err_out);
 
+/*
+ * The same, but the configuration is returned even when it has errors
+ * (*n_errors > 0), so that the checks that need a whole configuration (acls)
+ * can report their errors in the same pass. A configuration with errors is
+ * for reporting only: free it, never serve with it. NULL only when out of
+ * memory or path is NULL.
+ */
+pd_conf *pd_conf_load_all(const char *path, FILE *err_out, int *n_errors);
+
 /* Same as pd_conf_load but from a string; "name" stands for the file name. */
 pd_conf *pd_conf_load_string(const char *name, const char *text, FILE *err_out);
 
@@ -146,5 +158,9 @@ void pd_conf_free(pd_conf *conf);
 
 /* Print the directive table as Markdown (docs/configuration.md generator). */
 void pd_conf_print_reference(FILE *out);
+
+/* Print every Squid directive as Markdown table rows `| name | status |`, sorted: implemented
+ * (or under which name), an error with what to do, or a warning (the migration guide's list). */
+void pd_conf_print_squid_directives(FILE *out);
 
 #endif

@@ -10,6 +10,7 @@
 #define PROXYD_ENGINE_H
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <event2/event.h>
 
 #include "proxyd/conf.h"
@@ -42,6 +43,9 @@ typedef struct pd_engine {
     int draining;               /* no keep-alive; waiting connections close */
     void (*conn_closed)(void *arg); /* a client connection closed */
     void *conn_closed_arg;
+    /* proxyd's own listeners (http_port and admin_port, as bound): never a destination */
+    struct sockaddr_storage own[2 * PD_CONF_MAX_PORTS];
+    int n_own;
 
     /* the engine's own */
     TAILQ_HEAD(, pd_client) clients; /* connections serving a request */
@@ -53,5 +57,13 @@ typedef struct pd_engine {
 
 /* Empty lists and counts; the caller fills in the first part. */
 void pd_engine_init(pd_engine *e);
+
+/*
+ * Whether dst (a resolved destination with its port) is one of e->own, or
+ * reaches one: its port is that listener's and its address is the listener's
+ * or, for a wildcard listener, one of this host's. Such a destination is never
+ * forwarded to, whatever http_access says.
+ */
+int pd_engine_own_listener(const pd_engine *e, const struct sockaddr_storage *dst);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
@@ -32,6 +33,8 @@ typedef struct pd_worker_init {
     int slot, generation;
     const int *fds;             /* fds[i] serves conf->http_port[i] */
     int n_fds;
+    const struct sockaddr_storage *admin; /* the admin listener's addresses, as bound */
+    int n_admin;
 } pd_worker_init;
 
 /* Run a worker until it has drained; returns the process exit status. */

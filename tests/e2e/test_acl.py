@@ -112,12 +112,24 @@ class ShippedConfTest(pdtest.ProxyTestCase):
         src = re.sub(r"(?m)^(access_log|pid_filename|cache_log) .*$", "", src)
         return src + "\naccess_log %s\npid_filename %s\nworkers 1\n" % (p.access_log, p.pid_file)
 
+    def test_shipped_conf_denies_the_proxy_host(self):
+        # http_access deny to_localhost: services on the proxy's own host are no target
+        o = self.origin()
+        p = self.proxy(start=False)
+        p.write_conf(self.shipped(p))
+        p.start()
+        self.assertEqual(proxy_request(p, "GET", o.url("/x")).status, 403)
+        self.assertEqual(len(o.requests), 0)
+
     def test_shipped_conf(self):
         o = self.origin()
         o.route("/*", lambda q: Reply(body=b"ok"))
         e = self.echo()
         p = self.proxy(start=False)
-        p.write_conf(self.shipped(p))
+        # the test's origins are on loopback: without the to_localhost rule (tested above)
+        src = self.shipped(p)
+        self.assertEqual(len(re.findall(r"(?m)^http_access deny to_localhost$", src)), 1)
+        p.write_conf(re.sub(r"(?m)^http_access deny to_localhost$", "", src))
         p.start()
         self.assertEqual(proxy_request(p, "GET", o.url("/x")).status, 200)
         with Client(p.port) as c:  # CONNECT only to 443

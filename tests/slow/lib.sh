@@ -129,9 +129,12 @@ drain_check() {
 }
 
 # local_conf SRC DST PORT ADMIN_PORT: SRC with http_port and admin_port moved to
-# 127.0.0.1 ports of the test's own (a shared machine may hold 3128 and 3129).
+# 127.0.0.1 ports of the test's own (a shared machine may hold 3128 and 3129),
+# and without `http_access deny to_localhost`: the test's origin is on 127.0.0.1.
 local_conf() {
-    sed -e "s/^http_port .*/http_port 127.0.0.1:$3/" -e "s/^admin_port .*/admin_port 127.0.0.1:$4/" "$1" >"$2"
+    grep -q "^http_access deny to_localhost\$" "$1" || fail "$1 does not deny to_localhost"
+    sed -e "s/^http_port .*/http_port 127.0.0.1:$3/" -e "s/^admin_port .*/admin_port 127.0.0.1:$4/" \
+        -e "/^http_access deny to_localhost\$/d" "$1" >"$2"
     grep -q "^http_port 127.0.0.1:$3\$" "$2" || fail "$1 has no http_port line"
     grep -q "^admin_port 127.0.0.1:$4\$" "$2" || fail "$1 has no admin_port line"
 }

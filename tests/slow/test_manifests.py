@@ -94,7 +94,7 @@ with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
     f.flush()
     r = subprocess.run([BIN, "-t", "-c", f.name], capture_output=True, text=True, timeout=30)
 check("ConfigMap proxy.conf passes proxyd -t", r.returncode == 0, r.stderr)
-check("ConfigMap proxy.conf has no warnings", "(0 warnings)" in r.stderr, r.stderr)
+check("ConfigMap proxy.conf has no warnings", "(0 errors, 0 warnings)" in r.stderr, r.stderr)
 check("ConfigMap workers match the CPU limit", "\nworkers 4\n" in conf)
 check("ConfigMap admin_port is the probe's", "\nadmin_port 127.0.0.1:%s\n" % env.get("PROXYD_ADMIN_PORT") in conf,
       env)
