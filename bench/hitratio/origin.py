@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The origin of bench/hitratio/replay: serves any object of a trace on 127.0.0.1.
 
-    origin.py [--max-size BYTES]
+    origin.py [--max-size BYTES] [--workdir DIR]
 
 Binds 127.0.0.1 on a port the kernel picks and prints it on the first line of stdout.
 GET /o/<id>/<size> answers 200 with <size> bytes (a fixed pattern) and
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import email.utils
 import json
+import os
 import signal
 import socket
 import sys
@@ -105,7 +106,10 @@ async def serve(max_size):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-size", type=int, default=4 * 1024 * 1024)
+    ap.add_argument("--workdir", help="directory to run in (names the run in ps)")
     args = ap.parse_args()
+    if args.workdir:
+        os.chdir(args.workdir)
     asyncio.run(serve(args.max_size))
     return 0
 
