@@ -31,8 +31,8 @@
  *                       min-heap on key = L + refcount / size (GDSF) or L + refcount (LFUDA),
  *                       L = key of the last evicted object (the dynamic age); a hit recomputes
  *                       the key. Squid's recency tie-breaker (< 1) is left out: with logical
- *                       time it would only reorder equal keys. size is the object's cost here;
- *                       see bench/hitratio/README.md for what Squid uses in a memory-only cache.
+ *                       time it would only reorder equal keys. size is the object's cost here
+ *                       (Squid's key takes the entry's stored size, swap_file_sz).
  */
 #include <errno.h>
 #include <math.h>
