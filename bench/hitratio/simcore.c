@@ -22,7 +22,8 @@
  *                       leaves small for main when its frequency is >= 1 (s3fifo) or >= 2
  *                       (s3fifo2, the paper's "freq > 1"), else goes to the ghost; a miss on a
  *                       ghost id enters main; main reinserts objects with frequency > 0 and
- *                       decrements it
+ *                       decrements it. As in the paper's Algorithm 1, an object keeps its
+ *                       frequency when it moves to main, and a new object starts at 0.
  *   wtinylfu            Einziger et al. (Caffeine): window LRU (1% of the bytes), main SLRU
  *                       (probation 20% / protected 80%), a count-min sketch of 4-bit counters
  *                       halved every 10 x (expected objects) accesses; a window victim enters
