@@ -599,14 +599,15 @@ def report(out, publish):
         os.makedirs(os.path.join(publish, "benchmarks"), exist_ok=True)
         target = os.path.join(publish, "benchmarks.md")
         with open(target, "w" if not os.path.exists(target) else "r+") as f:
-            # the bench/compare section (between its markers) is kept: it comes from
-            # another tool and another run
+            # the bench/compare and bench/hitratio sections (between their markers) are
+            # kept: they come from other tools and other runs
             kept = ""
             if f.mode == "r+":
                 old = f.read()
-                i, j = old.find(COMPARE_BEGIN), old.find(COMPARE_END)
-                if 0 <= i < j:
-                    kept = old[i:j + len(COMPARE_END)] + "\n"
+                for begin, end in KEPT_SECTIONS:
+                    i, j = old.find(begin), old.find(end)
+                    if 0 <= i < j:
+                        kept += old[i:j + len(end)] + "\n"
                 f.seek(0)
                 f.truncate()
             f.write(text + "\n" + kept if kept else text)
@@ -617,6 +618,8 @@ def report(out, publish):
 
 COMPARE_BEGIN = "<!-- bench/compare: begin -->"
 COMPARE_END = "<!-- bench/compare: end -->"
+KEPT_SECTIONS = [(COMPARE_BEGIN, COMPARE_END),
+                 ("<!-- bench/hitratio: begin -->", "<!-- bench/hitratio: end -->")]
 
 
 def main(argv):
