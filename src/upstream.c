@@ -518,6 +518,7 @@ static void read_response(struct pd_client *c)
         }
         if (c->revalidating) {
             int s5 = c->resp.status;
+            int validators = pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified");
             if ((s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504) && client_cache_serve_stale(c))
                 return;
             if (client_revalidated(c))
@@ -529,8 +530,9 @@ static void read_response(struct pd_client *c)
             c->cref = NULL;
             c->revalidating = 0;
             c->stale_ok = 0;
-            c->miss_result = s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504
-                                 ? PD_R_TCP_REFRESH_FAIL_ERR : PD_R_TCP_REFRESH_MODIFIED;
+            /* a copy without validators was only kept to fall back on: a miss */
+            c->miss_result = s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504 ? PD_R_TCP_REFRESH_FAIL_ERR
+                             : validators ? PD_R_TCP_REFRESH_MODIFIED : PD_R_TCP_MISS;
             if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
                 /* the request body is gone: it cannot be sent again */
                 client_up_release(c, 0);

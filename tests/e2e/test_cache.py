@@ -527,7 +527,7 @@ class CacheTest(pdtest.SharedProxyTestCase):
                     self.assertEqual(r.body, b"")
         self.assertEqual(self.count("/imsdate"), 1, "all answered from the cache")
         self.assertEqual(log_codes(self.p, self.o.url("/imsdate"), 4),
-                         ["TCP_MISS", "TCP_MEM_HIT", "TCP_MEM_HIT", "TCP_MEM_HIT"])
+                         ["TCP_MISS", "TCP_IMS_HIT", "TCP_IMS_HIT", "TCP_MEM_HIT"])
         # no Date either: the time the cache received it
         self.o.route("/imsnodate", lambda q: Reply(body=body, headers=[("Cache-Control", "max-age=3600")]))
         self.assertBody(self.get("/imsnodate"), body)
