@@ -56,6 +56,12 @@ void client_cache_drop(struct pd_client *c)
         c->cwaiting = 0;
         c->w->n_cache_waiters--;
     }
+    if (c->have_stale) {
+        pd_cache_store_release(st, c->stale_ref);
+        pd_cache_meta_free(&c->stale_cm);
+        c->stale_ref = NULL;
+        c->have_stale = 0;
+    }
     free(c->ckey);
     c->ckey = NULL;
     c->collapsed = c->revalidating = c->cf_hold = c->stale_ok = 0;
@@ -161,6 +167,14 @@ static void cache_wait(struct pd_client *c)
  */
 static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
 {
+    if (c->stale_ok && c->cref && c->have_cm && !c->have_stale) {
+        /* collapsing onto a refresh of our stale copy: keep it to fall back on */
+        c->stale_ref = c->cref;
+        c->stale_cm = c->cm;
+        c->have_stale = 1;
+        c->cref = NULL;
+        c->have_cm = 0;
+    }
     if (c->cref)
         pd_cache_store_release(c->w->store, c->cref);
     if (c->have_cm) {
@@ -173,6 +187,36 @@ static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
     c->state = C_CACHE;
     pd_cache_store_iter_init(c->w->store, c->cref, &c->it, 0, UINT64_MAX);
     cache_resume(c);
+}
+
+/*
+ * The shared fetch this client collapsed onto failed (or brought no usable
+ * response) before anything was sent: fetch it ourselves; with a stale copy
+ * kept aside, as a revalidation of it that may still answer. May free c.
+ */
+static void collapsed_failed(struct pd_client *c)
+{
+    if (!c->have_stale) {
+        client_cache_drop(c);
+        c->use_cache = 0;
+        client_go_upstream(c);
+        return;
+    }
+    pd_cache_store_release(c->w->store, c->cref);
+    if (c->have_cm)
+        pd_cache_meta_free(&c->cm);
+    c->cref = c->stale_ref;
+    c->cm = c->stale_cm;
+    c->have_cm = 1;
+    c->stale_ref = NULL;
+    c->have_stale = 0;
+    if (c->cwaiting) {
+        c->cwaiting = 0;
+        c->w->n_cache_waiters--;
+    }
+    c->collapsed = c->cf_hold = 0;
+    c->revalidating = c->stale_ok = 1;
+    client_go_upstream(c);
 }
 
 /* Returns 1 when the cache took the request over (c may be freed), 0 to fetch it. */
@@ -300,9 +344,7 @@ static int hold_until_complete(struct pd_client *c)
             cache_wait(c);
             return 0;
         }
-        client_cache_drop(c);
-        c->use_cache = 0;
-        client_go_upstream(c);
+        collapsed_failed(c);
         return -1;
     }
 }
@@ -330,15 +372,11 @@ static void cache_resume(struct pd_client *c)
             return;
         }
         /* the shared fetch failed (or the object is no response): fetch it ourselves */
-        client_cache_drop(c);
-        c->use_cache = 0;
-        client_go_upstream(c);
+        collapsed_failed(c);
         return;
     }
     if (c->cm.kind != PD_META_RESPONSE) {
-        client_cache_drop(c);
-        c->use_cache = 0;
-        client_go_upstream(c);
+        collapsed_failed(c);
         return;
     }
     /*

@@ -119,6 +119,11 @@ struct pd_client {
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */
     int have_cm;
+    /* a stale copy kept while collapsed onto another request's refresh of it:
+     * if that refresh fails, this request revalidates it itself (stale_ok) */
+    pd_cache_ref *stale_ref;
+    pd_cache_meta stale_cm;
+    int have_stale;
     pd_cache_iter it;
     int hit_chunked;            /* serving an in-progress object to an HTTP/1.1 client */
     pd_range ranges[MAX_RANGES];

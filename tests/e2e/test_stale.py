@@ -110,6 +110,45 @@ class StaleTest(pdtest.SharedProxyTestCase):
         self.assertEqual((r.status, digest(r.body)), (200, digest(v)))
         self.assertEqual(log_codes(self.p, url, 2)[-1], "TCP_REFRESH_FAIL_OLD")
 
+    def test_collapsed_onto_failing_refresh_serves_stale(self):
+        # B comes while A's revalidation waits at the origin and collapses onto it,
+        # its stale copy kept aside; A's revalidation then fails: both get the copy
+        v = body_of("scf", 6000)
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        state = {"n": 0}
+
+        def raw(sock, req, o):
+            state["n"] += 1
+            if state["n"] == 1:
+                head = "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nCache-Control: max-age=0\r\nETag: \"c\"\r\n\r\n" % len(v)
+                sock.sendall(head.encode() + v)
+                return True
+            if state["n"] == 2:
+                o._wait_event(gate, 20)
+            return False
+        self.o.route("/scf", raw=raw)
+        self.assertEqual(self.get("/scf").body, v)
+        results = {}
+
+        def fetch(name):
+            results[name] = self.get("/scf")
+        a = threading.Thread(target=fetch, args=("a",))
+        a.start()
+        self.o.wait_requests(2, path="/scf")
+        b = threading.Thread(target=fetch, args=("b",))
+        b.start()
+        # B collapses onto A's refresh if it gets there first, or revalidates itself
+        # after: either way its answer must be the stale copy
+        gate.set()
+        a.join(30)
+        b.join(30)
+        for name in ("a", "b"):
+            r = results[name]
+            self.assertEqual((r.status, digest(r.body)), (200, digest(v)), name)
+        codes = log_codes(self.p, self.o.url("/scf"), 3)
+        self.assertEqual(codes.count("TCP_REFRESH_FAIL_OLD"), 2, codes)
+
     # ---- what forbids it
 
     def test_must_revalidate_passes_the_error(self):
