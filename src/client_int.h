@@ -115,6 +115,7 @@ struct pd_client {
     int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
     int detached;               /* the client left; still filling cw for collapsed readers */
     int revalidating;           /* the origin request is conditional on cref */
+    int spl_cu, spl_uc;         /* CONNECT: client->origin, origin->client spliced */
     int stale_ok;               /* cref may answer if the revalidation fails (max_stale...) */
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */

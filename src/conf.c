@@ -918,6 +918,11 @@ static const directive directives[] = {
       .doc = "Which object the memory cache gives up when it needs room: s3fifo (a small FIFO "
              "for new objects, a main FIFO for objects asked again), lru, heap GDSF (keeps "
              "small popular objects), heap LFUDA (keeps popular objects whatever their size)." },
+    { .name = "tunnel_splice", .set = parse_onoff, FIELD(tunnel_splice), .def = "on",
+      .squid = "proxyd's own (Squid copies tunnelled bytes through its buffers).",
+      .doc = "CONNECT tunnels relay their bytes inside the kernel with splice(2) once the "
+             "tunnel is established, instead of copying them through proxyd; off copies them "
+             "(for comparison)." },
     { .name = "max_stale", .set = parse_time_s, FIELD(max_stale), .def = "1 week",
       .squid = "As Squid: the default is 1 week; refresh_pattern's max-stale=N (seconds) "
                "overrides it for the URLs it matches.",

@@ -25,6 +25,8 @@
 #define READ_BUDGET (2 * PD_CONN_MAX_READ)
 /* writev(2) takes at most this many chunks in one call (libevent's limit). */
 #define WRITE_IOVECS 128
+/* The splice relay's pipe: what may wait in the kernel for a slow destination. */
+#define SPLICE_PIPE (256 * 1024)
 
 struct pd_conn {
     unsigned magic;
@@ -57,6 +59,12 @@ struct pd_conn {
     unsigned dead : 1;
     struct sockaddr_in6 peer;   /* the address connected to (pd_conn_connect) */
     socklen_t peer_len;
+    /* splice relay (pd_conn_splice): on the source, its partner, the pipe
+     * (owned) and what it holds; on the destination, its source */
+    pd_conn *sdst, *ssrc;
+    int pipe_r, pipe_w;
+    size_t piped, pipe_cap;
+    uint64_t spliced;           /* bytes moved into sdst since pd_conn_take_spliced */
 };
 
 static pd_conn_counters counters;
@@ -97,6 +105,8 @@ static void timer_want(pd_conn *c, struct event **t, event_callback_fn fn, int64
 
 static int read_paused_by_high(const pd_conn *c)
 {
+    if (c->sdst)
+        return c->piped >= c->pipe_cap; /* splicing: paused while the pipe is full */
     return c->read_high && evbuffer_get_length(c->in) >= c->read_high;
 }
 
@@ -110,8 +120,7 @@ static void update_timers(pd_conn *c, int restart_r, int restart_w)
     timer_want(c, &c->rtimer, rtimeout_cb, &c->rdl, &c->r_at, c->rto_ms,
                live && c->read_on && !c->eof && !read_paused_by_high(c), restart_r, now);
     timer_want(c, &c->wtimer, wtimeout_cb, &c->wdl, &c->w_at, c->wto_ms,
-               live && (c->connecting || (c->write_on && evbuffer_get_length(c->out) > 0)),
-               restart_w, now);
+               live && (c->connecting || (c->write_on && pd_conn_pending(c) > 0)), restart_w, now);
 }
 
 static void schedule(pd_conn *c, short what)
@@ -170,6 +179,7 @@ pd_conn *pd_conn_new(struct event_base *base, evutil_socket_t fd)
     }
     c->magic = CONN_MAGIC;
     c->fd = fd;
+    c->pipe_r = c->pipe_w = -1;
     c->base = base;
     c->read_on = c->write_on = 1;
     c->rsize = PD_CONN_MIN_READ;
@@ -190,8 +200,28 @@ pd_conn *pd_conn_new(struct event_base *base, evutil_socket_t fd)
     return c;
 }
 
+/* End c's part in a splice relay: partners forget it; a source closes its pipe. */
+static void splice_unlink(pd_conn *c)
+{
+    if (c->sdst) {
+        c->sdst->ssrc = NULL;
+        c->sdst = NULL;
+    }
+    if (c->ssrc) {
+        c->ssrc->sdst = NULL;
+        c->ssrc->read_on = 0; /* nowhere to put what it reads */
+        c->ssrc = NULL;
+    }
+    if (c->pipe_r >= 0) {
+        close(c->pipe_r);
+        close(c->pipe_w);
+        c->pipe_r = c->pipe_w = -1;
+    }
+}
+
 static void really_free(pd_conn *c)
 {
+    splice_unlink(c);
     if (c->registered)
         event_del(&c->ev);
     if (c->rtimer)
@@ -219,6 +249,7 @@ void pd_conn_free(pd_conn *c)
         c->dead = 1;
         c->read_cb = c->write_cb = NULL;
         c->event_cb = NULL;
+        splice_unlink(c);
         if (c->registered)
             event_del(&c->ev);
         c->registered = 0;
@@ -323,8 +354,118 @@ static void do_write(pd_conn *c)
         c->write_cb(c, c->arg);
 }
 
+/* Move what the source's pipe holds into the destination's socket. Returns
+ * the bytes moved; a write error marks d failed (the caller tells d's owner). */
+static size_t splice_drain(pd_conn *c)
+{
+    pd_conn *d = c->sdst;
+    size_t moved = 0;
+    while (d && c->piped && d->can_write && d->write_on && !d->failed && !d->dead) {
+        ssize_t n = splice(c->pipe_r, NULL, d->fd, NULL, c->piped, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        counters.writes++;
+        if (n > 0) {
+            c->piped -= (size_t)n;
+            c->spliced += (uint64_t)n;
+            moved += (size_t)n;
+            counters.write_bytes += (uint64_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            d->can_write = 0;
+            break;
+        }
+        d->failed = 1;
+        d->read_on = 0;
+        break;
+    }
+    if (moved && d)
+        update_timers(d, 0, 1);
+    return moved;
+}
+
+/* d (a splice destination) failed writing: tell its owner from d's side. */
+static void splice_dst_failed(pd_conn *d)
+{
+    d->depth++;
+    update_timers(d, 0, 0);
+    fire_event(d, PD_CONN_ERROR | PD_CONN_WRITING);
+    if (--d->depth == 0 && d->dead)
+        really_free(d);
+}
+
+/* do_read for a splice source: socket -> pipe -> destination socket. */
+static void splice_read(pd_conn *c)
+{
+    size_t total = 0;
+    int eof = 0, err = 0;
+    uint64_t before = c->spliced;
+    splice_drain(c);
+    while (c->sdst && c->read_on && c->can_read && !c->eof && !c->failed && total < READ_BUDGET) {
+        if (c->piped >= c->pipe_cap)
+            break; /* the destination is slow: its writability resumes us */
+        ssize_t n = splice(c->fd, NULL, c->pipe_w, NULL, c->pipe_cap - c->piped,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        counters.reads++;
+        if (n > 0) {
+            c->piped += (size_t)n;
+            total += (size_t)n;
+            counters.read_bytes += (uint64_t)n;
+            splice_drain(c);
+            continue;
+        }
+        if (n == 0) {
+            eof = 1;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            /* with bytes in the pipe this may be the pipe's slots that are
+             * full, not the socket that is empty: then keep can_read and let
+             * the destination's drain bring us back */
+            if (c->piped == 0)
+                c->can_read = 0;
+            break;
+        }
+        err = errno;
+        break;
+    }
+    pd_conn *d = c->sdst;
+    if (d && d->failed && !d->dead) {
+        splice_dst_failed(d);
+        if (c->dead)
+            return;
+    }
+    if (total)
+        update_timers(c, 1, 0);
+    if (c->spliced != before && c->read_cb) {
+        c->read_cb(c, c->arg);
+        if (c->dead)
+            return;
+    }
+    if (eof || err) {
+        if (eof)
+            c->eof = 1;
+        else
+            c->failed = 1;
+        c->read_on = 0;
+        update_timers(c, 0, 0);
+        errno = err;
+        fire_event(c, (eof ? PD_CONN_EOF : PD_CONN_ERROR) | PD_CONN_READING);
+        return;
+    }
+    if (total >= READ_BUDGET && c->can_read && c->read_on && !read_paused_by_high(c))
+        schedule(c, EV_READ);
+}
+
 static void do_read(pd_conn *c)
 {
+    if (c->sdst) {
+        splice_read(c);
+        return;
+    }
     size_t total = 0;
     int eof = 0, err = 0;
     while (c->read_on && c->can_read && !c->eof && !c->failed && total < READ_BUDGET) {
@@ -408,6 +549,26 @@ static void do_read(pd_conn *c)
         schedule(c, EV_READ);
 }
 
+/* c (a splice destination) can be written: drain its source's pipe; the
+ * source reads again when it was waiting for room, and its owner hears of the
+ * progress through c's write_cb (a drained pipe may let it pass a half-close on). */
+static void splice_resume(pd_conn *c)
+{
+    pd_conn *s = c->ssrc;
+    uint64_t before = s->spliced;
+    splice_drain(s);
+    if (c->failed) {
+        splice_dst_failed(c);
+        return;
+    }
+    if (s->spliced == before)
+        return;
+    if (s->can_read && s->read_on && !s->eof && !read_paused_by_high(s))
+        schedule(s, EV_READ);
+    if (s->piped <= c->write_low && c->write_cb)
+        c->write_cb(c, c->arg);
+}
+
 static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_conn *c = arg;
@@ -427,6 +588,8 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (!c->failed)
         do_write(c);
+    if (!c->dead && !c->failed && c->ssrc && (what & EV_WRITE))
+        splice_resume(c);
     if (!c->dead && !c->failed)
         do_read(c);
     if (!c->dead && c->rdhup && !c->read_on && !c->eof && !c->failed && !c->hup_told) {
@@ -576,4 +739,50 @@ void pd_conn_shutdown_write(pd_conn *c)
         return;
     }
     c->shut_pending = 1;
+}
+
+/* ---- the splice relay --------------------------------------------------- */
+
+int pd_conn_splice(pd_conn *src, pd_conn *dst)
+{
+    assert(src->magic == CONN_MAGIC && dst->magic == CONN_MAGIC);
+    if (src->sdst || src->ssrc == dst || dst->ssrc || src->dead || dst->dead || src->failed ||
+        dst->failed || src->connecting || dst->connecting || evbuffer_get_length(src->in) ||
+        evbuffer_get_length(dst->out)) {
+        errno = EINVAL;
+        return -1;
+    }
+    int p[2];
+    if (pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    int cap = fcntl(p[1], F_SETPIPE_SZ, SPLICE_PIPE);
+    if (cap <= 0)
+        cap = fcntl(p[1], F_GETPIPE_SZ);
+    if (cap <= 0) {
+        close(p[0]);
+        close(p[1]);
+        errno = EINVAL;
+        return -1;
+    }
+    src->pipe_r = p[0];
+    src->pipe_w = p[1];
+    src->pipe_cap = (size_t)cap;
+    src->piped = 0;
+    src->sdst = dst;
+    dst->ssrc = src;
+    if (src->read_on && src->can_read)
+        schedule(src, EV_READ);
+    return 0;
+}
+
+uint64_t pd_conn_take_spliced(pd_conn *c)
+{
+    uint64_t n = c->spliced;
+    c->spliced = 0;
+    return n;
+}
+
+size_t pd_conn_pending(const pd_conn *c)
+{
+    return evbuffer_get_length(c->out) + (c->ssrc ? c->ssrc->piped : 0);
 }

@@ -4,6 +4,12 @@
  * reading only while the other side's output is small; a half-close is
  * passed on once the other side's output is flushed, and the transaction
  * ends when both directions are done.
+ *
+ * Each direction starts through the conns' buffers and switches to a splice
+ * relay (pd_conn_splice: socket -> pipe -> socket in the kernel, no copy into
+ * proxyd) as soon as its buffers are empty, i.e. once the "200" went out and
+ * what came with the CONNECT was passed on. Nobody looks at tunnelled bytes
+ * (TLS), so copying them through user space was pure cost.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -62,6 +68,13 @@ void client_tunnel_pump(struct pd_client *c)
 {
     struct evbuffer *cin = pd_conn_input(c->bev), *cout_ = cout(c);
     struct evbuffer *uin = pd_conn_input(c->up), *uout = pd_conn_output(c->up);
+    /* what the splice relays moved since the last round */
+    uint64_t m = pd_conn_take_spliced(c->bev);
+    c->in_bytes += m;
+    c->up_out_bytes += m;
+    m = pd_conn_take_spliced(c->up);
+    c->out_bytes += m;
+    c->resp_bytes_in += m;
     size_t n = evbuffer_get_length(uin);
     if (n) {
         evbuffer_remove_buffer(uin, cout_, n);
@@ -72,24 +85,36 @@ void client_tunnel_pump(struct pd_client *c)
     c->in_bytes += n;
     c->up_out_bytes += n;
     evbuffer_add_buffer(uout, cin);
-    /* backpressure: a side reads only while the other side's output is small */
-    if (!c->cl_eof) {
+    /* a direction whose buffers are empty goes on in the kernel */
+    if (c->w->conf->tunnel_splice && !c->spl_cu && !c->cl_eof && evbuffer_get_length(cin) == 0 &&
+        evbuffer_get_length(uout) == 0 && pd_conn_splice(c->bev, c->up) == 0) {
+        c->spl_cu = 1;
+        pd_conn_enable(c->bev, EV_READ); /* it may have been paused by the buffers */
+    }
+    if (c->w->conf->tunnel_splice && !c->spl_uc && !c->up_eof && evbuffer_get_length(uin) == 0 &&
+        evbuffer_get_length(cout_) == 0 && pd_conn_splice(c->up, c->bev) == 0) {
+        c->spl_uc = 1;
+        pd_conn_enable(c->up, EV_READ);
+    }
+    /* backpressure: a side reads only while the other side's output is small
+     * (a splice relay pauses itself on a full pipe) */
+    if (!c->cl_eof && !c->spl_cu) {
         if (evbuffer_get_length(uout) > HIGH_WM)
             pd_conn_disable(c->bev, EV_READ);
         else
             pd_conn_enable(c->bev, EV_READ);
     }
-    if (!c->up_eof) {
+    if (!c->up_eof && !c->spl_uc) {
         if (evbuffer_get_length(cout_) > HIGH_WM)
             pd_conn_disable(c->up, EV_READ);
         else
             pd_conn_enable(c->up, EV_READ);
     }
-    if (c->cl_eof && evbuffer_get_length(uout) == 0)
+    size_t to_up = pd_conn_pending(c->up), to_client = pd_conn_pending(c->bev);
+    if (c->cl_eof && to_up == 0)
         shutdown(pd_conn_fd(c->up), SHUT_WR);
-    if (c->up_eof && evbuffer_get_length(cout_) == 0)
+    if (c->up_eof && to_client == 0)
         shutdown(pd_conn_fd(c->bev), SHUT_WR);
-    if (c->cl_eof && c->up_eof && evbuffer_get_length(uout) == 0 &&
-        evbuffer_get_length(cout_) == 0)
+    if (c->cl_eof && c->up_eof && to_up == 0 && to_client == 0)
         client_free(c);
 }

@@ -107,6 +107,26 @@ void pd_conn_set_timeouts(pd_conn *conn, int64_t read_ms, int64_t write_ms);
 /* Half-close: no more output after what is queued (shutdown(SHUT_WR) once it is written). */
 void pd_conn_shutdown_write(pd_conn *conn);
 
+/*
+ * Splice relay: from now on what src reads goes to dst's socket inside the
+ * kernel, socket -> pipe -> socket with splice(2), without passing through
+ * src's input or dst's output buffer (both must be empty). src's read_cb runs
+ * after bytes moved (pd_conn_take_spliced says how many); reading pauses
+ * while the pipe (256 KB) is full and resumes as dst drains it; dst's
+ * write_cb runs when the pipe drained (to write_low); src's EOF and errors are
+ * told as before (bytes may still wait in the pipe: pd_conn_pending(dst)), a
+ * write error on dst to dst's event_cb. Freeing either conn ends the relay.
+ * Returns 0, or -1 (buffers not empty, no pipe): keep relaying with the buffers.
+ */
+int pd_conn_splice(pd_conn *src, pd_conn *dst);
+
+/* Bytes the relay moved from src into its destination since the last call. */
+uint64_t pd_conn_take_spliced(pd_conn *src);
+
+/* Bytes waiting to be written to conn's socket: its output buffer, plus the
+ * pipe when it is a splice destination. */
+size_t pd_conn_pending(const pd_conn *conn);
+
 /* System calls made so far by every conn of this process (tests, the profile page). */
 typedef struct pd_conn_counters {
     uint64_t reads, read_bytes, writes, write_bytes;

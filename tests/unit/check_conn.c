@@ -352,6 +352,106 @@ START_TEST(connect_refused)
 }
 END_TEST
 
+
+/* ---- the splice relay ---- */
+
+struct relay_seen {
+    uint64_t moved;             /* pd_conn_take_spliced of the source */
+    int src_eof, dst_writes;
+};
+
+static void relay_read(pd_conn *c, void *arg)
+{
+    ((struct relay_seen *)arg)->moved += pd_conn_take_spliced(c);
+}
+
+static void relay_write(pd_conn *c, void *arg)
+{
+    ((struct relay_seen *)arg)->dst_writes++;
+}
+
+static void relay_event(pd_conn *c, short what, void *arg)
+{
+    if (what & PD_CONN_EOF)
+        ((struct relay_seen *)arg)->src_eof = 1;
+}
+
+/* Bytes from a socketpair end through src -> dst to another pair's end, read
+ * by the test in small sips (a slow reader: the pipe fills, reading pauses
+ * and resumes), then the EOF, then the half-close passed on once the pipe is
+ * empty. Everything arrives, in order, and pd_conn_take_spliced counts it. */
+START_TEST(splice_relay_moves_everything_in_order)
+{
+    int a[2], b[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    fcntl(a[1], F_SETFL, fcntl(a[1], F_GETFL) | O_NONBLOCK);
+    fcntl(b[1], F_SETFL, fcntl(b[1], F_GETFL) | O_NONBLOCK);
+    pd_conn *src = pd_conn_new(base, a[0]), *dst = pd_conn_new(base, b[0]);
+    struct relay_seen rs = { 0 };
+    pd_conn_setcb(src, relay_read, NULL, relay_event, &rs);
+    pd_conn_setcb(dst, NULL, relay_write, NULL, &rs);
+    ck_assert_int_eq(pd_conn_splice(src, dst), 0);
+    ck_assert_int_eq(pd_conn_splice(src, dst), -1); /* once */
+
+    const size_t total = 3u << 20;
+    uint8_t *out = malloc(total), *in = malloc(total);
+    for (size_t i = 0; i < total; i++)
+        out[i] = (uint8_t)(i * 131 + (i >> 12));
+    size_t sent = 0, got = 0;
+    int closed = 0;
+    for (int rounds = 0; got < total && rounds < 200000; rounds++) {
+        if (sent < total) {
+            ssize_t n = write(a[1], out + sent, total - sent < 65536 ? total - sent : 65536);
+            if (n > 0)
+                sent += (size_t)n;
+        } else if (!closed) {
+            close(a[1]);
+            closed = 1;
+        }
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        ssize_t n = read(b[1], in + got, total - got < 7000 ? total - got : 7000);
+        if (n > 0)
+            got += (size_t)n;
+    }
+    ck_assert_uint_eq(got, total);
+    ck_assert(memcmp(in, out, total) == 0);
+    if (!closed) {
+        close(a[1]);
+        closed = 1;
+    }
+    RUN_UNTIL(rs.src_eof && pd_conn_pending(dst) == 0);
+    ck_assert_uint_eq(rs.moved + pd_conn_take_spliced(src), total);
+    ck_assert_int_gt(rs.dst_writes, 0); /* the slow reader made the pipe drain later */
+    pd_conn_free(src);
+    pd_conn_free(dst);
+    char c;
+    ck_assert_int_eq(read(b[1], &c, 1), 0); /* dst's socket closed: EOF for the reader */
+    close(b[1]);
+    free(out);
+    free(in);
+}
+END_TEST
+
+/* The relay refuses to start while bytes wait in the buffers. */
+START_TEST(splice_needs_empty_buffers)
+{
+    struct seen s;
+    pd_conn *c = pair_conn(&s);
+    int b[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    pd_conn *d = pd_conn_new(base, b[0]);
+    evbuffer_add(pd_conn_output(d), "x", 1);
+    ck_assert_int_eq(pd_conn_splice(c, d), -1);
+    RUN_UNTIL(pd_conn_pending(d) == 0);
+    ck_assert_int_eq(pd_conn_splice(c, d), 0);
+    pd_conn_free(c);
+    pd_conn_free(d);
+    close(peer);
+    close(b[1]);
+}
+END_TEST
+
 static Suite *conn_suite(void)
 {
     Suite *s = suite_create("conn");
@@ -369,6 +469,8 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, read_timeout_fires_while_reading);
     tcase_add_test(tc, connect_then_send);
     tcase_add_test(tc, connect_refused);
+    tcase_add_test(tc, splice_relay_moves_everything_in_order);
+    tcase_add_test(tc, splice_needs_empty_buffers);
     suite_add_tcase(s, tc);
     return s;
 }
