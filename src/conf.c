@@ -1759,10 +1759,25 @@ static char *read_file(const char *path, size_t *len_out, int *err)
     return buf;
 }
 
+/* What to change when a file is not readable (EACCES), for the end of an
+ * error message: a configuration mounted into a container or installed by
+ * hand is often readable by root only, while proxyd runs as another user. */
+static const char *access_hint(int err, char *buf, size_t n)
+{
+    if (err != EACCES && err != EPERM)
+        return "";
+    snprintf(buf, n, " (proxyd runs as uid %u, gid %u: make the file readable by that user, "
+             "e.g. chmod 644, and its directories searchable, chmod 755)",
+             (unsigned)geteuid(), (unsigned)getegid());
+    return buf;
+}
+
 /* An error about a whole file (no line): "path: message". */
 static int file_error(loader *ld, const char *path, const char *what, int err)
 {
-    fprintf(ld->err ? ld->err : stderr, "%s: %s: %s\n", path, what, strerror(err));
+    char hint[160];
+    fprintf(ld->err ? ld->err : stderr, "%s: %s: %s%s\n", path, what, strerror(err),
+            access_hint(err, hint, sizeof hint));
     ld->n_errors++;
     return -1;
 }
@@ -1774,9 +1789,12 @@ static int load_file(loader *ld, const char *path, bool top)
         return error(ld, "include: '%s': nested deeper than %d levels", path, MAX_INCLUDE_DEPTH);
     char *real = realpath(path, NULL);
     if (!real) {
+        int e = errno;
         if (top)
-            return file_error(ld, path, "cannot open", errno);
-        return error(ld, "include: cannot open '%s': %s", path, strerror(errno));
+            return file_error(ld, path, "cannot open", e);
+        char hint[160];
+        return error(ld, "include: cannot open '%s': %s%s", path, strerror(e),
+                     access_hint(e, hint, sizeof hint));
     }
     struct stat st;
     if (stat(real, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -1803,7 +1821,9 @@ static int load_file(loader *ld, const char *path, bool top)
         free(real);
         if (top)
             return file_error(ld, path, "cannot read", err);
-        return error(ld, "include: cannot read '%s': %s", path, strerror(err));
+        char hint[160];
+        return error(ld, "include: cannot read '%s': %s%s", path, strerror(err),
+                     access_hint(err, hint, sizeof hint));
     }
     if (memchr(text, '\0', len)) {
         free(text);

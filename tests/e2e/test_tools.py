@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -102,6 +103,37 @@ class ToolsTest(unittest.TestCase):
         r = run_proxyd("-t", "-c", conf)
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         self.assertFalse(re.search(r"squid\.conf:\d+: (?!warning)", r.stderr), r.stderr[-3000:])
+    def test_unreadable_config_names_the_fix(self):
+        # a file readable by its owner only, checked by another user (as the
+        # .deb's proxyd user or the image's uid 10001 would): refused with the
+        # uid/gid and what to change, for the top file and for an include
+        if os.geteuid() != 0:
+            self.skipTest("needs root to check as another user")
+        os.chmod(self.dir, 0o755)
+        inc = self.write("private.conf", "workers 1\n")
+        top = self.write("top.conf", GOOD)
+        main = self.write("main.conf", "http_port 127.0.0.1:3128\ninclude %s\n" % inc)
+        for path in (inc, top, main):
+            os.chmod(path, 0o644)
+        for path in (inc, top):
+            os.chmod(path, 0o600)
+        for path, where in ((top, re.escape(top) + ": cannot read: "),
+                            (main, re.escape(main) + ":2: include: cannot read '")):
+            r = subprocess.run([pdtest.proxyd_bin(), "-t", "-c", path], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=pdtest.DEFAULT_TIMEOUT,
+                               user=65534, group=65534, extra_groups=[])
+            self.assertNotEqual(r.returncode, 0, r.stderr)
+            self.assertRegex(r.stderr, where + r".*Permission denied \(proxyd runs as uid 65534, "
+                             r"gid 65534: make the file readable by that user, e\.g\. chmod 644")
+        # the fix the message names works
+        for path in (inc, top):
+            os.chmod(path, 0o644)
+        for path in (top, main):
+            r = subprocess.run([pdtest.proxyd_bin(), "-t", "-c", path], stdin=subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=pdtest.DEFAULT_TIMEOUT,
+                               user=65534, group=65534, extra_groups=[])
+            self.assertEqual(r.returncode, 0, r.stderr)
+
 
 if __name__ == "__main__":
     pdtest.main()

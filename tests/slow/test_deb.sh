@@ -4,7 +4,8 @@
 # daemon started as the unit starts it (proxyd -t, then proxyd -c as the proxyd
 # user) proxies requests and drains on SIGTERM. The package is purged at the end.
 # systemd is not PID 1 here: the unit file itself is checked with
-# systemd-analyze verify where available, not run.
+# systemd-analyze verify where available, not run. The proxyd user stays after
+# the purge (documented); the test deletes it when it made it.
 set -euo pipefail
 export TEST_NAME=deb # lib.sh's log() prefixes its lines with it
 . "$(dirname "$0")/lib.sh"
@@ -103,5 +104,7 @@ log "SIGTERM: master drained and exited 0"
 
 dpkg --purge proxyd >"$T/dpkg.log" 2>&1 || { cat "$T/dpkg.log" >&2; fail "dpkg --purge"; }
 [ ! -e /usr/sbin/proxyd ] && [ ! -e /etc/proxyd/proxy.conf ] && [ ! -e /var/log/proxyd ] || fail "purge left files"
-log "purged"
+# documented (docs/deployment.md): the system user and group stay after a purge
+getent passwd proxyd >/dev/null && getent group proxyd >/dev/null || fail "purge removed the proxyd user or group"
+log "purged (the proxyd user and group stay, as documented)"
 echo "deb: 1 passed, 0 failed"

@@ -4,7 +4,10 @@
 # its own dockerd (Debian's docker.io: no iptables, no bridge, its own
 # data-root/exec-root/socket in a temp dir) and builds the base image from
 # Debian's repositories with mmdebstrap (cached in $SLOW_CACHE), imported as
-# BASE_IMAGE. The container runs with host networking; requests go through it
+# BASE_IMAGE of the build stage (the final stage is FROM scratch: its size is
+# measured and must be <= 40 MB; the build stage's leftovers are pruned by
+# label). A configuration mounted readable by root only fails with a message
+# that names the fix. The container runs with host networking; requests go through it
 # to an origin on 127.0.0.1; then SIGHUP, SIGTERM (drain, exit 0). Everything
 # (containers, images, dockerd, its mounts and files) goes at the end.
 set -euo pipefail
@@ -63,8 +66,16 @@ DOCKER_BUILDKIT=0 docker build --network host --build-arg BASE_IMAGE=proxyd-slow
     -f "$PROXYD_SRC/docker/Dockerfile" -t proxyd-slow/proxyd:test "$PROXYD_SRC" >"$T/build.log" 2>&1 \
     || { tail -30 "$T/build.log" >&2; fail "docker build"; }
 size=$(docker image inspect -f '{{.Size}}' proxyd-slow/proxyd:test)
-bsize=$(docker image inspect -f '{{.Size}}' proxyd-slow/bookworm:base)
-log "image built in $((SECONDS - t0)) s, size $((size / 1000000)) MB ($(((size - bsize) / 1000000)) MB over the $((bsize / 1000000)) MB base)"
+log "image built in $((SECONDS - t0)) s, size $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1e6 }') MB)"
+max_size=$((40 * 1000 * 1000))
+((size <= max_size)) || fail "the image is $size bytes, over the $max_size allowed: something besides proxyd's run-time files got in"
+# the build stage leaves untagged images; the documented prune removes them all
+dangling=$(docker images -q -f dangling=true | wc -l)
+labelled=$(docker images -q -f dangling=true -f label=io.proxyd.stage=build | wc -l)
+docker image prune -f --filter label=io.proxyd.stage=build >/dev/null
+left=$(docker images -q -f dangling=true | wc -l)
+log "dangling images after the build: $dangling ($labelled labelled io.proxyd.stage=build); after the prune: $left"
+[ "$left" = 0 ] || fail "dangling images left after prune --filter label=io.proxyd.stage=build: $(docker images -f dangling=true)"
 [ "$(docker image inspect -f '{{.Config.User}}' proxyd-slow/proxyd:test)" = 10001:10001 ] || fail "image user is not 10001 (proxyd)"
 docker image inspect -f '{{json .Config.ExposedPorts}}' proxyd-slow/proxyd:test | grep -q '3128/tcp' || fail "no EXPOSE 3128"
 docker image inspect -f '{{json .Config.Healthcheck}}' proxyd-slow/proxyd:test | grep -q healthcheck || fail "no HEALTHCHECK"
@@ -81,6 +92,21 @@ aport=$(free_port)
 mkdir -p "$T/conf"
 local_conf "$PROXYD_SRC/conf/proxy.conf" "$T/conf/proxy.conf" "$port" "$aport"
 chmod 755 "$T" "$T/conf"
+# mounted readable by root only (as `umask 077` or a secrets tool leaves it):
+# proxyd (uid 10001) must refuse it and say what to change
+chmod 600 "$T/conf/proxy.conf"
+if docker run --rm --network none -v "$T/conf/proxy.conf:/etc/proxyd/proxy.conf:ro" \
+        proxyd-slow/proxyd:test -t >"$T/perm.out" 2>&1; then
+    fail "proxyd -t accepted a configuration it cannot read"
+fi
+grep -q 'Permission denied (proxyd runs as uid 10001, gid 10001: .*chmod 644' "$T/perm.out" \
+    || fail "a root-only configuration fails without saying what to change: $(cat "$T/perm.out")"
+log "a 0600 root-owned configuration: $(head -1 "$T/perm.out")"
+# the fix the message names: readable by uid 10001 (owner) or by all
+chown 10001:10001 "$T/conf/proxy.conf"
+docker run --rm --network none -v "$T/conf/proxy.conf:/etc/proxyd/proxy.conf:ro" \
+    proxyd-slow/proxyd:test -t >"$T/perm.out" 2>&1 || fail "0600 owned by 10001 refused: $(cat "$T/perm.out")"
+chown 0:0 "$T/conf/proxy.conf"
 chmod 644 "$T/conf/proxy.conf"
 docker run -d --name "$NAME" --network host --health-interval=1s --health-start-period=1s \
     -e PROXYD_ADMIN_PORT="$aport" \

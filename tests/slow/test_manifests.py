@@ -9,6 +9,7 @@ with the binary under test, and the compose file builds proxyd from
 docker/Dockerfile next to an origin.
 """
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -86,7 +87,12 @@ check("hpa min<=max", 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplica
 
 pdb = docs["PodDisruptionBudget"]
 check("pdb selector", pdb["spec"]["selector"]["matchLabels"].items() <= labels.items())
-check("pdb < min replicas", pdb["spec"]["minAvailable"] < hpa["spec"]["minReplicas"])
+# docs/deployment.md: "at most one pod down in voluntary disruptions", at any scale
+check("pdb maxUnavailable 1", pdb["spec"].get("maxUnavailable") == 1, pdb["spec"])
+check("pdb has no minAvailable", "minAvailable" not in pdb["spec"], pdb["spec"])
+check("pdb leaves pods up", pdb["spec"].get("maxUnavailable", 0) < hpa["spec"]["minReplicas"])
+with open(os.path.join(SRC, "docs", "deployment.md")) as f:
+    check("docs say what the pdb says", "`maxUnavailable: 1`" in f.read())
 
 conf = docs["ConfigMap"]["data"]["proxy.conf"]
 with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
@@ -107,6 +113,22 @@ check("compose builds docker/Dockerfile", svcs["proxyd"]["build"]["dockerfile"] 
 check("compose origin Dockerfile exists", os.path.exists(os.path.join(
     SRC, "docker", svcs["origin"]["build"]["context"], svcs["origin"]["build"]["dockerfile"])))
 check("compose grace", svcs["proxyd"]["stop_grace_period"] in ("45s",))
+# Debian 12's docker-compose 1.29 rejects a top-level `name:`; both it and the
+# compose v2 plugin must accept the file (neither needs a daemon for `config`)
+check("compose: no top-level name", "name" not in compose, sorted(compose))
+compose_env = dict(os.environ, BASE_IMAGE="local/bookworm")
+clients = []
+if shutil.which("docker-compose"):
+    clients.append(["docker-compose"])
+if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True,
+                                              timeout=30).returncode == 0:
+    clients.append(["docker", "compose"])
+for cl in clients:
+    r = subprocess.run(cl + ["-f", os.path.join(SRC, "docker", "compose.yaml"), "config", "-q"],
+                       capture_output=True, text=True, timeout=60, env=compose_env)
+    check("%s accepts compose.yaml" % " ".join(cl), r.returncode == 0, r.stdout + r.stderr)
+if not clients:
+    print("note: neither docker-compose nor `docker compose` installed: compose.yaml not validated")
 
 # the libvirt domain: virtio NIC and disk; against libvirt's schema when the
 # validator (libvirt-clients) is installed
