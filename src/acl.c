@@ -425,7 +425,8 @@ static int add_port(struct ctx *c, struct acl *a, const char *v, const char *fil
     else if (sscanf(v, "%5u%c", &lo, &tail) == 1)
         n = 1, hi = lo;
     if (n == 0 || v[0] < '0' || v[0] > '9' || lo > 65535 || hi > 65535 || lo > hi) {
-        report(c, file, line, 0, "acl %s: bad port '%s'", a->name, v);
+        report(c, file, line, 0, "acl %s: bad %s '%s'", a->name,
+               a->type == T_HTTP_STATUS ? "status" : "port", v);
         return -1;
     }
     if (grow(&a->ports, &a->cap_ports, a->n_ports, sizeof(struct portrange)) < 0)

@@ -1203,6 +1203,9 @@ static const directive directives[] = {
 #define T_VERSION \
     "proxyd names its version in Via and error pages; write " \
     "`httpd_suppress_version_string off`, or keep Squid if it must stay hidden"
+#define T_INDIRECT \
+    "proxyd's acls always see the address follow_x_forwarded_for believed (Squid's " \
+    "default, `on`); without follow_x_forwarded_for lines that is the direct client"
 #define T_SEND_HIT \
     "use `cache deny ACL` so that those requests are never served from the cache"
 #define T_STORE_MISS \
@@ -1213,7 +1216,7 @@ static const directive directives[] = {
 
 #define SQUID_UNIMPLEMENTED(X) \
     X("accept_filter", SQ_TUNING, NULL, NULL) \
-    X("acl_uses_indirect_client", SQ_TUNING, NULL, NULL) \
+    X("acl_uses_indirect_client", SQ_ACCESS, "on", T_INDIRECT) \
     X("adaptation_access", SQ_ADAPT, NULL, NULL) \
     X("adaptation_masterx_shared_names", SQ_ADAPT, NULL, NULL) \
     X("adaptation_meta", SQ_ADAPT, NULL, NULL) \
