@@ -132,6 +132,28 @@ class ReplyTest(pdtest.ProxyTestCase):
         p.wait_access_lines(2)
         self.assertIn(" TCP_MEM_HIT/200 ", p.access_lines()[-1])
 
+    def test_reply_rules_on_hits(self):
+        conf = ("acl html rep_mime_type text/html\n"
+                "acl flagged req_header X-Deny .\n"
+                "acl small req_header X-Small .\n"
+                "http_reply_access deny html flagged\n"
+                "http_reply_access allow all\n"
+                "reply_body_max_size 2 bytes small\n")
+        p = self.proxy(conf_extra=conf, workers=1)
+        self.assertEqual(proxy_request(p, "GET", self.o.url("/page")).body, b"page")
+        r = proxy_request(p, "GET", self.o.url("/page"), headers=[("X-Deny", "1")])
+        self.assertEqual(r.status, 403)
+        self.assertIn(b"http_reply_access", r.body)  # our error page, not the stored body
+        r = proxy_request(p, "GET", self.o.url("/page"), headers=[("X-Small", "1")])
+        self.assertEqual((r.status, r.get("x-squid-error")), (403, "ERR_TOO_BIG 0"))
+        r = proxy_request(p, "GET", self.o.url("/page"))
+        self.assertEqual((r.status, r.body), (200, b"page"))
+        self.assertEqual(len(self.o.requests), 1)  # all but the first were answered by the cache
+        p.wait_access_lines(4)
+        results = [l.split()[3] for l in p.access_lines()]
+        self.assertEqual(results, ["TCP_MISS/200", "TCP_DENIED_REPLY/403", "TCP_DENIED_REPLY/403",
+                                   "TCP_MEM_HIT/200"])
+
     def test_http_reply_access(self):
         conf = ("acl exe rep_mime_type application/x-msdownload\n"
                 "acl fivexx http_status 500-599\n"
