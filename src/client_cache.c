@@ -446,7 +446,7 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     if (rules) {
         char lip[INET6_ADDRSTRLEN];
         pd_hdr_vars hv;
-        client_hdr_vars(c, &hv, lip, sizeof lip);
+        client_hdr_vars(c, PD_HDR_REPLY, &hv, lip, sizeof lip);
         pd_hdr_add_fields(w->hdr, PD_HDR_REPLY, &ar, &hv, h);
     }
     int64_t age = pd_cache_policy_age(hm, c->cm.request_time, c->cm.response_time, time(NULL));

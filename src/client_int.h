@@ -203,7 +203,8 @@ void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *repl
  * with an error page (c may be freed). */
 int client_reply_check(struct pd_client *c, const pd_http_msg *r, uint64_t length);
 /* The *_header_add % code values of the transaction. */
-void client_hdr_vars(struct pd_client *c, pd_hdr_vars *v, char *local_ip, size_t n);
+void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, char *local_ip,
+                     size_t n);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);

@@ -45,6 +45,7 @@ struct side {
     struct named *named; size_t n_named, cap_named;
     pd_acl_list *all, *other;
     struct add *adds; size_t n_adds, cap_adds;
+    int uses_local_ip;      /* an add value has %la */
 };
 
 struct pd_hdr_rules {
@@ -231,8 +232,8 @@ static int seg_push(struct add *a, enum seg_kind k, const char *lit, size_t n)
 }
 
 /* Split VALUE into literals and the % codes we expand. */
-static int parse_value(struct hctx *c, struct add *a, const char *v, const char *dir,
-                       const char *file, int line)
+static int parse_value(struct hctx *c, struct side *sd, struct add *a, const char *v,
+                       const char *dir, const char *file, int line)
 {
     static const struct { const char *code; enum seg_kind k; } codes[] = {
         /* longest first: %>rd before %>a... */
@@ -266,6 +267,8 @@ static int parse_value(struct hctx *c, struct add *a, const char *v, const char 
         }
         if (seg_push(a, codes[k].k, NULL, 0) < 0)
             return -1;
+        if (codes[k].k == S_LOCAL_IP)
+            sd->uses_local_ip = 1;
         p += 1 + strlen(codes[k].code);
         lit = p;
     }
@@ -302,7 +305,7 @@ static void add_line(struct hctx *c, struct side *sd, const pd_acl_rules *acl, c
         herr(c, file, l->line, "out of memory");
         return;
     }
-    if (parse_value(c, a, l->argv[1], dir, file, l->line) < 0)
+    if (parse_value(c, sd, a, l->argv[1], dir, file, l->line) < 0)
         return;
     if (pd_acl_list_add(a->list, acl, dir, file, l->line, 1, l->argc - 2, l->argv + 2, reply,
                         c->err, &c->warnings) < 0)
@@ -387,6 +390,11 @@ int pd_hdr_active(const pd_hdr_rules *r, enum pd_hdr_dir d)
         return 0;
     const struct side *sd = &r->side[d];
     return sd->n_named || sd->all || sd->other || sd->n_adds;
+}
+
+int pd_hdr_uses_local_ip(const pd_hdr_rules *r, enum pd_hdr_dir d)
+{
+    return r && r->magic == HDR_MAGIC && r->side[d].uses_local_ip;
 }
 
 enum pd_hdr_action pd_hdr_field(const pd_hdr_rules *r, enum pd_hdr_dir d, pd_str name,

@@ -216,13 +216,15 @@ static int put_field(pd_head *h, const pd_hdr_rules *hr, enum pd_hdr_dir d,
     return 0;
 }
 
-void client_hdr_vars(struct pd_client *c, pd_hdr_vars *v, char *local_ip, size_t n)
+void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, char *local_ip,
+                     size_t n)
 {
     struct sockaddr_storage la;
     socklen_t ll = sizeof la;
     local_ip[0] = '\0';
     int fd = pd_conn_fd(c->bev);
-    if (fd >= 0 && getsockname(fd, (struct sockaddr *)&la, &ll) == 0)
+    if (pd_hdr_uses_local_ip(c->w->hdr, d) && fd >= 0 &&
+        getsockname(fd, (struct sockaddr *)&la, &ll) == 0)
         client_peer_ip((const struct sockaddr *)&la, local_ip, n);
     const struct sockaddr *s = (const struct sockaddr *)&c->src;
     *v = (pd_hdr_vars){
@@ -331,7 +333,7 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     if (ar) {
         char lip[INET6_ADDRSTRLEN];
         pd_hdr_vars hv;
-        client_hdr_vars(c, &hv, lip, sizeof lip);
+        client_hdr_vars(c, PD_HDR_REQUEST, &hv, lip, sizeof lip);
         pd_hdr_add_fields(w->hdr, PD_HDR_REQUEST, ar, &hv, h);
     }
     if (c->revalidating) {
@@ -548,7 +550,7 @@ static void write_response_head(struct pd_client *c)
     if (ar) {
         char lip[INET6_ADDRSTRLEN];
         pd_hdr_vars hv;
-        client_hdr_vars(c, &hv, lip, sizeof lip);
+        client_hdr_vars(c, PD_HDR_REPLY, &hv, lip, sizeof lip);
         pd_hdr_add_fields(w->hdr, PD_HDR_REPLY, ar, &hv, h);
     }
     if (w->conf->x_cache_header) {

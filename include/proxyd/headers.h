@@ -53,6 +53,9 @@ typedef struct pd_hdr_vars {
     pd_str method;              /* %rm */
 } pd_hdr_vars;
 
+/* Whether an add value of this direction has %la (its address costs a system call). */
+int pd_hdr_uses_local_ip(const pd_hdr_rules *r, enum pd_hdr_dir d);
+
 /* Write the *_header_add fields whose acls match q into h, in file order. */
 void pd_hdr_add_fields(const pd_hdr_rules *r, enum pd_hdr_dir d, const pd_acl_req *q,
                        const pd_hdr_vars *v, pd_head *h);

@@ -74,7 +74,7 @@ class RequestHeaderTest(pdtest.ProxyTestCase):
         conf = ("acl secret urlpath_regex ^/secret\n"
                 "request_header_access User-Agent deny secret\n"
                 "request_header_replace User-Agent Nutscrape/1.0\n"
-                "request_header_add X-Proxy-Client \"%>a via %lp to %>rd\" secret\n"
+                "request_header_add X-Proxy-Client \"%>a via %la:%lp to %>rd\" secret\n"
                 "request_header_add X-Always \"yes %% sure\"\n")
         p = self.proxy(conf_extra=conf, workers=1)
         curl(p, self.o.url("/open"), "-A", "curl-test")
@@ -86,7 +86,7 @@ class RequestHeaderTest(pdtest.ProxyTestCase):
         q = self.o.requests[-1]
         self.assertEqual(q.get_all("User-Agent"), ["Nutscrape/1.0"])
         self.assertEqual(q.get("X-Proxy-Client"),
-                         "%s via %d to %s" % (pdtest.HOST, p.port, pdtest.HOST))
+                         "%s via %s:%d to %s" % (pdtest.HOST, pdtest.HOST, p.port, pdtest.HOST))
 
     def test_unknown_acl_and_percent_code_are_errors(self):
         for line, want in (("request_header_access Referer deny nosuch",

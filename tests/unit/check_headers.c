@@ -194,6 +194,9 @@ START_TEST(header_add)
     pd_head h;
     pd_head_begin(&h, b);
     pd_hdr_add_fields(e.hdr, PD_HDR_REQUEST, &e.q, &v, &h);
+    ck_assert_int_eq(pd_hdr_uses_local_ip(e.hdr, PD_HDR_REQUEST),
+                     strstr(add_cases[_i].conf, "%la") != NULL);
+    ck_assert_int_eq(pd_hdr_uses_local_ip(e.hdr, PD_HDR_REPLY), 0);
     pd_head_end(&h);
     size_t n = evbuffer_get_length(b);
     char *s = calloc(1, n + 1);
