@@ -1051,8 +1051,9 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
     L = &conf->cache_rules;
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
+        /* checked on the request, before any reply: reply acls never match there */
         access_line(&c, &r->cache, "cache", l->file ? l->file : "?", l->line, l->argc, l->argv,
-                    1);
+                    0);
     }
     static const struct {
         const char *dir;

@@ -250,10 +250,15 @@ END_TEST
 START_TEST(reply_acl_in_http_access_warns)
 {
     struct env e;
-    env_load(&e, "acl exe rep_mime_type x\nhttp_access deny exe\nhttp_access allow all");
+    env_load(&e, "acl exe rep_mime_type x\nhttp_access deny exe\nhttp_access allow all\n"
+                 "cache deny exe\nmiss_access deny exe\nhttp_reply_access deny exe\n"
+                 "reply_header_access Server deny exe\nrequest_header_access Referer deny exe");
     ck_assert_int_eq(e.errors, 0);
-    ck_assert_int_eq(e.warnings, 1);
+    ck_assert_int_eq(e.warnings, 4); /* not http_reply_access nor reply_header_access */
     ck_assert_ptr_nonnull(strstr(e.msgs, "t.conf:2: warning: http_access: acl exe"));
+    ck_assert_ptr_nonnull(strstr(e.msgs, "t.conf:4: warning: cache: acl exe"));
+    ck_assert_ptr_nonnull(strstr(e.msgs, "t.conf:5: warning: miss_access: acl exe"));
+    ck_assert_ptr_nonnull(strstr(e.msgs, "t.conf:8: warning: request_header_access: acl exe"));
     env_free(&e);
 }
 END_TEST
