@@ -501,7 +501,7 @@ void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *repl
         .client = (const struct sockaddr *)&c->src,
         .local_port = c->local_port,
         .msg = &c->req,
-        .url = c->have_url ? &c->url : NULL,
+        .url = &c->url,
         .is_connect = c->req.method_id == PD_M_CONNECT,
         .dst = c->addrs.n ? c->addrs.addr : NULL,
         .n_dst = c->addrs.n,
