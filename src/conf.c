@@ -977,7 +977,8 @@ static const directive directives[] = {
       .squid = "Same: first match wins, with the reply acls rep_header, rep_mime_type and "
                "http_status; a denied reply is 403 ERR_ACCESS_DENIED, logged TCP_DENIED_REPLY.",
       .doc = "`http_reply_access allow|deny [!]ACL...` decides, once the origin's reply head "
-             "is in, whether the client gets it. Applies to cache hits too." },
+             "is in, whether the client gets it. Applies to cache hits too; a 304 or 416 "
+             "always passes, as in Squid." },
     { .name = "miss_access", .set = parse_lines, FIELD(miss_access), .min_args = 1,
       .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same; a denied miss is 403 ERR_FORWARDING_DENIED.",

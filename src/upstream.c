@@ -567,7 +567,8 @@ int client_reply_check(struct pd_client *c, const pd_http_msg *r, uint64_t lengt
 {
     c->body_max = UINT64_MAX;
     c->body_out = 0;
-    if (!c->w->acl)
+    /* as Squid, a 304 and a 416 always pass: they carry no representation */
+    if (!c->w->acl || r->status == 304 || r->status == 416)
         return 0;
     pd_acl_req ar;
     const char *deny_acl = NULL;

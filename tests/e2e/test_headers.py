@@ -170,6 +170,14 @@ class ReplyTest(pdtest.ProxyTestCase):
         self.assertNotIn(b"down", r.body)
         r = proxy_request(p, "GET", self.o.url("/page"))
         self.assertEqual((r.status, r.body), (200, b"page"))
+        # a 304 passes whatever http_reply_access says (Squid's alwaysAllowResponse)
+        self.o.route("/nm", lambda q: Reply(status=304, headers=[("ETag", '"e"')]))
+        p2 = self.proxy(conf_extra="acl s http_status 300-399\nhttp_reply_access deny s\n",
+                        workers=1)
+        self.assertEqual(proxy_request(p2, "GET", self.o.url("/nm"),
+                                       headers=[("If-None-Match", '"e"')]).status, 304)
+        self.o.route("/moved", lambda q: Reply(status=301, headers=[("Location", "/x")]))
+        self.assertEqual(proxy_request(p2, "GET", self.o.url("/moved")).status, 403)
         p.wait_access_lines(3)
         lines = p.access_lines()
         self.assertEqual(sum(" TCP_DENIED_REPLY/403 " in l for l in lines), 2, lines)
