@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <regex.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,7 @@
 enum acl_type {
     T_SRC, T_DST, T_DSTDOMAIN, T_DSTDOM_REGEX, T_URL_REGEX, T_URLPATH_REGEX,
     T_PORT, T_LOCALPORT, T_METHOD, T_PROTO, T_TIME, T_MAXCONN, T_REQ_HEADER,
-    T_BROWSER, T_REFERER_REGEX
+    T_BROWSER, T_REFERER_REGEX, T_REP_HEADER, T_REP_MIME_TYPE, T_HTTP_STATUS
 };
 
 static const struct {
@@ -48,13 +49,21 @@ static const struct {
     { "urlpath_regex", T_URLPATH_REGEX }, { "port", T_PORT }, { "localport", T_LOCALPORT },
     { "method", T_METHOD }, { "proto", T_PROTO }, { "time", T_TIME },
     { "maxconn", T_MAXCONN }, { "req_header", T_REQ_HEADER }, { "browser", T_BROWSER },
-    { "referer_regex", T_REFERER_REGEX },
+    { "referer_regex", T_REFERER_REGEX }, { "rep_header", T_REP_HEADER },
+    { "rep_mime_type", T_REP_MIME_TYPE }, { "http_status", T_HTTP_STATUS },
 };
 
 static int is_regex_type(enum acl_type t)
 {
     return t == T_DSTDOM_REGEX || t == T_URL_REGEX || t == T_URLPATH_REGEX
-        || t == T_REQ_HEADER || t == T_BROWSER || t == T_REFERER_REGEX;
+        || t == T_REQ_HEADER || t == T_BROWSER || t == T_REFERER_REGEX || t == T_REP_HEADER
+        || t == T_REP_MIME_TYPE;
+}
+
+/* Types that look at the reply: never true before one is known (Squid warns, we too). */
+static int is_reply_type(enum acl_type t)
+{
+    return t == T_REP_HEADER || t == T_REP_MIME_TYPE || t == T_HTTP_STATUS;
 }
 
 struct iprange { uint8_t lo[16], hi[16]; };
@@ -89,7 +98,12 @@ struct acl {
 };
 
 struct term { const struct acl *acl; int neg; };
-struct rule { int allow; struct term *terms; size_t n; };
+struct rule {
+    int allow;
+    struct term *terms; size_t n;
+    uint64_t size;                  /* reply_body_max_size (UINT64_MAX: none) */
+    struct sockaddr_storage addr;   /* tcp_outgoing_address */
+};
 struct rulelist { struct rule *v; size_t n, cap; };
 struct dinfo { char *page; char *acl; };
 
@@ -97,6 +111,8 @@ struct pd_acl_rules {
     uint32_t magic;
     struct acl **acls; size_t n_acls, cap_acls;
     struct rulelist http, cache;
+    struct rulelist reply, miss, fxff;      /* http_reply_access, miss_access, follow_x_f_f */
+    struct rulelist rbms, toa;              /* reply_body_max_size, tcp_outgoing_address */
     struct dinfo *di; size_t n_di, cap_di;
     char **files; size_t n_files, cap_files;    /* file names kept for dentry->file */
 };
@@ -409,7 +425,8 @@ static int add_port(struct ctx *c, struct acl *a, const char *v, const char *fil
     else if (sscanf(v, "%5u%c", &lo, &tail) == 1)
         n = 1, hi = lo;
     if (n == 0 || v[0] < '0' || v[0] > '9' || lo > 65535 || hi > 65535 || lo > hi) {
-        report(c, file, line, 0, "acl %s: bad port '%s'", a->name, v);
+        report(c, file, line, 0, "acl %s: bad %s '%s'", a->name,
+               a->type == T_HTTP_STATUS ? "status" : "port", v);
         return -1;
     }
     if (grow(&a->ports, &a->cap_ports, a->n_ports, sizeof(struct portrange)) < 0)
@@ -563,9 +580,12 @@ static int add_value(struct ctx *c, struct acl *a, const char *v, int icase, con
     case T_REQ_HEADER:
     case T_BROWSER:
     case T_REFERER_REGEX:
+    case T_REP_HEADER:
+    case T_REP_MIME_TYPE:
         return add_regex(c, a, v, icase, header, file, line);
     case T_PORT:
     case T_LOCALPORT:
+    case T_HTTP_STATUS:
         return add_port(c, a, v, file, line);
     case T_METHOD:
         return add_str(a, v, 0) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
@@ -729,9 +749,11 @@ static void acl_line(struct ctx *c, const char *file, int line, int argc, char *
         header = "User-Agent";
     else if (a->type == T_REFERER_REGEX)
         header = "Referer";
-    else if (a->type == T_REQ_HEADER) {
+    else if (a->type == T_REP_MIME_TYPE)
+        header = "Content-Type";
+    else if (a->type == T_REQ_HEADER || a->type == T_REP_HEADER) {
         if (argc < 3) {
-            report(c, file, line, 0, "acl %s: req_header needs a header name", name);
+            report(c, file, line, 0, "acl %s: %s needs a header name", name, tname);
             return;
         }
         if (add_str(a, argv[2], 0) < 0) {
@@ -795,25 +817,22 @@ static void acl_line(struct ctx *c, const char *file, int line, int argc, char *
 
 /* --------------------------------------------------------- access lines */
 
-static void access_line(struct ctx *c, struct rulelist *rl, const char *dir, const char *file,
-                        int line, int argc, char **argv)
+/*
+ * The acl words of a line (ANDed, "!" negates) into ru->terms. reply: whether
+ * a reply is known where the line is evaluated; a reply acl elsewhere is
+ * never true, which Squid only warns about, and so do we. -1 on error.
+ */
+static int parse_terms(struct ctx *c, struct rule *ru, const char *dir, const char *file,
+                       int line, int argc, char **argv, int reply)
 {
-    if (argc < 1 || (strcmp(argv[0], "allow") != 0 && strcmp(argv[0], "deny") != 0)) {
-        report(c, file, line, 0, "%s: expected 'allow' or 'deny'", dir);
-        return;
-    }
-    if (argc < 2) {
-        report(c, file, line, 0, "%s %s: no acl name", dir, argv[0]);
-        return;
-    }
-    struct rule ru = { strcmp(argv[0], "allow") == 0, NULL, 0 };
-    ru.terms = calloc((size_t)argc - 1, sizeof(struct term));
-    if (!ru.terms) {
+    ru->terms = calloc((size_t)argc + 1, sizeof(struct term));
+    ru->n = 0;
+    if (!ru->terms) {
         report(c, file, line, 0, "out of memory");
-        return;
+        return -1;
     }
     int bad = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 0; i < argc; i++) {
         const char *n = argv[i];
         int neg = 0;
         if (n[0] == '!') {
@@ -826,13 +845,106 @@ static void access_line(struct ctx *c, struct rulelist *rl, const char *dir, con
             bad = 1;
             continue;
         }
-        ru.terms[ru.n++] = (struct term){ a, neg };
+        if (!reply && is_reply_type(a->type))
+            report(c, file, line, 1, "%s: acl %s (%s) needs a reply, which %s has not: "
+                   "it never matches here", dir, n, type_name(a->type), dir);
+        ru->terms[ru->n++] = (struct term){ a, neg };
     }
-    if (bad || grow(&rl->v, &rl->cap, rl->n, sizeof(struct rule)) < 0) {
-        free(ru.terms);
+    if (bad) {
+        free(ru->terms);
+        ru->terms = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int rule_push(struct ctx *c, struct rulelist *rl, struct rule *ru, const char *file,
+                     int line)
+{
+    if (grow(&rl->v, &rl->cap, rl->n, sizeof(struct rule)) < 0) {
+        free(ru->terms);
+        report(c, file, line, 0, "out of memory");
+        return -1;
+    }
+    rl->v[rl->n++] = *ru;
+    return 0;
+}
+
+static void access_line(struct ctx *c, struct rulelist *rl, const char *dir, const char *file,
+                        int line, int argc, char **argv, int reply)
+{
+    if (argc < 1 || (strcmp(argv[0], "allow") != 0 && strcmp(argv[0], "deny") != 0)) {
+        report(c, file, line, 0, "%s: expected 'allow' or 'deny'", dir);
         return;
     }
-    rl->v[rl->n++] = ru;
+    if (argc < 2) {
+        report(c, file, line, 0, "%s %s: no acl name", dir, argv[0]);
+        return;
+    }
+    struct rule ru = { .allow = strcmp(argv[0], "allow") == 0 };
+    if (parse_terms(c, &ru, dir, file, line, argc - 1, argv + 1, reply) == 0)
+        rule_push(c, rl, &ru, file, line);
+}
+
+/* Squid's byte units for reply_body_max_size (a number without one is bytes). */
+static int size_unit(const char *u, uint64_t *mult)
+{
+    static const struct { const char *n; uint64_t m; } units[] = {
+        { "bytes", 1 }, { "byte", 1 }, { "B", 1 }, { "KB", 1024 }, { "MB", 1024 * 1024 },
+        { "GB", 1024ull * 1024 * 1024 },
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcasecmp(u, units[i].n) == 0) {
+            *mult = units[i].m;
+            return 0;
+        }
+    return -1;
+}
+
+/* reply_body_max_size SIZE [UNIT] [!]ACL... | none [!]ACL... */
+static void rbms_line(struct ctx *c, const char *file, int line, int argc, char **argv)
+{
+    const char *dir = "reply_body_max_size";
+    struct rule ru = { .allow = 1, .size = UINT64_MAX };
+    int i = 1;
+    if (strcmp(argv[0], "none") != 0) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(argv[0], &end, 10);
+        uint64_t mult = 1;
+        if (argv[0][0] < '0' || argv[0][0] > '9' || errno || *end) {
+            report(c, file, line, 0, "%s: bad size '%s'", dir, argv[0]);
+            return;
+        }
+        if (argc > 1 && size_unit(argv[1], &mult) == 0)
+            i = 2;
+        if (mult > 1 && n > UINT64_MAX / mult) {
+            report(c, file, line, 0, "%s: size too large", dir);
+            return;
+        }
+        ru.size = (uint64_t)n * mult;
+    }
+    if (parse_terms(c, &ru, dir, file, line, argc - i, argv + i, 0) == 0)
+        rule_push(c, &c->r->rbms, &ru, file, line);
+}
+
+/* tcp_outgoing_address ADDRESS [!]ACL... */
+static void toa_line(struct ctx *c, const char *file, int line, int argc, char **argv)
+{
+    const char *dir = "tcp_outgoing_address";
+    struct rule ru = { .allow = 1 };
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ru.addr;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ru.addr;
+    if (inet_pton(AF_INET, argv[0], &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+    } else if (inet_pton(AF_INET6, argv[0], &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+    } else {
+        report(c, file, line, 0, "%s: '%s' is not an IP address", dir, argv[0]);
+        return;
+    }
+    if (parse_terms(c, &ru, dir, file, line, argc - 1, argv + 1, 0) == 0)
+        rule_push(c, &c->r->toa, &ru, file, line);
 }
 
 static void deny_info_line(struct ctx *c, const char *file, int line, int argc, char **argv)
@@ -934,12 +1046,44 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
         access_line(&c, &r->http, "http_access", l->file ? l->file : "?", l->line, l->argc,
-                    l->argv);
+                    l->argv, 0);
     }
     L = &conf->cache_rules;
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
-        access_line(&c, &r->cache, "cache", l->file ? l->file : "?", l->line, l->argc, l->argv);
+        /* checked on the request, before any reply: reply acls never match there */
+        access_line(&c, &r->cache, "cache", l->file ? l->file : "?", l->line, l->argc, l->argv,
+                    0);
+    }
+    static const struct {
+        const char *dir;
+        size_t conf_off, rules_off;
+        int reply;
+    } lists[] = {
+        { "http_reply_access", offsetof(pd_conf, http_reply_access),
+          offsetof(pd_acl_rules, reply), 1 },
+        { "miss_access", offsetof(pd_conf, miss_access), offsetof(pd_acl_rules, miss), 0 },
+        { "follow_x_forwarded_for", offsetof(pd_conf, follow_x_forwarded_for),
+          offsetof(pd_acl_rules, fxff), 0 },
+    };
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++) {
+        L = (const pd_conf_lines *)((const char *)conf + lists[k].conf_off);
+        struct rulelist *rl = (struct rulelist *)((char *)r + lists[k].rules_off);
+        for (size_t i = 0; i < L->n; i++) {
+            const pd_conf_line *l = &L->v[i];
+            access_line(&c, rl, lists[k].dir, l->file ? l->file : "?", l->line, l->argc,
+                        l->argv, lists[k].reply);
+        }
+    }
+    L = &conf->reply_body_max_size;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        rbms_line(&c, l->file ? l->file : "?", l->line, l->argc, l->argv);
+    }
+    L = &conf->tcp_outgoing_address;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        toa_line(&c, l->file ? l->file : "?", l->line, l->argc, l->argv);
     }
     L = &conf->deny_info;
     for (size_t i = 0; i < L->n; i++) {
@@ -987,6 +1131,12 @@ void pd_acl_rules_free(pd_acl_rules *r)
     for (size_t i = 0; i < r->cache.n; i++)
         free(r->cache.v[i].terms);
     free(r->cache.v);
+    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa };
+    for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
+        for (size_t i = 0; i < more[k]->n; i++)
+            free(more[k]->v[i].terms);
+        free(more[k]->v);
+    }
     for (size_t i = 0; i < r->n_di; i++) {
         free(r->di[i].page);
         free(r->di[i].acl);
@@ -1165,8 +1315,31 @@ static int acl_match(const struct acl *a, const pd_acl_req *q)
     case T_BROWSER:
     case T_REFERER_REGEX:
         return match_header(a, q->msg);
+    case T_REP_HEADER:
+    case T_REP_MIME_TYPE:
+        return match_header(a, q->reply);
+    case T_HTTP_STATUS:
+        return q->reply && ports_in(a, (unsigned)q->reply->status);
     }
     return NO;
+}
+
+/* The first line of rl whose acls all match: its index, -1 for none; a `dst`
+ * acl that needs DNS where none was done does not match. */
+static long first_match(const struct rulelist *rl, const pd_acl_req *q)
+{
+    for (size_t i = 0; i < rl->n; i++) {
+        const struct rule *ru = &rl->v[i];
+        int all = 1;
+        for (size_t k = 0; k < ru->n && all; k++) {
+            int m = acl_match(ru->terms[k].acl, q);
+            if ((m == YES) == ru->terms[k].neg)
+                all = 0;
+        }
+        if (all)
+            return (long)i;
+    }
+    return -1;
 }
 
 static enum pd_acl_verdict eval(const struct rulelist *rl, const pd_acl_req *q,
@@ -1240,4 +1413,185 @@ const char *pd_acl_deny_info(const pd_acl_rules *rules, const char *acl_name)
         if (strcmp(rules->di[i].acl, acl_name) == 0)
             return rules->di[i].page;
     return NULL;
+}
+
+enum pd_acl_verdict pd_acl_check_reply(const pd_acl_rules *rules, const pd_acl_req *req,
+                                       const char **deny_acl)
+{
+    if (deny_acl)
+        *deny_acl = NULL;
+    if (!rules || rules->magic != RULES_MAGIC || !req || rules->reply.n == 0)
+        return PD_ACL_ALLOW;
+    long i = first_match(&rules->reply, req);
+    if (i < 0)
+        return rules->reply.v[rules->reply.n - 1].allow ? PD_ACL_DENY : PD_ACL_ALLOW;
+    const struct rule *ru = &rules->reply.v[i];
+    if (!ru->allow && deny_acl && ru->n)
+        *deny_acl = ru->terms[ru->n - 1].acl->name;
+    return ru->allow ? PD_ACL_ALLOW : PD_ACL_DENY;
+}
+
+enum pd_acl_verdict pd_acl_check_miss(const pd_acl_rules *rules, const pd_acl_req *req,
+                                      const char **deny_acl)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req) {
+        if (deny_acl)
+            *deny_acl = NULL;
+        return PD_ACL_ALLOW;
+    }
+    return eval(&rules->miss, req, PD_ACL_ALLOW, deny_acl);
+}
+
+uint64_t pd_acl_reply_body_max(const pd_acl_rules *rules, const pd_acl_req *req)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req)
+        return UINT64_MAX;
+    long i = first_match(&rules->rbms, req);
+    return i < 0 ? UINT64_MAX : rules->rbms.v[i].size;
+}
+
+int pd_acl_has_outgoing_address(const pd_acl_rules *rules)
+{
+    return rules && rules->magic == RULES_MAGIC && rules->toa.n > 0;
+}
+
+const struct sockaddr_storage *pd_acl_outgoing_address(const pd_acl_rules *rules,
+                                                       const pd_acl_req *req, int family)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req)
+        return NULL;
+    /* first_match over the lines of this family only */
+    for (size_t i = 0; i < rules->toa.n; i++) {
+        const struct rule *ru = &rules->toa.v[i];
+        if (ru->addr.ss_family != family)
+            continue;
+        struct rulelist one = { (struct rule *)ru, 1, 1 };
+        if (first_match(&one, req) == 0)
+            return &ru->addr;
+    }
+    return NULL;
+}
+
+/* Parse one X-Forwarded-For element (spaces trimmed) into ss. */
+static int xff_addr(const char *p, size_t n, struct sockaddr_storage *ss)
+{
+    while (n && (*p == ' ' || *p == '\t'))
+        p++, n--;
+    while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    char buf[INET6_ADDRSTRLEN + 2];
+    if (n == 0 || n >= sizeof buf)
+        return -1;
+    memcpy(buf, p, n);
+    buf[n] = '\0';
+    memset(ss, 0, sizeof *ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, buf, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        return 0;
+    }
+    return -1;
+}
+
+#define XFF_MAX_HOPS 64
+
+int pd_acl_indirect_client(const pd_acl_rules *rules, const pd_acl_req *req,
+                           struct sockaddr_storage *out)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req || !req->msg || rules->fxff.n == 0)
+        return 0;
+    /* the elements of every X-Forwarded-For line, in order, as (ptr, len) */
+    struct { const char *p; size_t n; } el[XFF_MAX_HOPS];
+    int n_el = 0;
+    for (const pd_header *h = pd_http_msg_find(req->msg, "X-Forwarded-For"); h;
+         h = pd_http_msg_find_next(req->msg, h)) {
+        const char *p = h->value.p, *end = p + h->value.len;
+        while (p && p <= end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *e = comma ? comma : end;
+            if (n_el == XFF_MAX_HOPS)
+                memmove(el, el + 1, sizeof el[0] * (XFF_MAX_HOPS - 1)), n_el--;
+            el[n_el].p = p;
+            el[n_el].n = (size_t)(e - p);
+            n_el++;
+            p = comma ? comma + 1 : NULL;
+        }
+    }
+    pd_acl_req q = *req;
+    struct sockaddr_storage cur;
+    int taken = 0;
+    for (int i = n_el - 1; i >= 0; i--) {
+        /* the current client (the direct one first) must be trusted to believe what it says */
+        if (eval(&rules->fxff, &q, PD_ACL_DENY, NULL) != PD_ACL_ALLOW)
+            break;
+        if (xff_addr(el[i].p, el[i].n, &cur) < 0)
+            break;  /* "unknown" or garbage: the last address believed stays */
+        *out = cur;
+        taken = 1;
+        q.client = (const struct sockaddr *)out;
+    }
+    return taken;
+}
+
+/* ------------------------------------------------- lists for other modules */
+
+struct pd_acl_list {
+    struct rulelist rl;
+};
+
+pd_acl_list *pd_acl_list_new(void)
+{
+    return calloc(1, sizeof(pd_acl_list));
+}
+
+void pd_acl_list_free(pd_acl_list *l)
+{
+    if (!l)
+        return;
+    for (size_t i = 0; i < l->rl.n; i++)
+        free(l->rl.v[i].terms);
+    free(l->rl.v);
+    free(l);
+}
+
+int pd_acl_list_add(pd_acl_list *l, const pd_acl_rules *rules, const char *dir,
+                    const char *file, int line, int allow, int argc, char **argv, int reply,
+                    FILE *err, int *n_warnings)
+{
+    /* find_acl only reads the rules: the cast lends them to the line parser */
+    struct ctx c = { .r = (pd_acl_rules *)rules, .err = err };
+    struct rule ru = { .allow = allow };
+    int rc = -1;
+    if (rules && rules->magic == RULES_MAGIC &&
+        parse_terms(&c, &ru, dir, file, line, argc, argv, reply) == 0)
+        rc = rule_push(&c, &l->rl, &ru, file, line);
+    if (n_warnings)
+        *n_warnings += c.warnings;
+    return c.errors ? -1 : rc;
+}
+
+size_t pd_acl_list_len(const pd_acl_list *l)
+{
+    return l ? l->rl.n : 0;
+}
+
+long pd_acl_list_first(const pd_acl_list *l, const pd_acl_req *req)
+{
+    return l && req ? first_match(&l->rl, req) : -1;
+}
+
+enum pd_acl_verdict pd_acl_list_check(const pd_acl_list *l, const pd_acl_req *req,
+                                      enum pd_acl_verdict when_empty)
+{
+    if (!l || l->rl.n == 0 || !req)
+        return when_empty;
+    long i = first_match(&l->rl, req);
+    if (i < 0)
+        return l->rl.v[l->rl.n - 1].allow ? PD_ACL_DENY : PD_ACL_ALLOW;
+    return l->rl.v[i].allow ? PD_ACL_ALLOW : PD_ACL_DENY;
 }

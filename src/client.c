@@ -107,7 +107,7 @@ void client_log_transaction(struct pd_client *c)
         .start = c->t0,
         .elapsed_ms = (int64_t)(now.tv_sec - c->t0.tv_sec) * 1000 +
                       (now.tv_usec - c->t0.tv_usec) / 1000,
-        .client_ip = c->peer_ip,
+        .client_ip = c->src_ip[0] ? c->src_ip : c->peer_ip, /* log_uses_indirect_client */
         .result = pd_result_text(c->result),
         .status = c->status,
         .bytes = c->out_bytes,
@@ -494,23 +494,41 @@ static void read_head(struct pd_client *c)
 
 /* ---- the transaction -------------------------------------------------- */
 
-int client_acl_check(struct pd_client *c, const char **deny_acl)
+void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *reply)
 {
-    pd_engine *w = c->w;
-    if (!w->acl)
-        return PD_ACL_ALLOW;
-    pd_acl_req ar = {
-        .client = (const struct sockaddr *)&c->peer,
+    *ar = (pd_acl_req){
+        /* acl_uses_indirect_client: src acls see what follow_x_forwarded_for believed */
+        .client = (const struct sockaddr *)&c->src,
         .local_port = c->local_port,
         .msg = &c->req,
         .url = &c->url,
         .is_connect = c->req.method_id == PD_M_CONNECT,
         .dst = c->addrs.n ? c->addrs.addr : NULL,
         .n_dst = c->addrs.n,
-        .client_conns = ipcount_add(w, c->peer_ip, 0),
+        .client_conns = ipcount_add(c->w, c->peer_ip, 0),
         .now = time(NULL),
+        .reply = reply,
     };
+}
+
+int client_acl_check(struct pd_client *c, const char **deny_acl)
+{
+    pd_engine *w = c->w;
+    if (!w->acl)
+        return PD_ACL_ALLOW;
+    pd_acl_req ar;
+    client_acl_req(c, &ar, NULL);
     return pd_acl_check_http(w->acl, &ar, deny_acl);
+}
+
+/* follow_x_forwarded_for: who the client is for the acls and the log. */
+static void indirect_client(struct pd_client *c)
+{
+    pd_acl_req ar;
+    client_acl_req(c, &ar, NULL);
+    ar.client = (const struct sockaddr *)&c->peer;
+    if (c->w->acl && pd_acl_indirect_client(c->w->acl, &ar, &c->src))
+        client_peer_ip((const struct sockaddr *)&c->src, c->src_ip, sizeof c->src_ip);
 }
 
 /*
@@ -607,6 +625,7 @@ static void begin_transaction(struct pd_client *c)
         client_deny(c, NULL);
         return;
     }
+    indirect_client(c);
     const char *deny_acl = NULL;
     int v = client_acl_check(c, &deny_acl);
     if (v == PD_ACL_DENY) {
@@ -765,6 +784,8 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
         c->w = w;
         c->peer = *peer;
         client_peer_ip((const struct sockaddr *)peer, c->peer_ip, sizeof c->peer_ip);
+        c->src = c->peer;
+        memcpy(c->src_ip, c->peer_ip, sizeof c->src_ip);
         c->local_port = local_port;
         c->nreq = nreq;
         c->life_at_ms = life_at_ms;

@@ -110,13 +110,8 @@ int client_cache_usable(struct pd_client *c)
     if (!w->store || (mid != PD_M_GET && mid != PD_M_HEAD))
         return 0;
     if (w->acl) {
-        pd_acl_req ar = {
-            .client = (const struct sockaddr *)&c->peer,
-            .local_port = c->local_port,
-            .msg = &c->req,
-            .url = &c->url,
-            .now = time(NULL),
-        };
+        pd_acl_req ar;
+        client_acl_req(c, &ar, NULL);
         if (pd_acl_check_cache(w->acl, &ar) != PD_ACL_ALLOW)
             return 0;
     }
@@ -458,6 +453,11 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
     } else {
         client_begin_response_head(c, h, status, pd_str_z(pd_status_reason(status)));
     }
+    /* the store keeps the origin's head: reply_header_access applies per hit */
+    int rules = pd_hdr_active(w->hdr, PD_HDR_REPLY);
+    pd_acl_req ar;
+    if (rules)
+        client_acl_req(c, &ar, hm);
     for (size_t i = 0; i < hm->n_headers; i++) {
         const pd_header *hd = &hm->headers[i];
         if (!pd_cache_meta_keeps(hm, hd->name) || pd_str_eq_ci(hd->name, "Age"))
@@ -469,7 +469,23 @@ static void write_cached_head(struct pd_client *c, int status, uint64_t content_
                               pd_str_eq_ci(hd->name, "Content-Encoding") ||
                               pd_str_eq_ci(hd->name, "Content-Range")))
             continue;
-        pd_head_field(h, hd->name, hd->value);
+        pd_str rv;
+        switch (rules ? pd_hdr_field(w->hdr, PD_HDR_REPLY, hd->name, &ar, &rv) : PD_HDR_KEEP) {
+        case PD_HDR_KEEP:
+            pd_head_field(h, hd->name, hd->value);
+            break;
+        case PD_HDR_REPLACE:
+            pd_head_field(h, hd->name, rv);
+            break;
+        case PD_HDR_DROP:
+            break;
+        }
+    }
+    if (rules) {
+        char lip[INET6_ADDRSTRLEN];
+        pd_hdr_vars hv;
+        client_hdr_vars(c, PD_HDR_REPLY, &hv, lip, sizeof lip);
+        pd_hdr_add_fields(w->hdr, PD_HDR_REPLY, &ar, &hv, h);
     }
     int64_t age = pd_cache_policy_age(hm, c->cm.request_time, c->cm.response_time, time(NULL));
     pd_head_add(h, "Age: ", 5);
@@ -551,6 +567,9 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     int complete = state == 1;
     int head_only = c->req.method_id == PD_M_HEAD;
     int status = c->cm.head.status;
+    /* http_reply_access and reply_body_max_size hold for hits too */
+    if (client_reply_check(c, &c->cm.head, complete ? c->blen : UINT64_MAX) < 0)
+        return;
     c->nranges = 0;
     c->multipart = 0;
     /* the stored pages go to the client by reference: the holder owns the ref now */

@@ -20,7 +20,9 @@
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
 #include "proxyd/client.h"
+#include "proxyd/acl.h"
 #include "proxyd/dns.h"
+#include "proxyd/headers.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
 #include "proxyd/result.h"
@@ -60,6 +62,10 @@ struct pd_client {
     pd_conn *bev;
     struct sockaddr_storage peer;
     char peer_ip[INET6_ADDRSTRLEN];
+    /* the client as acls and the log see it: peer, or the address that
+     * follow_x_forwarded_for believed (Squid's indirect client) */
+    struct sockaddr_storage src;
+    char src_ip[INET6_ADDRSTRLEN];
     uint16_t local_port;
     enum cstate state;
     unsigned depth;             /* the transaction's callbacks on the stack (client_enter) */
@@ -86,10 +92,11 @@ struct pd_client {
     pd_dns_req *dnsq;
     pd_dns_result addrs;
     int addr_i;
-    char key[PD_URL_HOST_MAX + 16];
+    char key[PD_URL_HOST_MAX + 16 + 64]; /* pool key: authority [" from " source] */
     char origin_ip[INET6_ADDRSTRLEN];
     int retried;
     int acl_need_dst;           /* http_access could not decide before DNS */
+    const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
 
     /* the response */
     pd_http_parser *respp;
@@ -99,6 +106,8 @@ struct pd_client {
     uint64_t in_left;           /* response body bytes still expected (LENGTH) */
     int head_sent;              /* response head written to the client */
     uint64_t resp_bytes_in;     /* response bytes read from the origin */
+    uint64_t body_max;          /* reply_body_max_size for this reply (UINT64_MAX: none) */
+    uint64_t body_out;          /* response body bytes passed on (against body_max) */
 
     /* tunnel */
     int cl_eof, up_eof;
@@ -193,6 +202,15 @@ void client_leave(struct pd_client *c);
 void client_arm_timer(struct pd_client *c, int64_t ms);
 /* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */
 int client_acl_check(struct pd_client *c, const char **deny_acl);
+/* What the acls know of the transaction (reply: the reply head, or NULL). */
+void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *reply);
+/* http_reply_access and reply_body_max_size (against length, UINT64_MAX when
+ * unknown yet) for the reply head r: 0 to go on (c->body_max set), -1 when the reply was refused
+ * with an error page (c may be freed). */
+int client_reply_check(struct pd_client *c, const pd_http_msg *r, uint64_t length);
+/* The *_header_add % code values of the transaction. */
+void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, char *local_ip,
+                     size_t n);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);

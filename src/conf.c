@@ -750,6 +750,15 @@ static int parse_logformat(loader *ld, const directive *d, int argc, char **argv
     return add_line(ld, (pd_conf_lines *)field(ld, d), 2, v);
 }
 
+/* NAME TEXT, TEXT the rest of the line as written (header_replace) */
+static int parse_rest(loader *ld, const directive *d, int argc, char **argv)
+{
+    if (argc < 1 || !ld->logformat_rest || !*ld->logformat_rest)
+        return error(ld, "%s: expected NAME TEXT", d->name);
+    char *v[2] = { argv[0], (char *)ld->logformat_rest };
+    return add_line(ld, (pd_conf_lines *)field(ld, d), 2, v);
+}
+
 static const char *const builtin_formats[] = {
     [PD_LOG_SQUID] = "squid", [PD_LOG_COMMON] = "common", [PD_LOG_COMBINED] = "combined",
 };
@@ -968,6 +977,74 @@ static const directive directives[] = {
       .flags = F_LIST, .def_doc = "none",
       .squid = "Same.",
       .doc = "`deny_info ERR_PAGE|URL ACL`: what a client denied by ACL gets." },
+    { .name = "http_reply_access", .set = parse_lines, FIELD(http_reply_access),
+      .min_args = 1, .flags = F_LIST, .def_doc = "allow all",
+      .squid = "Same: first match wins, with the reply acls rep_header, rep_mime_type and "
+               "http_status; a denied reply is 403 ERR_ACCESS_DENIED, logged TCP_DENIED_REPLY.",
+      .doc = "`http_reply_access allow|deny [!]ACL...` decides, once the origin's reply head "
+             "is in, whether the client gets it. Applies to cache hits too; a 304 or 416 "
+             "always passes, as in Squid." },
+    { .name = "miss_access", .set = parse_lines, FIELD(miss_access), .min_args = 1,
+      .flags = F_LIST, .def_doc = "allow all",
+      .squid = "Same; a denied miss is 403 ERR_FORWARDING_DENIED.",
+      .doc = "`miss_access allow|deny [!]ACL...`: who may cause a fetch from the origin "
+             "(hits are served whatever it says)." },
+    { .name = "follow_x_forwarded_for", .set = parse_lines, FIELD(follow_x_forwarded_for),
+      .min_args = 1, .flags = F_LIST, .def_doc = "deny all",
+      .squid = "Same, with acl_uses_indirect_client and log_uses_indirect_client on as "
+               "Squid's defaults (not configurable).",
+      .doc = "`follow_x_forwarded_for allow|deny [!]ACL...`: when the client (then each "
+             "address taken from X-Forwarded-For, right to left) is allowed here, the address "
+             "before it in X-Forwarded-For is taken as the client: `src` acls and the access "
+             "log see that address. X-Forwarded-For towards the origin still names the "
+             "direct client." },
+    { .name = "reply_body_max_size", .set = parse_lines, FIELD(reply_body_max_size),
+      .min_args = 1, .flags = F_LIST, .def_doc = "none (no limit)",
+      .squid = "Same syntax (`SIZE UNITS [!]ACL...`, first matching line).",
+      .doc = "`reply_body_max_size SIZE [bytes|KB|MB|GB] [[!]ACL...]`: the first line whose "
+             "acls match sets the limit. A reply whose Content-Length is larger is refused "
+             "(403 ERR_TOO_BIG, TCP_DENIED_REPLY); a body that grows past it is cut and the "
+             "connection closed (logged _ABORTED). `none` is no limit." },
+    { .name = "tcp_outgoing_address", .set = parse_lines, FIELD(tcp_outgoing_address),
+      .min_args = 1, .flags = F_LIST, .def_doc = "none (the kernel chooses)",
+      .squid = "Same; lines of the other address family than the origin's are skipped.",
+      .doc = "`tcp_outgoing_address ADDRESS [[!]ACL...]`: the first line whose acls match "
+             "(and whose family is the origin's) gives the source address of connections "
+             "to the origin. Pooled connections are kept apart by it." },
+    { .name = "request_header_access", .set = parse_lines, FIELD(request_header_access),
+      .min_args = 2, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same: `NAME allow|deny [!]ACL...`; NAME `All` covers every header without "
+               "its own lines, `Other` the headers Squid does not know by name.",
+      .doc = "`request_header_access NAME allow|deny [!]ACL...`: the lines for one header "
+             "name form one list (first match decides; none matching: the opposite of the "
+             "last); a denied header is not sent to the origin. Applies to requests to the "
+             "origin only." },
+    { .name = "reply_header_access", .set = parse_lines, FIELD(reply_header_access),
+      .min_args = 2, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same as request_header_access.",
+      .doc = "`reply_header_access NAME allow|deny [!]ACL...`: the same for response headers "
+             "towards the client (misses and hits; the cache stores the origin's head)." },
+    { .name = "request_header_replace", .alias = "header_replace", .set = parse_rest,
+      FIELD(request_header_replace), .min_args = 1, .flags = F_LIST | F_REST,
+      .def_doc = "none",
+      .squid = "Same: replaces headers denied by request_header_access.",
+      .doc = "`request_header_replace NAME TEXT`: a header that request_header_access "
+             "denies is sent with TEXT as its value instead of removed." },
+    { .name = "reply_header_replace", .set = parse_rest, FIELD(reply_header_replace),
+      .min_args = 1, .flags = F_LIST | F_REST, .def_doc = "none",
+      .squid = "Same.",
+      .doc = "`reply_header_replace NAME TEXT`: the same for reply_header_access." },
+    { .name = "request_header_add", .set = parse_lines, FIELD(request_header_add),
+      .min_args = 2, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same; the value may use %>a %>p %la %lp %>rd %>rP %ru %rm %% (others are "
+               "a configuration error).",
+      .doc = "`request_header_add NAME \"VALUE\" [[!]ACL...]`: add a header to requests to "
+             "the origin when the acls match (after request_header_access)." },
+    { .name = "reply_header_add", .set = parse_lines, FIELD(reply_header_add),
+      .min_args = 2, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same as request_header_add.",
+      .doc = "`reply_header_add NAME \"VALUE\" [[!]ACL...]`: add a header to responses to the "
+             "client when the acls match (misses and hits)." },
     { .name = "logformat", .set = parse_logformat, FIELD(logformat), .min_args = 2,
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
       .squid = "Same; the format is the rest of the line, as Squid.",
@@ -1132,8 +1209,9 @@ static const directive directives[] = {
 #define T_VERSION \
     "proxyd names its version in Via and error pages; write " \
     "`httpd_suppress_version_string off`, or keep Squid if it must stay hidden"
-#define T_REPLY_MAX \
-    "replies of any size would be passed on; remove the line only if that is acceptable"
+#define T_INDIRECT \
+    "proxyd's acls always see the address follow_x_forwarded_for believed (Squid's " \
+    "default, `on`); without follow_x_forwarded_for lines that is the direct client"
 #define T_SEND_HIT \
     "use `cache deny ACL` so that those requests are never served from the cache"
 #define T_STORE_MISS \
@@ -1144,7 +1222,7 @@ static const directive directives[] = {
 
 #define SQUID_UNIMPLEMENTED(X) \
     X("accept_filter", SQ_TUNING, NULL, NULL) \
-    X("acl_uses_indirect_client", SQ_TUNING, NULL, NULL) \
+    X("acl_uses_indirect_client", SQ_ACCESS, "on", T_INDIRECT) \
     X("adaptation_access", SQ_ADAPT, NULL, NULL) \
     X("adaptation_masterx_shared_names", SQ_ADAPT, NULL, NULL) \
     X("adaptation_meta", SQ_ADAPT, NULL, NULL) \
@@ -1249,7 +1327,6 @@ static const directive directives[] = {
     X("extension_methods", SQ_TUNING, NULL, NULL) \
     X("external_acl_type", SQ_AUTH, NULL, NULL) \
     X("external_refresh_check", SQ_TUNING, NULL, NULL) \
-    X("follow_x_forwarded_for", SQ_ACCESS, NULL, NULL) \
     X("force_request_body_continuation", SQ_TUNING, NULL, NULL) \
     X("forward_log", SQ_TUNING, NULL, NULL) \
     X("forward_max_tries", SQ_TUNING, NULL, NULL) \
@@ -1270,7 +1347,6 @@ static const directive directives[] = {
     X("happy_eyeballs_connect_limit", SQ_TUNING, NULL, NULL) \
     X("happy_eyeballs_connect_timeout", SQ_TUNING, NULL, NULL) \
     X("header_access", SQ_HEADERS, NULL, NULL) \
-    X("header_replace", SQ_HEADERS, NULL, NULL) \
     X("hierarchy_stoplist", SQ_TUNING, NULL, NULL) \
     X("high_memory_warning", SQ_TUNING, NULL, NULL) \
     X("high_page_fault_warning", SQ_TUNING, NULL, NULL) \
@@ -1283,7 +1359,6 @@ static const directive directives[] = {
     X("htcp_port", SQ_TUNING, NULL, NULL) \
     X("http_accel_surrogate_remote", SQ_TUNING, NULL, NULL) \
     X("http_access2", SQ_ACCESS, NULL, NULL) \
-    X("http_reply_access", SQ_ACCESS, NULL, NULL) \
     X("http_upgrade_request_protocols", SQ_TUNING, NULL, NULL) \
     X("httpd_accel_no_pmtu_disc", SQ_TUNING, NULL, NULL) \
     X("httpd_accel_surrogate_id", SQ_TUNING, NULL, NULL) \
@@ -1374,7 +1449,6 @@ static const directive directives[] = {
     X("minimum_expiry_time", SQ_TUNING, NULL, NULL) \
     X("minimum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("minimum_object_size", SQ_TUNING, NULL, NULL) \
-    X("miss_access", SQ_ACCESS, NULL, NULL) \
     X("negative_ttl", SQ_TUNING, NULL, NULL) \
     X("neighbor_type_domain", SQ_PEER, NULL, NULL) \
     X("netdb_filename", SQ_TUNING, NULL, NULL) \
@@ -1413,14 +1487,7 @@ static const directive directives[] = {
     X("refresh_stale_hit", SQ_TUNING, NULL, NULL) \
     X("relaxed_header_parser", SQ_TUNING, NULL, NULL) \
     X("reload_into_ims", SQ_TUNING, NULL, NULL) \
-    X("reply_body_max_size", SQ_ACCESS, NULL, T_REPLY_MAX) \
-    X("reply_header_access", SQ_HEADERS, NULL, NULL) \
-    X("reply_header_add", SQ_HEADERS, NULL, NULL) \
-    X("reply_header_replace", SQ_HEADERS, NULL, NULL) \
     X("request_entities", SQ_TUNING, NULL, NULL) \
-    X("request_header_access", SQ_HEADERS, NULL, NULL) \
-    X("request_header_add", SQ_HEADERS, NULL, NULL) \
-    X("request_header_replace", SQ_HEADERS, NULL, NULL) \
     X("request_start_timeout", SQ_TUNING, NULL, NULL) \
     X("response_delay_pool", SQ_POOLS, NULL, NULL) \
     X("response_delay_pool_access", SQ_POOLS, NULL, NULL) \
@@ -1475,7 +1542,6 @@ static const directive directives[] = {
     X("storeurl_rewrite_children", SQ_REWRITE, NULL, NULL) \
     X("storeurl_rewrite_program", SQ_REWRITE, NULL, NULL) \
     X("strip_query_terms", SQ_PRIVACY, "off", T_STRIP_QUERY) \
-    X("tcp_outgoing_address", SQ_OUTGOING, NULL, NULL) \
     X("tcp_outgoing_ds", SQ_OUTGOING, NULL, NULL) \
     X("tcp_outgoing_dscp", SQ_OUTGOING, NULL, NULL) \
     X("tcp_outgoing_mark", SQ_OUTGOING, NULL, NULL) \
@@ -2203,6 +2269,17 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->cache_rules);
     free_lines(&c->refresh_pattern);
     free_lines(&c->deny_info);
+    free_lines(&c->http_reply_access);
+    free_lines(&c->miss_access);
+    free_lines(&c->follow_x_forwarded_for);
+    free_lines(&c->reply_body_max_size);
+    free_lines(&c->tcp_outgoing_address);
+    free_lines(&c->request_header_access);
+    free_lines(&c->reply_header_access);
+    free_lines(&c->request_header_replace);
+    free_lines(&c->reply_header_replace);
+    free_lines(&c->request_header_add);
+    free_lines(&c->reply_header_add);
     free_lines(&c->logformat);
     free(c->access_log);
     free(c->access_log_format_name);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -261,10 +262,30 @@ void pd_conn_free(pd_conn *c)
 
 int pd_conn_connect(pd_conn *c, const struct sockaddr *sa, socklen_t len)
 {
+    return pd_conn_connect_from(c, sa, len, NULL);
+}
+
+int pd_conn_connect_from(pd_conn *c, const struct sockaddr *sa, socklen_t len,
+                         const struct sockaddr_storage *src)
+{
     assert(c->magic == CONN_MAGIC && c->fd < 0);
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (src) {
+        /* the port is chosen at connect, by the 4-tuple: no ephemeral port
+         * is held per source address (IP_BIND_ADDRESS_NO_PORT) */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        socklen_t sl = src->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                  : sizeof(struct sockaddr_in);
+        if (bind(fd, (const struct sockaddr *)src, sl) < 0) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);

@@ -30,6 +30,7 @@
 #include <event2/event.h>
 
 #include "proxyd/acl.h"
+#include "proxyd/headers.h"
 #include "proxyd/admin.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
@@ -57,6 +58,7 @@ struct kid {
 struct gen {
     pd_conf *conf;
     pd_acl_rules *acl;
+    pd_hdr_rules *hdr;      /* refers to acl */
     pd_refresh_rules refresh;
     int nworkers;
     int nports;
@@ -345,6 +347,8 @@ static int take_cache_slot(void)
 static void free_gen(struct gen *g)
 {
     pd_cache_policy_refresh_free(&g->refresh);
+    pd_hdr_rules_free(g->hdr);
+    g->hdr = NULL;
     pd_acl_rules_free(g->acl);
     pd_conf_free(g->conf);
     g->acl = NULL;
@@ -457,7 +461,7 @@ static pid_t spawn(int slot)
         close_gen_fds(&M.old, 0);
     close_inherited_fds(fds, g->nports);
     pd_worker_init wi = {
-        .conf = g->conf, .acl = g->acl, .refresh = &g->refresh, .store = M.store,
+        .conf = g->conf, .acl = g->acl, .hdr = g->hdr, .refresh = &g->refresh, .store = M.store,
         .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
         .admin = admin, .n_admin = n_admin,
     };
@@ -622,6 +626,12 @@ static int load_gen(struct gen *g, const char *path, int create, int *n_errors,
     g->acl = pd_acl_compile_counted(g->conf, stderr, &acl_errors, &acl_warnings);
     g->conf->n_warnings += acl_warnings;
     errors += acl_errors;
+    if (g->acl) {
+        int hdr_errors = 0, hdr_warnings = 0;
+        g->hdr = pd_hdr_compile(g->conf, g->acl, stderr, &hdr_errors, &hdr_warnings);
+        g->conf->n_warnings += hdr_warnings;
+        errors += hdr_errors;
+    }
     char err[512];
     if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,
                                         sizeof err) < 0) {

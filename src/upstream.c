@@ -36,6 +36,7 @@
 #include "proxyd/cache_store.h"
 #include "proxyd/dns.h"
 #include "proxyd/errors.h"
+#include "proxyd/headers.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
@@ -75,6 +76,27 @@ void client_go_upstream(struct pd_client *c)
     pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
     if (q)
         c->dnsq = q;
+}
+
+/*
+ * tcp_outgoing_address for an origin of this family: c->out_src, and the
+ * pool key (connections from another source address are not this one's).
+ */
+static void outgoing_source(struct pd_client *c, int family)
+{
+    c->out_src = NULL;
+    pd_url_authority(&c->url, c->key, sizeof c->key);
+    if (!pd_acl_has_outgoing_address(c->w->acl))
+        return;
+    pd_acl_req ar;
+    client_acl_req(c, &ar, NULL);
+    c->out_src = pd_acl_outgoing_address(c->w->acl, &ar, family);
+    if (c->out_src) {
+        char ip[INET6_ADDRSTRLEN];
+        client_peer_ip((const struct sockaddr *)c->out_src, ip, sizeof ip);
+        size_t n = strlen(c->key);
+        snprintf(c->key + n, sizeof c->key - n, " from %s", ip);
+    }
 }
 
 static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
@@ -118,8 +140,20 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
         client_purge(c); /* allowed once dst was known: the cache's, never the origin's */
         return;
     }
+    if (c->w->acl) {
+        pd_acl_req ar;
+        const char *deny_acl = NULL;
+        client_acl_req(c, &ar, NULL);
+        if (pd_acl_check_miss(c->w->acl, &ar, &deny_acl) != PD_ACL_ALLOW) {
+            c->result = PD_R_TCP_MISS; /* as Squid logs a refused forward */
+            client_fail_request(c, 403, "ERR_FORWARDING_DENIED",
+                                "miss_access does not allow this request to the origin", 1);
+            return;
+        }
+    }
     c->addr_i = 0;
     c->state = C_CONNECT;
+    outgoing_source(c, c->addrs.n ? c->addrs.addr[0].ss_family : AF_INET);
     if (c->req.method_id != PD_M_CONNECT && pool_try(c))
         return;
     connect_next(c);
@@ -161,6 +195,66 @@ static void head_via(pd_head *h, const pd_http_msg *m, const char *via)
     pd_head_add(h, "\r\n", 2);
 }
 
+/*
+ * A field on its way, as the *_header_access rules say (ar NULL: no rules).
+ * Returns 0 when it was dropped.
+ */
+static int put_field(pd_head *h, const pd_hdr_rules *hr, enum pd_hdr_dir d,
+                     const pd_acl_req *ar, pd_str name, pd_str value)
+{
+    pd_str rv;
+    switch (ar ? pd_hdr_field(hr, d, name, ar, &rv) : PD_HDR_KEEP) {
+    case PD_HDR_KEEP:
+        pd_head_field(h, name, value);
+        return 1;
+    case PD_HDR_REPLACE:
+        pd_head_field(h, name, rv);
+        return 1;
+    case PD_HDR_DROP:
+        break;
+    }
+    return 0;
+}
+
+void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, char *local_ip,
+                     size_t n)
+{
+    struct sockaddr_storage la;
+    socklen_t ll = sizeof la;
+    local_ip[0] = '\0';
+    int fd = pd_conn_fd(c->bev);
+    if (pd_hdr_uses_local_ip(c->w->hdr, d) && fd >= 0 &&
+        getsockname(fd, (struct sockaddr *)&la, &ll) == 0)
+        client_peer_ip((const struct sockaddr *)&la, local_ip, n);
+    const struct sockaddr *s = (const struct sockaddr *)&c->src;
+    *v = (pd_hdr_vars){
+        .client_ip = c->src_ip,
+        .client_port = ntohs(s->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)s)->sin6_port
+                                                      : ((const struct sockaddr_in *)s)->sin_port),
+        .local_ip = local_ip[0] ? local_ip : NULL,
+        .local_port = c->local_port,
+        .url = c->have_url ? &c->url : NULL,
+        .method = c->req.method,
+    };
+}
+
+/* Via as the header rules say: our own line, their replacement, or none. */
+static void via_field(pd_head *h, const pd_hdr_rules *hr, enum pd_hdr_dir d,
+                      const pd_acl_req *ar, const pd_http_msg *m, const char *via)
+{
+    pd_str rv;
+    switch (ar ? pd_hdr_field(hr, d, PD_STR("Via"), ar, &rv) : PD_HDR_KEEP) {
+    case PD_HDR_KEEP:
+        head_via(h, m, via);
+        break;
+    case PD_HDR_REPLACE:
+        pd_head_field(h, PD_STR("Via"), rv);
+        break;
+    case PD_HDR_DROP:
+        break;
+    }
+}
+
 /* The request head as the origin must see it. */
 static void write_request_head(struct pd_client *c, struct evbuffer *out)
 {
@@ -168,6 +262,16 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     const pd_http_msg *m = &c->req;
     const pd_conf *conf = w->conf;
     pd_head hb, *h = &hb;
+    /* request_header_access and _add: on the way to the origin only */
+    pd_acl_req arb, *ar = NULL;
+    if (pd_hdr_active(w->hdr, PD_HDR_REQUEST)) {
+        client_acl_req(c, &arb, NULL);
+        ar = &arb;
+    }
+    pd_str xff_rv = { NULL, 0 };
+    enum pd_hdr_action xff_act =
+        ar ? pd_hdr_field(w->hdr, PD_HDR_REQUEST, PD_STR("X-Forwarded-For"), ar, &xff_rv)
+           : PD_HDR_KEEP;
     pd_head_begin(h, out);
     pd_head_add(h, m->method.p, m->method.len);
     pd_head_add(h, " ", 1);
@@ -195,7 +299,12 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
                                 pd_str_eq_ci(f->name, "If-Range") || pd_str_eq_ci(f->name, "Range")))
             continue; /* we validate our stored copy; the client's conditions are ours to answer */
         if (pd_str_eq_ci(f->name, "X-Forwarded-For")) {
-            if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
+            if (xff_act == PD_HDR_DROP || (xff_act == PD_HDR_REPLACE && xff_done))
+                continue;
+            if (xff_act == PD_HDR_REPLACE) {
+                pd_head_field(h, f->name, xff_rv);
+                xff_done = 1;
+            } else if (conf->forwarded_for == PD_FWD_TRANSPARENT) {
                 pd_head_field(h, f->name, f->value);
             } else if ((conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF) &&
                        !xff_done) {
@@ -211,14 +320,22 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
             }
             continue;
         }
-        pd_head_field(h, f->name, f->value);
+        /* the framing is proxyd's to keep right whatever the rules say */
+        put_field(h, w->hdr, PD_HDR_REQUEST,
+                  pd_str_eq_ci(f->name, "Content-Length") ? NULL : ar, f->name, f->value);
     }
     if (!xff_done && (conf->forwarded_for == PD_FWD_ON || conf->forwarded_for == PD_FWD_OFF ||
                       conf->forwarded_for == PD_FWD_TRUNCATE))
-        pd_head_field(h, PD_STR("X-Forwarded-For"),
-                      pd_str_z(conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip));
+        put_field(h, w->hdr, PD_HDR_REQUEST, ar, PD_STR("X-Forwarded-For"),
+                  pd_str_z(conf->forwarded_for == PD_FWD_OFF ? "unknown" : c->peer_ip));
     if (conf->via)
-        head_via(h, m, w->via);
+        via_field(h, w->hdr, PD_HDR_REQUEST, ar, m, w->via);
+    if (ar) {
+        char lip[INET6_ADDRSTRLEN];
+        pd_hdr_vars hv;
+        client_hdr_vars(c, PD_HDR_REQUEST, &hv, lip, sizeof lip);
+        pd_hdr_add_fields(w->hdr, PD_HDR_REQUEST, ar, &hv, h);
+    }
     if (c->revalidating) {
         const pd_header *etag = pd_http_msg_find(&c->cm.head, "ETag");
         const pd_header *lm = pd_http_msg_find(&c->cm.head, "Last-Modified");
@@ -323,8 +440,9 @@ static void connect_next(struct pd_client *c)
     client_peer_ip((const struct sockaddr *)ss, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     pd_conn_enable(c->up, EV_READ | EV_WRITE);
+    outgoing_source(c, ss->ss_family);
     /* the request is sent once connected, so that a failed attempt loses no body bytes */
-    if (pd_conn_connect(c->up, (struct sockaddr *)ss, sl) < 0)
+    if (pd_conn_connect_from(c->up, (struct sockaddr *)ss, sl, c->out_src) < 0)
         connect_next(c);
 }
 
@@ -408,6 +526,11 @@ static void write_response_head(struct pd_client *c)
         c->keep_alive = 0;
 
     pd_head hb, *h = &hb;
+    pd_acl_req arb, *ar = NULL;
+    if (pd_hdr_active(w->hdr, PD_HDR_REPLY)) {
+        client_acl_req(c, &arb, r);
+        ar = &arb;
+    }
     client_begin_response_head(c, h, r->status, r->reason);
     for (size_t i = 0; i < r->n_headers; i++) {
         const pd_header *f = &r->headers[i];
@@ -416,10 +539,20 @@ static void write_response_head(struct pd_client *c)
         if (pd_str_eq_ci(f->name, "Content-Length") &&
             (c->out_kind == PD_BODY_CHUNKED || c->out_kind == PD_BODY_EOF))
             continue;
-        pd_head_field(h, f->name, f->value);
+        /* the framing is proxyd's to keep right whatever the rules say */
+        if (pd_str_eq_ci(f->name, "Content-Length"))
+            pd_head_field(h, f->name, f->value);
+        else
+            put_field(h, w->hdr, PD_HDR_REPLY, ar, f->name, f->value);
     }
     if (w->conf->via)
-        head_via(h, r, w->via);
+        via_field(h, w->hdr, PD_HDR_REPLY, ar, r, w->via);
+    if (ar) {
+        char lip[INET6_ADDRSTRLEN];
+        pd_hdr_vars hv;
+        client_hdr_vars(c, PD_HDR_REPLY, &hv, lip, sizeof lip);
+        pd_hdr_add_fields(w->hdr, PD_HDR_REPLY, ar, &hv, h);
+    }
     if (w->conf->x_cache_header) {
         pd_head_str(h, "X-Cache: MISS from ");
         pd_head_str(h, w->hostname);
@@ -428,6 +561,58 @@ static void write_response_head(struct pd_client *c)
     if (c->out_kind == PD_BODY_CHUNKED)
         pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
     client_end_response_head(c, h, r->status);
+}
+
+int client_reply_check(struct pd_client *c, const pd_http_msg *r, uint64_t length)
+{
+    c->body_max = UINT64_MAX;
+    c->body_out = 0;
+    /* as Squid, a 304 and a 416 always pass: they carry no representation */
+    if (!c->w->acl || r->status == 304 || r->status == 416)
+        return 0;
+    pd_acl_req ar;
+    const char *deny_acl = NULL;
+    client_acl_req(c, &ar, r);
+    if (pd_acl_check_reply(c->w->acl, &ar, &deny_acl) != PD_ACL_ALLOW) {
+        client_up_release(c, 0);
+        c->result = PD_R_TCP_DENIED_REPLY;
+        client_fail_request(c, 403, "ERR_ACCESS_DENIED", "http_reply_access denies this reply",
+                            1);
+        return -1;
+    }
+    c->body_max = pd_acl_reply_body_max(c->w->acl, &ar);
+    if (length == UINT64_MAX && r->body == PD_BODY_LENGTH)
+        length = r->content_length;
+    if (length != UINT64_MAX && length > c->body_max) {
+        /* refused before a byte of it goes out (Squid: ERR_TOO_BIG, 403) */
+        client_up_release(c, 0);
+        c->result = PD_R_TCP_DENIED_REPLY;
+        client_fail_request(c, 403, "ERR_TOO_BIG", "the reply is larger than reply_body_max_size",
+                            1);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * n more body bytes would pass reply_body_max_size: how many may still go
+ * (all n when within it).
+ */
+static size_t body_room(struct pd_client *c, size_t n)
+{
+    if (c->body_max == UINT64_MAX)
+        return n;
+    uint64_t left = c->body_max > c->body_out ? c->body_max - c->body_out : 0;
+    return n > left ? (size_t)left : n;
+}
+
+/* The body grew past reply_body_max_size: cut it, close the connection. May free c. */
+static void body_too_big(struct pd_client *c)
+{
+    c->result = pd_result_aborted(c->result);
+    c->out_kind = PD_BODY_NONE; /* no last chunk: the client sees a truncated reply */
+    client_up_release(c, 0);
+    client_close_after_flush(c);
 }
 
 /* The response reached its end. May free c. */
@@ -456,6 +641,13 @@ static int chunk_out_client(void *arg, const char *data, size_t len)
 {
     struct pd_client *c = arg;
     struct evbuffer *out = cout(c);
+    size_t room = body_room(c, len);
+    c->body_out += len;
+    if (room < len) {
+        len = room; /* what is past reply_body_max_size never goes out */
+        if (!len)
+            return 0;
+    }
     client_store_bytes(c, data, len);
     if (c->out_kind == PD_BODY_CHUNKED) {
         count_out(c, pd_http_chunk_add(out, data, len));
@@ -555,9 +747,11 @@ static void read_response(struct pd_client *c)
                 return;
             }
         }
+        c->result = c->miss_result;
+        if (client_reply_check(c, &c->resp, UINT64_MAX) < 0)
+            return;
         if (c->cw)
             client_store_start(c);
-        c->result = c->miss_result;
         write_response_head(c);
         c->rstate = R_BODY;
         c->in_left = c->resp.body == PD_BODY_LENGTH ? c->resp.content_length : 0;
@@ -588,6 +782,22 @@ static void read_response(struct pd_client *c)
     }
     case PD_BODY_EOF: {
         size_t n = evbuffer_get_length(in);
+        size_t room = body_room(c, n);
+        if (room < n) {
+            /* pass what fits, then cut */
+            if (room) {
+                if (c->out_kind == PD_BODY_CHUNKED)
+                    count_out(c, pd_http_chunk_head(out, room));
+                evbuffer_remove_buffer(in, out, room);
+                count_out(c, room);
+                if (c->out_kind == PD_BODY_CHUNKED)
+                    count_out(c, pd_http_chunk_tail(out));
+            }
+            c->body_out += n;
+            body_too_big(c);
+            return;
+        }
+        c->body_out += n;
         if (n) {
             if (c->out_kind == PD_BODY_CHUNKED)
                 count_out(c, pd_http_chunk_head(out, n));
@@ -609,6 +819,10 @@ static void read_response(struct pd_client *c)
                 pd_http_parse_body(c->respp, v.iov_base, v.iov_len, &used, chunk_out_client, c);
             evbuffer_drain(in, used);
             c->resp_bytes_in += used;
+            if (c->body_out > c->body_max) {
+                body_too_big(c);
+                return;
+            }
             if (st == PD_PARSE_ERROR) {
                 /* cut the response short: no last chunk */
                 c->result = PD_R_TCP_MISS_ABORTED;

@@ -204,6 +204,7 @@ int pd_worker_run(const pd_worker_init *init)
         return 1;
     w->eng.conf = conf;
     w->eng.acl = init->acl;
+    w->eng.hdr = init->hdr;
     w->eng.refresh = init->refresh;
     w->eng.store = init->store;
     w->cache_slot = init->cache_slot;

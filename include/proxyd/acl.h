@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <time.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include "proxyd/conf.h"
 #include "proxyd/url.h"
@@ -38,6 +39,8 @@ typedef struct pd_acl_req {
     const struct sockaddr_storage *dst;
     int n_dst;
     int client_conns;               /* open connections from this client address */
+    const pd_http_msg *reply;       /* the reply head (rep_header, rep_mime_type, http_status);
+                                     * NULL before one is known: those acls never match */
     time_t now;
 } pd_acl_req;
 
@@ -66,5 +69,59 @@ int pd_acl_names_method(const pd_acl_rules *rules, const char *method);
 
 /* deny_info for an acl name: an error page name or a URL ("http://..."), or NULL. */
 const char *pd_acl_deny_info(const pd_acl_rules *rules, const char *acl_name);
+
+/*
+ * http_reply_access, once the reply head is known (req->reply): ALLOW with no
+ * line. On DENY *deny_acl names the last acl of the deciding line (or NULL).
+ */
+enum pd_acl_verdict pd_acl_check_reply(const pd_acl_rules *rules, const pd_acl_req *req,
+                                       const char **deny_acl);
+/* miss_access, before a request goes to the origin: ALLOW with no line. */
+enum pd_acl_verdict pd_acl_check_miss(const pd_acl_rules *rules, const pd_acl_req *req,
+                                      const char **deny_acl);
+/* reply_body_max_size for the request (and reply, when known): UINT64_MAX for none. */
+uint64_t pd_acl_reply_body_max(const pd_acl_rules *rules, const pd_acl_req *req);
+/*
+ * tcp_outgoing_address: the source address of the first line of this family
+ * (AF_INET, AF_INET6) whose acls match, or NULL (the kernel chooses). Points
+ * into rules.
+ */
+const struct sockaddr_storage *pd_acl_outgoing_address(const pd_acl_rules *rules,
+                                                       const pd_acl_req *req, int family);
+int pd_acl_has_outgoing_address(const pd_acl_rules *rules);
+/*
+ * follow_x_forwarded_for: starting from req->client, while the current client
+ * is allowed by follow_x_forwarded_for, the next X-Forwarded-For address from
+ * the right becomes the client. Returns 1 and the indirect client in *out
+ * when at least one was taken, else 0 (*out untouched).
+ */
+int pd_acl_indirect_client(const pd_acl_rules *rules, const pd_acl_req *req,
+                           struct sockaddr_storage *out);
+
+/*
+ * A list of rule lines over these acls, for other modules' directives
+ * (headers.c): lines are `allow|deny` (or a value the caller keeps by
+ * index) and [!]ACL words, ANDed. Create with pd_acl_list_new, free with
+ * pd_acl_list_free; the list refers to rules, which must outlive it.
+ */
+typedef struct pd_acl_list pd_acl_list;
+pd_acl_list *pd_acl_list_new(void);
+void pd_acl_list_free(pd_acl_list *l);
+/*
+ * Add a line: allow (1/0) and the acl words argv[0..argc-1] (none: always
+ * matches). reply: whether the line is evaluated with a reply. Unknown acls
+ * are errors: "file:line: dir: unknown acl 'x'" to err (NULL = stderr), and
+ * -1. Warnings are counted in *n_warnings (may be NULL).
+ */
+int pd_acl_list_add(pd_acl_list *l, const pd_acl_rules *rules, const char *dir,
+                    const char *file, int line, int allow, int argc, char **argv, int reply,
+                    FILE *err, int *n_warnings);
+size_t pd_acl_list_len(const pd_acl_list *l);
+/* Index of the first line whose acls all match, or -1. */
+long pd_acl_list_first(const pd_acl_list *l, const pd_acl_req *req);
+/* As http_access: the first matching line's verdict; none: the opposite of the
+ * last line's; an empty list: when_empty. */
+enum pd_acl_verdict pd_acl_list_check(const pd_acl_list *l, const pd_acl_req *req,
+                                      enum pd_acl_verdict when_empty);
 
 #endif

@@ -85,6 +85,17 @@ typedef struct pd_conf {
     pd_conf_lines refresh_pattern;  /* refresh_pattern [-i] REGEX MIN PCT MAX [opts] */
     pd_conf_lines deny_info;        /* deny_info PAGE|URL ACL */
     pd_conf_lines logformat;        /* logformat NAME FORMAT... */
+    pd_conf_lines http_reply_access; /* allow|deny ACL... (acl.c) */
+    pd_conf_lines miss_access;      /* allow|deny ACL... (acl.c) */
+    pd_conf_lines follow_x_forwarded_for; /* allow|deny ACL... (acl.c) */
+    pd_conf_lines reply_body_max_size;    /* SIZE [UNIT] [ACL...] (acl.c) */
+    pd_conf_lines tcp_outgoing_address;   /* ADDRESS [ACL...] (acl.c) */
+    pd_conf_lines request_header_access;  /* NAME allow|deny ACL... (headers.c) */
+    pd_conf_lines reply_header_access;
+    pd_conf_lines request_header_replace; /* NAME TEXT (argc 2: the rest of the line) */
+    pd_conf_lines reply_header_replace;
+    pd_conf_lines request_header_add;     /* NAME VALUE [ACL...] (headers.c) */
+    pd_conf_lines reply_header_add;
 
     /* Logging */
     char *access_log;               /* path, "stdout", "stderr" or NULL for none */

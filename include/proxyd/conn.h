@@ -74,6 +74,9 @@ pd_conn *pd_conn_new(struct event_base *base, evutil_socket_t fd);
  * (past the write timeout). Returns -1 when it failed at once.
  */
 int pd_conn_connect(pd_conn *conn, const struct sockaddr *sa, socklen_t len);
+/* The same from a source address (port 0: the kernel's choice); NULL: any. */
+int pd_conn_connect_from(pd_conn *c, const struct sockaddr *sa, socklen_t len,
+                         const struct sockaddr_storage *src);
 
 /* Close the socket and free the conn (deferred inside its own callbacks). */
 void pd_conn_free(pd_conn *conn);

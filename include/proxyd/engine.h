@@ -33,6 +33,7 @@ typedef struct pd_engine {
     const pd_conf *conf;
     const pd_acl_rules *acl;    /* NULL: http_access not compiled (allow) */
     const pd_refresh_rules *refresh;
+    const struct pd_hdr_rules *hdr; /* header rules (headers.h), NULL: none */
     pd_dns *dns;
     pd_upool *upool;
     pd_access_log *alog;

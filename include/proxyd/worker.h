@@ -27,6 +27,7 @@ typedef struct pd_worker pd_worker;
 typedef struct pd_worker_init {
     const pd_conf *conf;
     const pd_acl_rules *acl;
+    const struct pd_hdr_rules *hdr; /* header rules (headers.h), NULL: none */
     const pd_refresh_rules *refresh;
     pd_cache_store *store;      /* NULL: no cache */
     int cache_slot;

@@ -261,14 +261,15 @@ static const struct msg_case msg_cases[] = {
     { "url_rewrite_program /usr/bin/squidGuard\nurl_rewrite_children 5", 0,
       "t.conf:1: url_rewrite_program is not implemented by proxyd: " SQ_REWRITE_TODO "\n"
       "t.conf:2: url_rewrite_children is not implemented by proxyd: " SQ_REWRITE_TODO "\n" },
-    { "request_header_access Referer deny all", 0,
-      "t.conf:1: request_header_access is not implemented by proxyd: " SQ_HEADERS_TODO "\n" },
-    { "tcp_outgoing_address 10.1.1.1", 0,
-      "t.conf:1: tcp_outgoing_address is not implemented by proxyd: " SQ_OUTGOING_TODO "\n" },
+    { "header_access Referer deny all", 0,
+      "t.conf:1: header_access is not implemented by proxyd: " SQ_HEADERS_TODO "\n" },
+    { "tcp_outgoing_tos 0x20", 0,
+      "t.conf:1: tcp_outgoing_tos is not implemented by proxyd: " SQ_OUTGOING_TODO "\n" },
     { "delay_pools 1", 0, "t.conf:1: delay_pools is not implemented by proxyd: " SQ_POOLS_TODO "\n" },
-    { "reply_body_max_size 10 MB", 0,
-      "t.conf:1: reply_body_max_size is not implemented by proxyd: replies of any size would be "
-      "passed on; remove the line only if that is acceptable\n" },
+    { "reply_body_max_size", 0,
+      "t.conf:1: reply_body_max_size: expected at least 1 argument\n" },
+    { "request_header_replace User-Agent", 0,
+      "t.conf:1: request_header_replace: expected NAME TEXT\n" },
     { "client_ip_max_connections 10", 0,
       "t.conf:1: client_ip_max_connections is not implemented by proxyd: limit clients with "
       "`acl NAME maxconn N` and `http_access deny NAME`\n" },
@@ -970,6 +971,10 @@ START_TEST(reference_lists_every_directive)
         "client_lifetime", "shutdown_lifetime", "forward_timeout",
         "client_persistent_connections", "server_persistent_connections",
         "max_client_connections", "server_pconn_max_idle", "server_pconn_max_per_host",
+        "http_reply_access", "miss_access", "follow_x_forwarded_for", "reply_body_max_size",
+        "tcp_outgoing_address", "request_header_access", "reply_header_access",
+        "request_header_replace", "reply_header_replace", "request_header_add",
+        "reply_header_add",
     };
     int rows = 0;
     for (const char *p = ref; (p = strstr(p, "\n| `")); p++)
@@ -1072,10 +1077,7 @@ static const char *const must_be_errors[] = {
     "auth_param", "external_acl_type", "cache_peer", "never_direct", "always_direct",
     "cache_peer_access", "prefer_direct", "url_rewrite_program", "store_id_program",
     "icap_service", "adaptation_access", "ecap_service", "ssl_bump", "sslproxy_cert_error",
-    "tls_outgoing_options", "request_header_access", "reply_header_access",
-    "request_header_add", "reply_header_add", "request_header_replace", "http_reply_access",
-    "reply_body_max_size", "follow_x_forwarded_for", "miss_access", "tcp_outgoing_address",
-    "tcp_outgoing_tos", "tcp_outgoing_mark", "delay_pools", "delay_access", "client_delay_pools",
+    "tls_outgoing_options", "tcp_outgoing_tos", "tcp_outgoing_mark", "delay_pools", "delay_access", "client_delay_pools",
     "https_port", "wccp2_router",
 };
 
