@@ -562,7 +562,10 @@ static void begin_transaction(struct pd_client *c)
      * clear: what a client that sends them means by its next bytes is not
      * worth guessing (Squid does the same).
      */
-    if (!is_connect && m->target.len && m->target.p[0] == '/') {
+    int icpt = client_intercept_url(c);
+    if (icpt < 0)
+        return;
+    if (!icpt && !is_connect && m->target.len && m->target.p[0] == '/') {
         if (client_is_mgr_path(m->target.p, m->target.len)) {
             client_serve_manager(c);
             return;
@@ -572,8 +575,8 @@ static void begin_transaction(struct pd_client *c)
                      "origin-form request to a proxy: use an absolute URL", 0);
         return;
     }
-    if (pd_url_parse(m->target.p, m->target.len, is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE,
-                     &c->url, &why) < 0) {
+    if (!icpt && pd_url_parse(m->target.p, m->target.len,
+                              is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE, &c->url, &why) < 0) {
         c->result = PD_R_NONE_NONE;
         client_fail_request(c, 400, "ERR_INVALID_URL", why, 0);
         return;
@@ -584,7 +587,8 @@ static void begin_transaction(struct pd_client *c)
         client_fail_request(c, 400, "ERR_INVALID_REQ", "a repeated or malformed Host header", 0);
         return;
     }
-    if (!is_connect && client_is_mgr_path(c->url.path, c->url.path_len) && client_is_self(c)) {
+    if (!icpt && !is_connect && client_is_mgr_path(c->url.path, c->url.path_len) &&
+        client_is_self(c)) {
         client_serve_manager(c);
         return;
     }
@@ -602,6 +606,17 @@ static void begin_transaction(struct pd_client *c)
         client_fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
         return;
     }
+    if (c->intercepted) {
+        client_intercept_verify(c); /* then client_route */
+        return;
+    }
+    client_route(c);
+}
+
+void client_route(struct pd_client *c)
+{
+    pd_engine *w = c->w;
+    pd_http_msg *m = &c->req;
     /* Squid: PURGE only where an acl names the method, then as http_access says */
     if (m->method_id == PD_M_PURGE && !pd_acl_names_method(w->acl, "PURGE")) {
         client_deny(c, NULL);
@@ -619,7 +634,8 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     pd_url_authority(&c->url, c->key, sizeof c->key);
-    if (client_cache_usable(c) && client_cache_lookup(c))
+    /* intercepted: only a Host that names the original destination may share the cache */
+    if ((!c->intercepted || c->host_verified) && client_cache_usable(c) && client_cache_lookup(c))
         return; /* answered (or being answered) from the cache */
     client_go_upstream(c);
 }

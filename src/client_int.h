@@ -91,6 +91,12 @@ struct pd_client {
     int retried;
     int acl_need_dst;           /* http_access could not decide before DNS */
 
+    /* interception (client_intercept.c) */
+    int intercepted;            /* NAT-redirected: the origin is orig_dst, whatever Host says */
+    int host_verified;          /* Host names orig_dst: the cache may answer and store */
+    struct sockaddr_storage orig_dst;
+    socklen_t orig_dst_len;
+
     /* the response */
     pd_http_parser *respp;
     pd_http_msg resp;
@@ -187,6 +193,9 @@ void client_leave(struct pd_client *c);
 void client_arm_timer(struct pd_client *c, int64_t ms);
 /* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */
 int client_acl_check(struct pd_client *c, const char **deny_acl);
+/* After the request's URL and framing checks: http_access, PURGE, the cache,
+ * then the origin. May free c. */
+void client_route(struct pd_client *c);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);
@@ -215,6 +224,19 @@ void client_serve_manager(struct pd_client *c);
 int client_is_mgr_path(const char *p, size_t len);
 /* Does the request URL name this proxy (visible_hostname or the address reached)? */
 int client_is_self(struct pd_client *c);
+
+/* ---- client_intercept.c ---------------------------------------------- */
+
+/* On an intercept port: set the original destination and make c->url from
+ * the request (Host, or that destination). 1 when done (c->intercepted set),
+ * 0 when the request is not intercepted (not an intercept port, or a manager
+ * page asked of the port directly), -1 when it was refused (c may be freed). */
+int client_intercept_url(struct pd_client *c);
+/* Verify Host against the original destination (a lookup for a name), then
+ * client_route. May free c. */
+void client_intercept_verify(struct pd_client *c);
+/* The one address an intercepted request goes to, and its pool key. */
+void client_intercept_dst(struct pd_client *c, pd_dns_result *r);
 
 /* ---- client_idle.c ----------------------------------------------------- */
 

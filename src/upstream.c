@@ -49,6 +49,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg);
 static void up_read_cb(pd_conn *conn, void *arg);
 static void up_write_cb(pd_conn *conn, void *arg);
 static void dns_cb(const pd_dns_result *r, void *arg);
+static void dns_cb_body(struct pd_client *c, const pd_dns_result *r);
 static int pool_try(struct pd_client *c);
 
 /* Fetch from the origin: resolve, connect, forward. May free c. */
@@ -71,6 +72,12 @@ void client_go_upstream(struct pd_client *c)
         if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
             pd_conn_enable(c->bev, EV_READ);
     }
+    if (c->intercepted) {
+        pd_dns_result r; /* the original destination, never what Host resolves to */
+        client_intercept_dst(c, &r);
+        dns_cb_body(c, &r);
+        return;
+    }
     /* may call dns_cb (and free c) before it returns */
     pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
     if (q)
@@ -90,7 +97,7 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
         return;
     }
     c->addrs = *r;
-    for (int i = 0; i < c->addrs.n; i++) {
+    for (int i = 0; i < c->addrs.n && !c->intercepted; i++) {
         struct sockaddr_storage *ss = &c->addrs.addr[i];
         if (ss->ss_family == AF_INET)
             ((struct sockaddr_in *)ss)->sin_port = htons(c->url.port);
