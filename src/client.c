@@ -152,12 +152,6 @@ void client_log_transaction(struct pd_client *c)
 
 /* ---- connections per client address (acl maxconn) ------------------------ */
 
-struct pd_ipcount {
-    struct pd_ipcount *next;
-    int n;
-    char ip[INET6_ADDRSTRLEN];
-};
-
 static unsigned ip_bucket(const char *ip)
 {
     unsigned h = 2166136261u;
@@ -565,6 +559,10 @@ static void begin_transaction(struct pd_client *c)
     int icpt = client_intercept_url(c);
     if (icpt < 0)
         return;
+    if (!icpt && client_is_cache_object(m->target.p, m->target.len)) {
+        client_serve_manager(c); /* squidclient mgr:PAGE; never forwarded */
+        return;
+    }
     if (!icpt && !is_connect && m->target.len && m->target.p[0] == '/') {
         if (client_is_mgr_path(m->target.p, m->target.len)) {
             client_serve_manager(c);

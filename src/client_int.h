@@ -148,6 +148,13 @@ static inline struct evbuffer *cout(struct pd_client *c)
     return pd_conn_output(c->bev);
 }
 
+/* Open connections of one client address (engine's ipc[], client.c; acl maxconn, mgr:client_list). */
+struct pd_ipcount {
+    struct pd_ipcount *next;
+    int n;
+    char ip[INET6_ADDRSTRLEN];
+};
+
 /* ---- client.c ---------------------------------------------------------- */
 
 /* The transaction's response is queued: the connection waits for the next
@@ -220,6 +227,8 @@ void client_tunnel_pump(struct pd_client *c);
 void client_deny(struct pd_client *c, const char *acl_name);
 /* A cache manager page asked of the proxy itself. May free c. */
 void client_serve_manager(struct pd_client *c);
+/* Is the request target a cache_object:// URL (squidclient mgr:PAGE)? */
+int client_is_cache_object(const char *p, size_t len);
 /* Is p (a path) one of the cache manager's? */
 int client_is_mgr_path(const char *p, size_t len);
 /* Does the request URL name this proxy (visible_hostname or the address reached)? */

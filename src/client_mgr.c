@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -27,6 +28,7 @@
 #include "proxyd/http_msg.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
+#include "proxyd/result.h"
 #include "proxyd/url.h"
 
 #include "client_int.h"
@@ -80,10 +82,80 @@ void client_deny(struct pd_client *c, const char *acl_name)
 }
 
 
+#define CACHE_OBJECT "cache_object://"
+
+int client_is_cache_object(const char *p, size_t len)
+{
+    return len >= strlen(CACHE_OBJECT) && !strncasecmp(p, CACHE_OBJECT, strlen(CACHE_OBJECT));
+}
+
+/* ---- the pages only a worker can render: its own connections -------------- */
+
+static void page_client_list(pd_engine *w, struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "Cache Clients:\n"
+                             "(the clients of the worker that answered, pid %d; each worker "
+                             "lists its own)\n", (int)getpid());
+    for (int b = 0; b < PD_IPCOUNT_BUCKETS; b++)
+        for (const struct pd_ipcount *e = w->ipc[b]; e; e = e->next)
+            evbuffer_add_printf(out, "Address: %s\nName:    %s\n"
+                                     "Currently established connections: %d\n\n",
+                                e->ip, e->ip, e->n);
+}
+
+static const char *state_name(enum cstate s)
+{
+    static const char *const names[] = { [C_HEAD] = "reading the request",
+                                         [C_RESOLVE] = "resolving",
+                                         [C_CONNECT] = "connecting to the origin",
+                                         [C_FORWARD] = "forwarding",
+                                         [C_TUNNEL] = "tunnel",
+                                         [C_CACHE] = "serving from the cache",
+                                         [C_CLOSING] = "closing" };
+    return (unsigned)s < sizeof names / sizeof names[0] && names[s] ? names[s] : "?";
+}
+
+static void page_active_requests(pd_engine *w, struct pd_client *self, struct evbuffer *out)
+{
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    evbuffer_add_printf(out, "(the requests of the worker that answered, pid %d, this one "
+                             "included; each worker lists its own)\n", (int)getpid());
+    struct pd_client *c;
+    TAILQ_FOREACH(c, &w->clients, link) {
+        char url[PD_URL_HOST_MAX + 512] = "-";
+        if (c == self)
+            snprintf(url, sizeof url, "%.*s", (int)c->req.target.len, c->req.target.p);
+        else if (c->have_url && pd_url_format(&c->url, url, sizeof url) >= sizeof url)
+            strcpy(url + sizeof url - 4, "...");
+        double start = (double)c->t0.tv_sec + (double)c->t0.tv_usec / 1e6;
+        double ago = (double)(now.tv_sec - c->t0.tv_sec) + (double)(now.tv_usec - c->t0.tv_usec) / 1e6;
+        evbuffer_add_printf(out,
+                            "Connection: %p\n"
+                            "\tFD %d, read %llu, wrote %llu\n"
+                            "\tFD desc: %s\n"
+                            "\tremote: %s\n"
+                            "\tlocal port: %u\n"
+                            "\tnrequests: %u\n"
+                            "uri %s\n"
+                            "logType %s\n"
+                            "out.size %llu\n"
+                            "start %.6f (%.6f seconds ago)\n"
+                            "username -\n\n",
+                            (void *)c, (int)pd_conn_fd(c->bev), (unsigned long long)c->in_bytes,
+                            (unsigned long long)c->out_bytes, state_name(c->state), c->peer_ip,
+                            (unsigned)c->local_port, c->nreq, url,
+                            c->result == PD_R_UNSET ? "-" : pd_result_text(c->result),
+                            (unsigned long long)c->out_bytes, start, ago);
+    }
+}
+
 /*
  * Squid's cache manager pages asked of the proxy itself: origin-form
- * "GET /squid-internal-mgr/info", or an absolute URL naming this proxy
- * (visible_hostname and the port the client connected to). May free c.
+ * "GET /squid-internal-mgr/info", an absolute URL naming this proxy
+ * (visible_hostname and the port the client connected to), or squidclient's
+ * "GET cache_object://HOST/info" (whatever HOST: Squid never forwards that
+ * scheme either). May free c.
  */
 void client_serve_manager(struct pd_client *c)
 {
@@ -91,8 +163,24 @@ void client_serve_manager(struct pd_client *c)
     if (!c->have_url) {
         char u[PD_URL_HOST_MAX + 512];
         const char *why;
-        int n = snprintf(u, sizeof u, "http://%s:%u%.*s", w->hostname, (unsigned)c->local_port,
-                         (int)c->req.target.len, c->req.target.p);
+        const char *t = c->req.target.p;
+        size_t tl = c->req.target.len;
+        int n;
+        if (client_is_cache_object(t, tl)) {
+            t += strlen(CACHE_OBJECT);
+            tl -= strlen(CACHE_OBJECT);
+            const char *slash = memchr(t, '/', tl);
+            size_t hl = slash ? (size_t)(slash - t) : tl;
+            const char *page = slash ? slash + 1 : "";
+            size_t pl = slash ? tl - hl - 1 : 0;
+            /* the host as squidclient wrote it, or ours when it has none or a port */
+            int own = !hl || memchr(t, ':', hl) || memchr(t, '@', hl);
+            n = snprintf(u, sizeof u, "http://%.*s:%u" MGR_PREFIX "%.*s", (int)(own ? strlen(w->hostname) : hl),
+                         own ? w->hostname : t, (unsigned)c->local_port, (int)pl, page);
+        } else {
+            n = snprintf(u, sizeof u, "http://%s:%u%.*s", w->hostname, (unsigned)c->local_port,
+                         (int)tl, t);
+        }
         if (n < 0 || (size_t)n >= sizeof u ||
             pd_url_parse(u, (size_t)n, PD_URL_ABSOLUTE, &c->url, &why) < 0) {
             c->result = PD_R_NONE_NONE;
@@ -107,8 +195,13 @@ void client_serve_manager(struct pd_client *c)
         return;
     }
     const char *page = c->url.path + strlen(MGR_PREFIX);
+    size_t plen = strcspn(page, "?");
     struct evbuffer *body = evbuffer_new();
-    if (!body || pd_stats_mgr_page(page, strcspn(page, "?"), body) < 0) {
+    if (body && plen == strlen("client_list") && !memcmp(page, "client_list", plen))
+        page_client_list(w, body);
+    else if (body && plen == strlen("active_requests") && !memcmp(page, "active_requests", plen))
+        page_active_requests(w, c, body);
+    else if (!body || pd_stats_mgr_page(page, plen, body) < 0) {
         if (body)
             evbuffer_free(body);
         c->result = PD_R_NONE_NONE;

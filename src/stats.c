@@ -572,7 +572,7 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
     char now[64];
     http_date(s->now, now, sizeof now);
     uint64_t req = requests(s);
-    uint64_t origin_req = s->v[PD_STAT_CACHE_MISSES] + s->v[PD_STAT_CACHE_REVALIDATIONS];
+    uint64_t origin_req = s->v[PD_STAT_ORIGIN_REQUESTS];
     unsigned long long kin = s->v[PD_STAT_CLIENT_BYTES_IN] >> 10;
     unsigned long long kout = s->v[PD_STAT_CLIENT_BYTES_OUT] >> 10;
     unsigned long long okin = s->v[PD_STAT_ORIGIN_BYTES_IN] >> 10;
@@ -628,30 +628,129 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
                              s->v[PD_STAT_RES_TCP_MEM_HIT_ABORTED]));
 }
 
+/*
+ * mgr:5min, mgr:60min, mgr:utilization. proxyd keeps no rate windows (its
+ * counters are totals since start, which a monitoring system turns into rates
+ * by itself): the page says so first, then gives the averages since start
+ * under Squid's key names, labelled as such.
+ */
+static void render_mgr_rates(const pd_stats_snapshot *s, const char *page, struct evbuffer *out)
+{
+    char start[64], now[64];
+    http_date(s->started, start, sizeof start);
+    http_date(s->now, now, sizeof now);
+    double up = s->now - s->started;
+    double d = up > 0 ? up : 1;
+    evbuffer_add_printf(out,
+        "mgr:%s is not available: proxyd keeps no 5-minute or 60-minute windows.\n"
+        "Kept: totals since start (mgr:counters, the admin port's /metrics); a monitoring system\n"
+        "makes rates from them. Averages over the whole run, since start:\n"
+        "window = since start (%.0f seconds)\n"
+        "sample_start_time = %.6f (%s)\n"
+        "sample_end_time = %.6f (%s)\n"
+        "client_http.requests = %f/sec\n"
+        "client_http.hits = %f/sec\n"
+        "client_http.errors = %f/sec\n"
+        "client_http.kbytes_in = %f/sec\n"
+        "client_http.kbytes_out = %f/sec\n"
+        "server.all.kbytes_in = %f/sec\n"
+        "server.all.kbytes_out = %f/sec\n"
+        "dns.queries = %f/sec\n"
+        "cpu_usage = %f%%\n",
+        page, up, s->started, start, s->now, now, (double)requests(s) / d,
+        (double)s->v[PD_STAT_CACHE_HITS] / d, (double)errors(s) / d,
+        (double)s->v[PD_STAT_CLIENT_BYTES_IN] / 1024.0 / d,
+        (double)s->v[PD_STAT_CLIENT_BYTES_OUT] / 1024.0 / d,
+        (double)s->v[PD_STAT_ORIGIN_BYTES_IN] / 1024.0 / d,
+        (double)s->v[PD_STAT_ORIGIN_BYTES_OUT] / 1024.0 / d,
+        (double)s->v[PD_STAT_DNS_QUERIES] / d, 100.0 * s->cpu_seconds / d);
+}
+
+/* mgr:mem. proxyd has no memory pools (Squid's table): the processes' and the cache's figures. */
+static void render_mgr_mem(const pd_stats_snapshot *s, struct evbuffer *out)
+{
+    uint64_t rss = 0;
+    evbuffer_add_printf(out, "proxyd has no memory pools (Squid's pool table is not available).\n"
+                             "Worker processes (resident memory, from /proc):\n"
+                             "worker\tgeneration\tpid\trss_KB\n");
+    for (int k = 0; k < s->n_workers; k++) {
+        const pd_stats_worker *w = &s->workers[k];
+        rss += w->rss_bytes;
+        evbuffer_add_printf(out, "%d\t%d\t%d\t%llu\n", w->worker, w->generation, (int)w->pid,
+                            (unsigned long long)(w->rss_bytes >> 10));
+    }
+    evbuffer_add_printf(out,
+        "Total resident memory of the workers:\t%llu KB\n"
+        "Shared memory cache (cache_mem):\t%llu KB\n"
+        "\tused:\t%llu KB\n"
+        "\tfree:\t%llu KB\n"
+        "\tobjects:\t%llu\n"
+        "\tmetadata:\t%llu KB\n",
+        (unsigned long long)(rss >> 10), (unsigned long long)(s->cache_mem >> 10),
+        (unsigned long long)(s->v[PD_STAT_CACHE_BYTES_USED] >> 10),
+        (unsigned long long)(s->v[PD_STAT_CACHE_BYTES_FREE] >> 10),
+        (unsigned long long)s->v[PD_STAT_CACHE_OBJECTS],
+        (unsigned long long)(s->v[PD_STAT_CACHE_METADATA_BYTES] >> 10));
+}
+
+/* mgr:ipcache: the lookups of all workers; the entries are each worker's own. */
+static void render_mgr_ipcache(const pd_stats_snapshot *s, struct evbuffer *out)
+{
+    uint64_t q = s->v[PD_STAT_DNS_QUERIES], h = s->v[PD_STAT_DNS_CACHE_HITS];
+    evbuffer_add_printf(out,
+        "IP Cache Statistics:\n"
+        "IPcache Entries: not available (each worker keeps its own cache)\n"
+        "IPcache Requests: %llu\n"
+        "IPcache Hits: %llu\n"
+        "IPcache Misses: %llu\n"
+        "IPcache Failures: %llu\n",
+        (unsigned long long)(q + h), (unsigned long long)h, (unsigned long long)q,
+        (unsigned long long)s->v[PD_STAT_DNS_FAILURES]);
+}
+
 int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out)
 {
-    static const char *const pages[] = { "menu", "info", "counters" };
+    static const char *const pages[] = { "menu", "info", "counters", "5min", "60min",
+                                         "utilization", "mem", "ipcache", "fqdncache" };
+    enum { P_MENU, P_INFO, P_COUNTERS, P_5MIN, P_60MIN, P_UTIL, P_MEM, P_IPCACHE, P_FQDN, P_N };
     int page = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < P_N; i++)
         if (len == strlen(pages[i]) && !memcmp(name, pages[i], len))
             page = i;
     if (page < 0)
         return -1;
-    if (page == 0) {
+    if (page == P_MENU) {
         evbuffer_add_printf(out, " index                  \tCache Manager Interface\tpublic\n"
                                  " menu                   \tCache Manager Menu\tpublic\n"
                                  " info                   \tGeneral Runtime Information\tpublic\n"
-                                 " counters               \tTraffic and Resource Counters\tpublic\n");
+                                 " counters               \tTraffic and Resource Counters\tpublic\n"
+                                 " 5min                   \t5 Minute Average of Counters (not kept)\tpublic\n"
+                                 " 60min                  \t60 Minute Average of Counters (not kept)\tpublic\n"
+                                 " utilization            \tCache Utilization (not kept)\tpublic\n"
+                                 " mem                    \tMemory Utilization\tpublic\n"
+                                 " ipcache                \tIP Cache Stats\tpublic\n"
+                                 " fqdncache              \tFQDN Cache Stats (not kept)\tpublic\n"
+                                 " client_list            \tCache Client List (this worker)\tpublic\n"
+                                 " active_requests        \tClient-side Active Requests (this worker)\tpublic\n");
+        return 0;
+    }
+    if (page == P_FQDN) {
+        evbuffer_add_printf(out, "FQDN Cache Statistics:\n"
+                                 "not available: proxyd does no reverse (PTR) lookups, so it keeps "
+                                 "no FQDN cache.\n");
         return 0;
     }
     pd_stats_snapshot *snap = malloc(sizeof *snap);
     if (!snap)
         return -1;
     pd_stats_take(self, snap);
-    if (page == 1)
-        pd_stats_render_mgr_info(snap, out);
-    else
-        pd_stats_render_mgr_counters(snap, out);
+    switch (page) {
+    case P_INFO: pd_stats_render_mgr_info(snap, out); break;
+    case P_COUNTERS: pd_stats_render_mgr_counters(snap, out); break;
+    case P_MEM: render_mgr_mem(snap, out); break;
+    case P_IPCACHE: render_mgr_ipcache(snap, out); break;
+    default: render_mgr_rates(snap, pages[page], out); break;
+    }
     free(snap);
     return 0;
 }

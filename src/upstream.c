@@ -258,6 +258,7 @@ static void setup_upstream(struct pd_client *c)
 static void send_request(struct pd_client *c)
 {
     c->state = C_FORWARD;
+    pd_stats_add(c->w->stats, PD_STAT_ORIGIN_REQUESTS, 1);
     if (!c->respp)
         c->respp = pd_http_parser_new(0, c->w->conf->reply_header_max_size);
     pd_http_parser_next(c->respp, &c->resp, c->req.method_id);

@@ -81,6 +81,8 @@ struct evbuffer;
       "New connections opened to origin servers.")                                               \
     X(ORIGIN_CONNS_REUSED, COUNTER, SLOT, "proxyd_origin_connections_reused_total", "",          \
       "Requests sent on a pooled keep-alive origin connection.")                                 \
+    X(ORIGIN_REQUESTS, COUNTER, SLOT, "proxyd_origin_requests_total", "",                        \
+      "Requests sent to origins (a retry on a new connection counts again).")                    \
     X(ORIGIN_CONNS_IDLE, GAUGE, SLOT, "proxyd_origin_connections_idle", "",                      \
       "Idle keep-alive origin connections in the pools now.")                                    \
     X(DNS_QUERIES, COUNTER, SLOT, "proxyd_dns_queries_total", "",                                \
