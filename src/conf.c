@@ -972,8 +972,18 @@ static const directive directives[] = {
              "for responses without explicit expiry (MIN and MAX in minutes)." },
     { .name = "deny_info", .set = parse_lines, FIELD(deny_info), .min_args = 2,
       .flags = F_LIST, .def_doc = "none",
-      .squid = "Same.",
-      .doc = "`deny_info ERR_PAGE|URL ACL`: what a client denied by ACL gets." },
+      .squid = "Same, with Squid's error page codes in a URL. A page name gives proxyd's "
+               "built-in page (with that name in X-Squid-Error): custom templates from "
+               "error_directory, and so codes in pages, are not read.",
+      .doc = "`deny_info ERR_PAGE|URL|3xx:URL|TCP_RESET ACL...`: what a client denied by ACL "
+             "gets. In a URL, Squid's error page codes are replaced by the denied request's "
+             "values, percent-encoded: `%u`/`%U` URL, `%H` host, `%p` port, `%P` protocol, "
+             "`%M` method, `%R` request head, `%i` client address, `%I` origin address "
+             "(`[unknown]`), `%h` visible_hostname, `%c`/`%x` error name, `%m` message, `%d` "
+             "seconds since the request began, `%t`/`%T` local/UTC time, `%s` proxyd/VERSION, "
+             "`%S` signature, `%a` user (`-`), `%e` errno (0), `%E` (`[No Error]`), `%w`/`%W` "
+             "webmaster / mailto:webmaster, `%o`, `%z`, `%Z`, FTP codes empty, `%%` a percent "
+             "sign; anything else stays as written." },
     { .name = "logformat", .set = parse_logformat, FIELD(logformat), .min_args = 2,
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
       .squid = "Same; the format is the rest of the line, as Squid.",
