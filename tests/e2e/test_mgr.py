@@ -101,13 +101,31 @@ class SquidclientTest(pdtest.ProxyTestCase):
         self.assertGreaterEqual(int(re.search(r"IPcache Requests: (\d+)", body).group(1)), 1)
         self.assertEqual(int(re.search(r"IPcache Misses: (\d+)", body).group(1)),
                          dns.queries("www.test", 1))
-        for page in ("5min", "60min", "utilization"):
+        # the master samples the counters at start and once a minute: a run shorter
+        # than the window is measured from the first sample, and the page says so
+        st, counters = self.mgr(p, "counters")
+        total = counter(counters, "client_http.requests")
+        for page, minutes in (("5min", 5), ("60min", 60)):
             st, body = self.mgr(p, page)
             self.assertEqual(st, 200)
-            self.assertIn("is not available", body)
-            self.assertIn("window = since start", body)
+            self.assertIn("proxyd has run for less than %d minutes: since its first sample" % minutes,
+                          body)
+            t0 = float(re.search(r"sample_start_time = ([\d.]+)", body).group(1))
+            t1 = float(re.search(r"sample_end_time = ([\d.]+)", body).group(1))
             rate = float(re.search(r"client_http.requests = ([\d.]+)/sec", body).group(1))
-            self.assertGreater(rate, 0.0)
+            # requests in the window: all of them (the first sample is from before any),
+            # the counters page's count and the manager requests made since
+            n = rate * (t1 - t0)
+            self.assertGreaterEqual(n, total - 0.01, body)
+            self.assertLessEqual(n, total + 3.01, body)
+            srv = float(re.search(r"server.all.requests = ([\d.]+)/sec", body).group(1))
+            self.assertAlmostEqual(srv * (t1 - t0), 1.0, delta=0.01, msg="one request reached the origin")
+            total += 1
+        st, body = self.mgr(p, "utilization")
+        self.assertEqual(st, 200)
+        for section in ("Last 5 minutes:", "Last hour:", "Totals since cache startup:"):
+            self.assertIn(section, body)
+        self.assertIn("not available: proxyd keeps samples for an hour", body)
         st, body = self.mgr(p, "mem")
         self.assertEqual(st, 200)
         pids = p.worker_pids()
