@@ -325,6 +325,10 @@ void client_serve_manager(struct pd_client *c)
     }
     const char *page = c->url.path + strlen(MGR_PREFIX);
     size_t plen = strcspn(page, "?");
+    if (!plen) { /* Squid: the index is the menu */
+        page = "menu";
+        plen = 4;
+    }
     struct evbuffer *body = evbuffer_new();
     if (body && plen == strlen("client_list") && !memcmp(page, "client_list", plen))
         page_client_list(w, body);
