@@ -115,7 +115,7 @@ void client_log_transaction(struct pd_client *c)
         .method_len = c->req.method.len ? c->req.method.len : 4,
         .url = u,
         .url_len = ulen,
-        .hier = c->origin_ip[0] ? "HIER_DIRECT" : "HIER_NONE",
+        .hier = !c->origin_ip[0] ? "HIER_NONE" : c->intercepted ? "ORIGINAL_DST" : "HIER_DIRECT",
         .peer_ip = c->origin_ip[0] ? c->origin_ip : "-",
         .content_type = ct ? ct->value.p : NULL,
         .content_type_len = ct ? ct->value.len : 0,

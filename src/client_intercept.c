@@ -26,8 +26,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "proxyd/dns.h"
+#include "proxyd/log.h"
 #include "proxyd/engine.h"
 #include "proxyd/http_msg.h"
 
@@ -189,14 +191,45 @@ static int dst_among(const struct pd_client *c, const pd_dns_result *r)
     return 0;
 }
 
+/*
+ * Squid's "SECURITY ALERT: Host header forgery detected": at most one line a
+ * second per worker, with the count of those left out, so that a client
+ * cannot flood the log.
+ */
+static void forgery_warning(const struct pd_client *c)
+{
+    static time_t last;
+    static unsigned skipped;
+    time_t now = time(NULL);
+    if (now == last) {
+        skipped++;
+        return;
+    }
+    last = now;
+    char ip[INET6_ADDRSTRLEN];
+    client_peer_ip((const struct sockaddr *)&c->orig_dst, ip, sizeof ip);
+    pd_log_warn("intercepted request from %s: Host %s:%u does not name the original "
+                "destination %s:%u; sent there, not cached (%u more not logged)",
+                c->peer_ip, c->url.host, (unsigned)c->url.port, ip,
+                (unsigned)port_of(&c->orig_dst), skipped);
+    skipped = 0;
+}
+
+static void verified(struct pd_client *c, int ok)
+{
+    c->host_verified = ok;
+    if (!ok)
+        forgery_warning(c);
+    client_route(c);
+}
+
 static void verify_cb(const pd_dns_result *r, void *arg)
 {
     struct pd_client *c = arg;
     if (!client_enter(c))
         return;
     c->dnsq = NULL;
-    c->host_verified = !r->error && dst_among(c, r);
-    client_route(c);
+    verified(c, !r->error && dst_among(c, r));
     client_leave(c);
 }
 
@@ -204,7 +237,7 @@ void client_intercept_verify(struct pd_client *c)
 {
     c->host_verified = 0;
     if (c->url.port != port_of(&c->orig_dst)) {
-        client_route(c);
+        verified(c, 0);
         return;
     }
     /* an IP literal needs no lookup: pd_dns_resolve answers it at once */

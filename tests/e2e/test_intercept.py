@@ -129,6 +129,7 @@ class InterceptTest(pdtest.ProxyTestCase):
         # logged as the URL the client meant
         lines = self.p.wait_access_lines(1)
         self.assertIn(url, lines[-1])
+        self.assertIn(" ORIGINAL_DST/%s.5 " % self.net, lines[-1])
         self.assertNoOriginErrors(self.o)
 
     def test_dnat_and_a_verified_host_is_cached(self):
@@ -162,6 +163,8 @@ class InterceptTest(pdtest.ProxyTestCase):
         self.assertEqual(self.curl(url, "-H", "Host: www.test"), (200, "real"))
         self.assertEqual(self.curl(url, "-H", "Host: www.test"), (200, "real"))
         self.assertEqual(len(self.o.requests), 5)
+        # Squid's security warning, rate-limited
+        self.p.wait_stderr(r"Host evil\.test:%d does not name the original destination" % self.o.port)
 
     def test_absolute_form_goes_to_the_original_destination(self):
         # Squid takes absolute-form on an intercept port too; the destination stays the
