@@ -115,7 +115,7 @@ void client_log_transaction(struct pd_client *c)
         .method_len = c->req.method.len ? c->req.method.len : 4,
         .url = u,
         .url_len = ulen,
-        .hier = c->origin_ip[0] ? "HIER_DIRECT" : "HIER_NONE",
+        .hier = !c->origin_ip[0] ? "HIER_NONE" : c->intercepted ? "ORIGINAL_DST" : "HIER_DIRECT",
         .peer_ip = c->origin_ip[0] ? c->origin_ip : "-",
         .content_type = ct ? ct->value.p : NULL,
         .content_type_len = ct ? ct->value.len : 0,
@@ -151,12 +151,6 @@ void client_log_transaction(struct pd_client *c)
 }
 
 /* ---- connections per client address (acl maxconn) ------------------------ */
-
-struct pd_ipcount {
-    struct pd_ipcount *next;
-    int n;
-    char ip[INET6_ADDRSTRLEN];
-};
 
 static unsigned ip_bucket(const char *ip)
 {
@@ -580,7 +574,14 @@ static void begin_transaction(struct pd_client *c)
      * clear: what a client that sends them means by its next bytes is not
      * worth guessing (Squid does the same).
      */
-    if (!is_connect && m->target.len && m->target.p[0] == '/') {
+    int icpt = client_intercept_url(c);
+    if (icpt < 0)
+        return;
+    if (!icpt && client_is_cache_object(m->target.p, m->target.len)) {
+        client_serve_manager(c); /* squidclient mgr:PAGE; never forwarded */
+        return;
+    }
+    if (!icpt && !is_connect && m->target.len && m->target.p[0] == '/') {
         if (client_is_mgr_path(m->target.p, m->target.len)) {
             client_serve_manager(c);
             return;
@@ -590,8 +591,8 @@ static void begin_transaction(struct pd_client *c)
                      "origin-form request to a proxy: use an absolute URL", 0);
         return;
     }
-    if (pd_url_parse(m->target.p, m->target.len, is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE,
-                     &c->url, &why) < 0) {
+    if (!icpt && pd_url_parse(m->target.p, m->target.len,
+                              is_connect ? PD_URL_AUTHORITY : PD_URL_ABSOLUTE, &c->url, &why) < 0) {
         c->result = PD_R_NONE_NONE;
         client_fail_request(c, 400, "ERR_INVALID_URL", why, 0);
         return;
@@ -602,7 +603,8 @@ static void begin_transaction(struct pd_client *c)
         client_fail_request(c, 400, "ERR_INVALID_REQ", "a repeated or malformed Host header", 0);
         return;
     }
-    if (!is_connect && client_is_mgr_path(c->url.path, c->url.path_len) && client_is_self(c)) {
+    if (!icpt && !is_connect && client_is_mgr_path(c->url.path, c->url.path_len) &&
+        client_is_self(c)) {
         client_serve_manager(c);
         return;
     }
@@ -620,6 +622,17 @@ static void begin_transaction(struct pd_client *c)
         client_fail_request(c, 400, "ERR_INVALID_REQ", "CONNECT with a body", 0);
         return;
     }
+    if (c->intercepted) {
+        client_intercept_verify(c); /* then client_route */
+        return;
+    }
+    client_route(c);
+}
+
+void client_route(struct pd_client *c)
+{
+    pd_engine *w = c->w;
+    pd_http_msg *m = &c->req;
     /* Squid: PURGE only where an acl names the method, then as http_access says */
     if (m->method_id == PD_M_PURGE && !pd_acl_names_method(w->acl, "PURGE")) {
         client_deny(c, NULL);
@@ -638,7 +651,8 @@ static void begin_transaction(struct pd_client *c)
         return;
     }
     pd_url_authority(&c->url, c->key, sizeof c->key);
-    if (client_cache_usable(c) && client_cache_lookup(c))
+    /* intercepted: only a Host that names the original destination may share the cache */
+    if ((!c->intercepted || c->host_verified) && client_cache_usable(c) && client_cache_lookup(c))
         return; /* answered (or being answered) from the cache */
     client_go_upstream(c);
 }

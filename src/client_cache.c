@@ -894,7 +894,8 @@ void client_invalidate_after(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
     if (!st || pd_method_is_safe(c->req.method_id) || c->req.method_id == PD_M_CONNECT ||
-        c->resp.status < 200 || c->resp.status >= 400 || !c->have_url)
+        c->resp.status < 200 || c->resp.status >= 400 || !c->have_url ||
+        (c->intercepted && !c->host_verified)) /* a forged Host invalidates nothing */
         return;
     char url[PD_CP_URL_MAX];
     size_t n = pd_url_format(&c->url, url, sizeof url);

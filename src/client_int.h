@@ -98,6 +98,12 @@ struct pd_client {
     int acl_need_dst;           /* http_access could not decide before DNS */
     const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
 
+    /* interception (client_intercept.c) */
+    int intercepted;            /* NAT-redirected: the origin is orig_dst, whatever Host says */
+    int host_verified;          /* Host names orig_dst: the cache may answer and store */
+    struct sockaddr_storage orig_dst;
+    socklen_t orig_dst_len;
+
     /* the response */
     pd_http_parser *respp;
     pd_http_msg resp;
@@ -157,6 +163,13 @@ static inline struct evbuffer *cout(struct pd_client *c)
     return pd_conn_output(c->bev);
 }
 
+/* Open connections of one client address (engine's ipc[], client.c; acl maxconn, mgr:client_list). */
+struct pd_ipcount {
+    struct pd_ipcount *next;
+    int n;
+    char ip[INET6_ADDRSTRLEN];
+};
+
 /* ---- client.c ---------------------------------------------------------- */
 
 /* The transaction's response is queued: the connection waits for the next
@@ -211,6 +224,9 @@ int client_reply_check(struct pd_client *c, const pd_http_msg *r, uint64_t lengt
 /* The *_header_add % code values of the transaction. */
 void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, char *local_ip,
                      size_t n);
+/* After the request's URL and framing checks: http_access, PURGE, the cache,
+ * then the origin. May free c. */
+void client_route(struct pd_client *c);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);
@@ -235,10 +251,25 @@ void client_tunnel_pump(struct pd_client *c);
 void client_deny(struct pd_client *c, const char *acl_name);
 /* A cache manager page asked of the proxy itself. May free c. */
 void client_serve_manager(struct pd_client *c);
+/* Is the request target a cache_object:// URL (squidclient mgr:PAGE)? */
+int client_is_cache_object(const char *p, size_t len);
 /* Is p (a path) one of the cache manager's? */
 int client_is_mgr_path(const char *p, size_t len);
 /* Does the request URL name this proxy (visible_hostname or the address reached)? */
 int client_is_self(struct pd_client *c);
+
+/* ---- client_intercept.c ---------------------------------------------- */
+
+/* On an intercept port: set the original destination and make c->url from
+ * the request (Host, or that destination). 1 when done (c->intercepted set),
+ * 0 when the request is not intercepted (not an intercept port, or a manager
+ * page asked of the port directly), -1 when it was refused (c may be freed). */
+int client_intercept_url(struct pd_client *c);
+/* Verify Host against the original destination (a lookup for a name), then
+ * client_route. May free c. */
+void client_intercept_verify(struct pd_client *c);
+/* The one address an intercepted request goes to, and its pool key. */
+void client_intercept_dst(struct pd_client *c, pd_dns_result *r);
 
 /* ---- client_idle.c ----------------------------------------------------- */
 

@@ -450,12 +450,13 @@ static int parse_repl_policy(loader *ld, const directive *d, int argc, char **ar
 }
 
 /*
- * Squid's http_port options. proxyd has none: those that change what the port
+ * Squid's http_port options. proxyd implements `intercept` (and its old name
+ * `transparent`, parse_port); of the others, those that change what the port
  * does with traffic (its mode, TLS, the PROXY header) are errors with what to
- * do; the others are warnings. A name ending in '=' takes a value.
+ * do; the rest are warnings. A name ending in '=' takes a value.
  */
-#define PORT_INTERCEPT "proxyd has no interception mode, the port would be a plain forward-proxy " \
-                       "port; point clients at the proxy explicitly and remove the option"
+#define PORT_TPROXY "proxyd does not implement TPROXY (spoofing the client's address towards the " \
+                    "origin); use `intercept` with a NAT REDIRECT or DNAT rule instead"
 #define PORT_ACCEL "proxyd is a forward proxy only, not an accelerator (reverse proxy)"
 #define PORT_TLS "proxyd neither bumps nor terminates TLS on http_port, CONNECT is tunnelled " \
                  "unexamined; remove the option only if that is acceptable"
@@ -466,8 +467,7 @@ static const struct port_option {
     const char *name;
     const char *todo;       /* NULL: a warning */
 } port_options[] = {
-    { "intercept", PORT_INTERCEPT }, { "transparent", PORT_INTERCEPT },
-    { "tproxy", PORT_INTERCEPT },
+    { "tproxy", PORT_TPROXY },
     { "accel", PORT_ACCEL }, { "vhost", PORT_ACCEL }, { "vport", PORT_ACCEL },
     { "vport=", PORT_ACCEL }, { "defaultsite=", PORT_ACCEL }, { "act-as-origin", PORT_ACCEL },
     { "allow-direct", PORT_ACCEL }, { "protocol=", PORT_ACCEL }, { "ignore-cc", PORT_ACCEL },
@@ -619,7 +619,11 @@ static int parse_port(loader *ld, const directive *d, int argc, char **argv)
     int rc = 0;
     for (int i = 1; i < argc; i++) {
         const struct port_option *o = squid_port_option(argv[i]);
-        if (!o)
+        if (!strcmp(argv[i], "intercept") || !strcmp(argv[i], "transparent")) {
+            if (d->off_n != offsetof(pd_conf, n_http_port))
+                rc = error(ld, "%s: option '%s' is for http_port only", d->name, argv[i]);
+            a.intercept = 1;
+        } else if (!o)
             rc = error(ld, "%s: unknown option '%s'", d->name, argv[i]);
         else if (o->todo)
             rc = error(ld, "%s: option '%s' is not implemented by proxyd: %s", d->name, argv[i],
@@ -877,14 +881,21 @@ static const directive directives[] = {
     /* Network */
     { .name = "http_port", .alias = "ascii_port", .set = parse_port, FIELD(http_port),
       .off_n = offsetof(pd_conf, n_http_port), .def = "3128", .flags = F_LIST,
-      .squid = "Same forms. Options that change what the port does (intercept, tproxy, "
-               "accel, ssl-bump and TLS options, require-proxy-header) are errors; the others "
-               "(name=, tcpkeepalive, ...) are warnings and ignored.",
+      .squid = "Same forms. `intercept` (or its old name `transparent`) is implemented, with "
+               "Squid's default Host verification (see deployment.md). Other options that "
+               "change what the port does (tproxy, accel, ssl-bump and TLS options, "
+               "require-proxy-header) are errors; the others (name=, tcpkeepalive, ...) are "
+               "warnings and ignored.",
       .doc = "Address to accept proxy clients on: `PORT`, `IP:PORT`, `[IPv6]:PORT` or "
              "`HOST:PORT`. Repeat the line for several addresses (at most 16). A bare port "
              "listens on all IPv4 addresses. Port 0 lets the system pick one. An address "
              "another process (another proxyd) listens on stops the start. Requests through "
-             "the proxy to the proxy's own addresses are refused (403)." },
+             "the proxy to the proxy's own addresses are refused (403). With the option "
+             "`intercept` (alias `transparent`) the port takes connections that a NAT rule "
+             "(iptables REDIRECT or DNAT) turned towards it: each request goes to the "
+             "connection's original destination address and port, and its response is "
+             "cached only when the Host header names that address (an IP literal equal to "
+             "it, or a name that resolves to it)." },
     { .name = "admin_port", .set = parse_port, FIELD(admin_port),
       .off_n = offsetof(pd_conf, n_admin_port), .flags = F_LIST | F_OURS, .def_doc = "none",
       .squid = "proxyd only (Squid serves its cache manager on http_port; proxyd does too, "
@@ -975,8 +986,18 @@ static const directive directives[] = {
              "for responses without explicit expiry (MIN and MAX in minutes)." },
     { .name = "deny_info", .set = parse_lines, FIELD(deny_info), .min_args = 2,
       .flags = F_LIST, .def_doc = "none",
-      .squid = "Same.",
-      .doc = "`deny_info ERR_PAGE|URL ACL`: what a client denied by ACL gets." },
+      .squid = "Same, with Squid's error page codes in a URL. A page name gives proxyd's "
+               "built-in page (with that name in X-Squid-Error): custom templates from "
+               "error_directory, and so codes in pages, are not read.",
+      .doc = "`deny_info ERR_PAGE|URL|3xx:URL|TCP_RESET ACL...`: what a client denied by ACL "
+             "gets. In a URL, Squid's error page codes are replaced by the denied request's "
+             "values, percent-encoded: `%u`/`%U` URL, `%H` host, `%p` port, `%P` protocol, "
+             "`%M` method, `%R` request head, `%i` client address, `%I` origin address "
+             "(`[unknown]`), `%h` visible_hostname, `%c`/`%x` error name, `%m` message, `%d` "
+             "seconds since the request began, `%t`/`%T` local/UTC time, `%s` proxyd/VERSION, "
+             "`%S` signature, `%a` user (`-`), `%e` errno (0), `%E` (`[No Error]`), `%w`/`%W` "
+             "webmaster / mailto:webmaster, `%o`, `%z`, `%Z`, FTP codes empty, `%%` a percent "
+             "sign; anything else stays as written." },
     { .name = "http_reply_access", .set = parse_lines, FIELD(http_reply_access),
       .min_args = 1, .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same: first match wins, with the reply acls rep_header, rep_mime_type and "
@@ -1204,8 +1225,9 @@ static const directive directives[] = {
 #define T_NETMASK \
     "proxyd logs full client addresses; remove the line only if the logs may hold them"
 #define T_HOST_VERIFY \
-    "proxyd does not verify Host against the destination; write `host_verify_strict off` " \
-    "or keep Squid"
+    "proxyd verifies Host on intercepted requests as Squid's default does (the request goes " \
+    "to the original destination and is not cached when Host does not match) but never " \
+    "answers 409 Conflict; write `host_verify_strict off` or keep Squid"
 #define T_VERSION \
     "proxyd names its version in Via and error pages; write " \
     "`httpd_suppress_version_string off`, or keep Squid if it must stay hidden"

@@ -7,7 +7,10 @@
  * read here (scan_method) and llhttp is given it when it knows it, "GET"
  * otherwise, so that extension methods (RFC 9110 16.1) go through the same
  * grammar as the rest; a request's framing does not depend on its method
- * but for CONNECT, which llhttp knows. What it
+ * but for CONNECT, which llhttp knows. The target's scheme is looked at here
+ * too (scan_scheme): llhttp refuses Squid's "cache_object://" (squidclient
+ * mgr:PAGE) for its '_', so it is given "cacheXobject://" and the stored
+ * target gets the received bytes back. What it
  * still tolerates in 8.1 is checked here: obs-fold (a value that spans lines),
  * bare LF line ends and control bytes in the head, empty header names, an
  * HTTP/1.1 request without Host, an empty or repeated transfer coding, and in
@@ -22,6 +25,7 @@
 #include <strings.h>
 
 #define MAX_HEADERS 200
+#define CACHE_OBJECT "cache_object://"
 /* Chunk extensions are dropped when we re-chunk: no reason to accept many. */
 #define MAX_CHUNK_EXT 1024
 /* A longer method token is 501: no method anyone registered comes close. */
@@ -41,6 +45,11 @@ struct pd_http_parser {
     int in_method;
     char meth[MAX_METHOD];
     size_t meth_len;
+    /* the target's first bytes while they could be "cache_object://" */
+    int in_scheme;
+    char sch[16];
+    size_t sch_len;
+    int cache_object;
     /* where the request target ends in the head (414 or 431 at the limit) */
     const char *exec_data;  /* the buffer of this pd_http_parse_head call */
     size_t exec_base;       /* head bytes before it */
@@ -250,6 +259,8 @@ static int on_headers_complete(llhttp_t *ll)
     if (p->is_request) {
         m->method = (pd_str){ m->buf + p->method_off, p->method_len };
         m->method_id = pd_method_id(m->method);
+        if (p->cache_object && p->url_len >= sizeof CACHE_OBJECT - 1)
+            memcpy(m->buf + p->url_off, p->sch, sizeof CACHE_OBJECT - 1);
         m->target = (pd_str){ m->buf + p->url_off, p->url_len };
         if (p->url_len == 0)
             return fail(p, 400, "empty request target");
@@ -463,6 +474,9 @@ void pd_http_parser_next(pd_http_parser *p, pd_http_msg *msg, int request_method
     p->method_off = p->method_len = p->url_off = p->url_len = 0;
     p->in_method = p->is_request;
     p->meth_len = 0;
+    p->in_scheme = 0;
+    p->sch_len = 0;
+    p->cache_object = 0;
     p->exec_data = NULL;
     p->exec_base = p->url_end = 0;
     p->url_done = 0;
@@ -574,6 +588,7 @@ static int scan_method(pd_http_parser *p, const char *data, size_t len, size_t *
     }
     *off = i + 1;
     p->in_method = 0;
+    p->in_scheme = 1;
     if (store(p, p->meth, p->meth_len, &p->method_off, &p->method_len) < 0)
         return -1;
     int known = llhttp_knows(p->meth, p->meth_len);
@@ -582,6 +597,39 @@ static int scan_method(pd_http_parser *p, const char *data, size_t len, size_t *
     memcpy(line, known ? p->meth : "GET", n);
     line[n++] = ' ';
     llhttp_errno_t e = llhttp_execute(&p->ll, line, n);
+    if (e != HPE_OK)
+        return map_error(p, e);
+    return 0;
+}
+
+/*
+ * The target's first bytes, while they may still be "cache_object://" (any
+ * case): held until they differ (then given to llhttp as they are) or match
+ * (llhttp gets "cacheXobject://", a scheme it takes). *off: bytes taken.
+ */
+static int scan_scheme(pd_http_parser *p, const char *data, size_t len, size_t *off)
+{
+    size_t i = 0;
+    int match = 0;
+    for (; i < len; i++) {
+        char c = data[i];
+        p->sch[p->sch_len++] = c;
+        if ((c | 0x20) != CACHE_OBJECT[p->sch_len - 1] && c != CACHE_OBJECT[p->sch_len - 1])
+            break;
+        if (p->sch_len == sizeof CACHE_OBJECT - 1) {
+            match = 1;
+            break;
+        }
+    }
+    if (i == len) {
+        *off = len;
+        return 0;
+    }
+    *off = i + 1;
+    p->in_scheme = 0;
+    p->cache_object = match;
+    llhttp_errno_t e = llhttp_execute(&p->ll, match ? "cacheXobject://" : p->sch,
+                                      match ? sizeof CACHE_OBJECT - 1 : p->sch_len);
     if (e != HPE_OK)
         return map_error(p, e);
     return 0;
@@ -622,6 +670,22 @@ enum pd_parse_status pd_http_parse_head(pd_http_parser *p, const char *data, siz
         }
         data += off;
         len -= off;
+    }
+    if (p->in_scheme) {
+        size_t soff = 0;
+        int r = scan_scheme(p, data, len, &soff);
+        p->head_bytes += soff;
+        off += soff;
+        if (p->head_bytes > p->max_head)
+            return too_large(p), PD_PARSE_ERROR;
+        if (check_head_bytes(p, data, soff) < 0 || r < 0)
+            return PD_PARSE_ERROR;
+        if (p->in_scheme) {
+            *consumed = off;
+            return PD_PARSE_AGAIN;
+        }
+        data += soff;
+        len -= soff;
     }
     /* Find how much of data belongs to the head: llhttp pauses right after it. */
     p->exec_data = data;

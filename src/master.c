@@ -702,6 +702,11 @@ static void reload(void)
     pd_log_info("reloaded: generation %d, %d workers", M.cur.id, M.cur.nworkers);
 }
 
+static void sample_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pd_stats_sample(M.stats);
+}
+
 static void stop_deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_log_warn("workers did not exit in time: killing them");
@@ -834,6 +839,12 @@ int pd_master_run(const char *conf_path)
     M.restart_timer = evtimer_new(M.base, restart_cb, NULL);
     M.stop_deadline = evtimer_new(M.base, stop_deadline_cb, NULL);
     M.admin = pd_admin_start(M.base, M.cur.conf, M.cur.acl, M.stats);
+    /* the counters' samples for mgr:5min and 60min: one now, then one a minute */
+    pd_stats_sample(M.stats);
+    struct event *sample_ev = event_new(M.base, -1, EV_PERSIST, sample_cb, NULL);
+    struct timeval every = { PD_STATS_SAMPLE_S, 0 };
+    if (sample_ev)
+        event_add(sample_ev, &every);
 
     fill_slots();
     fprintf(stderr, "proxyd: ready (%d workers)\n", M.cur.nworkers);
@@ -854,6 +865,8 @@ int pd_master_run(const char *conf_path)
         event_free(sev[i]);
     event_free(M.restart_timer);
     event_free(M.stop_deadline);
+    if (sample_ev)
+        event_free(sample_ev);
     pd_admin_free(M.admin);
     event_base_free(M.base);
     pd_stats_destroy(M.stats);

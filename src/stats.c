@@ -21,12 +21,24 @@
 
 #define STATS_MAGIC 0x50445354u /* "PDST" */
 
+/* One sample of the summed counters (pd_stats_sample); seq is odd while it is written. */
+struct sample {
+    uint32_t seq;
+    double t;                   /* unix time */
+    double cpu;                 /* the live workers' CPU seconds */
+    uint64_t v[PD_STAT__N];
+};
+/* one a minute: an hour back, the sample an hour old, and one being written */
+#define RING (3600 / PD_STATS_SAMPLE_S + 2)
+
 struct pd_stats {
     uint32_t magic;
     int32_t generation;         /* current configuration generation (master writes) */
     int32_t workers;            /* workers it asks for */
     double started;             /* unix time the segment was created */
     pd_stats_slot slots[PD_STATS_NSLOTS];
+    uint32_t n_samples;         /* samples written (the master writes, anyone reads) */
+    struct sample ring[RING];
 };
 
 #define DEF_ROW(id, type, src, name, labels, help)                                               \
@@ -572,7 +584,7 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
     char now[64];
     http_date(s->now, now, sizeof now);
     uint64_t req = requests(s);
-    uint64_t origin_req = s->v[PD_STAT_CACHE_MISSES] + s->v[PD_STAT_CACHE_REVALIDATIONS];
+    uint64_t origin_req = s->v[PD_STAT_ORIGIN_REQUESTS];
     unsigned long long kin = s->v[PD_STAT_CLIENT_BYTES_IN] >> 10;
     unsigned long long kout = s->v[PD_STAT_CLIENT_BYTES_OUT] >> 10;
     unsigned long long okin = s->v[PD_STAT_ORIGIN_BYTES_IN] >> 10;
@@ -628,30 +640,229 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
                              s->v[PD_STAT_RES_TCP_MEM_HIT_ABORTED]));
 }
 
+void pd_stats_sample(pd_stats *st)
+{
+    if (!st || st->magic != STATS_MAGIC)
+        return;
+    pd_stats_snapshot *snap = malloc(sizeof *snap);
+    if (!snap)
+        return;
+    pd_stats_take(st, snap);
+    uint32_t n = st->n_samples;
+    struct sample *e = &st->ring[n % RING];
+    __atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELEASE); /* odd: being written */
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    e->t = snap->now;
+    e->cpu = snap->cpu_seconds;
+    memcpy(e->v, snap->v, sizeof e->v);
+    __atomic_store_n(&e->seq, e->seq + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&st->n_samples, n + 1, __ATOMIC_RELEASE);
+    free(snap);
+}
+
+/*
+ * The newest sample at least `window` seconds older than now, or (proxyd has
+ * run for less) the oldest one kept: copied into out. 0, or -1 when there is
+ * none (a segment without samples).
+ */
+static int sample_before(const pd_stats *st, double now, double window, struct sample *out)
+{
+    if (!st || st->magic != STATS_MAGIC)
+        return -1;
+    uint32_t n = __atomic_load_n(&st->n_samples, __ATOMIC_ACQUIRE);
+    if (!n)
+        return -1;
+    /* the last RING - 1 samples: the slot after them may be being rewritten */
+    uint32_t first = n > RING - 1 ? n - (RING - 1) : 0;
+    for (uint32_t k = n; k-- > first;) {
+        const struct sample *e = &st->ring[k % RING];
+        out->t = -1;
+        for (int tries = 0; tries < 4; tries++) {
+            uint32_t s0 = __atomic_load_n(&e->seq, __ATOMIC_ACQUIRE);
+            if (s0 & 1)
+                continue;
+            memcpy(out, e, sizeof *out);
+            __atomic_thread_fence(__ATOMIC_ACQUIRE);
+            if (__atomic_load_n(&e->seq, __ATOMIC_ACQUIRE) == s0)
+                break;
+            out->t = -1;
+        }
+        if (out->t >= 0 && (out->t <= now - window || k == first))
+            return 0;
+    }
+    return -1;
+}
+
+/* Squid's 5min/60min keys: rates over [a, s]. */
+static void render_rates(const struct sample *a, const pd_stats_snapshot *s, struct evbuffer *out)
+{
+    double d = s->now - a->t > 0.001 ? s->now - a->t : 0.001;
+#define DELTA(id) ((double)(s->v[PD_STAT_##id] >= a->v[PD_STAT_##id]                            \
+                                ? s->v[PD_STAT_##id] - a->v[PD_STAT_##id] : 0))
+    uint64_t req_a = 0, err_a = 0;
+    for (int i = PD_STAT_REQ_GET; i <= PD_STAT_REQ_OTHER; i++)
+        req_a += a->v[i];
+    for (int i = PD_STAT_ERR_ACCESS_DENIED; i <= PD_STAT_ERR_OTHER; i++)
+        err_a += a->v[i];
+    uint64_t req = requests(s), err = errors(s);
+    double cpu = s->cpu_seconds > a->cpu ? s->cpu_seconds - a->cpu : 0;
+    char start[64], now[64];
+    http_date(a->t, start, sizeof start);
+    http_date(s->now, now, sizeof now);
+    evbuffer_add_printf(out,
+        "sample_start_time = %.6f (%s)\n"
+        "sample_end_time = %.6f (%s)\n"
+        "client_http.requests = %f/sec\n"
+        "client_http.hits = %f/sec\n"
+        "client_http.errors = %f/sec\n"
+        "client_http.kbytes_in = %f/sec\n"
+        "client_http.kbytes_out = %f/sec\n"
+        "server.all.requests = %f/sec\n"
+        "server.all.kbytes_in = %f/sec\n"
+        "server.all.kbytes_out = %f/sec\n"
+        "server.http.requests = %f/sec\n"
+        "server.http.kbytes_in = %f/sec\n"
+        "server.http.kbytes_out = %f/sec\n"
+        "dns.queries = %f/sec\n"
+        "cpu_time = %f seconds\n"
+        "wall_time = %f seconds\n"
+        "cpu_usage = %f%%\n",
+        a->t, start, s->now, now, (double)(req >= req_a ? req - req_a : 0) / d,
+        DELTA(CACHE_HITS) / d, (double)(err >= err_a ? err - err_a : 0) / d,
+        DELTA(CLIENT_BYTES_IN) / 1024.0 / d, DELTA(CLIENT_BYTES_OUT) / 1024.0 / d,
+        DELTA(ORIGIN_REQUESTS) / d, DELTA(ORIGIN_BYTES_IN) / 1024.0 / d,
+        DELTA(ORIGIN_BYTES_OUT) / 1024.0 / d, DELTA(ORIGIN_REQUESTS) / d,
+        DELTA(ORIGIN_BYTES_IN) / 1024.0 / d, DELTA(ORIGIN_BYTES_OUT) / 1024.0 / d,
+        DELTA(DNS_QUERIES) / d, cpu, d, 100.0 * cpu / d);
+#undef DELTA
+}
+
+/*
+ * mgr:5min and mgr:60min: the counters' rates since the master's sample of
+ * 5 (60) minutes ago (it samples once a minute, and once at start). While
+ * proxyd has run for less, the window is since its first sample, and the
+ * page says so.
+ */
+static void render_mgr_window(const pd_stats *st, const pd_stats_snapshot *s, int minutes,
+                              struct evbuffer *out)
+{
+    struct sample a;
+    if (sample_before(st, s->now, minutes * 60.0, &a) < 0) {
+        evbuffer_add_printf(out, "not available: no sample of the counters yet\n");
+        return;
+    }
+    double w = s->now - a.t;
+    if (w + PD_STATS_SAMPLE_S < minutes * 60.0)
+        evbuffer_add_printf(out, "window = %.0f seconds (proxyd has run for less than %d "
+                                 "minutes: since its first sample)\n", w, minutes);
+    else
+        evbuffer_add_printf(out, "window = %.0f seconds (samples are taken once a minute)\n", w);
+    render_rates(&a, s, out);
+}
+
+/* mgr:utilization: Squid's sections, for the windows kept (5 and 60 minutes) and since start. */
+static void render_mgr_utilization(const pd_stats *st, const pd_stats_snapshot *s,
+                                   struct evbuffer *out)
+{
+    evbuffer_add_printf(out, "Cache Utilisation:\n\nLast 5 minutes:\n");
+    render_mgr_window(st, s, 5, out);
+    evbuffer_add_printf(out, "\nLast hour:\n");
+    render_mgr_window(st, s, 60, out);
+    evbuffer_add_printf(out, "\nLast 8 hours, Last day, Last 3 days:\nnot available: proxyd "
+                             "keeps samples for an hour\n\nTotals since cache startup:\n");
+    struct sample zero;
+    memset(&zero, 0, sizeof zero);
+    zero.t = s->started;
+    render_rates(&zero, s, out);
+}
+
+/* mgr:mem. proxyd has no memory pools (Squid's table): the processes' and the cache's figures. */
+static void render_mgr_mem(const pd_stats_snapshot *s, struct evbuffer *out)
+{
+    uint64_t rss = 0;
+    evbuffer_add_printf(out, "proxyd has no memory pools (Squid's pool table is not available).\n"
+                             "Worker processes (resident memory, from /proc):\n"
+                             "worker\tgeneration\tpid\trss_KB\n");
+    for (int k = 0; k < s->n_workers; k++) {
+        const pd_stats_worker *w = &s->workers[k];
+        rss += w->rss_bytes;
+        evbuffer_add_printf(out, "%d\t%d\t%d\t%llu\n", w->worker, w->generation, (int)w->pid,
+                            (unsigned long long)(w->rss_bytes >> 10));
+    }
+    evbuffer_add_printf(out,
+        "Total resident memory of the workers:\t%llu KB\n"
+        "Shared memory cache (cache_mem):\t%llu KB\n"
+        "\tused:\t%llu KB\n"
+        "\tfree:\t%llu KB\n"
+        "\tobjects:\t%llu\n"
+        "\tmetadata:\t%llu KB\n",
+        (unsigned long long)(rss >> 10), (unsigned long long)(s->cache_mem >> 10),
+        (unsigned long long)(s->v[PD_STAT_CACHE_BYTES_USED] >> 10),
+        (unsigned long long)(s->v[PD_STAT_CACHE_BYTES_FREE] >> 10),
+        (unsigned long long)s->v[PD_STAT_CACHE_OBJECTS],
+        (unsigned long long)(s->v[PD_STAT_CACHE_METADATA_BYTES] >> 10));
+}
+
+/* mgr:ipcache: the lookups of all workers; the entries are each worker's own. */
+static void render_mgr_ipcache(const pd_stats_snapshot *s, struct evbuffer *out)
+{
+    uint64_t q = s->v[PD_STAT_DNS_QUERIES], h = s->v[PD_STAT_DNS_CACHE_HITS];
+    evbuffer_add_printf(out,
+        "IP Cache Statistics:\n"
+        "IPcache Entries: not available (each worker keeps its own cache)\n"
+        "IPcache Requests: %llu\n"
+        "IPcache Hits: %llu\n"
+        "IPcache Misses: %llu\n"
+        "IPcache Failures: %llu\n",
+        (unsigned long long)(q + h), (unsigned long long)h, (unsigned long long)q,
+        (unsigned long long)s->v[PD_STAT_DNS_FAILURES]);
+}
+
 int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out)
 {
-    static const char *const pages[] = { "menu", "info", "counters" };
+    static const char *const pages[] = { "menu", "info", "counters", "5min", "60min",
+                                         "utilization", "mem", "ipcache", "fqdncache" };
+    enum { P_MENU, P_INFO, P_COUNTERS, P_5MIN, P_60MIN, P_UTIL, P_MEM, P_IPCACHE, P_FQDN, P_N };
     int page = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < P_N; i++)
         if (len == strlen(pages[i]) && !memcmp(name, pages[i], len))
             page = i;
     if (page < 0)
         return -1;
-    if (page == 0) {
+    if (page == P_MENU) {
         evbuffer_add_printf(out, " index                  \tCache Manager Interface\tpublic\n"
                                  " menu                   \tCache Manager Menu\tpublic\n"
                                  " info                   \tGeneral Runtime Information\tpublic\n"
-                                 " counters               \tTraffic and Resource Counters\tpublic\n");
+                                 " counters               \tTraffic and Resource Counters\tpublic\n"
+                                 " 5min                   \t5 Minute Average of Counters\tpublic\n"
+                                 " 60min                  \t60 Minute Average of Counters\tpublic\n"
+                                 " utilization            \tCache Utilization\tpublic\n"
+                                 " mem                    \tMemory Utilization\tpublic\n"
+                                 " ipcache                \tIP Cache Stats\tpublic\n"
+                                 " fqdncache              \tFQDN Cache Stats (not kept)\tpublic\n"
+                                 " client_list            \tCache Client List (this worker)\tpublic\n"
+                                 " active_requests        \tClient-side Active Requests (this worker)\tpublic\n");
+        return 0;
+    }
+    if (page == P_FQDN) {
+        evbuffer_add_printf(out, "FQDN Cache Statistics:\n"
+                                 "not available: proxyd does no reverse (PTR) lookups, so it keeps "
+                                 "no FQDN cache.\n");
         return 0;
     }
     pd_stats_snapshot *snap = malloc(sizeof *snap);
     if (!snap)
         return -1;
     pd_stats_take(self, snap);
-    if (page == 1)
-        pd_stats_render_mgr_info(snap, out);
-    else
-        pd_stats_render_mgr_counters(snap, out);
+    switch (page) {
+    case P_INFO: pd_stats_render_mgr_info(snap, out); break;
+    case P_COUNTERS: pd_stats_render_mgr_counters(snap, out); break;
+    case P_MEM: render_mgr_mem(snap, out); break;
+    case P_IPCACHE: render_mgr_ipcache(snap, out); break;
+    case P_5MIN: render_mgr_window(self, snap, 5, out); break;
+    case P_60MIN: render_mgr_window(self, snap, 60, out); break;
+    default: render_mgr_utilization(self, snap, out); break;
+    }
     free(snap);
     return 0;
 }

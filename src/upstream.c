@@ -50,6 +50,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg);
 static void up_read_cb(pd_conn *conn, void *arg);
 static void up_write_cb(pd_conn *conn, void *arg);
 static void dns_cb(const pd_dns_result *r, void *arg);
+static void dns_cb_body(struct pd_client *c, const pd_dns_result *r);
 static int pool_try(struct pd_client *c);
 
 /* Fetch from the origin: resolve, connect, forward. May free c. */
@@ -71,6 +72,12 @@ void client_go_upstream(struct pd_client *c)
             return;
         if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
             pd_conn_enable(c->bev, EV_READ);
+    }
+    if (c->intercepted) {
+        pd_dns_result r; /* the original destination, never what Host resolves to */
+        client_intercept_dst(c, &r);
+        dns_cb_body(c, &r);
+        return;
     }
     /* may call dns_cb (and free c) before it returns */
     pd_dns_req *q = pd_dns_resolve(w->dns, c->url.host, dns_cb, c);
@@ -112,7 +119,7 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
         return;
     }
     c->addrs = *r;
-    for (int i = 0; i < c->addrs.n; i++) {
+    for (int i = 0; i < c->addrs.n && !c->intercepted; i++) {
         struct sockaddr_storage *ss = &c->addrs.addr[i];
         if (ss->ss_family == AF_INET)
             ((struct sockaddr_in *)ss)->sin_port = htons(c->url.port);
@@ -368,6 +375,7 @@ static void setup_upstream(struct pd_client *c)
 static void send_request(struct pd_client *c)
 {
     c->state = C_FORWARD;
+    pd_stats_add(c->w->stats, PD_STAT_ORIGIN_REQUESTS, 1);
     if (!c->respp)
         c->respp = pd_http_parser_new(0, c->w->conf->reply_header_max_size);
     pd_http_parser_next(c->respp, &c->resp, c->req.method_id);

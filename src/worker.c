@@ -285,10 +285,12 @@ int pd_worker_run(const pd_worker_init *init)
     for (int i = 0; i < n_fds && i < PD_CONF_MAX_PORTS; i++) {
         socklen_t bl = sizeof w->eng.own[0];
         if (getsockname(fds[i], (struct sockaddr *)&w->eng.own[w->eng.n_own], &bl) == 0)
-            w->eng.n_own++;
+            w->eng.own_intercept[w->eng.n_own++] = (unsigned char)conf->http_port[i].intercept;
     }
-    for (int i = 0; i < init->n_admin && i < PD_CONF_MAX_PORTS; i++)
+    for (int i = 0; i < init->n_admin && i < PD_CONF_MAX_PORTS; i++) {
+        w->eng.own_intercept[w->eng.n_own] = 0;
         w->eng.own[w->eng.n_own++] = init->admin[i];
+    }
     w->sig_term = evsignal_new(w->eng.base, SIGTERM, signal_cb, w);
     w->sig_int = evsignal_new(w->eng.base, SIGINT, signal_cb, w);
     w->sig_usr1 = evsignal_new(w->eng.base, SIGUSR1, signal_cb, w);

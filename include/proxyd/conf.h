@@ -48,6 +48,7 @@ typedef struct pd_listen_addr {
     socklen_t len;
     char text[64];  /* "127.0.0.1:3128" as written/normalised, for logs */
     char where[256]; /* "file:line" of its line, or "(default)", for messages */
+    int intercept;   /* http_port ... intercept: NAT-redirected connections */
 } pd_listen_addr;
 
 enum pd_forwarded_for {

@@ -46,6 +46,7 @@ typedef struct pd_engine {
     void *conn_closed_arg;
     /* proxyd's own listeners (http_port and admin_port, as bound): never a destination */
     struct sockaddr_storage own[2 * PD_CONF_MAX_PORTS];
+    unsigned char own_intercept[2 * PD_CONF_MAX_PORTS]; /* own[i] is an intercept http_port */
     int n_own;
 
     /* the engine's own */

@@ -81,6 +81,8 @@ struct evbuffer;
       "New connections opened to origin servers.")                                               \
     X(ORIGIN_CONNS_REUSED, COUNTER, SLOT, "proxyd_origin_connections_reused_total", "",          \
       "Requests sent on a pooled keep-alive origin connection.")                                 \
+    X(ORIGIN_REQUESTS, COUNTER, SLOT, "proxyd_origin_requests_total", "",                        \
+      "Requests sent to origins (a retry on a new connection counts again).")                    \
     X(ORIGIN_CONNS_IDLE, GAUGE, SLOT, "proxyd_origin_connections_idle", "",                      \
       "Idle keep-alive origin connections in the pools now.")                                    \
     X(DNS_QUERIES, COUNTER, SLOT, "proxyd_dns_queries_total", "",                                \
@@ -209,6 +211,14 @@ void pd_stats_slot_release(pd_stats_slot *s, pid_t pid);
 
 /* Master side: facts kept in the segment so that any process can render the pages. */
 void pd_stats_set_host(pd_stats *st, int generation, int workers);
+
+/*
+ * Master side, once at start and then every PD_STATS_SAMPLE_S seconds: keep a
+ * sample of the summed counters in the segment's ring (the last hour), from
+ * which any process renders Squid's 5min, 60min and utilization pages.
+ */
+#define PD_STATS_SAMPLE_S 60
+void pd_stats_sample(pd_stats *st);
 
 /* Worker side: add n to a counter or gauge (n may be negative for gauges). s may be NULL. */
 static inline void pd_stats_add(pd_stats_slot *s, enum pd_stat_id id, int64_t n)

@@ -348,7 +348,8 @@ class _Stoppable:
 
 
 class Origin(_Stoppable):
-    """A scripted HTTP/1.1 origin server on 127.0.0.1:0 (one thread per connection).
+    """A scripted HTTP/1.1 origin server on 127.0.0.1:0 (one thread per connection;
+    host: another local address, e.g. one of a test's own network namespace links).
 
     route(path, handler): handler(req) returns a Reply, bytes/str (200 body) or
     an int (status). route(path, raw=fn): fn(sock, req, origin) owns the socket
@@ -356,7 +357,7 @@ class Origin(_Stoppable):
     A path ending in '*' matches as a prefix. Unrouted paths get 200 "ok <target>".
     """
 
-    def __init__(self):
+    def __init__(self, host=HOST):
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._routes = {}
@@ -371,7 +372,7 @@ class Origin(_Stoppable):
         self._threads = []
         self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((HOST, 0))
+        self._lsock.bind((host, 0))
         self._lsock.listen(256)
         self.port = self._lsock.getsockname()[1]
         self._acceptor = threading.Thread(target=self._accept_loop, name="origin-accept", daemon=True)
@@ -1501,8 +1502,8 @@ class ProxyTestCase(unittest.TestCase):
         if reports:
             raise AssertionError("sanitizer report on proxyd stderr:\n" + "\n----\n".join(reports))
 
-    def origin(self):
-        o = Origin()
+    def origin(self, host=HOST):
+        o = Origin(host)
         self._servers.append(o)
         return o
 

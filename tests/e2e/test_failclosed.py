@@ -50,7 +50,7 @@ class CheckTest(pdtest.ProxyTestCase):
             "acl a src 999.1.1.1\n"
             "coredump_dir /var/spool/squid\n"
             "cache_peer parent.example parent 3128 0\n"
-            "http_port 127.0.0.1:3130 intercept\n"
+            "http_port 127.0.0.1:3130 tproxy\n"
             "acl net src 10.0.0.1/8\n"
             "http_access allow nosuch\n")
         self.assertEqual(rc, 1)
@@ -63,7 +63,7 @@ class CheckTest(pdtest.ProxyTestCase):
             self.assertTrue(any(l.startswith("%s/t.conf:%d: " % (self._tmp, line)) for l in errors),
                             "no error for line %d: %s" % (line, msgs))
         self.assertIn("cache_peer is not implemented by proxyd: ", "\n".join(errors))
-        self.assertIn("option 'intercept' is not implemented by proxyd: ", "\n".join(errors))
+        self.assertIn("option 'tproxy' is not implemented by proxyd: ", "\n".join(errors))
         self.assertEqual(len(warnings), 2, msgs)
 
     def test_warnings_only_is_ok_and_counted(self):

@@ -234,8 +234,8 @@ struct msg_case {
     "http_access) and remove the line, or keep Squid for these clients"
 #define SQ_TLS_TODO "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; " \
     "remove the line only if that is acceptable"
-#define PORT_INTERCEPT_TODO "proxyd has no interception mode, the port would be a plain " \
-    "forward-proxy port; point clients at the proxy explicitly and remove the option"
+#define PORT_TPROXY_TODO "proxyd does not implement TPROXY (spoofing the client's address " \
+    "towards the origin); use `intercept` with a NAT REDIRECT or DNAT rule instead"
 #define PORT_ACCEL_TODO "proxyd is a forward proxy only, not an accelerator (reverse proxy)"
 #define PORT_TLS_TODO "proxyd neither bumps nor terminates TLS on http_port, CONNECT is " \
     "tunnelled unexamined; remove the option only if that is acceptable"
@@ -334,14 +334,15 @@ static const struct msg_case msg_cases[] = {
     { "http_port 3128 name=x tcpkeepalive=60,30,3", 1,
       "t.conf:1: warning: http_port: option 'name=x' is not supported by proxyd; ignored\n"
       "t.conf:1: warning: http_port: option 'tcpkeepalive=60,30,3' is not supported by proxyd; ignored\n" },
-    /* a port mode changes what the port does with traffic: errors */
-    { "http_port 3130 intercept", 0,
-      "t.conf:1: http_port: option 'intercept' is not implemented by proxyd: " PORT_INTERCEPT_TODO "\n" },
-    { "http_port 3128 transparent name=x", 0,
-      "t.conf:1: http_port: option 'transparent' is not implemented by proxyd: " PORT_INTERCEPT_TODO "\n"
+    /* intercept (and its old name transparent) is implemented, on http_port only */
+    { "http_port 3130 intercept", 1, "" },
+    { "http_port 3128 transparent name=x", 1,
       "t.conf:1: warning: http_port: option 'name=x' is not supported by proxyd; ignored\n" },
+    { "admin_port 127.0.0.1:3131 intercept", 0,
+      "t.conf:1: admin_port: option 'intercept' is for http_port only\n" },
+    /* a port mode changes what the port does with traffic: errors */
     { "http_port 3129 tproxy", 0,
-      "t.conf:1: http_port: option 'tproxy' is not implemented by proxyd: " PORT_INTERCEPT_TODO "\n" },
+      "t.conf:1: http_port: option 'tproxy' is not implemented by proxyd: " PORT_TPROXY_TODO "\n" },
     { "http_port 80 accel defaultsite=www.example.com", 0,
       "t.conf:1: http_port: option 'accel' is not implemented by proxyd: " PORT_ACCEL_TODO "\n"
       "t.conf:1: http_port: option 'defaultsite=www.example.com' is not implemented by proxyd: "

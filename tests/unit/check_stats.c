@@ -616,6 +616,52 @@ START_TEST(json_and_manager_pages_show_the_numbers)
 }
 END_TEST
 
+/* requests counted by a 5min page: its rate times its own sample times */
+static double window_requests(const char *page)
+{
+    struct evbuffer *b = evbuffer_new();
+    ck_assert_int_eq(pd_stats_mgr_page(page, strlen(page), b), 0);
+    char *t = text_of(b);
+    evbuffer_free(b);
+    double t0, t1, rate;
+    const char *a = strstr(t, "sample_start_time = "), *z = strstr(t, "sample_end_time = "),
+               *r = strstr(t, "client_http.requests = ");
+    ck_assert_msg(a && z && r, "%s", t);
+    ck_assert_ptr_nonnull(strstr(t, "since its first sample)\n"));
+    ck_assert_int_eq(sscanf(a, "sample_start_time = %lf", &t0), 1);
+    ck_assert_int_eq(sscanf(z, "sample_end_time = %lf", &t1), 1);
+    ck_assert_int_eq(sscanf(r, "client_http.requests = %lf/sec", &rate), 1);
+    free(t);
+    ck_assert(t1 >= t0);
+    return rate * (t1 - t0 > 0.001 ? t1 - t0 : 0.001);
+}
+
+/* 5min/60min: the rates since a sample; after the ring wrapped, since the oldest kept */
+START_TEST(rate_windows_from_the_samples)
+{
+    pd_stats_sample(st);
+    pd_stats_slot *s = pd_stats_worker_slot(st, 1, 0);
+    for (int i = 0; i < 7; i++)
+        pd_stats_transaction(s, &(pd_stats_txn){ .method_id = PD_M_GET, .result = PD_R_TCP_MISS,
+                                                 .status = 200, .ttfb_us = -1 });
+    ck_assert(fabs(window_requests("5min") - 7.0) < 0.01);
+    ck_assert(fabs(window_requests("60min") - 7.0) < 0.01);
+    for (int i = 0; i < 200; i++) /* wraps the ring more than twice */
+        pd_stats_sample(st);
+    ck_assert(fabs(window_requests("5min")) < 0.01);
+    pd_stats_transaction(s, &(pd_stats_txn){ .method_id = PD_M_GET, .result = PD_R_TCP_MISS,
+                                             .status = 200, .ttfb_us = -1 });
+    ck_assert(fabs(window_requests("60min") - 1.0) < 0.01);
+    struct evbuffer *b = evbuffer_new();
+    ck_assert_int_eq(pd_stats_mgr_page("utilization", 11, b), 0);
+    char *u = text_of(b);
+    ck_assert_ptr_nonnull(strstr(u, "Last 5 minutes:\nwindow = "));
+    ck_assert_ptr_nonnull(strstr(u, "\nTotals since cache startup:\n"));
+    free(u);
+    evbuffer_free(b);
+}
+END_TEST
+
 /*
  * Every Squid error name that src/client.c uses has its own counter (not
  * OTHER): the table follows the request engine. (Result codes are an enum
@@ -692,6 +738,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, health_needs_workers_and_cache);
     tcase_add_test(tc, prometheus_output_is_strict_text_format);
     tcase_add_test(tc, json_and_manager_pages_show_the_numbers);
+    tcase_add_test(tc, rate_windows_from_the_samples);
     tcase_add_test(tc, docs_operations_md_lists_every_metric);
     tcase_add_test(tc, client_c_names_are_in_the_table);
     suite_add_tcase(s, tc);
