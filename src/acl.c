@@ -36,7 +36,7 @@
 enum acl_type {
     T_SRC, T_DST, T_DSTDOMAIN, T_DSTDOM_REGEX, T_URL_REGEX, T_URLPATH_REGEX,
     T_PORT, T_LOCALPORT, T_METHOD, T_PROTO, T_TIME, T_MAXCONN, T_REQ_HEADER,
-    T_BROWSER, T_REFERER_REGEX
+    T_BROWSER, T_REFERER_REGEX, T_PROXY_AUTH, T_PROXY_AUTH_REGEX
 };
 
 static const struct {
@@ -48,13 +48,20 @@ static const struct {
     { "urlpath_regex", T_URLPATH_REGEX }, { "port", T_PORT }, { "localport", T_LOCALPORT },
     { "method", T_METHOD }, { "proto", T_PROTO }, { "time", T_TIME },
     { "maxconn", T_MAXCONN }, { "req_header", T_REQ_HEADER }, { "browser", T_BROWSER },
-    { "referer_regex", T_REFERER_REGEX },
+    { "referer_regex", T_REFERER_REGEX }, { "proxy_auth", T_PROXY_AUTH },
+    { "proxy_auth_regex", T_PROXY_AUTH_REGEX },
 };
 
 static int is_regex_type(enum acl_type t)
 {
     return t == T_DSTDOM_REGEX || t == T_URL_REGEX || t == T_URLPATH_REGEX
-        || t == T_REQ_HEADER || t == T_BROWSER || t == T_REFERER_REGEX;
+        || t == T_REQ_HEADER || t == T_BROWSER || t == T_REFERER_REGEX
+        || t == T_PROXY_AUTH_REGEX;
+}
+
+static int is_auth_type(enum acl_type t)
+{
+    return t == T_PROXY_AUTH || t == T_PROXY_AUTH_REGEX;
 }
 
 struct iprange { uint8_t lo[16], hi[16]; };
@@ -85,6 +92,7 @@ struct acl {
     char **strs; size_t n_strs, cap_strs;      /* method, proto; req_header names */
     struct tspec *times; size_t n_times, cap_times;
     int maxconn;
+    int user_icase;         /* proxy_auth: auth_param basic casesensitive off */
     struct domset dom;
 };
 
@@ -563,7 +571,14 @@ static int add_value(struct ctx *c, struct acl *a, const char *v, int icase, con
     case T_REQ_HEADER:
     case T_BROWSER:
     case T_REFERER_REGEX:
+    case T_PROXY_AUTH_REGEX:
         return add_regex(c, a, v, icase, header, file, line);
+    case T_PROXY_AUTH:
+        if (strcmp(v, "REQUIRED") == 0) {
+            a->any = 1;     /* any user the helper accepted */
+            return 0;
+        }
+        return add_str(a, v, 0) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
     case T_PORT:
     case T_LOCALPORT:
         return add_port(c, a, v, file, line);
@@ -926,9 +941,21 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
         const pd_conf_line *l = &L->v[i];
         acl_line(&c, keep_file(&c, l->file ? l->file : "?"), l->line, l->argc, l->argv);
     }
-    for (size_t i = 0; i < r->n_acls; i++)
-        if (r->acls[i]->type == T_DSTDOMAIN)
-            dom_warn_redundant(&c, r->acls[i]);
+    for (size_t i = 0; i < r->n_acls; i++) {
+        struct acl *a = r->acls[i];
+        if (a->type == T_DSTDOMAIN)
+            dom_warn_redundant(&c, a);
+        if (is_auth_type(a->type)) {
+            a->user_icase = !conf->auth_basic.casesensitive;
+            if (!conf->auth_basic.helper.argv)
+                report(&c, a->file, a->line, 0,
+                       "acl %s: %s needs an authentication helper (auth_param basic program)",
+                       a->name, type_name(a->type));
+            if (a->type == T_PROXY_AUTH && a->any && a->n_strs)
+                report(&c, a->file, a->line, 0,
+                       "acl %s: REQUIRED cannot be mixed with user names", a->name);
+        }
+    }
 
     L = &conf->http_access;
     for (size_t i = 0; i < L->n; i++) {
@@ -1001,7 +1028,8 @@ void pd_acl_rules_free(pd_acl_rules *r)
 
 /* -------------------------------------------------------------- match */
 
-enum { NO = 0, YES = 1, NEED = 2 };
+enum { NO = 0, YES = 1, NEED = 2, NEED_AUTH = 3, AUTH_FAILED = 4 };
+
 
 static int sa_to16(const struct sockaddr *sa, uint8_t out[16])
 {
@@ -1130,6 +1158,25 @@ static int ports_in(const struct acl *a, unsigned p)
     return 0;
 }
 
+/* proxy_auth, proxy_auth_regex: the credentials must be checked first (a
+ * helper), and without valid ones the answer is 407 whatever the line says. */
+static int match_user(const struct acl *a, const pd_acl_req *q)
+{
+    if (q->auth_state == PD_AUTH_NONE)
+        return NEED_AUTH;
+    if (q->auth_state != PD_AUTH_OK || !q->user)
+        return AUTH_FAILED;
+    if (a->type == T_PROXY_AUTH_REGEX)
+        return rx_any(a, q->user);
+    if (a->any)
+        return YES;
+    for (size_t i = 0; i < a->n_strs; i++)
+        if (a->user_icase ? strcasecmp(a->strs[i], q->user) == 0
+                          : strcmp(a->strs[i], q->user) == 0)
+            return YES;
+    return NO;
+}
+
 static int acl_match(const struct acl *a, const pd_acl_req *q)
 {
     const pd_url *u = q->url;
@@ -1165,6 +1212,9 @@ static int acl_match(const struct acl *a, const pd_acl_req *q)
     case T_BROWSER:
     case T_REFERER_REGEX:
         return match_header(a, q->msg);
+    case T_PROXY_AUTH:
+    case T_PROXY_AUTH_REGEX:
+        return match_user(a, q);
     }
     return NO;
 }
@@ -1184,12 +1234,19 @@ static enum pd_acl_verdict eval(const struct rulelist *rl, const pd_acl_req *q,
             int m = acl_match(t->acl, q);
             if (m == NEED)
                 return PD_ACL_NEED_DST;     /* lazily, as Squid's slow acls */
+            if (m == NEED_AUTH)
+                return PD_ACL_NEED_AUTH;
+            if (m == AUTH_FAILED)
+                return PD_ACL_AUTH_REQUIRED;
             if ((m == YES) == t->neg)
                 all = 0;
         }
         if (all) {
             if (!ru->allow && deny_acl)
                 *deny_acl = last;
+            /* Squid: a deny line ending in an auth acl asks for other credentials */
+            if (!ru->allow && ru->n && is_auth_type(ru->terms[ru->n - 1].acl->type))
+                return PD_ACL_AUTH_REQUIRED;
             return ru->allow ? PD_ACL_ALLOW : PD_ACL_DENY;
         }
     }

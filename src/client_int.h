@@ -16,6 +16,8 @@
 #include "proxyd/conn.h"
 #include <event2/event.h>
 
+#include "proxyd/acl.h"
+#include "proxyd/auth.h"
 #include "proxyd/cache_meta.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
@@ -32,7 +34,8 @@
 
 #define CLIENT_MAGIC 0x50444331u /* "PDC1" */
 
-enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
+/* C_ACCESS: http_access waits for a helper's answer (client_access.c) */
+enum cstate { C_HEAD, C_RESOLVE, C_ACCESS, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
 
 /* How a transaction ends once its callbacks have returned (client_leave). */
 enum client_closing { CLOSE_NOT = 0, CLOSE_IDLE, CLOSE_FREE };
@@ -90,6 +93,12 @@ struct pd_client {
     char origin_ip[INET6_ADDRSTRLEN];
     int retried;
     int acl_need_dst;           /* http_access could not decide before DNS */
+
+    /* authentication (client_access.c) */
+    enum pd_auth_state auth_state; /* the credentials: not looked at, accepted, refused */
+    char user[PD_AUTH_USER_MAX];   /* PD_AUTH_OK: who (logged as %un) */
+    pd_auth_check *authq;          /* C_ACCESS: the helper's answer awaited */
+    void (*access_next)(struct pd_client *c); /* where the request goes on once allowed */
 
     /* the response */
     pd_http_parser *respp;
@@ -151,6 +160,9 @@ void client_txn_done(struct pd_client *c);
 /* Answer with an error page; keep the connection when keep allows it. May free c. */
 void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
                          int keep);
+/* The same with extra header lines (CRLF-terminated), e.g. Proxy-Authenticate. */
+void client_fail_request_hdrs(struct pd_client *c, int status, const char *err,
+                              const char *detail, int keep, const char *extra);
 /* Log the transaction, flush what is queued, then close. May free c. */
 void client_close_after_flush(struct pd_client *c);
 /* Resolve and connect to the origin (a miss, or a revalidation). May free c. */
@@ -190,6 +202,19 @@ int client_acl_check(struct pd_client *c, const char **deny_acl);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);
+
+/* ---- client_access.c --------------------------------------------------- */
+
+/*
+ * http_access for the transaction, asynchronously where a helper must answer
+ * (proxy_auth). Returns 1 when the request may go on now (allowed, or
+ * acl_need_dst set for a check after DNS); 0 when it was answered (403, 407:
+ * c may be freed) or waits in C_ACCESS: then next(c) runs once the helper
+ * allowed it, inside the transaction's callback bracket.
+ */
+int client_access(struct pd_client *c, void (*next)(struct pd_client *c));
+/* Let go of a pending helper check (the transaction ends). */
+void client_access_drop(struct pd_client *c);
 
 /* ---- upstream.c -------------------------------------------------------- */
 /* (client_go_upstream, client_up_release: above) */

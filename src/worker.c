@@ -18,6 +18,7 @@
 #include "proxyd/clock.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
+#include "proxyd/auth.h"
 #include "proxyd/engine.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
@@ -251,6 +252,11 @@ int pd_worker_run(const pd_worker_init *init)
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
     }
+    /* each worker runs its own authentication helpers, as Squid's SMP workers do */
+    if (conf->auth_basic.helper.argv && !(w->eng.auth = pd_auth_create(w->eng.base, conf))) {
+        pd_log_error("worker %d: cannot start the auth_param basic helpers; not serving", slot);
+        return 1;
+    }
     if (w->eng.store) {
         if (pd_cache_store_attach(w->eng.store, w->cache_slot) < 0) {
             pd_log_error("worker %d: cannot attach cache slot %d", slot, w->cache_slot);
@@ -321,6 +327,7 @@ int pd_worker_run(const pd_worker_init *init)
     event_free(w->drain_deadline);
     stats_sync(w);
     event_free(w->stats_timer);
+    pd_auth_free(w->eng.auth);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);

@@ -27,6 +27,13 @@ pd_acl_rules *pd_acl_compile_counted(const pd_conf *conf, FILE *err, int *n_erro
                                      int *n_warnings);
 void pd_acl_rules_free(pd_acl_rules *rules);
 
+/* Where a request's credentials are (proxy_auth acls). */
+enum pd_auth_state {
+    PD_AUTH_NONE = 0,   /* not looked at yet: a proxy_auth acl answers PD_ACL_NEED_AUTH */
+    PD_AUTH_OK,         /* the helper accepted them: user is set */
+    PD_AUTH_FAILED      /* none, malformed, or refused: PD_ACL_AUTH_REQUIRED (407) */
+};
+
 /* What is known of a request when access is checked. */
 typedef struct pd_acl_req {
     const struct sockaddr *client;  /* client address */
@@ -38,13 +45,17 @@ typedef struct pd_acl_req {
     const struct sockaddr_storage *dst;
     int n_dst;
     int client_conns;               /* open connections from this client address */
+    enum pd_auth_state auth_state;
+    const char *user;               /* PD_AUTH_OK: the authenticated user */
     time_t now;
 } pd_acl_req;
 
 enum pd_acl_verdict {
     PD_ACL_ALLOW = 0,
     PD_ACL_DENY = 1,
-    PD_ACL_NEED_DST = 2   /* a `dst` acl must be evaluated: resolve, fill dst, ask again */
+    PD_ACL_NEED_DST = 2,  /* a `dst` acl must be evaluated: resolve, fill dst, ask again */
+    PD_ACL_NEED_AUTH = 3, /* a proxy_auth acl: check the credentials, set auth_state, ask again */
+    PD_ACL_AUTH_REQUIRED = 4 /* no valid credentials where they are needed: 407 */
 };
 
 /*

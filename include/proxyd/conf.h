@@ -43,6 +43,28 @@ typedef struct pd_conf_lines {
     size_t n, cap;
 } pd_conf_lines;
 
+/*
+ * A helper program and its pool (Squid's `program` and `children` settings);
+ * argv NULL when not configured. The counts are as pd_helper_cfg's.
+ */
+typedef struct pd_conf_helper {
+    char **argv;                /* program and arguments, NULL-terminated */
+    int children_max, startup, idle, concurrency, queue_size;
+    char *file;                 /* where the program line is */
+    int line;
+} pd_conf_helper;
+
+/* auth_param basic */
+typedef struct pd_conf_auth_basic {
+    pd_conf_helper helper;      /* argv NULL: no Basic authentication */
+    char *realm;                /* default "Squid proxy-caching web server" */
+    int credentialsttl;         /* seconds a checked user/password pair is trusted (2 h) */
+    int casesensitive;          /* off: user names are lower-cased (Squid) */
+    int seen;                   /* any auth_param basic line */
+    char *seen_file;            /* the first one */
+    int seen_line;
+} pd_conf_auth_basic;
+
 typedef struct pd_listen_addr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -84,6 +106,8 @@ typedef struct pd_conf {
     pd_conf_lines refresh_pattern;  /* refresh_pattern [-i] REGEX MIN PCT MAX [opts] */
     pd_conf_lines deny_info;        /* deny_info PAGE|URL ACL */
     pd_conf_lines logformat;        /* logformat NAME FORMAT... */
+    /* Authentication */
+    pd_conf_auth_basic auth_basic;  /* auth_param basic ... */
 
     /* Logging */
     char *access_log;               /* path, "stdout", "stderr" or NULL for none */

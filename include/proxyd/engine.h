@@ -21,6 +21,7 @@ typedef struct pd_access_log pd_access_log;
 typedef struct pd_acl_rules pd_acl_rules;
 typedef struct pd_cache_store pd_cache_store;
 typedef struct pd_refresh_rules pd_refresh_rules;
+typedef struct pd_auth pd_auth;
 struct pd_client;
 struct pd_idle;
 struct pd_ipcount;
@@ -37,6 +38,7 @@ typedef struct pd_engine {
     pd_upool *upool;
     pd_access_log *alog;
     pd_cache_store *store;      /* shared object cache, NULL when disabled */
+    pd_auth *auth;              /* auth_param basic (its helpers), NULL when not configured */
     struct pd_stats_slot *stats; /* this worker's counters; may be NULL */
     char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
     char hostname[256];         /* visible_hostname */

@@ -230,8 +230,6 @@ struct msg_case {
     "outside proxyd (tc) or remove the line"
 #define SQ_ADAPT_TODO "proxyd has no ICAP or eCAP adaptation, so content would pass unscanned and " \
     "unchanged; remove the line only if that is acceptable"
-#define SQ_AUTH_TODO "proxyd has no proxy authentication; admit clients by address (acl src and " \
-    "http_access) and remove the line, or keep Squid for these clients"
 #define SQ_TLS_TODO "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; " \
     "remove the line only if that is acceptable"
 #define PORT_INTERCEPT_TODO "proxyd has no interception mode, the port would be a plain " \
@@ -283,9 +281,10 @@ static const struct msg_case msg_cases[] = {
     /* Squid's old names of implemented directives are those directives */
     { "no_cache deny all\ncache_access_log none", 1, "" },
     /* every error is reported, warnings among them, in file order */
-    { "coredump_dir /x\nauth_param basic program /x\nworkers x\nssl_bump peek all\nlogfile_rotate 0", 0,
+    { "coredump_dir /x\nauth_param digest program /x\nworkers x\nssl_bump peek all\nlogfile_rotate 0", 0,
       "t.conf:1: warning: squid directive 'coredump_dir' is not supported by proxyd; ignored\n"
-      "t.conf:2: auth_param is not implemented by proxyd: " SQ_AUTH_TODO "\n"
+      "t.conf:2: auth_param: scheme 'digest' is refused: proxyd authenticates with basic "
+      "only, and clients it would authenticate must not pass without\n"
       "t.conf:3: workers: 'x' is not a non-negative integer\n"
       "t.conf:4: ssl_bump is not implemented by proxyd: " SQ_TLS_TODO "\n"
       "t.conf:5: warning: squid directive 'logfile_rotate' is not supported by proxyd; ignored\n" },
@@ -962,7 +961,7 @@ START_TEST(reference_lists_every_directive)
         "collapsed_forwarding",
         "x_cache_header", "acl",
         "http_access", "cache",
-        "refresh_pattern", "deny_info", "logformat", "access_log", "cache_log", "pid_filename",
+        "refresh_pattern", "deny_info", "logformat", "auth_param", "access_log", "cache_log", "pid_filename",
         "dns_nameservers", "hosts_file", "positive_dns_ttl", "negative_dns_ttl", "dns_timeout",
         "visible_hostname", "via", "forwarded_for", "request_header_max_size",
         "reply_header_max_size", "request_body_max_size", "connect_timeout", "read_timeout",
@@ -1069,7 +1068,7 @@ END_TEST
 
 /* The list: each must be an error, never a warning. */
 static const char *const must_be_errors[] = {
-    "auth_param", "external_acl_type", "cache_peer", "never_direct", "always_direct",
+    "auth_schemes", "external_acl_type", "cache_peer", "never_direct", "always_direct",
     "cache_peer_access", "prefer_direct", "url_rewrite_program", "store_id_program",
     "icap_service", "adaptation_access", "ecap_service", "ssl_bump", "sslproxy_cert_error",
     "tls_outgoing_options", "request_header_access", "reply_header_access",
