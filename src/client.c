@@ -504,6 +504,11 @@ static void read_head(struct pd_client *c)
 
 int client_acl_check(struct pd_client *c, const char **deny_acl)
 {
+    return client_acl_check_ext(c, deny_acl, NULL);
+}
+
+int client_acl_check_ext(struct pd_client *c, const char **deny_acl, pd_acl_ext_query *pending)
+{
     pd_engine *w = c->w;
     if (!w->acl)
         return PD_ACL_ALLOW;
@@ -519,6 +524,9 @@ int client_acl_check(struct pd_client *c, const char **deny_acl)
         .now = time(NULL),
         .auth_state = c->auth_state,
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .ext_lookup = client_ext_lookup,
+        .ext_ctx = c,
+        .ext_pending = pending,
     };
     return pd_acl_check_http(w->acl, &ar, deny_acl);
 }

@@ -12,6 +12,7 @@
  * the continuation the caller named runs when it allows the request.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -19,6 +20,7 @@
 #include "proxyd/auth.h"
 #include "proxyd/engine.h"
 #include "proxyd/errors.h"
+#include "proxyd/ext_acl.h"
 
 #include "client_int.h"
 
@@ -36,6 +38,56 @@ static void challenge(struct pd_client *c)
 }
 
 static void auth_answer(void *arg, int ok);
+static void ext_answer(void *arg, int answer);
+
+static uint64_t memo_hash(size_t type, const char *line)
+{
+    uint64_t h = 1469598103934665603ull ^ type;
+    for (; *line; line++)
+        h = (h ^ (unsigned char)*line) * 1099511628211ull;
+    return h;
+}
+
+int client_ext_lookup(void *ctx, size_t type, const char *line)
+{
+    struct pd_client *c = ctx;
+    uint64_t h = memo_hash(type, line);
+    for (int i = 0; i < c->n_ext_memo; i++)
+        if (c->ext_memo[i].type == type && c->ext_memo[i].hash == h)
+            return c->ext_memo[i].answer;
+    return pd_ext_cached(c->w->ext, type, line, time(NULL));
+}
+
+/* Ask an external acl's helper: 1 when c now waits in C_ACCESS, 0 when it
+ * could not be asked (then the request is refused). */
+static int start_ext(struct pd_client *c, const pd_acl_ext_query *q,
+                     void (*next)(struct pd_client *c))
+{
+    if (c->n_ext_memo >= (int)(sizeof c->ext_memo / sizeof c->ext_memo[0]))
+        return 0;
+    c->ext_memo[c->n_ext_memo].type = q->type;
+    c->ext_memo[c->n_ext_memo].hash = memo_hash(q->type, q->line);
+    c->extq = pd_ext_start(c->w->ext, q->type, q->line, time(NULL), ext_answer, c);
+    if (!c->extq)
+        return 0;
+    c->state = C_ACCESS;
+    c->access_next = next;
+    return 1;
+}
+
+static void ext_answer(void *arg, int answer)
+{
+    struct pd_client *c = arg;
+    c->extq = NULL;
+    /* kept for this request even when the cache keeps nothing (ttl 0) */
+    c->ext_memo[c->n_ext_memo++].answer = answer;
+    if (!client_enter(c))
+        return;
+    c->state = C_RESOLVE;
+    if (client_access(c, c->access_next))
+        c->access_next(c);
+    client_leave(c);
+}
 
 /*
  * The credentials for a proxy_auth acl: 1 when the helper was asked (c now
@@ -84,42 +136,57 @@ static void auth_answer(void *arg, int ok)
 
 int client_access(struct pd_client *c, void (*next)(struct pd_client *c))
 {
-    /* each round decides the credentials or waits: two rounds at most */
+    /* each round decides the credentials or waits: two rounds at most (the
+     * external acls' answers come back through a new call) */
+    pd_acl_ext_query *q = c->w->ext ? malloc(sizeof *q) : NULL;
+    int rc = 0;
     for (int round = 0; round < 3; round++) {
         const char *deny_acl = NULL;
-        switch (client_acl_check(c, &deny_acl)) {
+        switch (client_acl_check_ext(c, &deny_acl, q)) {
         case PD_ACL_ALLOW:
-            return 1;
+            rc = 1;
+            goto out;
         case PD_ACL_NEED_DST:
             if (c->addrs.n) {   /* asked with the destination known: cannot decide */
                 client_deny(c, deny_acl);
-                return 0;
+                goto out;
             }
             c->acl_need_dst = 1;
-            return 1;
+            rc = 1;
+            goto out;
         case PD_ACL_AUTH_REQUIRED:
             challenge(c);
-            return 0;
+            goto out;
         case PD_ACL_NEED_AUTH:
             if (c->auth_state != PD_AUTH_NONE) {   /* acl.c decides these: never */
                 client_deny(c, NULL);
-                return 0;
+                goto out;
             }
             if (start_auth(c, next))
-                return 0;
+                goto out;
             continue;
+        case PD_ACL_NEED_EXT:
+            if (!q || !start_ext(c, q, next))
+                client_deny(c, NULL);   /* the helper cannot be asked: never allowed */
+            goto out;
         case PD_ACL_DENY:
         default:
             client_deny(c, deny_acl);
-            return 0;
+            goto out;
         }
     }
     client_deny(c, NULL);
-    return 0;
+out:
+    free(q);
+    return rc;
 }
 
 void client_access_drop(struct pd_client *c)
 {
+    if (c->extq) {
+        pd_ext_cancel(c->extq);
+        c->extq = NULL;
+    }
     if (c->authq) {
         pd_auth_cancel(c->authq);
         c->authq = NULL;

@@ -21,6 +21,7 @@
 #include "proxyd/cache_meta.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/ext_acl.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
 #include "proxyd/http_msg.h"
@@ -99,6 +100,9 @@ struct pd_client {
     char user[PD_AUTH_USER_MAX];   /* PD_AUTH_OK: who (logged as %un) */
     pd_auth_check *authq;          /* C_ACCESS: the helper's answer awaited */
     void (*access_next)(struct pd_client *c); /* where the request goes on once allowed */
+    pd_ext_check *extq;            /* C_ACCESS: an external acl's helper answer awaited */
+    struct { size_t type; uint64_t hash; int answer; } ext_memo[8]; /* this request's answers */
+    int n_ext_memo;
 
     /* the response */
     pd_http_parser *respp;
@@ -199,6 +203,11 @@ void client_leave(struct pd_client *c);
 void client_arm_timer(struct pd_client *c, int64_t ms);
 /* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */
 int client_acl_check(struct pd_client *c, const char **deny_acl);
+/* The same, able to return PD_ACL_NEED_EXT with the question in pending
+ * (client_access.c; without pending an external acl not yet answered denies). */
+int client_acl_check_ext(struct pd_client *c, const char **deny_acl, pd_acl_ext_query *pending);
+/* ext_lookup for the acl module: this request's answers, then the worker's cache. */
+int client_ext_lookup(void *ctx, size_t type, const char *line);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);

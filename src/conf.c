@@ -1079,7 +1079,8 @@ static const directive directives[] = {
       .flags = F_LIST | F_RAW_QUOTES, .def_doc = "none",
       .squid = "Same syntax. Types: src, dst, dstdomain, dstdom_regex, url_regex, "
                "urlpath_regex, port, method, proto, proxy_auth (REQUIRED or user names; "
-               "needs auth_param basic), proxy_auth_regex, with values inline or in "
+               "needs auth_param basic), proxy_auth_regex, external (an external_acl_type "
+               "and its values), with values inline or in "
                "\"files\".",
       .doc = "`acl NAME TYPE VALUE...` defines an access list. A quoted value "
              "(`\"/etc/proxyd/list\"`) names a file with one value a line." },
@@ -1106,6 +1107,22 @@ static const directive directives[] = {
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
       .squid = "Same; the format is the rest of the line, as Squid.",
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes." },
+
+    { .name = "external_acl_type", .set = parse_lines, FIELD(external_acl_type),
+      .min_args = 2, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same syntax: options ttl, negative_ttl, children-max, children-startup, "
+               "children-idle, concurrency, queue-size, cache, grace (accepted), protocol=3.0, "
+               "quote=url, ipv4/ipv6; formats %LOGIN (%un, %ul), %SRC (%>a), %SRCPORT (%>p), "
+               "%DST, %MYPORT (%>lp), %URI (%>ru), %PATH (%>rp), %METHOD (%>rm), %PORT, %PROTO, "
+               "%>{Header} (%>ha{Header}, %{Header}) and %DATA. Other formats and options are "
+               "errors. The helper's kv-pairs (user=, tag=, message=) are not used yet.",
+      .doc = "`external_acl_type NAME [options] FORMAT... /path/helper [args]` defines a "
+             "helper that `acl NAME external TYPE [values]` asks: the request's values in "
+             "FORMAT (URL-escaped, `-` when empty) and the acl's values (%DATA, or appended "
+             "when the format has no %DATA) go to the helper as one line; `OK` matches, `ERR` "
+             "does not. Answers are reused for ttl (OK, default 3600 s) and negative_ttl (ERR, "
+             "default ttl) seconds in each worker. A helper that fails (BH, crash, all busy "
+             "with the queue full) denies the request, whatever the line says." },
 
     /* Authentication */
     { .name = "auth_param", .set = parse_auth_param, .flags = F_LIST, .def_doc = "none",
@@ -1400,7 +1417,6 @@ static const directive directives[] = {
     X("esi_parser", SQ_TUNING, NULL, NULL) \
     X("eui_lookup", SQ_TUNING, NULL, NULL) \
     X("extension_methods", SQ_TUNING, NULL, NULL) \
-    X("external_acl_type", SQ_AUTH, NULL, NULL) \
     X("external_refresh_check", SQ_TUNING, NULL, NULL) \
     X("follow_x_forwarded_for", SQ_ACCESS, NULL, NULL) \
     X("force_request_body_continuation", SQ_TUNING, NULL, NULL) \
@@ -1686,9 +1702,9 @@ enum squid_class {
 
 static const char *const squid_class_todo[] = {
     [SQ_TUNING] = NULL,
-    [SQ_AUTH] = "proxyd implements auth_param basic only; admit these clients with it or by "
-                "address (acl src and http_access) and remove the line, or keep Squid for "
-                "these clients",
+    [SQ_AUTH] = "proxyd implements auth_param basic and external_acl_type only; admit these "
+                "clients with them or by address (acl src and http_access) and remove the "
+                "line, or keep Squid for these clients",
     [SQ_ACCESS] = "proxyd does not apply this rule; express it with http_access where it can "
                   "be, or remove the line only if the rule is not needed",
     [SQ_CACHE] = "use `cache deny ACL` instead",
@@ -2346,6 +2362,7 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->refresh_pattern);
     free_lines(&c->deny_info);
     free_lines(&c->logformat);
+    free_lines(&c->external_acl_type);
     for (int i = 0; c->auth_basic.helper.argv && c->auth_basic.helper.argv[i]; i++)
         free(c->auth_basic.helper.argv[i]);
     free(c->auth_basic.helper.argv);

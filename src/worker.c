@@ -20,6 +20,7 @@
 #include "proxyd/dns.h"
 #include "proxyd/auth.h"
 #include "proxyd/engine.h"
+#include "proxyd/ext_acl.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
@@ -257,6 +258,10 @@ int pd_worker_run(const pd_worker_init *init)
         pd_log_error("worker %d: cannot start the auth_param basic helpers; not serving", slot);
         return 1;
     }
+    if (pd_acl_ext_count(w->eng.acl) && !(w->eng.ext = pd_ext_create(w->eng.base, w->eng.acl))) {
+        pd_log_error("worker %d: cannot start the external_acl_type helpers; not serving", slot);
+        return 1;
+    }
     if (w->eng.store) {
         if (pd_cache_store_attach(w->eng.store, w->cache_slot) < 0) {
             pd_log_error("worker %d: cannot attach cache slot %d", slot, w->cache_slot);
@@ -328,6 +333,7 @@ int pd_worker_run(const pd_worker_init *init)
     stats_sync(w);
     event_free(w->stats_timer);
     pd_auth_free(w->eng.auth);
+    pd_ext_free(w->eng.ext);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);

@@ -34,6 +34,30 @@ enum pd_auth_state {
     PD_AUTH_FAILED      /* none, malformed, or refused: PD_ACL_AUTH_REQUIRED (407) */
 };
 
+/* An external_acl_type as compiled (its helper pool is the worker's, ext_acl.c). */
+typedef struct pd_acl_ext_info {
+    const char *name;
+    char *const *argv;              /* program and arguments */
+    int ttl, negative_ttl;          /* seconds an OK / ERR answer is reused */
+    int children_max, startup, idle, concurrency, queue_size;
+    int cache;                      /* Squid's cache=N (0: no limit of its own) */
+    int grace;                      /* accepted, not used */
+    int needs_login;                /* the format sends %LOGIN */
+} pd_acl_ext_info;
+
+size_t pd_acl_ext_count(const pd_acl_rules *rules);
+const pd_acl_ext_info *pd_acl_ext_get(const pd_acl_rules *rules, size_t i);
+
+/* ext_lookup's answers */
+enum { PD_ACL_EXT_NOMATCH = 0, PD_ACL_EXT_MATCH = 1, PD_ACL_EXT_UNKNOWN = 2,
+       PD_ACL_EXT_FAILED = 3 };
+
+/* The question an external acl leaves for the caller (PD_ACL_NEED_EXT). */
+typedef struct pd_acl_ext_query {
+    size_t type;                    /* external_acl_type index */
+    char line[8192];                /* the request line for its helper */
+} pd_acl_ext_query;
+
 /* What is known of a request when access is checked. */
 typedef struct pd_acl_req {
     const struct sockaddr *client;  /* client address */
@@ -47,6 +71,11 @@ typedef struct pd_acl_req {
     int client_conns;               /* open connections from this client address */
     enum pd_auth_state auth_state;
     const char *user;               /* PD_AUTH_OK: the authenticated user */
+    /* external acls: the caller's answers (cache, this request's replies); NULL:
+     * an external acl fails (deny) */
+    int (*ext_lookup)(void *ctx, size_t type, const char *line);
+    void *ext_ctx;
+    struct pd_acl_ext_query *ext_pending; /* PD_ACL_NEED_EXT: what to ask */
     time_t now;
 } pd_acl_req;
 
@@ -55,7 +84,8 @@ enum pd_acl_verdict {
     PD_ACL_DENY = 1,
     PD_ACL_NEED_DST = 2,  /* a `dst` acl must be evaluated: resolve, fill dst, ask again */
     PD_ACL_NEED_AUTH = 3, /* a proxy_auth acl: check the credentials, set auth_state, ask again */
-    PD_ACL_AUTH_REQUIRED = 4 /* no valid credentials where they are needed: 407 */
+    PD_ACL_AUTH_REQUIRED = 4, /* no valid credentials where they are needed: 407 */
+    PD_ACL_NEED_EXT = 5   /* an external acl: ask its helper ext_pending, then ask again */
 };
 
 /*

@@ -106,6 +106,7 @@ typedef struct pd_conf {
     pd_conf_lines refresh_pattern;  /* refresh_pattern [-i] REGEX MIN PCT MAX [opts] */
     pd_conf_lines deny_info;        /* deny_info PAGE|URL ACL */
     pd_conf_lines logformat;        /* logformat NAME FORMAT... */
+    pd_conf_lines external_acl_type; /* external_acl_type NAME [options] FORMAT... /helper (acl.c) */
     /* Authentication */
     pd_conf_auth_basic auth_basic;  /* auth_param basic ... */
 

@@ -961,7 +961,7 @@ START_TEST(reference_lists_every_directive)
         "collapsed_forwarding",
         "x_cache_header", "acl",
         "http_access", "cache",
-        "refresh_pattern", "deny_info", "logformat", "auth_param", "access_log", "cache_log", "pid_filename",
+        "refresh_pattern", "deny_info", "logformat", "external_acl_type", "auth_param", "access_log", "cache_log", "pid_filename",
         "dns_nameservers", "hosts_file", "positive_dns_ttl", "negative_dns_ttl", "dns_timeout",
         "visible_hostname", "via", "forwarded_for", "request_header_max_size",
         "reply_header_max_size", "request_body_max_size", "connect_timeout", "read_timeout",
@@ -1068,7 +1068,7 @@ END_TEST
 
 /* The list: each must be an error, never a warning. */
 static const char *const must_be_errors[] = {
-    "auth_schemes", "external_acl_type", "cache_peer", "never_direct", "always_direct",
+    "auth_schemes", "cache_peer", "never_direct", "always_direct",
     "cache_peer_access", "prefer_direct", "url_rewrite_program", "store_id_program",
     "icap_service", "adaptation_access", "ecap_service", "ssl_bump", "sslproxy_cert_error",
     "tls_outgoing_options", "request_header_access", "reply_header_access",
