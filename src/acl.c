@@ -122,7 +122,7 @@ struct pd_acl_rules {
     uint32_t magic;
     struct ext_type *ext; size_t n_ext, cap_ext;
     struct acl **acls; size_t n_acls, cap_acls;
-    struct rulelist http, cache;
+    struct rulelist http, cache, rewrite;
     struct dinfo *di; size_t n_di, cap_di;
     char **files; size_t n_files, cap_files;    /* file names kept for dentry->file */
 };
@@ -1189,6 +1189,12 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
         const pd_conf_line *l = &L->v[i];
         access_line(&c, &r->cache, "cache", l->file ? l->file : "?", l->line, l->argc, l->argv);
     }
+    L = &conf->url_rewrite_access;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        access_line(&c, &r->rewrite, "url_rewrite_access", l->file ? l->file : "?", l->line,
+                    l->argc, l->argv);
+    }
     L = &conf->deny_info;
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
@@ -1235,6 +1241,9 @@ void pd_acl_rules_free(pd_acl_rules *r)
     for (size_t i = 0; i < r->cache.n; i++)
         free(r->cache.v[i].terms);
     free(r->cache.v);
+    for (size_t i = 0; i < r->rewrite.n; i++)
+        free(r->rewrite.v[i].terms);
+    free(r->rewrite.v);
     for (size_t i = 0; i < r->n_di; i++) {
         free(r->di[i].page);
         free(r->di[i].acl);
@@ -1660,6 +1669,15 @@ enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_r
     if (!rules || rules->magic != RULES_MAGIC || !req)
         return PD_ACL_ALLOW;
     return eval(rules, &rules->cache, req, PD_ACL_ALLOW, NULL);
+}
+
+enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl_req *req)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req)
+        return PD_ACL_ALLOW;
+    enum pd_acl_verdict v = eval(rules, &rules->rewrite, req, PD_ACL_ALLOW, NULL);
+    /* a fast check: what it cannot decide now does not match (Squid) */
+    return v == PD_ACL_ALLOW ? PD_ACL_ALLOW : PD_ACL_DENY;
 }
 
 int pd_acl_names_method(const pd_acl_rules *rules, const char *method)

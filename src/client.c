@@ -634,6 +634,8 @@ static void begin_transaction(struct pd_client *c)
 /* http_access allowed the request (or waits for DNS to decide). May free c. */
 static void after_access(struct pd_client *c)
 {
+    if (!c->rewritten && !client_rewrite(c, after_access))
+        return; /* redirected, refused, or waiting for the rewriter */
     if (c->req.method_id == PD_M_PURGE && !c->acl_need_dst) {
         client_purge(c);
         return;

@@ -183,6 +183,10 @@ out:
 
 void client_access_drop(struct pd_client *c)
 {
+    if (c->rwq) {
+        pd_helper_cancel(c->rwq);
+        c->rwq = NULL;
+    }
     if (c->extq) {
         pd_ext_cancel(c->extq);
         c->extq = NULL;

@@ -22,6 +22,7 @@
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
 #include "proxyd/ext_acl.h"
+#include "proxyd/helper.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
 #include "proxyd/http_msg.h"
@@ -103,6 +104,8 @@ struct pd_client {
     pd_ext_check *extq;            /* C_ACCESS: an external acl's helper answer awaited */
     struct { size_t type; uint64_t hash; int answer; } ext_memo[8]; /* this request's answers */
     int n_ext_memo;
+    pd_helper_req *rwq;            /* C_ACCESS: the URL rewriter's answer awaited */
+    int rewritten;                 /* the rewriter was consulted (or skipped) */
 
     /* the response */
     pd_http_parser *respp;
@@ -224,6 +227,16 @@ int client_forward_request_body(struct pd_client *c);
 int client_access(struct pd_client *c, void (*next)(struct pd_client *c));
 /* Let go of a pending helper check (the transaction ends). */
 void client_access_drop(struct pd_client *c);
+
+/* ---- client_rewrite.c -------------------------------------------------- */
+
+/*
+ * url_rewrite_program for an allowed request: 1 when it goes on now
+ * (unchanged, or not for the rewriter); 0 when it was answered (a redirect,
+ * a refusal: c may be freed) or waits in C_ACCESS, then next(c) runs with the
+ * URL rewritten or not.
+ */
+int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c));
 
 /* ---- upstream.c -------------------------------------------------------- */
 /* (client_go_upstream, client_up_release: above) */

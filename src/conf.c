@@ -753,6 +753,76 @@ static int parse_count_word(const char *s, int min, int max, int *out)
     return 0;
 }
 
+/* A helper's `program /path args...`: kept with its file:line. */
+static int helper_program(loader *ld, const char *what, pd_conf_helper *h, int nv, char **v)
+{
+    if (nv < 1 || v[0][0] != '/')
+        return error(ld, "%s: expected an absolute path and its arguments", what);
+    char **copy = calloc((size_t)nv + 1, sizeof *copy);
+    if (!copy)
+        return error(ld, "out of memory");
+    for (int i = 0; i < nv; i++)
+        if (!(copy[i] = strdup(v[i]))) {
+            for (int k = 0; k < i; k++)
+                free(copy[k]);
+            free(copy);
+            return error(ld, "out of memory");
+        }
+    for (int i = 0; h->argv && h->argv[i]; i++)
+        free(h->argv[i]);
+    free(h->argv);
+    h->argv = copy;
+    free(h->file);
+    h->file = ld->file ? strdup(ld->file) : NULL;
+    h->line = ld->line;
+    return 0;
+}
+
+/* Squid's `children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`. */
+static int helper_children(loader *ld, const char *what, pd_conf_helper *h, int nv, char **v)
+{
+    if (nv < 1 || parse_count_word(v[0], 1, 10000, &h->children_max) != 0)
+        return error(ld, "%s: expected a number (1-10000)", what);
+    static const struct {
+        const char *key;
+        size_t off;
+        int min, max;
+    } opts[] = {
+        {"startup=", offsetof(pd_conf_helper, startup), 0, 10000},
+        {"idle=", offsetof(pd_conf_helper, idle), 1, 10000},
+        {"concurrency=", offsetof(pd_conf_helper, concurrency), 0, 100000},
+        {"queue-size=", offsetof(pd_conf_helper, queue_size), 0, 1000000},
+    };
+    for (int i = 1; i < nv; i++) {
+        size_t k;
+        for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+            size_t kl = strlen(opts[k].key);
+            if (strncmp(v[i], opts[k].key, kl) == 0) {
+                if (parse_count_word(v[i] + kl, opts[k].min, opts[k].max,
+                                     (int *)((char *)h + opts[k].off)) != 0)
+                    return error(ld, "%s: bad value in '%s'", what, v[i]);
+                break;
+            }
+        }
+        if (k == sizeof opts / sizeof opts[0])
+            return error(ld, "%s: unknown option '%s'", what, v[i]);
+    }
+    if (h->startup > h->children_max)
+        return error(ld, "%s: startup=%d is more than %d children", what, h->startup,
+                     h->children_max);
+    return 0;
+}
+
+static int parse_rewrite_program(loader *ld, const directive *d, int argc, char **argv)
+{
+    return helper_program(ld, d->name, &ld->c->url_rewrite, argc, argv);
+}
+
+static int parse_rewrite_children(loader *ld, const directive *d, int argc, char **argv)
+{
+    return helper_children(ld, d->name, &ld->c->url_rewrite, argc, argv);
+}
+
 /*
  * auth_param SCHEME PARAMETER VALUE...: Squid's Basic scheme. The other
  * schemes (digest, negotiate, ntlm) are errors: a client they would have
@@ -774,63 +844,10 @@ static int parse_auth_param(loader *ld, const directive *d, int argc, char **arg
     const char *p = argv[1];
     int nv = argc - 2;
     char **v = argv + 2;
-    if (strcmp(p, "program") == 0) {
-        if (nv < 1 || v[0][0] != '/')
-            return error(ld, "%s basic program: expected an absolute path and its arguments",
-                         d->name);
-        char **copy = calloc((size_t)nv + 1, sizeof *copy);
-        if (!copy)
-            return error(ld, "out of memory");
-        for (int i = 0; i < nv; i++)
-            if (!(copy[i] = strdup(v[i]))) {
-                for (int k = 0; k < i; k++)
-                    free(copy[k]);
-                free(copy);
-                return error(ld, "out of memory");
-            }
-        pd_conf_helper *h = &b->helper;
-        for (int i = 0; h->argv && h->argv[i]; i++)
-            free(h->argv[i]);
-        free(h->argv);
-        h->argv = copy;
-        free(h->file);
-        h->file = ld->file ? strdup(ld->file) : NULL;
-        h->line = ld->line;
-        return 0;
-    }
-    if (strcmp(p, "children") == 0) {
-        pd_conf_helper *h = &b->helper;
-        if (nv < 1 || parse_count_word(v[0], 1, 10000, &h->children_max) != 0)
-            return error(ld, "%s basic children: expected a number (1-10000)", d->name);
-        static const struct {
-            const char *key;
-            size_t off;
-            int min, max;
-        } opts[] = {
-            {"startup=", offsetof(pd_conf_helper, startup), 0, 10000},
-            {"idle=", offsetof(pd_conf_helper, idle), 1, 10000},
-            {"concurrency=", offsetof(pd_conf_helper, concurrency), 0, 100000},
-            {"queue-size=", offsetof(pd_conf_helper, queue_size), 0, 1000000},
-        };
-        for (int i = 1; i < nv; i++) {
-            size_t k;
-            for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
-                size_t kl = strlen(opts[k].key);
-                if (strncmp(v[i], opts[k].key, kl) == 0) {
-                    if (parse_count_word(v[i] + kl, opts[k].min, opts[k].max,
-                                         (int *)((char *)h + opts[k].off)) != 0)
-                        return error(ld, "%s basic children: bad value in '%s'", d->name, v[i]);
-                    break;
-                }
-            }
-            if (k == sizeof opts / sizeof opts[0])
-                return error(ld, "%s basic children: unknown option '%s'", d->name, v[i]);
-        }
-        if (h->startup > h->children_max)
-            return error(ld, "%s basic children: startup=%d is more than %d children", d->name,
-                         h->startup, h->children_max);
-        return 0;
-    }
+    if (strcmp(p, "program") == 0)
+        return helper_program(ld, "auth_param basic program", &b->helper, nv, v);
+    if (strcmp(p, "children") == 0)
+        return helper_children(ld, "auth_param basic children", &b->helper, nv, v);
     if (strcmp(p, "realm") == 0) {
         if (nv < 1)
             return error(ld, "%s basic realm: expected the realm text", d->name);
@@ -1123,6 +1140,38 @@ static const directive directives[] = {
              "does not. Answers are reused for ttl (OK, default 3600 s) and negative_ttl (ERR, "
              "default ttl) seconds in each worker. A helper that fails (BH, crash, all busy "
              "with the queue full) denies the request, whatever the line says." },
+
+    /* URL rewriting */
+    { .name = "url_rewrite_program", .alias = "redirect_program", .set = parse_rewrite_program,
+      .flags = F_LIST, .def_doc = "none",
+      .squid = "Same, with Squid's helper protocol: squidGuard, ufdbGuard and Squid's own "
+               "rewriters run unchanged. The request line is `URL client_ip/- user method "
+               "myip=IP myport=PORT` (Squid's default url_rewrite_extras). Old-style replies "
+               "(a bare URL, `3xx:URL`, an empty line) are understood. A helper that fails "
+               "(BH, crash, all busy with the queue full) refuses the request (503) unless "
+               "url_rewrite_bypass is on; Squid passes the URL on unchanged after BH.",
+      .doc = "`url_rewrite_program /path args` runs a URL rewriter for requests allowed by "
+             "http_access and url_rewrite_access: `OK rewrite-url=URL` fetches URL instead "
+             "(the client is not told), `OK url=URL [status=30x]` redirects the client "
+             "(302 unless status says another 3xx), `OK` or `ERR` leave the request as it "
+             "is. Answers are not cached." },
+    { .name = "url_rewrite_children", .alias = "redirect_children",
+      .set = parse_rewrite_children, .flags = F_LIST,
+      .def_doc = "20 startup=0 idle=1 concurrency=0",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .doc = "`url_rewrite_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
+             "the rewriter's pool, per worker." },
+    { .name = "url_rewrite_access", .alias = "redirector_access", .set = parse_lines,
+      FIELD(url_rewrite_access), .min_args = 1, .flags = F_LIST, .def_doc = "allow all",
+      .squid = "Same; as a fast check in Squid, dst acls, and external acls without a cached "
+               "answer, do not match here.",
+      .doc = "`url_rewrite_access allow|deny [!]ACL...`: which requests go to the rewriter "
+             "(first match wins; with no line, all)." },
+    { .name = "url_rewrite_bypass", .alias = "redirector_bypass", .set = parse_onoff,
+      FIELD(url_rewrite_bypass), .def = "off",
+      .squid = "Same.",
+      .doc = "on: a request the rewriter cannot take (all busy with the queue full, no "
+             "child running) goes on unchanged; off: it is refused (503)." },
 
     /* Authentication */
     { .name = "auth_param", .set = parse_auth_param, .flags = F_LIST, .def_doc = "none",
@@ -1571,11 +1620,7 @@ static const directive directives[] = {
     X("quick_abort_pct", SQ_TUNING, NULL, NULL) \
     X("range_offset_limit", SQ_TUNING, NULL, NULL) \
     X("read_ahead_gap", SQ_TUNING, NULL, NULL) \
-    X("redirect_children", SQ_REWRITE, NULL, NULL) \
-    X("redirect_program", SQ_REWRITE, NULL, NULL) \
-    X("redirect_rewrites_host_header", SQ_REWRITE, NULL, NULL) \
-    X("redirector_access", SQ_REWRITE, NULL, NULL) \
-    X("redirector_bypass", SQ_REWRITE, NULL, NULL) \
+    X("redirect_rewrites_host_header", SQ_REWRITE, "on", NULL) \
     X("referer_log", SQ_TUNING, NULL, NULL) \
     X("referrer_log", SQ_TUNING, NULL, NULL) \
     X("refresh_all_ims", SQ_TUNING, NULL, NULL) \
@@ -1663,13 +1708,9 @@ static const directive directives[] = {
     X("update_headers", SQ_TUNING, NULL, NULL) \
     X("upgrade_http0.9", SQ_TUNING, NULL, NULL) \
     X("uri_whitespace", SQ_TUNING, NULL, NULL) \
-    X("url_rewrite_access", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_bypass", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_children", SQ_REWRITE, NULL, NULL) \
     X("url_rewrite_concurrency", SQ_REWRITE, NULL, NULL) \
     X("url_rewrite_extras", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_host_header", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_program", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_host_header", SQ_REWRITE, "on", NULL) \
     X("url_rewrite_timeout", SQ_REWRITE, NULL, NULL) \
     X("useragent_log", SQ_TUNING, NULL, NULL) \
     X("vary_ignore_expire", SQ_TUNING, NULL, NULL) \
@@ -1711,9 +1752,9 @@ static const char *const squid_class_todo[] = {
     [SQ_PRIVACY] = "remove the line only if that is acceptable",
     [SQ_PEER] = "proxyd has no cache peers and always connects to origin servers directly; "
                 "remove the peering lines only if this host may reach the origins itself",
-    [SQ_REWRITE] = "proxyd runs no URL rewriter or store-ID helper (squidGuard, ufdbGuard); "
-                   "block with http_access and dstdomain or url_regex acls (with \"file\" "
-                   "lists) instead, or keep Squid",
+    [SQ_REWRITE] = "proxyd runs url_rewrite_program (squidGuard, ufdbGuard) with its "
+                   "children, access and bypass lines only, and no store-ID helper; remove "
+                   "the line if the rewriter does without it, or keep Squid",
     [SQ_ADAPT] = "proxyd has no ICAP or eCAP adaptation, so content would pass unscanned and "
                  "unchanged; remove the line only if that is acceptable",
     [SQ_TLS] = "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; "
@@ -2363,6 +2404,11 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->deny_info);
     free_lines(&c->logformat);
     free_lines(&c->external_acl_type);
+    free_lines(&c->url_rewrite_access);
+    for (int i = 0; c->url_rewrite.argv && c->url_rewrite.argv[i]; i++)
+        free(c->url_rewrite.argv[i]);
+    free(c->url_rewrite.argv);
+    free(c->url_rewrite.file);
     for (int i = 0; c->auth_basic.helper.argv && c->auth_basic.helper.argv[i]; i++)
         free(c->auth_basic.helper.argv[i]);
     free(c->auth_basic.helper.argv);
@@ -2401,6 +2447,9 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out, int *n_e
         if (!(directives[i].flags & F_LIST) && directives[i].def)
             apply_default(&ld, &directives[i]);
     ld.c->path = strdup(name);
+    ld.c->url_rewrite.children_max = 20;
+    ld.c->url_rewrite.idle = 1;
+    ld.c->url_rewrite.queue_size = -1;
     /* auth_param basic: Squid's defaults */
     ld.c->auth_basic.helper.children_max = 20;
     ld.c->auth_basic.helper.idle = 1;

@@ -21,6 +21,7 @@
 #include "proxyd/auth.h"
 #include "proxyd/engine.h"
 #include "proxyd/ext_acl.h"
+#include "proxyd/helper.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
@@ -258,6 +259,19 @@ int pd_worker_run(const pd_worker_init *init)
         pd_log_error("worker %d: cannot start the auth_param basic helpers; not serving", slot);
         return 1;
     }
+    if (conf->url_rewrite.argv) {
+        pd_helper_cfg hc = {
+            .name = "url_rewrite", .argv = conf->url_rewrite.argv,
+            .children_max = conf->url_rewrite.children_max, .startup = conf->url_rewrite.startup,
+            .idle = conf->url_rewrite.idle, .concurrency = conf->url_rewrite.concurrency,
+            .queue_size = conf->url_rewrite.queue_size,
+        };
+        if (!(w->eng.rewrite = pd_helper_create(w->eng.base, &hc))) {
+            pd_log_error("worker %d: cannot start the url_rewrite_program helpers; not serving",
+                         slot);
+            return 1;
+        }
+    }
     if (pd_acl_ext_count(w->eng.acl) && !(w->eng.ext = pd_ext_create(w->eng.base, w->eng.acl))) {
         pd_log_error("worker %d: cannot start the external_acl_type helpers; not serving", slot);
         return 1;
@@ -334,6 +348,7 @@ int pd_worker_run(const pd_worker_init *init)
     event_free(w->stats_timer);
     pd_auth_free(w->eng.auth);
     pd_ext_free(w->eng.ext);
+    pd_helper_free(w->eng.rewrite);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);

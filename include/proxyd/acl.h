@@ -95,6 +95,11 @@ enum pd_acl_verdict {
 enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_req *req,
                                       const char **deny_acl);
 
+/* Evaluate url_rewrite_access: ALLOW when the request goes to the URL rewriter
+ * (no lines: all). What cannot be decided now (dst before DNS, an external acl
+ * without an answer) counts as DENY. */
+enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl_req *req);
+
 /* Evaluate `cache` rules: ALLOW when the response may be stored/served from cache. */
 enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req);
 

@@ -109,6 +109,10 @@ typedef struct pd_conf {
     pd_conf_lines external_acl_type; /* external_acl_type NAME [options] FORMAT... /helper (acl.c) */
     /* Authentication */
     pd_conf_auth_basic auth_basic;  /* auth_param basic ... */
+    /* URL rewriting */
+    pd_conf_helper url_rewrite;     /* url_rewrite_program, url_rewrite_children */
+    pd_conf_lines url_rewrite_access; /* url_rewrite_access allow|deny ... (acl.c) */
+    int url_rewrite_bypass;         /* on: the rewriter's failure leaves the URL as it is */
 
     /* Logging */
     char *access_log;               /* path, "stdout", "stderr" or NULL for none */
