@@ -462,6 +462,8 @@ static int spawn_child(pd_helper *h)
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 0);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 1);
+    /* nothing else of the worker's: listening sockets, clients, the cache's segment */
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3);
     posix_spawnattr_init(&at);
     sigset_t none, all;
     sigemptyset(&none);

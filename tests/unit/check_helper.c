@@ -4,7 +4,9 @@
  * queue, a child that dies mid-request, a timeout, cancellation, restart.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +234,25 @@ START_TEST(crash_mid_request)
 }
 END_TEST
 
+/* The child gets stdin, stdout and stderr, and none of the worker's other
+ * descriptors (a listening socket held by a helper would outlive proxyd). */
+START_TEST(child_inherits_no_descriptors)
+{
+    int fd = open("/dev/null", O_RDONLY);     /* not close-on-exec */
+    ck_assert_int_ge(fd, 3);
+    ck_assert_int_eq(dup2(fd, 50), 50);
+    pd_helper *h = pool("while read -r l; do if [ -e /proc/$$/fd/50 ]; then echo OK user=leak; "
+                        "else echo OK user=clean; fi; done", 1, 1, 0, -1, 0);
+    struct answer a = {0};
+    ck_assert_ptr_nonnull(pd_helper_submit(h, "x", 1, on_reply, &a));
+    RUN_UNTIL(a.done);
+    ck_assert_str_eq(a.user, "clean");
+    pd_helper_free(h);
+    close(50);
+    close(fd);
+}
+END_TEST
+
 /* A program that cannot run: every request is answered BH, never OK. */
 START_TEST(missing_program_fails_closed)
 {
@@ -328,6 +349,7 @@ static Suite *suite(void)
     tcase_add_test(t, queue_overflow_refused);
     tcase_add_test(t, crash_mid_request);
     tcase_add_test(t, missing_program_fails_closed);
+    tcase_add_test(t, child_inherits_no_descriptors);
     tcase_add_test(t, timeout_answers_bh);
     tcase_add_test(t, cancel_drops_reply);
     tcase_add_test(t, busy_children_queue_then_answer);
