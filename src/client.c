@@ -402,6 +402,10 @@ static void timer_cb_body(struct pd_client *c)
         client_fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
         return;
     }
+    if (c->state == C_ACCESS) {
+        client_access_timeout(c);
+        return;
+    }
     client_free(c);
 }
 

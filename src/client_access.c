@@ -70,8 +70,7 @@ static int start_ext(struct pd_client *c, const pd_acl_ext_query *q,
     c->extq = pd_ext_start(c->w->ext, q->type, q->line, time(NULL), ext_answer, c);
     if (!c->extq)
         return 0;
-    c->state = C_ACCESS;
-    c->access_next = next;
+    client_access_wait(c, next);
     return 1;
 }
 
@@ -83,7 +82,7 @@ static void ext_answer(void *arg, int answer)
     c->ext_memo[c->n_ext_memo++].answer = answer;
     if (!client_enter(c))
         return;
-    c->state = C_RESOLVE;
+    client_access_resume(c);
     if (client_access(c, c->access_next))
         c->access_next(c);
     client_leave(c);
@@ -114,8 +113,7 @@ static int start_auth(struct pd_client *c, void (*next)(struct pd_client *c))
     if (v == PD_AUTH_V_FAILED)
         return 0;   /* the helpers cannot take it (queue full): refused, never allowed */
     c->auth_state = PD_AUTH_NONE;
-    c->state = C_ACCESS;
-    c->access_next = next;
+    client_access_wait(c, next);
     return 1;
 }
 
@@ -128,7 +126,7 @@ static void auth_answer(void *arg, int ok)
         c->user[0] = '\0';
     if (!client_enter(c))
         return;
-    c->state = C_RESOLVE;
+    client_access_resume(c);
     if (client_access(c, c->access_next))
         c->access_next(c);
     client_leave(c);
@@ -179,6 +177,27 @@ int client_access(struct pd_client *c, void (*next)(struct pd_client *c))
 out:
     free(q);
     return rc;
+}
+
+void client_access_wait(struct pd_client *c, void (*next)(struct pd_client *c))
+{
+    c->state = C_ACCESS;
+    c->access_next = next;
+    client_arm_timer(c, c->w->conf->request_timeout);
+}
+
+void client_access_resume(struct pd_client *c)
+{
+    c->state = C_RESOLVE;
+    evtimer_del(c->timer);
+}
+
+void client_access_timeout(struct pd_client *c)
+{
+    client_access_drop(c);
+    c->state = C_RESOLVE;
+    c->result = PD_R_NONE_NONE;
+    client_fail_request(c, 503, "ERR_CANNOT_FORWARD", "no answer from a helper in time", 1);
 }
 
 void client_access_drop(struct pd_client *c)

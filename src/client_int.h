@@ -227,6 +227,12 @@ int client_forward_request_body(struct pd_client *c);
 int client_access(struct pd_client *c, void (*next)(struct pd_client *c));
 /* Let go of a pending helper check (the transaction ends). */
 void client_access_drop(struct pd_client *c);
+/* C_ACCESS: wait for a helper's answer (at most request_timeout), then next(c). */
+void client_access_wait(struct pd_client *c, void (*next)(struct pd_client *c));
+/* The answer came: back to C_RESOLVE, the wait's timer off. */
+void client_access_resume(struct pd_client *c);
+/* No answer within request_timeout: 503, the helper check dropped. May free c. */
+void client_access_timeout(struct pd_client *c);
 
 /* ---- client_rewrite.c -------------------------------------------------- */
 

@@ -127,7 +127,7 @@ static void answer(void *arg, const pd_helper_reply *r)
     c->rwq = NULL;
     if (!client_enter(c))
         return;
-    c->state = C_RESOLVE;
+    client_access_resume(c);
     if (apply(c, r))
         c->access_next(c);
     client_leave(c);
@@ -191,7 +191,6 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
         failed(c, "the URL rewriter is overloaded");
         return 0;
     }
-    c->state = C_ACCESS;
-    c->access_next = next;
+    client_access_wait(c, next);
     return 0;
 }

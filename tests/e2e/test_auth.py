@@ -228,6 +228,23 @@ http_access deny !auth
                 self.assertEqual(p.stop(), 0)
         self.assertEqual(self.o.snapshot(), [])
 
+    def test_silent_helper_bounded_by_request_timeout(self):
+        """A helper that never answers holds a request for request_timeout at most: then
+        503, never a pass; the connection is not left hanging."""
+        prog = self.script("silent.sh", "exec cat >/dev/null\n")
+        conf = """
+request_timeout 1 second
+auth_param basic program %s
+auth_param basic children 1
+acl auth proxy_auth REQUIRED
+http_access deny !auth
+""" % prog
+        p = self.proxy(conf_extra=conf, workers=1)
+        r = proxy_request(p, "GET", self.o.url("/s"), headers=basic("frank", "good"))
+        self.assertEqual(r.status, 503)
+        self.assertEqual(r.get("x-squid-error"), "ERR_CANNOT_FORWARD 0")
+        self.assertEqual(self.o.snapshot(), [])
+
     def test_concurrency_channels(self):
         """concurrency=4: the request carries a channel ID, the helper answers with it."""
         prog = self.script("conc.sh", """
