@@ -162,7 +162,12 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         put_escaped(&o, e->method, e->method_len, 0);
         put(&o, " ", 1);
         put_escaped(&o, e->url, e->url_len, F_URL);
-        putf(&o, " - %s/%s ", e->hier, e->peer_ip ? e->peer_ip : "-");
+        put(&o, " ", 1);
+        if (e->user)
+            put_escaped(&o, e->user, strlen(e->user), 0);
+        else
+            put(&o, "-", 1);
+        putf(&o, " %s/%s ", e->hier, e->peer_ip ? e->peer_ip : "-");
         put_escaped(&o, e->content_type, e->content_type_len, 0);
     } else {
         /* common: %>a %[ui %[un [%tl] "%rm %ru HTTP/%rv" %>Hs %<st %Ss:%Sh */
@@ -171,7 +176,12 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         time_t t = e->start.tv_sec;
         localtime_r(&t, &tm);
         strftime(tbuf, sizeof tbuf, "%d/%b/%Y:%H:%M:%S %z", &tm);
-        putf(&o, "%s - - [%s] \"", ip, tbuf);
+        putf(&o, "%s - ", ip);
+        if (e->user)
+            put_escaped(&o, e->user, strlen(e->user), 0);
+        else
+            put(&o, "-", 1);
+        putf(&o, " [%s] \"", tbuf);
         put_escaped(&o, e->method, e->method_len, F_QUOTED);
         put(&o, " ", 1);
         put_escaped(&o, e->url, e->url_len, F_QUOTED | F_URL);
@@ -212,7 +222,7 @@ void pd_access_log_write(pd_access_log *log, const pd_log_entry *e)
 enum lf_code {
     LF_LITERAL, LF_TS, LF_TU, LF_TL, LF_TG, LF_TR, LF_CLIENT_IP, LF_CLIENT_PORT, LF_PEER_IP,
     LF_LOCAL_PORT, LF_SS, LF_SH, LF_STATUS_OUT, LF_STATUS_IN, LF_BYTES_OUT, LF_BYTES_IN,
-    LF_METHOD, LF_URL, LF_PATH, LF_VERSION, LF_USER, LF_MIME, LF_REQ_HDR, LF_RESP_HDR,
+    LF_METHOD, LF_URL, LF_PATH, LF_VERSION, LF_USER, LF_IDENT, LF_MIME, LF_REQ_HDR, LF_RESP_HDR,
     LF_PERCENT
 };
 
@@ -226,7 +236,7 @@ static const struct {
     { "tr", LF_TR }, { ">a", LF_CLIENT_IP }, { ">p", LF_CLIENT_PORT }, { "<a", LF_PEER_IP },
     { "lp", LF_LOCAL_PORT }, { "Ss", LF_SS }, { "Sh", LF_SH }, { "rm", LF_METHOD },
     { "ru", LF_URL }, { "rp", LF_PATH }, { "rv", LF_VERSION }, { "un", LF_USER },
-    { "ui", LF_USER }, { "ul", LF_USER }, { "mt", LF_MIME }, { ">h", LF_REQ_HDR },
+    { "ui", LF_IDENT }, { "ul", LF_USER }, { "mt", LF_MIME }, { ">h", LF_REQ_HDR },
     { "<h", LF_RESP_HDR }, { "%", LF_PERCENT },
 };
 
@@ -433,7 +443,8 @@ static void lf_field(struct out *o, const struct lf_tok *t, const pd_log_entry *
         put(o, v, (size_t)n);
         return;
     }
-    case LF_USER: str = NULL; break;
+    case LF_USER: str = e->user; break;
+    case LF_IDENT: str = NULL; break;   /* no ident lookups */
     case LF_MIME: str = e->content_type; len = e->content_type_len; break;
     case LF_REQ_HDR: lf_headers(o, e->req, t->text, t->quote); return;
     case LF_RESP_HDR: lf_headers(o, e->resp, t->text, t->quote); return;

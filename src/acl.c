@@ -37,7 +37,8 @@
 enum acl_type {
     T_SRC, T_DST, T_DSTDOMAIN, T_DSTDOM_REGEX, T_URL_REGEX, T_URLPATH_REGEX,
     T_PORT, T_LOCALPORT, T_METHOD, T_PROTO, T_TIME, T_MAXCONN, T_REQ_HEADER,
-    T_BROWSER, T_REFERER_REGEX, T_REP_HEADER, T_REP_MIME_TYPE, T_HTTP_STATUS
+    T_BROWSER, T_REFERER_REGEX, T_REP_HEADER, T_REP_MIME_TYPE, T_HTTP_STATUS,
+    T_PROXY_AUTH, T_PROXY_AUTH_REGEX, T_EXTERNAL
 };
 
 static const struct {
@@ -51,19 +52,26 @@ static const struct {
     { "maxconn", T_MAXCONN }, { "req_header", T_REQ_HEADER }, { "browser", T_BROWSER },
     { "referer_regex", T_REFERER_REGEX }, { "rep_header", T_REP_HEADER },
     { "rep_mime_type", T_REP_MIME_TYPE }, { "http_status", T_HTTP_STATUS },
+    { "proxy_auth", T_PROXY_AUTH },
+    { "proxy_auth_regex", T_PROXY_AUTH_REGEX }, { "external", T_EXTERNAL },
 };
 
 static int is_regex_type(enum acl_type t)
 {
     return t == T_DSTDOM_REGEX || t == T_URL_REGEX || t == T_URLPATH_REGEX
         || t == T_REQ_HEADER || t == T_BROWSER || t == T_REFERER_REGEX || t == T_REP_HEADER
-        || t == T_REP_MIME_TYPE;
+        || t == T_REP_MIME_TYPE || t == T_PROXY_AUTH_REGEX;
 }
 
 /* Types that look at the reply: never true before one is known (Squid warns, we too). */
 static int is_reply_type(enum acl_type t)
 {
     return t == T_REP_HEADER || t == T_REP_MIME_TYPE || t == T_HTTP_STATUS;
+}
+
+static int is_auth_type(enum acl_type t)
+{
+    return t == T_PROXY_AUTH || t == T_PROXY_AUTH_REGEX;
 }
 
 struct iprange { uint8_t lo[16], hi[16]; };
@@ -94,6 +102,8 @@ struct acl {
     char **strs; size_t n_strs, cap_strs;      /* method, proto; req_header names */
     struct tspec *times; size_t n_times, cap_times;
     int maxconn;
+    int user_icase;         /* proxy_auth: auth_param basic casesensitive off */
+    size_t ext;             /* external: index of its external_acl_type */
     struct domset dom;
 };
 
@@ -107,10 +117,27 @@ struct rule {
 struct rulelist { struct rule *v; size_t n, cap; };
 struct dinfo { char *page; char *acl; };
 
+/* external_acl_type: what a line sent to its helper is made of */
+enum ext_code {
+    X_LOGIN, X_SRC, X_SRCPORT, X_DST, X_MYPORT, X_URI, X_PATH, X_METHOD, X_PORT, X_PROTO,
+    X_HEADER, X_DATA
+};
+struct ext_fmt { enum ext_code code; char *header; };
+struct ext_type {
+    pd_acl_ext_info info;
+    struct ext_fmt *f;
+    size_t nf, cap_f;
+    int data_used;          /* %DATA in the format; else the acl's values are appended */
+    int needs_login;
+    char *name;
+    char **argv;
+};
+
 struct pd_acl_rules {
     uint32_t magic;
+    struct ext_type *ext; size_t n_ext, cap_ext;
     struct acl **acls; size_t n_acls, cap_acls;
-    struct rulelist http, cache;
+    struct rulelist http, cache, rewrite;
     struct rulelist reply, miss, fxff;      /* http_reply_access, miss_access, follow_x_f_f */
     struct rulelist rbms, toa;              /* reply_body_max_size, tcp_outgoing_address */
     struct dinfo *di; size_t n_di, cap_di;
@@ -582,7 +609,16 @@ static int add_value(struct ctx *c, struct acl *a, const char *v, int icase, con
     case T_REFERER_REGEX:
     case T_REP_HEADER:
     case T_REP_MIME_TYPE:
+    case T_PROXY_AUTH_REGEX:
         return add_regex(c, a, v, icase, header, file, line);
+    case T_EXTERNAL:
+        return -1;  /* acl_line takes its values */
+    case T_PROXY_AUTH:
+        if (strcmp(v, "REQUIRED") == 0) {
+            a->any = 1;     /* any user the helper accepted */
+            return 0;
+        }
+        return add_str(a, v, 0) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
     case T_PORT:
     case T_LOCALPORT:
     case T_HTTP_STATUS:
@@ -743,6 +779,28 @@ static void acl_line(struct ctx *c, const char *file, int line, int argc, char *
         r->acls[r->n_acls++] = a;
     }
 
+    if (a->type == T_EXTERNAL) {
+        /* acl NAME external TYPE [values]: the values are sent as %DATA */
+        size_t k = 0;
+        while (argc >= 3 && k < r->n_ext && strcmp(r->ext[k].name, argv[2]) != 0)
+            k++;
+        if (argc < 3 || k == r->n_ext) {
+            report(c, file, line, 0, "acl %s: unknown external_acl_type '%s'", name,
+                   argc < 3 ? "" : argv[2]);
+            return;
+        }
+        if (a->line != line || a->file != file) {
+            report(c, file, line, 0, "acl %s: an external acl is defined on one line", name);
+            return;
+        }
+        a->ext = k;
+        for (int j = 3; j < argc; j++)
+            if (add_str(a, argv[j], 0) < 0) {
+                report(c, file, line, 0, "out of memory");
+                return;
+            }
+        return;
+    }
     int i = 2, icase = 0;
     const char *header = NULL;
     if (a->type == T_BROWSER)
@@ -972,6 +1030,176 @@ static void deny_info_line(struct ctx *c, const char *file, int line, int argc, 
     }
 }
 
+/* ------------------------------------------------- external_acl_type */
+
+static const struct {
+    const char *name;
+    enum ext_code code;
+} ext_codes[] = {
+    { "%LOGIN", X_LOGIN }, { "%un", X_LOGIN }, { "%ul", X_LOGIN }, { "%SRC", X_SRC },
+    { "%>a", X_SRC }, { "%SRCPORT", X_SRCPORT }, { "%>p", X_SRCPORT }, { "%DST", X_DST },
+    { "%>rd", X_DST }, { "%MYPORT", X_MYPORT }, { "%>lp", X_MYPORT }, { "%URI", X_URI },
+    { "%>ru", X_URI }, { "%PATH", X_PATH }, { "%>rp", X_PATH }, { "%METHOD", X_METHOD },
+    { "%>rm", X_METHOD }, { "%PORT", X_PORT }, { "%>rP", X_PORT }, { "%PROTO", X_PROTO },
+    { "%>rs", X_PROTO }, { "%DATA", X_DATA },
+};
+
+static int ext_int(const char *v, int min, int max, int *out)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < min || n > max)
+        return -1;
+    *out = (int)n;
+    return 0;
+}
+
+static void ext_type_free(struct ext_type *t)
+{
+    for (size_t i = 0; i < t->nf; i++)
+        free(t->f[i].header);
+    free(t->f);
+    for (size_t i = 0; t->argv && t->argv[i]; i++)
+        free(t->argv[i]);
+    free(t->argv);
+    free(t->name);
+}
+
+/* external_acl_type NAME [options] FORMAT... /path/to/helper [args] */
+static void ext_type_line(struct ctx *c, const char *file, int line, int argc, char **argv)
+{
+    pd_acl_rules *r = c->r;
+    if (argc < 2 || !valid_name(argv[0])) {
+        report(c, file, line, 0, "external_acl_type: expected NAME [options] FORMAT... /helper");
+        return;
+    }
+    for (size_t i = 0; i < r->n_ext; i++)
+        if (strcmp(r->ext[i].name, argv[0]) == 0) {
+            report(c, file, line, 0, "external_acl_type %s: defined twice", argv[0]);
+            return;
+        }
+    struct ext_type t = { .info = { .ttl = 3600, .negative_ttl = -1, .children_max = 5,
+                                    .startup = 0, .idle = 1, .queue_size = -1 } };
+    int i = 1, bad = 0;
+    for (; i < argc && argv[i][0] != '%' && argv[i][0] != '/'; i++) {
+        const char *o = argv[i], *eq = strchr(o, '=');
+        const char *v = eq ? eq + 1 : "";
+        size_t kl = eq ? (size_t)(eq - o) : strlen(o);
+#define OPT(s) (kl == strlen(s) && strncmp(o, s, kl) == 0)
+        int rc = 0;
+        if (OPT("ttl"))
+            rc = ext_int(v, 0, 100000000, &t.info.ttl);
+        else if (OPT("negative_ttl"))
+            rc = ext_int(v, 0, 100000000, &t.info.negative_ttl);
+        else if (OPT("children-max") || OPT("children"))
+            rc = ext_int(v, 1, 10000, &t.info.children_max);
+        else if (OPT("children-startup"))
+            rc = ext_int(v, 0, 10000, &t.info.startup);
+        else if (OPT("children-idle"))
+            rc = ext_int(v, 1, 10000, &t.info.idle);
+        else if (OPT("concurrency"))
+            rc = ext_int(v, 0, 100000, &t.info.concurrency);
+        else if (OPT("queue-size"))
+            rc = ext_int(v, 0, 1000000, &t.info.queue_size);
+        else if (OPT("cache"))
+            rc = ext_int(v, 0, 100000000, &t.info.cache);
+        else if (OPT("grace"))
+            rc = ext_int(v, 0, 100, &t.info.grace);   /* accepted: answers are never stale */
+        else if (OPT("ipv4") || OPT("ipv6"))
+            rc = eq ? -1 : 0;
+        else if (OPT("protocol"))
+            rc = strcmp(v, "3.0") == 0 ? 0 : -1;
+        else if (OPT("quote"))
+            rc = strcmp(v, "url") == 0 ? 0 : -1;
+        else {
+            report(c, file, line, 0, "external_acl_type %s: unknown option '%s'", argv[0], o);
+            bad = 1;
+            continue;
+        }
+#undef OPT
+        if (rc) {
+            report(c, file, line, 0, "external_acl_type %s: bad value in '%s'", argv[0], o);
+            bad = 1;
+        }
+    }
+    for (; i < argc && argv[i][0] == '%'; i++) {
+        const char *w = argv[i];
+        struct ext_fmt f = { 0 };
+        size_t k;
+        for (k = 0; k < sizeof ext_codes / sizeof ext_codes[0]; k++)
+            if (strcmp(w, ext_codes[k].name) == 0)
+                break;
+        if (k < sizeof ext_codes / sizeof ext_codes[0]) {
+            f.code = ext_codes[k].code;
+        } else {
+            /* a request header: %>{Name}, %>ha{Name} or the old %{Name} */
+            const char *h = !strncmp(w, "%>{", 3) ? w + 3 : !strncmp(w, "%>ha{", 5) ? w + 5
+                          : !strncmp(w, "%{", 2) ? w + 2 : NULL;
+            size_t n = h ? strlen(h) : 0;
+            if (!h || n < 2 || h[n - 1] != '}' || memchr(h, ':', n)) {
+                report(c, file, line, 0, "external_acl_type %s: format '%s' is not supported",
+                       argv[0], w);
+                bad = 1;
+                continue;
+            }
+            f.code = X_HEADER;
+            f.header = strndup(h, n - 1);
+        }
+        if (f.code == X_DATA)
+            t.data_used = 1;
+        if (f.code == X_LOGIN)
+            t.needs_login = 1;
+        if (grow(&t.f, &t.cap_f, t.nf, sizeof *t.f) < 0) {
+            free(f.header);
+            bad = 1;
+            break;
+        }
+        t.f[t.nf++] = f;
+    }
+    if (i >= argc || argv[i][0] != '/') {
+        report(c, file, line, 0, "external_acl_type %s: expected the helper's absolute path "
+               "after the format", argv[0]);
+        bad = 1;
+    } else if (t.nf == 0) {
+        report(c, file, line, 0, "external_acl_type %s: no format", argv[0]);
+        bad = 1;
+    }
+    if (!bad && t.info.startup > t.info.children_max) {
+        report(c, file, line, 0, "external_acl_type %s: children-startup above children-max",
+               argv[0]);
+        bad = 1;
+    }
+    if (!bad) {
+        t.argv = calloc((size_t)(argc - i) + 1, sizeof *t.argv);
+        for (int k = 0; t.argv && k < argc - i; k++)
+            if (!(t.argv[k] = strdup(argv[i + k])))
+                bad = 1;
+        t.name = strdup(argv[0]);
+        if (!t.argv || !t.name || grow(&r->ext, &r->cap_ext, r->n_ext, sizeof *r->ext) < 0)
+            bad = 1;
+    }
+    if (bad) {
+        ext_type_free(&t);
+        return;
+    }
+    if (t.info.negative_ttl < 0)
+        t.info.negative_ttl = t.info.ttl;
+    t.info.name = t.name;
+    t.info.argv = t.argv;
+    t.info.needs_login = t.needs_login;
+    r->ext[r->n_ext++] = t;
+}
+
+size_t pd_acl_ext_count(const pd_acl_rules *rules)
+{
+    return rules ? rules->n_ext : 0;
+}
+
+const pd_acl_ext_info *pd_acl_ext_get(const pd_acl_rules *rules, size_t i)
+{
+    return rules && i < rules->n_ext ? &rules->ext[i].info : NULL;
+}
+
 /* ----------------------------------------------------------- compile */
 
 static const char *const predefined[] = {
@@ -1033,14 +1261,35 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
     c.r = r;
     add_predefined(&c);
 
-    const pd_conf_lines *L = &conf->acl;
+    const pd_conf_lines *L = &conf->external_acl_type;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        ext_type_line(&c, keep_file(&c, l->file ? l->file : "?"), l->line, l->argc, l->argv);
+    }
+    L = &conf->acl;
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
         acl_line(&c, keep_file(&c, l->file ? l->file : "?"), l->line, l->argc, l->argv);
     }
-    for (size_t i = 0; i < r->n_acls; i++)
-        if (r->acls[i]->type == T_DSTDOMAIN)
-            dom_warn_redundant(&c, r->acls[i]);
+    for (size_t i = 0; i < r->n_acls; i++) {
+        struct acl *a = r->acls[i];
+        if (a->type == T_DSTDOMAIN)
+            dom_warn_redundant(&c, a);
+        if (a->type == T_EXTERNAL && r->ext[a->ext].needs_login && !conf->auth_basic.helper.argv)
+            report(&c, a->file, a->line, 0,
+                   "acl %s: external_acl_type %s sends %%LOGIN: it needs auth_param basic",
+                   a->name, r->ext[a->ext].name);
+        if (is_auth_type(a->type)) {
+            a->user_icase = !conf->auth_basic.casesensitive;
+            if (!conf->auth_basic.helper.argv)
+                report(&c, a->file, a->line, 0,
+                       "acl %s: %s needs an authentication helper (auth_param basic program)",
+                       a->name, type_name(a->type));
+            if (a->type == T_PROXY_AUTH && a->any && a->n_strs)
+                report(&c, a->file, a->line, 0,
+                       "acl %s: REQUIRED cannot be mixed with user names", a->name);
+        }
+    }
 
     L = &conf->http_access;
     for (size_t i = 0; i < L->n; i++) {
@@ -1084,6 +1333,12 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
         toa_line(&c, l->file ? l->file : "?", l->line, l->argc, l->argv);
+    }
+    L = &conf->url_rewrite_access;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        access_line(&c, &r->rewrite, "url_rewrite_access", l->file ? l->file : "?", l->line,
+                    l->argc, l->argv, 0);
     }
     L = &conf->deny_info;
     for (size_t i = 0; i < L->n; i++) {
@@ -1131,7 +1386,7 @@ void pd_acl_rules_free(pd_acl_rules *r)
     for (size_t i = 0; i < r->cache.n; i++)
         free(r->cache.v[i].terms);
     free(r->cache.v);
-    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa };
+    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa, &r->rewrite };
     for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
         for (size_t i = 0; i < more[k]->n; i++)
             free(more[k]->v[i].terms);
@@ -1142,6 +1397,9 @@ void pd_acl_rules_free(pd_acl_rules *r)
         free(r->di[i].acl);
     }
     free(r->di);
+    for (size_t i = 0; i < r->n_ext; i++)
+        ext_type_free(&r->ext[i]);
+    free(r->ext);
     for (size_t i = 0; i < r->n_files; i++)
         free(r->files[i]);
     free(r->files);
@@ -1151,7 +1409,163 @@ void pd_acl_rules_free(pd_acl_rules *r)
 
 /* -------------------------------------------------------------- match */
 
-enum { NO = 0, YES = 1, NEED = 2 };
+enum { NO = 0, YES = 1, NEED = 2, NEED_AUTH = 3, AUTH_FAILED = 4, NEED_EXT = 5, EXT_FAILED = 6 };
+
+/* Squid's quote=url: unsafe bytes as %XX, an empty value as "-". */
+static void ext_put(char *buf, size_t size, size_t *o, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (*o && *o < size)
+        buf[(*o)++] = ' ';
+    if (!s || n == 0) {
+        s = "-";
+        n = 1;
+    }
+    for (size_t i = 0; i < n && *o + 3 < size; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch <= 0x20 || ch >= 0x7f || strchr("\"#%<>{}|\\^~[]`'", ch)) {
+            buf[(*o)++] = '%';
+            buf[(*o)++] = hex[ch >> 4];
+            buf[(*o)++] = hex[ch & 15];
+        } else {
+            buf[(*o)++] = (char)ch;
+        }
+    }
+    if (*o >= size)
+        *o = size - 1;
+    buf[*o] = '\0';
+}
+
+static void ext_put_data(const struct acl *a, char *buf, size_t size, size_t *o)
+{
+    if (a->n_strs == 0)
+        ext_put(buf, size, o, "-", 1);
+    for (size_t i = 0; i < a->n_strs; i++)
+        ext_put(buf, size, o, a->strs[i], strlen(a->strs[i]));
+}
+
+/* The line for the helper (without channel ID and newline). -1 when too long. */
+static int ext_format(const struct ext_type *t, const struct acl *a, const pd_acl_req *q,
+                      char *buf, size_t size)
+{
+    size_t o = 0;
+    char tmp[64];
+    buf[0] = '\0';
+    const pd_url *u = q->url;
+    for (size_t i = 0; i < t->nf; i++) {
+        const struct ext_fmt *f = &t->f[i];
+        switch (f->code) {
+        case X_LOGIN:
+            ext_put(buf, size, &o, q->user, q->user ? strlen(q->user) : 0);
+            break;
+        case X_SRC:
+        case X_SRCPORT: {
+            char ip[INET6_ADDRSTRLEN] = "";
+            unsigned port = 0;
+            const struct sockaddr *sa = q->client;
+            if (sa && sa->sa_family == AF_INET) {
+                const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+                inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof ip);
+                port = ntohs(s4->sin_port);
+            } else if (sa && sa->sa_family == AF_INET6) {
+                const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+                inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof ip);
+                port = ntohs(s6->sin6_port);
+            }
+            if (f->code == X_SRC) {
+                ext_put(buf, size, &o, ip, strlen(ip));
+            } else {
+                snprintf(tmp, sizeof tmp, "%u", port);
+                ext_put(buf, size, &o, tmp, port ? strlen(tmp) : 0);
+            }
+            break;
+        }
+        case X_DST:
+            ext_put(buf, size, &o, u ? u->host : NULL, u ? strlen(u->host) : 0);
+            break;
+        case X_MYPORT:
+            snprintf(tmp, sizeof tmp, "%u", (unsigned)q->local_port);
+            ext_put(buf, size, &o, tmp, strlen(tmp));
+            break;
+        case X_URI: {
+            char url[PD_URL_HOST_MAX + 4096];
+            size_t n = u ? pd_url_format(u, url, sizeof url) : 0;
+            if (n >= sizeof url)
+                return -1;
+            ext_put(buf, size, &o, url, n);
+            break;
+        }
+        case X_PATH:
+            ext_put(buf, size, &o, u ? u->path : NULL, u && u->path ? u->path_len : 0);
+            break;
+        case X_METHOD:
+            ext_put(buf, size, &o, q->msg ? q->msg->method.p : NULL,
+                    q->msg ? q->msg->method.len : 0);
+            break;
+        case X_PORT:
+            snprintf(tmp, sizeof tmp, "%u", u ? (unsigned)u->port : 0u);
+            ext_put(buf, size, &o, tmp, u ? strlen(tmp) : 0);
+            break;
+        case X_PROTO:
+            ext_put(buf, size, &o, u ? u->scheme : NULL, u ? strlen(u->scheme) : 0);
+            break;
+        case X_HEADER: {
+            /* every field of that name, joined by ", " as one value (Squid) */
+            char v[4096];
+            size_t n = 0;
+            for (const pd_header *h = q->msg ? pd_http_msg_find(q->msg, f->header) : NULL; h;
+                 h = pd_http_msg_find_next(q->msg, h)) {
+                if (n + h->value.len + 2 >= sizeof v)
+                    return -1;
+                if (n) {
+                    v[n++] = ',';
+                    v[n++] = ' ';
+                }
+                memcpy(v + n, h->value.p, h->value.len);
+                n += h->value.len;
+            }
+            ext_put(buf, size, &o, v, n);
+            break;
+        }
+        case X_DATA:
+            ext_put_data(a, buf, size, &o);
+            break;
+        }
+    }
+    if (!t->data_used && a->n_strs)
+        ext_put_data(a, buf, size, &o);
+    return o + 8 < size ? 0 : -1;
+}
+
+/* external: the worker's answer for this line, or NEED_EXT with the line
+ * left in q->ext_pending for the caller to ask the helper. */
+static int match_external(const pd_acl_rules *r, const struct acl *a, const pd_acl_req *q)
+{
+    const struct ext_type *t = &r->ext[a->ext];
+    if (t->needs_login) {
+        if (q->auth_state == PD_AUTH_NONE)
+            return NEED_AUTH;
+        if (q->auth_state != PD_AUTH_OK)
+            return AUTH_FAILED;
+    }
+    if (!q->ext_lookup || !q->ext_pending)
+        return EXT_FAILED;
+    pd_acl_ext_query *pq = q->ext_pending;
+    if (ext_format(t, a, q, pq->line, sizeof pq->line) < 0)
+        return EXT_FAILED;
+    pq->type = a->ext;
+    switch (q->ext_lookup(q->ext_ctx, a->ext, pq->line)) {
+    case PD_ACL_EXT_MATCH:
+        return YES;
+    case PD_ACL_EXT_NOMATCH:
+        return NO;
+    case PD_ACL_EXT_UNKNOWN:
+        return NEED_EXT;
+    default:
+        return EXT_FAILED;
+    }
+}
+
 
 static int sa_to16(const struct sockaddr *sa, uint8_t out[16])
 {
@@ -1280,7 +1694,26 @@ static int ports_in(const struct acl *a, unsigned p)
     return 0;
 }
 
-static int acl_match(const struct acl *a, const pd_acl_req *q)
+/* proxy_auth, proxy_auth_regex: the credentials must be checked first (a
+ * helper), and without valid ones the answer is 407 whatever the line says. */
+static int match_user(const struct acl *a, const pd_acl_req *q)
+{
+    if (q->auth_state == PD_AUTH_NONE)
+        return NEED_AUTH;
+    if (q->auth_state != PD_AUTH_OK || !q->user)
+        return AUTH_FAILED;
+    if (a->type == T_PROXY_AUTH_REGEX)
+        return rx_any(a, q->user);
+    if (a->any)
+        return YES;
+    for (size_t i = 0; i < a->n_strs; i++)
+        if (a->user_icase ? strcasecmp(a->strs[i], q->user) == 0
+                          : strcmp(a->strs[i], q->user) == 0)
+            return YES;
+    return NO;
+}
+
+static int acl_match(const pd_acl_rules *r, const struct acl *a, const pd_acl_req *q)
 {
     const pd_url *u = q->url;
     uint8_t x[16];
@@ -1320,19 +1753,24 @@ static int acl_match(const struct acl *a, const pd_acl_req *q)
         return match_header(a, q->reply);
     case T_HTTP_STATUS:
         return q->reply && ports_in(a, (unsigned)q->reply->status);
+    case T_PROXY_AUTH:
+    case T_PROXY_AUTH_REGEX:
+        return match_user(a, q);
+    case T_EXTERNAL:
+        return match_external(r, a, q);
     }
     return NO;
 }
 
-/* The first line of rl whose acls all match: its index, -1 for none; a `dst`
- * acl that needs DNS where none was done does not match. */
-static long first_match(const struct rulelist *rl, const pd_acl_req *q)
+/* The first line of rl whose acls all match: its index, -1 for none; an acl
+ * that cannot decide now (DNS, a helper) does not match. */
+static long first_match(const pd_acl_rules *r, const struct rulelist *rl, const pd_acl_req *q)
 {
     for (size_t i = 0; i < rl->n; i++) {
         const struct rule *ru = &rl->v[i];
         int all = 1;
         for (size_t k = 0; k < ru->n && all; k++) {
-            int m = acl_match(ru->terms[k].acl, q);
+            int m = acl_match(r, ru->terms[k].acl, q);
             if ((m == YES) == ru->terms[k].neg)
                 all = 0;
         }
@@ -1342,7 +1780,8 @@ static long first_match(const struct rulelist *rl, const pd_acl_req *q)
     return -1;
 }
 
-static enum pd_acl_verdict eval(const struct rulelist *rl, const pd_acl_req *q,
+static enum pd_acl_verdict eval(const pd_acl_rules *r, const struct rulelist *rl,
+                                const pd_acl_req *q,
                                 enum pd_acl_verdict when_empty, const char **deny_acl)
 {
     if (deny_acl)
@@ -1354,15 +1793,29 @@ static enum pd_acl_verdict eval(const struct rulelist *rl, const pd_acl_req *q,
         for (size_t k = 0; k < ru->n && all; k++) {
             const struct term *t = &ru->terms[k];
             last = t->acl->name;
-            int m = acl_match(t->acl, q);
+            int m = acl_match(r, t->acl, q);
             if (m == NEED)
                 return PD_ACL_NEED_DST;     /* lazily, as Squid's slow acls */
+            if (m == NEED_AUTH)
+                return PD_ACL_NEED_AUTH;
+            if (m == AUTH_FAILED)
+                return PD_ACL_AUTH_REQUIRED;
+            if (m == NEED_EXT)
+                return PD_ACL_NEED_EXT;
+            if (m == EXT_FAILED) {      /* a helper that failed never lets a request through */
+                if (deny_acl)
+                    *deny_acl = t->acl->name;
+                return PD_ACL_DENY;
+            }
             if ((m == YES) == t->neg)
                 all = 0;
         }
         if (all) {
             if (!ru->allow && deny_acl)
                 *deny_acl = last;
+            /* Squid: a deny line ending in an auth acl asks for other credentials */
+            if (!ru->allow && ru->n && is_auth_type(ru->terms[ru->n - 1].acl->type))
+                return PD_ACL_AUTH_REQUIRED;
             return ru->allow ? PD_ACL_ALLOW : PD_ACL_DENY;
         }
     }
@@ -1379,14 +1832,23 @@ enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_re
             *deny_acl = NULL;
         return PD_ACL_DENY;     /* no rules is never an open proxy */
     }
-    return eval(&rules->http, req, PD_ACL_DENY, deny_acl);
+    return eval(rules, &rules->http, req, PD_ACL_DENY, deny_acl);
 }
 
 enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req)
 {
     if (!rules || rules->magic != RULES_MAGIC || !req)
         return PD_ACL_ALLOW;
-    return eval(&rules->cache, req, PD_ACL_ALLOW, NULL);
+    return eval(rules, &rules->cache, req, PD_ACL_ALLOW, NULL);
+}
+
+enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl_req *req)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req)
+        return PD_ACL_ALLOW;
+    enum pd_acl_verdict v = eval(rules, &rules->rewrite, req, PD_ACL_ALLOW, NULL);
+    /* a fast check: what it cannot decide now does not match (Squid) */
+    return v == PD_ACL_ALLOW ? PD_ACL_ALLOW : PD_ACL_DENY;
 }
 
 int pd_acl_names_method(const pd_acl_rules *rules, const char *method)
@@ -1422,7 +1884,7 @@ enum pd_acl_verdict pd_acl_check_reply(const pd_acl_rules *rules, const pd_acl_r
         *deny_acl = NULL;
     if (!rules || rules->magic != RULES_MAGIC || !req || rules->reply.n == 0)
         return PD_ACL_ALLOW;
-    long i = first_match(&rules->reply, req);
+    long i = first_match(rules, &rules->reply, req);
     if (i < 0)
         return rules->reply.v[rules->reply.n - 1].allow ? PD_ACL_DENY : PD_ACL_ALLOW;
     const struct rule *ru = &rules->reply.v[i];
@@ -1439,14 +1901,14 @@ enum pd_acl_verdict pd_acl_check_miss(const pd_acl_rules *rules, const pd_acl_re
             *deny_acl = NULL;
         return PD_ACL_ALLOW;
     }
-    return eval(&rules->miss, req, PD_ACL_ALLOW, deny_acl);
+    return eval(rules, &rules->miss, req, PD_ACL_ALLOW, deny_acl);
 }
 
 uint64_t pd_acl_reply_body_max(const pd_acl_rules *rules, const pd_acl_req *req)
 {
     if (!rules || rules->magic != RULES_MAGIC || !req)
         return UINT64_MAX;
-    long i = first_match(&rules->rbms, req);
+    long i = first_match(rules, &rules->rbms, req);
     return i < 0 ? UINT64_MAX : rules->rbms.v[i].size;
 }
 
@@ -1466,7 +1928,7 @@ const struct sockaddr_storage *pd_acl_outgoing_address(const pd_acl_rules *rules
         if (ru->addr.ss_family != family)
             continue;
         struct rulelist one = { (struct rule *)ru, 1, 1 };
-        if (first_match(&one, req) == 0)
+        if (first_match(rules, &one, req) == 0)
             return &ru->addr;
     }
     return NULL;
@@ -1527,7 +1989,7 @@ int pd_acl_indirect_client(const pd_acl_rules *rules, const pd_acl_req *req,
     int taken = 0;
     for (int i = n_el - 1; i >= 0; i--) {
         /* the current client (the direct one first) must be trusted to believe what it says */
-        if (eval(&rules->fxff, &q, PD_ACL_DENY, NULL) != PD_ACL_ALLOW)
+        if (eval(rules, &rules->fxff, &q, PD_ACL_DENY, NULL) != PD_ACL_ALLOW)
             break;
         if (xff_addr(el[i].p, el[i].n, &cur) < 0)
             break;  /* "unknown" or garbage: the last address believed stays */
@@ -1542,6 +2004,7 @@ int pd_acl_indirect_client(const pd_acl_rules *rules, const pd_acl_req *req,
 
 struct pd_acl_list {
     struct rulelist rl;
+    const pd_acl_rules *rules;  /* the acls its lines name (set by the first line) */
 };
 
 pd_acl_list *pd_acl_list_new(void)
@@ -1568,8 +2031,10 @@ int pd_acl_list_add(pd_acl_list *l, const pd_acl_rules *rules, const char *dir,
     struct rule ru = { .allow = allow };
     int rc = -1;
     if (rules && rules->magic == RULES_MAGIC &&
-        parse_terms(&c, &ru, dir, file, line, argc, argv, reply) == 0)
+        parse_terms(&c, &ru, dir, file, line, argc, argv, reply) == 0) {
+        l->rules = rules;
         rc = rule_push(&c, &l->rl, &ru, file, line);
+    }
     if (n_warnings)
         *n_warnings += c.warnings;
     return c.errors ? -1 : rc;
@@ -1582,7 +2047,7 @@ size_t pd_acl_list_len(const pd_acl_list *l)
 
 long pd_acl_list_first(const pd_acl_list *l, const pd_acl_req *req)
 {
-    return l && req ? first_match(&l->rl, req) : -1;
+    return l && req ? first_match(l->rules, &l->rl, req) : -1;
 }
 
 enum pd_acl_verdict pd_acl_list_check(const pd_acl_list *l, const pd_acl_req *req,
@@ -1590,7 +2055,7 @@ enum pd_acl_verdict pd_acl_list_check(const pd_acl_list *l, const pd_acl_req *re
 {
     if (!l || l->rl.n == 0 || !req)
         return when_empty;
-    long i = first_match(&l->rl, req);
+    long i = first_match(l->rules, &l->rl, req);
     if (i < 0)
         return l->rl.v[l->rl.n - 1].allow ? PD_ACL_DENY : PD_ACL_ALLOW;
     return l->rl.v[i].allow ? PD_ACL_ALLOW : PD_ACL_DENY;

@@ -133,6 +133,7 @@ void client_log_transaction(struct pd_client *c)
         .origin_status = c->resp.status,
         .req = &c->req,
         .resp = &c->resp,
+        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
     };
     pd_access_log_write(w->alog, &e);
     pd_stats_txn st = {
@@ -224,6 +225,7 @@ static void txn_free(struct pd_client *c)
     pd_engine *w = c->w;
     client_log_transaction(c);
     client_cache_drop(c);
+    client_access_drop(c);
     if (c->dnsq)
         pd_dns_cancel(c->dnsq);
     client_up_release(c, 0);
@@ -348,6 +350,12 @@ void client_close_after_flush(struct pd_client *c)
 void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
                          int keep)
 {
+    client_fail_request_hdrs(c, status, err, detail, keep, "");
+}
+
+void client_fail_request_hdrs(struct pd_client *c, int status, const char *err,
+                              const char *detail, int keep, const char *extra)
+{
     if (c->closing)
         return;
     if (c->head_sent) {
@@ -367,8 +375,8 @@ void client_fail_request(struct pd_client *c, int status, const char *err, const
     if (!keep || !c->rb_done || !c->keep_alive || c->w->draining)
         c->keep_alive = 0;
     size_t before = evbuffer_get_length(cout(c));
-    pd_error_page(cout(c), status, err, detail, url, c->w->hostname, c->keep_alive,
-                  c->req.method_id == PD_M_HEAD);
+    pd_error_page_hdrs(cout(c), status, err, detail, url, c->w->hostname, extra, c->keep_alive,
+                       c->req.method_id == PD_M_HEAD);
     c->out_bytes += evbuffer_get_length(cout(c)) - before;
     client_head_queued(c);
     pd_stats_add(c->w->stats, pd_stats_error_id(err), 1);
@@ -386,6 +394,10 @@ static void timer_cb_body(struct pd_client *c)
         c->result = PD_R_NONE_NONE;
         c->keep_alive = 0;
         client_fail_request(c, 408, "ERR_LIFETIME_EXP", "request head not received in time", 0);
+        return;
+    }
+    if (c->state == C_ACCESS) {
+        client_access_timeout(c);
         return;
     }
     client_free(c);
@@ -502,16 +514,26 @@ void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *repl
         .client_conns = ipcount_add(c->w, c->peer_ip, 0),
         .now = time(NULL),
         .reply = reply,
+        .auth_state = c->auth_state,
+        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .ext_lookup = client_ext_lookup,
+        .ext_ctx = c,
     };
 }
 
 int client_acl_check(struct pd_client *c, const char **deny_acl)
+{
+    return client_acl_check_ext(c, deny_acl, NULL);
+}
+
+int client_acl_check_ext(struct pd_client *c, const char **deny_acl, pd_acl_ext_query *pending)
 {
     pd_engine *w = c->w;
     if (!w->acl)
         return PD_ACL_ALLOW;
     pd_acl_req ar;
     client_acl_req(c, &ar, NULL);
+    ar.ext_pending = pending;
     return pd_acl_check_http(w->acl, &ar, deny_acl);
 }
 
@@ -551,6 +573,8 @@ static int host_valid(struct pd_client *c)
     pd_url_free(&hu);
     return 1;
 }
+
+static void after_access(struct pd_client *c);
 
 /* A complete request head was parsed. May free c. */
 static void begin_transaction(struct pd_client *c)
@@ -639,14 +663,16 @@ void client_route(struct pd_client *c)
         return;
     }
     indirect_client(c);
-    const char *deny_acl = NULL;
-    int v = client_acl_check(c, &deny_acl);
-    if (v == PD_ACL_DENY) {
-        client_deny(c, deny_acl);
-        return;
-    }
-    c->acl_need_dst = v == PD_ACL_NEED_DST;
-    if (m->method_id == PD_M_PURGE && !c->acl_need_dst) {
+    if (client_access(c, after_access))
+        after_access(c);
+}
+
+/* http_access allowed the request (or waits for DNS to decide). May free c. */
+static void after_access(struct pd_client *c)
+{
+    if (!c->rewritten && !client_rewrite(c, after_access))
+        return; /* redirected, refused, or waiting for the rewriter */
+    if (c->req.method_id == PD_M_PURGE && !c->acl_need_dst) {
         client_purge(c);
         return;
     }
@@ -666,6 +692,7 @@ static void client_read_cb_body(struct pd_client *c, pd_conn *conn)
         read_head(c);
         break;
     case C_RESOLVE:
+    case C_ACCESS:
     case C_CONNECT:
     case C_FORWARD:
         if (!c->rb_done)

@@ -16,9 +16,13 @@
 #include "proxyd/conn.h"
 #include <event2/event.h>
 
+#include "proxyd/acl.h"
+#include "proxyd/auth.h"
 #include "proxyd/cache_meta.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/ext_acl.h"
+#include "proxyd/helper.h"
 #include "proxyd/client.h"
 #include "proxyd/acl.h"
 #include "proxyd/dns.h"
@@ -34,7 +38,8 @@
 
 #define CLIENT_MAGIC 0x50444331u /* "PDC1" */
 
-enum cstate { C_HEAD, C_RESOLVE, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
+/* C_ACCESS: http_access waits for a helper's answer (client_access.c) */
+enum cstate { C_HEAD, C_RESOLVE, C_ACCESS, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
 
 /* How a transaction ends once its callbacks have returned (client_leave). */
 enum client_closing { CLOSE_NOT = 0, CLOSE_IDLE, CLOSE_FREE };
@@ -103,6 +108,17 @@ struct pd_client {
     int host_verified;          /* Host names orig_dst: the cache may answer and store */
     struct sockaddr_storage orig_dst;
     socklen_t orig_dst_len;
+
+    /* authentication (client_access.c) */
+    enum pd_auth_state auth_state; /* the credentials: not looked at, accepted, refused */
+    char user[PD_AUTH_USER_MAX];   /* PD_AUTH_OK: who (logged as %un) */
+    pd_auth_check *authq;          /* C_ACCESS: the helper's answer awaited */
+    void (*access_next)(struct pd_client *c); /* where the request goes on once allowed */
+    pd_ext_check *extq;            /* C_ACCESS: an external acl's helper answer awaited */
+    struct { size_t type; uint64_t hash; int answer; } ext_memo[8]; /* this request's answers */
+    int n_ext_memo;
+    pd_helper_req *rwq;            /* C_ACCESS: the URL rewriter's answer awaited */
+    int rewritten;                 /* the rewriter was consulted (or skipped) */
 
     /* the response */
     pd_http_parser *respp;
@@ -179,6 +195,9 @@ void client_txn_done(struct pd_client *c);
 /* Answer with an error page; keep the connection when keep allows it. May free c. */
 void client_fail_request(struct pd_client *c, int status, const char *err, const char *detail,
                          int keep);
+/* The same with extra header lines (CRLF-terminated), e.g. Proxy-Authenticate. */
+void client_fail_request_hdrs(struct pd_client *c, int status, const char *err,
+                              const char *detail, int keep, const char *extra);
 /* Log the transaction, flush what is queued, then close. May free c. */
 void client_close_after_flush(struct pd_client *c);
 /* Resolve and connect to the origin (a miss, or a revalidation). May free c. */
@@ -227,9 +246,43 @@ void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, cha
 /* After the request's URL and framing checks: http_access, PURGE, the cache,
  * then the origin. May free c. */
 void client_route(struct pd_client *c);
+/* The same, able to return PD_ACL_NEED_EXT with the question in pending
+ * (client_access.c; without pending an external acl not yet answered denies). */
+int client_acl_check_ext(struct pd_client *c, const char **deny_acl, pd_acl_ext_query *pending);
+/* ext_lookup for the acl module: this request's answers, then the worker's cache. */
+int client_ext_lookup(void *ctx, size_t type, const char *line);
 /* Move buffered request body bytes towards the origin (c->rbuf until it is
  * connected). -1 when the request was refused (c may be freed). */
 int client_forward_request_body(struct pd_client *c);
+
+/* ---- client_access.c --------------------------------------------------- */
+
+/*
+ * http_access for the transaction, asynchronously where a helper must answer
+ * (proxy_auth). Returns 1 when the request may go on now (allowed, or
+ * acl_need_dst set for a check after DNS); 0 when it was answered (403, 407:
+ * c may be freed) or waits in C_ACCESS: then next(c) runs once the helper
+ * allowed it, inside the transaction's callback bracket.
+ */
+int client_access(struct pd_client *c, void (*next)(struct pd_client *c));
+/* Let go of a pending helper check (the transaction ends). */
+void client_access_drop(struct pd_client *c);
+/* C_ACCESS: wait for a helper's answer (at most request_timeout), then next(c). */
+void client_access_wait(struct pd_client *c, void (*next)(struct pd_client *c));
+/* The answer came: back to C_RESOLVE, the wait's timer off. */
+void client_access_resume(struct pd_client *c);
+/* No answer within request_timeout: 503, the helper check dropped. May free c. */
+void client_access_timeout(struct pd_client *c);
+
+/* ---- client_rewrite.c -------------------------------------------------- */
+
+/*
+ * url_rewrite_program for an allowed request: 1 when it goes on now
+ * (unchanged, or not for the rewriter); 0 when it was answered (a redirect,
+ * a refusal: c may be freed) or waits in C_ACCESS, then next(c) runs with the
+ * URL rewritten or not.
+ */
+int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c));
 
 /* ---- upstream.c -------------------------------------------------------- */
 /* (client_go_upstream, client_up_release: above) */

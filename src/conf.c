@@ -746,6 +746,160 @@ static int parse_acl(loader *ld, const directive *d, int argc, char **argv)
     return add_line(ld, (pd_conf_lines *)field(ld, d), argc, argv);
 }
 
+static int parse_count_word(const char *s, int min, int max, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < min || v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* A helper's `program /path args...`: kept with its file:line. */
+static int helper_program(loader *ld, const char *what, pd_conf_helper *h, int nv, char **v)
+{
+    if (nv < 1 || v[0][0] != '/')
+        return error(ld, "%s: expected an absolute path and its arguments", what);
+    char **copy = calloc((size_t)nv + 1, sizeof *copy);
+    if (!copy)
+        return error(ld, "out of memory");
+    for (int i = 0; i < nv; i++)
+        if (!(copy[i] = strdup(v[i]))) {
+            for (int k = 0; k < i; k++)
+                free(copy[k]);
+            free(copy);
+            return error(ld, "out of memory");
+        }
+    for (int i = 0; h->argv && h->argv[i]; i++)
+        free(h->argv[i]);
+    free(h->argv);
+    h->argv = copy;
+    free(h->file);
+    h->file = ld->file ? strdup(ld->file) : NULL;
+    h->line = ld->line;
+    return 0;
+}
+
+/* Squid's `children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`. */
+static int helper_children(loader *ld, const char *what, pd_conf_helper *h, int nv, char **v)
+{
+    if (nv < 1 || parse_count_word(v[0], 1, 10000, &h->children_max) != 0)
+        return error(ld, "%s: expected a number (1-10000)", what);
+    static const struct {
+        const char *key;
+        size_t off;
+        int min, max;
+    } opts[] = {
+        {"startup=", offsetof(pd_conf_helper, startup), 0, 10000},
+        {"idle=", offsetof(pd_conf_helper, idle), 1, 10000},
+        {"concurrency=", offsetof(pd_conf_helper, concurrency), 0, 100000},
+        {"queue-size=", offsetof(pd_conf_helper, queue_size), 0, 1000000},
+    };
+    for (int i = 1; i < nv; i++) {
+        size_t k;
+        for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
+            size_t kl = strlen(opts[k].key);
+            if (strncmp(v[i], opts[k].key, kl) == 0) {
+                if (parse_count_word(v[i] + kl, opts[k].min, opts[k].max,
+                                     (int *)((char *)h + opts[k].off)) != 0)
+                    return error(ld, "%s: bad value in '%s'", what, v[i]);
+                break;
+            }
+        }
+        if (k == sizeof opts / sizeof opts[0])
+            return error(ld, "%s: unknown option '%s'", what, v[i]);
+    }
+    if (h->startup > h->children_max)
+        return error(ld, "%s: startup=%d is more than %d children", what, h->startup,
+                     h->children_max);
+    return 0;
+}
+
+static int parse_rewrite_program(loader *ld, const directive *d, int argc, char **argv)
+{
+    return helper_program(ld, d->name, &ld->c->url_rewrite, argc, argv);
+}
+
+static int parse_rewrite_children(loader *ld, const directive *d, int argc, char **argv)
+{
+    return helper_children(ld, d->name, &ld->c->url_rewrite, argc, argv);
+}
+
+/*
+ * auth_param SCHEME PARAMETER VALUE...: Squid's Basic scheme. The other
+ * schemes (digest, negotiate, ntlm) are errors: a client they would have
+ * authenticated must not be served unauthenticated.
+ */
+static int parse_auth_param(loader *ld, const directive *d, int argc, char **argv)
+{
+    pd_conf_auth_basic *b = &ld->c->auth_basic;
+    if (argc < 2)
+        return error(ld, "%s: expected SCHEME PARAMETER VALUE...", d->name);
+    if (!streq_ci(argv[0], "basic"))
+        return error(ld, "%s: scheme '%s' is refused: proxyd authenticates with basic only, "
+                     "and clients it would authenticate must not pass without", d->name, argv[0]);
+    if (!b->seen) {
+        b->seen = 1;
+        b->seen_file = ld->file ? strdup(ld->file) : NULL;
+        b->seen_line = ld->line;
+    }
+    const char *p = argv[1];
+    int nv = argc - 2;
+    char **v = argv + 2;
+    if (strcmp(p, "program") == 0)
+        return helper_program(ld, "auth_param basic program", &b->helper, nv, v);
+    if (strcmp(p, "children") == 0)
+        return helper_children(ld, "auth_param basic children", &b->helper, nv, v);
+    if (strcmp(p, "realm") == 0) {
+        if (nv < 1)
+            return error(ld, "%s basic realm: expected the realm text", d->name);
+        /* the rest of the line, words joined by one space, as Squid */
+        size_t n = 0;
+        for (int i = 0; i < nv; i++)
+            n += strlen(v[i]) + 1;
+        char *r = malloc(n);
+        if (!r)
+            return error(ld, "out of memory");
+        r[0] = '\0';
+        for (int i = 0; i < nv; i++) {
+            if (i)
+                strcat(r, " ");
+            strcat(r, v[i]);
+        }
+        if (strpbrk(r, "\"\\\r\n")) {
+            free(r);
+            return error(ld, "%s basic realm: must not contain '\"' or '\\'", d->name);
+        }
+        free(b->realm);
+        b->realm = r;
+        return 0;
+    }
+    if (strcmp(p, "credentialsttl") == 0) {
+        uint64_t ms = 0;
+        if (parse_quantity(ld, d, nv, v, time_unit, "time", &ms) < 0)
+            return -1;
+        if (ms / 1000 > INT_MAX)
+            return error(ld, "%s basic credentialsttl: value too large", d->name);
+        b->credentialsttl = (int)(ms / 1000);
+        return 0;
+    }
+    if (strcmp(p, "casesensitive") == 0) {
+        if (nv != 1 || (!streq_ci(v[0], "on") && !streq_ci(v[0], "off")))
+            return error(ld, "%s basic casesensitive: expected on or off", d->name);
+        b->casesensitive = streq_ci(v[0], "on");
+        return 0;
+    }
+    if (strcmp(p, "utf8") == 0) {
+        if (nv == 1 && streq_ci(v[0], "off"))
+            return 0;
+        return error(ld, "%s basic utf8: only off (proxyd sends the credentials' bytes as "
+                     "received)", d->name);
+    }
+    return error(ld, "%s basic: unknown parameter '%s'", d->name, p);
+}
+
 static int parse_logformat(loader *ld, const directive *d, int argc, char **argv)
 {
     if (argc < 1 || !ld->logformat_rest || !*ld->logformat_rest)
@@ -966,7 +1120,10 @@ static const directive directives[] = {
     { .name = "acl", .set = parse_acl, FIELD(acl), .min_args = 2,
       .flags = F_LIST | F_RAW_QUOTES, .def_doc = "none",
       .squid = "Same syntax. Types: src, dst, dstdomain, dstdom_regex, url_regex, "
-               "urlpath_regex, port, method, proto, with values inline or in \"files\".",
+               "urlpath_regex, port, method, proto, proxy_auth (REQUIRED or user names; "
+               "needs auth_param basic), proxy_auth_regex, external (an external_acl_type "
+               "and its values), with values inline or in "
+               "\"files\".",
       .doc = "`acl NAME TYPE VALUE...` defines an access list. A quoted value "
              "(`\"/etc/proxyd/list\"`) names a file with one value a line." },
     { .name = "http_access", .set = parse_lines, FIELD(http_access), .min_args = 1,
@@ -1070,6 +1227,74 @@ static const directive directives[] = {
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
       .squid = "Same; the format is the rest of the line, as Squid.",
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes." },
+
+    { .name = "external_acl_type", .set = parse_lines, FIELD(external_acl_type),
+      .min_args = 2, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same syntax: options ttl, negative_ttl, children-max, children-startup, "
+               "children-idle, concurrency, queue-size, cache, grace (accepted), protocol=3.0, "
+               "quote=url, ipv4/ipv6; formats %LOGIN (%un, %ul), %SRC (%>a), %SRCPORT (%>p), "
+               "%DST, %MYPORT (%>lp), %URI (%>ru), %PATH (%>rp), %METHOD (%>rm), %PORT, %PROTO, "
+               "%>{Header} (%>ha{Header}, %{Header}) and %DATA. Other formats and options are "
+               "errors. The helper's kv-pairs (user=, tag=, message=) are not used yet.",
+      .doc = "`external_acl_type NAME [options] FORMAT... /path/helper [args]` defines a "
+             "helper that `acl NAME external TYPE [values]` asks: the request's values in "
+             "FORMAT (URL-escaped, `-` when empty) and the acl's values (%DATA, or appended "
+             "when the format has no %DATA) go to the helper as one line; `OK` matches, `ERR` "
+             "does not. Answers are reused for ttl (OK, default 3600 s) and negative_ttl (ERR, "
+             "default ttl) seconds in each worker. A helper that fails (BH, crash, all busy "
+             "with the queue full) denies the request, whatever the line says." },
+
+    /* URL rewriting */
+    { .name = "url_rewrite_program", .alias = "redirect_program", .set = parse_rewrite_program,
+      .flags = F_LIST, .def_doc = "none",
+      .squid = "Same, with Squid's helper protocol: squidGuard, ufdbGuard and Squid's own "
+               "rewriters run unchanged. The request line is `URL client_ip/- user method "
+               "myip=IP myport=PORT` (Squid's default url_rewrite_extras). Old-style replies "
+               "(a bare URL, `3xx:URL`, an empty line) are understood. A helper that fails "
+               "(BH, crash, all busy with the queue full) refuses the request (503) unless "
+               "url_rewrite_bypass is on; Squid passes the URL on unchanged after BH.",
+      .doc = "`url_rewrite_program /path args` runs a URL rewriter for requests allowed by "
+             "http_access and url_rewrite_access: `OK rewrite-url=URL` fetches URL instead "
+             "(the client is not told), `OK url=URL [status=30x]` redirects the client "
+             "(302 unless status says another 3xx), `OK` or `ERR` leave the request as it "
+             "is. Answers are not cached." },
+    { .name = "url_rewrite_children", .alias = "redirect_children",
+      .set = parse_rewrite_children, .flags = F_LIST,
+      .def_doc = "20 startup=0 idle=1 concurrency=0",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .doc = "`url_rewrite_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
+             "the rewriter's pool, per worker." },
+    { .name = "url_rewrite_access", .alias = "redirector_access", .set = parse_lines,
+      FIELD(url_rewrite_access), .min_args = 1, .flags = F_LIST, .def_doc = "allow all",
+      .squid = "Same; as a fast check in Squid, dst acls, and external acls without a cached "
+               "answer, do not match here.",
+      .doc = "`url_rewrite_access allow|deny [!]ACL...`: which requests go to the rewriter "
+             "(first match wins; with no line, all)." },
+    { .name = "url_rewrite_bypass", .alias = "redirector_bypass", .set = parse_onoff,
+      FIELD(url_rewrite_bypass), .def = "off",
+      .squid = "Same.",
+      .doc = "on: a request the rewriter cannot take (all busy with the queue full, no "
+             "child running) goes on unchanged; off: it is refused (503)." },
+
+    /* Authentication */
+    { .name = "auth_param", .set = parse_auth_param, .flags = F_LIST, .def_doc = "none",
+      .squid = "The basic scheme with its parameters program, children (startup=, idle=, "
+               "concurrency=, queue-size=), realm, credentialsttl, casesensitive and utf8 off; "
+               "the helper protocol is Squid's, so Squid's helpers (basic_ncsa_auth, "
+               "basic_ldap_auth, basic_pam_auth...) run unchanged. digest, negotiate, ntlm "
+               "and utf8 on are errors. Each worker runs its own helpers, as Squid's SMP "
+               "workers do.",
+      .doc = "`auth_param basic PARAMETER VALUE...` sets up HTTP Basic proxy authentication, "
+             "checked by a helper program (`program /path args`, `children N [startup=N] "
+             "[idle=N] [concurrency=N] [queue-size=N]`, default 20 startup=0 idle=1 "
+             "concurrency=0 queue-size=2*N); `realm TEXT` (shown by browsers); "
+             "`credentialsttl TIME` (2 hours: a user/password pair the helper accepted is not "
+             "asked again for this long); `casesensitive on|off` (off: user names are "
+             "lower-cased). A `proxy_auth` or `proxy_auth_regex` acl reached in http_access "
+             "asks for credentials: no or wrong ones get 407 with "
+             "`Proxy-Authenticate: Basic realm=\"...\"`. A helper that fails (BH, crash, all "
+             "busy with the queue full) refuses the request. The user is logged (%un, %ul) "
+             "and Proxy-Authorization is never forwarded." },
 
     /* Logging */
     { .name = "access_log", .alias = "cache_access_log", .set = parse_access_log,
@@ -1263,7 +1488,6 @@ static const directive directives[] = {
     X("announce_port", SQ_TUNING, NULL, NULL) \
     X("append_domain", SQ_TUNING, NULL, NULL) \
     X("as_whois_server", SQ_TUNING, NULL, NULL) \
-    X("auth_param", SQ_AUTH, NULL, NULL) \
     X("auth_schemes", SQ_AUTH, NULL, NULL) \
     X("authenticate_cache_garbage_interval", SQ_TUNING, NULL, NULL) \
     X("authenticate_ip_ttl", SQ_TUNING, NULL, NULL) \
@@ -1347,7 +1571,6 @@ static const directive directives[] = {
     X("esi_parser", SQ_TUNING, NULL, NULL) \
     X("eui_lookup", SQ_TUNING, NULL, NULL) \
     X("extension_methods", SQ_TUNING, NULL, NULL) \
-    X("external_acl_type", SQ_AUTH, NULL, NULL) \
     X("external_refresh_check", SQ_TUNING, NULL, NULL) \
     X("force_request_body_continuation", SQ_TUNING, NULL, NULL) \
     X("forward_log", SQ_TUNING, NULL, NULL) \
@@ -1498,11 +1721,7 @@ static const directive directives[] = {
     X("quick_abort_pct", SQ_TUNING, NULL, NULL) \
     X("range_offset_limit", SQ_TUNING, NULL, NULL) \
     X("read_ahead_gap", SQ_TUNING, NULL, NULL) \
-    X("redirect_children", SQ_REWRITE, NULL, NULL) \
-    X("redirect_program", SQ_REWRITE, NULL, NULL) \
-    X("redirect_rewrites_host_header", SQ_REWRITE, NULL, NULL) \
-    X("redirector_access", SQ_REWRITE, NULL, NULL) \
-    X("redirector_bypass", SQ_REWRITE, NULL, NULL) \
+    X("redirect_rewrites_host_header", SQ_REWRITE, "on", NULL) \
     X("referer_log", SQ_TUNING, NULL, NULL) \
     X("referrer_log", SQ_TUNING, NULL, NULL) \
     X("refresh_all_ims", SQ_TUNING, NULL, NULL) \
@@ -1582,13 +1801,9 @@ static const directive directives[] = {
     X("update_headers", SQ_TUNING, NULL, NULL) \
     X("upgrade_http0.9", SQ_TUNING, NULL, NULL) \
     X("uri_whitespace", SQ_TUNING, NULL, NULL) \
-    X("url_rewrite_access", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_bypass", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_children", SQ_REWRITE, NULL, NULL) \
     X("url_rewrite_concurrency", SQ_REWRITE, NULL, NULL) \
     X("url_rewrite_extras", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_host_header", SQ_REWRITE, NULL, NULL) \
-    X("url_rewrite_program", SQ_REWRITE, NULL, NULL) \
+    X("url_rewrite_host_header", SQ_REWRITE, "on", NULL) \
     X("url_rewrite_timeout", SQ_REWRITE, NULL, NULL) \
     X("useragent_log", SQ_TUNING, NULL, NULL) \
     X("vary_ignore_expire", SQ_TUNING, NULL, NULL) \
@@ -1621,17 +1836,18 @@ enum squid_class {
 
 static const char *const squid_class_todo[] = {
     [SQ_TUNING] = NULL,
-    [SQ_AUTH] = "proxyd has no proxy authentication; admit clients by address (acl src and "
-                "http_access) and remove the line, or keep Squid for these clients",
+    [SQ_AUTH] = "proxyd implements auth_param basic and external_acl_type only; admit these "
+                "clients with them or by address (acl src and http_access) and remove the "
+                "line, or keep Squid for these clients",
     [SQ_ACCESS] = "proxyd does not apply this rule; express it with http_access where it can "
                   "be, or remove the line only if the rule is not needed",
     [SQ_CACHE] = "use `cache deny ACL` instead",
     [SQ_PRIVACY] = "remove the line only if that is acceptable",
     [SQ_PEER] = "proxyd has no cache peers and always connects to origin servers directly; "
                 "remove the peering lines only if this host may reach the origins itself",
-    [SQ_REWRITE] = "proxyd runs no URL rewriter or store-ID helper (squidGuard, ufdbGuard); "
-                   "block with http_access and dstdomain or url_regex acls (with \"file\" "
-                   "lists) instead, or keep Squid",
+    [SQ_REWRITE] = "proxyd runs url_rewrite_program (squidGuard, ufdbGuard) with its "
+                   "children, access and bypass lines only, and no store-ID helper; remove "
+                   "the line if the rewriter does without it, or keep Squid",
     [SQ_ADAPT] = "proxyd has no ICAP or eCAP adaptation, so content would pass unscanned and "
                  "unchanged; remove the line only if that is acceptable",
     [SQ_TLS] = "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; "
@@ -2237,6 +2453,14 @@ static void finish(loader *ld)
         c->maximum_object_size_in_memory = c->maximum_object_size;
     }
 
+    if (c->auth_basic.seen && !c->auth_basic.helper.argv) {
+        ld->file = c->auth_basic.seen_file;
+        ld->line = c->auth_basic.seen_line;
+        error(ld, "auth_param basic: no `auth_param basic program` line");
+    }
+    if (c->auth_basic.helper.argv && !c->auth_basic.realm)
+        set_string(ld, &c->auth_basic.realm, "Squid proxy-caching web server");
+
     if (!c->visible_hostname) {
         char host[256];
         if (gethostname(host, sizeof(host)) != 0 || !host[0])
@@ -2303,6 +2527,18 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->request_header_add);
     free_lines(&c->reply_header_add);
     free_lines(&c->logformat);
+    free_lines(&c->external_acl_type);
+    free_lines(&c->url_rewrite_access);
+    for (int i = 0; c->url_rewrite.argv && c->url_rewrite.argv[i]; i++)
+        free(c->url_rewrite.argv[i]);
+    free(c->url_rewrite.argv);
+    free(c->url_rewrite.file);
+    for (int i = 0; c->auth_basic.helper.argv && c->auth_basic.helper.argv[i]; i++)
+        free(c->auth_basic.helper.argv[i]);
+    free(c->auth_basic.helper.argv);
+    free(c->auth_basic.helper.file);
+    free(c->auth_basic.realm);
+    free(c->auth_basic.seen_file);
     free(c->access_log);
     free(c->access_log_format_name);
     free(c->access_log_file);
@@ -2335,6 +2571,14 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out, int *n_e
         if (!(directives[i].flags & F_LIST) && directives[i].def)
             apply_default(&ld, &directives[i]);
     ld.c->path = strdup(name);
+    ld.c->url_rewrite.children_max = 20;
+    ld.c->url_rewrite.idle = 1;
+    ld.c->url_rewrite.queue_size = -1;
+    /* auth_param basic: Squid's defaults */
+    ld.c->auth_basic.helper.children_max = 20;
+    ld.c->auth_basic.helper.idle = 1;
+    ld.c->auth_basic.helper.queue_size = -1;
+    ld.c->auth_basic.credentialsttl = 2 * 3600;
 
     if (text) {
         ld.file = name;

@@ -74,6 +74,13 @@ static void html_escape(char *dst, size_t size, const char *src)
 void pd_error_page(struct evbuffer *out, int status, const char *err, const char *detail,
                    const char *url, const char *host, int keep_alive, int head_only)
 {
+    pd_error_page_hdrs(out, status, err, detail, url, host, "", keep_alive, head_only);
+}
+
+void pd_error_page_hdrs(struct evbuffer *out, int status, const char *err, const char *detail,
+                        const char *url, const char *host, const char *extra, int keep_alive,
+                        int head_only)
+{
     char e_url[2048 * 6 / 4], e_detail[512], e_host[300];
     html_escape(e_url, sizeof e_url, url);
     html_escape(e_detail, sizeof e_detail, detail);
@@ -101,9 +108,9 @@ void pd_error_page(struct evbuffer *out, int status, const char *err, const char
                         "Content-Length: %d\r\n"
                         "Cache-Control: no-store\r\n"
                         "X-Squid-Error: %s 0\r\n"
-                        "%s"
+                        "%s%s"
                         "\r\n",
-                        status, reason, PROXYD_VERSION, date, n, err,
+                        status, reason, PROXYD_VERSION, date, n, err, extra ? extra : "",
                         keep_alive ? "" : "Connection: close\r\n");
     if (!head_only)
         evbuffer_add(out, body, (size_t)n);

@@ -105,6 +105,7 @@ static void outgoing_source(struct pd_client *c, int family)
         snprintf(c->key + n, sizeof c->key - n, " from %s", ip);
     }
 }
+static void dst_allowed(struct pd_client *c);
 
 static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
 {
@@ -136,13 +137,16 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
         }
     }
     if (c->acl_need_dst) {
-        const char *deny_acl = NULL;
         c->acl_need_dst = 0;
-        if (client_acl_check(c, &deny_acl) != PD_ACL_ALLOW) {
-            client_deny(c, deny_acl);
-            return;
-        }
+        if (!client_access(c, dst_allowed))
+            return; /* refused, or waiting for a helper (then dst_allowed) */
     }
+    dst_allowed(c);
+}
+
+/* The destination is known and allowed: PURGE, or connect. May free c. */
+static void dst_allowed(struct pd_client *c)
+{
     if (c->req.method_id == PD_M_PURGE) {
         client_purge(c); /* allowed once dst was known: the cache's, never the origin's */
         return;

@@ -18,7 +18,10 @@
 #include "proxyd/clock.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
+#include "proxyd/auth.h"
 #include "proxyd/engine.h"
+#include "proxyd/ext_acl.h"
+#include "proxyd/helper.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
@@ -252,6 +255,28 @@ int pd_worker_run(const pd_worker_init *init)
         pd_log_error("worker %d: cannot initialise DNS or the connection pool", slot);
         return 1;
     }
+    /* each worker runs its own authentication helpers, as Squid's SMP workers do */
+    if (conf->auth_basic.helper.argv && !(w->eng.auth = pd_auth_create(w->eng.base, conf))) {
+        pd_log_error("worker %d: cannot start the auth_param basic helpers; not serving", slot);
+        return 1;
+    }
+    if (conf->url_rewrite.argv) {
+        pd_helper_cfg hc = {
+            .name = "url_rewrite", .argv = conf->url_rewrite.argv,
+            .children_max = conf->url_rewrite.children_max, .startup = conf->url_rewrite.startup,
+            .idle = conf->url_rewrite.idle, .concurrency = conf->url_rewrite.concurrency,
+            .queue_size = conf->url_rewrite.queue_size,
+        };
+        if (!(w->eng.rewrite = pd_helper_create(w->eng.base, &hc))) {
+            pd_log_error("worker %d: cannot start the url_rewrite_program helpers; not serving",
+                         slot);
+            return 1;
+        }
+    }
+    if (pd_acl_ext_count(w->eng.acl) && !(w->eng.ext = pd_ext_create(w->eng.base, w->eng.acl))) {
+        pd_log_error("worker %d: cannot start the external_acl_type helpers; not serving", slot);
+        return 1;
+    }
     if (w->eng.store) {
         if (pd_cache_store_attach(w->eng.store, w->cache_slot) < 0) {
             pd_log_error("worker %d: cannot attach cache slot %d", slot, w->cache_slot);
@@ -324,6 +349,9 @@ int pd_worker_run(const pd_worker_init *init)
     event_free(w->drain_deadline);
     stats_sync(w);
     event_free(w->stats_timer);
+    pd_auth_free(w->eng.auth);
+    pd_ext_free(w->eng.ext);
+    pd_helper_free(w->eng.rewrite);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);

@@ -46,6 +46,7 @@ typedef struct pd_log_entry {
     int origin_status;          /* %<Hs: status the origin sent, 0 = none */
     const pd_http_msg *req;     /* %>h: request headers as received */
     const pd_http_msg *resp;    /* %<h: response headers as received from the origin */
+    const char *user;           /* %un, %ul: the authenticated user, or NULL */
 } pd_log_entry;
 
 void pd_access_log_write(pd_access_log *log, const pd_log_entry *e);

@@ -28,6 +28,37 @@ pd_acl_rules *pd_acl_compile_counted(const pd_conf *conf, FILE *err, int *n_erro
                                      int *n_warnings);
 void pd_acl_rules_free(pd_acl_rules *rules);
 
+/* Where a request's credentials are (proxy_auth acls). */
+enum pd_auth_state {
+    PD_AUTH_NONE = 0,   /* not looked at yet: a proxy_auth acl answers PD_ACL_NEED_AUTH */
+    PD_AUTH_OK,         /* the helper accepted them: user is set */
+    PD_AUTH_FAILED      /* none, malformed, or refused: PD_ACL_AUTH_REQUIRED (407) */
+};
+
+/* An external_acl_type as compiled (its helper pool is the worker's, ext_acl.c). */
+typedef struct pd_acl_ext_info {
+    const char *name;
+    char *const *argv;              /* program and arguments */
+    int ttl, negative_ttl;          /* seconds an OK / ERR answer is reused */
+    int children_max, startup, idle, concurrency, queue_size;
+    int cache;                      /* Squid's cache=N (0: no limit of its own) */
+    int grace;                      /* accepted, not used */
+    int needs_login;                /* the format sends %LOGIN */
+} pd_acl_ext_info;
+
+size_t pd_acl_ext_count(const pd_acl_rules *rules);
+const pd_acl_ext_info *pd_acl_ext_get(const pd_acl_rules *rules, size_t i);
+
+/* ext_lookup's answers */
+enum { PD_ACL_EXT_NOMATCH = 0, PD_ACL_EXT_MATCH = 1, PD_ACL_EXT_UNKNOWN = 2,
+       PD_ACL_EXT_FAILED = 3 };
+
+/* The question an external acl leaves for the caller (PD_ACL_NEED_EXT). */
+typedef struct pd_acl_ext_query {
+    size_t type;                    /* external_acl_type index */
+    char line[8192];                /* the request line for its helper */
+} pd_acl_ext_query;
+
 /* What is known of a request when access is checked. */
 typedef struct pd_acl_req {
     const struct sockaddr *client;  /* client address */
@@ -41,13 +72,23 @@ typedef struct pd_acl_req {
     int client_conns;               /* open connections from this client address */
     const pd_http_msg *reply;       /* the reply head (rep_header, rep_mime_type, http_status);
                                      * NULL before one is known: those acls never match */
+    enum pd_auth_state auth_state;
+    const char *user;               /* PD_AUTH_OK: the authenticated user */
+    /* external acls: the caller's answers (cache, this request's replies); NULL:
+     * an external acl fails (deny) */
+    int (*ext_lookup)(void *ctx, size_t type, const char *line);
+    void *ext_ctx;
+    struct pd_acl_ext_query *ext_pending; /* PD_ACL_NEED_EXT: what to ask */
     time_t now;
 } pd_acl_req;
 
 enum pd_acl_verdict {
     PD_ACL_ALLOW = 0,
     PD_ACL_DENY = 1,
-    PD_ACL_NEED_DST = 2   /* a `dst` acl must be evaluated: resolve, fill dst, ask again */
+    PD_ACL_NEED_DST = 2,  /* a `dst` acl must be evaluated: resolve, fill dst, ask again */
+    PD_ACL_NEED_AUTH = 3, /* a proxy_auth acl: check the credentials, set auth_state, ask again */
+    PD_ACL_AUTH_REQUIRED = 4, /* no valid credentials where they are needed: 407 */
+    PD_ACL_NEED_EXT = 5   /* an external acl: ask its helper ext_pending, then ask again */
 };
 
 /*
@@ -56,6 +97,11 @@ enum pd_acl_verdict {
  */
 enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_req *req,
                                       const char **deny_acl);
+
+/* Evaluate url_rewrite_access: ALLOW when the request goes to the URL rewriter
+ * (no lines: all). What cannot be decided now (dst before DNS, an external acl
+ * without an answer) counts as DENY. */
+enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl_req *req);
 
 /* Evaluate `cache` rules: ALLOW when the response may be stored/served from cache. */
 enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req);

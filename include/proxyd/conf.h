@@ -43,6 +43,28 @@ typedef struct pd_conf_lines {
     size_t n, cap;
 } pd_conf_lines;
 
+/*
+ * A helper program and its pool (Squid's `program` and `children` settings);
+ * argv NULL when not configured. The counts are as pd_helper_cfg's.
+ */
+typedef struct pd_conf_helper {
+    char **argv;                /* program and arguments, NULL-terminated */
+    int children_max, startup, idle, concurrency, queue_size;
+    char *file;                 /* where the program line is */
+    int line;
+} pd_conf_helper;
+
+/* auth_param basic */
+typedef struct pd_conf_auth_basic {
+    pd_conf_helper helper;      /* argv NULL: no Basic authentication */
+    char *realm;                /* default "Squid proxy-caching web server" */
+    int credentialsttl;         /* seconds a checked user/password pair is trusted (2 h) */
+    int casesensitive;          /* off: user names are lower-cased (Squid) */
+    int seen;                   /* any auth_param basic line */
+    char *seen_file;            /* the first one */
+    int seen_line;
+} pd_conf_auth_basic;
+
 typedef struct pd_listen_addr {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -97,6 +119,13 @@ typedef struct pd_conf {
     pd_conf_lines reply_header_replace;
     pd_conf_lines request_header_add;     /* NAME VALUE [ACL...] (headers.c) */
     pd_conf_lines reply_header_add;
+    pd_conf_lines external_acl_type; /* external_acl_type NAME [options] FORMAT... /helper (acl.c) */
+    /* Authentication */
+    pd_conf_auth_basic auth_basic;  /* auth_param basic ... */
+    /* URL rewriting */
+    pd_conf_helper url_rewrite;     /* url_rewrite_program, url_rewrite_children */
+    pd_conf_lines url_rewrite_access; /* url_rewrite_access allow|deny ... (acl.c) */
+    int url_rewrite_bypass;         /* on: the rewriter's failure leaves the URL as it is */
 
     /* Logging */
     char *access_log;               /* path, "stdout", "stderr" or NULL for none */

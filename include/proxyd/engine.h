@@ -21,6 +21,9 @@ typedef struct pd_access_log pd_access_log;
 typedef struct pd_acl_rules pd_acl_rules;
 typedef struct pd_cache_store pd_cache_store;
 typedef struct pd_refresh_rules pd_refresh_rules;
+typedef struct pd_auth pd_auth;
+typedef struct pd_ext pd_ext;
+typedef struct pd_helper pd_helper;
 struct pd_client;
 struct pd_idle;
 struct pd_ipcount;
@@ -38,6 +41,9 @@ typedef struct pd_engine {
     pd_upool *upool;
     pd_access_log *alog;
     pd_cache_store *store;      /* shared object cache, NULL when disabled */
+    pd_auth *auth;              /* auth_param basic (its helpers), NULL when not configured */
+    pd_ext *ext;                /* external_acl_type helpers, NULL when none */
+    pd_helper *rewrite;         /* url_rewrite_program's pool, NULL when none */
     struct pd_stats_slot *stats; /* this worker's counters; may be NULL */
     char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
     char hostname[256];         /* visible_hostname */

@@ -27,5 +27,10 @@ void pd_http_date(time_t t, char *out);
  */
 void pd_error_page(struct evbuffer *out, int status, const char *err, const char *detail,
                    const char *url, const char *host, int keep_alive, int head_only);
+/* The same with extra header lines (each ending in CRLF; "" for none), e.g.
+ * Proxy-Authenticate on a 407. */
+void pd_error_page_hdrs(struct evbuffer *out, int status, const char *err, const char *detail,
+                        const char *url, const char *host, const char *extra, int keep_alive,
+                        int head_only);
 
 #endif

@@ -41,7 +41,8 @@ enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
       TCP_REFRESH_FAIL_ERR)                                                               \
     R(ARG, TCP_DENIED, "TCP_DENIED", PD_RC_NONE, 0, TCP_DENIED)                           \
     R(ARG, TCP_DENIED_REPLY, "TCP_DENIED_REPLY", PD_RC_NONE, 0, TCP_DENIED_REPLY)         \
-    R(ARG, TCP_TUNNEL, "TCP_TUNNEL", PD_RC_NONE, 0, TCP_TUNNEL)
+    R(ARG, TCP_TUNNEL, "TCP_TUNNEL", PD_RC_NONE, 0, TCP_TUNNEL)                           \
+    R(ARG, TCP_REDIRECT, "TCP_REDIRECT", PD_RC_NONE, 0, TCP_REDIRECT)
 
 #define PD_RESULT_ENUM_(arg, id, text, cls, hitb, ab) PD_R_##id,
 /* PD_R_UNSET: nothing to log yet (no request, or already logged). */

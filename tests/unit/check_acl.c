@@ -58,7 +58,10 @@ static void free_conf(pd_conf *c)
     free_lines(&c->http_access);
     free_lines(&c->cache_rules);
     free_lines(&c->deny_info);
+    free_lines(&c->external_acl_type);
 }
+
+static char *auth_argv[] = { "/bin/true", NULL };
 
 /*
  * Build a conf from a script of lines "directive words...", separated by
@@ -77,10 +80,16 @@ static void load_script(pd_conf *c, const char *script)
         if (!sp)
             continue;
         *sp = '\0';
+        if (strcmp(l, "auth_program") == 0) {   /* stands for auth_param basic program */
+            c->auth_basic.helper.argv = auth_argv;
+            c->auth_basic.casesensitive = strcmp(sp + 1, "casesensitive") == 0;
+            continue;
+        }
         pd_conf_lines *L = strcmp(l, "acl") == 0 ? &c->acl
             : strcmp(l, "http_access") == 0 ? &c->http_access
             : strcmp(l, "cache") == 0 ? &c->cache_rules
-            : strcmp(l, "deny_info") == 0 ? &c->deny_info : NULL;
+            : strcmp(l, "deny_info") == 0 ? &c->deny_info
+            : strcmp(l, "external_acl_type") == 0 ? &c->external_acl_type : NULL;
         ck_assert_msg(L != NULL, "test script: unknown directive %s", l);
         add_line(L, "test.conf", n, sp + 1);
     }
@@ -502,6 +511,135 @@ END_TEST
 
 /* ------------------------------------------------------------ NEED_DST */
 
+/* proxy_auth: NEED_AUTH until the credentials are known, 407 without them,
+ * the user lists and regexes after; a deny line ending in one asks again. */
+START_TEST(test_proxy_auth)
+{
+    pd_acl_rules *r = compile_ok(
+        "auth_program x\n"
+        "acl open urlpath_regex ^/open\n"
+        "acl auth proxy_auth REQUIRED\n"
+        "acl admins proxy_auth Alice\n"
+        "acl bees proxy_auth_regex ^b\n"
+        "acl banned proxy_auth mallory\n"
+        "http_access allow open\n"
+        "http_access deny !auth\n"
+        "http_access deny banned\n"
+        "http_access allow admins\n"
+        "http_access allow bees\n"
+        "http_access deny all");
+    struct treq t;
+    mkreq(&t, "GET", "http://x.example/open", "192.0.2.1", NULL, NULL);
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_ALLOW);  /* never reached */
+    freereq(&t);
+    mkreq(&t, "GET", "http://x.example/", "192.0.2.1", NULL, NULL);
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_NEED_AUTH);
+    t.req.auth_state = PD_AUTH_FAILED;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_AUTH_REQUIRED);
+    t.req.auth_state = PD_AUTH_OK;
+    static const struct { const char *user; int v; } cases[] = {
+        { "alice", PD_ACL_ALLOW },          /* casesensitive off: Alice matches */
+        { "bert", PD_ACL_ALLOW },
+        { "carol", PD_ACL_DENY },
+        { "mallory", PD_ACL_AUTH_REQUIRED }, /* deny line ending in an auth acl */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        t.req.user = cases[i].user;
+        ck_assert_msg((int)pd_acl_check_http(r, &t.req, NULL) == cases[i].v, "%s", cases[i].user);
+    }
+    freereq(&t);
+    pd_acl_rules_free(r);
+    /* casesensitive on */
+    r = compile_ok("auth_program casesensitive\nacl admins proxy_auth Alice\n"
+                   "http_access allow admins\nhttp_access deny all");
+    mkreq(&t, "GET", "http://x.example/", "192.0.2.1", NULL, NULL);
+    t.req.auth_state = PD_AUTH_OK;
+    t.req.user = "alice";
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_DENY);
+    t.req.user = "Alice";
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_ALLOW);
+    freereq(&t);
+    pd_acl_rules_free(r);
+}
+END_TEST
+
+struct extlog { char line[8192]; size_t type; int answer; int calls; };
+
+static int ext_lookup(void *ctx, size_t type, const char *line)
+{
+    struct extlog *l = ctx;
+    snprintf(l->line, sizeof l->line, "%s", line);
+    l->type = type;
+    l->calls++;
+    return l->answer;
+}
+
+/* external: the line in Squid's formats, each answer's verdict; a failure denies. */
+START_TEST(test_external)
+{
+    pd_acl_rules *r = compile_ok(
+        "external_acl_type other %SRC /bin/true\n"
+        "external_acl_type fmt ttl=5 concurrency=2 %SRC %DST %PORT %PATH %METHOD %>{X-Tag} "
+        "%PROTO %URI /bin/helper -v\n"
+        "acl e external fmt a%b c\n"
+        "http_access deny e\n"
+        "http_access allow all");
+    ck_assert_int_eq((int)pd_acl_ext_count(r), 2);
+    const pd_acl_ext_info *in = pd_acl_ext_get(r, 1);
+    ck_assert_str_eq(in->name, "fmt");
+    ck_assert_int_eq(in->ttl, 5);
+    ck_assert_int_eq(in->negative_ttl, 5);
+    ck_assert_int_eq(in->concurrency, 2);
+    ck_assert_str_eq(in->argv[0], "/bin/helper");
+    ck_assert_str_eq(in->argv[1], "-v");
+    ck_assert_ptr_null(in->argv[2]);
+    struct treq t;
+    mkreq(&t, "GET", "http://Host.Example:8080/p%20q?x=<1>", "192.0.2.1",
+          "X-Tag: one\nX-Tag: two words", NULL);
+    struct extlog l = { .answer = PD_ACL_EXT_UNKNOWN };
+    pd_acl_ext_query q;
+    /* no lookup function: fail closed */
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_DENY);
+    t.req.ext_lookup = ext_lookup;
+    t.req.ext_ctx = &l;
+    t.req.ext_pending = &q;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_NEED_EXT);
+    ck_assert_int_eq((int)q.type, 1);
+    /* every value escaped once, '%' too: the helper unescapes to the exact value */
+    ck_assert_str_eq(q.line, "192.0.2.1 host.example 8080 /p%2520q?x=%3C1%3E GET "
+                             "one,%20two%20words http "
+                             "http://host.example:8080/p%2520q?x=%3C1%3E a%25b c");
+    l.answer = PD_ACL_EXT_MATCH;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_DENY);
+    l.answer = PD_ACL_EXT_NOMATCH;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_ALLOW);
+    l.answer = PD_ACL_EXT_FAILED;
+    const char *deny = NULL;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, &deny), PD_ACL_DENY);
+    ck_assert_str_eq(deny, "e");
+    freereq(&t);
+    pd_acl_rules_free(r);
+    /* %LOGIN waits for the credentials; %DATA with no values is "-" */
+    r = compile_ok("auth_program x\n"
+                   "external_acl_type u %LOGIN %DATA /bin/true\n"
+                   "acl e external u\nhttp_access allow e\nhttp_access deny all");
+    mkreq(&t, "GET", "http://x.example/", "192.0.2.1", NULL, NULL);
+    t.req.ext_lookup = ext_lookup;
+    t.req.ext_ctx = &l;
+    t.req.ext_pending = &q;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_NEED_AUTH);
+    t.req.auth_state = PD_AUTH_FAILED;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_AUTH_REQUIRED);
+    t.req.auth_state = PD_AUTH_OK;
+    t.req.user = "bob smith";
+    l.answer = PD_ACL_EXT_MATCH;
+    ck_assert_int_eq(pd_acl_check_http(r, &t.req, NULL), PD_ACL_ALLOW);
+    ck_assert_str_eq(l.line, "bob%20smith -");
+    freereq(&t);
+    pd_acl_rules_free(r);
+}
+END_TEST
+
 START_TEST(test_need_dst)
 {
     pd_acl_rules *r = compile_ok(
@@ -848,6 +986,8 @@ static Suite *acl_suite(void)
     suite_add_tcase(s, tc);
     tc = tcase_create("access");
     tcase_add_test(tc, test_first_match_and_negation);
+    tcase_add_test(tc, test_proxy_auth);
+    tcase_add_test(tc, test_external);
     tcase_add_test(tc, test_implicit_last_rule);
     tcase_add_test(tc, test_cache_rules);
     tcase_add_test(tc, test_deny_info);

@@ -219,8 +219,9 @@ struct msg_case {
 /* The sentences of src/conf.c's classes, as the messages must carry them. */
 #define SQ_PEER_TODO "proxyd has no cache peers and always connects to origin servers directly; " \
     "remove the peering lines only if this host may reach the origins itself"
-#define SQ_REWRITE_TODO "proxyd runs no URL rewriter or store-ID helper (squidGuard, ufdbGuard); " \
-    "block with http_access and dstdomain or url_regex acls (with \"file\" lists) instead, or keep Squid"
+#define SQ_REWRITE_TODO "proxyd runs url_rewrite_program (squidGuard, ufdbGuard) with its " \
+    "children, access and bypass lines only, and no store-ID helper; remove the line if the " \
+    "rewriter does without it, or keep Squid"
 #define SQ_HEADERS_TODO "proxyd has no header rules yet, so the headers would pass unchanged; " \
     "remove the line only if that is acceptable"
 #define SQ_OUTGOING_TODO "proxyd connects from the system's default source address without TOS or " \
@@ -230,8 +231,6 @@ struct msg_case {
     "outside proxyd (tc) or remove the line"
 #define SQ_ADAPT_TODO "proxyd has no ICAP or eCAP adaptation, so content would pass unscanned and " \
     "unchanged; remove the line only if that is acceptable"
-#define SQ_AUTH_TODO "proxyd has no proxy authentication; admit clients by address (acl src and " \
-    "http_access) and remove the line, or keep Squid for these clients"
 #define SQ_TLS_TODO "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; " \
     "remove the line only if that is acceptable"
 #define PORT_TPROXY_TODO "proxyd does not implement TPROXY (spoofing the client's address " \
@@ -258,9 +257,11 @@ static const struct msg_case msg_cases[] = {
     { "cache_peer p parent 3128 0\nnever_direct allow all", 0,
       "t.conf:1: cache_peer is not implemented by proxyd: " SQ_PEER_TODO "\n"
       "t.conf:2: never_direct is not implemented by proxyd: " SQ_PEER_TODO "\n" },
-    { "url_rewrite_program /usr/bin/squidGuard\nurl_rewrite_children 5", 0,
-      "t.conf:1: url_rewrite_program is not implemented by proxyd: " SQ_REWRITE_TODO "\n"
-      "t.conf:2: url_rewrite_children is not implemented by proxyd: " SQ_REWRITE_TODO "\n" },
+    { "url_rewrite_program /usr/bin/squidGuard\nurl_rewrite_children 5", 1, "" },
+    { "url_rewrite_program squidGuard\nurl_rewrite_children 5 bogus=1\nstore_id_program /x", 0,
+      "t.conf:1: url_rewrite_program: expected an absolute path and its arguments\n"
+      "t.conf:2: url_rewrite_children: unknown option 'bogus=1'\n"
+      "t.conf:3: store_id_program is not implemented by proxyd: " SQ_REWRITE_TODO "\n" },
     { "header_access Referer deny all", 0,
       "t.conf:1: header_access is not implemented by proxyd: " SQ_HEADERS_TODO "\n" },
     { "tcp_outgoing_tos 0x20", 0,
@@ -284,9 +285,10 @@ static const struct msg_case msg_cases[] = {
     /* Squid's old names of implemented directives are those directives */
     { "no_cache deny all\ncache_access_log none", 1, "" },
     /* every error is reported, warnings among them, in file order */
-    { "coredump_dir /x\nauth_param basic program /x\nworkers x\nssl_bump peek all\nlogfile_rotate 0", 0,
+    { "coredump_dir /x\nauth_param digest program /x\nworkers x\nssl_bump peek all\nlogfile_rotate 0", 0,
       "t.conf:1: warning: squid directive 'coredump_dir' is not supported by proxyd; ignored\n"
-      "t.conf:2: auth_param is not implemented by proxyd: " SQ_AUTH_TODO "\n"
+      "t.conf:2: auth_param: scheme 'digest' is refused: proxyd authenticates with basic "
+      "only, and clients it would authenticate must not pass without\n"
       "t.conf:3: workers: 'x' is not a non-negative integer\n"
       "t.conf:4: ssl_bump is not implemented by proxyd: " SQ_TLS_TODO "\n"
       "t.conf:5: warning: squid directive 'logfile_rotate' is not supported by proxyd; ignored\n" },
@@ -964,7 +966,9 @@ START_TEST(reference_lists_every_directive)
         "collapsed_forwarding",
         "x_cache_header", "acl",
         "http_access", "cache",
-        "refresh_pattern", "deny_info", "logformat", "access_log", "cache_log", "pid_filename",
+        "refresh_pattern", "deny_info", "logformat", "external_acl_type", "url_rewrite_program",
+        "url_rewrite_children", "url_rewrite_access", "url_rewrite_bypass", "auth_param",
+        "access_log", "cache_log", "pid_filename",
         "dns_nameservers", "hosts_file", "positive_dns_ttl", "negative_dns_ttl", "dns_timeout",
         "visible_hostname", "via", "forwarded_for", "request_header_max_size",
         "reply_header_max_size", "request_body_max_size", "connect_timeout", "read_timeout",
@@ -1075,8 +1079,8 @@ END_TEST
 
 /* The list: each must be an error, never a warning. */
 static const char *const must_be_errors[] = {
-    "auth_param", "external_acl_type", "cache_peer", "never_direct", "always_direct",
-    "cache_peer_access", "prefer_direct", "url_rewrite_program", "store_id_program",
+    "auth_schemes", "cache_peer", "never_direct", "always_direct",
+    "cache_peer_access", "prefer_direct", "url_rewrite_host_header", "store_id_program",
     "icap_service", "adaptation_access", "ecap_service", "ssl_bump", "sslproxy_cert_error",
     "tls_outgoing_options", "tcp_outgoing_tos", "tcp_outgoing_mark", "delay_pools", "delay_access", "client_delay_pools",
     "https_port", "wccp2_router",

@@ -1,0 +1,179 @@
+/*
+ * ext_acl.c: external_acl_type helpers and their answers, per worker (see
+ * ext_acl.h). The cache is a fixed table per type (a newer line takes the
+ * slot of an older one), keyed by the whole request line; BH is never cached.
+ */
+#include "proxyd/ext_acl.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "proxyd/helper.h"
+#include "proxyd/log.h"
+
+#define EXT_SLOTS 1024
+
+struct answer {
+    char *line;             /* NULL: empty */
+    int match;
+    time_t expires;
+};
+
+struct ext_pool {
+    const pd_acl_ext_info *info;
+    pd_helper *helper;
+    size_t nslots;
+    struct answer *slots;
+};
+
+struct pd_ext {
+    struct ext_pool *p;
+    size_t n;
+    uint64_t seed;
+};
+
+struct pd_ext_check {
+    pd_ext *x;
+    size_t type;
+    pd_helper_req *req;
+    pd_ext_cb cb;
+    void *arg;
+    time_t now;
+    char line[];
+};
+
+static uint64_t line_hash(const pd_ext *x, const char *s)
+{
+    uint64_t h = 1469598103934665603ull ^ x->seed;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ^ (h >> 31);
+}
+
+pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules)
+{
+    size_t n = pd_acl_ext_count(rules);
+    if (n == 0)
+        return NULL;
+    pd_ext *x = calloc(1, sizeof *x);
+    if (!x || !(x->p = calloc(n, sizeof *x->p))) {
+        free(x);
+        return NULL;
+    }
+    if (getrandom(&x->seed, sizeof x->seed, GRND_NONBLOCK) != (ssize_t)sizeof x->seed)
+        x->seed = (uint64_t)(uintptr_t)x ^ (uint64_t)time(NULL);
+    x->n = n;
+    for (size_t i = 0; i < n; i++) {
+        const pd_acl_ext_info *in = pd_acl_ext_get(rules, i);
+        struct ext_pool *p = &x->p[i];
+        p->info = in;
+        p->nslots = in->cache > 0 && in->cache < EXT_SLOTS ? (size_t)in->cache : EXT_SLOTS;
+        p->slots = calloc(p->nslots, sizeof *p->slots);
+        char name[128];
+        snprintf(name, sizeof name, "external %s", in->name);
+        pd_helper_cfg hc = {
+            .name = name, .argv = in->argv, .children_max = in->children_max,
+            .startup = in->startup, .idle = in->idle, .concurrency = in->concurrency,
+            .queue_size = in->queue_size,
+        };
+        p->helper = p->slots ? pd_helper_create(base, &hc) : NULL;
+        if (!p->helper) {
+            pd_ext_free(x);
+            return NULL;
+        }
+    }
+    return x;
+}
+
+void pd_ext_free(pd_ext *x)
+{
+    if (!x)
+        return;
+    for (size_t i = 0; i < x->n; i++) {
+        struct ext_pool *p = &x->p[i];
+        pd_helper_free(p->helper);
+        for (size_t k = 0; p->slots && k < p->nslots; k++)
+            free(p->slots[k].line);
+        free(p->slots);
+    }
+    free(x->p);
+    free(x);
+}
+
+int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now)
+{
+    if (!x || type >= x->n)
+        return PD_ACL_EXT_FAILED;
+    struct ext_pool *p = &x->p[type];
+    struct answer *a = &p->slots[line_hash(x, line) % p->nslots];
+    if (a->line && a->expires > now && strcmp(a->line, line) == 0)
+        return a->match ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
+    return PD_ACL_EXT_UNKNOWN;
+}
+
+static void remember(pd_ext *x, size_t type, const char *line, int match, time_t now)
+{
+    struct ext_pool *p = &x->p[type];
+    int ttl = match ? p->info->ttl : p->info->negative_ttl;
+    if (ttl <= 0)
+        return;
+    struct answer *a = &p->slots[line_hash(x, line) % p->nslots];
+    char *copy = strdup(line);
+    if (!copy)
+        return;
+    free(a->line);
+    a->line = copy;
+    a->match = match;
+    a->expires = now + ttl;
+}
+
+static void helper_done(void *arg, const pd_helper_reply *r)
+{
+    pd_ext_check *k = arg;
+    int answer;
+    if (r->result == PD_HELPER_OK || r->result == PD_HELPER_ERR) {
+        answer = r->result == PD_HELPER_OK ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
+        remember(k->x, k->type, k->line, answer == PD_ACL_EXT_MATCH, k->now);
+    } else {
+        answer = PD_ACL_EXT_FAILED;
+        pd_log_warn("external %s: helper answered %s: %s", k->x->p[k->type].info->name,
+                    r->why ? "nothing" : "BH or an unknown result", r->text);
+    }
+    pd_ext_cb cb = k->cb;
+    void *cbarg = k->arg;
+    free(k);
+    cb(cbarg, answer);
+}
+
+pd_ext_check *pd_ext_start(pd_ext *x, size_t type, const char *line, time_t now, pd_ext_cb cb,
+                           void *arg)
+{
+    if (!x || type >= x->n)
+        return NULL;
+    size_t len = strlen(line);
+    pd_ext_check *k = calloc(1, sizeof *k + len + 1);
+    if (!k)
+        return NULL;
+    k->x = x;
+    k->type = type;
+    k->cb = cb;
+    k->arg = arg;
+    k->now = now;
+    memcpy(k->line, line, len);
+    k->req = pd_helper_submit(x->p[type].helper, line, len, helper_done, k);
+    if (!k->req) {
+        free(k);
+        return NULL;
+    }
+    return k;
+}
+
+void pd_ext_cancel(pd_ext_check *k)
+{
+    if (!k)
+        return;
+    pd_helper_cancel(k->req);
+    free(k);
+}

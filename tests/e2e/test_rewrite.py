@@ -1,0 +1,164 @@
+"""url_rewrite_program (issue 14): squidGuard with a domain list built by
+`squidGuard -C` (redirect of a blocked domain, rewrite of a mirror), and a
+scripted helper for the protocol's edges: rewrite-url, url= with status=,
+ERR, the old `3xx:URL` form, channel IDs, url_rewrite_access, and a helper
+that fails (503 unless url_rewrite_bypass is on). A request redirected or
+refused never reaches the origin."""
+
+import os
+import shutil
+import stat
+import subprocess
+import tempfile
+import unittest
+
+import pdtest
+from pdtest import Reply, proxy_request
+
+SQUIDGUARD = shutil.which("squidGuard")
+
+
+class RewriteBase(pdtest.ProxyTestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="pdtest-rw-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.o = self.origin()
+        self.o.route("/*", lambda q: Reply(body=b"from " + q.get("Host").encode()))
+        self.d = self.dns({n: ("127.0.0.1", 60) for n in
+                           ("bad.test", "www.bad.test", "old.test", "new.test", "fine.test")})
+        self.calls = os.path.join(self.tmp, "calls")
+
+    def script(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + text)
+        os.chmod(path, stat.S_IRWXU)
+        return path
+
+    def lines(self):
+        try:
+            with open(self.calls) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+
+@unittest.skipUnless(SQUIDGUARD, "squidGuard is not installed (apt-get install squidguard)")
+class SquidGuardTest(RewriteBase):
+    def test_blocklist_redirect_and_rewrite(self):
+        db = os.path.join(self.tmp, "db")
+        os.makedirs(os.path.join(db, "blocked"))
+        os.makedirs(os.path.join(self.tmp, "log"))
+        with open(os.path.join(db, "blocked", "domains"), "w") as f:
+            f.write("bad.test\n")
+        conf = os.path.join(self.tmp, "squidGuard.conf")
+        with open(conf, "w") as f:
+            f.write("""dbhome %s
+logdir %s/log
+dest blocked {
+    domainlist blocked/domains
+}
+rewrite mirror {
+    s@//old\\.test:@//new.test:@
+}
+acl {
+    default {
+        pass !blocked all
+        rewrite mirror
+        redirect 302:http://blockpage.test/denied?url=%%u
+    }
+}
+""" % (db, self.tmp))
+        subprocess.run([SQUIDGUARD, "-c", conf, "-C", "all"], check=True, capture_output=True,
+                       timeout=60)
+        self.assertTrue(os.path.exists(os.path.join(db, "blocked", "domains.db")))
+        p = self.proxy(conf_extra="url_rewrite_program %s -c %s\nurl_rewrite_children 2\n"
+                       % (SQUIDGUARD, conf), dns=self.d, workers=1)
+        for host in ("bad.test", "www.bad.test"):
+            r = proxy_request(p, "GET", self.o.url("/x", host=host))
+            self.assertEqual(r.status, 302, r.body)
+            self.assertEqual(r.get("location"),
+                             "http://blockpage.test/denied?url=" + self.o.url("/x", host=host))
+        r = proxy_request(p, "GET", self.o.url("/y", host="old.test"))
+        self.assertEqual((r.status, r.body), (200, ("from new.test:%d" % self.o.port).encode()))
+        r = proxy_request(p, "GET", self.o.url("/z", host="fine.test"))
+        self.assertEqual((r.status, r.body), (200, ("from fine.test:%d" % self.o.port).encode()))
+        self.assertEqual([q.path for q in self.o.snapshot()], ["/y", "/z"])
+        self.assertEqual(p.stop(), 0)
+        results = [l.split()[3] for l in p.access_lines()]
+        self.assertEqual(results, ["TCP_REDIRECT/302"] * 2 + ["TCP_MISS/200"] * 2)
+
+
+class ScriptedRewriterTest(RewriteBase):
+    def rewriter(self, concurrency=False):
+        """Answers by the URL's path; records each request line."""
+        ch = '"$ch "' if concurrency else '""'
+        read = "read -r ch url rest" if concurrency else "read -r url rest"
+        return self.script("rw.sh", """
+while %s; do
+  echo "$url $rest" >> %s
+  p=$(printf %%s "$url" | sed 's@^http://[^/]*@@')
+  c=%s
+  case "$p" in
+    /rewrite) echo "${c}OK rewrite-url=\\"http://new.test:%d/target\\"";;
+    /redirect) echo "${c}OK status=301 url=\\"http://elsewhere.test/\\"";;
+    /old) echo "${c}307:http://old-style.test/";;
+    /bh) echo "${c}BH message=\\"db down\\"";;
+    *) echo "${c}ERR";;
+  esac
+done
+""" % (read, self.calls, ch, self.o.port))
+
+    def test_protocol(self):
+        for concurrency in (False, True):
+            with self.subTest(concurrency=concurrency):
+                if os.path.exists(self.calls):
+                    os.unlink(self.calls)
+                conf = "url_rewrite_program %s\nurl_rewrite_children 1 concurrency=%d\n" % (
+                    self.rewriter(concurrency), 4 if concurrency else 0)
+                p = self.proxy(conf_extra=conf, dns=self.d, workers=1)
+                before = len(self.o.snapshot())
+                r = proxy_request(p, "GET", self.o.url("/rewrite", host="fine.test"))
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.body, ("from new.test:%d" % self.o.port).encode())
+                r = proxy_request(p, "GET", self.o.url("/redirect", host="fine.test"))
+                self.assertEqual((r.status, r.get("location")), (301, "http://elsewhere.test/"))
+                r = proxy_request(p, "GET", self.o.url("/old", host="fine.test"))
+                self.assertEqual((r.status, r.get("location")), (307, "http://old-style.test/"))
+                r = proxy_request(p, "GET", self.o.url("/plain", host="fine.test"))
+                self.assertEqual(r.status, 200)
+                r = proxy_request(p, "GET", self.o.url("/bh", host="fine.test"))
+                self.assertEqual(r.status, 503)
+                self.assertEqual([q.path for q in self.o.snapshot()[before:]], ["/target", "/plain"])
+                first = self.lines()[0].split()
+                self.assertEqual(first[0], self.o.url("/rewrite", host="fine.test"))
+                self.assertEqual(first[1:4], ["127.0.0.1/-", "-", "GET"])
+                self.assertEqual(first[4], "myip=127.0.0.1")
+                self.assertEqual(first[5], "myport=%d" % p.port)
+                self.assertEqual(p.stop(), 0)
+
+    def test_access_and_bypass(self):
+        prog = self.script("bh.sh", 'while read -r l; do echo "$l" >> %s; echo BH; done\n'
+                           % self.calls)
+        conf = """
+url_rewrite_program %s
+acl skip urlpath_regex ^/skip
+url_rewrite_access deny skip
+url_rewrite_access allow all
+""" % prog
+        p = self.proxy(conf_extra=conf, dns=self.d, workers=1)
+        # not sent to the rewriter at all
+        self.assertEqual(proxy_request(p, "GET", self.o.url("/skip", host="fine.test")).status, 200)
+        self.assertEqual(self.lines(), [])
+        # sent, fails: refused (fail closed)
+        self.assertEqual(proxy_request(p, "GET", self.o.url("/other", host="fine.test")).status, 503)
+        self.assertEqual(len(self.lines()), 1)
+        self.assertEqual(p.stop(), 0)
+        p = self.proxy(conf_extra=conf + "url_rewrite_bypass on\n", dns=self.d, workers=1)
+        self.assertEqual(proxy_request(p, "GET", self.o.url("/other", host="fine.test")).status, 200)
+        self.assertEqual([q.path for q in self.o.snapshot()], ["/skip", "/other"])
+
+
+if __name__ == "__main__":
+    pdtest.main()
