@@ -223,7 +223,7 @@ enum lf_code {
     LF_LITERAL, LF_TS, LF_TU, LF_TL, LF_TG, LF_TR, LF_CLIENT_IP, LF_CLIENT_PORT, LF_PEER_IP,
     LF_LOCAL_PORT, LF_SS, LF_SH, LF_STATUS_OUT, LF_STATUS_IN, LF_BYTES_OUT, LF_BYTES_IN,
     LF_METHOD, LF_URL, LF_PATH, LF_VERSION, LF_USER, LF_IDENT, LF_MIME, LF_REQ_HDR, LF_RESP_HDR,
-    LF_PERCENT
+    LF_PERCENT, LF_SERVER_HOST, LF_ERR_CODE, LF_ERR_DETAIL, LF_SNI, LF_SERVER_TIME
 };
 
 /* Longest names first: the first prefix that matches wins. */
@@ -231,7 +231,13 @@ static const struct {
     const char *name;
     enum lf_code code;
 } lf_codes[] = {
+    { "err_detail", LF_ERR_DETAIL }, { "err_code", LF_ERR_CODE },
+    /* no TLS is inspected: the SNI is never known ("-"), as Squid logs it then */
+    { "ssl::>sni", LF_SNI },
+    /* no adaptation: the headers after it are the headers received */
+    { ">ha", LF_REQ_HDR },
     { ">Hs", LF_STATUS_OUT }, { "<Hs", LF_STATUS_IN }, { ">st", LF_BYTES_IN },
+    { "<tt", LF_SERVER_TIME }, { "<A", LF_SERVER_HOST },
     { "<st", LF_BYTES_OUT }, { "ts", LF_TS }, { "tu", LF_TU }, { "tl", LF_TL }, { "tg", LF_TG },
     { "tr", LF_TR }, { ">a", LF_CLIENT_IP }, { ">p", LF_CLIENT_PORT }, { "<a", LF_PEER_IP },
     { "lp", LF_LOCAL_PORT }, { "Ss", LF_SS }, { "Sh", LF_SH }, { "rm", LF_METHOD },
@@ -448,6 +454,11 @@ static void lf_field(struct out *o, const struct lf_tok *t, const pd_log_entry *
     case LF_MIME: str = e->content_type; len = e->content_type_len; break;
     case LF_REQ_HDR: lf_headers(o, e->req, t->text, t->quote); return;
     case LF_RESP_HDR: lf_headers(o, e->resp, t->text, t->quote); return;
+    case LF_SERVER_HOST: str = e->server_host; break;
+    case LF_ERR_CODE: str = e->err_code; break;
+    case LF_ERR_DETAIL: str = e->err_detail; break;
+    case LF_SNI: str = NULL; break;
+    case LF_SERVER_TIME: have_num = e->server_ms >= 0; num = e->server_ms; break;
     }
     if (have_num) {
         char nb[32];

@@ -134,6 +134,10 @@ void client_log_transaction(struct pd_client *c)
         .req = &c->req,
         .resp = &c->resp,
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .server_host = c->have_url && c->origin_ip[0] ? c->url.host : NULL,
+        .err_code = c->err_code,
+        .err_detail = c->err_code ? c->err_detail : NULL,
+        .server_ms = !c->up_t0 ? -1 : (c->up_t1 ? c->up_t1 : pd_clock_ms()) - c->up_t0,
     };
     pd_access_log_write(w->alog, &e);
     pd_stats_txn st = {
@@ -195,6 +199,8 @@ void client_up_release(struct pd_client *c, int reusable)
 {
     if (!c->up)
         return;
+    if (c->up_t0)
+        c->up_t1 = pd_clock_ms(); /* the last I/O with the origin */
     pd_conn *up = c->up;
     c->up = NULL;
     pd_conn_setcb(up, NULL, NULL, NULL, NULL);
@@ -370,6 +376,8 @@ void client_fail_request_hdrs(struct pd_client *c, int status, const char *err,
     }
     char url[PD_URL_HOST_MAX + 2048];
     url[0] = '\0';
+    c->err_code = err;
+    snprintf(c->err_detail, sizeof c->err_detail, "%s", detail ? detail : "");
     if (c->have_url)
         pd_url_format(&c->url, url, sizeof url);
     if (!keep || !c->rb_done || !c->keep_alive || c->w->draining)

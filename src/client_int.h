@@ -172,6 +172,9 @@ struct pd_client {
     uint64_t in_bytes;          /* bytes read from the client for this transaction (stats) */
     uint64_t up_out_bytes;      /* bytes queued to the origin (stats) */
     int64_t ttfb_us;            /* t0 to the response head, -1 before (stats) */
+    int64_t up_t0, up_t1;       /* %<tt: first connect to the origin, last I/O with it (ms, 0: none) */
+    const char *err_code;       /* %err_code: the error page answered (static), or NULL */
+    char err_detail[128];       /* %err_detail */
 };
 
 static inline struct evbuffer *cout(struct pd_client *c)

@@ -1225,8 +1225,12 @@ static const directive directives[] = {
              "client when the acls match (misses and hits)." },
     { .name = "logformat", .set = parse_logformat, FIELD(logformat), .min_args = 2,
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
-      .squid = "Same; the format is the rest of the line, as Squid.",
-      .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes." },
+      .squid = "Same; the format is the rest of the line, as Squid. %ssl::>sni is always `-` "
+               "(no TLS is decrypted) and %>ha is %>h (no adaptation).",
+      .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes: "
+             "%ts %tu %tl %tg %tr %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %<tt %rm %ru "
+             "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, with "
+             "Squid's modifiers (\" [ - 0 WIDTH {arg})." },
 
     { .name = "external_acl_type", .set = parse_lines, FIELD(external_acl_type),
       .min_args = 2, .flags = F_LIST, .def_doc = "none",
@@ -2284,6 +2288,50 @@ static bool squid_value_is(loader *ld, const char **pp, const char *value)
     return same;
 }
 
+/*
+ * Squid's configuration macros: ${service_name} is "proxyd". ${process_number}
+ * and ${process_name} give each Squid kid its own lines; proxyd's workers
+ * share one configuration (one cache, SO_REUSEPORT ports), so such a line
+ * cannot be honoured: an error. Returns the expanded line (malloc'd), or NULL
+ * after reporting the error.
+ */
+static char *expand_macros(loader *ld, const char *line)
+{
+    static const char svc[] = "${service_name}";
+    if (!strstr(line, "${") || line[strspn(line, " \t")] == '#')
+        return strdup(line); /* comments mention them too */
+    const char *bad = strstr(line, "${process_number}");
+    if (!bad)
+        bad = strstr(line, "${process_name}");
+    if (bad) {
+        error(ld, "%.*s: proxyd's workers share one configuration, so a line cannot differ per "
+                  "worker; write the line for all of them (they share the cache and the ports) "
+                  "or remove it",
+              (int)(strchr(bad, '}') - bad + 1), bad);
+        return NULL;
+    }
+    size_t n = 0;
+    for (const char *q = line; (q = strstr(q, svc)); q += sizeof svc - 1)
+        n++;
+    char *out = malloc(strlen(line) + n * 8 + 1);
+    if (!out)
+        return NULL;
+    char *o = out;
+    for (const char *q = line;;) {
+        const char *m = strstr(q, svc);
+        size_t k = m ? (size_t)(m - q) : strlen(q);
+        memcpy(o, q, k);
+        o += k;
+        if (!m)
+            break;
+        memcpy(o, "proxyd", 6);
+        o += 6;
+        q = m + sizeof svc - 1;
+    }
+    *o = '\0';
+    return out;
+}
+
 /* One logical line (continuations joined). */
 static void process_line(loader *ld, const char *line, cond_state *cs)
 {
@@ -2404,7 +2452,13 @@ static void parse_text(loader *ld, const char *text)
         buf[len] = '\0';
         ld->line = first;
         int depth = cs.depth;
-        process_line(ld, buf, &cs);
+        char *x = expand_macros(ld, buf);
+        const char *w = buf + strspn(buf, " \t");
+        if (x)
+            process_line(ld, x, &cs);
+        else if (!strncmp(w, "if", 2) && (w[2] == ' ' || w[2] == '\t'))
+            process_line(ld, "if false", &cs); /* reported; keep the if/endif nesting */
+        free(x);
         if (cs.depth > depth)
             if_line[depth] = first;
     }

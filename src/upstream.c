@@ -34,6 +34,7 @@
 #include "proxyd/acl.h"
 #include "proxyd/admin.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/clock.h"
 #include "proxyd/dns.h"
 #include "proxyd/errors.h"
 #include "proxyd/headers.h"
@@ -406,6 +407,8 @@ static int resendable(const struct pd_client *c)
 
 static int pool_try(struct pd_client *c)
 {
+    if (!c->up_t0)
+        c->up_t0 = pd_clock_ms(); /* %<tt starts with the first connection asked for */
     /* a request that can be sent again on a new connection needs no liveness peek */
     pd_conn *up = pd_upool_take(c->w->upool, c->key, !resendable(c));
     if (!up)
@@ -426,6 +429,8 @@ static int pool_try(struct pd_client *c)
 static void connect_next(struct pd_client *c)
 {
     client_up_release(c, 0);
+    if (!c->up_t0)
+        c->up_t0 = pd_clock_ms();
     if (c->addr_i >= c->addrs.n) {
         c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);

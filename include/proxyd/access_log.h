@@ -47,14 +47,18 @@ typedef struct pd_log_entry {
     const pd_http_msg *req;     /* %>h: request headers as received */
     const pd_http_msg *resp;    /* %<h: response headers as received from the origin */
     const char *user;           /* %un, %ul: the authenticated user, or NULL */
+    const char *server_host;    /* %<A: the origin's host name, or NULL */
+    const char *err_code;       /* %err_code: the error page proxyd answered (ERR_...), or NULL */
+    const char *err_detail;     /* %err_detail: why, or NULL */
+    int64_t server_ms;          /* %<tt: first connect to the origin .. its last I/O; < 0: none */
 } pd_log_entry;
 
 void pd_access_log_write(pd_access_log *log, const pd_log_entry *e);
 
 /*
  * A compiled `logformat` specification (Squid's % codes: %ts %tu %tl %tg %tr
- * %>a %>p %<a %lp %Ss %Sh %>Hs %<Hs %<st %>st %rm %ru %rp %rv %un %ui %ul %mt
- * %>h %<h %%, with the modifiers " [ - 0 WIDTH and a {Header} or {strftime}
+ * %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %rm %ru %rp %rv %un %ui %ul %mt
+ * %>h %>ha %<h %<tt %err_code %err_detail %ssl::>sni %%, with the modifiers " [ - 0 WIDTH and a {Header} or {strftime}
  * argument before or after the code). Returns NULL with a message in err for
  * an unknown code. Release with pd_logfmt_free.
  */

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import signal
 import subprocess
 import time
@@ -418,6 +419,28 @@ class LogTest(pdtest.ProxyTestCase):
         wait_until(fresh, what="a line in the reopened log", interval=0.05)
         self.assertRegex(p.access_lines(path)[-1], r"^GET \S+/after/\d+ 200 \d+ TCP_MISS t2$")
         self.assertGreaterEqual(len(p.access_lines(path + ".1")), 1)
+
+    def test_logformat_server_and_error_codes(self):
+        # %<A the origin's host, %<tt server time, %err_code / %err_detail of proxyd's own
+        # error pages, %ssl::>sni "-" (nothing is decrypted), %>ha = %>h (no adaptation)
+        o = self.origin()
+        path = os.path.join(self.tmpdir(), "e.log")
+        p = self.proxy(workers=1, conf_extra="logformat ex %ru|%<A|%<tt|%err_code|%err_detail|"
+                       "%ssl::>sni|%{X-Tag}>ha\naccess_log " + path + " ex")
+        self.assertEqual(proxy_request(p, "GET", o.url("/ok"), headers=[("X-Tag", "t3")]).status, 200)
+        s = socket.socket()
+        s.bind((pdtest.HOST, 0))
+        dead = "http://%s:%d/gone" % (pdtest.HOST, s.getsockname()[1])
+        s.close()  # nobody listens there now: connection refused
+        self.assertEqual(proxy_request(p, "GET", dead).status, 502)
+        lines = p.wait_access_lines(2, path=path)
+        ok = [l for l in lines if l.startswith(o.url("/ok"))][0].split("|")
+        self.assertEqual(ok[1], pdtest.HOST)
+        self.assertRegex(ok[2], r"^\d+$")
+        self.assertEqual(ok[3:], ["-", "-", "-", "t3"])
+        bad = [l for l in lines if l.startswith(dead)][0].split("|")
+        self.assertEqual(bad[3], "ERR_CONNECT_FAIL")
+        self.assertNotEqual(bad[4], "-")
 
     def test_access_log_none_and_stdout(self):
         o = self.origin()

@@ -54,6 +54,10 @@ static pd_log_entry sample(int which)
         .origin_status = which == 0 ? 203 : 0,
         .req = &req,
         .resp = &resp,
+        .server_host = which == 2 ? NULL : "example.com",
+        .err_code = which == 2 ? "ERR_CONNECT_FAIL" : NULL,
+        .err_detail = which == 2 ? "the origin refused the connection" : NULL,
+        .server_ms = which == 2 ? -1 : 9,
     };
     return e;
 }
@@ -124,6 +128,8 @@ static const struct {
     { "%un %ui %ul %mt", "- - - text/html" },
     { "100%% %Ss", "100% TCP_MISS" },
     { "%{%Y}tg|%tg", "2023|14/Nov/2023:22:13:20 +0000" },
+    { "%<A %err_code %err_detail %<tt", "example.com - - 9" },
+    { "%ssl::>sni|%{Accept}>ha", "-|a, b" },
     { "literal only", "literal only" },
     { "", "" },
     /* a width past the cap (64) is clamped; 10+ digits overflowed an int (fuzz_conf) */
@@ -134,6 +140,15 @@ START_TEST(codes_and_modifiers)
 {
     pd_log_entry e = sample(0);
     ck_assert_str_eq(fmt_custom(cases[_i].spec, &e), cases[_i].want);
+}
+END_TEST
+
+/* An error answered by proxyd: its page name and why; no origin, no server time. */
+START_TEST(error_codes)
+{
+    pd_log_entry e = sample(2);
+    ck_assert_str_eq(fmt_custom("%err_code|%err_detail|%<A|%<tt", &e),
+                     "ERR_CONNECT_FAIL|the%20origin%20refused%20the%20connection|-|-");
 }
 END_TEST
 
@@ -231,6 +246,7 @@ static Suite *access_log_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, squid_definitions_match_builtin_formats, 0, 3);
     tcase_add_loop_test(tc, codes_and_modifiers, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_test(tc, error_codes);
     tcase_add_test(tc, fields_cannot_forge_lines);
     tcase_add_loop_test(tc, unknown_codes_are_refused, 0, 5);
     tcase_add_test(tc, small_buffer_is_truncated_not_overrun);

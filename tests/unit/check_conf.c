@@ -243,6 +243,15 @@ struct msg_case {
 
 static const struct msg_case msg_cases[] = {
     { "foo_bar 1", 0, "t.conf:1: unknown directive 'foo_bar'\n" },
+    /* Squid's macros: per-worker lines cannot be honoured (one shared configuration) */
+    { "if ${process_number} = 1\nworkers 2\nendif\nhttp_port 3128", 0,
+      "t.conf:1: ${process_number}: proxyd's workers share one configuration, so a line cannot "
+      "differ per worker; write the line for all of them (they share the cache and the ports) "
+      "or remove it\n" },
+    { "access_log /var/log/${process_name}.log", 0,
+      "t.conf:1: ${process_name}: proxyd's workers share one configuration, so a line cannot "
+      "differ per worker; write the line for all of them (they share the cache and the ports) "
+      "or remove it\n" },
     { "\n\n# x\nHTTP_PORT 3128", 0, "t.conf:4: unknown directive 'HTTP_PORT'\n" },
     { "coredump_dir /var/spool/squid", 1,
       "t.conf:1: warning: squid directive 'coredump_dir' is not supported by proxyd; ignored\n" },
@@ -404,6 +413,15 @@ static const struct msg_case msg_cases[] = {
     /* an empty wildcard is not an error (like an empty conf.d/) */
     { "include /nonexistent-dir-proxyd/*.conf", 1, "" },
 };
+
+/* ${service_name} is proxyd, wherever it appears in a line. */
+START_TEST(service_name_macro)
+{
+    pd_conf *c = load_ok("pid_filename /run/${service_name}/${service_name}.pid");
+    ck_assert_str_eq(c->pid_filename, "/run/proxyd/proxyd.pid");
+    pd_conf_free(c);
+}
+END_TEST
 
 START_TEST(messages)
 {
@@ -1178,6 +1196,7 @@ static Suite *conf_suite(void)
     tcase_add_test(tc, free_null_is_harmless);
     tcase_add_loop_test(tc, values, 0, sizeof(value_cases) / sizeof(value_cases[0]));
     tcase_add_loop_test(tc, messages, 0, sizeof(msg_cases) / sizeof(msg_cases[0]));
+    tcase_add_test(tc, service_name_macro);
     tcase_add_loop_test(tc, port_forms, 0, sizeof(port_cases) / sizeof(port_cases[0]));
     tcase_add_test(tc, several_ports_replace_default);
     tcase_add_test(tc, raw_lines_keep_words_and_positions);
