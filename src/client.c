@@ -394,6 +394,24 @@ void client_fail_request_hdrs(struct pd_client *c, int status, const char *err,
     client_txn_done(c);
 }
 
+void client_redirect(struct pd_client *c, int status, const char *loc, const char *extra)
+{
+    if (!c->rb_done || !c->keep_alive || c->w->draining)
+        c->keep_alive = 0;
+    size_t before = evbuffer_get_length(cout(c));
+    char date[PD_HTTP_DATE_SIZE];
+    pd_http_date(time(NULL), date);
+    evbuffer_add_printf(cout(c),
+                        "HTTP/1.1 %d %s\r\nDate: %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                        "Cache-Control: no-store\r\n%s%s\r\n",
+                        status, pd_status_reason(status), date, loc, extra ? extra : "",
+                        c->keep_alive ? "" : "Connection: close\r\n");
+    c->out_bytes += evbuffer_get_length(cout(c)) - before;
+    client_head_queued(c);
+    c->status = status;
+    client_txn_done(c);
+}
+
 /* ---- request head ----------------------------------------------------- */
 
 static void timer_cb_body(struct pd_client *c)

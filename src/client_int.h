@@ -237,6 +237,10 @@ void client_leave(struct pd_client *c);
 void client_arm_timer(struct pd_client *c, int64_t ms);
 /* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */
 int client_acl_check(struct pd_client *c, const char **deny_acl);
+/* Answer with a bodiless `status` redirect to loc (no CR/LF in it), extra (NULL or
+ * whole header lines) added, and end the transaction (c->result set by the caller).
+ * May free c. */
+void client_redirect(struct pd_client *c, int status, const char *loc, const char *extra);
 /* What the acls know of the transaction (reply: the reply head, or NULL). */
 void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *reply);
 /* http_reply_access and reply_body_max_size (against length, UINT64_MAX when

@@ -187,21 +187,8 @@ void client_deny(struct pd_client *c, const char *acl_name)
     }
     const char *eloc = where ? (const char *)evbuffer_pullup(where, -1) : NULL;
     if (eloc && !strpbrk(eloc, "\r\n")) {
-        if (!c->rb_done || !c->keep_alive || w->draining)
-            c->keep_alive = 0;
-        size_t before = evbuffer_get_length(cout(c));
-        char date[PD_HTTP_DATE_SIZE];
-        pd_http_date(time(NULL), date);
-        evbuffer_add_printf(cout(c),
-                            "HTTP/1.1 %d %s\r\nDate: %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
-                            "Cache-Control: no-store\r\nX-Squid-Error: ERR_ACCESS_DENIED 0\r\n%s\r\n",
-                            status, pd_status_reason(status), date, eloc,
-                            c->keep_alive ? "" : "Connection: close\r\n");
+        client_redirect(c, status, eloc, "X-Squid-Error: ERR_ACCESS_DENIED 0\r\n");
         evbuffer_free(where);
-        c->out_bytes += evbuffer_get_length(cout(c)) - before;
-        client_head_queued(c);
-        c->status = status;
-        client_txn_done(c);
         return;
     }
     if (where)

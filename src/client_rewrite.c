@@ -39,21 +39,8 @@ static void redirect(struct pd_client *c, int status, const char *loc)
         failed(c, "the URL rewriter answered an invalid redirect");
         return;
     }
-    if (!c->rb_done || !c->keep_alive || c->w->draining)
-        c->keep_alive = 0;
-    size_t before = evbuffer_get_length(cout(c));
-    char date[PD_HTTP_DATE_SIZE];
-    pd_http_date(time(NULL), date);
-    evbuffer_add_printf(cout(c),
-                        "HTTP/1.1 %d %s\r\nDate: %s\r\nLocation: %s\r\nContent-Length: 0\r\n"
-                        "Cache-Control: no-store\r\n%s\r\n",
-                        status, pd_status_reason(status), date, loc,
-                        c->keep_alive ? "" : "Connection: close\r\n");
-    c->out_bytes += evbuffer_get_length(cout(c)) - before;
-    client_head_queued(c);
-    c->status = status;
     c->result = PD_R_TCP_REDIRECT;
-    client_txn_done(c);
+    client_redirect(c, status, loc, NULL);
 }
 
 /* Fetch url instead. 0, or -1 when it is not a URL proxyd can fetch. */

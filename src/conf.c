@@ -19,6 +19,7 @@
 #include "proxyd/conf.h"
 #include "proxyd/access_log.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/helper.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -746,17 +747,6 @@ static int parse_acl(loader *ld, const directive *d, int argc, char **argv)
     return add_line(ld, (pd_conf_lines *)field(ld, d), argc, argv);
 }
 
-static int parse_count_word(const char *s, int min, int max, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (end == s || *end || errno || v < min || v > max)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 /* A helper's `program /path args...`: kept with its file:line. */
 static int helper_program(loader *ld, const char *what, pd_conf_helper *h, int nv, char **v)
 {
@@ -782,38 +772,20 @@ static int helper_program(loader *ld, const char *what, pd_conf_helper *h, int n
     return 0;
 }
 
-/* Squid's `children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`. */
+/* Squid's `children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: the helper
+ * module's parser, its fields copied into the configuration's. */
 static int helper_children(loader *ld, const char *what, pd_conf_helper *h, int nv, char **v)
 {
-    if (nv < 1 || parse_count_word(v[0], 1, 10000, &h->children_max) != 0)
-        return error(ld, "%s: expected a number (1-10000)", what);
-    static const struct {
-        const char *key;
-        size_t off;
-        int min, max;
-    } opts[] = {
-        {"startup=", offsetof(pd_conf_helper, startup), 0, 10000},
-        {"idle=", offsetof(pd_conf_helper, idle), 1, 10000},
-        {"concurrency=", offsetof(pd_conf_helper, concurrency), 0, 100000},
-        {"queue-size=", offsetof(pd_conf_helper, queue_size), 0, 1000000},
-    };
-    for (int i = 1; i < nv; i++) {
-        size_t k;
-        for (k = 0; k < sizeof opts / sizeof opts[0]; k++) {
-            size_t kl = strlen(opts[k].key);
-            if (strncmp(v[i], opts[k].key, kl) == 0) {
-                if (parse_count_word(v[i] + kl, opts[k].min, opts[k].max,
-                                     (int *)((char *)h + opts[k].off)) != 0)
-                    return error(ld, "%s: bad value in '%s'", what, v[i]);
-                break;
-            }
-        }
-        if (k == sizeof opts / sizeof opts[0])
-            return error(ld, "%s: unknown option '%s'", what, v[i]);
-    }
-    if (h->startup > h->children_max)
-        return error(ld, "%s: startup=%d is more than %d children", what, h->startup,
-                     h->children_max);
+    pd_helper_cfg hc = { .children_max = h->children_max, .startup = h->startup, .idle = h->idle,
+                         .concurrency = h->concurrency, .queue_size = h->queue_size };
+    char err[160];
+    if (pd_helper_parse_children(&hc, v, nv, err, sizeof err) < 0)
+        return error(ld, "%s: %s", what, strncmp(err, "children: ", 10) == 0 ? err + 10 : err);
+    h->children_max = hc.children_max;
+    h->startup = hc.startup;
+    h->idle = hc.idle;
+    h->concurrency = hc.concurrency;
+    h->queue_size = hc.queue_size;
     return 0;
 }
 

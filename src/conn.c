@@ -375,6 +375,35 @@ static void do_write(pd_conn *c)
         c->write_cb(c, c->arg);
 }
 
+/*
+ * The end of a read round (buffered or spliced): the owner hears of the new
+ * bytes (progress), then of the EOF or error; a round stopped by the budget
+ * with bytes left in the socket continues at the next loop iteration.
+ */
+static void read_round_end(pd_conn *c, size_t total, int progress, int eof, int err)
+{
+    if (total)
+        update_timers(c, 1, 0);
+    if (progress && c->read_cb) {
+        c->read_cb(c, c->arg);
+        if (c->dead)
+            return;
+    }
+    if (eof || err) {
+        if (eof)
+            c->eof = 1;
+        else
+            c->failed = 1;
+        c->read_on = 0;
+        update_timers(c, 0, 0);
+        errno = err;
+        fire_event(c, (eof ? PD_CONN_EOF : PD_CONN_ERROR) | PD_CONN_READING);
+        return;
+    }
+    if (total >= READ_BUDGET && c->can_read && c->read_on && !read_paused_by_high(c))
+        schedule(c, EV_READ);
+}
+
 /* Move what the source's pipe holds into the destination's socket. Returns
  * the bytes moved; a write error marks d failed (the caller tells d's owner). */
 static size_t splice_drain(pd_conn *c)
@@ -459,26 +488,7 @@ static void splice_read(pd_conn *c)
         if (c->dead)
             return;
     }
-    if (total)
-        update_timers(c, 1, 0);
-    if (c->spliced != before && c->read_cb) {
-        c->read_cb(c, c->arg);
-        if (c->dead)
-            return;
-    }
-    if (eof || err) {
-        if (eof)
-            c->eof = 1;
-        else
-            c->failed = 1;
-        c->read_on = 0;
-        update_timers(c, 0, 0);
-        errno = err;
-        fire_event(c, (eof ? PD_CONN_EOF : PD_CONN_ERROR) | PD_CONN_READING);
-        return;
-    }
-    if (total >= READ_BUDGET && c->can_read && c->read_on && !read_paused_by_high(c))
-        schedule(c, EV_READ);
+    read_round_end(c, total, c->spliced != before, eof, err);
 }
 
 static void do_read(pd_conn *c)
@@ -547,27 +557,7 @@ static void do_read(pd_conn *c)
         err = errno;
         break;
     }
-    if (total) {
-        update_timers(c, 1, 0);
-        if (c->read_cb)
-            c->read_cb(c, c->arg);
-        if (c->dead)
-            return;
-    }
-    if (eof || err) {
-        if (eof)
-            c->eof = 1;
-        else
-            c->failed = 1;
-        c->read_on = 0;
-        update_timers(c, 0, 0);
-        errno = err;
-        fire_event(c, (eof ? PD_CONN_EOF : PD_CONN_ERROR) | PD_CONN_READING);
-        return;
-    }
-    /* stopped by the budget with bytes left in the socket: continue next round */
-    if (total >= READ_BUDGET && c->can_read && c->read_on && !read_paused_by_high(c))
-        schedule(c, EV_READ);
+    read_round_end(c, total, total > 0, eof, err);
 }
 
 /* c (a splice destination) can be written: drain its source's pipe; the
