@@ -1226,7 +1226,8 @@ static const directive directives[] = {
     { .name = "logformat", .set = parse_logformat, FIELD(logformat), .min_args = 2,
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
       .squid = "Same; the format is the rest of the line, as Squid. %ssl::>sni is always `-` "
-               "(no TLS is decrypted) and %>ha is %>h (no adaptation).",
+               "(no TLS is decrypted) and %>ha is %>h (no adaptation). Proxy-Authorization is "
+               "logged as its scheme only (`Basic *`): proxy credentials never reach a log.",
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes: "
              "%ts %tu %tl %tg %tr %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %<tt %rm %ru "
              "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, with "
