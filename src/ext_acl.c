@@ -11,6 +11,7 @@
 #include <sys/random.h>
 
 #include "proxyd/helper.h"
+#include "proxyd/stats.h"
 #include "proxyd/log.h"
 
 #define EXT_SLOTS 1024
@@ -77,6 +78,7 @@ pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules)
             .name = name, .argv = in->argv, .children_max = in->children_max,
             .startup = in->startup, .idle = in->idle, .concurrency = in->concurrency,
             .queue_size = in->queue_size,
+            .stats_kind = PD_HELPER_KIND_EXTERNAL, .stats_name = in->name,
         };
         p->helper = p->slots ? pd_helper_create(base, &hc) : NULL;
         if (!p->helper) {

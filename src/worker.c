@@ -215,6 +215,7 @@ int pd_worker_run(const pd_worker_init *init)
     w->generation = init->generation;
     w->eng.stats = pd_stats_worker_slot(pd_stats_self(), w->generation, slot);
     pd_stats_slot_claim(w->eng.stats, getpid(), w->generation, slot);
+    pd_stats_set_my_slot(w->eng.stats);
     pd_engine_init(&w->eng);
     w->eng.conn_closed = client_closed;
     w->eng.conn_closed_arg = w;
@@ -266,6 +267,7 @@ int pd_worker_run(const pd_worker_init *init)
             .children_max = conf->url_rewrite.children_max, .startup = conf->url_rewrite.startup,
             .idle = conf->url_rewrite.idle, .concurrency = conf->url_rewrite.concurrency,
             .queue_size = conf->url_rewrite.queue_size,
+            .stats_kind = PD_HELPER_KIND_REWRITE, .stats_name = "url_rewrite",
         };
         if (!(w->eng.rewrite = pd_helper_create(w->eng.base, &hc))) {
             pd_log_error("worker %d: cannot start the url_rewrite_program helpers; not serving",
