@@ -137,7 +137,7 @@ struct pd_acl_rules {
     uint32_t magic;
     struct ext_type *ext; size_t n_ext, cap_ext;
     struct acl **acls; size_t n_acls, cap_acls;
-    struct rulelist http, cache, rewrite;
+    struct rulelist http, cache, rewrite, storeid;
     struct rulelist reply, miss, fxff;      /* http_reply_access, miss_access, follow_x_f_f */
     struct rulelist rbms, toa;              /* reply_body_max_size, tcp_outgoing_address */
     struct dinfo *di; size_t n_di, cap_di;
@@ -1340,6 +1340,12 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
         access_line(&c, &r->rewrite, "url_rewrite_access", l->file ? l->file : "?", l->line,
                     l->argc, l->argv, 0);
     }
+    L = &conf->store_id_access;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        access_line(&c, &r->storeid, "store_id_access", l->file ? l->file : "?", l->line,
+                    l->argc, l->argv, 0);
+    }
     L = &conf->deny_info;
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
@@ -1386,7 +1392,8 @@ void pd_acl_rules_free(pd_acl_rules *r)
     for (size_t i = 0; i < r->cache.n; i++)
         free(r->cache.v[i].terms);
     free(r->cache.v);
-    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa, &r->rewrite };
+    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa, &r->rewrite,
+                                &r->storeid };
     for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
         for (size_t i = 0; i < more[k]->n; i++)
             free(more[k]->v[i].terms);
@@ -1848,6 +1855,15 @@ enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl
         return PD_ACL_ALLOW;
     enum pd_acl_verdict v = eval(rules, &rules->rewrite, req, PD_ACL_ALLOW, NULL);
     /* a fast check: what it cannot decide now does not match (Squid) */
+    return v == PD_ACL_ALLOW ? PD_ACL_ALLOW : PD_ACL_DENY;
+}
+
+enum pd_acl_verdict pd_acl_check_store_id(const pd_acl_rules *rules, const pd_acl_req *req)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req)
+        return PD_ACL_ALLOW;
+    enum pd_acl_verdict v = eval(rules, &rules->storeid, req, PD_ACL_ALLOW, NULL);
+    /* a fast check, as url_rewrite_access */
     return v == PD_ACL_ALLOW ? PD_ACL_ALLOW : PD_ACL_DENY;
 }
 

@@ -206,6 +206,10 @@ void client_access_drop(struct pd_client *c)
         pd_helper_cancel(c->rwq);
         c->rwq = NULL;
     }
+    if (c->sidq) {
+        pd_helper_cancel(c->sidq);
+        c->sidq = NULL;
+    }
     if (c->extq) {
         pd_ext_cancel(c->extq);
         c->extq = NULL;

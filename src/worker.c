@@ -275,6 +275,20 @@ int pd_worker_run(const pd_worker_init *init)
             return 1;
         }
     }
+    if (conf->store_id.argv) {
+        pd_helper_cfg hc = {
+            .name = "store_id", .argv = conf->store_id.argv,
+            .children_max = conf->store_id.children_max, .startup = conf->store_id.startup,
+            .idle = conf->store_id.idle, .concurrency = conf->store_id.concurrency,
+            .queue_size = conf->store_id.queue_size,
+            .stats_kind = PD_HELPER_KIND_STOREID, .stats_name = "store_id",
+        };
+        if (!(w->eng.store_id = pd_helper_create(w->eng.base, &hc))) {
+            pd_log_error("worker %d: cannot start the store_id_program helpers; not serving",
+                         slot);
+            return 1;
+        }
+    }
     if (pd_acl_ext_count(w->eng.acl) && !(w->eng.ext = pd_ext_create(w->eng.base, w->eng.acl))) {
         pd_log_error("worker %d: cannot start the external_acl_type helpers; not serving", slot);
         return 1;
@@ -354,6 +368,7 @@ int pd_worker_run(const pd_worker_init *init)
     pd_auth_free(w->eng.auth);
     pd_ext_free(w->eng.ext);
     pd_helper_free(w->eng.rewrite);
+    pd_helper_free(w->eng.store_id);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);

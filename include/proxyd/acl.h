@@ -102,6 +102,8 @@ enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_re
  * (no lines: all). What cannot be decided now (dst before DNS, an external acl
  * without an answer) counts as DENY. */
 enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl_req *req);
+/* Evaluate store_id_access the same way: ALLOW when the Store-ID helper is asked. */
+enum pd_acl_verdict pd_acl_check_store_id(const pd_acl_rules *rules, const pd_acl_req *req);
 
 /* Evaluate `cache` rules: ALLOW when the response may be stored/served from cache. */
 enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req);
