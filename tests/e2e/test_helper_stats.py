@@ -77,7 +77,7 @@ done
         conf = MANAGER + """admin_port 127.0.0.1:0
 auth_param basic program %s
 auth_param basic children 3 startup=1
-external_acl_type grp ttl=0 negative_ttl=0 %%URI %s
+external_acl_type grp ttl=0 negative_ttl=0 children-startup=1 %%URI %s
 acl auth proxy_auth REQUIRED
 acl e external grp
 http_access deny !auth
