@@ -38,7 +38,7 @@ enum acl_type {
     T_SRC, T_DST, T_DSTDOMAIN, T_DSTDOM_REGEX, T_URL_REGEX, T_URLPATH_REGEX,
     T_PORT, T_LOCALPORT, T_METHOD, T_PROTO, T_TIME, T_MAXCONN, T_REQ_HEADER,
     T_BROWSER, T_REFERER_REGEX, T_REP_HEADER, T_REP_MIME_TYPE, T_HTTP_STATUS,
-    T_PROXY_AUTH, T_PROXY_AUTH_REGEX, T_EXTERNAL
+    T_PROXY_AUTH, T_PROXY_AUTH_REGEX, T_EXTERNAL, T_NOTE, T_TAG
 };
 
 static const struct {
@@ -54,6 +54,7 @@ static const struct {
     { "rep_mime_type", T_REP_MIME_TYPE }, { "http_status", T_HTTP_STATUS },
     { "proxy_auth", T_PROXY_AUTH },
     { "proxy_auth_regex", T_PROXY_AUTH_REGEX }, { "external", T_EXTERNAL },
+    { "note", T_NOTE }, { "tag", T_TAG },
 };
 
 static int is_regex_type(enum acl_type t)
@@ -624,6 +625,8 @@ static int add_value(struct ctx *c, struct acl *a, const char *v, int icase, con
     case T_HTTP_STATUS:
         return add_port(c, a, v, file, line);
     case T_METHOD:
+    case T_NOTE:
+    case T_TAG:
         return add_str(a, v, 0) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
     case T_PROTO:
         return add_str(a, v, 1) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
@@ -1544,6 +1547,27 @@ static int ext_format(const struct ext_type *t, const struct acl *a, const pd_ac
     return o + 8 < size ? 0 : -1;
 }
 
+/* notes ("key=value\n"...) hold key, with one of values (any value when n is 0). */
+static int match_note(const char *notes, const char *key, const char *const *values, size_t n)
+{
+    size_t kl = strlen(key);
+    for (const char *p = notes; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > kl && p[kl] == '=' && !memcmp(p, key, kl)) {
+            const char *v = p + kl + 1;
+            size_t vl = len - kl - 1;
+            if (n == 0)
+                return 1;
+            for (size_t i = 0; i < n; i++)
+                if (strlen(values[i]) == vl && !memcmp(values[i], v, vl))
+                    return 1;
+        }
+        p = end ? end + 1 : p + len;
+    }
+    return 0;
+}
+
 /* external: the worker's answer for this line, or NEED_EXT with the line
  * left in q->ext_pending for the caller to ask the helper. */
 static int match_external(const pd_acl_rules *r, const struct acl *a, const pd_acl_req *q)
@@ -1765,6 +1789,12 @@ static int acl_match(const pd_acl_rules *r, const struct acl *a, const pd_acl_re
         return match_user(a, q);
     case T_EXTERNAL:
         return match_external(r, a, q);
+    case T_NOTE:
+        /* note NAME [VALUE...]: the annotation, with one of the values if any */
+        return a->n_strs > 0 && match_note(q->notes, a->strs[0],
+                                           (const char *const *)a->strs + 1, a->n_strs - 1);
+    case T_TAG:
+        return match_note(q->notes, "tag", (const char *const *)a->strs, a->n_strs);
     }
     return NO;
 }

@@ -527,6 +527,7 @@ void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *repl
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
         .ext_lookup = client_ext_lookup,
         .ext_ctx = c,
+        .notes = c->notes,
     };
 }
 

@@ -117,6 +117,7 @@ struct pd_client {
     pd_ext_check *extq;            /* C_ACCESS: an external acl's helper answer awaited */
     struct { size_t type; uint64_t hash; int answer; } ext_memo[8]; /* this request's answers */
     int n_ext_memo;
+    char notes[PD_EXT_NOTES_MAX];  /* annotations from helper replies, "key=value\n"... */
     pd_helper_req *rwq;            /* C_ACCESS: the URL rewriter's answer awaited */
     int rewritten;                 /* the rewriter was consulted (or skipped) */
     pd_helper_req *sidq;           /* C_ACCESS: the Store-ID helper's answer awaited */

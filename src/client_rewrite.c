@@ -191,6 +191,7 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
         .ext_lookup = client_ext_lookup,
         .ext_ctx = c,
+        .notes = c->notes,
     };
     if (w->acl && pd_acl_check_rewrite(w->acl, &ar) != PD_ACL_ALLOW)
         return 1;
@@ -256,6 +257,7 @@ int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c))
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
         .ext_lookup = client_ext_lookup,
         .ext_ctx = c,
+        .notes = c->notes,
     };
     if (w->acl && pd_acl_check_store_id(w->acl, &ar) != PD_ACL_ALLOW)
         return 1;

@@ -1132,7 +1132,8 @@ static const directive directives[] = {
       .squid = "Same syntax. Types: src, dst, dstdomain, dstdom_regex, url_regex, "
                "urlpath_regex, port, method, proto, proxy_auth (REQUIRED or user names; "
                "needs auth_param basic), proxy_auth_regex, external (an external_acl_type "
-               "and its values), with values inline or in "
+               "and its values), note NAME [VALUE...] and tag VALUE... (the kv-pairs of "
+               "an external acl's reply, also from its cache; no -m), with values inline or in "
                "\"files\".",
       .doc = "`acl NAME TYPE VALUE...` defines an access list. A quoted value "
              "(`\"/etc/proxyd/list\"`) names a file with one value a line." },
@@ -1250,7 +1251,9 @@ static const directive directives[] = {
                "quote=url, ipv4/ipv6; formats %LOGIN (%un, %ul), %SRC (%>a), %SRCPORT (%>p), "
                "%DST, %MYPORT (%>lp), %URI (%>ru), %PATH (%>rp), %METHOD (%>rm), %PORT, %PROTO, "
                "%>{Header} (%>ha{Header}, %{Header}) and %DATA. Other formats and options are "
-               "errors. The helper's kv-pairs (user=, tag=, message=) are not used yet.",
+               "errors. The reply's kv-pairs but message= and log= annotate the request for later "
+               "note and tag acls (tag= is what a tag acl reads); auth helpers' kv-pairs and "
+               "the note directive are not used yet.",
       .doc = "`external_acl_type NAME [options] FORMAT... /path/helper [args]` defines a "
              "helper that `acl NAME external TYPE [values]` asks: the request's values in "
              "FORMAT (URL-escaped, `-` when empty) and the acl's values (%DATA, or appended "

@@ -79,6 +79,9 @@ typedef struct pd_acl_req {
     int (*ext_lookup)(void *ctx, size_t type, const char *line);
     void *ext_ctx;
     struct pd_acl_ext_query *ext_pending; /* PD_ACL_NEED_EXT: what to ask */
+    /* the transaction's annotations from helper replies' kv-pairs, "key=value\n" each
+     * (note and tag acls); NULL: none */
+    const char *notes;
     time_t now;
 } pd_acl_req;
 
