@@ -361,6 +361,24 @@ oom:
     return NULL;
 }
 
+/*
+ * A header's value as the log shows it: proxy credentials never reach a log
+ * file, whatever the logformat asks for; only their scheme is kept
+ * ("Basic *"), enough to tell what the client tried.
+ */
+static void put_header_value(struct out *o, const pd_header *h, int quoted)
+{
+    if (!pd_str_eq_ci(h->name, "Proxy-Authorization")) {
+        put_escaped(o, h->value.p, h->value.len, quoted);
+        return;
+    }
+    size_t n = 0;
+    while (n < h->value.len && h->value.p[n] != ' ' && h->value.p[n] != '\t')
+        n++;
+    put_escaped(o, h->value.p, n, quoted);
+    put_escaped(o, " *", 2, quoted);
+}
+
 /* Headers of m: the named one (all its lines, joined by ", ") or all as "Name: value\r\n". */
 static void lf_headers(struct out *o, const pd_http_msg *m, const char *name, int quoted)
 {
@@ -370,7 +388,7 @@ static void lf_headers(struct out *o, const pd_http_msg *m, const char *name, in
         for (const pd_header *h = pd_http_msg_find(m, name); h; h = pd_http_msg_find_next(m, h)) {
             if (!first)
                 put(o, ", ", 2);
-            put_escaped(o, h->value.p, h->value.len, quoted);
+            put_header_value(o, h, quoted);
             first = 0;
         }
     } else if (m) {
@@ -378,7 +396,7 @@ static void lf_headers(struct out *o, const pd_http_msg *m, const char *name, in
             const pd_header *h = &m->headers[i];
             put_escaped(o, h->name.p, h->name.len, quoted);
             put(o, ":%20", 4);
-            put_escaped(o, h->value.p, h->value.len, quoted);
+            put_header_value(o, h, quoted);
             put(o, "%0D%0A", 6);
         }
     }

@@ -38,7 +38,7 @@ enum acl_type {
     T_SRC, T_DST, T_DSTDOMAIN, T_DSTDOM_REGEX, T_URL_REGEX, T_URLPATH_REGEX,
     T_PORT, T_LOCALPORT, T_METHOD, T_PROTO, T_TIME, T_MAXCONN, T_REQ_HEADER,
     T_BROWSER, T_REFERER_REGEX, T_REP_HEADER, T_REP_MIME_TYPE, T_HTTP_STATUS,
-    T_PROXY_AUTH, T_PROXY_AUTH_REGEX, T_EXTERNAL
+    T_PROXY_AUTH, T_PROXY_AUTH_REGEX, T_EXTERNAL, T_NOTE, T_TAG
 };
 
 static const struct {
@@ -54,6 +54,7 @@ static const struct {
     { "rep_mime_type", T_REP_MIME_TYPE }, { "http_status", T_HTTP_STATUS },
     { "proxy_auth", T_PROXY_AUTH },
     { "proxy_auth_regex", T_PROXY_AUTH_REGEX }, { "external", T_EXTERNAL },
+    { "note", T_NOTE }, { "tag", T_TAG },
 };
 
 static int is_regex_type(enum acl_type t)
@@ -137,7 +138,7 @@ struct pd_acl_rules {
     uint32_t magic;
     struct ext_type *ext; size_t n_ext, cap_ext;
     struct acl **acls; size_t n_acls, cap_acls;
-    struct rulelist http, cache, rewrite;
+    struct rulelist http, cache, rewrite, storeid;
     struct rulelist reply, miss, fxff;      /* http_reply_access, miss_access, follow_x_f_f */
     struct rulelist rbms, toa;              /* reply_body_max_size, tcp_outgoing_address */
     struct dinfo *di; size_t n_di, cap_di;
@@ -624,6 +625,8 @@ static int add_value(struct ctx *c, struct acl *a, const char *v, int icase, con
     case T_HTTP_STATUS:
         return add_port(c, a, v, file, line);
     case T_METHOD:
+    case T_NOTE:
+    case T_TAG:
         return add_str(a, v, 0) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
     case T_PROTO:
         return add_str(a, v, 1) < 0 ? (report(c, file, line, 0, "out of memory"), -1) : 0;
@@ -1340,6 +1343,12 @@ static pd_acl_rules *compile(struct ctx *cp, const pd_conf *conf)
         access_line(&c, &r->rewrite, "url_rewrite_access", l->file ? l->file : "?", l->line,
                     l->argc, l->argv, 0);
     }
+    L = &conf->store_id_access;
+    for (size_t i = 0; i < L->n; i++) {
+        const pd_conf_line *l = &L->v[i];
+        access_line(&c, &r->storeid, "store_id_access", l->file ? l->file : "?", l->line,
+                    l->argc, l->argv, 0);
+    }
     L = &conf->deny_info;
     for (size_t i = 0; i < L->n; i++) {
         const pd_conf_line *l = &L->v[i];
@@ -1386,7 +1395,8 @@ void pd_acl_rules_free(pd_acl_rules *r)
     for (size_t i = 0; i < r->cache.n; i++)
         free(r->cache.v[i].terms);
     free(r->cache.v);
-    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa, &r->rewrite };
+    struct rulelist *more[] = { &r->reply, &r->miss, &r->fxff, &r->rbms, &r->toa, &r->rewrite,
+                                &r->storeid };
     for (size_t k = 0; k < sizeof more / sizeof more[0]; k++) {
         for (size_t i = 0; i < more[k]->n; i++)
             free(more[k]->v[i].terms);
@@ -1535,6 +1545,27 @@ static int ext_format(const struct ext_type *t, const struct acl *a, const pd_ac
     if (!t->data_used && a->n_strs)
         ext_put_data(a, buf, size, &o);
     return o + 8 < size ? 0 : -1;
+}
+
+/* notes ("key=value\n"...) hold key, with one of values (any value when n is 0). */
+static int match_note(const char *notes, const char *key, const char *const *values, size_t n)
+{
+    size_t kl = strlen(key);
+    for (const char *p = notes; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > kl && p[kl] == '=' && !memcmp(p, key, kl)) {
+            const char *v = p + kl + 1;
+            size_t vl = len - kl - 1;
+            if (n == 0)
+                return 1;
+            for (size_t i = 0; i < n; i++)
+                if (strlen(values[i]) == vl && !memcmp(values[i], v, vl))
+                    return 1;
+        }
+        p = end ? end + 1 : p + len;
+    }
+    return 0;
 }
 
 /* external: the worker's answer for this line, or NEED_EXT with the line
@@ -1758,6 +1789,12 @@ static int acl_match(const pd_acl_rules *r, const struct acl *a, const pd_acl_re
         return match_user(a, q);
     case T_EXTERNAL:
         return match_external(r, a, q);
+    case T_NOTE:
+        /* note NAME [VALUE...]: the annotation, with one of the values if any */
+        return a->n_strs > 0 && match_note(q->notes, a->strs[0],
+                                           (const char *const *)a->strs + 1, a->n_strs - 1);
+    case T_TAG:
+        return match_note(q->notes, "tag", (const char *const *)a->strs, a->n_strs);
     }
     return NO;
 }
@@ -1848,6 +1885,15 @@ enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl
         return PD_ACL_ALLOW;
     enum pd_acl_verdict v = eval(rules, &rules->rewrite, req, PD_ACL_ALLOW, NULL);
     /* a fast check: what it cannot decide now does not match (Squid) */
+    return v == PD_ACL_ALLOW ? PD_ACL_ALLOW : PD_ACL_DENY;
+}
+
+enum pd_acl_verdict pd_acl_check_store_id(const pd_acl_rules *rules, const pd_acl_req *req)
+{
+    if (!rules || rules->magic != RULES_MAGIC || !req)
+        return PD_ACL_ALLOW;
+    enum pd_acl_verdict v = eval(rules, &rules->storeid, req, PD_ACL_ALLOW, NULL);
+    /* a fast check, as url_rewrite_access */
     return v == PD_ACL_ALLOW ? PD_ACL_ALLOW : PD_ACL_DENY;
 }
 

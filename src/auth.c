@@ -2,6 +2,7 @@
  * auth.c: Basic proxy authentication for one worker (see auth.h).
  */
 #include "proxyd/auth.h"
+#include "proxyd/stats.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -77,6 +78,8 @@ pd_auth *pd_auth_create(struct event_base *base, const pd_conf *conf)
         a->seed = (uint64_t)(uintptr_t)a ^ (uint64_t)time(NULL);
     pd_helper_cfg hc = {
         .name = "basic auth",
+        .stats_kind = PD_HELPER_KIND_AUTH,
+        .stats_name = "basic",
         .argv = b->helper.argv,
         .children_max = b->helper.children_max,
         .startup = b->helper.startup,

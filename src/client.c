@@ -249,6 +249,7 @@ static void txn_free(struct pd_client *c)
     pd_http_msg_free(&c->resp);
     if (c->have_url)
         pd_url_free(&c->url);
+    free(c->store_id);
     TAILQ_REMOVE(&w->clients, c, link);
     c->magic = 0;
     free(c);
@@ -544,6 +545,7 @@ void client_acl_req(struct pd_client *c, pd_acl_req *ar, const pd_http_msg *repl
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
         .ext_lookup = client_ext_lookup,
         .ext_ctx = c,
+        .notes = c->notes,
     };
 }
 
@@ -704,8 +706,12 @@ static void after_access(struct pd_client *c)
     }
     pd_url_authority(&c->url, c->key, sizeof c->key);
     /* intercepted: only a Host that names the original destination may share the cache */
-    if ((!c->intercepted || c->host_verified) && client_cache_usable(c) && client_cache_lookup(c))
-        return; /* answered (or being answered) from the cache */
+    if ((!c->intercepted || c->host_verified) && client_cache_usable(c)) {
+        if (!c->store_id_done && !client_store_id(c, after_access))
+            return; /* waiting for the Store-ID helper, or refused */
+        if (client_cache_lookup(c))
+            return; /* answered (or being answered) from the cache */
+    }
     client_go_upstream(c);
 }
 

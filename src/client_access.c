@@ -38,7 +38,31 @@ static void challenge(struct pd_client *c)
 }
 
 static void auth_answer(void *arg, int ok);
-static void ext_answer(void *arg, int answer);
+static void ext_answer(void *arg, int answer, const char *notes);
+
+/* Add the annotations of a helper's answer to the transaction's (each once;
+ * what does not fit is left out). */
+static void add_notes(struct pd_client *c, const char *notes)
+{
+    size_t have = strlen(c->notes);
+    for (const char *p = notes; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) + 1 : strlen(p);
+        int dup = 0;
+        for (const char *q = c->notes; *q && !dup;) {
+            const char *qe = strchr(q, '\n');
+            size_t ql = qe ? (size_t)(qe - q) + 1 : strlen(q);
+            dup = ql == len && !memcmp(q, p, len);
+            q += ql;
+        }
+        if (!dup && end && have + len < sizeof c->notes) {
+            memcpy(c->notes + have, p, len);
+            have += len;
+            c->notes[have] = '\0';
+        }
+        p += len;
+    }
+}
 
 static uint64_t memo_hash(size_t type, const char *line)
 {
@@ -55,7 +79,10 @@ int client_ext_lookup(void *ctx, size_t type, const char *line)
     for (int i = 0; i < c->n_ext_memo; i++)
         if (c->ext_memo[i].type == type && c->ext_memo[i].hash == h)
             return c->ext_memo[i].answer;
-    return pd_ext_cached(c->w->ext, type, line, time(NULL));
+    const char *notes;
+    int answer = pd_ext_cached(c->w->ext, type, line, time(NULL), &notes);
+    add_notes(c, notes);
+    return answer;
 }
 
 /* Ask an external acl's helper: 1 when c now waits in C_ACCESS, 0 when it
@@ -74,10 +101,11 @@ static int start_ext(struct pd_client *c, const pd_acl_ext_query *q,
     return 1;
 }
 
-static void ext_answer(void *arg, int answer)
+static void ext_answer(void *arg, int answer, const char *notes)
 {
     struct pd_client *c = arg;
     c->extq = NULL;
+    add_notes(c, notes);
     /* kept for this request even when the cache keeps nothing (ttl 0) */
     c->ext_memo[c->n_ext_memo++].answer = answer;
     if (!client_enter(c))
@@ -205,6 +233,10 @@ void client_access_drop(struct pd_client *c)
     if (c->rwq) {
         pd_helper_cancel(c->rwq);
         c->rwq = NULL;
+    }
+    if (c->sidq) {
+        pd_helper_cancel(c->sidq);
+        c->sidq = NULL;
     }
     if (c->extq) {
         pd_ext_cancel(c->extq);

@@ -119,7 +119,11 @@ int client_cache_usable(struct pd_client *c)
     size_t n = pd_url_format(&c->url, url, sizeof url);
     if (n >= sizeof url)
         return 0;
-    set_ckey(c, url, n);
+    /* store_id_program's answer is the key; refresh_pattern still matches the URL */
+    if (c->store_id)
+        set_ckey(c, c->store_id, strlen(c->store_id));
+    else
+        set_ckey(c, url, n);
     if (!c->ckey)
         return 0;
     c->rule = pd_cache_policy_refresh_match(w->refresh, url);

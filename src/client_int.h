@@ -117,8 +117,12 @@ struct pd_client {
     pd_ext_check *extq;            /* C_ACCESS: an external acl's helper answer awaited */
     struct { size_t type; uint64_t hash; int answer; } ext_memo[8]; /* this request's answers */
     int n_ext_memo;
+    char notes[PD_EXT_NOTES_MAX];  /* annotations from helper replies, "key=value\n"... */
     pd_helper_req *rwq;            /* C_ACCESS: the URL rewriter's answer awaited */
     int rewritten;                 /* the rewriter was consulted (or skipped) */
+    pd_helper_req *sidq;           /* C_ACCESS: the Store-ID helper's answer awaited */
+    int store_id_done;             /* the Store-ID helper was consulted (or skipped) */
+    char *store_id;                /* its answer: the cache key instead of the URL */
 
     /* the response */
     pd_http_parser *respp;
@@ -290,6 +294,13 @@ void client_access_timeout(struct pd_client *c);
  * URL rewritten or not.
  */
 int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c));
+
+/*
+ * store_id_program for a request the cache may answer: 1 when it goes on now
+ * (c->store_id set or not); 0 when it waits in C_ACCESS (next(c) runs with the
+ * answer) or was refused (c may be freed).
+ */
+int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c));
 
 /* ---- upstream.c -------------------------------------------------------- */
 /* (client_go_upstream, client_up_release: above) */

@@ -1,5 +1,6 @@
 /*
- * client_rewrite.c: url_rewrite_program for a request http_access allowed.
+ * client_rewrite.c: url_rewrite_program for a request http_access allowed,
+ * and store_id_program for the cache key.
  *
  * The request line is Squid's (its default url_rewrite_extras): `URL
  * client_ip/- user method myip=IP myport=PORT`, which squidGuard and
@@ -9,6 +10,11 @@
  * rewriter thinks, the transaction waits in C_ACCESS like an access check.
  * A rewriter that fails refuses the request (503) unless url_rewrite_bypass
  * is on: a filter that could not look must not let the request through.
+ *
+ * store_id_program is asked the same line for a request the cache may answer
+ * (after the rewriter): `OK store-id=KEY` makes KEY the cache key; anything
+ * else, a failure included, keeps the URL as the key (less sharing, never a
+ * wrong answer).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,32 +126,17 @@ static void answer(void *arg, const pd_helper_reply *r)
     client_leave(c);
 }
 
-int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
+/*
+ * Squid's default url_rewrite_extras / store_id_extras after the URL: `URL
+ * client_ip/- user method myip=IP myport=PORT`. Its length, or -1 when the
+ * request does not fit a line.
+ */
+static int helper_line(struct pd_client *c, char *line, size_t size)
 {
-    pd_engine *w = c->w;
-    c->rewritten = 1;
-    if (!w->rewrite)
-        return 1;
-    pd_acl_req ar = {
-        .client = (const struct sockaddr *)&c->peer,
-        .local_port = c->local_port,
-        .msg = &c->req,
-        .url = &c->url,
-        .is_connect = c->req.method_id == PD_M_CONNECT,
-        .now = time(NULL),
-        .auth_state = c->auth_state,
-        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
-        .ext_lookup = client_ext_lookup,
-        .ext_ctx = c,
-    };
-    if (w->acl && pd_acl_check_rewrite(w->acl, &ar) != PD_ACL_ALLOW)
-        return 1;
     char url[PD_URL_HOST_MAX + 8192];
     size_t ulen = pd_url_format(&c->url, url, sizeof url);
-    if (ulen >= sizeof url) {
-        failed(c, "URL too long for the URL rewriter");
-        return 0;
-    }
+    if (ulen >= sizeof url)
+        return -1;
     char myip[INET6_ADDRSTRLEN] = "-";
     struct sockaddr_storage me;
     socklen_t ml = sizeof me;
@@ -163,11 +154,37 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
         }
         user[o] = '\0';
     }
-    char line[sizeof url + 512];
-    int n = snprintf(line, sizeof line, "%s %s/- %s %.*s myip=%s myport=%u", url, c->peer_ip,
-                     user, (int)c->req.method.len, c->req.method.p, myip,
-                     (unsigned)c->local_port);
-    if (n < 0 || (size_t)n >= sizeof line || strpbrk(line, "\r\n")) {
+    int n = snprintf(line, size, "%s %s/- %s %.*s myip=%s myport=%u", url, c->peer_ip, user,
+                     (int)c->req.method.len, c->req.method.p, myip, (unsigned)c->local_port);
+    if (n < 0 || (size_t)n >= size || strpbrk(line, "\r\n"))
+        return -1;
+    return n;
+}
+
+int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
+{
+    pd_engine *w = c->w;
+    c->rewritten = 1;
+    if (!w->rewrite)
+        return 1;
+    pd_acl_req ar = {
+        .client = (const struct sockaddr *)&c->peer,
+        .local_port = c->local_port,
+        .msg = &c->req,
+        .url = &c->url,
+        .is_connect = c->req.method_id == PD_M_CONNECT,
+        .now = time(NULL),
+        .auth_state = c->auth_state,
+        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .ext_lookup = client_ext_lookup,
+        .ext_ctx = c,
+        .notes = c->notes,
+    };
+    if (w->acl && pd_acl_check_rewrite(w->acl, &ar) != PD_ACL_ALLOW)
+        return 1;
+    char line[PD_URL_HOST_MAX + 8192 + 512];
+    int n = helper_line(c, line, sizeof line);
+    if (n < 0) {
         failed(c, "request not fit for the URL rewriter");
         return 0;
     }
@@ -176,6 +193,70 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
         if (w->conf->url_rewrite_bypass)
             return 1;
         failed(c, "the URL rewriter is overloaded");
+        return 0;
+    }
+    client_access_wait(c, next);
+    return 0;
+}
+
+/* ---- store_id_program ---------------------------------------------------- */
+
+/* The longest Store ID kept; a longer one is not a key (the URL stays). */
+#define STORE_ID_MAX 8192
+
+static void store_id_answer(void *arg, const pd_helper_reply *r)
+{
+    struct pd_client *c = arg;
+    c->sidq = NULL;
+    if (!client_enter(c))
+        return;
+    client_access_resume(c);
+    const char *key = r->result == PD_HELPER_OK ? pd_helper_reply_get(r, "store-id") : NULL;
+    if (key && *key && strlen(key) <= STORE_ID_MAX && !strpbrk(key, "\r\n")) {
+        c->store_id = strdup(key); /* out of memory: the URL stays the key */
+    } else if (r->result == PD_HELPER_BH || r->result == PD_HELPER_UNKNOWN ||
+               (r->result == PD_HELPER_OK && key)) {
+        pd_log_warn("store_id: %s for %s: the URL stays the cache key",
+                    r->why                         ? r->why
+                    : r->result == PD_HELPER_BH    ? "BH"
+                    : r->result == PD_HELPER_OK    ? "an unusable store-id"
+                                                   : "a reply without a result code",
+                    c->url.host);
+    }
+    c->access_next(c);
+    client_leave(c);
+}
+
+int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c))
+{
+    pd_engine *w = c->w;
+    c->store_id_done = 1;
+    if (!w->store_id)
+        return 1;
+    pd_acl_req ar = {
+        .client = (const struct sockaddr *)&c->peer,
+        .local_port = c->local_port,
+        .msg = &c->req,
+        .url = &c->url,
+        .is_connect = 0,
+        .now = time(NULL),
+        .auth_state = c->auth_state,
+        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .ext_lookup = client_ext_lookup,
+        .ext_ctx = c,
+        .notes = c->notes,
+    };
+    if (w->acl && pd_acl_check_store_id(w->acl, &ar) != PD_ACL_ALLOW)
+        return 1;
+    char line[PD_URL_HOST_MAX + 8192 + 512];
+    int n = helper_line(c, line, sizeof line);
+    if (n < 0)
+        return 1; /* the URL stays the key */
+    c->sidq = pd_helper_submit(w->store_id, line, (size_t)n, store_id_answer, c);
+    if (!c->sidq) {
+        if (w->conf->store_id_bypass)
+            return 1;
+        failed(c, "the Store-ID helper is overloaded");
         return 0;
     }
     client_access_wait(c, next);

@@ -799,6 +799,16 @@ static int parse_rewrite_children(loader *ld, const directive *d, int argc, char
     return helper_children(ld, d->name, &ld->c->url_rewrite, argc, argv);
 }
 
+static int parse_store_id_program(loader *ld, const directive *d, int argc, char **argv)
+{
+    return helper_program(ld, d->name, &ld->c->store_id, argc, argv);
+}
+
+static int parse_store_id_children(loader *ld, const directive *d, int argc, char **argv)
+{
+    return helper_children(ld, d->name, &ld->c->store_id, argc, argv);
+}
+
 /*
  * auth_param SCHEME PARAMETER VALUE...: Squid's Basic scheme. The other
  * schemes (digest, negotiate, ntlm) are errors: a client they would have
@@ -1094,7 +1104,8 @@ static const directive directives[] = {
       .squid = "Same syntax. Types: src, dst, dstdomain, dstdom_regex, url_regex, "
                "urlpath_regex, port, method, proto, proxy_auth (REQUIRED or user names; "
                "needs auth_param basic), proxy_auth_regex, external (an external_acl_type "
-               "and its values), with values inline or in "
+               "and its values), note NAME [VALUE...] and tag VALUE... (the kv-pairs of "
+               "an external acl's reply, also from its cache; no -m), with values inline or in "
                "\"files\".",
       .doc = "`acl NAME TYPE VALUE...` defines an access list. A quoted value "
              "(`\"/etc/proxyd/list\"`) names a file with one value a line." },
@@ -1198,7 +1209,8 @@ static const directive directives[] = {
     { .name = "logformat", .set = parse_logformat, FIELD(logformat), .min_args = 2,
       .flags = F_LIST | F_REST, .def_doc = "squid, common, combined built in",
       .squid = "Same; the format is the rest of the line, as Squid. %ssl::>sni is always `-` "
-               "(no TLS is decrypted) and %>ha is %>h (no adaptation).",
+               "(no TLS is decrypted) and %>ha is %>h (no adaptation). Proxy-Authorization is "
+               "logged as its scheme only (`Basic *`): proxy credentials never reach a log.",
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes: "
              "%ts %tu %tl %tg %tr %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %<tt %rm %ru "
              "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, with "
@@ -1211,7 +1223,9 @@ static const directive directives[] = {
                "quote=url, ipv4/ipv6; formats %LOGIN (%un, %ul), %SRC (%>a), %SRCPORT (%>p), "
                "%DST, %MYPORT (%>lp), %URI (%>ru), %PATH (%>rp), %METHOD (%>rm), %PORT, %PROTO, "
                "%>{Header} (%>ha{Header}, %{Header}) and %DATA. Other formats and options are "
-               "errors. The helper's kv-pairs (user=, tag=, message=) are not used yet.",
+               "errors. The reply's kv-pairs but message= and log= annotate the request for later "
+               "note and tag acls (tag= is what a tag acl reads); auth helpers' kv-pairs and "
+               "the note directive are not used yet.",
       .doc = "`external_acl_type NAME [options] FORMAT... /path/helper [args]` defines a "
              "helper that `acl NAME external TYPE [values]` asks: the request's values in "
              "FORMAT (URL-escaped, `-` when empty) and the acl's values (%DATA, or appended "
@@ -1251,6 +1265,38 @@ static const directive directives[] = {
       .squid = "Same.",
       .doc = "on: a request the rewriter cannot take (all busy with the queue full, no "
              "child running) goes on unchanged; off: it is refused (503)." },
+
+    /* Store ID */
+    { .name = "store_id_program", .alias = "storeurl_rewrite_program",
+      .set = parse_store_id_program, .flags = F_LIST, .def_doc = "none",
+      .squid = "Same, with Squid's helper protocol: storeid_file_rewrite and other Store-ID "
+               "helpers run unchanged. The request line is `URL client_ip/- user method "
+               "myip=IP myport=PORT` (Squid's default store_id_extras). proxyd asks only for "
+               "requests the cache may answer (GET and HEAD the cache rules allow), not for "
+               "every request. The refresh_pattern rules still match the URL; a PURGE and the "
+               "invalidation after an unsafe method act on the URL's key, not the Store ID.",
+      .doc = "`store_id_program /path args` runs a Store-ID helper for requests the cache "
+             "may answer and store_id_access allows: `OK store-id=KEY` makes KEY the cache "
+             "key (so that mirror URLs of one file share one cached object), `ERR` keeps the "
+             "URL as the key. A helper that fails (BH, crash, timeout) leaves the URL as the "
+             "key: the cache is then less shared, never wrong." },
+    { .name = "store_id_children", .alias = "storeurl_rewrite_children",
+      .set = parse_store_id_children, .flags = F_LIST,
+      .def_doc = "20 startup=0 idle=1 concurrency=0",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .doc = "`store_id_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
+             "the Store-ID helper's pool, per worker." },
+    { .name = "store_id_access", .alias = "storeurl_rewrite_access", .set = parse_lines,
+      FIELD(store_id_access), .min_args = 1, .flags = F_LIST, .def_doc = "allow all",
+      .squid = "Same; as a fast check in Squid, dst acls, and external acls without a cached "
+               "answer, do not match here.",
+      .doc = "`store_id_access allow|deny [!]ACL...`: which requests go to the Store-ID "
+             "helper (first match wins; with no line, all)." },
+    { .name = "store_id_bypass", .alias = "storeurl_rewrite_bypass", .set = parse_onoff,
+      FIELD(store_id_bypass), .def = "on",
+      .squid = "Same.",
+      .doc = "on: a request the Store-ID helper cannot take (all busy with the queue full) "
+             "keeps its URL as the key; off: it is refused (503)." },
 
     /* Authentication */
     { .name = "auth_param", .set = parse_auth_param, .flags = F_LIST, .def_doc = "none",
@@ -1747,17 +1793,9 @@ static const directive directives[] = {
     X("stats_collection", SQ_TUNING, NULL, NULL) \
     X("store_avg_object_size", SQ_TUNING, NULL, NULL) \
     X("store_dir_select_algorithm", SQ_TUNING, NULL, NULL) \
-    X("store_id_access", SQ_REWRITE, NULL, NULL) \
-    X("store_id_bypass", SQ_REWRITE, NULL, NULL) \
-    X("store_id_children", SQ_REWRITE, NULL, NULL) \
     X("store_id_extras", SQ_REWRITE, NULL, NULL) \
-    X("store_id_program", SQ_REWRITE, NULL, NULL) \
     X("store_miss", SQ_CACHE, NULL, T_STORE_MISS) \
     X("store_objects_per_bucket", SQ_TUNING, NULL, NULL) \
-    X("storeurl_rewrite_access", SQ_REWRITE, NULL, NULL) \
-    X("storeurl_rewrite_bypass", SQ_REWRITE, NULL, NULL) \
-    X("storeurl_rewrite_children", SQ_REWRITE, NULL, NULL) \
-    X("storeurl_rewrite_program", SQ_REWRITE, NULL, NULL) \
     X("strip_query_terms", SQ_PRIVACY, "off", T_STRIP_QUERY) \
     X("tcp_outgoing_ds", SQ_OUTGOING, NULL, NULL) \
     X("tcp_outgoing_dscp", SQ_OUTGOING, NULL, NULL) \
@@ -1821,9 +1859,9 @@ static const char *const squid_class_todo[] = {
     [SQ_PRIVACY] = "remove the line only if that is acceptable",
     [SQ_PEER] = "proxyd has no cache peers and always connects to origin servers directly; "
                 "remove the peering lines only if this host may reach the origins itself",
-    [SQ_REWRITE] = "proxyd runs url_rewrite_program (squidGuard, ufdbGuard) with its "
-                   "children, access and bypass lines only, and no store-ID helper; remove "
-                   "the line if the rewriter does without it, or keep Squid",
+    [SQ_REWRITE] = "proxyd runs url_rewrite_program and store_id_program with their "
+                   "program, children, access and bypass lines only, and Squid's default "
+                   "extras; remove the line if the helper does without it, or keep Squid",
     [SQ_ADAPT] = "proxyd has no ICAP or eCAP adaptation, so content would pass unscanned and "
                  "unchanged; remove the line only if that is acceptable",
     [SQ_TLS] = "proxyd neither bumps nor originates TLS, CONNECT is tunnelled unexamined; "
@@ -2555,6 +2593,11 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->logformat);
     free_lines(&c->external_acl_type);
     free_lines(&c->url_rewrite_access);
+    free_lines(&c->store_id_access);
+    for (int i = 0; c->store_id.argv && c->store_id.argv[i]; i++)
+        free(c->store_id.argv[i]);
+    free(c->store_id.argv);
+    free(c->store_id.file);
     for (int i = 0; c->url_rewrite.argv && c->url_rewrite.argv[i]; i++)
         free(c->url_rewrite.argv[i]);
     free(c->url_rewrite.argv);
@@ -2600,6 +2643,9 @@ static pd_conf *load(const char *name, const char *text, FILE *err_out, int *n_e
     ld.c->url_rewrite.children_max = 20;
     ld.c->url_rewrite.idle = 1;
     ld.c->url_rewrite.queue_size = -1;
+    ld.c->store_id.children_max = 20;
+    ld.c->store_id.idle = 1;
+    ld.c->store_id.queue_size = -1;
     /* auth_param basic: Squid's defaults */
     ld.c->auth_basic.helper.children_max = 20;
     ld.c->auth_basic.helper.idle = 1;

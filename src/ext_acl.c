@@ -11,12 +11,14 @@
 #include <sys/random.h>
 
 #include "proxyd/helper.h"
+#include "proxyd/stats.h"
 #include "proxyd/log.h"
 
 #define EXT_SLOTS 1024
 
 struct answer {
     char *line;             /* NULL: empty */
+    char *notes;            /* the reply's kv-pairs as "key=value\n"..., or NULL */
     int match;
     time_t expires;
 };
@@ -77,6 +79,7 @@ pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules)
             .name = name, .argv = in->argv, .children_max = in->children_max,
             .startup = in->startup, .idle = in->idle, .concurrency = in->concurrency,
             .queue_size = in->queue_size,
+            .stats_kind = PD_HELPER_KIND_EXTERNAL, .stats_name = in->name,
         };
         p->helper = p->slots ? pd_helper_create(base, &hc) : NULL;
         if (!p->helper) {
@@ -95,25 +98,32 @@ void pd_ext_free(pd_ext *x)
         struct ext_pool *p = &x->p[i];
         pd_helper_free(p->helper);
         for (size_t k = 0; p->slots && k < p->nslots; k++)
+        {
             free(p->slots[k].line);
+            free(p->slots[k].notes);
+        }
         free(p->slots);
     }
     free(x->p);
     free(x);
 }
 
-int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now)
+int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now, const char **notes)
 {
+    *notes = NULL;
     if (!x || type >= x->n)
         return PD_ACL_EXT_FAILED;
     struct ext_pool *p = &x->p[type];
     struct answer *a = &p->slots[line_hash(x, line) % p->nslots];
-    if (a->line && a->expires > now && strcmp(a->line, line) == 0)
+    if (a->line && a->expires > now && strcmp(a->line, line) == 0) {
+        *notes = a->notes;
         return a->match ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
+    }
     return PD_ACL_EXT_UNKNOWN;
 }
 
-static void remember(pd_ext *x, size_t type, const char *line, int match, time_t now)
+static void remember(pd_ext *x, size_t type, const char *line, int match, const char *notes,
+                     time_t now)
 {
     struct ext_pool *p = &x->p[type];
     int ttl = match ? p->info->ttl : p->info->negative_ttl;
@@ -124,18 +134,42 @@ static void remember(pd_ext *x, size_t type, const char *line, int match, time_t
     if (!copy)
         return;
     free(a->line);
+    free(a->notes);
     a->line = copy;
+    a->notes = notes ? strdup(notes) : NULL;
     a->match = match;
     a->expires = now + ttl;
+}
+
+/* The reply's kv-pairs, but message= and log= (for people, not acls), as
+ * "key=value\n"...; a pair that does not fit, or holds a newline, is left out. */
+static void notes_of(const pd_helper_reply *r, char *out, size_t size)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < r->n_kv; i++) {
+        if (!strcmp(r->key[i], "message") || !strcmp(r->key[i], "log") ||
+            strchr(r->value[i], '\n'))
+            continue;
+        int n = snprintf(out + o, size - o, "%s=%s\n", r->key[i], r->value[i]);
+        if (n < 0 || (size_t)n >= size - o) {
+            out[o] = '\0';
+            continue;
+        }
+        o += (size_t)n;
+    }
 }
 
 static void helper_done(void *arg, const pd_helper_reply *r)
 {
     pd_ext_check *k = arg;
     int answer;
+    char notes[PD_EXT_NOTES_MAX];
+    notes_of(r, notes, sizeof notes);
     if (r->result == PD_HELPER_OK || r->result == PD_HELPER_ERR) {
         answer = r->result == PD_HELPER_OK ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
-        remember(k->x, k->type, k->line, answer == PD_ACL_EXT_MATCH, k->now);
+        remember(k->x, k->type, k->line, answer == PD_ACL_EXT_MATCH, notes[0] ? notes : NULL,
+                 k->now);
     } else {
         answer = PD_ACL_EXT_FAILED;
         pd_log_warn("external %s: helper answered %s: %s", k->x->p[k->type].info->name,
@@ -144,7 +178,7 @@ static void helper_done(void *arg, const pd_helper_reply *r)
     pd_ext_cb cb = k->cb;
     void *cbarg = k->arg;
     free(k);
-    cb(cbarg, answer);
+    cb(cbarg, answer, answer == PD_ACL_EXT_FAILED || !notes[0] ? NULL : notes);
 }
 
 pd_ext_check *pd_ext_start(pd_ext *x, size_t type, const char *line, time_t now, pd_ext_cb cb,

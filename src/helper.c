@@ -32,6 +32,7 @@
 #include <event2/bufferevent.h>
 
 #include "proxyd/log.h"
+#include "proxyd/stats.h"
 
 extern char **environ;
 
@@ -50,6 +51,7 @@ struct pd_helper_req {
     int retries;
     pd_helper_cb cb;
     void *arg;
+    int64_t submitted_us;               /* monotonic */
     struct event *timer;                /* timeout_ms */
     size_t len;
     char line[];
@@ -92,6 +94,8 @@ struct pd_helper {
     int64_t no_spawn_until_ms;
     int quick_deaths;           /* in a row */
     pd_helper_stats st;
+    uint64_t *shared;           /* PD_HSTAT__N counters in the worker's stats slot, or NULL */
+    uint64_t queue_peak;
 };
 
 static int64_t now_ms(void)
@@ -99,6 +103,54 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- statistics (the worker's shared slot) ------------------------------- */
+
+static void count(pd_helper *h, enum pd_helper_stat_id id, uint64_t n)
+{
+    if (h->shared)
+        __atomic_fetch_add(&h->shared[id], n, __ATOMIC_RELAXED);
+}
+
+static void gauge(pd_helper *h, enum pd_helper_stat_id id, uint64_t v)
+{
+    if (h->shared)
+        __atomic_store_n(&h->shared[id], v, __ATOMIC_RELAXED);
+}
+
+/* The pool's state now: children, busy, queue and its peak. */
+static void publish(pd_helper *h)
+{
+    if (!h->shared)
+        return;
+    pd_helper_stats st;
+    pd_helper_get_stats(h, &st);
+    if ((uint64_t)st.queued > h->queue_peak)
+        h->queue_peak = (uint64_t)st.queued;
+    gauge(h, PD_HSTAT_CHILDREN, (uint64_t)st.children);
+    gauge(h, PD_HSTAT_BUSY, (uint64_t)st.busy);
+    gauge(h, PD_HSTAT_QUEUE, (uint64_t)st.queued);
+    gauge(h, PD_HSTAT_QUEUE_PEAK, h->queue_peak);
+}
+
+/* r is answered with result: counted by result, with its time. */
+static void answered(pd_helper *h, const pd_helper_req *r, enum pd_helper_result result)
+{
+    enum pd_helper_stat_id id = result == PD_HELPER_OK    ? PD_HSTAT_REPLIES_OK
+                                : result == PD_HELPER_ERR ? PD_HSTAT_REPLIES_ERR
+                                : result == PD_HELPER_BH  ? PD_HSTAT_REPLIES_BH
+                                                          : PD_HSTAT_REPLIES_OTHER;
+    count(h, id, 1);
+    int64_t us = now_us() - r->submitted_us;
+    count(h, PD_HSTAT_RESPONSE_US, us > 0 ? (uint64_t)us : 0);
 }
 
 /* ---- replies ------------------------------------------------------------ */
@@ -218,6 +270,7 @@ static void req_fail(pd_helper_req *r, const char *why)
     rep.result = PD_HELPER_BH;
     rep.text = why;
     rep.why = why;
+    answered(r->h, r, PD_HELPER_BH);
     pd_helper_cb cb = r->cb;
     void *arg = r->arg;
     req_free(r);
@@ -247,6 +300,7 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     pd_helper_req *r = arg;
     pd_helper *h = r->h;
     h->st.timeouts++;
+    count(h, PD_HSTAT_TIMEOUTS, 1);
     if (r->ch) {
         r->ch->slots[r->slot] = ABANDONED;  /* the late reply is dropped */
         r->ch = NULL;
@@ -256,6 +310,7 @@ static void timeout_cb(evutil_socket_t fd, short what, void *arg)
     }
     pd_log_warn("helper %s: no reply within %d ms", h->name, h->cfg.timeout_ms);
     req_fail(r, "helper timeout");
+    publish(h);
 }
 
 /* ---- children ----------------------------------------------------------- */
@@ -330,6 +385,7 @@ static void child_lost(struct child *ch, const char *why)
     pd_helper *h = ch->h;
     int64_t lived = now_ms() - ch->started_ms;
     h->st.deaths++;
+    count(h, PD_HSTAT_RESTARTS, 1);
     if (lived < QUICK_DEATH_MS)
         h->quick_deaths++;
     else
@@ -376,6 +432,7 @@ static void child_lost(struct child *ch, const char *why)
         failed = r->link.tqe_next;
         req_fail(r, "helper died");
     }
+    publish(h);
 }
 
 static void child_reply(struct child *ch, char *line)
@@ -406,10 +463,12 @@ static void child_reply(struct child *ch, char *line)
         return;
     pd_helper_reply rep;
     pd_helper_parse_reply(p, &rep);
+    answered(h, r, rep.result);
     pd_helper_cb cb = r->cb;
     void *arg = r->arg;
     req_free(r);
     cb(arg, &rep);
+    publish(h);
 }
 
 static void child_read_cb(struct bufferevent *bev, void *arg)
@@ -576,6 +635,7 @@ static void dispatch(pd_helper *h)
     }
     if (h->n_children == 0 && h->n_queued > 0)
         fail_queue(h, "no helper running");
+    publish(h);
 }
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -618,9 +678,15 @@ pd_helper *pd_helper_create(struct event_base *base, const pd_helper_cfg *cfg)
     }
     h->cfg.argv = h->argv;
     h->cfg.name = h->name;
+    h->cfg.stats_name = NULL;   /* not kept: registered now */
+    if (cfg->stats_kind)
+        h->shared = pd_stats_helper_register(pd_stats_my_slot(), cfg->stats_kind,
+                                             cfg->stats_name ? cfg->stats_name : h->name,
+                                             h->argv[0]);
     for (int i = 0; i < cfg->startup; i++)
         if (spawn_child(h) != 0)
             break;
+    publish(h);
     return h;
 }
 
@@ -671,6 +737,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
             free_slot = 1;
     if (!free_slot && h->n_queued >= h->cfg.queue_size && !may_spawn(h)) {
         h->st.overflows++;
+        count(h, PD_HSTAT_OVERFLOWS, 1);
         pd_log_warn("helper %s: all %d children busy and %d requests queued: refused",
                     h->name, h->n_children, h->n_queued);
         return NULL;
@@ -682,6 +749,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
     r->cb = cb;
     r->arg = arg;
     r->len = len;
+    r->submitted_us = now_us();
     memcpy(r->line, line, len);
     if (h->cfg.timeout_ms > 0) {
         r->timer = evtimer_new(h->base, timeout_cb, r);
@@ -692,6 +760,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
         }
     }
     h->st.requests++;
+    count(h, PD_HSTAT_REQUESTS, 1);
     TAILQ_INSERT_TAIL(&h->queue, r, link);
     h->n_queued++;
     /* place it now when a child is free: no callback can run from here, since
@@ -700,6 +769,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
         /* nothing can run it: answer BH from the loop's next round */
         struct timeval zero = {0, 0};
         evtimer_add(h->respawn, &zero);
+        publish(h);
         return r;
     }
     TAILQ_FOREACH(ch, &h->children, link)
@@ -709,6 +779,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
         struct timeval zero = {0, 0};
         h->no_spawn_until_ms = now_ms() + QUICK_DEATH_MS;
         evtimer_add(h->respawn, &zero);
+        publish(h);
         return r;
     }
     TAILQ_FOREACH(ch, &h->children, link)
@@ -722,6 +793,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
         h->n_queued--;
         send_to(ch, slot, r);
     }
+    publish(h);
     return r;
 }
 
@@ -737,6 +809,7 @@ void pd_helper_cancel(pd_helper_req *r)
         h->n_queued--;
     }
     req_free(r);
+    publish(h);
 }
 
 void pd_helper_get_stats(const pd_helper *h, pd_helper_stats *out)

@@ -56,8 +56,21 @@ static const struct {
 
 static const int64_t bucket_us[PD_STATS_NBUCKETS - 1] = { PD_STATS_BUCKETS_US };
 
+enum { H_SUM, H_MAX };
+static const struct {
+    const char *name, *labels, *help;
+    enum pd_stat_type type;
+    int agg;
+} helper_defs[PD_HSTAT__N] = {
+#define HELPER_ROW(id, type, agg, name, labels, help)                                            \
+    [PD_HSTAT_##id] = { name, labels, help, PD_STAT_##type, H_##agg },
+    PD_STATS_HELPER_TABLE(HELPER_ROW)
+#undef HELPER_ROW
+};
+
 /* The segment of this process: set by create, inherited by forked workers. */
 static pd_stats *self;
+static pd_stats_slot *my_slot;
 static pd_stats_cache_fn cache_fn;
 static void *cache_arg;
 
@@ -107,6 +120,87 @@ static void zero_gauges(pd_stats_slot *s)
     for (int i = 0; i < PD_STAT__N; i++)
         if (pd_stat_defs[i].type == PD_STAT_GAUGE && pd_stat_defs[i].source == PD_STAT_SLOT)
             __atomic_store_n(&s->c[i], 0, __ATOMIC_RELAXED);
+    for (int k = 0; k < PD_STATS_MAX_HELPERS; k++)
+        for (int i = 0; i < PD_HSTAT__N; i++)
+            if (helper_defs[i].type == PD_STAT_GAUGE)
+                __atomic_store_n(&s->helper[k].c[i], 0, __ATOMIC_RELAXED);
+}
+
+void pd_stats_set_my_slot(pd_stats_slot *s)
+{
+    my_slot = s;
+}
+
+pd_stats_slot *pd_stats_my_slot(void)
+{
+    return my_slot;
+}
+
+const char *pd_stats_helper_kind_name(enum pd_helper_kind kind)
+{
+    switch (kind) {
+    case PD_HELPER_KIND_AUTH: return "auth";
+    case PD_HELPER_KIND_EXTERNAL: return "external_acl";
+    case PD_HELPER_KIND_REWRITE: return "url_rewrite";
+    case PD_HELPER_KIND_STOREID: return "store_id";
+    }
+    return "other";
+}
+
+uint64_t *pd_stats_helper_register(pd_stats_slot *s, enum pd_helper_kind kind, const char *name,
+                                   const char *program)
+{
+    if (!s || !name)
+        return NULL;
+    pd_stats_helper *free_entry = NULL;
+    for (int k = 0; k < PD_STATS_MAX_HELPERS; k++) {
+        pd_stats_helper *e = &s->helper[k];
+        int32_t ek = __atomic_load_n(&e->kind, __ATOMIC_ACQUIRE);
+        if (ek == (int32_t)kind && strncmp(e->name, name, sizeof e->name - 1) == 0)
+            return e->c;
+        if (!ek && !free_entry)
+            free_entry = e;
+    }
+    if (!free_entry)
+        return NULL;
+    memset(free_entry->c, 0, sizeof free_entry->c);
+    snprintf(free_entry->name, sizeof free_entry->name, "%s", name);
+    snprintf(free_entry->program, sizeof free_entry->program, "%s", program ? program : "");
+    /* readers see the names complete before the entry counts */
+    __atomic_store_n(&free_entry->kind, (int32_t)kind, __ATOMIC_RELEASE);
+    return free_entry->c;
+}
+
+/* Add slot entry e (kind ek) into the snapshot's pools, combined by (kind, name). */
+static void take_helper(pd_stats_snapshot *snap, const pd_stats_helper *e, int32_t ek, int live)
+{
+    pd_stats_helper *t = NULL;
+    int k = 0;
+    for (; k < snap->n_helpers; k++)
+        if (snap->helpers[k].kind == ek && !strcmp(snap->helpers[k].name, e->name)) {
+            t = &snap->helpers[k];
+            break;
+        }
+    if (!t) {
+        if (snap->n_helpers >= PD_STATS_MAX_HELPERS)
+            return;
+        k = snap->n_helpers++;
+        t = &snap->helpers[k];
+        t->kind = ek;
+        memcpy(t->name, e->name, sizeof t->name);
+        t->name[sizeof t->name - 1] = 0;
+        memcpy(t->program, e->program, sizeof t->program);
+        t->program[sizeof t->program - 1] = 0;
+    }
+    if (live)
+        snap->helper_workers[k]++;
+    for (int i = 0; i < PD_HSTAT__N; i++) {
+        uint64_t v = __atomic_load_n(&e->c[i], __ATOMIC_RELAXED);
+        if (helper_defs[i].agg == H_MAX)
+            t->c[i] = v > t->c[i] ? v : t->c[i];
+        else
+            t->c[i] += v;
+    }
 }
 
 void pd_stats_slot_claim(pd_stats_slot *s, pid_t pid, int generation, int worker)
@@ -311,6 +405,11 @@ void pd_stats_take(pd_stats *st, pd_stats_snapshot *snap)
             snap->sum_us[h] += __atomic_load_n(&s->sum_us[h], __ATOMIC_RELAXED);
         }
         pid_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
+        for (int e = 0; e < PD_STATS_MAX_HELPERS; e++) {
+            int32_t ek = __atomic_load_n(&s->helper[e].kind, __ATOMIC_ACQUIRE);
+            if (ek)
+                take_helper(snap, &s->helper[e], ek, pid != 0);
+        }
         if (!pid)
             continue;
         pd_stats_worker *w = &snap->workers[snap->n_workers++];
@@ -389,6 +488,25 @@ static void family_head(struct evbuffer *out, const char *name, const char *type
     evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+static int is_seconds(const char *name)
+{
+    size_t n = strlen(name), k = strlen("_seconds_total");
+    return n > k && !strcmp(name + n - k, "_seconds_total");
+}
+
+/* A label value as Prometheus wants it: backslash, quote and newline escaped. */
+static void add_label_value(struct evbuffer *out, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            evbuffer_add_printf(out, "\\%c", *v);
+        else if (*v == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, v, 1);
+    }
+}
+
 void pd_stats_render_prometheus(const pd_stats_snapshot *snap, struct evbuffer *out)
 {
     const char *prev = NULL;
@@ -414,6 +532,26 @@ void pd_stats_render_prometheus(const pd_stats_snapshot *snap, struct evbuffer *
         }
         evbuffer_add_printf(out, "%s_sum %.6f\n%s_count %llu\n", n, (double)snap->sum_us[h] / 1e6,
                             n, (unsigned long long)snap->bucket[h][PD_STATS_NBUCKETS - 1]);
+    }
+    prev = NULL;
+    for (int i = 0; i < PD_HSTAT__N; i++) {
+        if (!prev || strcmp(prev, helper_defs[i].name) != 0)
+            family_head(out, helper_defs[i].name,
+                        helper_defs[i].type == PD_STAT_COUNTER ? "counter" : "gauge",
+                        helper_defs[i].help);
+        prev = helper_defs[i].name;
+        int seconds = is_seconds(helper_defs[i].name);
+        for (int k = 0; k < snap->n_helpers; k++) {
+            const pd_stats_helper *e = &snap->helpers[k];
+            evbuffer_add_printf(out, "%s{helper=\"", helper_defs[i].name);
+            add_label_value(out, e->name);
+            evbuffer_add_printf(out, "\",kind=\"%s\"%s%s}", pd_stats_helper_kind_name(e->kind),
+                                helper_defs[i].labels[0] ? "," : "", helper_defs[i].labels);
+            if (seconds)
+                evbuffer_add_printf(out, " %.6f\n", (double)e->c[i] / 1e6);
+            else
+                evbuffer_add_printf(out, " %llu\n", (unsigned long long)e->c[i]);
+        }
     }
     family_head(out, "proxyd_worker_cpu_seconds_total", "counter",
                 "CPU time (user + system) of each worker process.");
@@ -818,11 +956,60 @@ static void render_mgr_ipcache(const pd_stats_snapshot *s, struct evbuffer *out)
         (unsigned long long)s->v[PD_STAT_DNS_FAILURES]);
 }
 
+/* Squid's helper pages (basicauthenticator, external_acl, url_rewriter, store_id): the
+ * pools of one kind, each summed over the workers that run it. */
+static void render_mgr_helpers(const pd_stats_snapshot *s, enum pd_helper_kind kind,
+                               struct evbuffer *out)
+{
+    const char *title = kind == PD_HELPER_KIND_AUTH       ? "Basic Authenticator Statistics"
+                        : kind == PD_HELPER_KIND_EXTERNAL ? "External ACL Statistics"
+                        : kind == PD_HELPER_KIND_REWRITE  ? "Redirector Statistics"
+                                                          : "Store ID Statistics";
+    int n = 0;
+    for (int k = 0; k < s->n_helpers; k++) {
+        const pd_stats_helper *e = &s->helpers[k];
+        if (e->kind != (int32_t)kind)
+            continue;
+        const uint64_t *c = e->c;
+        uint64_t replies = c[PD_HSTAT_REPLIES_OK] + c[PD_HSTAT_REPLIES_ERR] +
+                           c[PD_HSTAT_REPLIES_BH] + c[PD_HSTAT_REPLIES_OTHER];
+        if (n++)
+            evbuffer_add_printf(out, "\n");
+        evbuffer_add_printf(
+            out,
+            "%s: %s\n"
+            "program: %s\n"
+            "workers running it: %d\n"
+            "number active: %llu (busy %llu)\n"
+            "requests sent: %llu\n"
+            "replies received: %llu (OK %llu, ERR %llu, BH %llu, other %llu)\n"
+            "queue length: %llu (peak %llu)\n"
+            "queue overflows: %llu\n"
+            "request timeouts: %llu\n"
+            "restarts: %llu\n"
+            "avg service time: %.3f msec\n",
+            title, e->name, e->program, s->helper_workers[k],
+            (unsigned long long)c[PD_HSTAT_CHILDREN], (unsigned long long)c[PD_HSTAT_BUSY],
+            (unsigned long long)c[PD_HSTAT_REQUESTS], (unsigned long long)replies,
+            (unsigned long long)c[PD_HSTAT_REPLIES_OK], (unsigned long long)c[PD_HSTAT_REPLIES_ERR],
+            (unsigned long long)c[PD_HSTAT_REPLIES_BH],
+            (unsigned long long)c[PD_HSTAT_REPLIES_OTHER], (unsigned long long)c[PD_HSTAT_QUEUE],
+            (unsigned long long)c[PD_HSTAT_QUEUE_PEAK], (unsigned long long)c[PD_HSTAT_OVERFLOWS],
+            (unsigned long long)c[PD_HSTAT_TIMEOUTS], (unsigned long long)c[PD_HSTAT_RESTARTS],
+            replies ? (double)c[PD_HSTAT_RESPONSE_US] / 1000.0 / (double)replies : 0.0);
+    }
+    if (!n)
+        evbuffer_add_printf(out, "%s:\nnone configured\n", title);
+}
+
 int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out)
 {
     static const char *const pages[] = { "menu", "info", "counters", "5min", "60min",
-                                         "utilization", "mem", "ipcache", "fqdncache" };
-    enum { P_MENU, P_INFO, P_COUNTERS, P_5MIN, P_60MIN, P_UTIL, P_MEM, P_IPCACHE, P_FQDN, P_N };
+                                         "utilization", "mem", "ipcache", "fqdncache",
+                                         "basicauthenticator", "external_acl", "url_rewriter",
+                                         "store_id" };
+    enum { P_MENU, P_INFO, P_COUNTERS, P_5MIN, P_60MIN, P_UTIL, P_MEM, P_IPCACHE, P_FQDN,
+           P_AUTH, P_EXT, P_REWRITE, P_STOREID, P_N };
     int page = -1;
     for (int i = 0; i < P_N; i++)
         if (len == strlen(pages[i]) && !memcmp(name, pages[i], len))
@@ -840,6 +1027,10 @@ int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out)
                                  " mem                    \tMemory Utilization\tpublic\n"
                                  " ipcache                \tIP Cache Stats\tpublic\n"
                                  " fqdncache              \tFQDN Cache Stats (not kept)\tpublic\n"
+                                 " basicauthenticator     \tBasic User Authenticator Stats\tpublic\n"
+                                 " external_acl           \tExternal ACL stats\tpublic\n"
+                                 " url_rewriter           \tURL Rewriter Stats\tpublic\n"
+                                 " store_id               \tStoreId helper Stats\tpublic\n"
                                  " client_list            \tCache Client List (this worker)\tpublic\n"
                                  " active_requests        \tClient-side Active Requests (this worker)\tpublic\n");
         return 0;
@@ -859,6 +1050,10 @@ int pd_stats_mgr_page(const char *name, size_t len, struct evbuffer *out)
     case P_COUNTERS: pd_stats_render_mgr_counters(snap, out); break;
     case P_MEM: render_mgr_mem(snap, out); break;
     case P_IPCACHE: render_mgr_ipcache(snap, out); break;
+    case P_AUTH: render_mgr_helpers(snap, PD_HELPER_KIND_AUTH, out); break;
+    case P_EXT: render_mgr_helpers(snap, PD_HELPER_KIND_EXTERNAL, out); break;
+    case P_REWRITE: render_mgr_helpers(snap, PD_HELPER_KIND_REWRITE, out); break;
+    case P_STOREID: render_mgr_helpers(snap, PD_HELPER_KIND_STOREID, out); break;
     case P_5MIN: render_mgr_window(self, snap, 5, out); break;
     case P_60MIN: render_mgr_window(self, snap, 60, out); break;
     default: render_mgr_utilization(self, snap, out); break;
@@ -889,6 +1084,19 @@ void pd_stats_print_metrics(FILE *out)
     }
     for (int h = 0; h < PD_HIST__N; h++)
         fprintf(out, "| `%s` | histogram | le | %s |\n", hist_defs[h].name, hist_defs[h].help);
+    for (int i = 0; i < PD_HSTAT__N;) {
+        fprintf(out, "| `%s` | %s | helper, kind", helper_defs[i].name,
+                helper_defs[i].type == PD_STAT_COUNTER ? "counter" : "gauge");
+        int j = i;
+        for (; j < PD_HSTAT__N && !strcmp(helper_defs[j].name, helper_defs[i].name); j++)
+            if (helper_defs[j].labels[0])
+                fprintf(out, ", %s", helper_defs[j].labels);
+        fputs(" | ", out);
+        if (helper_defs[i].help)
+            fputs(helper_defs[i].help, out);
+        fputs(" |\n", out);
+        i = j;
+    }
     fprintf(out, "| `proxyd_worker_cpu_seconds_total` | counter | worker, generation | CPU time "
                  "(user + system) of each worker process. |\n"
                  "| `proxyd_worker_resident_memory_bytes` | gauge | worker, generation | "

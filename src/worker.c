@@ -215,6 +215,7 @@ int pd_worker_run(const pd_worker_init *init)
     w->generation = init->generation;
     w->eng.stats = pd_stats_worker_slot(pd_stats_self(), w->generation, slot);
     pd_stats_slot_claim(w->eng.stats, getpid(), w->generation, slot);
+    pd_stats_set_my_slot(w->eng.stats);
     pd_engine_init(&w->eng);
     w->eng.conn_closed = client_closed;
     w->eng.conn_closed_arg = w;
@@ -266,9 +267,24 @@ int pd_worker_run(const pd_worker_init *init)
             .children_max = conf->url_rewrite.children_max, .startup = conf->url_rewrite.startup,
             .idle = conf->url_rewrite.idle, .concurrency = conf->url_rewrite.concurrency,
             .queue_size = conf->url_rewrite.queue_size,
+            .stats_kind = PD_HELPER_KIND_REWRITE, .stats_name = "url_rewrite",
         };
         if (!(w->eng.rewrite = pd_helper_create(w->eng.base, &hc))) {
             pd_log_error("worker %d: cannot start the url_rewrite_program helpers; not serving",
+                         slot);
+            return 1;
+        }
+    }
+    if (conf->store_id.argv) {
+        pd_helper_cfg hc = {
+            .name = "store_id", .argv = conf->store_id.argv,
+            .children_max = conf->store_id.children_max, .startup = conf->store_id.startup,
+            .idle = conf->store_id.idle, .concurrency = conf->store_id.concurrency,
+            .queue_size = conf->store_id.queue_size,
+            .stats_kind = PD_HELPER_KIND_STOREID, .stats_name = "store_id",
+        };
+        if (!(w->eng.store_id = pd_helper_create(w->eng.base, &hc))) {
+            pd_log_error("worker %d: cannot start the store_id_program helpers; not serving",
                          slot);
             return 1;
         }
@@ -352,6 +368,7 @@ int pd_worker_run(const pd_worker_init *init)
     pd_auth_free(w->eng.auth);
     pd_ext_free(w->eng.ext);
     pd_helper_free(w->eng.rewrite);
+    pd_helper_free(w->eng.store_id);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);

@@ -79,6 +79,9 @@ typedef struct pd_acl_req {
     int (*ext_lookup)(void *ctx, size_t type, const char *line);
     void *ext_ctx;
     struct pd_acl_ext_query *ext_pending; /* PD_ACL_NEED_EXT: what to ask */
+    /* the transaction's annotations from helper replies' kv-pairs, "key=value\n" each
+     * (note and tag acls); NULL: none */
+    const char *notes;
     time_t now;
 } pd_acl_req;
 
@@ -102,6 +105,8 @@ enum pd_acl_verdict pd_acl_check_http(const pd_acl_rules *rules, const pd_acl_re
  * (no lines: all). What cannot be decided now (dst before DNS, an external acl
  * without an answer) counts as DENY. */
 enum pd_acl_verdict pd_acl_check_rewrite(const pd_acl_rules *rules, const pd_acl_req *req);
+/* Evaluate store_id_access the same way: ALLOW when the Store-ID helper is asked. */
+enum pd_acl_verdict pd_acl_check_store_id(const pd_acl_rules *rules, const pd_acl_req *req);
 
 /* Evaluate `cache` rules: ALLOW when the response may be stored/served from cache. */
 enum pd_acl_verdict pd_acl_check_cache(const pd_acl_rules *rules, const pd_acl_req *req);

@@ -126,6 +126,10 @@ typedef struct pd_conf {
     pd_conf_helper url_rewrite;     /* url_rewrite_program, url_rewrite_children */
     pd_conf_lines url_rewrite_access; /* url_rewrite_access allow|deny ... (acl.c) */
     int url_rewrite_bypass;         /* on: the rewriter's failure leaves the URL as it is */
+    /* Store ID */
+    pd_conf_helper store_id;        /* store_id_program, store_id_children */
+    pd_conf_lines store_id_access;  /* store_id_access allow|deny ... (acl.c) */
+    int store_id_bypass;            /* on (Squid's default): a full queue leaves the URL as key */
 
     /* Logging */
     char *access_log;               /* path, "stdout", "stderr" or NULL for none */

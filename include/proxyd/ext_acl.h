@@ -22,10 +22,13 @@ pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules);
 void pd_ext_free(pd_ext *x);
 
 /* The cached answer for line at now: PD_ACL_EXT_MATCH, _NOMATCH or _UNKNOWN. */
-int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now);
+int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now, const char **notes);
 
 /* The helper's answer: PD_ACL_EXT_MATCH, _NOMATCH, or _FAILED (BH, crash, timeout). */
-typedef void (*pd_ext_cb)(void *arg, int answer);
+/* The most bytes of notes an answer keeps. */
+#define PD_EXT_NOTES_MAX 512
+
+typedef void (*pd_ext_cb)(void *arg, int answer, const char *notes);
 
 /* Ask type's helper about line; cb runs later from the loop (never from here)
  * unless pd_ext_cancel first. NULL when it cannot be asked (queue full). */

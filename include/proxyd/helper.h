@@ -36,6 +36,9 @@ typedef struct pd_helper_cfg {
     int concurrency;            /* 0: one request at a time, no channel IDs */
     int queue_size;             /* requests waiting for a child; < 0: 2 * children_max */
     int timeout_ms;             /* 0: none; else an unanswered request is BH after it */
+    int stats_kind;             /* enum pd_helper_kind: counted in the worker's stats slot
+                                 * (pd_stats_my_slot) under stats_name; 0: not counted */
+    const char *stats_name;     /* the configured name ("basic", the external_acl_type...) */
 } pd_helper_cfg;
 
 enum pd_helper_result {

@@ -140,6 +140,65 @@ struct evbuffer;
     X(CACHE_OBJECT_OVERHEAD, GAUGE, HOST, "proxyd_cache_object_overhead_bytes", "",              \
       "Mean memory a cached object costs beyond its own bytes: index record + block rounding.")
 
+/*
+ * Helper pools (auth_param basic, each external_acl_type, url_rewrite_program,
+ * store_id_program), one set of rows per configured pool:
+ * X(ID, TYPE, AGG, NAME, LABELS, HELP). Every row also carries the labels
+ * helper="<configured name>" and kind="auth|external_acl|url_rewrite|store_id"
+ * (bounded: one pool per configured helper). AGG says how workers combine:
+ * SUM, or MAX (a peak). Rows whose name ends in _seconds_total are kept in
+ * microseconds and shown in seconds.
+ */
+#define PD_STATS_HELPER_REPLY_HELP                                                               \
+    "Answers a helper pool gave, by result (BH also when the pool failed the request itself: "   \
+    "timeout, crash, no child)."
+#define PD_STATS_HELPER_TABLE(X)                                                                 \
+    X(REQUESTS, COUNTER, SUM, "proxyd_helper_requests_total", "",                                \
+      "Requests a helper pool accepted (to a child or its queue).")                              \
+    X(REPLIES_OK, COUNTER, SUM, "proxyd_helper_replies_total", "result=\"OK\"",                  \
+      PD_STATS_HELPER_REPLY_HELP)                                                                \
+    X(REPLIES_ERR, COUNTER, SUM, "proxyd_helper_replies_total", "result=\"ERR\"",                \
+      PD_STATS_HELPER_REPLY_HELP)                                                                \
+    X(REPLIES_BH, COUNTER, SUM, "proxyd_helper_replies_total", "result=\"BH\"",                  \
+      PD_STATS_HELPER_REPLY_HELP)                                                                \
+    X(REPLIES_OTHER, COUNTER, SUM, "proxyd_helper_replies_total", "result=\"other\"",            \
+      PD_STATS_HELPER_REPLY_HELP)                                                                \
+    X(RESPONSE_US, COUNTER, SUM, "proxyd_helper_response_seconds_total", "",                     \
+      "Time from submission to answer, summed over the answers (divide by the replies for "      \
+      "the mean).")                                                                              \
+    X(OVERFLOWS, COUNTER, SUM, "proxyd_helper_overflows_total", "",                              \
+      "Requests refused at once: every child busy and the queue full.")                          \
+    X(TIMEOUTS, COUNTER, SUM, "proxyd_helper_timeouts_total", "",                                \
+      "Requests answered BH because the helper did not reply in time.")                          \
+    X(RESTARTS, COUNTER, SUM, "proxyd_helper_restarts_total", "",                                \
+      "Helper children that exited while proxyd needed them (each is replaced).")                \
+    X(QUEUE, GAUGE, SUM, "proxyd_helper_queue_length", "",                                       \
+      "Requests waiting for a free helper child now.")                                           \
+    X(QUEUE_PEAK, GAUGE, MAX, "proxyd_helper_queue_peak", "",                                    \
+      "The longest queue a worker's pool has had (the largest over workers).")                   \
+    X(CHILDREN, GAUGE, SUM, "proxyd_helper_children", "", "Helper children running now.")      \
+    X(BUSY, GAUGE, SUM, "proxyd_helper_children_busy", "",                                       \
+      "Helper children with at least one request in flight now.")
+
+#define PD_STATS_HID_(id, ...) PD_HSTAT_##id,
+enum pd_helper_stat_id { PD_STATS_HELPER_TABLE(PD_STATS_HID_) PD_HSTAT__N };
+#undef PD_STATS_HID_
+
+/* Pools a worker's slot keeps counters for; a pool past this has none. */
+#define PD_STATS_MAX_HELPERS 16
+#define PD_STATS_HELPER_NAME 48
+
+enum pd_helper_kind { PD_HELPER_KIND_AUTH = 1, PD_HELPER_KIND_EXTERNAL, PD_HELPER_KIND_REWRITE,
+                      PD_HELPER_KIND_STOREID };
+
+/* One pool's counters in a worker's slot (kind 0: unused). */
+typedef struct pd_stats_helper {
+    int32_t kind;
+    char name[PD_STATS_HELPER_NAME];
+    char program[PD_STATS_HELPER_NAME * 2];   /* argv[0], for the manager pages */
+    uint64_t c[PD_HSTAT__N];
+} pd_stats_helper;
+
 #define PD_STATS_ID(id, ...) PD_STAT_##id,
 enum pd_stat_id { PD_STATS_TABLE(PD_STATS_ID) PD_STAT__N };
 #undef PD_STATS_ID
@@ -178,6 +237,7 @@ typedef struct pd_stats_slot {
     uint64_t c[PD_STAT__N];
     uint64_t bucket[PD_HIST__N][PD_STATS_NBUCKETS]; /* not cumulative */
     uint64_t sum_us[PD_HIST__N];
+    pd_stats_helper helper[PD_STATS_MAX_HELPERS];
     int32_t pid;        /* the worker process using the slot now, 0: none */
     int32_t ready;      /* the worker finished its initialisation */
     int32_t generation;
@@ -233,6 +293,24 @@ static inline void pd_stats_set(pd_stats_slot *s, enum pd_stat_id id, uint64_t v
     if (s)
         __atomic_store_n(&s->c[id], v, __ATOMIC_RELAXED);
 }
+
+/*
+ * Worker side: the slot this process writes (set once claimed; NULL in other
+ * processes), so that modules created deep inside a worker find it.
+ */
+void pd_stats_set_my_slot(pd_stats_slot *s);
+pd_stats_slot *pd_stats_my_slot(void);
+
+/*
+ * Worker side: the counters of the helper pool (kind, name) in slot s: the
+ * entry it had before (a restarted worker keeps its counters) or a new one
+ * (zeroed). NULL when s is NULL or every entry is taken.
+ */
+uint64_t *pd_stats_helper_register(pd_stats_slot *s, enum pd_helper_kind kind, const char *name,
+                                   const char *program);
+
+/* "auth", "external_acl", "url_rewrite", "store_id" */
+const char *pd_stats_helper_kind_name(enum pd_helper_kind kind);
 
 /* Record one observation (microseconds, < 0 ignored) in a histogram. s may be NULL. */
 void pd_stats_observe(pd_stats_slot *s, enum pd_hist_id h, int64_t us);
@@ -290,6 +368,9 @@ typedef struct pd_stats_snapshot {
     uint64_t cache_mem;
     int n_workers;
     pd_stats_worker workers[PD_STATS_NSLOTS];
+    int n_helpers;              /* pools, combined over the workers by (kind, name) */
+    pd_stats_helper helpers[PD_STATS_MAX_HELPERS];
+    int helper_workers[PD_STATS_MAX_HELPERS];   /* live workers that run the pool */
 } pd_stats_snapshot;
 
 /* Sum the slots of st and fill the host facts (reads /proc for CPU and RSS). */

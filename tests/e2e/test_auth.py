@@ -129,6 +129,66 @@ http_access deny !auth
         self.assertEqual(len(self.o.snapshot()), 1)
 
 
+class CredentialsNotLeakedTest(AuthBase):
+    """Proxy credentials stop at proxyd: the origin never sees
+    Proxy-Authorization (with auth, without auth, named in Connection), and
+    no log shows them, even a logformat that logs every request header."""
+
+    PASSWORD = "Zq9-very-secret"
+
+    def test_never_forwarded_never_logged(self):
+        helper = self.script("h.sh", """
+while read -r u p; do
+  if [ "$p" = %s ]; then echo OK; else echo "ERR message=\\"wrong\\""; fi
+done
+""" % self.PASSWORD)
+        log = os.path.join(self.tmp, "all.log")
+        conf = """
+auth_param basic program %s
+acl auth proxy_auth REQUIRED
+http_access deny !auth
+logformat all %%un %%>h|%%{Proxy-Authorization}>h
+access_log %s all
+""" % (helper, log)
+        p = self.proxy(conf_extra=conf, workers=1, cache_log=True)
+        good = basic("erin", self.PASSWORD)
+        token = good[0][1].split()[1]
+        r = proxy_request(p, "GET", self.o.url("/a"), headers=good)
+        self.assertEqual(r.status, 200)
+        r = proxy_request(p, "GET", self.o.url("/b"),
+                          headers=good + [("Connection", "Proxy-Authorization")])
+        self.assertEqual(r.status, 200)
+        bad = basic("erin", self.PASSWORD + "x")
+        self.assertEqual(proxy_request(p, "GET", self.o.url("/c"), headers=bad).status, 407)
+        reqs = self.o.snapshot()
+        self.assertEqual([q.path for q in reqs], ["/a", "/b"])
+        for q in reqs:
+            self.assertFalse(q.has("Proxy-Authorization"), "credentials forwarded")
+        self.assertEqual(p.stop(), 0)
+        lines = p.access_lines(log)
+        self.assertEqual(len(lines), 3, lines)
+        text = "\n".join(lines) + p.cache_log_text()
+        for secret in (self.PASSWORD, token, bad[0][1].split()[1]):
+            self.assertNotIn(secret, text)
+        # the header was logged, redacted to its scheme; other headers are intact
+        for l in lines:
+            user, rest = l.split(" ", 1)
+            allh, named = rest.split("|")
+            self.assertEqual(named, "Basic%20*", l)  # escaped as Squid does
+            self.assertIn("Proxy-Authorization:%20Basic%20*", allh, l)
+            self.assertIn("Host:%20", allh, l)
+        self.assertEqual([l.split()[0] for l in lines], ["erin", "erin", "-"])
+
+    def test_not_forwarded_without_auth(self):
+        """With no auth_param the header is still the proxy's, never the origin's."""
+        p = self.proxy(workers=1)
+        r = proxy_request(p, "GET", self.o.url("/n"), headers=basic("frank", "pw"))
+        self.assertEqual(r.status, 200)
+        reqs = self.o.snapshot()
+        self.assertEqual(len(reqs), 1)
+        self.assertFalse(reqs[0].has("Proxy-Authorization"))
+
+
 class ScriptedHelperTest(AuthBase):
     """A helper that records each question: the cache, user lists, failures."""
 

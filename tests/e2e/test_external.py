@@ -142,6 +142,41 @@ http_access allow from_own_ip
         users = [l.split()[7] for l in p.access_lines()]
         self.assertEqual(users, ["-", "alice", "bob"])
 
+    def test_note_and_tag_from_the_reply(self):
+        """The kv-pairs of an external helper's reply annotate the request: a
+        later `note` or `tag` acl reads them, also when the answer comes from
+        the worker's cache; message= is not an annotation."""
+        helper = self.script("who.sh", """
+while read -r path; do
+  echo "$path" >> %s
+  case "$path" in
+    /a*) echo 'OK group=admins tag=vip message="hello admin"';;
+    /b*) echo 'OK group=users';;
+    /c*) echo 'OK group="admins" message=x';;
+    *) echo 'ERR tag=vip';;
+  esac
+done
+""" % self.calls)
+        conf = """
+external_acl_type who ttl=60 negative_ttl=60 %%PATH %s
+acl e external who
+acl admins note group admins
+acl anygroup note group
+acl vip tag vip
+acl said note message
+http_access deny said
+http_access allow e admins vip
+http_access allow e anygroup !admins
+http_access deny all
+""" % helper
+        p = self.proxy(conf_extra=conf, workers=1, http_access=None)
+        want = [("/a", 200), ("/b", 200), ("/c", 403), ("/d", 403), ("/a", 200), ("/c", 403)]
+        got = [(path, proxy_request(p, "GET", self.o.url(path)).status) for path, _ in want]
+        self.assertEqual(got, want)
+        # the second /a and /c were answered (with their notes) from the worker's cache
+        self.assertEqual(self.lines(), ["/a", "/b", "/c", "/d"])
+        self.assertEqual([q.path for q in self.o.snapshot()], ["/a", "/b", "/a"])
+
     def test_config_errors(self):
         prog = self.group_helper()
         cases = [
@@ -152,6 +187,9 @@ http_access allow from_own_ip
             ("acl a external nosuch\n", r"t\.conf:2: acl a: unknown external_acl_type 'nosuch'"),
             ("external_acl_type x %%LOGIN %s\nacl a external x\n" % prog,
              r"t\.conf:3: acl a: external_acl_type x sends %LOGIN"),
+            ("acl n note -m group admins\n", r"t\.conf:2: acl n: unsupported option '-m'"),
+            ("acl n note\n", r"t\.conf:2: acl n: no values"),
+            ("acl t tag\n", r"t\.conf:2: acl t: no values"),
         ]
         for text, want in cases:
             with self.subTest(text=text):

@@ -219,9 +219,9 @@ struct msg_case {
 /* The sentences of src/conf.c's classes, as the messages must carry them. */
 #define SQ_PEER_TODO "proxyd has no cache peers and always connects to origin servers directly; " \
     "remove the peering lines only if this host may reach the origins itself"
-#define SQ_REWRITE_TODO "proxyd runs url_rewrite_program (squidGuard, ufdbGuard) with its " \
-    "children, access and bypass lines only, and no store-ID helper; remove the line if the " \
-    "rewriter does without it, or keep Squid"
+#define SQ_REWRITE_TODO "proxyd runs url_rewrite_program and store_id_program with their " \
+    "program, children, access and bypass lines only, and Squid's default extras; remove the " \
+    "line if the helper does without it, or keep Squid"
 #define SQ_HEADERS_TODO "proxyd has no header rules yet, so the headers would pass unchanged; " \
     "remove the line only if that is acceptable"
 #define SQ_OUTGOING_TODO "proxyd connects from the system's default source address without TOS or " \
@@ -267,10 +267,15 @@ static const struct msg_case msg_cases[] = {
       "t.conf:1: cache_peer is not implemented by proxyd: " SQ_PEER_TODO "\n"
       "t.conf:2: never_direct is not implemented by proxyd: " SQ_PEER_TODO "\n" },
     { "url_rewrite_program /usr/bin/squidGuard\nurl_rewrite_children 5", 1, "" },
-    { "url_rewrite_program squidGuard\nurl_rewrite_children 5 bogus=1\nstore_id_program /x", 0,
+    { "url_rewrite_program squidGuard\nurl_rewrite_children 5 bogus=1\nstore_id_extras %>a", 0,
       "t.conf:1: url_rewrite_program: expected an absolute path and its arguments\n"
       "t.conf:2: url_rewrite_children: unknown option 'bogus=1'\n"
-      "t.conf:3: store_id_program is not implemented by proxyd: " SQ_REWRITE_TODO "\n" },
+      "t.conf:3: store_id_extras is not implemented by proxyd: " SQ_REWRITE_TODO "\n" },
+    { "store_id_program /usr/lib/squid/storeid_file_rewrite /etc/r\nstore_id_children 5 "
+      "startup=1 concurrency=4\nstore_id_access deny all\nstore_id_bypass off", 1, "" },
+    { "store_id_program storeid\nstore_id_children 0", 0,
+      "t.conf:1: store_id_program: expected an absolute path and its arguments\n"
+      "t.conf:2: store_id_children: expected a number (1-10000)\n" },
     { "header_access Referer deny all", 0,
       "t.conf:1: header_access is not implemented by proxyd: " SQ_HEADERS_TODO "\n" },
     { "tcp_outgoing_tos 0x20", 0,
@@ -985,7 +990,8 @@ START_TEST(reference_lists_every_directive)
         "x_cache_header", "acl",
         "http_access", "cache",
         "refresh_pattern", "deny_info", "logformat", "external_acl_type", "url_rewrite_program",
-        "url_rewrite_children", "url_rewrite_access", "url_rewrite_bypass", "auth_param",
+        "url_rewrite_children", "url_rewrite_access", "url_rewrite_bypass", "store_id_program",
+        "store_id_children", "store_id_access", "store_id_bypass", "auth_param",
         "access_log", "cache_log", "pid_filename",
         "dns_nameservers", "hosts_file", "positive_dns_ttl", "negative_dns_ttl", "dns_timeout",
         "visible_hostname", "via", "forwarded_for", "request_header_max_size",
@@ -1098,7 +1104,7 @@ END_TEST
 /* The list: each must be an error, never a warning. */
 static const char *const must_be_errors[] = {
     "auth_schemes", "cache_peer", "never_direct", "always_direct",
-    "cache_peer_access", "prefer_direct", "url_rewrite_host_header", "store_id_program",
+    "cache_peer_access", "prefer_direct", "url_rewrite_host_header", "store_id_extras",
     "icap_service", "adaptation_access", "ecap_service", "ssl_bump", "sslproxy_cert_error",
     "tls_outgoing_options", "tcp_outgoing_tos", "tcp_outgoing_mark", "delay_pools", "delay_access", "client_delay_pools",
     "https_port", "wccp2_router",

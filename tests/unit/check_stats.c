@@ -697,6 +697,78 @@ START_TEST(client_c_names_are_in_the_table)
 }
 END_TEST
 
+/* Helper pools: one entry per (kind, name) in a slot, summed over the workers
+ * (the queue peak: the largest), gauges zeroed when the worker goes, a name
+ * with a quote escaped in /metrics, and a full slot refuses a new pool. */
+START_TEST(helper_pools_sum_over_workers)
+{
+    pd_stats_set_host(st, 1, 2);
+    pd_stats_slot *w0 = pd_stats_worker_slot(st, 1, 0), *w1 = pd_stats_worker_slot(st, 1, 1);
+    pd_stats_slot_claim(w0, getpid(), 1, 0);
+    pd_stats_slot_claim(w1, getpid(), 1, 1);
+    uint64_t *a0 = pd_stats_helper_register(w0, PD_HELPER_KIND_EXTERNAL, "g\"rp", "/bin/ext");
+    uint64_t *a1 = pd_stats_helper_register(w1, PD_HELPER_KIND_EXTERNAL, "g\"rp", "/bin/ext");
+    uint64_t *r0 = pd_stats_helper_register(w0, PD_HELPER_KIND_REWRITE, "g\"rp", "/bin/rw");
+    ck_assert_ptr_nonnull(a0);
+    ck_assert_ptr_nonnull(a1);
+    ck_assert_ptr_nonnull(r0);
+    ck_assert_ptr_ne(a0, r0); /* same name, other kind: another pool */
+    ck_assert_ptr_eq(pd_stats_helper_register(w0, PD_HELPER_KIND_EXTERNAL, "g\"rp", "x"), a0);
+    a0[PD_HSTAT_REQUESTS] = 3;
+    a1[PD_HSTAT_REQUESTS] = 4;
+    a0[PD_HSTAT_QUEUE_PEAK] = 5;
+    a1[PD_HSTAT_QUEUE_PEAK] = 2;
+    a0[PD_HSTAT_CHILDREN] = 1;
+    a1[PD_HSTAT_CHILDREN] = 2;
+    a0[PD_HSTAT_RESPONSE_US] = 1500000;
+    r0[PD_HSTAT_REPLIES_ERR] = 9;
+    pd_stats_take(st, snap);
+    ck_assert_int_eq(snap->n_helpers, 2);
+    const pd_stats_helper *e = &snap->helpers[0], *r = &snap->helpers[1];
+    if (e->kind != PD_HELPER_KIND_EXTERNAL) {
+        const pd_stats_helper *t = e;
+        e = r;
+        r = t;
+    }
+    ck_assert_uint_eq(e->c[PD_HSTAT_REQUESTS], 7);
+    ck_assert_uint_eq(e->c[PD_HSTAT_QUEUE_PEAK], 5);
+    ck_assert_uint_eq(e->c[PD_HSTAT_CHILDREN], 3);
+    ck_assert_uint_eq(r->c[PD_HSTAT_REPLIES_ERR], 9);
+    ck_assert_str_eq(e->program, "/bin/ext");
+    struct evbuffer *b = evbuffer_new();
+    pd_stats_render_prometheus(snap, b);
+    char *t = text_of(b);
+    ck_assert_ptr_nonnull(strstr(t, "\nproxyd_helper_requests_total{helper=\"g\\\"rp\","
+                                    "kind=\"external_acl\"} 7\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nproxyd_helper_replies_total{helper=\"g\\\"rp\","
+                                    "kind=\"url_rewrite\",result=\"ERR\"} 9\n"));
+    ck_assert_ptr_nonnull(strstr(t, "\nproxyd_helper_response_seconds_total{helper=\"g\\\"rp\","
+                                    "kind=\"external_acl\"} 1.500000\n"));
+    free(t);
+    ck_assert_int_eq(pd_stats_mgr_page("external_acl", 12, b), 0);
+    t = text_of(b);
+    ck_assert_ptr_nonnull(strstr(t, "External ACL Statistics: g\"rp\n"));
+    ck_assert_ptr_nonnull(strstr(t, "requests sent: 7\n"));
+    ck_assert_ptr_nonnull(strstr(t, "workers running it: 2\n"));
+    free(t);
+    evbuffer_free(b);
+    /* worker 1 goes: its gauges go, its counters stay */
+    pd_stats_slot_release(w1, getpid());
+    pd_stats_take(st, snap);
+    e = snap->helpers[0].kind == PD_HELPER_KIND_EXTERNAL ? &snap->helpers[0] : &snap->helpers[1];
+    ck_assert_uint_eq(e->c[PD_HSTAT_CHILDREN], 1);
+    ck_assert_uint_eq(e->c[PD_HSTAT_REQUESTS], 7);
+    /* a slot holds PD_STATS_MAX_HELPERS pools */
+    for (int i = 2; i < PD_STATS_MAX_HELPERS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        ck_assert_ptr_nonnull(pd_stats_helper_register(w0, PD_HELPER_KIND_EXTERNAL, name, "p"));
+    }
+    ck_assert_ptr_null(pd_stats_helper_register(w0, PD_HELPER_KIND_EXTERNAL, "one more", "p"));
+    ck_assert_ptr_null(pd_stats_helper_register(NULL, PD_HELPER_KIND_AUTH, "basic", "p"));
+}
+END_TEST
+
 /* docs/operations.md holds the table that `proxyd --print-metrics` prints. */
 START_TEST(docs_operations_md_lists_every_metric)
 {
@@ -741,6 +813,7 @@ static Suite *stats_suite(void)
     tcase_add_test(tc, json_and_manager_pages_show_the_numbers);
     tcase_add_test(tc, rate_windows_from_the_samples);
     tcase_add_test(tc, docs_operations_md_lists_every_metric);
+    tcase_add_test(tc, helper_pools_sum_over_workers);
     tcase_add_test(tc, client_c_names_are_in_the_table);
     suite_add_tcase(s, tc);
     return s;
