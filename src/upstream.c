@@ -88,6 +88,8 @@ static void next_candidate(struct pd_client *c)
 {
     client_up_release(c, 0);
     if (!more_candidates(c)) {
+        c->origin_ip[0] = '\0'; /* nothing was reached: HIER_NONE/- as Squid logs it */
+        c->hier = NULL;
         c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
         client_fail_request(c, 503, "ERR_CANNOT_FORWARD",
                             "no parent (or origin) allowed for this request could be reached", 1);
