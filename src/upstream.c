@@ -39,6 +39,7 @@
 #include "proxyd/errors.h"
 #include "proxyd/headers.h"
 #include "proxyd/http_msg.h"
+#include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
@@ -114,10 +115,35 @@ static void candidate_failed(struct pd_client *c)
         pd_peer_failed(c->w->peers, c->via_peer - 1, pd_clock_ms() / 1000);
 }
 
+/*
+ * Did this request pass through us already? As Squid does, a Via member
+ * carrying " <our hostname> (proxyd/VERSION)" (the leading space: no
+ * super-domain matches) is a forwarding loop.
+ */
+static int via_loop(const struct pd_client *c)
+{
+    char me[sizeof c->w->via + 1];
+    int n = snprintf(me, sizeof me, " %s", c->w->via);
+    if (n <= 1 || (size_t)n >= sizeof me)
+        return 0;
+    for (const pd_header *f = pd_http_msg_find(&c->req, "Via"); f;
+         f = pd_http_msg_find_next(&c->req, f))
+        if (memmem(f->value.p, f->value.len, me, (size_t)n))
+            return 1;
+    return 0;
+}
+
 /* Fetch from the origin: resolve, connect, forward. May free c. */
 void client_go_upstream(struct pd_client *c)
 {
     pd_engine *w = c->w;
+    if (via_loop(c)) {
+        /* Squid's processMiss: a loop is refused rather than forwarded once more */
+        c->result = PD_R_TCP_MISS;
+        pd_log_warn("forwarding loop detected for %s (our Via is in the request)", c->url.host);
+        client_fail_request(c, 403, "ERR_ACCESS_DENIED", "forwarding loop detected", 1);
+        return;
+    }
     c->state = C_RESOLVE;
     if (!c->rb_done) {
         /*

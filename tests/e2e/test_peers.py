@@ -137,6 +137,35 @@ class PeersTest(pdtest.ProxyTestCase):
         p1.wait_access_lines(1)
         self.assertIn("CONNECT", p1.access_lines()[-1])
 
+    def test_forwarding_loop_refused(self):
+        o = self.origin()
+        p = self.proxy("cache deny all\n", workers=1)
+        r = proxy_request(p, "GET", o.url("/first"))
+        ours = [v for v in r.get_all("via") if "pdtest.local" in v]
+        self.assertEqual(len(ours), 1, r.get_all("via"))
+        # our own Via among others: a loop; refused, the origin sees nothing
+        r = proxy_request(p, "GET", o.url("/loop"), [("Via", "1.1 other.test (squid/5.7), " + ours[0])])
+        self.assertEqual(r.status, 403)
+        self.assertEqual(o.requests_for("/loop"), [])
+        # a super-domain of our name is not us
+        r = proxy_request(p, "GET", o.url("/notloop"),
+                          [("Via", ours[0].replace("pdtest.local", "x.pdtest.local"))])
+        self.assertEqual(r.status, 200)
+
+        # a proxyd whose parent leads back to itself (through a TCP relay):
+        # the second pass is refused, so the loop ends at once
+        relay = Relay()
+        self._servers.append(relay)
+        a = self.proxy(parent_line(relay, "loop", "") + "never_direct allow all\ncache deny all\n",
+                       workers=1, visible_hostname="a.test")
+        relay.target = a.port
+        r = proxy_request(a, "GET", o.url("/ab"))
+        self.assertEqual(r.status, 403)
+        self.assertEqual(o.requests_for("/ab"), [])
+        a.wait_access_lines(2)
+        self.assertEqual(len(a.access_lines()), 2)  # one pass each way, no more
+        self.assertEqual(relay.connections, 1)
+
 
 class RecordingParent:
     """A parent proxy that records each request head and answers 200 "parent"."""
@@ -182,6 +211,52 @@ class RecordingParent:
         self._lsock.close()
         self._thread.join(5)
 
+class Relay:
+    """A TCP relay to 127.0.0.1:target (set after start), one thread per direction."""
+
+    def __init__(self):
+        self.target = None
+        self.connections = 0
+        self._lsock = socket.socket()
+        self._lsock.bind((HOST, 0))
+        self._lsock.listen(16)
+        self.port = self._lsock.getsockname()[1]
+        self._socks = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self._lsock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            u = socket.create_connection((HOST, self.target))
+            self._socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self):
+        self._lsock.close()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._thread.join(5)
 
 def free_port():
     s = socket.socket()
