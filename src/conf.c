@@ -1170,10 +1170,10 @@ static const directive directives[] = {
     { .name = "cache_peer", .set = parse_lines, FIELD(cache_peer), .min_args = 4,
       .flags = F_LIST, .def_doc = "none",
       .squid = "`parent` peers with no-query, default, round-robin, weighted-round-robin, "
-               "weight=, name=, connect-timeout=, connect-fail-limit= and login=user:pass "
-               "(Basic). `sibling`, `multicast`, ICP (a non-zero ICP port without "
+               "weight=, name=, connect-timeout=, connect-fail-limit=, login=user:pass "
+               "(Basic) and carp (Squid's hash: a mixed tier sends a URL to the same parent). `sibling`, `multicast`, ICP (a non-zero ICP port without "
                "no-query), weighted-round-robin (RTT-based in Squid; use round-robin with weight=), "
-               "carp, sourcehash, userhash, originserver, proxy-only, max-conn= and the TLS "
+               "carp-key=, sourcehash, userhash, originserver, proxy-only, max-conn= and the TLS "
                "options are errors.",
       .doc = "`cache_peer HOST parent HTTP_PORT ICP_PORT [OPTION...]`: a parent proxy. "
              "Misses go to the parents as peer selection orders them (see never_direct); "

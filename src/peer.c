@@ -8,7 +8,8 @@
  *   - otherwise DIRECT first when prefer_direct is on, then (for a
  *     hierarchical request, or any when nonhierarchical_direct is off) the
  *     parents, then DIRECT when prefer_direct is off.
- * "The parents" is: one chosen parent (round-robin: the live allowed
+ * "The parents" is: one chosen parent (CARP: the URL's highest-scoring live
+ * allowed CARP parent, CARP; round-robin: the live allowed
  * round-robin parent with the least requests per weight, ROUNDROBIN_PARENT;
  * else the first live allowed parent, FIRSTUP_PARENT; else the first live
  * allowed `default` parent, DEFAULT_PARENT), then every other live allowed
@@ -23,19 +24,23 @@
  * candidate if the probe fails, so no client sees the probe's failure).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "proxyd/peer.h"
+#include "proxyd/url.h"
 
 #define PEERS_MAGIC 0x50454552u
 
 struct peer {
     char *host, *name, *auth;  /* auth: "Basic base64(user:pass)" or NULL */
     int http_port;
-    int is_default, round_robin;
+    int is_default, round_robin, carp;
     int weight;
+    uint32_t carp_hash;        /* of the name, as Squid's carpInit */
+    double carp_mult;          /* CARP load multiplier (0: not a CARP parent) */
     int connect_fail_limit;
     int64_t connect_timeout_ms;
     pd_acl_list *access;       /* cache_peer_access; NULL: all */
@@ -51,6 +56,8 @@ struct pd_peers {
     int n, cap;
     pd_acl_list *never_direct, *always_direct;
     int prefer_direct, nonhierarchical_direct, max_tries;
+    int carp_order[PD_PEER_MAX_CAND * 4]; /* CARP parents by weight, as Squid sorts them */
+    int n_carp;
     int64_t dead_timeout;      /* seconds */
 };
 
@@ -108,7 +115,7 @@ static long number(const char *s, long max)
 static const char *const unsupported_opts[] = {
     "proxy-only", "closest-only", "no-digest", "no-netdb-exchange", "no-delay",
     "allow-miss", "max-conn", "multicast-responder", "multicast-siblings", "htcp",
-    "originserver", "carp", "carp-key", "userhash", "sourcehash", "weighted-round-robin",
+    "originserver", "carp-key", "userhash", "sourcehash", "weighted-round-robin",
     "monitorurl", "monitorinterval", "monitortimeout", "monitorsize", "background-ping",
     "ttl", "standby", "forceddomain", "tls", "ssl", "connection-auth", "auth-no-keytab",
     "basetime", "mcast-responder", "no-tproxy", "front-end-https", "login=PASS",
@@ -149,6 +156,8 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             p->is_default = 1;
         } else if (!strcmp(o, "round-robin")) {
             p->round_robin = 1;
+        } else if (!strcmp(o, "carp")) {
+            p->carp = 1;
         } else if (!strncmp(o, "name=", 5) && o[5]) {
             free(p->name);
             p->name = strdup(o + 5);
@@ -208,6 +217,96 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
     ps->n++;
 }
 
+static int alive(const struct peer *p, int64_t now, int64_t timeout)
+{
+    return !p->dead_since || now - p->dead_since >= timeout;
+}
+
+static uint32_t rotl(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
+
+/* One round of CARP's string hash over s (chars taken signed, as Squid's char). */
+static uint32_t carp_str(uint32_t h, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h += rotl(h, 19) + (uint32_t)(int)(signed char)s[i];
+    return h;
+}
+
+static uint32_t carp_mix(uint32_t h)
+{
+    h += h * 0x62531965u;
+    return rotl(h, 21);
+}
+
+/*
+ * CARP (draft-vinod-carp-v1-03 as Squid's carp.cc computes it, so that a
+ * tier of Squid and proxyd children sends each URL to the same parent): each
+ * parent's hash of its name, its share weight/W, and the load multipliers
+ * X_k over the parents sorted by weight:
+ *   X_k = ((K-k+1)(P_k - P_{k-1}) / (X_1...X_{k-1}) + X_{k-1}^(K-k+1))^(1/(K-k+1)).
+ */
+static void carp_init(pd_peers *ps)
+{
+    int W = 0;
+    ps->n_carp = 0;
+    for (int k = 0; k < ps->n && ps->n_carp < (int)(sizeof ps->carp_order / sizeof *ps->carp_order); k++) {
+        struct peer *p = &ps->v[k];
+        if (!p->carp)
+            continue;
+        p->carp_hash = carp_mix(carp_str(0, p->name, strlen(p->name)));
+        W += p->weight;
+        /* insertion by weight, stable (equal weights get equal multipliers anyway) */
+        int j = ps->n_carp++;
+        while (j > 0 && ps->v[ps->carp_order[j - 1]].weight > p->weight) {
+            ps->carp_order[j] = ps->carp_order[j - 1];
+            j--;
+        }
+        ps->carp_order[j] = k;
+    }
+    double p_last = 0.0, xn = 1.0, x_last = 0.0;
+    int K = ps->n_carp;
+    for (int k = 1; k <= K; k++) {
+        struct peer *p = &ps->v[ps->carp_order[k - 1]];
+        double lf = (double)p->weight / (double)W;
+        if (floor(lf * 1000.0) == 0.0)
+            lf = 0.0;
+        double kk1 = (double)(K - k + 1);
+        double m = kk1 * (lf - p_last) / xn + pow(x_last, kk1);
+        m = pow(m, 1.0 / kk1);
+        p->carp_mult = m;
+        xn *= m;
+        x_last = m;
+        p_last = lf;
+    }
+}
+
+/*
+ * The CARP parent for key (the request's URL), or -1. Squid's loop carries
+ * the URL hash over from one parent to the next (it is not reset per
+ * parent); so does this one, or the tiers would not agree.
+ */
+static int carp_pick(const pd_peers *ps, const char *key, size_t key_len, const int *ok,
+                     int64_t now)
+{
+    uint32_t uh = 0;
+    double high = 0;
+    int best = -1;
+    for (int j = 0; j < ps->n_carp; j++) {
+        int k = ps->carp_order[j];
+        const struct peer *p = &ps->v[k];
+        uh = carp_str(uh, key, key_len);
+        double score = (double)carp_mix(uh ^ p->carp_hash) * p->carp_mult;
+        if (score > high && ok[k] && alive(p, now, ps->dead_timeout)) {
+            best = k;
+            high = score;
+        }
+    }
+    return best;
+}
+
 static pd_acl_list *rule_lines(struct pctx *c, const pd_acl_rules *acl, const char *dir,
                                const pd_conf_lines *L, int skip_name, const char *name)
 {
@@ -265,6 +364,7 @@ pd_peers *pd_peers_compile(const pd_conf *conf, const pd_acl_rules *acl, FILE *e
     for (int k = 0; k < ps->n; k++)
         ps->v[k].access = rule_lines(&c, acl, "cache_peer_access", &conf->cache_peer_access, 1,
                                      ps->v[k].name);
+    carp_init(ps);
     ps->never_direct = rule_lines(&c, acl, "never_direct", &conf->never_direct, 0, NULL);
     ps->always_direct = rule_lines(&c, acl, "always_direct", &conf->always_direct, 0, NULL);
     if (n_errors)
@@ -310,10 +410,6 @@ int pd_peers_max_tries(const pd_peers *ps)
     return ps ? ps->max_tries : 25;
 }
 
-static int alive(const struct peer *p, int64_t now, int64_t timeout)
-{
-    return !p->dead_since || now - p->dead_since >= timeout;
-}
 
 int pd_peer_is_dead(const pd_peers *ps, int i, int64_t now)
 {
@@ -342,9 +438,19 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
     int np = ps->n < (int)(sizeof ok / sizeof *ok) ? ps->n : (int)(sizeof ok / sizeof *ok);
     for (int k = 0; k < np; k++)
         ok[k] = allowed(&ps->v[k], req);
-    /* peerGetSomeParent: round-robin, else first up, else default */
+    /* peerGetSomeParent: CARP, else round-robin, else first up */
     int best = -1;
-    for (int k = 0; k < np; k++) {
+    const char *hier = NULL;
+    if (ps->n_carp && req && req->url) {
+        /* the key: the URL as Squid's effectiveRequestUri writes it (pd_url_format) */
+        char key[PD_URL_HOST_MAX + 8192];
+        size_t kl = pd_url_format(req->url, key, sizeof key);
+        if (kl >= sizeof key)
+            kl = sizeof key - 1;
+        if ((best = carp_pick(ps, key, kl, ok, now)) >= 0)
+            hier = "CARP";
+    }
+    for (int k = 0; k < np && !hier; k++) {
         const struct peer *p = &ps->v[k];
         if (!p->round_robin || !ok[k] || !alive(p, now, ps->dead_timeout))
             continue;
@@ -353,10 +459,10 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
                             ps->v[best].rr_count * (uint64_t)p->weight)
             best = k;
     }
-    const char *hier = "ROUNDROBIN_PARENT";
-    if (best >= 0) {
+    if (!hier && best >= 0) {
         ps->v[best].rr_count++;
-    } else {
+        hier = "ROUNDROBIN_PARENT";
+    } else if (!hier) {
         hier = "FIRSTUP_PARENT";
         for (int k = 0; k < np && best < 0; k++)
             if (ok[k] && alive(&ps->v[k], now, ps->dead_timeout))

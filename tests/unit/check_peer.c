@@ -216,12 +216,105 @@ START_TEST(login_and_options)
 }
 END_TEST
 
+/*
+ * CARP: the parents Squid's algorithm (carp.cc: name hash, load multipliers
+ * over the parents sorted by weight, the URL hash carried from parent to
+ * parent) chooses, as computed by an independent model of it.
+ */
+#define CARP3                                                                                  \
+    "cache_peer 10.0.0.1 parent 3128 0 carp name=p1\n"                                         \
+    "cache_peer 10.0.0.2 parent 3128 0 carp name=p2\n"                                         \
+    "cache_peer 10.0.0.3 parent 3128 0 carp name=p3\nnever_direct allow all\n"
+#define CARPW                                                                                  \
+    "cache_peer 10.0.0.1 parent 3128 0 carp name=alpha\n"                                      \
+    "cache_peer 10.0.0.2 parent 3128 0 carp weight=3 name=beta\nnever_direct allow all\n"
+
+static const struct {
+    const char *conf, *url, *want;
+} carp_cases[] = {
+    { CARP3, "http://www.example.com/", "p3" },
+    { CARP3, "http://www.example.com/a", "p2" },
+    { CARP3, "http://www.example.com/b?q=1", "p1" },
+    { CARP3, "http://example.org:8080/x", "p3" },
+    { CARP3, "http://www.example.net/index.html", "p3" },
+    { CARP3, "http://a.test/1", "p2" },
+    { CARP3, "http://a.test/2", "p1" },
+    { CARP3, "http://a.test/3", "p1" },
+    { CARPW, "http://www.example.com/", "beta" },
+    { CARPW, "http://www.example.com/a", "alpha" },
+    { CARPW, "http://www.example.com/b?q=1", "beta" },
+    { CARPW, "http://example.org:8080/x", "alpha" },
+    { CARPW, "http://www.example.net/index.html", "beta" },
+    { CARPW, "http://a.test/1", "beta" },
+    { CARPW, "http://a.test/2", "beta" },
+    { CARPW, "http://a.test/3", "alpha" },
+};
+
+START_TEST(carp_table)
+{
+    struct env e;
+    env_load(&e, carp_cases[_i].conf);
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, carp_cases[_i].url, "10.9.9.9");
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    int n = pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+    ck_assert_int_ge(n, 1);
+    ck_assert_str_eq(c[0].hier, "CARP");
+    ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), carp_cases[_i].want);
+    env_free(&e);
+}
+END_TEST
+
+/* 1000 URLs: the model's counts, which follow the weights */
+START_TEST(carp_spread)
+{
+    static const struct {
+        const char *conf;
+        int want[3];
+    } t[] = { { CARP3, { 327, 349, 324 } }, { CARPW, { 251, 749, 0 } } };
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+        struct env e;
+        env_load(&e, t[k].conf);
+        ck_assert_msg(e.errors == 0, "%s", e.msgs);
+        int got[3] = { 0, 0, 0 };
+        for (int i = 0; i < 1000; i++) {
+            char url[64];
+            snprintf(url, sizeof url, "http://h.test/%d", i);
+            pd_http_msg_free(&e.req);
+            pd_http_msg_init(&e.req);
+            env_request(&e, url, "10.9.9.9");
+            pd_peer_cand c[PD_PEER_MAX_CAND];
+            ck_assert_int_ge(pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND), 1);
+            got[c[0].peer]++;
+        }
+        ck_assert_int_eq(got[0], t[k].want[0]);
+        ck_assert_int_eq(got[1], t[k].want[1]);
+        ck_assert_int_eq(got[2], t[k].want[2]);
+        /* a dead CARP parent: its URLs move to the others, the rest stay */
+        if (k == 0) {
+            for (int f = 0; f < 10; f++)
+                pd_peer_failed(e.ps, 2, 1000);
+            env_request(&e, "http://www.example.com/", "10.9.9.9");
+            pd_peer_cand c[PD_PEER_MAX_CAND];
+            int n = pd_peer_select(e.ps, &e.q, 1, 1001, c, PD_PEER_MAX_CAND);
+            ck_assert_int_eq(n, 2);
+            ck_assert_str_eq(c[0].hier, "CARP");
+            ck_assert_int_ne(c[0].peer, 2);
+            env_request(&e, "http://www.example.com/a", "10.9.9.9");
+            pd_peer_select(e.ps, &e.q, 1, 1001, c, PD_PEER_MAX_CAND);
+            ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), "p2");
+        }
+        env_free(&e);
+    }
+}
+END_TEST
+
 static const struct {
     const char *conf, *msg;
 } err_cases[] = {
     { "cache_peer s sibling 3128 3130\n", "t.conf:1: cache_peer: only parent peers" },
     { "cache_peer p parent 3128 3130\n", "t.conf:1: cache_peer: ICP port 3130 without no-query" },
-    { "cache_peer p parent 3128 0 carp\n", "'carp': option not implemented by proxyd" },
+    { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
     { "cache_peer p parent 3128 0 proxy-only\n", "'proxy-only': option not implemented" },
     { "cache_peer p parent 3128 0 max-conn=4\n", "'max-conn=4': option not implemented" },
     { "cache_peer p parent 3128 0 weighted-round-robin\n", "option not implemented" },
@@ -255,6 +348,8 @@ int main(void)
     tcase_add_test(tc, round_robin_spreads_by_weight);
     tcase_add_test(tc, dead_peer_skipped_then_probed);
     tcase_add_test(tc, login_and_options);
+    tcase_add_loop_test(tc, carp_table, 0, sizeof carp_cases / sizeof carp_cases[0]);
+    tcase_add_test(tc, carp_spread);
     tcase_add_loop_test(tc, errors_table, 0, sizeof err_cases / sizeof err_cases[0]);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
