@@ -353,5 +353,32 @@ class SquidPeersTest(pdtest.ProxyTestCase):
         self.assertRegex(line, r" (FIRSTUP|DEFAULT)_PARENT/")
 
 
+    def test_carp_agrees_with_squid(self):
+        o = self.origin()
+        parents = [self.proxy("cache deny all\n", workers=1, visible_hostname="c%d.test" % i)
+                   for i in range(2)]
+        lines = "".join("cache_peer %s parent %d 0 no-query carp name=c%d%s\n"
+                        % (HOST, p.port, i, " weight=2" if i else "")
+                        for i, p in enumerate(parents)) + "never_direct allow all\n"
+        sq = self.squid(lines)
+        child = self.proxy(lines + "cache deny all\n", workers=1)
+        urls = [o.url("/carp/%d" % i) for i in range(12)]
+        for u in urls:
+            self.assertEqual(proxy_request(sq, "GET", u).status, 200)
+            self.assertEqual(proxy_request(child, "GET", u).status, 200)
+        # (Squid also asks its parents for their cache digests: not ours to count)
+        carp_lines = lambda p: [l for l in p.access_lines() if "/carp/" in l]
+        pdtest.wait_until(lambda: sum(len(carp_lines(p)) for p in parents) == 24,
+                          what="24 requests logged by the parents")
+        for u in urls:
+            where = [sum(l.split()[6] == u for l in carp_lines(p)) for p in parents]
+            # both children sent it to the same parent, and only there
+            self.assertIn(where, ([2, 0], [0, 2]), (u, where))
+        # and the URLs were spread over both
+        self.assertTrue(all(carp_lines(p) for p in parents))
+        child.wait_access_lines(12)
+        self.assertTrue(all(" CARP/127.0.0.1 " in l for l in child.access_lines()))
+
+
 if __name__ == "__main__":
     pdtest.main()
