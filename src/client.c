@@ -116,8 +116,8 @@ void client_log_transaction(struct pd_client *c)
         .url = u,
         .url_len = ulen,
         .hier = !c->origin_ip[0] ? "HIER_NONE"
+                : c->via_peer    ? c->hier
                 : c->intercepted ? "ORIGINAL_DST"
-                : c->hier        ? c->hier
                                  : "HIER_DIRECT",
         .peer_ip = c->origin_ip[0] ? c->origin_ip : "-",
         .content_type = ct ? ct->value.p : NULL,

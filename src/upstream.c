@@ -102,6 +102,12 @@ static void next_candidate(struct pd_client *c)
     c->addr_i = 0;
     c->addrs.n = 0;
     c->origin_ip[0] = '\0';
+    if (k->peer < 0 && c->intercepted) {
+        pd_dns_result r; /* direct for an intercepted request: its original destination */
+        client_intercept_dst(c, &r);
+        dns_cb_body(c, &r);
+        return;
+    }
     const char *host = k->peer >= 0 ? pd_peer_host(c->w->peers, k->peer) : c->url.host;
     pd_dns_req *q = pd_dns_resolve(c->w->dns, host, dns_cb, c); /* may call dns_cb, free c */
     if (q)
@@ -160,7 +166,16 @@ void client_go_upstream(struct pd_client *c)
         if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
             pd_conn_enable(c->bev, EV_READ);
     }
-    if (c->intercepted) {
+    /*
+     * An intercepted request whose Host was verified against its original
+     * destination goes by peer selection too (never_direct applies to it); one
+     * that was not goes to the original destination only, as Squid's
+     * ORIGINAL_DST rule (a forged Host must not steer it to a parent). When
+     * http_access needs the destination, it is checked on the original one
+     * first and the selection follows in dst_allowed.
+     */
+    if (c->intercepted &&
+        (!c->host_verified || !pd_peers_active(w->peers) || c->acl_need_dst)) {
         pd_dns_result r; /* the original destination, never what Host resolves to */
         client_intercept_dst(c, &r);
         dns_cb_body(c, &r);
@@ -228,7 +243,7 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
     }
     c->addrs = *r;
     uint16_t port = c->via_peer ? (uint16_t)pd_peer_port(c->w->peers, c->via_peer - 1) : c->url.port;
-    for (int i = 0; i < c->addrs.n && !c->intercepted; i++) {
+    for (int i = 0; i < c->addrs.n && (!c->intercepted || c->via_peer); i++) {
         struct sockaddr_storage *ss = &c->addrs.addr[i];
         if (ss->ss_family == AF_INET)
             ((struct sockaddr_in *)ss)->sin_port = htons(port);
@@ -270,7 +285,7 @@ static void dst_allowed(struct pd_client *c)
             return;
         }
     }
-    if (pd_peers_active(c->w->peers) && !c->n_cands && !c->intercepted) {
+    if (pd_peers_active(c->w->peers) && !c->n_cands && (!c->intercepted || c->host_verified)) {
         /* http_access needed the origin's address first; now choose where to go */
         if (select_candidates(c))
             next_candidate(c);
