@@ -33,6 +33,7 @@
 #include "proxyd/url.h"
 
 #define PEERS_MAGIC 0x50454552u
+#define PD_PEER_MAX 64         /* cache_peer lines (more is a configuration error) */
 
 struct peer {
     char *host, *name, *auth;  /* auth: "Basic base64(user:pass)" or NULL */
@@ -56,7 +57,7 @@ struct pd_peers {
     int n, cap;
     pd_acl_list *never_direct, *always_direct;
     int prefer_direct, nonhierarchical_direct, max_tries;
-    int carp_order[PD_PEER_MAX_CAND * 4]; /* CARP parents by weight, as Squid sorts them */
+    int carp_order[PD_PEER_MAX]; /* CARP parents by weight, as Squid sorts them */
     int n_carp;
     int64_t dead_timeout;      /* seconds */
 };
@@ -351,8 +352,13 @@ pd_peers *pd_peers_compile(const pd_conf *conf, const pd_acl_rules *acl, FILE *e
     if (conf->cache_peer.n && !(ps->v = calloc(conf->cache_peer.n, sizeof *ps->v)))
         c.errors++;
     ps->cap = ps->v ? (int)conf->cache_peer.n : 0;
-    for (size_t i = 0; i < conf->cache_peer.n && ps->v; i++)
+    for (size_t i = 0; i < conf->cache_peer.n && ps->v; i++) {
+        if (i >= PD_PEER_MAX) {
+            perr(&c, &conf->cache_peer.v[i], "cache_peer: more than %s peers%s", "64", "");
+            break;
+        }
         peer_line(&c, ps, &conf->cache_peer.v[i]);
+    }
     for (size_t i = 0; i < conf->cache_peer_access.n; i++) {
         const pd_conf_line *l = &conf->cache_peer_access.v[i];
         int found = 0;
@@ -434,7 +440,7 @@ static int add(pd_peer_cand *out, int n, int max, int peer, const char *hier)
 static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_cand *out, int n,
                    int max)
 {
-    int ok[PD_PEER_MAX_CAND * 4];
+    int ok[PD_PEER_MAX];
     int np = ps->n < (int)(sizeof ok / sizeof *ok) ? ps->n : (int)(sizeof ok / sizeof *ok);
     for (int k = 0; k < np; k++)
         ok[k] = allowed(&ps->v[k], req);
@@ -454,8 +460,9 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
         const struct peer *p = &ps->v[k];
         if (!p->round_robin || !ok[k] || !alive(p, now, ps->dead_timeout))
             continue;
-        /* least rr_count/weight, compared without division */
-        if (best < 0 || p->rr_count * (uint64_t)ps->v[best].weight <
+        /* least rr_count/weight, compared without division; on a tie the later
+         * one, as Squid's getRoundRobinParent */
+        if (best < 0 || p->rr_count * (uint64_t)ps->v[best].weight <=
                             ps->v[best].rr_count * (uint64_t)p->weight)
             best = k;
     }

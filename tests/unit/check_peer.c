@@ -155,6 +155,8 @@ START_TEST(round_robin_spreads_by_weight)
         ck_assert_int_eq(n, 3);
         ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT");
         ck_assert_str_eq(c[2].hier, "ANY_OLD_PARENT");
+        if (i == 0) /* a tie goes to the later parent, as in Squid */
+            ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), "b");
         first[c[0].peer]++;
     }
     ck_assert_int_eq(first[0], 10);
@@ -327,6 +329,9 @@ static const struct {
       "t.conf:2: cache_peer_access: no cache_peer is named 'q'" },
     { "never_direct allow nosuchacl\n", "unknown acl 'nosuchacl'" },
     { "never_direct maybe all\n", "never_direct: expected allow or deny" },
+    { "cache_peer p parent 3128 0 round-robin weight=0\n", "the weight must be a positive number" },
+    { "cache_peer p parent 3128 0 connect-timeout=x\n", "'connect-timeout=x': seconds expected" },
+    { "cache_peer p parent 3128 0 login=:pw\n", "only login=USER:PASSWORD" },
 };
 
 START_TEST(errors_table)
