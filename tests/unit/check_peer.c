@@ -18,6 +18,7 @@ struct env {
     pd_acl_rules *acl;
     pd_peers *ps;
     pd_url url;
+    int have_url;
     pd_http_msg req;
     struct sockaddr_in client;
     pd_acl_req q;
@@ -47,6 +48,9 @@ static void env_load(struct env *e, const char *text)
 static void env_request(struct env *e, const char *url, const char *ip)
 {
     const char *why;
+    if (e->have_url)
+        pd_url_free(&e->url);
+    e->have_url = 1;
     ck_assert_int_eq(pd_url_parse(url, strlen(url), PD_URL_ABSOLUTE, &e->url, &why), 0);
     e->client.sin_family = AF_INET;
     ck_assert_int_eq(inet_pton(AF_INET, ip, &e->client.sin_addr), 1);
@@ -57,6 +61,8 @@ static void env_request(struct env *e, const char *url, const char *ip)
 
 static void env_free(struct env *e)
 {
+    if (e->have_url)
+        pd_url_free(&e->url);
     pd_peers_free(e->ps);
     pd_acl_rules_free(e->acl);
     pd_conf_free(e->conf);
