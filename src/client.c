@@ -115,7 +115,10 @@ void client_log_transaction(struct pd_client *c)
         .method_len = c->req.method.len ? c->req.method.len : 4,
         .url = u,
         .url_len = ulen,
-        .hier = !c->origin_ip[0] ? "HIER_NONE" : c->intercepted ? "ORIGINAL_DST" : "HIER_DIRECT",
+        .hier = !c->origin_ip[0] ? "HIER_NONE"
+                : c->via_peer    ? c->hier
+                : c->intercepted ? "ORIGINAL_DST"
+                                 : "HIER_DIRECT",
         .peer_ip = c->origin_ip[0] ? c->origin_ip : "-",
         .content_type = ct ? ct->value.p : NULL,
         .content_type_len = ct ? ct->value.len : 0,
@@ -134,7 +137,9 @@ void client_log_transaction(struct pd_client *c)
         .req = &c->req,
         .resp = &c->resp,
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
-        .server_host = c->have_url && c->origin_ip[0] ? c->url.host : NULL,
+        .server_host = !c->origin_ip[0] ? NULL
+                       : c->via_peer ? pd_peer_host(c->w->peers, c->via_peer - 1)
+                       : c->have_url ? c->url.host : NULL,
         .err_code = c->err_code,
         .err_detail = c->err_code ? c->err_detail : NULL,
         .server_ms = !c->up_t0 ? -1 : (c->up_t1 ? c->up_t1 : pd_clock_ms()) - c->up_t0,

@@ -21,6 +21,7 @@
 #include "proxyd/cache_meta.h"
 #include "proxyd/cache_policy.h"
 #include "proxyd/cache_store.h"
+#include "proxyd/peer.h"
 #include "proxyd/ext_acl.h"
 #include "proxyd/helper.h"
 #include "proxyd/client.h"
@@ -101,6 +102,11 @@ struct pd_client {
     char origin_ip[INET6_ADDRSTRLEN];
     int retried;
     int acl_need_dst;           /* http_access could not decide before DNS */
+    /* cache_peer (peer.c): where this miss may go, in order */
+    pd_peer_cand cands[PD_PEER_MAX_CAND];
+    int n_cands, cand_i;        /* n_cands 0: not selected (direct, as without peers) */
+    int via_peer;               /* 1 + the cache_peer tried now, 0: the origin itself */
+    const char *hier;           /* its hierarchy code for the log, NULL: HIER_DIRECT */
     const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
 
     /* interception (client_intercept.c) */
@@ -312,6 +318,9 @@ void client_detach(struct pd_client *c);
 /* ---- tunnel.c ---------------------------------------------------------- */
 
 /* The origin accepted a CONNECT: answer 200 and relay. May free c. */
+/* CONNECT through a parent: send it our CONNECT and relay its answer and what
+ * follows as the tunnel (the parent's 200 or error reaches the client). */
+void client_tunnel_via_peer(struct pd_client *c);
 void client_tunnel_start(struct pd_client *c);
 /* Move what each side sent to the other; end when both are done. May free c. */
 void client_tunnel_pump(struct pd_client *c);

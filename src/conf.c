@@ -1150,6 +1150,52 @@ static const directive directives[] = {
       .squid = "Same; a denied miss is 403 ERR_FORWARDING_DENIED.",
       .doc = "`miss_access allow|deny [!]ACL...`: who may cause a fetch from the origin "
              "(hits are served whatever it says)." },
+    { .name = "cache_peer", .set = parse_lines, FIELD(cache_peer), .min_args = 4,
+      .flags = F_LIST, .def_doc = "none",
+      .squid = "`parent` peers with no-query, default, round-robin, weighted-round-robin, "
+               "weight=, name=, connect-timeout=, connect-fail-limit=, login=user:pass "
+               "(Basic) and carp (Squid's hash: a mixed tier sends a URL to the same parent). `sibling`, `multicast`, ICP (a non-zero ICP port without "
+               "no-query), weighted-round-robin (RTT-based in Squid; use round-robin with weight=), "
+               "carp-key=, sourcehash, userhash, originserver, proxy-only, max-conn= and the TLS "
+               "options are errors.",
+      .doc = "`cache_peer HOST parent HTTP_PORT ICP_PORT [OPTION...]`: a parent proxy. "
+             "Misses go to the parents as peer selection orders them (see never_direct); "
+             "a request to a parent is in absolute form over a connection pooled per peer, "
+             "a CONNECT is a CONNECT to the parent. A parent that refuses "
+             "connect-fail-limit (10) connects in a row is dead and skipped until "
+             "dead_peer_timeout has passed; then one request probes it." },
+    { .name = "cache_peer_access", .set = parse_lines, FIELD(cache_peer_access), .min_args = 2,
+      .flags = F_LIST, .def_doc = "allow all",
+      .squid = "Same.",
+      .doc = "`cache_peer_access NAME allow|deny [!]ACL...`: which requests may go to the "
+             "peer NAME (first match wins; none: all)." },
+    { .name = "never_direct", .set = parse_lines, FIELD(never_direct), .min_args = 1,
+      .flags = F_LIST, .def_doc = "none",
+      .squid = "Same: a request it allows never goes to the origin itself; with no parent "
+               "left it is 503 ERR_CANNOT_FORWARD.",
+      .doc = "`never_direct allow|deny [!]ACL...`: requests that must go through a parent." },
+    { .name = "always_direct", .set = parse_lines, FIELD(always_direct), .min_args = 1,
+      .flags = F_LIST, .def_doc = "none",
+      .squid = "Same; it wins over never_direct.",
+      .doc = "`always_direct allow|deny [!]ACL...`: requests that go to the origin itself, "
+             "never to a parent." },
+    { .name = "prefer_direct", .set = parse_onoff, FIELD(prefer_direct), .def = "off",
+      .squid = "Same.",
+      .doc = "Try the origin before the parents (when both are allowed)." },
+    { .name = "nonhierarchical_direct", .set = parse_onoff, FIELD(nonhierarchical_direct),
+      .def = "on",
+      .squid = "Same: non-hierarchical requests are those other than GET and those with "
+               "Authorization.",
+      .doc = "Send non-hierarchical requests (see the Squid column) to the origin itself "
+             "unless never_direct forbids it." },
+    { .name = "forward_max_tries", .set = parse_int, FIELD(forward_max_tries), .def = "25",
+      .min = 1, .max = 1000,
+      .squid = "Same: how many places (parents, then the origin) one request is tried at.",
+      .doc = "How many candidates (parents and the origin) a request tries before it fails." },
+    { .name = "dead_peer_timeout", .set = parse_time_ms, FIELD(dead_peer_timeout), .def = "10 seconds",
+      .squid = "Used as when a dead parent is tried again (Squid also pings with ICP, "
+               "which proxyd does not).",
+      .doc = "How long a parent found dead is skipped before one request tries it again." },
     { .name = "follow_x_forwarded_for", .set = parse_lines, FIELD(follow_x_forwarded_for),
       .min_args = 1, .flags = F_LIST, .def_doc = "deny all",
       .squid = "Same, with acl_uses_indirect_client and log_uses_indirect_client on as "
@@ -1503,7 +1549,6 @@ static const directive directives[] = {
     X("adaptation_uses_indirect_client", SQ_ADAPT, NULL, NULL) \
     X("adapted_http_access", SQ_ACCESS, NULL, NULL) \
     X("allow_underscore", SQ_TUNING, NULL, NULL) \
-    X("always_direct", SQ_PEER, NULL, NULL) \
     X("announce_file", SQ_TUNING, NULL, NULL) \
     X("announce_host", SQ_TUNING, NULL, NULL) \
     X("announce_period", SQ_TUNING, NULL, NULL) \
@@ -1526,8 +1571,6 @@ static const directive directives[] = {
     X("cache_log_message", SQ_TUNING, NULL, NULL) \
     X("cache_mgr", SQ_TUNING, NULL, NULL) \
     X("cache_miss_revalidate", SQ_TUNING, NULL, NULL) \
-    X("cache_peer", SQ_PEER, NULL, NULL) \
-    X("cache_peer_access", SQ_PEER, NULL, NULL) \
     X("cache_peer_domain", SQ_PEER, NULL, NULL) \
     X("cache_replacement_policy", SQ_TUNING, NULL, NULL) \
     X("cache_store_log", SQ_TUNING, NULL, NULL) \
@@ -1557,7 +1600,6 @@ static const directive directives[] = {
     X("connect_retries", SQ_TUNING, NULL, NULL) \
     X("coredump_dir", SQ_TUNING, NULL, NULL) \
     X("cpu_affinity_map", SQ_TUNING, NULL, NULL) \
-    X("dead_peer_timeout", SQ_TUNING, NULL, NULL) \
     X("debug_options", SQ_TUNING, NULL, NULL) \
     X("delay_access", SQ_POOLS, NULL, NULL) \
     X("delay_class", SQ_POOLS, NULL, NULL) \
@@ -1596,7 +1638,6 @@ static const directive directives[] = {
     X("external_refresh_check", SQ_TUNING, NULL, NULL) \
     X("force_request_body_continuation", SQ_TUNING, NULL, NULL) \
     X("forward_log", SQ_TUNING, NULL, NULL) \
-    X("forward_max_tries", SQ_TUNING, NULL, NULL) \
     X("fqdncache_size", SQ_TUNING, NULL, NULL) \
     X("ftp_client_idle_timeout", SQ_TUNING, NULL, NULL) \
     X("ftp_eprt", SQ_TUNING, NULL, NULL) \
@@ -1722,8 +1763,6 @@ static const directive directives[] = {
     X("netdb_high", SQ_TUNING, NULL, NULL) \
     X("netdb_low", SQ_TUNING, NULL, NULL) \
     X("netdb_ping_period", SQ_TUNING, NULL, NULL) \
-    X("never_direct", SQ_PEER, NULL, NULL) \
-    X("nonhierarchical_direct", SQ_PEER, NULL, NULL) \
     X("note", SQ_TUNING, NULL, NULL) \
     X("offline_mode", SQ_TUNING, NULL, NULL) \
     X("on_unsupported_protocol", SQ_TUNING, NULL, NULL) \
@@ -1734,7 +1773,6 @@ static const directive directives[] = {
     X("pinger_enable", SQ_TUNING, NULL, NULL) \
     X("pinger_program", SQ_TUNING, NULL, NULL) \
     X("pipeline_prefetch", SQ_TUNING, NULL, NULL) \
-    X("prefer_direct", SQ_PEER, NULL, NULL) \
     X("proxy_protocol_access", SQ_TUNING, NULL, NULL) \
     X("qos_flows", SQ_OUTGOING, NULL, NULL) \
     X("query_icmp", SQ_TUNING, NULL, NULL) \
@@ -1857,8 +1895,8 @@ static const char *const squid_class_todo[] = {
                   "be, or remove the line only if the rule is not needed",
     [SQ_CACHE] = "use `cache deny ACL` instead",
     [SQ_PRIVACY] = "remove the line only if that is acceptable",
-    [SQ_PEER] = "proxyd has no cache peers and always connects to origin servers directly; "
-                "remove the peering lines only if this host may reach the origins itself",
+    [SQ_PEER] = "proxyd peers with parents by cache_peer and cache_peer_access only; "
+                "rewrite the line as cache_peer_access ACLs",
     [SQ_REWRITE] = "proxyd runs url_rewrite_program and store_id_program with their "
                    "program, children, access and bypass lines only, and Squid's default "
                    "extras; remove the line if the helper does without it, or keep Squid",
@@ -2584,6 +2622,10 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->follow_x_forwarded_for);
     free_lines(&c->reply_body_max_size);
     free_lines(&c->tcp_outgoing_address);
+    free_lines(&c->cache_peer);
+    free_lines(&c->cache_peer_access);
+    free_lines(&c->never_direct);
+    free_lines(&c->always_direct);
     free_lines(&c->request_header_access);
     free_lines(&c->reply_header_access);
     free_lines(&c->request_header_replace);

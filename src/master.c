@@ -7,6 +7,7 @@
  * passes SIGUSR1 on so that logs are reopened. It serves no request itself.
  */
 #include "proxyd/master.h"
+#include "proxyd/peer.h"
 #include "proxyd/clock.h"
 #include "proxyd/sdnotify.h"
 
@@ -59,6 +60,7 @@ struct gen {
     pd_conf *conf;
     pd_acl_rules *acl;
     pd_hdr_rules *hdr;      /* refers to acl */
+    pd_peers *peers;        /* refers to acl; each worker's copy keeps its own peer state */
     pd_refresh_rules refresh;
     int nworkers;
     int nports;
@@ -349,6 +351,8 @@ static void free_gen(struct gen *g)
     pd_cache_policy_refresh_free(&g->refresh);
     pd_hdr_rules_free(g->hdr);
     g->hdr = NULL;
+    pd_peers_free(g->peers);
+    g->peers = NULL;
     pd_acl_rules_free(g->acl);
     pd_conf_free(g->conf);
     g->acl = NULL;
@@ -461,7 +465,7 @@ static pid_t spawn(int slot)
         close_gen_fds(&M.old, 0);
     close_inherited_fds(fds, g->nports);
     pd_worker_init wi = {
-        .conf = g->conf, .acl = g->acl, .hdr = g->hdr, .refresh = &g->refresh, .store = M.store,
+        .conf = g->conf, .acl = g->acl, .hdr = g->hdr, .peers = g->peers, .refresh = &g->refresh, .store = M.store,
         .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
         .admin = admin, .n_admin = n_admin,
     };
@@ -631,6 +635,10 @@ static int load_gen(struct gen *g, const char *path, int create, int *n_errors,
         g->hdr = pd_hdr_compile(g->conf, g->acl, stderr, &hdr_errors, &hdr_warnings);
         g->conf->n_warnings += hdr_warnings;
         errors += hdr_errors;
+        int peer_errors = 0, peer_warnings = 0;
+        g->peers = pd_peers_compile(g->conf, g->acl, stderr, &peer_errors, &peer_warnings);
+        g->conf->n_warnings += peer_warnings;
+        errors += peer_errors;
     }
     char err[512];
     if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,

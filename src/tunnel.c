@@ -39,12 +39,35 @@
 #include "client_int.h"
 
 
+static void tunnel_begin(struct pd_client *c);
+
 void client_tunnel_start(struct pd_client *c)
 {
     struct evbuffer *out = cout(c);
     static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
     evbuffer_add(out, ok, sizeof ok - 1);
     c->out_bytes += sizeof ok - 1;
+    tunnel_begin(c);
+}
+
+void client_tunnel_via_peer(struct pd_client *c)
+{
+    char auth[PD_URL_HOST_MAX + 16];
+    pd_url_authority(&c->url, auth, sizeof auth);
+    struct evbuffer *uo = pd_conn_output(c->up);
+    size_t before = evbuffer_get_length(uo);
+    evbuffer_add_printf(uo, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n", auth, auth);
+    const char *pa = pd_peer_auth(c->w->peers, c->via_peer - 1);
+    if (pa)
+        evbuffer_add_printf(uo, "Proxy-Authorization: %s\r\n", pa);
+    evbuffer_add(uo, "\r\n", 2);
+    c->up_out_bytes += evbuffer_get_length(uo) - before;
+    /* the parent's answer is the client's: logged 200 as the tunnel it asked for */
+    tunnel_begin(c);
+}
+
+static void tunnel_begin(struct pd_client *c)
+{
     client_head_queued(c);
     c->status = 200;
     c->result = PD_R_TCP_TUNNEL;

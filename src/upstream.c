@@ -39,6 +39,7 @@
 #include "proxyd/errors.h"
 #include "proxyd/headers.h"
 #include "proxyd/http_msg.h"
+#include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
@@ -53,11 +54,102 @@ static void up_write_cb(pd_conn *conn, void *arg);
 static void dns_cb(const pd_dns_result *r, void *arg);
 static void dns_cb_body(struct pd_client *c, const pd_dns_result *r);
 static int pool_try(struct pd_client *c);
+static void next_candidate(struct pd_client *c);
+
+/*
+ * Peer selection (peer.c) for this miss: the candidates in c->cands. Returns
+ * 0 when nothing is allowed (then the request has been answered 503).
+ */
+static int select_candidates(struct pd_client *c)
+{
+    pd_acl_req ar;
+    client_acl_req(c, &ar, NULL);
+    /* Squid's "hierarchical": a GET without Authorization */
+    int hier = c->req.method_id == PD_M_GET && !pd_http_msg_find(&c->req, "Authorization");
+    c->n_cands = pd_peer_select(c->w->peers, &ar, hier, pd_clock_ms() / 1000, c->cands,
+                                PD_PEER_MAX_CAND);
+    c->cand_i = 0;
+    if (c->n_cands == 0) {
+        c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
+        client_fail_request(c, 503, "ERR_CANNOT_FORWARD",
+                            "never_direct forbids going to the origin and no parent may be used",
+                            1);
+        return 0;
+    }
+    return 1;
+}
+
+static int more_candidates(const struct pd_client *c)
+{
+    return c->cand_i < c->n_cands;
+}
+
+/* The next candidate: resolve the parent (or the origin). May free c. */
+static void next_candidate(struct pd_client *c)
+{
+    client_up_release(c, 0);
+    if (!more_candidates(c)) {
+        c->origin_ip[0] = '\0'; /* nothing was reached: HIER_NONE/- as Squid logs it */
+        c->hier = NULL;
+        c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
+        client_fail_request(c, 503, "ERR_CANNOT_FORWARD",
+                            "no parent (or origin) allowed for this request could be reached", 1);
+        return;
+    }
+    const pd_peer_cand *k = &c->cands[c->cand_i++];
+    c->via_peer = k->peer + 1;
+    c->hier = k->hier;
+    c->addr_i = 0;
+    c->addrs.n = 0;
+    c->origin_ip[0] = '\0';
+    if (k->peer < 0 && c->intercepted) {
+        pd_dns_result r; /* direct for an intercepted request: its original destination */
+        client_intercept_dst(c, &r);
+        dns_cb_body(c, &r);
+        return;
+    }
+    const char *host = k->peer >= 0 ? pd_peer_host(c->w->peers, k->peer) : c->url.host;
+    pd_dns_req *q = pd_dns_resolve(c->w->dns, host, dns_cb, c); /* may call dns_cb, free c */
+    if (q)
+        c->dnsq = q;
+}
+
+/* The candidate being tried failed to connect: count it against the parent. */
+static void candidate_failed(struct pd_client *c)
+{
+    if (c->via_peer)
+        pd_peer_failed(c->w->peers, c->via_peer - 1, pd_clock_ms() / 1000);
+}
+
+/*
+ * Did this request pass through us already? As Squid does, a Via member
+ * carrying " <our hostname> (proxyd/VERSION)" (the leading space: no
+ * super-domain matches) is a forwarding loop.
+ */
+static int via_loop(const struct pd_client *c)
+{
+    char me[sizeof c->w->via + 1];
+    int n = snprintf(me, sizeof me, " %s", c->w->via);
+    if (n <= 1 || (size_t)n >= sizeof me)
+        return 0;
+    for (const pd_header *f = pd_http_msg_find(&c->req, "Via"); f;
+         f = pd_http_msg_find_next(&c->req, f))
+        if (memmem(f->value.p, f->value.len, me, (size_t)n))
+            return 1;
+    return 0;
+}
 
 /* Fetch from the origin: resolve, connect, forward. May free c. */
 void client_go_upstream(struct pd_client *c)
 {
     pd_engine *w = c->w;
+    if (via_loop(c)) {
+        /* Squid's processMiss: a loop is refused rather than forwarded once more */
+        c->result = PD_R_TCP_MISS;
+        pd_log_warn("forwarding loop detected for %s (our Via is in the request)", c->url.host);
+        client_fail_request(c, 403, "ERR_ACCESS_DENIED", "forwarding loop detected", 1);
+        return;
+    }
     c->state = C_RESOLVE;
     if (!c->rb_done) {
         /*
@@ -74,10 +166,24 @@ void client_go_upstream(struct pd_client *c)
         if (!c->rb_done && evbuffer_get_length(c->rbuf) < HIGH_WM)
             pd_conn_enable(c->bev, EV_READ);
     }
-    if (c->intercepted) {
+    /*
+     * An intercepted request whose Host was verified against its original
+     * destination goes by peer selection too (never_direct applies to it); one
+     * that was not goes to the original destination only, as Squid's
+     * ORIGINAL_DST rule (a forged Host must not steer it to a parent). When
+     * http_access needs the destination, it is checked on the original one
+     * first and the selection follows in dst_allowed.
+     */
+    if (c->intercepted &&
+        (!c->host_verified || !pd_peers_active(w->peers) || c->acl_need_dst)) {
         pd_dns_result r; /* the original destination, never what Host resolves to */
         client_intercept_dst(c, &r);
         dns_cb_body(c, &r);
+        return;
+    }
+    if (pd_peers_active(w->peers) && !c->acl_need_dst) {
+        if (select_candidates(c))
+            next_candidate(c);
         return;
     }
     /* may call dns_cb (and free c) before it returns */
@@ -93,7 +199,10 @@ void client_go_upstream(struct pd_client *c)
 static void outgoing_source(struct pd_client *c, int family)
 {
     c->out_src = NULL;
-    pd_url_authority(&c->url, c->key, sizeof c->key);
+    if (c->via_peer) /* one pool per parent: its connections carry any URL */
+        snprintf(c->key, sizeof c->key, "peer %s", pd_peer_name(c->w->peers, c->via_peer - 1));
+    else
+        pd_url_authority(&c->url, c->key, sizeof c->key);
     if (!pd_acl_has_outgoing_address(c->w->acl))
         return;
     pd_acl_req ar;
@@ -111,6 +220,18 @@ static void dst_allowed(struct pd_client *c);
 static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
 {
     c->dnsq = NULL;
+    if (r->error && more_candidates(c)) {
+        candidate_failed(c);
+        next_candidate(c);
+        return;
+    }
+    if (r->error && c->via_peer) {
+        candidate_failed(c);
+        c->result = PD_R_TCP_MISS;
+        client_fail_request(c, 503, "ERR_CANNOT_FORWARD", "the parent's name could not be resolved",
+                            1);
+        return;
+    }
     if (r->error) {
         c->result = PD_R_TCP_MISS;
         /* Squid answers every lookup failure 503 ERR_DNS_FAIL */
@@ -121,12 +242,13 @@ static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
         return;
     }
     c->addrs = *r;
-    for (int i = 0; i < c->addrs.n && !c->intercepted; i++) {
+    uint16_t port = c->via_peer ? (uint16_t)pd_peer_port(c->w->peers, c->via_peer - 1) : c->url.port;
+    for (int i = 0; i < c->addrs.n && (!c->intercepted || c->via_peer); i++) {
         struct sockaddr_storage *ss = &c->addrs.addr[i];
         if (ss->ss_family == AF_INET)
-            ((struct sockaddr_in *)ss)->sin_port = htons(c->url.port);
+            ((struct sockaddr_in *)ss)->sin_port = htons(port);
         else
-            ((struct sockaddr_in6 *)ss)->sin6_port = htons(c->url.port);
+            ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
     }
     for (int i = 0; i < c->addrs.n; i++) {
         /* never proxyd's own listeners, whatever http_access says */
@@ -162,6 +284,12 @@ static void dst_allowed(struct pd_client *c)
                                 "miss_access does not allow this request to the origin", 1);
             return;
         }
+    }
+    if (pd_peers_active(c->w->peers) && !c->n_cands && (!c->intercepted || c->host_verified)) {
+        /* http_access needed the origin's address first; now choose where to go */
+        if (select_candidates(c))
+            next_candidate(c);
+        return;
     }
     c->addr_i = 0;
     c->state = C_CONNECT;
@@ -287,7 +415,14 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     pd_head_begin(h, out);
     pd_head_add(h, m->method.p, m->method.len);
     pd_head_add(h, " ", 1);
-    pd_head_add(h, c->url.path, c->url.path_len);
+    if (c->via_peer) {
+        /* to a parent as to any proxy: the absolute form (RFC 9112 3.2.2) */
+        char abs[PD_URL_HOST_MAX + 8192];
+        size_t al = pd_url_format(&c->url, abs, sizeof abs);
+        pd_head_add(h, abs, al < sizeof abs ? al : sizeof abs - 1);
+    } else {
+        pd_head_add(h, c->url.path, c->url.path_len);
+    }
     pd_head_add(h, " HTTP/1.1\r\nHost: ", 17);
     char host[PD_URL_HOST_MAX + 16];
     if (c->url.port_explicit && c->url.port != 80)
@@ -356,6 +491,9 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         if (lm)
             pd_head_field(h, PD_STR("If-Modified-Since"), lm->value);
     }
+    if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1))
+        pd_head_field(h, PD_STR("Proxy-Authorization"),
+                      pd_str_z(pd_peer_auth(w->peers, c->via_peer - 1)));
     if (m->body == PD_BODY_CHUNKED)
         pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
     if (!conf->server_persistent_connections)
@@ -370,10 +508,13 @@ static void setup_upstream(struct pd_client *c)
     pd_conn_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
     pd_conn_set_write_low(c->up, LOW_WM);
     pd_conn_set_read_high(c->up, HIGH_WM);
+    int64_t ct = c->via_peer ? pd_peer_connect_timeout(c->w->peers, c->via_peer - 1) : 0;
+    if (!ct)
+        ct = conf->connect_timeout;
     if (c->up_connected)
         pd_conn_set_timeouts(c->up, conf->read_timeout, conf->write_timeout);
     else
-        pd_conn_set_timeouts(c->up, conf->connect_timeout, conf->connect_timeout);
+        pd_conn_set_timeouts(c->up, ct, ct);
 }
 
 /* Queue the request head (and any buffered body) to c->up; start reading. May free c. */
@@ -431,6 +572,12 @@ static void connect_next(struct pd_client *c)
     client_up_release(c, 0);
     if (!c->up_t0)
         c->up_t0 = pd_clock_ms();
+    if (c->addr_i >= c->addrs.n && (more_candidates(c) || c->via_peer)) {
+        /* every address of this candidate failed: the next parent (or the origin) */
+        candidate_failed(c);
+        next_candidate(c);
+        return;
+    }
     if (c->addr_i >= c->addrs.n) {
         c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "the origin refused or did not accept the connection", 1);
@@ -939,11 +1086,15 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
         return; /* the origin's EOF is read when reading resumes (it may end the body) */
     if (what & PD_CONN_CONNECTED) {
         c->up_connected = 1;
+        if (c->via_peer)
+            pd_peer_connected(c->w->peers, c->via_peer - 1);
         pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
         setup_upstream(c);
         int one = 1;
         setsockopt(pd_conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (c->req.method_id == PD_M_CONNECT)
+        if (c->req.method_id == PD_M_CONNECT && c->via_peer)
+            client_tunnel_via_peer(c);
+        else if (c->req.method_id == PD_M_CONNECT)
             client_tunnel_start(c);
         else
             send_request(c);
@@ -961,7 +1112,8 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
     }
     if (!c->up_connected) {
         /* connect failed or timed out: try the next address */
-        if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n) {
+        if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n && !more_candidates(c)) {
+            candidate_failed(c);
             client_up_release(c, 0);
             c->result = PD_R_TCP_MISS;
             client_fail_request(c, 504, "ERR_CONNECT_FAIL", "connection to the origin timed out", 1);

@@ -208,6 +208,7 @@ int pd_worker_run(const pd_worker_init *init)
     w->eng.conf = conf;
     w->eng.acl = init->acl;
     w->eng.hdr = init->hdr;
+    w->eng.peers = init->peers;
     w->eng.refresh = init->refresh;
     w->eng.store = init->store;
     w->cache_slot = init->cache_slot;

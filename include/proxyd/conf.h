@@ -113,6 +113,14 @@ typedef struct pd_conf {
     pd_conf_lines follow_x_forwarded_for; /* allow|deny ACL... (acl.c) */
     pd_conf_lines reply_body_max_size;    /* SIZE [UNIT] [ACL...] (acl.c) */
     pd_conf_lines tcp_outgoing_address;   /* ADDRESS [ACL...] (acl.c) */
+    pd_conf_lines cache_peer;             /* HOST parent HTTP ICP [opts] (peer.c) */
+    pd_conf_lines cache_peer_access;      /* NAME allow|deny ACL... (peer.c) */
+    pd_conf_lines never_direct;           /* allow|deny ACL... (peer.c) */
+    pd_conf_lines always_direct;          /* allow|deny ACL... (peer.c) */
+    int prefer_direct;                    /* default off */
+    int nonhierarchical_direct;           /* default on */
+    int forward_max_tries;                /* default 25 */
+    int64_t dead_peer_timeout;            /* ms, default 10 s */
     pd_conf_lines request_header_access;  /* NAME allow|deny ACL... (headers.c) */
     pd_conf_lines reply_header_access;
     pd_conf_lines request_header_replace; /* NAME TEXT (argc 2: the rest of the line) */

@@ -37,6 +37,7 @@ typedef struct pd_engine {
     const pd_acl_rules *acl;    /* NULL: http_access not compiled (allow) */
     const pd_refresh_rules *refresh;
     const struct pd_hdr_rules *hdr; /* header rules (headers.h), NULL: none */
+    struct pd_peers *peers;         /* cache_peer and peer state (peer.h), NULL: none */
     pd_dns *dns;
     pd_upool *upool;
     pd_access_log *alog;

@@ -28,6 +28,7 @@ typedef struct pd_worker_init {
     const pd_conf *conf;
     const pd_acl_rules *acl;
     const struct pd_hdr_rules *hdr; /* header rules (headers.h), NULL: none */
+    struct pd_peers *peers;         /* cache_peer (peer.h), NULL: none; the worker's to update */
     const pd_refresh_rules *refresh;
     pd_cache_store *store;      /* NULL: no cache */
     int cache_slot;

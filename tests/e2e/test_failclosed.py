@@ -49,7 +49,7 @@ class CheckTest(pdtest.ProxyTestCase):
             "workers x\n"
             "acl a src 999.1.1.1\n"
             "coredump_dir /var/spool/squid\n"
-            "cache_peer parent.example parent 3128 0\n"
+            "cache_peer_domain parent.example .example.com\n"
             "http_port 127.0.0.1:3130 tproxy\n"
             "acl net src 10.0.0.1/8\n"
             "http_access allow nosuch\n")
@@ -62,7 +62,7 @@ class CheckTest(pdtest.ProxyTestCase):
         for line in (1, 2, 4, 5, 7):
             self.assertTrue(any(l.startswith("%s/t.conf:%d: " % (self._tmp, line)) for l in errors),
                             "no error for line %d: %s" % (line, msgs))
-        self.assertIn("cache_peer is not implemented by proxyd: ", "\n".join(errors))
+        self.assertIn("cache_peer_domain is not implemented by proxyd: ", "\n".join(errors))
         self.assertIn("option 'tproxy' is not implemented by proxyd: ", "\n".join(errors))
         self.assertEqual(len(warnings), 2, msgs)
 

@@ -166,6 +166,28 @@ class InterceptTest(pdtest.ProxyTestCase):
         # Squid's security warning, rate-limited
         self.p.wait_stderr(r"Host evil\.test:%d does not name the original destination" % self.o.port)
 
+    def test_parent_for_a_verified_host_only(self):
+        # an intercepting child with a parent and never_direct: a verified Host goes
+        # through the parent; a forged one to the original destination only
+        parent = self.proxy("cache deny all\n", dns=self.d, workers=1, visible_hostname="parent.test")
+        child = self.proxy("http_port %s.1:0 intercept\ncache deny all\n"
+                           "cache_peer 127.0.0.1 parent %d 0 no-query name=up\n"
+                           "never_direct allow all\n" % (self.net, parent.port),
+                           dns=self.d, workers=1)
+        ports = [int(m.group(2)) for m in map(pdtest.Proxy.LISTEN_RE.search,
+                                               child.stderr_text().splitlines()) if m]
+        self.nat("-d", self.net + ".5", "--dport", str(self.o.port), "-j", "DNAT",
+                 "--to-destination", "%s.1:%d" % (self.net, ports[1]))
+        url = "http://%s.5:%d/pp" % (self.net, self.o.port)
+        self.assertEqual(self.curl(url, "-H", "Host: www.test:%d" % self.o.port)[0], 200)
+        lines = parent.wait_access_lines(1)
+        self.assertIn("http://www.test:%d/pp" % self.o.port, lines[-1])
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.wait_access_lines(1)[-1])
+        self.assertEqual(self.curl(url, "-H", "Host: evil.test:%d" % self.o.port)[0], 200)
+        self.assertIn(" ORIGINAL_DST/", child.wait_access_lines(2)[-1])
+        self.assertEqual(len(parent.access_lines()), 1)
+        self.assertEqual(len(self.o.requests), 2)
+
     def test_absolute_form_goes_to_the_original_destination(self):
         # Squid takes absolute-form on an intercept port too; the destination stays the
         # connection's, so the port is no open proxy to elsewhere

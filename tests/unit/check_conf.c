@@ -217,8 +217,8 @@ struct msg_case {
 };
 
 /* The sentences of src/conf.c's classes, as the messages must carry them. */
-#define SQ_PEER_TODO "proxyd has no cache peers and always connects to origin servers directly; " \
-    "remove the peering lines only if this host may reach the origins itself"
+#define SQ_PEER_TODO "proxyd peers with parents by cache_peer and cache_peer_access only; " \
+    "rewrite the line as cache_peer_access ACLs"
 #define SQ_REWRITE_TODO "proxyd runs url_rewrite_program and store_id_program with their " \
     "program, children, access and bypass lines only, and Squid's default extras; remove the " \
     "line if the helper does without it, or keep Squid"
@@ -263,9 +263,9 @@ static const struct msg_case msg_cases[] = {
       "t.conf:4: warning: squid directive 'dns_v4_first' is not supported by proxyd; ignored\n"
       "t.conf:5: warning: squid directive 'httpd_suppress_version_string' is not supported by proxyd; ignored\n" },
     /* what the issue measured: each of these weakened the configuration silently */
-    { "cache_peer p parent 3128 0\nnever_direct allow all", 0,
-      "t.conf:1: cache_peer is not implemented by proxyd: " SQ_PEER_TODO "\n"
-      "t.conf:2: never_direct is not implemented by proxyd: " SQ_PEER_TODO "\n" },
+    { "cache_peer p parent 3128 0\nnever_direct allow all", 1, "" },
+    { "cache_peer_domain p .example.com", 0,
+      "t.conf:1: cache_peer_domain is not implemented by proxyd: " SQ_PEER_TODO "\n" },
     { "url_rewrite_program /usr/bin/squidGuard\nurl_rewrite_children 5", 1, "" },
     { "url_rewrite_program squidGuard\nurl_rewrite_children 5 bogus=1\nstore_id_extras %>a", 0,
       "t.conf:1: url_rewrite_program: expected an absolute path and its arguments\n"
@@ -275,7 +275,7 @@ static const struct msg_case msg_cases[] = {
       "startup=1 concurrency=4\nstore_id_access deny all\nstore_id_bypass off", 1, "" },
     { "store_id_program storeid\nstore_id_children 0", 0,
       "t.conf:1: store_id_program: expected an absolute path and its arguments\n"
-      "t.conf:2: store_id_children: expected a number (1-10000)\n" },
+      "t.conf:2: store_id_children: expected a number of children (1-10000)\n" },
     { "header_access Referer deny all", 0,
       "t.conf:1: header_access is not implemented by proxyd: " SQ_HEADERS_TODO "\n" },
     { "tcp_outgoing_tos 0x20", 0,
@@ -1001,7 +1001,9 @@ START_TEST(reference_lists_every_directive)
         "client_persistent_connections", "server_persistent_connections",
         "max_client_connections", "server_pconn_max_idle", "server_pconn_max_per_host",
         "http_reply_access", "miss_access", "follow_x_forwarded_for", "reply_body_max_size",
-        "tcp_outgoing_address", "request_header_access", "reply_header_access",
+        "tcp_outgoing_address", "cache_peer", "cache_peer_access", "never_direct",
+        "always_direct", "prefer_direct", "nonhierarchical_direct", "forward_max_tries",
+        "dead_peer_timeout", "request_header_access", "reply_header_access",
         "request_header_replace", "reply_header_replace", "request_header_add",
         "reply_header_add",
     };
@@ -1103,8 +1105,8 @@ END_TEST
 
 /* The issue's list: each must be an error, never a warning. */
 static const char *const must_be_errors[] = {
-    "auth_schemes", "cache_peer", "never_direct", "always_direct",
-    "cache_peer_access", "prefer_direct", "url_rewrite_host_header", "store_id_extras",
+    "auth_schemes", "cache_peer_domain", "neighbor_type_domain", "url_rewrite_host_header",
+    "store_id_extras",
     "icap_service", "adaptation_access", "ecap_service", "ssl_bump", "sslproxy_cert_error",
     "tls_outgoing_options", "tcp_outgoing_tos", "tcp_outgoing_mark", "delay_pools", "delay_access", "client_delay_pools",
     "https_port", "wccp2_router",

@@ -1,0 +1,385 @@
+"""cache_peer parents (issue 16): a proxyd child in front of proxyd parents
+(round-robin spread counted at the parents, failover when one is stopped,
+never_direct honoured when all are gone), login= and the absolute form as a
+parent sees them, CONNECT through a parent, the hierarchy codes in the
+access log, and a real Squid on either side (skipped without squid)."""
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import unittest
+
+import pdtest
+from pdtest import Reply, proxy_request
+
+HOST = "127.0.0.1"
+
+
+def parent_line(p, name, opts="round-robin"):
+    return "cache_peer %s parent %d 0 no-query name=%s %s\n" % (HOST, p.port, name, opts)
+
+
+class PeersTest(pdtest.ProxyTestCase):
+    def parents(self, n):
+        # the parents go to the origin themselves; nothing is cached on the way
+        return [self.proxy("cache deny all\n", workers=1, visible_hostname="parent%d.test" % i)
+                for i in range(n)]
+
+    def test_round_robin_failover_and_never_direct(self):
+        o = self.origin()
+        p1, p2 = self.parents(2)
+        child = self.proxy(parent_line(p1, "p1") + parent_line(p2, "p2", "round-robin connect-fail-limit=1") +
+                           "never_direct allow all\ncache deny all\n", workers=1)
+        # 10 requests spread 5/5 over the two parents, in turn
+        for i in range(10):
+            r = proxy_request(child, "GET", o.url("/rr%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"ok /rr%d" % i))
+        self.assertEqual(len(o.requests), 10)
+        p1.wait_access_lines(5)
+        p2.wait_access_lines(5)
+        self.assertEqual((len(p1.access_lines()), len(p2.access_lines())), (5, 5))
+        # the parents saw the absolute form from the child and went direct themselves
+        for line in p1.access_lines() + p2.access_lines():
+            self.assertIn(" HIER_DIRECT/127.0.0.1 ", line)
+        child.wait_access_lines(10)
+        lines = child.access_lines()
+        self.assertEqual(sum(" ROUNDROBIN_PARENT/127.0.0.1 " in l for l in lines), 10, lines)
+
+        # one parent stopped: every request still answered, through the other
+        p2.stop()
+        for i in range(6):
+            r = proxy_request(child, "GET", o.url("/fo%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"ok /fo%d" % i))
+        p1.wait_access_lines(11)
+        self.assertEqual(len(p1.access_lines()), 11)
+        self.assertEqual(len(o.requests), 16)
+
+        # both gone: 503 ERR_CANNOT_FORWARD, and never the origin itself
+        p1.stop()
+        r = proxy_request(child, "GET", o.url("/none"))
+        self.assertEqual(r.status, 503)
+        self.assertIn("ERR_CANNOT_FORWARD", r.get("x-squid-error") or "")
+        self.assertEqual(len(o.requests), 16)
+        self.assertEqual(o.requests_for("/none"), [])
+        child.wait_access_lines(17)
+        self.assertRegex(child.access_lines()[-1], r" TCP_MISS/503 .* HIER_NONE/- ")
+
+    def test_direct_when_allowed_after_parents_fail(self):
+        o = self.origin()
+        dead = pdtest.closed_port()
+        child = self.proxy("cache_peer %s parent %d 0 no-query name=gone\ncache deny all\n"
+                           % (HOST, dead), workers=1)
+        r = proxy_request(child, "GET", o.url("/d"))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(len(o.requests_for("/d")), 1)
+        child.wait_access_lines(1)
+        self.assertIn(" HIER_DIRECT/127.0.0.1 ", child.access_lines()[-1])
+        # always_direct: the parent is not even tried
+        child2 = self.proxy("cache_peer %s parent %d 0 no-query name=gone\n"
+                            "always_direct allow all\nnever_direct allow all\ncache deny all\n"
+                            % (HOST, dead), workers=1)
+        r = proxy_request(child2, "GET", o.url("/a"))
+        self.assertEqual(r.status, 200)
+        # a POST is not hierarchical: direct (nonhierarchical_direct on)
+        p1, = self.parents(1)
+        child3 = self.proxy(parent_line(p1, "p1", "") + "cache deny all\n", workers=1)
+        r = proxy_request(child3, "POST", o.url("/post"), body=b"x")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(p1.access_lines(), [])
+        r = proxy_request(child3, "GET", o.url("/get"))
+        self.assertEqual(r.status, 200)
+        p1.wait_access_lines(1)
+        child3.wait_access_lines(2)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child3.access_lines()[-1])
+
+    def test_login_and_absolute_form_at_the_parent(self):
+        # a scripted parent records what a parent gets
+        parent = RecordingParent()
+        self._servers.append(parent)
+        child = self.proxy("cache_peer %s parent %d 0 no-query login=alice:s3cret default\n"
+                           "never_direct allow all\n" % (HOST, parent.port), workers=1)
+        r = proxy_request(child, "GET", "http://www.example.test:8080/p?q=1")
+        self.assertEqual(r.status, 200, r.body)
+        line, fields = parent.heads[-1]
+        self.assertEqual(line, "GET http://www.example.test:8080/p?q=1 HTTP/1.1")
+        self.assertEqual(fields.get("host"), "www.example.test:8080")
+        self.assertEqual(fields.get("proxy-authorization"),
+                         "Basic " + base64.b64encode(b"alice:s3cret").decode())
+        child.wait_access_lines(1)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
+
+    def test_connect_through_a_parent(self):
+        echo = self.echo()
+        p1, = self.parents(1)
+        child = self.proxy(parent_line(p1, "p1", "") + "never_direct allow all\n", workers=1)
+        with pdtest.Client(child) as c:
+            c.send(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                   % (HOST.encode(), echo.port, HOST.encode(), echo.port))
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c._recv(4096)
+                self.assertTrue(chunk, head)
+                head += chunk
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            self.assertEqual(head.count(b"HTTP/1.1 200"), 1, head)  # the parent's, not two
+            c.send(b"ping\n")
+            got = head.split(b"\r\n\r\n", 1)[1]
+            while len(got) < 5:
+                chunk = c._recv(4096)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got[:5], b"ping\n")
+        p1.wait_access_lines(1)
+        self.assertIn("CONNECT", p1.access_lines()[-1])
+
+    def test_forwarding_loop_refused(self):
+        o = self.origin()
+        p = self.proxy("cache deny all\n", workers=1)
+        r = proxy_request(p, "GET", o.url("/first"))
+        ours = [v for v in r.get_all("via") if "pdtest.local" in v]
+        self.assertEqual(len(ours), 1, r.get_all("via"))
+        # our own Via among others: a loop; refused, the origin sees nothing
+        r = proxy_request(p, "GET", o.url("/loop"), [("Via", "1.1 other.test (squid/5.7), " + ours[0])])
+        self.assertEqual(r.status, 403)
+        self.assertEqual(o.requests_for("/loop"), [])
+        # a super-domain of our name is not us
+        r = proxy_request(p, "GET", o.url("/notloop"),
+                          [("Via", ours[0].replace("pdtest.local", "x.pdtest.local"))])
+        self.assertEqual(r.status, 200)
+
+        # a proxyd whose parent leads back to itself (through a TCP relay):
+        # the second pass is refused, so the loop ends at once
+        relay = Relay()
+        self._servers.append(relay)
+        a = self.proxy(parent_line(relay, "loop", "") + "never_direct allow all\ncache deny all\n",
+                       workers=1, visible_hostname="a.test")
+        relay.target = a.port
+        r = proxy_request(a, "GET", o.url("/ab"))
+        self.assertEqual(r.status, 403)
+        self.assertEqual(o.requests_for("/ab"), [])
+        a.wait_access_lines(2)
+        self.assertEqual(len(a.access_lines()), 2)  # one pass each way, no more
+        self.assertEqual(relay.connections, 1)
+
+
+class RecordingParent:
+    """A parent proxy that records each request head and answers 200 "parent"."""
+
+    def __init__(self):
+        self.heads = []
+        self._lsock = socket.socket()
+        self._lsock.bind((HOST, 0))
+        self._lsock.listen(16)
+        self.port = self._lsock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._lsock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(pdtest.DEFAULT_TIMEOUT)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data and len(data) < 65536:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    continue
+                head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+                fields = {}
+                for f in head[1:]:
+                    k, _, v = f.partition(":")
+                    fields[k.strip().lower()] = v.strip()
+                self.heads.append((head[0], fields))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\n"
+                             b"parent")
+
+    def stop(self):
+        self._stop.set()
+        self._lsock.close()
+        self._thread.join(5)
+
+class Relay:
+    """A TCP relay to 127.0.0.1:target (set after start), one thread per direction."""
+
+    def __init__(self):
+        self.target = None
+        self.connections = 0
+        self._lsock = socket.socket()
+        self._lsock.bind((HOST, 0))
+        self._lsock.listen(16)
+        self.port = self._lsock.getsockname()[1]
+        self._socks = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self._lsock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            u = socket.create_connection((HOST, self.target))
+            self._socks += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self):
+        self._lsock.close()
+        for s in self._socks:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self._thread.join(5)
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Squid:
+    """A real Squid on 127.0.0.1, run in the foreground (-N) and stopped by pid."""
+
+    def __init__(self, extra):
+        self.dir = tempfile.mkdtemp(prefix="pdtest-squid-")
+        os.chmod(self.dir, 0o777)
+        self.port = free_port()
+        self.conf = os.path.join(self.dir, "squid.conf")
+        self.access_log = os.path.join(self.dir, "access.log")
+        with open(self.conf, "w") as f:
+            f.write("http_port %s:%d\n" % (HOST, self.port) +
+                    "pid_filename %s/squid.pid\n" % self.dir +
+                    "cache_log %s/cache.log\n" % self.dir +
+                    "access_log stdio:%s\n" % self.access_log +
+                    "cache deny all\ncache_mem 8 MB\nshutdown_lifetime 0 seconds\n"
+                    "visible_hostname squid.test\nhttp_access allow all\n" + extra)
+        self.proc = subprocess.Popen(["squid", "-N", "-f", self.conf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pdtest.wait_until(self._listening, timeout=30, what="squid listening")
+
+    def _listening(self):
+        if self.proc.poll() is not None:
+            log = open(os.path.join(self.dir, "cache.log")).read()
+            raise AssertionError("squid exited: " + log[-2000:])
+        try:
+            socket.create_connection((HOST, self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def access_lines(self):
+        try:
+            with open(self.access_log) as f:
+                return [l.rstrip("\n") for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.dir, True)
+
+
+@unittest.skipUnless(shutil.which("squid"), "squid is not installed")
+class SquidPeersTest(pdtest.ProxyTestCase):
+    def squid(self, extra=""):
+        s = Squid(extra)
+        self.addCleanup(s.stop)
+        return s
+
+    def test_proxyd_child_squid_parent(self):
+        o = self.origin()
+        sq = self.squid()
+        child = self.proxy("cache_peer %s parent %d 0 no-query name=squid\n"
+                           "never_direct allow all\ncache deny all\n" % (HOST, sq.port), workers=1)
+        r = proxy_request(child, "GET", o.url("/via-squid"))
+        self.assertEqual(r.status, 200)
+        q = o.requests_for("/via-squid")[-1]
+        self.assertIn("squid.test", ", ".join(q.get_all("via")))
+        self.assertIn("pdtest.local", ", ".join(q.get_all("via")))
+        pdtest.wait_until(lambda: any("/via-squid" in l for l in sq.access_lines()),
+                          what="the request in squid's access log")
+        child.wait_access_lines(1)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
+
+    def test_squid_child_proxyd_parent(self):
+        o = self.origin()
+        parent = self.proxy("cache deny all\n", workers=1, visible_hostname="parent.test")
+        sq = self.squid("cache_peer %s parent %d 0 no-query default name=pd\n"
+                        "never_direct allow all\n" % (HOST, parent.port))
+        r = proxy_request(sq, "GET", o.url("/via-proxyd"))
+        self.assertEqual(r.status, 200)
+        q = o.requests_for("/via-proxyd")[-1]
+        self.assertIn("parent.test", ", ".join(q.get_all("via")))
+        # (Squid also asks its parent for a cache digest, in its own time)
+        pdtest.wait_until(lambda: any("/via-proxyd" in l for l in parent.access_lines()),
+                          what="the request in the parent's access log")
+        pdtest.wait_until(lambda: any("/via-proxyd" in l for l in sq.access_lines()),
+                          what="the request in squid's access log")
+        line = [l for l in sq.access_lines() if "/via-proxyd" in l][-1]
+        self.assertRegex(line, r" (FIRSTUP|DEFAULT)_PARENT/")
+
+
+    def test_carp_agrees_with_squid(self):
+        o = self.origin()
+        parents = [self.proxy("cache deny all\n", workers=1, visible_hostname="c%d.test" % i)
+                   for i in range(2)]
+        lines = "".join("cache_peer %s parent %d 0 no-query carp name=c%d%s\n"
+                        % (HOST, p.port, i, " weight=2" if i else "")
+                        for i, p in enumerate(parents)) + "never_direct allow all\n"
+        sq = self.squid(lines)
+        child = self.proxy(lines + "cache deny all\n", workers=1)
+        urls = [o.url("/carp/%d" % i) for i in range(12)]
+        for u in urls:
+            self.assertEqual(proxy_request(sq, "GET", u).status, 200)
+            self.assertEqual(proxy_request(child, "GET", u).status, 200)
+        # (Squid also asks its parents for their cache digests: not ours to count)
+        carp_lines = lambda p: [l for l in p.access_lines() if "/carp/" in l]
+        pdtest.wait_until(lambda: sum(len(carp_lines(p)) for p in parents) == 24,
+                          what="24 requests logged by the parents")
+        for u in urls:
+            where = [sum(l.split()[6] == u for l in carp_lines(p)) for p in parents]
+            # both children sent it to the same parent, and only there
+            self.assertIn(where, ([2, 0], [0, 2]), (u, where))
+        # and the URLs were spread over both
+        self.assertTrue(all(carp_lines(p) for p in parents))
+        child.wait_access_lines(12)
+        self.assertTrue(all(" CARP/127.0.0.1 " in l for l in child.access_lines()))
+
+
+if __name__ == "__main__":
+    pdtest.main()

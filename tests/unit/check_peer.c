@@ -1,0 +1,371 @@
+/*
+ * check_peer: cache_peer parsing and peer selection (peer.c) by tables of
+ * configurations and requests, through the real loader (conf.c) and acls.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxyd/acl.h"
+#include "proxyd/conf.h"
+#include "proxyd/peer.h"
+
+struct env {
+    pd_conf *conf;
+    pd_acl_rules *acl;
+    pd_peers *ps;
+    pd_url url;
+    int have_url;
+    pd_http_msg req;
+    struct sockaddr_in client;
+    pd_acl_req q;
+    char *msgs;
+    size_t msgs_len;
+    int errors;
+};
+
+static void env_load(struct env *e, const char *text)
+{
+    memset(e, 0, sizeof *e);
+    pd_http_msg_init(&e->req);
+    FILE *err = open_memstream(&e->msgs, &e->msgs_len);
+    e->conf = pd_conf_load_string("t.conf", text, err);
+    if (!e->conf) {
+        e->errors = 1;
+    } else {
+        int ae = 0, aw = 0, pe = 0, pw = 0;
+        e->acl = pd_acl_compile_counted(e->conf, err, &ae, &aw);
+        if (e->acl)
+            e->ps = pd_peers_compile(e->conf, e->acl, err, &pe, &pw);
+        e->errors = ae + pe;
+    }
+    fclose(err);
+}
+
+static void env_request(struct env *e, const char *url, const char *ip)
+{
+    const char *why;
+    if (e->have_url)
+        pd_url_free(&e->url);
+    e->have_url = 1;
+    ck_assert_int_eq(pd_url_parse(url, strlen(url), PD_URL_ABSOLUTE, &e->url, &why), 0);
+    e->client.sin_family = AF_INET;
+    ck_assert_int_eq(inet_pton(AF_INET, ip, &e->client.sin_addr), 1);
+    e->req.method = PD_STR("GET");
+    e->q = (pd_acl_req){ .client = (const struct sockaddr *)&e->client, .msg = &e->req,
+                         .url = &e->url, .now = 1700000000 };
+}
+
+static void env_free(struct env *e)
+{
+    if (e->have_url)
+        pd_url_free(&e->url);
+    pd_peers_free(e->ps);
+    pd_acl_rules_free(e->acl);
+    pd_conf_free(e->conf);
+    pd_http_msg_free(&e->req);
+    free(e->msgs);
+}
+
+/* The selection as text: "name:HIER name:HIER DIRECT" */
+static void selection(struct env *e, int hierarchical, int64_t now, char *out, size_t n)
+{
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    int k = pd_peer_select(e->ps, &e->q, hierarchical, now, c, PD_PEER_MAX_CAND);
+    out[0] = '\0';
+    for (int i = 0; i < k; i++) {
+        size_t l = strlen(out);
+        if (c[i].peer < 0)
+            snprintf(out + l, n - l, "%sDIRECT", i ? " " : "");
+        else
+            snprintf(out + l, n - l, "%s%s:%s", i ? " " : "", pd_peer_name(e->ps, c[i].peer),
+                     c[i].hier);
+    }
+}
+
+#define PEERS3                                                                                 \
+    "cache_peer p1.example parent 3128 0 no-query name=a\n"                                    \
+    "cache_peer p2.example parent 3128 0 no-query name=b\n"                                    \
+    "cache_peer p3.example parent 3128 3130 no-query default name=c\n"
+
+static const struct {
+    const char *conf, *ip;
+    int hierarchical;
+    const char *want;
+} sel_cases[] = {
+    /* no peers: direct, as always */
+    { "", "10.0.0.1", 1, "DIRECT" },
+    /* parents first, the first up one, the rest, then direct */
+    { PEERS3, "10.0.0.1", 1,
+      "a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT DIRECT" },
+    /* a non-hierarchical request goes direct with nonhierarchical_direct on */
+    { PEERS3, "10.0.0.1", 0, "DIRECT" },
+    { PEERS3 "nonhierarchical_direct off\n", "10.0.0.1", 0,
+      "a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT DIRECT" },
+    /* never_direct: parents only, even non-hierarchical */
+    { PEERS3 "never_direct allow all\n", "10.0.0.1", 0,
+      "a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT" },
+    /* always_direct wins over never_direct */
+    { PEERS3 "acl lan src 10.0.0.0/8\nalways_direct allow lan\nnever_direct allow all\n",
+      "10.0.0.1", 1, "DIRECT" },
+    { PEERS3 "acl lan src 10.0.0.0/8\nalways_direct allow lan\nnever_direct allow all\n",
+      "192.0.2.1", 1, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT" },
+    /* prefer_direct: direct first */
+    { PEERS3 "prefer_direct on\n", "10.0.0.1", 1,
+      "DIRECT a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT" },
+    /* cache_peer_access removes a parent; a default parent is last resort */
+    { PEERS3 "acl lan src 10.0.0.0/8\ncache_peer_access a deny lan\n"
+             "cache_peer_access b deny all\nnever_direct allow all\n",
+      "10.0.0.1", 1, "c:FIRSTUP_PARENT" },
+    { PEERS3 "acl lan src 10.0.0.0/8\ncache_peer_access a deny lan\n"
+             "cache_peer_access b deny all\nnever_direct allow all\n",
+      "192.0.2.9", 1, "a:FIRSTUP_PARENT c:ANY_OLD_PARENT" },
+    /* nothing allowed at all */
+    { "cache_peer p1 parent 3128 0 name=a\ncache_peer_access a deny all\n"
+      "never_direct allow all\n",
+      "10.0.0.1", 1, "" },
+    /* never_direct without a parent */
+    { "never_direct allow all\n", "10.0.0.1", 1, "" },
+    /* forward_max_tries cuts the list */
+    { PEERS3 "forward_max_tries 2\n", "10.0.0.1", 1, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT" },
+};
+
+START_TEST(select_table)
+{
+    struct env e;
+    env_load(&e, sel_cases[_i].conf);
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://www.example.com/x", sel_cases[_i].ip);
+    char got[512];
+    selection(&e, sel_cases[_i].hierarchical, 1000, got, sizeof got);
+    ck_assert_str_eq(got, sel_cases[_i].want);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(round_robin_spreads_by_weight)
+{
+    struct env e;
+    env_load(&e, "cache_peer a parent 3128 0 round-robin\n"
+                 "cache_peer b parent 3128 0 round-robin weight=3\n"
+                 "cache_peer c parent 3128 0 default\nnever_direct allow all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://www.example.com/", "10.0.0.1");
+    int first[3] = { 0, 0, 0 };
+    for (int i = 0; i < 40; i++) {
+        pd_peer_cand c[PD_PEER_MAX_CAND];
+        int n = pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(n, 3);
+        ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT");
+        ck_assert_str_eq(c[2].hier, "ANY_OLD_PARENT");
+        if (i == 0) /* a tie goes to the later parent, as in Squid */
+            ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), "b");
+        first[c[0].peer]++;
+    }
+    ck_assert_int_eq(first[0], 10);
+    ck_assert_int_eq(first[1], 30);
+    ck_assert_int_eq(first[2], 0);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(dead_peer_skipped_then_probed)
+{
+    struct env e;
+    env_load(&e, "cache_peer a parent 3128 0 connect-fail-limit=2\n"
+                 "cache_peer b parent 3128 0 default\nnever_direct allow all\n"
+                 "dead_peer_timeout 30 seconds\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://www.example.com/", "10.0.0.1");
+    char got[256];
+    pd_peer_failed(e.ps, 0, 100);
+    selection(&e, 1, 100, got, sizeof got); /* one failure: still alive */
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    pd_peer_failed(e.ps, 0, 101);
+    ck_assert(pd_peer_is_dead(e.ps, 0, 101));
+    selection(&e, 1, 101, got, sizeof got);
+    ck_assert_str_eq(got, "b:FIRSTUP_PARENT");
+    selection(&e, 1, 130, got, sizeof got); /* 29 s later: still dead */
+    ck_assert_str_eq(got, "b:FIRSTUP_PARENT");
+    selection(&e, 1, 131, got, sizeof got); /* dead_peer_timeout passed: probed */
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    pd_peer_failed(e.ps, 0, 131); /* the probe failed: dead again at once */
+    selection(&e, 1, 140, got, sizeof got);
+    ck_assert_str_eq(got, "b:FIRSTUP_PARENT");
+    pd_peer_connected(e.ps, 0); /* a connect revives it */
+    selection(&e, 1, 140, got, sizeof got);
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    /* every parent dead: the default one is still the last resort */
+    for (int k = 0; k < 10; k++) {
+        pd_peer_failed(e.ps, 0, 150);
+        pd_peer_failed(e.ps, 1, 150);
+    }
+    selection(&e, 1, 150, got, sizeof got);
+    ck_assert_str_eq(got, "b:DEFAULT_PARENT");
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(login_and_options)
+{
+    struct env e;
+    env_load(&e, "cache_peer 127.0.0.1 parent 8080 0 name=up login=Aladdin:opensesame "
+                 "connect-timeout=3\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    ck_assert_str_eq(pd_peer_auth(e.ps, 0), "Basic QWxhZGRpbjpvcGVuc2VzYW1l");
+    ck_assert_str_eq(pd_peer_name(e.ps, 0), "up");
+    ck_assert_str_eq(pd_peer_host(e.ps, 0), "127.0.0.1");
+    ck_assert_int_eq(pd_peer_port(e.ps, 0), 8080);
+    ck_assert_int_eq(pd_peer_connect_timeout(e.ps, 0), 3000);
+    env_free(&e);
+}
+END_TEST
+
+/*
+ * CARP: the parents Squid's algorithm (carp.cc: name hash, load multipliers
+ * over the parents sorted by weight, the URL hash carried from parent to
+ * parent) chooses, as computed by an independent model of it.
+ */
+#define CARP3                                                                                  \
+    "cache_peer 10.0.0.1 parent 3128 0 carp name=p1\n"                                         \
+    "cache_peer 10.0.0.2 parent 3128 0 carp name=p2\n"                                         \
+    "cache_peer 10.0.0.3 parent 3128 0 carp name=p3\nnever_direct allow all\n"
+#define CARPW                                                                                  \
+    "cache_peer 10.0.0.1 parent 3128 0 carp name=alpha\n"                                      \
+    "cache_peer 10.0.0.2 parent 3128 0 carp weight=3 name=beta\nnever_direct allow all\n"
+
+static const struct {
+    const char *conf, *url, *want;
+} carp_cases[] = {
+    { CARP3, "http://www.example.com/", "p3" },
+    { CARP3, "http://www.example.com/a", "p2" },
+    { CARP3, "http://www.example.com/b?q=1", "p1" },
+    { CARP3, "http://example.org:8080/x", "p3" },
+    { CARP3, "http://www.example.net/index.html", "p3" },
+    { CARP3, "http://a.test/1", "p2" },
+    { CARP3, "http://a.test/2", "p1" },
+    { CARP3, "http://a.test/3", "p1" },
+    { CARPW, "http://www.example.com/", "beta" },
+    { CARPW, "http://www.example.com/a", "alpha" },
+    { CARPW, "http://www.example.com/b?q=1", "beta" },
+    { CARPW, "http://example.org:8080/x", "alpha" },
+    { CARPW, "http://www.example.net/index.html", "beta" },
+    { CARPW, "http://a.test/1", "beta" },
+    { CARPW, "http://a.test/2", "beta" },
+    { CARPW, "http://a.test/3", "alpha" },
+};
+
+START_TEST(carp_table)
+{
+    struct env e;
+    env_load(&e, carp_cases[_i].conf);
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, carp_cases[_i].url, "10.9.9.9");
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    int n = pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+    ck_assert_int_ge(n, 1);
+    ck_assert_str_eq(c[0].hier, "CARP");
+    ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), carp_cases[_i].want);
+    env_free(&e);
+}
+END_TEST
+
+/* 1000 URLs: the model's counts, which follow the weights */
+START_TEST(carp_spread)
+{
+    static const struct {
+        const char *conf;
+        int want[3];
+    } t[] = { { CARP3, { 327, 349, 324 } }, { CARPW, { 251, 749, 0 } } };
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+        struct env e;
+        env_load(&e, t[k].conf);
+        ck_assert_msg(e.errors == 0, "%s", e.msgs);
+        int got[3] = { 0, 0, 0 };
+        for (int i = 0; i < 1000; i++) {
+            char url[64];
+            snprintf(url, sizeof url, "http://h.test/%d", i);
+            pd_http_msg_free(&e.req);
+            pd_http_msg_init(&e.req);
+            env_request(&e, url, "10.9.9.9");
+            pd_peer_cand c[PD_PEER_MAX_CAND];
+            ck_assert_int_ge(pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND), 1);
+            got[c[0].peer]++;
+        }
+        ck_assert_int_eq(got[0], t[k].want[0]);
+        ck_assert_int_eq(got[1], t[k].want[1]);
+        ck_assert_int_eq(got[2], t[k].want[2]);
+        /* a dead CARP parent: its URLs move to the others, the rest stay */
+        if (k == 0) {
+            for (int f = 0; f < 10; f++)
+                pd_peer_failed(e.ps, 2, 1000);
+            env_request(&e, "http://www.example.com/", "10.9.9.9");
+            pd_peer_cand c[PD_PEER_MAX_CAND];
+            int n = pd_peer_select(e.ps, &e.q, 1, 1001, c, PD_PEER_MAX_CAND);
+            ck_assert_int_eq(n, 2);
+            ck_assert_str_eq(c[0].hier, "CARP");
+            ck_assert_int_ne(c[0].peer, 2);
+            env_request(&e, "http://www.example.com/a", "10.9.9.9");
+            pd_peer_select(e.ps, &e.q, 1, 1001, c, PD_PEER_MAX_CAND);
+            ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), "p2");
+        }
+        env_free(&e);
+    }
+}
+END_TEST
+
+static const struct {
+    const char *conf, *msg;
+} err_cases[] = {
+    { "cache_peer s sibling 3128 3130\n", "t.conf:1: cache_peer: only parent peers" },
+    { "cache_peer p parent 3128 3130\n", "t.conf:1: cache_peer: ICP port 3130 without no-query" },
+    { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
+    { "cache_peer p parent 3128 0 proxy-only\n", "'proxy-only': option not implemented" },
+    { "cache_peer p parent 3128 0 max-conn=4\n", "'max-conn=4': option not implemented" },
+    { "cache_peer p parent 3128 0 weighted-round-robin\n", "option not implemented" },
+    { "cache_peer p parent 3128 0 bogus\n", "'bogus': unknown option" },
+    { "cache_peer p parent 3128 0 login=PASSTHRU\n", "only login=USER:PASSWORD" },
+    { "cache_peer p parent x 0\n", "'x' is not a port" },
+    { "cache_peer p parent 3128 0\ncache_peer p parent 3129 0\n",
+      "t.conf:2: cache_peer: a peer named 'p' is configured already" },
+    { "cache_peer p parent 3128 0\ncache_peer_access q allow all\n",
+      "t.conf:2: cache_peer_access: no cache_peer is named 'q'" },
+    { "never_direct allow nosuchacl\n", "unknown acl 'nosuchacl'" },
+    { "never_direct maybe all\n", "never_direct: expected allow or deny" },
+    { "cache_peer p parent 3128 0 round-robin weight=0\n", "the weight must be a positive number" },
+    { "cache_peer p parent 3128 0 connect-timeout=x\n", "'connect-timeout=x': seconds expected" },
+    { "cache_peer p parent 3128 0 login=:pw\n", "only login=USER:PASSWORD" },
+};
+
+START_TEST(errors_table)
+{
+    struct env e;
+    env_load(&e, err_cases[_i].conf);
+    ck_assert_int_gt(e.errors, 0);
+    ck_assert_ptr_null(e.ps);
+    ck_assert_msg(e.msgs && strstr(e.msgs, err_cases[_i].msg), "got: %s", e.msgs);
+    env_free(&e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("peer");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, select_table, 0, sizeof sel_cases / sizeof sel_cases[0]);
+    tcase_add_test(tc, round_robin_spreads_by_weight);
+    tcase_add_test(tc, dead_peer_skipped_then_probed);
+    tcase_add_test(tc, login_and_options);
+    tcase_add_loop_test(tc, carp_table, 0, sizeof carp_cases / sizeof carp_cases[0]);
+    tcase_add_test(tc, carp_spread);
+    tcase_add_loop_test(tc, errors_table, 0, sizeof err_cases / sizeof err_cases[0]);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
