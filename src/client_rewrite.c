@@ -167,19 +167,8 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
     c->rewritten = 1;
     if (!w->rewrite)
         return 1;
-    pd_acl_req ar = {
-        .client = (const struct sockaddr *)&c->peer,
-        .local_port = c->local_port,
-        .msg = &c->req,
-        .url = &c->url,
-        .is_connect = c->req.method_id == PD_M_CONNECT,
-        .now = time(NULL),
-        .auth_state = c->auth_state,
-        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
-        .ext_lookup = client_ext_lookup,
-        .ext_ctx = c,
-        .notes = c->notes,
-    };
+    pd_acl_req ar;
+    client_acl_req(c, &ar, NULL);
     if (w->acl && pd_acl_check_rewrite(w->acl, &ar) != PD_ACL_ALLOW)
         return 1;
     char line[PD_URL_HOST_MAX + 8192 + 512];
@@ -233,19 +222,8 @@ int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c))
     c->store_id_done = 1;
     if (!w->store_id)
         return 1;
-    pd_acl_req ar = {
-        .client = (const struct sockaddr *)&c->peer,
-        .local_port = c->local_port,
-        .msg = &c->req,
-        .url = &c->url,
-        .is_connect = 0,
-        .now = time(NULL),
-        .auth_state = c->auth_state,
-        .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
-        .ext_lookup = client_ext_lookup,
-        .ext_ctx = c,
-        .notes = c->notes,
-    };
+    pd_acl_req ar;
+    client_acl_req(c, &ar, NULL);
     if (w->acl && pd_acl_check_store_id(w->acl, &ar) != PD_ACL_ALLOW)
         return 1;
     char line[PD_URL_HOST_MAX + 8192 + 512];
