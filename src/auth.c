@@ -86,6 +86,7 @@ pd_auth *pd_auth_create(struct event_base *base, const pd_conf *conf)
         .idle = b->helper.idle,
         .concurrency = b->helper.concurrency,
         .queue_size = b->helper.queue_size,
+        .overload_grace_ms = PD_HELPER_OVERLOAD_GRACE_MS,
     };
     a->helper = a->realm ? pd_helper_create(base, &hc) : NULL;
     if (!a->helper) {

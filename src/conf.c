@@ -1297,7 +1297,9 @@ static const directive directives[] = {
     { .name = "url_rewrite_children", .alias = "redirect_children",
       .set = parse_rewrite_children, .flags = F_LIST,
       .def_doc = "20 startup=0 idle=1 concurrency=0",
-      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N; 0 "
+               "with url_rewrite_bypass on); an overload queues on for 3 minutes, then refuses "
+               "(on-persistent-overload=ERR).",
       .doc = "`url_rewrite_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
              "the rewriter's pool, per worker." },
     { .name = "url_rewrite_access", .alias = "redirector_access", .set = parse_lines,
@@ -1329,7 +1331,8 @@ static const directive directives[] = {
     { .name = "store_id_children", .alias = "storeurl_rewrite_children",
       .set = parse_store_id_children, .flags = F_LIST,
       .def_doc = "20 startup=0 idle=1 concurrency=0",
-      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N; 0 "
+               "with store_id_bypass on, the default).",
       .doc = "`store_id_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
              "the Store-ID helper's pool, per worker." },
     { .name = "store_id_access", .alias = "storeurl_rewrite_access", .set = parse_lines,

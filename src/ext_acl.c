@@ -79,6 +79,7 @@ pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules)
             .name = name, .argv = in->argv, .children_max = in->children_max,
             .startup = in->startup, .idle = in->idle, .concurrency = in->concurrency,
             .queue_size = in->queue_size,
+            .overload_grace_ms = PD_HELPER_OVERLOAD_GRACE_MS,
             .stats_kind = PD_HELPER_KIND_EXTERNAL, .stats_name = in->name,
         };
         p->helper = p->slots ? pd_helper_create(base, &hc) : NULL;
