@@ -233,6 +233,8 @@ void client_access_drop(struct pd_client *c)
     if (c->rwq) {
         pd_helper_cancel(c->rwq);
         c->rwq = NULL;
+        free(c->rw_wait);
+        c->rw_wait = NULL;
     }
     if (c->sidq) {
         pd_helper_cancel(c->sidq);

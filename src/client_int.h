@@ -125,6 +125,8 @@ struct pd_client {
     int n_ext_memo;
     char notes[PD_EXT_NOTES_MAX];  /* annotations from helper replies, "key=value\n"... */
     pd_helper_req *rwq;            /* C_ACCESS: the URL rewriter's answer awaited */
+    struct rw_wait *rw_wait;       /* with rwq: its callback's argument (owned; freed by the
+                                    * answer or by client_access_drop) */
     int rewritten;                 /* the rewriter was consulted (or skipped) */
     pd_helper_req *sidq;           /* C_ACCESS: the Store-ID helper's answer awaited */
     int store_id_done;             /* the Store-ID helper was consulted (or skipped) */

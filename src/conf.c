@@ -252,6 +252,8 @@ static int parse_quantity(loader *ld, const directive *d, int argc, char **argv,
         if (argc > 2)
             return error(ld, "%s: too many arguments", d->name);
     }
+    if (!u && !d->unit)
+        return error(ld, "%s: '%s' needs a unit", d->name, argv[0]);
     uint64_t mult = unit_fn(u ? u : d->unit);
     if (mult == 0)
         return error(ld, "%s: unknown unit '%s'", d->name, u ? u : d->unit);
@@ -1080,6 +1082,7 @@ static const directive directives[] = {
              "tunnel is established, instead of copying them through proxyd; off copies them "
              "(for comparison)." },
     { .name = "max_stale", .set = parse_time_s, FIELD(max_stale), .def = "1 week",
+      .unit = "seconds",
       .squid = "As Squid: the default is 1 week; refresh_pattern's max-stale=N (seconds) "
                "overrides it for the URLs it matches.",
       .doc = "When the origin cannot be reached, times out or answers 500, 502, 503 or 504 "
@@ -1193,6 +1196,7 @@ static const directive directives[] = {
       .squid = "Same: how many places (parents, then the origin) one request is tried at.",
       .doc = "How many candidates (parents and the origin) a request tries before it fails." },
     { .name = "dead_peer_timeout", .set = parse_time_ms, FIELD(dead_peer_timeout), .def = "10 seconds",
+      .unit = "seconds",
       .squid = "Used as when a dead parent is tried again (Squid also pings with ICP, "
                "which proxyd does not).",
       .doc = "How long a parent found dead is skipped before one request tries it again." },
@@ -1308,6 +1312,25 @@ static const directive directives[] = {
                "answer, do not match here.",
       .doc = "`url_rewrite_access allow|deny [!]ACL...`: which requests go to the rewriter "
              "(first match wins; with no line, all)." },
+    { .name = "url_rewrite_cache_ttl", .set = parse_time_s, FIELD(url_rewrite_cache_ttl),
+      .unit = "seconds",
+      .def = "0",
+      .squid = "proxyd's own: Squid asks the rewriter for every request.",
+      .doc = "Reuse a rewriter's answer (OK with or without a new URL or a redirect, ERR, an "
+             "old-style line) for this long when the very same line would be sent again: "
+             "same URL, client address, user, method and listening address and port. 0 (the "
+             "default) asks the rewriter every time, as Squid does. Failures (BH, a crash, a "
+             "timeout) are never reused. Only for rewriters whose answer depends on that line "
+             "alone: a squidGuard with `time` rules may keep answering as before a time "
+             "boundary for up to this long. Per worker, emptied by a reconfiguration (the "
+             "workers are replaced). Reuses are counted in "
+             "proxyd_helper_cached_answers_total." },
+    { .name = "url_rewrite_cache_size", .set = parse_int, FIELD(url_rewrite_cache_size),
+      .def = "65536", .min = 1, .max = 16777216,
+      .squid = "proxyd's own.",
+      .doc = "Entries of the url_rewrite_cache_ttl table, per worker (a newer line takes the "
+             "place of an older one with the same hash slot); about 100 bytes plus the line's "
+             "length each, used as lines arrive." },
     { .name = "url_rewrite_bypass", .alias = "redirector_bypass", .set = parse_onoff,
       FIELD(url_rewrite_bypass), .def = "off",
       .squid = "Same.",

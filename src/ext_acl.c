@@ -93,6 +93,7 @@ int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now, const ch
     int match;
     if (!pd_anscache_get(x->p[type].answers, line, now, &match, notes))
         return PD_ACL_EXT_UNKNOWN;
+    pd_helper_count_cached(x->p[type].helper, 1);
     return match ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
 }
 

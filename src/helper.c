@@ -127,6 +127,12 @@ static void gauge(pd_helper *h, enum pd_helper_stat_id id, uint64_t v)
         __atomic_store_n(&h->shared[id], v, __ATOMIC_RELAXED);
 }
 
+void pd_helper_count_cached(pd_helper *h, uint64_t n)
+{
+    if (h && h->magic == HELPER_MAGIC)
+        count(h, PD_HSTAT_CACHED, n);
+}
+
 /* The pool's state now: children, busy, queue and its peak. */
 static void publish(pd_helper *h)
 {

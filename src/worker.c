@@ -21,6 +21,7 @@
 #include "proxyd/auth.h"
 #include "proxyd/engine.h"
 #include "proxyd/ext_acl.h"
+#include "proxyd/anscache.h"
 #include "proxyd/helper.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
@@ -279,6 +280,12 @@ int pd_worker_run(const pd_worker_init *init)
                          slot);
             return 1;
         }
+        if (conf->url_rewrite_cache_ttl > 0 &&
+            !(w->eng.rewrite_answers =
+                  pd_anscache_new((size_t)conf->url_rewrite_cache_size))) {
+            pd_log_error("worker %d: no memory for url_rewrite_cache_size; not serving", slot);
+            return 1;
+        }
     }
     if (conf->store_id.argv) {
         pd_helper_cfg hc = {
@@ -375,6 +382,7 @@ int pd_worker_run(const pd_worker_init *init)
     pd_auth_free(w->eng.auth);
     pd_ext_free(w->eng.ext);
     pd_helper_free(w->eng.rewrite);
+    pd_anscache_free(w->eng.rewrite_answers);
     pd_helper_free(w->eng.store_id);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);

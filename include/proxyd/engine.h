@@ -45,6 +45,7 @@ typedef struct pd_engine {
     pd_auth *auth;              /* auth_param basic (its helpers), NULL when not configured */
     pd_ext *ext;                /* external_acl_type helpers, NULL when none */
     pd_helper *rewrite;         /* url_rewrite_program's pool, NULL when none */
+    struct pd_anscache *rewrite_answers; /* url_rewrite_cache_ttl's answers, NULL: off */
     pd_helper *store_id;        /* store_id_program's pool, NULL when none */
     struct pd_stats_slot *stats; /* this worker's counters; may be NULL */
     char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */

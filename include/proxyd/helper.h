@@ -103,6 +103,10 @@ const char *pd_helper_reply_get(const pd_helper_reply *reply, const char *key);
  */
 void pd_helper_parse_reply(char *line, pd_helper_reply *out);
 
+/* n requests were answered from a table of earlier answers (the caller's)
+ * without reaching the pool: counted with the pool's statistics. */
+void pd_helper_count_cached(pd_helper *h, uint64_t n);
+
 /* Counters of a pool (manager pages, tests). */
 typedef struct pd_helper_stats {
     int children;               /* running now */

@@ -167,7 +167,11 @@ struct evbuffer;
       "Time from submission to answer, summed over the answers (divide by the replies for "      \
       "the mean).")                                                                              \
     X(OVERFLOWS, COUNTER, SUM, "proxyd_helper_overflows_total", "",                              \
-      "Requests refused at once: every child busy and the queue full.")                          \
+      "Requests refused: every child busy and the queue full (at once where the caller "         \
+      "bypasses the helper, else once the overload has lasted 3 minutes).")                      \
+    X(CACHED, COUNTER, SUM, "proxyd_helper_cached_answers_total", "",                            \
+      "Requests answered from the table of earlier answers without asking a child "              \
+      "(external_acl_type's cache, url_rewrite_cache_ttl).")                                     \
     X(TIMEOUTS, COUNTER, SUM, "proxyd_helper_timeouts_total", "",                                \
       "Requests answered BH because the helper did not reply in time.")                          \
     X(RESTARTS, COUNTER, SUM, "proxyd_helper_restarts_total", "",                                \
