@@ -137,6 +137,7 @@ void client_log_transaction(struct pd_client *c)
         .req = &c->req,
         .resp = &c->resp,
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .notes = c->notes[0] ? c->notes : NULL,
         .server_host = !c->origin_ip[0] ? NULL
                        : c->via_peer ? pd_peer_host(c->w->peers, c->via_peer - 1)
                        : c->have_url ? c->url.host : NULL,

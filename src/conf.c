@@ -1263,8 +1263,12 @@ static const directive directives[] = {
                "logged as its scheme only (`Basic *`): proxy credentials never reach a log.",
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes: "
              "%ts %tu %tl %tg %tr %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %<tt %rm %ru "
-             "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, with "
-             "Squid's modifiers (\" [ - 0 WIDTH {arg})." },
+             "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, and "
+             "the helpers' kv-pairs: %ue (an external acl's user=), %et (tag=), %ea (log=), "
+             "%note (every annotation as `name: value`, CRLF between, escaped) and "
+             "%{NAME}note (that annotation's values, comma-separated); %un is the "
+             "authenticated user, else an external acl's user=. With Squid's modifiers "
+             "(\" [ - 0 WIDTH {arg})." },
 
     { .name = "external_acl_type", .set = parse_lines, FIELD(external_acl_type),
       .min_args = 2, .flags = F_LIST, .def_doc = "none",

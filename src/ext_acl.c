@@ -106,31 +106,12 @@ static void remember(pd_ext *x, size_t type, const char *line, int match, const 
         pd_anscache_put(p->answers, line, match, notes, now + ttl);
 }
 
-/* The reply's kv-pairs, but message= and log= (for people, not acls), as
- * "key=value\n"...; a pair that does not fit, or holds a newline, is left out. */
-static void notes_of(const pd_helper_reply *r, char *out, size_t size)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (int i = 0; i < r->n_kv; i++) {
-        if (!strcmp(r->key[i], "message") || !strcmp(r->key[i], "log") ||
-            strchr(r->value[i], '\n'))
-            continue;
-        int n = snprintf(out + o, size - o, "%s=%s\n", r->key[i], r->value[i]);
-        if (n < 0 || (size_t)n >= size - o) {
-            out[o] = '\0';
-            continue;
-        }
-        o += (size_t)n;
-    }
-}
-
 static void helper_done(void *arg, const pd_helper_reply *r)
 {
     pd_ext_check *k = arg;
     int answer;
     char notes[PD_EXT_NOTES_MAX];
-    notes_of(r, notes, sizeof notes);
+    pd_helper_reply_notes(r, notes, sizeof notes);
     if (r->result == PD_HELPER_OK || r->result == PD_HELPER_ERR) {
         answer = r->result == PD_HELPER_OK ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
         remember(k->x, k->type, k->line, answer == PD_ACL_EXT_MATCH, notes[0] ? notes : NULL,

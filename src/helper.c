@@ -127,6 +127,22 @@ static void gauge(pd_helper *h, enum pd_helper_stat_id id, uint64_t v)
         __atomic_store_n(&h->shared[id], v, __ATOMIC_RELAXED);
 }
 
+void pd_helper_reply_notes(const pd_helper_reply *r, char *out, size_t size)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < r->n_kv; i++) {
+        if (strchr(r->value[i], '\n') || strchr(r->key[i], '='))
+            continue;
+        int n = snprintf(out + o, size - o, "%s=%s\n", r->key[i], r->value[i]);
+        if (n < 0 || (size_t)n >= size - o) {
+            out[o] = '\0';
+            continue;
+        }
+        o += (size_t)n;
+    }
+}
+
 void pd_helper_count_cached(pd_helper *h, uint64_t n)
 {
     if (h && h->magic == HELPER_MAGIC)

@@ -103,6 +103,11 @@ const char *pd_helper_reply_get(const pd_helper_reply *reply, const char *key);
  */
 void pd_helper_parse_reply(char *line, pd_helper_reply *out);
 
+/* The reply's kv-pairs as annotations, "key=value\n"... into out (size
+ * bytes, NUL-terminated); a pair that does not fit or holds a newline is left
+ * out. */
+void pd_helper_reply_notes(const pd_helper_reply *r, char *out, size_t size);
+
 /* n requests were answered from a table of earlier answers (the caller's)
  * without reaching the pool: counted with the pool's statistics. */
 void pd_helper_count_cached(pd_helper *h, uint64_t n);
