@@ -187,9 +187,11 @@ int pd_cache_policy_stale_on_error(const pd_http_msg *req, const pd_http_msg *st
  * (age >= lifetime) by at most N seconds; never when the stored response says
  * must-revalidate, proxy-revalidate, s-maxage (a shared cache must not serve
  * it stale, RFC 9111 4.2.4, 5.2.2.10) or an unqualified no-cache; never when
- * the request says no-cache (or Pragma: no-cache without Cache-Control), a
- * max-age below the age (max-age=0: never), or a min-fresh the response no
- * longer has. Returns 1 (serve it and revalidate in the background) or 0
+ * the request says no-cache (or Pragma: no-cache without Cache-Control),
+ * max-age (whatever its value: without max-stale the client does not want a
+ * stale response, 5.2.1.1), max-stale (the caller asks only when the
+ * request's max-stale did not make the response acceptable, so it is
+ * exceeded) or min-fresh. Returns 1 (serve it and revalidate in the background) or 0
  * (revalidate before answering).
  */
 int pd_cache_policy_stale_while_revalidate(const pd_http_msg *req, const pd_http_msg *stored,

@@ -381,13 +381,17 @@ static const struct swr_case {
     { "5.2.2.4 (qualified no-cache does not forbid)", "", SWR ", no-cache=\"Set-Cookie\"", 10, 20, 1 },
     { "5.2.1.4 (request no-cache)", "Cache-Control: no-cache", SWR, 10, 20, 0 },
     { "5.4 (request Pragma: no-cache)", "Pragma: no-cache", SWR, 10, 20, 0 },
-    { "5.4 (Pragma ignored beside Cache-Control)", "Pragma: no-cache\nCache-Control: max-age=100", SWR,
+    { "5.4 (Pragma ignored beside Cache-Control)", "Pragma: no-cache\nCache-Control: no-transform", SWR,
       10, 20, 1 },
     { "5.2.1.1 (request max-age=0)", "Cache-Control: max-age=0", SWR, 10, 20, 0 },
+    { "5.2.1.1 (request max-age=0 at age 0)", "Cache-Control: max-age=0",
+      "Cache-Control: max-age=0, stale-while-revalidate=60", 0, 0, 0 },
     { "5.2.1.1 (request max-age below the age)", "Cache-Control: max-age=15", SWR, 10, 20, 0 },
-    { "5.2.1.1 (request max-age above the age)", "Cache-Control: max-age=50", SWR, 10, 20, 1 },
-    { "5.2.1.3 (request min-fresh)", "Cache-Control: min-fresh=1", SWR, 10, 20, 0 },
-    { "5.2.1.2 (request max-stale does not narrow it)", "Cache-Control: max-stale=5", SWR, 10, 30, 1 },
+    { "5.2.1.1 (request max-age above the age: still no stale)", "Cache-Control: max-age=50", SWR,
+      10, 20, 0 },
+    { "5.2.1.3 (request min-fresh)", "Cache-Control: min-fresh=0", SWR, 10, 20, 0 },
+    { "5.2.1.2 (request max-stale exceeded)", "Cache-Control: max-stale=5", SWR, 10, 30, 0 },
+    { "5.2.1 (other request directives do not matter)", "Cache-Control: no-transform", SWR, 10, 30, 1 },
 };
 
 START_TEST(test_stale_while_revalidate)
