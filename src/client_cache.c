@@ -229,7 +229,8 @@ static void collapsed_failed(struct pd_client *c)
 static int serve_while_revalidating(struct pd_client *c, int64_t lifetime, int64_t age)
 {
     pd_engine *w = c->w;
-    if (c->req.body != PD_BODY_NONE ||
+    /* acl_need_dst: http_access decides after DNS, on the foreground way only */
+    if (c->req.body != PD_BODY_NONE || c->acl_need_dst ||
         !pd_cache_policy_stale_while_revalidate(&c->req, &c->cm.head, lifetime, age))
         return 0;
     pd_cache_writer *cw = NULL;

@@ -8,6 +8,7 @@ from the origin's state, not from a clock. A 304 refreshes the object, a 200 rep
 it, a failure leaves it; a request's no-cache or max-age=0, or staleness past the
 window, gets the foreground revalidation as before."""
 
+import signal
 import threading
 
 import pdtest
@@ -280,6 +281,25 @@ class SwrConcurrencyTest(pdtest.ProxyTestCase):
         codes = log_codes(p, url, 2 + 2 * len(clients))
         self.assertEqual(codes[-len(clients):].count("TCP_MEM_HIT"), len(clients), codes)
         self.assertEqual(len(g.seen), 2)
+        self.assertIsNone(p.sanitizer_report())
+
+    def test_exit_with_a_revalidation_running(self):
+        # the background request holds no client: the worker does not wait for it when
+        # it drains, frees it (its writer aborted, a TCP_ASYNC_MISS line) and exits
+        # cleanly; under ASan, nothing leaks
+        p = self.proxy(workers=1)
+        v = body_of("swr-exit", 3000)
+        g = Gated(self, "/exit", Reply(body=v, headers=[swr(), ("ETag", '"x"')]),
+                  lambda n, q: Reply(304, headers=[FRESH, ("ETag", '"x"')]))
+        url = self.o.url("/exit")
+        self.assertEqual(proxy_request(p, "GET", url).body, v)
+        r = proxy_request(p, "GET", url)
+        self.assertEqual((r.status, digest(r.body)), (200, digest(v)))
+        self.o.wait_requests(2, path="/exit")
+        p.signal(signal.SIGTERM)
+        self.assertEqual(p.wait_exit(), 0)
+        self.assertEqual(g.answered, 0)
+        self.assertEqual(log_codes(p, url), ["TCP_MISS", "TCP_STALE_HIT", "TCP_ASYNC_MISS"])
         self.assertIsNone(p.sanitizer_report())
 
     def test_one_revalidation_one_worker(self):
