@@ -63,6 +63,14 @@ class SwrTest(pdtest.SharedProxyTestCase):
     def metrics(self):
         return Admin(self.p).metrics()
 
+    def serving_from_cache(self, url):
+        """Is a request for url in the proxy's worker waiting in the cache state?"""
+        data = pdtest.raw(self.p, b"GET /squid-internal-mgr/active_requests HTTP/1.0\r\n\r\n")
+        for block in data.decode(errors="replace").split("\n\n"):
+            if ("uri %s\n" % url) in block + "\n" and "FD desc: serving from the cache" in block:
+                return True
+        return False
+
     def bg(self, samples, outcome=None):
         if outcome is None:
             return sample(samples, "proxyd_cache_background_revalidations_started_total") or 0
@@ -169,6 +177,64 @@ class SwrTest(pdtest.SharedProxyTestCase):
         self.assertEqual((r.status, digest(r.body)), (200, digest(v)))
         self.assertEqual(w.answered, 1, "the origin answered before the client got its answer")
         self.assertEqual(log_codes(self.p, self.o.url("/out"), 2), ["TCP_MISS", "TCP_REFRESH_UNMODIFIED"])
+
+    def test_vary_variant_replaced(self):
+        # the stale variant is revalidated with the request's own Vary fields: the new
+        # response replaces that variant only
+        def body(tag, ae):
+            return body_of("%s-%s" % (tag, ae), 1500)
+        state = {"n": 0}
+
+        def h(q):
+            state["n"] += 1
+            tag = "v1" if state["n"] <= 2 else "v2"
+            cc = swr() if tag == "v1" else FRESH
+            return Reply(body=body(tag, q.get("accept-encoding")),
+                         headers=[cc, ("Vary", "Accept-Encoding"), ("ETag", '"%s"' % tag)])
+        self.o.route("/var", h)
+        url = self.o.url("/var")
+        gz, br = [("Accept-Encoding", "gzip")], [("Accept-Encoding", "br")]
+        self.assertEqual(self.get("/var", gz).body, body("v1", "gzip"))
+        self.assertEqual(self.get("/var", br).body, body("v1", "br"))
+        # gzip's variant: a stale hit, and a background request with Accept-Encoding: gzip
+        self.assertEqual(self.get("/var", gz).body, body("v1", "gzip"))
+        codes = log_codes(self.p, url, 4)
+        self.assertEqual(codes[2:4], ["TCP_STALE_HIT", "TCP_ASYNC_MISS"], codes)
+        q = self.o.requests_for("/var")[2]
+        self.assertEqual((q.get("accept-encoding"), q.get("if-none-match")), ("gzip", '"v1"'))
+        r = self.get("/var", gz)
+        self.assertEqual((r.body, r.get("etag")), (body("v2", "gzip"), '"v2"'))
+        self.assertEqual(log_codes(self.p, url, 5)[4], "TCP_MEM_HIT")
+        # br's variant is still v1, stale: a stale hit of its own
+        self.assertEqual(self.get("/var", br).body, body("v1", "br"))
+        self.assertEqual(log_codes(self.p, url, 6)[5], "TCP_STALE_HIT")
+        log_codes(self.p, url, 7)  # its background request ends too
+
+    def test_no_cache_during_background_collapses_onto_it(self):
+        # a request that may not have the stale answer, while the background request
+        # holds the object: it waits for that revalidation (one origin request for both)
+        v = body_of("swr-cf", 4000)
+        g = Gated(self, "/cf", Reply(body=v, headers=[swr(), ("ETag", '"c"')]),
+                  lambda n, q: Reply(304, headers=[FRESH, ("ETag", '"c"')]))
+        self.assertEqual(self.get("/cf").body, v)
+        self.assertStaleHit("/cf", v, 1)
+        self.o.wait_requests(2, path="/cf")
+        got = {}
+        t = threading.Thread(target=lambda: got.setdefault("r", self.get("/cf", [("Cache-Control", "no-cache")])))
+        t.start()
+        self.addCleanup(t.join, 30)
+        # it waits, collapsed onto the object the background request writes...
+        pdtest.wait_until(lambda: self.serving_from_cache(self.o.url("/cf")), what="the no-cache "
+                          "request waiting on the background revalidation")
+        self.assertNotIn("r", got)
+        # ...until the origin answers that
+        g.gate.set()
+        t.join(pdtest.DEFAULT_TIMEOUT)
+        r = got["r"]
+        self.assertEqual((r.status, digest(r.body)), (200, digest(v)))
+        self.assertEqual(len(g.seen), 2, "the no-cache request shared the background revalidation")
+        codes = log_codes(self.p, self.o.url("/cf"), 4)
+        self.assertEqual(sorted(codes[2:]), ["TCP_ASYNC_HIT", "TCP_CF_MISS"], codes)
 
     # ---- what forbids the stale answer
 
