@@ -22,6 +22,9 @@
  * client_free / the hand-over to pd_idle only mark it while one of its
  * callbacks is on the stack: the outermost client_leave does it. A function
  * marked "may free c" may thus leave c closing: its caller returns at once.
+ * A background revalidation (client_bg.c) is a transaction without a
+ * connection (bev NULL, c->bg): the same rules, on the engine's bg list; it
+ * ends where a client's transaction would answer or close.
  */
 #include "proxyd/client.h"
 
