@@ -62,6 +62,10 @@ typedef struct pd_engine {
     TAILQ_HEAD(, pd_client) clients; /* connections serving a request */
     TAILQ_HEAD(, pd_idle) idle;      /* connections waiting for one (client_idle.c) */
     int n_clients;                   /* both */
+    /* background revalidations (client_bg.c): transactions without a client
+     * connection, not counted in n_clients (a drain does not wait for them) */
+    TAILQ_HEAD(, pd_client) bg;
+    int n_bg;
     int n_cache_waiters;             /* clients waiting on an object being written */
     struct pd_ipcount *ipc[PD_IPCOUNT_BUCKETS]; /* open connections per client address */
 } pd_engine;
