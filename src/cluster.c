@@ -1,7 +1,8 @@
 /*
  * cluster: the member set of a proxyd_cluster and the owner of a key.
  *
- * Members. The name's A and AAAA records, asked together, are the members;
+ * Members. The name's A and AAAA records, asked together, are the members
+ * (a name without a final dot through resolv.conf's search domains);
  * each answer's TTL (the lower of the two, within min-ttl..max-ttl) says when
  * to ask again. A family whose query failed (timeout, SERVFAIL) keeps the
  * addresses it had; NXDOMAIN and "no records" are answers (no members of that
@@ -85,6 +86,7 @@ struct pd_cluster {
     struct event *timer;
     struct evdns_request *rq[2];    /* A, AAAA in flight */
     int pending;                    /* queries not answered yet */
+    int flags;                      /* DNS_QUERY_NO_SEARCH for a name ending in a dot */
     int ok[2];                      /* this round: the family answered (maybe with nothing) */
     int ttl;                        /* this round: the lowest TTL of the answers, -1: none */
     struct sockaddr_storage got[PD_CLUSTER_MAX];
@@ -586,8 +588,8 @@ static void resolve(pd_cluster *cl)
     for (int fam = 0; fam < 2; fam++) {
         void *arg = (void *)((cl->id << 1) | (uintptr_t)fam);
         struct evdns_request *r =
-            fam ? evdns_base_resolve_ipv6(cl->dns, cl->cfg.name, DNS_QUERY_NO_SEARCH, answer_cb, arg)
-                : evdns_base_resolve_ipv4(cl->dns, cl->cfg.name, DNS_QUERY_NO_SEARCH, answer_cb, arg);
+            fam ? evdns_base_resolve_ipv6(cl->dns, cl->cfg.name, cl->flags, answer_cb, arg)
+                : evdns_base_resolve_ipv4(cl->dns, cl->cfg.name, cl->flags, answer_cb, arg);
         if (r)
             cl->rq[fam] = r;
         else if (--cl->pending == 0) /* not even asked: as a failed query */
@@ -613,6 +615,17 @@ int pd_cluster_start(pd_cluster *cl, struct event_base *base, struct evdns_base 
     reg[slot].cl = cl;
     cl->base = base;
     cl->dns = dns;
+    /*
+     * A name without a final dot goes through the search domains of
+     * /etc/resolv.conf as the system resolver would take it (ndots), so that
+     * a Kubernetes Service's short name finds the pod's namespace. Only these
+     * queries search: dns.c asks every one of its own with NO_SEARCH.
+     */
+    size_t nl = strlen(cl->cfg.name);
+    cl->flags = DNS_QUERY_NO_SEARCH;
+    if (nl && cl->cfg.name[nl - 1] != '.' &&
+        evdns_base_resolv_conf_parse(dns, DNS_OPTION_SEARCH, "/etc/resolv.conf") == 0)
+        cl->flags = 0;
     cl->timer = evtimer_new(base, timer_cb, cl);
     if (!cl->timer)
         return -1;
