@@ -8,7 +8,9 @@
  * `Proxyd-Cluster: NAME` (named in Connection, so the owner never passes it
  * on), and nothing is looked up or stored here. Only GET and HEAD without
  * Authorization go to an owner (what a cache shares); an intercepted request,
- * and one whose http_access waits for the origin's address, stay here.
+ * one whose http_access waits for the origin's address, and one miss_access
+ * does not allow at once stay here (the owner would see the member as the
+ * client, so this proxy's miss_access is the one that must hold).
  *
  * A member that cannot be reached is reported to cluster.c and the next owner
  * by CARP is tried, at most four members per request; when the next owner is
@@ -60,6 +62,16 @@ int client_cluster_forward(struct pd_client *c)
         (c->req.method_id != PD_M_GET && c->req.method_id != PD_M_HEAD) ||
         pd_http_msg_find(&c->req, "Authorization"))
         return 0;
+    if (c->w->acl) {
+        /* a miss here, as Squid checks it before a parent: miss_access must allow it
+         * (the owner sees the member, not the client); if it cannot tell yet, the
+         * request takes the usual way, where the check runs after DNS */
+        pd_acl_req ar;
+        const char *deny_acl = NULL;
+        client_acl_req(c, &ar, NULL);
+        if (pd_acl_check_miss(c->w->acl, &ar, &deny_acl) != PD_ACL_ALLOW)
+            return 0;
+    }
     if (!owner_of(c))
         return 0;
     pd_stats_add(c->w->stats, PD_STAT_CLUSTER_FORWARDED, 1);

@@ -4,7 +4,8 @@ CARP-hash each URL to its owner. Asserted: a URL fetched through any member
 reaches the origin once, and the other members' requests for it are forwarded
 to the owner (counted on both sides, logged CARP/<owner>); POST goes direct; a
 stopped member's URLs are served by the next owner (one origin fetch each, then
-hits); a member added to the DNS answer is picked up when the TTL runs out."""
+hits); a member added to the DNS answer is picked up when the TTL runs out;
+miss_access is checked before a request is forwarded."""
 
 import re
 
@@ -135,6 +136,27 @@ class ClusterTest(pdtest.ProxyTestCase):
                          self.m(a, "proxyd_cluster_forwarded_total"))
         for i in range(30):
             self.assertEqual(len(self.o.requests_for("/n%d" % i)), 1)
+
+    def test_miss_access_holds_before_forwarding(self):
+        # the owner sees the forwarding member as the client: the member's own
+        # miss_access must decide before it forwards (Squid checks it before a parent)
+        d = self.dns({NAME: (IPS, 1)})
+        a = self.member(IPS[0], d, "acl nomiss urlpath_regex ^/denied\nmiss_access deny nomiss")
+        b, c = self.member(IPS[1], d), self.member(IPS[2], d)
+        for p in (a, b, c):
+            self.wait_members(p, 3)
+        for i in range(12):
+            r = proxy_request(a, "GET", self.o.url("/denied%d" % i))
+            self.assertEqual(r.status, 403, r)
+            self.assertIn("ERR_FORWARDING_DENIED", r.get("x-squid-error") or "")
+        self.assertEqual(self.o.requests, [])
+        self.assertEqual(self.m(a, "proxyd_cluster_forwarded_total"), 0)
+        self.assertEqual(self.m(b, "proxyd_cluster_served_total") + self.m(c, "proxyd_cluster_served_total"), 0)
+        # what it allows still goes to the owners
+        for i in range(12):
+            self.fetch(a, "/allowed%d" % i)
+        self.assertGreater(self.m(a, "proxyd_cluster_forwarded_total"), 0)
+        self.assertEqual(len(self.o.requests), 12)
 
     def test_configuration_errors(self):
         for line, msg in (("proxyd_cluster", "proxyd_cluster"),
