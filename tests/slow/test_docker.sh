@@ -181,8 +181,8 @@ members=()
 for i in 11 12 13; do
     at_exit "$DOCKER_CLI -H unix://$D/docker.sock rm -f $NAME-m$i"
     docker run -d --name "$NAME-m$i" --network "$net" --network-alias proxyd-peers --ip "10.$n3.$n2.$i" \
-        -v "$T/conf/cluster.conf:/etc/proxyd/proxy.conf:ro" proxyd-slow/proxyd:test >/dev/null \
-        || fail "docker run member $i"
+        -v "$T/conf/cluster.conf:/etc/proxyd/proxy.conf:ro" proxyd-slow/proxyd:test >/dev/null 2>"$T/run-m$i.err" \
+        || fail "docker run member $i: $(cat "$T/run-m$i.err")" # (its warning: no IP forwarding, not needed on one bridge)
     members+=("10.$n3.$n2.$i")
 done
 for i in 11 12 13; do
