@@ -36,7 +36,7 @@ class BenchClusterTest(unittest.TestCase):
             self.assertAlmostEqual(rows[k]["hit_ratio"], 1 - fetches / 8, 6)
         with open(os.path.join(out, "results.md")) as f:
             table = f.read()
-        self.assertIn("| 2 | cluster | 8 | 4 | 0.500 |", table)
+        self.assertIn("| 2 | cluster | 8 | 4 | 0.500 | ", table)
         left = subprocess.run(["pgrep", "-f", "bench-cluster-"], capture_output=True, text=True).stdout
         self.assertEqual(left.strip(), "", "processes of the bench left running")
 
