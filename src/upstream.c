@@ -532,6 +532,11 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         pd_head_str(h, PD_CLUSTER_HEADER ": ");
         pd_head_str(h, pd_cluster_name(w->cluster));
         pd_head_str(h, "\r\nConnection: " PD_CLUSTER_HEADER "\r\n");
+        /* the members share one configuration: the owner checks the client's
+         * credentials as this proxy did (to a member only, as login=PASS would) */
+        const pd_header *pa = pd_http_msg_find(m, "Proxy-Authorization");
+        if (pa)
+            pd_head_field(h, pa->name, pa->value);
     }
     if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1))
         pd_head_field(h, PD_STR("Proxy-Authorization"),

@@ -5,9 +5,14 @@ reaches the origin once, and the other members' requests for it are forwarded
 to the owner (counted on both sides, logged CARP/<owner>); POST goes direct; a
 stopped member's URLs are served by the next owner (one origin fetch each, then
 hits); a member added to the DNS answer is picked up when the TTL runs out;
-miss_access is checked before a request is forwarded."""
+miss_access is checked before a request is forwarded; proxy_auth is checked by
+the owner too (the member passes the credentials on)."""
 
+import base64
+import os
 import re
+import shutil
+import tempfile
 
 import pdtest
 from pdtest import Client, Reply, wait_until
@@ -17,10 +22,10 @@ IPS = ["127.0.0.11", "127.0.0.12", "127.0.0.13"]
 NAME = "cluster.test"
 
 
-def proxy_request(p, method, url, body=None):
+def proxy_request(p, method, url, body=None, headers=None):
     """One request on a fresh connection to the member's own address."""
     with Client(p.port, host=p.ip) as c:
-        return c.request(method, url, body=body)
+        return c.request(method, url, headers, body=body)
 
 
 class ClusterTest(pdtest.ProxyTestCase):
@@ -30,6 +35,8 @@ class ClusterTest(pdtest.ProxyTestCase):
         self.o.route("/*", lambda q: Reply(body=b"obj " + q.path.encode(),
                                            headers=[("Cache-Control", "max-age=300")]))
         self.port = 0
+        self.o_dir = tempfile.mkdtemp(prefix="pdtest-cluster-")
+        self.addCleanup(shutil.rmtree, self.o_dir, True)
 
     def member(self, ip, dns, extra=""):
         """A member listening on ip and the cluster's port (the first one picks it).
@@ -157,6 +164,32 @@ class ClusterTest(pdtest.ProxyTestCase):
         for i in range(12):
             self.fetch(a, "/allowed%d" % i)
         self.assertGreater(self.m(a, "proxyd_cluster_forwarded_total"), 0)
+        self.assertEqual(len(self.o.requests), 12)
+
+    def test_proxy_auth_checked_by_the_owner_too(self):
+        # the owner sees the member as the client: the member passes the client's
+        # credentials on (Proxy-Authorization is hop-by-hop otherwise), so a cluster
+        # whose http_access needs proxy_auth works, and refuses without them
+        helper = os.path.join(self.o_dir, "auth.sh")
+        with open(helper, "w") as f:
+            f.write('#!/bin/sh\nwhile read -r u p; do if [ "$u $p" = "alice secret" ]; '
+                    'then echo OK; else echo ERR; fi; done\n')
+        os.chmod(helper, 0o755)
+        extra = ("auth_param basic program %s\nacl users proxy_auth REQUIRED\n"
+                 "http_access allow users\nhttp_access deny all" % helper)
+        d = self.dns({NAME: (IPS, 1)})
+        ms = [self.member(ip, d, extra) for ip in IPS]
+        for p in ms:
+            self.wait_members(p, 3)
+        cred = [("Proxy-Authorization", "Basic " + base64.b64encode(b"alice:secret").decode())]
+        for i in range(12):
+            r = proxy_request(ms[0], "GET", self.o.url("/a%d" % i), headers=cred)
+            self.assertEqual((r.status, r.body), (200, b"obj /a%d" % i), r)
+        self.assertGreater(self.m(ms[0], "proxyd_cluster_forwarded_total"), 0)
+        self.assertEqual(len(self.o.requests), 12)
+        for path in ("/a0", "/other"):
+            r = proxy_request(ms[0], "GET", self.o.url(path))
+            self.assertEqual(r.status, 407)
         self.assertEqual(len(self.o.requests), 12)
 
     def test_configuration_errors(self):
