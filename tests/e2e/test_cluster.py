@@ -38,10 +38,10 @@ class ClusterTest(pdtest.ProxyTestCase):
         self.o_dir = tempfile.mkdtemp(prefix="pdtest-cluster-")
         self.addCleanup(shutil.rmtree, self.o_dir, True)
 
-    def member(self, ip, dns, extra=""):
+    def member(self, ip, dns, extra="", workers=1):
         """A member listening on ip and the cluster's port (the first one picks it).
         Every member has the same visible_hostname, as pods of one Deployment may."""
-        p = self.proxy(workers=1, dns=dns, start=False, visible_hostname="member.test",
+        p = self.proxy(workers=workers, dns=dns, start=False, visible_hostname="member.test",
                        conf_extra="admin_port %s:0\nproxyd_cluster %s min-ttl=1 max-ttl=2\n%s"
                        % (ip, NAME, extra))
         p.ip = ip
@@ -55,8 +55,11 @@ class ClusterTest(pdtest.ProxyTestCase):
         return metric(p.admin.metrics(), name) or 0
 
     def wait_members(self, p, n):
-        wait_until(lambda: self.m(p, "proxyd_cluster_members") == n,
-                   what="%s sees %d cluster members" % (p.ip, n))
+        """Until every worker of p has logged n members (the gauge is the largest over them)."""
+        line = "proxyd_cluster %s: %d members" % (NAME, n)
+        wait_until(lambda: sum(1 for l in p.stderr_lines if l and line in l) >= p.workers and
+                   self.m(p, "proxyd_cluster_members") == n,
+                   what="every worker of %s sees %d cluster members" % (p.ip, n))
 
     def fetch(self, p, path):
         r = proxy_request(p, "GET", self.o.url(path))
@@ -70,7 +73,8 @@ class ClusterTest(pdtest.ProxyTestCase):
 
     def test_each_url_reaches_the_origin_once(self):
         d = self.dns({NAME: (IPS, 1)})
-        ms = [self.member(ip, d) for ip in IPS]
+        # two workers each: every worker resolves the name and finds dead members itself
+        ms = [self.member(ip, d, workers=2) for ip in IPS]
         for p in ms:
             self.wait_members(p, 3)
         paths = ["/u%d" % i for i in range(30)]
