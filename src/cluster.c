@@ -295,7 +295,8 @@ int pd_cluster_check(const pd_conf *conf, FILE *err)
             errors += parse_line(conf, l, &c, err);
     }
     if (!errors && conf->n_http_port == 0 && c.port == 0)
-        errors += lerr(err, &conf->proxyd_cluster.v[0], "no http_port: give the members' port%s", "");
+        errors += lerr(err, &conf->proxyd_cluster.v[0],
+                       "no http_port: give the members' port%s", "");
     return errors;
 }
 
