@@ -121,6 +121,7 @@ typedef struct pd_conf {
     int nonhierarchical_direct;           /* default on */
     int forward_max_tries;                /* default 25 */
     int64_t dead_peer_timeout;            /* ms, default 10 s */
+    pd_conf_lines proxyd_cluster;         /* NAME [PORT] [opts] (cluster.c) */
     pd_conf_lines request_header_access;  /* NAME allow|deny ACL... (headers.c) */
     pd_conf_lines reply_header_access;
     pd_conf_lines request_header_replace; /* NAME TEXT (argc 2: the rest of the line) */
