@@ -265,7 +265,7 @@ static int parse_value(struct hctx *c, struct side *sd, struct add *a, const cha
                  "%%>p %%la %%lp %%>rd %%>rP %%ru %%rm and %%%%)", dir, p);
             return -1;
         }
-        if (seg_push(a, codes[k].k, NULL, 0) < 0)
+        if (seg_push(a, codes[k].k, "", 0) < 0)
             return -1;
         if (codes[k].k == S_LOCAL_IP)
             sd->uses_local_ip = 1;
