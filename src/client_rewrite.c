@@ -25,6 +25,7 @@
 #include "proxyd/acl.h"
 #include "proxyd/anscache.h"
 #include "proxyd/clock.h"
+#include "proxyd/conf.h"
 #include "proxyd/engine.h"
 #include "proxyd/errors.h"
 #include "proxyd/helper.h"
@@ -150,8 +151,44 @@ static int apply(struct pd_client *c, enum verdict v, int status, const char *ur
  * applied. */
 struct rw_wait {
     struct pd_client *c;
+    int tries;          /* url_rewrite_timeout on_timeout=retry: asked again so far */
+    size_t len;
     char line[];        /* what the rewriter was asked: the cache's key */
 };
+
+/* url_rewrite_timeout's retry: asked again at most this many times. */
+#define RW_RETRIES 2
+
+static void answer(void *arg, const pd_helper_reply *r);
+
+/* A timed-out question under on_timeout=; 1 when it was asked again (the
+ * transaction keeps waiting), else 0 with *v set to what to do. */
+static int timed_out(struct rw_wait *rw, enum verdict *v)
+{
+    struct pd_client *c = rw->c;
+    const pd_conf *conf = c->w->conf;
+    switch ((enum pd_rw_timeout_action)conf->url_rewrite_on_timeout) {
+    case PD_RW_BYPASS:
+        *v = V_GO;
+        return 0;
+    case PD_RW_RETRY:
+        if (rw->tries < RW_RETRIES) {
+            rw->tries++;
+            c->rwq = pd_helper_submit(c->w->rewrite, rw->line, rw->len, answer, rw);
+            if (c->rwq) {
+                c->rw_wait = rw;
+                return 1;
+            }
+        }
+        *v = V_FAILED;
+        return 0;
+    case PD_RW_FAIL:
+    case PD_RW_RESPONSE:
+        break;
+    }
+    *v = V_FAILED;
+    return 0;
+}
 
 static void answer(void *arg, const pd_helper_reply *r)
 {
@@ -162,9 +199,41 @@ static void answer(void *arg, const pd_helper_reply *r)
     char buf[8192];
     int status;
     const char *url;
-    enum verdict v = judge(r, &status, &url, buf, sizeof buf);
+    enum verdict v;
+    pd_helper_reply configured;
+    char reply[1024];
+    const pd_conf *conf = c->w->conf;
+    int timeout = r->why && !strcmp(r->why, "helper timeout");
+    if (timeout && conf->url_rewrite_on_timeout == PD_RW_RESPONSE &&
+        strlen(conf->url_rewrite_timeout_response) < sizeof reply) {
+        /* Squid's use_configured_response: as if the helper had said it */
+        strcpy(reply, conf->url_rewrite_timeout_response);
+        pd_helper_parse_reply(reply, &configured);
+        r = &configured;
+        timeout = 0;
+    }
+    if (timeout) {
+        if (timed_out(rw, &v))
+            return;
+        status = 0;
+        url = NULL;
+        if (v == V_FAILED) {
+            free(rw);
+            if (!client_enter(c))
+                return;
+            client_access_resume(c);
+            pd_log_warn("url_rewrite: no answer in time for %s", c->url.host);
+            c->result = PD_R_NONE_NONE;
+            client_fail_request(c, 500, "ERR_GATEWAY_FAILURE", "the URL rewriter did not answer "
+                                "in time", 1);
+            client_leave(c);
+            return;
+        }
+    } else {
+        v = judge(r, &status, &url, buf, sizeof buf);
+    }
     pd_anscache *t = c->w->rewrite_answers;
-    if (t && v != V_FAILED)
+    if (t && v != V_FAILED && !timeout && r != &configured)
         pd_anscache_put(t, rw->line, (int)v | status << 4, url,
                         (time_t)(pd_clock_ms() / 1000) + c->w->conf->url_rewrite_cache_ttl);
     free(rw);
@@ -240,6 +309,8 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
         return 0;
     }
     rw->c = c;
+    rw->tries = 0;
+    rw->len = (size_t)n;
     memcpy(rw->line, line, (size_t)n + 1);
     c->rwq = pd_helper_submit(w->rewrite, line, (size_t)n, answer, rw);
     if (!c->rwq) {

@@ -811,6 +811,50 @@ static int parse_store_id_children(loader *ld, const directive *d, int argc, cha
     return helper_children(ld, d->name, &ld->c->store_id, argc, argv);
 }
 
+/* url_rewrite_timeout TIME [on_timeout=bypass|fail|retry|use_configured_response]
+ * [response="REPLY"], as Squid. */
+static int parse_rewrite_timeout(loader *ld, const directive *d, int argc, char **argv)
+{
+    pd_conf *c = ld->c;
+    int n = argc;
+    while (n > 1 && strchr(argv[n - 1], '='))
+        n--;
+    if (n < 1 || n > 2)
+        return error(ld, "%s: expected TIME [on_timeout=ACTION] [response=\"REPLY\"]", d->name);
+    if (parse_time_ms(ld, d, n, argv) < 0)
+        return -1;
+    c->url_rewrite_on_timeout = PD_RW_BYPASS;
+    free(c->url_rewrite_timeout_response);
+    c->url_rewrite_timeout_response = NULL;
+    for (int i = n; i < argc; i++) {
+        const char *v = strchr(argv[i], '=') + 1;
+        if (!strncmp(argv[i], "on_timeout=", 11)) {
+            if (!strcmp(v, "bypass"))
+                c->url_rewrite_on_timeout = PD_RW_BYPASS;
+            else if (!strcmp(v, "fail"))
+                c->url_rewrite_on_timeout = PD_RW_FAIL;
+            else if (!strcmp(v, "retry"))
+                c->url_rewrite_on_timeout = PD_RW_RETRY;
+            else if (!strcmp(v, "use_configured_response"))
+                c->url_rewrite_on_timeout = PD_RW_RESPONSE;
+            else
+                return error(ld, "%s: unknown on_timeout action '%s' (bypass, fail, retry, "
+                             "use_configured_response)", d->name, v);
+        } else if (!strncmp(argv[i], "response=", 9)) {
+            if (strpbrk(v, "\r\n"))
+                return error(ld, "%s: response= holds a line break", d->name);
+            if (!(c->url_rewrite_timeout_response = strdup(v)))
+                return error(ld, "out of memory");
+        } else {
+            return error(ld, "%s: unknown option '%s'", d->name, argv[i]);
+        }
+    }
+    if ((c->url_rewrite_on_timeout == PD_RW_RESPONSE) != (c->url_rewrite_timeout_response != NULL))
+        return error(ld, "%s: response= goes with on_timeout=use_configured_response, and only "
+                     "with it", d->name);
+    return 0;
+}
+
 /*
  * auth_param SCHEME PARAMETER VALUE...: Squid's Basic scheme. The other
  * schemes (digest, negotiate, ntlm) are errors: a client they would have
@@ -1353,6 +1397,17 @@ static const directive directives[] = {
       .doc = "Entries of the url_rewrite_cache_ttl table, per worker (a newer line takes the "
              "place of an older one with the same hash slot); about 100 bytes plus the line's "
              "length each, used as lines arrive." },
+    { .name = "url_rewrite_timeout", .set = parse_rewrite_timeout, FIELD(url_rewrite_timeout),
+      .unit = "seconds", .def_doc = "none",
+      .squid = "Same, with the same actions; Squid's default action is bypass, and so is "
+               "proxyd's. retry asks again at most twice, then fails.",
+      .doc = "`url_rewrite_timeout TIME [on_timeout=bypass|fail|retry|use_configured_response] "
+             "[response=\"REPLY\"]`: a rewriter's answer that takes longer than TIME is given "
+             "up (the late answer is dropped) and the request is bypassed (goes on unchanged), "
+             "failed (500 ERR_GATEWAY_FAILURE), asked again (twice at most, then failed), or "
+             "answered with REPLY as if the helper had sent it (e.g. `response=\"OK "
+             "url=http://portal/slow\"`). Timeouts are counted in "
+             "proxyd_helper_timeouts_total." },
     { .name = "url_rewrite_bypass", .alias = "redirector_bypass", .set = parse_onoff,
       FIELD(url_rewrite_bypass), .def = "off",
       .squid = "Same.",
@@ -1904,7 +1959,6 @@ static const directive directives[] = {
     X("url_rewrite_concurrency", SQ_REWRITE, NULL, NULL) \
     X("url_rewrite_extras", SQ_REWRITE, NULL, NULL) \
     X("url_rewrite_host_header", SQ_REWRITE, "on", NULL) \
-    X("url_rewrite_timeout", SQ_REWRITE, NULL, NULL) \
     X("useragent_log", SQ_TUNING, NULL, NULL) \
     X("vary_ignore_expire", SQ_TUNING, NULL, NULL) \
     X("wais_relay_host", SQ_TUNING, NULL, NULL) \
@@ -2692,6 +2746,7 @@ void pd_conf_free(pd_conf *c)
     for (int i = 0; c->url_rewrite.argv && c->url_rewrite.argv[i]; i++)
         free(c->url_rewrite.argv[i]);
     free(c->url_rewrite.argv);
+    free(c->url_rewrite_timeout_response);
     free(c->url_rewrite.file);
     for (int i = 0; c->auth_basic.helper.argv && c->auth_basic.helper.argv[i]; i++)
         free(c->auth_basic.helper.argv[i]);

@@ -281,6 +281,8 @@ int pd_worker_run(const pd_worker_init *init)
             .queue_size = conf->url_rewrite.queue_size < 0 && conf->url_rewrite_bypass
                               ? 0 : conf->url_rewrite.queue_size,
             .overload_grace_ms = conf->url_rewrite_bypass ? 0 : PD_HELPER_OVERLOAD_GRACE_MS,
+            .timeout_ms = conf->url_rewrite_timeout > INT32_MAX ? INT32_MAX
+                                                                : (int)conf->url_rewrite_timeout,
             .stats_kind = PD_HELPER_KIND_REWRITE, .stats_name = "url_rewrite",
         };
         if (!(w->eng.rewrite = pd_helper_create(w->eng.base, &hc))) {

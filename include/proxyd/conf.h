@@ -83,6 +83,9 @@ enum pd_forwarded_for {
 
 enum pd_log_format { PD_LOG_SQUID = 0, PD_LOG_COMMON, PD_LOG_COMBINED };
 
+/* url_rewrite_timeout's on_timeout=, Squid's order (bypass is the default). */
+enum pd_rw_timeout_action { PD_RW_BYPASS = 0, PD_RW_FAIL, PD_RW_RETRY, PD_RW_RESPONSE };
+
 typedef struct pd_conf {
     /* Network */
     pd_listen_addr http_port[PD_CONF_MAX_PORTS];
@@ -136,6 +139,9 @@ typedef struct pd_conf {
     pd_conf_lines url_rewrite_access; /* url_rewrite_access allow|deny ... (acl.c) */
     int url_rewrite_bypass;         /* on: the rewriter's failure leaves the URL as it is */
     int url_rewrite_cache_ttl;      /* seconds an answer is reused for the same line; 0: off */
+    int64_t url_rewrite_timeout;    /* ms an answer may take; 0: none */
+    int url_rewrite_on_timeout;     /* enum pd_rw_timeout_action */
+    char *url_rewrite_timeout_response; /* use_configured_response's reply line */
     int url_rewrite_cache_size;     /* entries of that cache, per worker */
     /* Store ID */
     pd_conf_helper store_id;        /* store_id_program, store_id_children */

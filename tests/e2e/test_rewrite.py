@@ -192,6 +192,65 @@ url_rewrite_access allow all
         self.assertEqual([q.path for q in self.o.snapshot()].count("/target"), 3)
         self.assertEqual(p.stop(), 0)
 
+    def test_timeout_actions(self):
+        """url_rewrite_timeout: a rewriter that does not answer /slow in time;
+        the request is bypassed (Squid's default), failed, asked again twice
+        then failed, or answered with the configured response."""
+        prog = self.script("slow.sh", """
+while read -r url rest; do
+  echo "$url" >> %s
+  case "$url" in
+    */slow*) ;;
+    *) echo ERR;;
+  esac
+done
+""" % self.calls)
+        cases = [
+            ("", 200, 1, ["/slow"]),
+            (" on_timeout=bypass", 200, 1, ["/slow"]),
+            (" on_timeout=fail", 500, 1, []),
+            (" on_timeout=retry", 500, 3, []),
+            (' on_timeout=use_configured_response response="OK status=307 '
+             'url=http://portal.test/slow"', 307, 1, []),
+        ]
+        for opt, status, asked, paths in cases:
+            with self.subTest(opt=opt):
+                if os.path.exists(self.calls):
+                    os.unlink(self.calls)
+                before = len(self.o.snapshot())
+                p = self.proxy(conf_extra="url_rewrite_program %s\nurl_rewrite_timeout 300 "
+                               "milliseconds%s\n" % (prog, opt), dns=self.d, workers=1)
+                r = proxy_request(p, "GET", self.o.url("/slow", host="fine.test"))
+                self.assertEqual(r.status, status, r.body)
+                if status == 307:
+                    self.assertEqual(r.get("location"), "http://portal.test/slow")
+                if status == 500:
+                    self.assertEqual(r.get("x-squid-error"), "ERR_GATEWAY_FAILURE 0")
+                self.assertEqual(len(self.lines()), asked)
+                self.assertEqual([q.path for q in self.o.snapshot()[before:]], paths)
+                # an answer in time is used as always
+                self.assertEqual(proxy_request(p, "GET", self.o.url("/fast", host="fine.test"))
+                                 .status, 200)
+                self.assertEqual(p.stop(), 0)
+
+    def test_timeout_config_errors(self):
+        for line, err in [
+                ("url_rewrite_timeout 1 second on_timeout=drop",
+                 r"t\.conf:\d+: url_rewrite_timeout: unknown on_timeout action 'drop'"),
+                ('url_rewrite_timeout 1 second response="OK"',
+                 r"t\.conf:\d+: url_rewrite_timeout: response= goes with"),
+                ("url_rewrite_timeout 1 second on_timeout=use_configured_response",
+                 r"t\.conf:\d+: url_rewrite_timeout: response= goes with"),
+                ("url_rewrite_timeout soon", r"t\.conf:\d+: url_rewrite_timeout: 'soon' is not"),
+        ]:
+            with self.subTest(line=line):
+                path = os.path.join(self.tmp, "t.conf")
+                with open(path, "w") as f:
+                    f.write("http_port 127.0.0.1:0\n" + line + "\n")
+                r = pdtest.run_proxyd("-t", "-c", path)
+                self.assertNotEqual(r.returncode, 0)
+                self.assertRegex(r.stderr, err)
+
     def test_no_answer_cache_by_default(self):
         p = self.proxy(conf_extra="url_rewrite_program %s\n" % self.rewriter(), dns=self.d,
                        workers=1)

@@ -995,7 +995,7 @@ START_TEST(reference_lists_every_directive)
         "x_cache_header", "acl",
         "http_access", "cache",
         "refresh_pattern", "deny_info", "logformat", "external_acl_type", "url_rewrite_program",
-        "url_rewrite_children", "url_rewrite_access", "url_rewrite_cache_ttl",
+        "url_rewrite_children", "url_rewrite_access", "url_rewrite_cache_ttl", "url_rewrite_timeout",
         "url_rewrite_cache_size", "url_rewrite_bypass", "store_id_program",
         "store_id_children", "store_id_access", "store_id_bypass", "auth_param",
         "access_log", "cache_log", "pid_filename",
