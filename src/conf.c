@@ -503,6 +503,17 @@ static const struct port_option *squid_port_option(const char *opt)
     return NULL;
 }
 
+/* udp_incoming_address: an IPv4 or IPv6 literal. */
+static int parse_udp_address(loader *ld, const directive *d, int argc, char **argv)
+{
+    if (want_args(ld, d, argc, 1) < 0)
+        return -1;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, argv[0], buf) != 1 && inet_pton(AF_INET6, argv[0], buf) != 1)
+        return error(ld, "%s: '%s' is not an IPv4 or IPv6 address", d->name, argv[0]);
+    return set_string(ld, (char **)field(ld, d), argv[0]);
+}
+
 static int parse_port_number(const char *s, uint16_t *port)
 {
     if (!*s || strlen(s) > 5)
@@ -1196,6 +1207,47 @@ static const directive directives[] = {
       .squid = "Used as when a dead parent is tried again (Squid also pings with ICP, "
                "which proxyd does not).",
       .doc = "How long a parent found dead is skipped before one request tries it again." },
+    { .name = "icp_port", .alias = "udp_port", .set = parse_int, FIELD(icp_port), .def = "0",
+      .min = 0, .max = 65535,
+      .squid = "Same (one port; udp_incoming_address chooses the address). Every worker "
+               "answers on it (SO_REUSEPORT) from the one shared cache.",
+      .doc = "UDP port where ICP queries (RFC 2186) from other caches are answered; 0: none. "
+             "A query gets ICP_HIT when the shared cache holds the URL fresh, ICP_MISS "
+             "otherwise, ICP_DENIED when icp_access refuses it, ICP_ERR for a malformed URL." },
+    { .name = "udp_incoming_address", .set = parse_udp_address, FIELD(udp_incoming_address),
+      .def_doc = "any address",
+      .squid = "Same, for ICP (proxyd has no HTCP, and its DNS queries do not use it).",
+      .doc = "The address icp_port binds to." },
+    { .name = "icp_access", .set = parse_lines, FIELD(icp_access), .min_args = 1,
+      .flags = F_LIST, .def_doc = "deny all",
+      .squid = "Same: fast acls on the querying address (src) and the URL asked about; "
+               "no line denies every query.",
+      .doc = "`icp_access allow|deny [!]ACL...`: who may ask this cache by ICP." },
+    { .name = "icp_query_timeout", .set = parse_int, FIELD(icp_query_timeout), .def = "0",
+      .min = 0, .max = 3600000,
+      .squid = "Same (milliseconds; 0: dynamic).",
+      .doc = "How long a miss waits for the ICP answers of the peers it asked, in "
+             "milliseconds. 0: twice the mean ICP round-trip time of the parents asked (of "
+             "the siblings when no parent was), between minimum_icp_query_timeout and "
+             "maximum_icp_query_timeout, as Squid computes it." },
+    { .name = "maximum_icp_query_timeout", .set = parse_int, FIELD(maximum_icp_query_timeout),
+      .def = "2000", .min = 0, .max = 3600000,
+      .squid = "Same (milliseconds).",
+      .doc = "Upper bound of the dynamic ICP query timeout (0: none)." },
+    { .name = "minimum_icp_query_timeout", .set = parse_int, FIELD(minimum_icp_query_timeout),
+      .def = "5", .min = 0, .max = 3600000,
+      .squid = "Same (milliseconds).",
+      .doc = "Lower bound of the dynamic ICP query timeout." },
+    { .name = "log_icp_queries", .set = parse_onoff, FIELD(log_icp_queries), .def = "on",
+      .squid = "Same: one access log line per ICP query answered (UDP_HIT, UDP_MISS, "
+               "UDP_MISS_NOFETCH, UDP_DENIED, UDP_INVALID), method ICP_QUERY.",
+      .doc = "Log the ICP queries answered in the access log." },
+    { .name = "unique_hostname", .set = parse_string, FIELD(unique_hostname),
+      .def_doc = "visible_hostname",
+      .squid = "Same: the name in proxyd's own Via member, so that proxies sharing one "
+               "visible_hostname still see a forwarding loop.",
+      .doc = "The host name in the Via member proxyd adds and looks for (forwarding loops); "
+             "visible_hostname stays on error pages." },
     { .name = "follow_x_forwarded_for", .set = parse_lines, FIELD(follow_x_forwarded_for),
       .min_args = 1, .flags = F_LIST, .def_doc = "deny all",
       .squid = "Same, with acl_uses_indirect_client and log_uses_indirect_client on as "
@@ -1694,10 +1746,7 @@ static const directive directives[] = {
     X("icap_service_revival_delay", SQ_ADAPT, NULL, NULL) \
     X("icap_uses_indirect_client", SQ_ADAPT, NULL, NULL) \
     X("icon_directory", SQ_TUNING, NULL, NULL) \
-    X("icp_access", SQ_TUNING, NULL, NULL) \
     X("icp_hit_stale", SQ_TUNING, NULL, NULL) \
-    X("icp_port", SQ_TUNING, NULL, NULL) \
-    X("icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("ident_lookup_access", SQ_TUNING, NULL, NULL) \
     X("ident_timeout", SQ_TUNING, NULL, NULL) \
     X("ie_refresh", SQ_TUNING, NULL, NULL) \
@@ -1721,7 +1770,6 @@ static const directive directives[] = {
     X("log_access", SQ_TUNING, NULL, NULL) \
     X("log_fqdn", SQ_TUNING, NULL, NULL) \
     X("log_icap", SQ_TUNING, NULL, NULL) \
-    X("log_icp_queries", SQ_TUNING, NULL, NULL) \
     X("log_ip_on_direct", SQ_TUNING, NULL, NULL) \
     X("log_mime_hdrs", SQ_TUNING, NULL, NULL) \
     X("log_uses_indirect_client", SQ_TUNING, NULL, NULL) \
@@ -1734,7 +1782,6 @@ static const directive directives[] = {
     X("max_filedesc", SQ_TUNING, NULL, NULL) \
     X("max_filedescriptors", SQ_TUNING, NULL, NULL) \
     X("max_open_disk_fds", SQ_TUNING, NULL, NULL) \
-    X("maximum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("maximum_single_addr_tries", SQ_TUNING, NULL, NULL) \
     X("mcast_groups", SQ_TUNING, NULL, NULL) \
     X("mcast_icp_query_timeout", SQ_TUNING, NULL, NULL) \
@@ -1755,7 +1802,6 @@ static const directive directives[] = {
     X("minimum_direct_hops", SQ_TUNING, NULL, NULL) \
     X("minimum_direct_rtt", SQ_TUNING, NULL, NULL) \
     X("minimum_expiry_time", SQ_TUNING, NULL, NULL) \
-    X("minimum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("minimum_object_size", SQ_TUNING, NULL, NULL) \
     X("negative_ttl", SQ_TUNING, NULL, NULL) \
     X("neighbor_type_domain", SQ_PEER, NULL, NULL) \
@@ -1844,11 +1890,8 @@ static const directive directives[] = {
     X("tls_key_log", SQ_TUNING, NULL, NULL) \
     X("tls_outgoing_options", SQ_TLS, NULL, NULL) \
     X("tproxy_uses_indirect_client", SQ_TUNING, NULL, NULL) \
-    X("udp_incoming_address", SQ_TUNING, NULL, NULL) \
     X("udp_outgoing_address", SQ_TUNING, NULL, NULL) \
-    X("udp_port", SQ_TUNING, NULL, NULL) \
     X("umask", SQ_TUNING, NULL, NULL) \
-    X("unique_hostname", SQ_TUNING, NULL, NULL) \
     X("unlinkd_program", SQ_TUNING, NULL, NULL) \
     X("update_headers", SQ_TUNING, NULL, NULL) \
     X("upgrade_http0.9", SQ_TUNING, NULL, NULL) \
@@ -2624,6 +2667,9 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->tcp_outgoing_address);
     free_lines(&c->cache_peer);
     free_lines(&c->cache_peer_access);
+    free_lines(&c->icp_access);
+    free(c->udp_incoming_address);
+    free(c->unique_hostname);
     free_lines(&c->never_direct);
     free_lines(&c->always_direct);
     free_lines(&c->request_header_access);

@@ -38,6 +38,9 @@
 struct peer {
     char *host, *name, *auth;  /* auth: "Basic base64(user:pass)" or NULL */
     int http_port;
+    int icp_port;              /* 0: never asked by ICP (port 0 or no-query) */
+    int sibling;               /* a sibling: used only when it answered ICP_HIT */
+    int proxy_only, closest_only;
     int is_default, round_robin, carp;
     int weight;
     uint32_t carp_hash;        /* of the name, as Squid's carpInit */
@@ -56,6 +59,7 @@ struct pd_peers {
     struct peer *v;
     int n, cap;
     pd_acl_list *never_direct, *always_direct;
+    pd_acl_list *icp_access;   /* NULL: every ICP query is denied, as Squid */
     int prefer_direct, nonhierarchical_direct, max_tries;
     int carp_order[PD_PEER_MAX]; /* CARP parents by weight, as Squid sorts them */
     int n_carp;
@@ -114,8 +118,7 @@ static long number(const char *s, long max)
 }
 
 static const char *const unsupported_opts[] = {
-    "proxy-only", "closest-only", "no-digest", "no-netdb-exchange", "no-delay",
-    "allow-miss", "max-conn", "multicast-responder", "multicast-siblings", "htcp",
+    "no-delay", "allow-miss", "max-conn", "multicast-responder", "multicast-siblings", "htcp",
     "originserver", "carp-key", "userhash", "sourcehash", "weighted-round-robin",
     "monitorurl", "monitorinterval", "monitortimeout", "monitorsize", "background-ping",
     "ttl", "standby", "forceddomain", "tls", "ssl", "connection-auth", "auth-no-keytab",
@@ -131,9 +134,11 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
     memset(p, 0, sizeof *p);
     p->weight = 1;
     p->connect_fail_limit = 10;
-    if (strcasecmp(l->argv[1], "parent") != 0) {
-        perr(c, l, "cache_peer: only parent peers are implemented, not '%s'%s", l->argv[1],
-             " (siblings need ICP or HTCP, which proxyd does not speak)");
+    if (!strcasecmp(l->argv[1], "sibling")) {
+        p->sibling = 1;
+    } else if (strcasecmp(l->argv[1], "parent") != 0) {
+        perr(c, l, "cache_peer: '%s' peers are not implemented (parent and sibling are)%s",
+             l->argv[1], strcasecmp(l->argv[1], "multicast") ? "" : ": proxyd has no multicast ICP");
         return;
     }
     long port = number(l->argv[2], 65535), icp = number(l->argv[3], 65535);
@@ -159,6 +164,12 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             p->round_robin = 1;
         } else if (!strcmp(o, "carp")) {
             p->carp = 1;
+        } else if (!strcmp(o, "proxy-only")) {
+            p->proxy_only = 1;
+        } else if (!strcmp(o, "closest-only")) {
+            p->closest_only = 1; /* no FIRST_PARENT_MISS; proxyd has no ICMP for CLOSEST */
+        } else if (!strcmp(o, "no-digest") || !strcmp(o, "no-netdb-exchange")) {
+            /* proxyd uses neither cache digests nor netdb: what these turn off */
         } else if (!strncmp(o, "name=", 5) && o[5]) {
             free(p->name);
             p->name = strdup(o + 5);
@@ -202,12 +213,7 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             return;
         }
     }
-    if (icp != 0 && !no_query) {
-        perr(c, l, "cache_peer: ICP port %s without no-query: proxyd does not speak ICP; "
-                   "give ICP port 0 or add no-query%s",
-             l->argv[3], "");
-        return;
-    }
+    p->icp_port = no_query ? 0 : (int)icp;
     if (!p->name)
         p->name = strdup(p->host);
     for (int k = 0; k < ps->n; k++)
@@ -255,7 +261,7 @@ static void carp_init(pd_peers *ps)
     ps->n_carp = 0;
     for (int k = 0; k < ps->n && ps->n_carp < (int)(sizeof ps->carp_order / sizeof *ps->carp_order); k++) {
         struct peer *p = &ps->v[k];
-        if (!p->carp)
+        if (!p->carp || p->sibling)
             continue;
         p->carp_hash = carp_mix(carp_str(0, p->name, strlen(p->name)));
         W += p->weight;
@@ -373,6 +379,7 @@ pd_peers *pd_peers_compile(const pd_conf *conf, const pd_acl_rules *acl, FILE *e
     carp_init(ps);
     ps->never_direct = rule_lines(&c, acl, "never_direct", &conf->never_direct, 0, NULL);
     ps->always_direct = rule_lines(&c, acl, "always_direct", &conf->always_direct, 0, NULL);
+    ps->icp_access = rule_lines(&c, acl, "icp_access", &conf->icp_access, 0, NULL);
     if (n_errors)
         *n_errors = c.errors;
     if (n_warnings)
@@ -402,6 +409,7 @@ void pd_peers_free(pd_peers *ps)
     free(ps->v);
     pd_acl_list_free(ps->never_direct);
     pd_acl_list_free(ps->always_direct);
+    pd_acl_list_free(ps->icp_access);
     ps->magic = 0;
     free(ps);
 }
@@ -442,8 +450,8 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
 {
     int ok[PD_PEER_MAX];
     int np = ps->n < (int)(sizeof ok / sizeof *ok) ? ps->n : (int)(sizeof ok / sizeof *ok);
-    for (int k = 0; k < np; k++)
-        ok[k] = allowed(&ps->v[k], req);
+    for (int k = 0; k < np; k++) /* a sibling is never a parent (it is used on ICP_HIT only) */
+        ok[k] = !ps->v[k].sibling && allowed(&ps->v[k], req);
     /* peerGetSomeParent: CARP, else round-robin, else first up */
     int best = -1;
     const char *hier = NULL;
@@ -536,3 +544,44 @@ const char *pd_peer_host(const pd_peers *ps, int i) { return ps->v[i].host; }
 int pd_peer_port(const pd_peers *ps, int i) { return ps->v[i].http_port; }
 int64_t pd_peer_connect_timeout(const pd_peers *ps, int i) { return ps->v[i].connect_timeout_ms; }
 const char *pd_peer_auth(const pd_peers *ps, int i) { return ps->v[i].auth; }
+
+/* ---- ICP (icp.c asks; this file says whom) -------------------------------- */
+
+int pd_peers_count(const pd_peers *ps) { return ps ? ps->n : 0; }
+int pd_peer_is_sibling(const pd_peers *ps, int i) { return ps->v[i].sibling; }
+int pd_peer_icp_port(const pd_peers *ps, int i) { return ps->v[i].icp_port; }
+int pd_peer_weight(const pd_peers *ps, int i) { return ps->v[i].weight; }
+int pd_peer_proxy_only(const pd_peers *ps, int i) { return ps->v[i].proxy_only; }
+int pd_peer_closest_only(const pd_peers *ps, int i) { return ps->v[i].closest_only; }
+
+int pd_peers_icp_allowed(const pd_peers *ps, const pd_acl_req *req)
+{
+    /* no icp_access line: deny all, as Squid; what cannot be decided now denies */
+    return ps && ps->icp_access &&
+           pd_acl_list_check(ps->icp_access, req, PD_ACL_DENY) == PD_ACL_ALLOW;
+}
+
+int pd_peer_icp_targets(pd_peers *ps, const pd_acl_req *req, int hierarchical, int sibling_ok,
+                        int *out, int max)
+{
+    if (!ps || ps->magic != PEERS_MAGIC)
+        return 0;
+    /* peerSelectIcpPing: never when always_direct allows the request; a
+     * non-hierarchical request only when never_direct leaves no other way */
+    if (ps->always_direct && pd_acl_list_check(ps->always_direct, req, PD_ACL_DENY) == PD_ACL_ALLOW)
+        return 0;
+    int no_direct = ps->never_direct &&
+                    pd_acl_list_check(ps->never_direct, req, PD_ACL_DENY) == PD_ACL_ALLOW;
+    if (!hierarchical && !no_direct)
+        return 0;
+    int n = 0;
+    for (int k = 0; k < ps->n && n < max; k++) {
+        const struct peer *p = &ps->v[k];
+        /* peerWouldBePinged: an ICP port, not no-query, a sibling only for a
+         * hierarchical request it may serve, allowed by cache_peer_access */
+        if (!p->icp_port || (p->sibling && (!hierarchical || !sibling_ok)) || !allowed(p, req))
+            continue;
+        out[n++] = k;
+    }
+    return n;
+}

@@ -1003,7 +1003,9 @@ START_TEST(reference_lists_every_directive)
         "http_reply_access", "miss_access", "follow_x_forwarded_for", "reply_body_max_size",
         "tcp_outgoing_address", "cache_peer", "cache_peer_access", "never_direct",
         "always_direct", "prefer_direct", "nonhierarchical_direct", "forward_max_tries",
-        "dead_peer_timeout", "request_header_access", "reply_header_access",
+        "dead_peer_timeout", "icp_port", "udp_incoming_address", "icp_access",
+        "icp_query_timeout", "maximum_icp_query_timeout", "minimum_icp_query_timeout",
+        "log_icp_queries", "unique_hostname", "request_header_access", "reply_header_access",
         "request_header_replace", "reply_header_replace", "request_header_add",
         "reply_header_add",
     };

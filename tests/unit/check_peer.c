@@ -129,6 +129,11 @@ static const struct {
       "10.0.0.1", 1, "" },
     /* never_direct without a parent */
     { "never_direct allow all\n", "10.0.0.1", 1, "" },
+    /* a sibling is never a parent: without its ICP_HIT, parents and direct only */
+    { "cache_peer s1 sibling 3128 3130 name=s\n" PEERS3, "10.0.0.1", 1,
+      "a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT DIRECT" },
+    { "cache_peer s1 sibling 3128 3130 name=s default round-robin carp\n"
+      "never_direct allow all\n", "10.0.0.1", 1, "" },
     /* forward_max_tries cuts the list */
     { PEERS3 "forward_max_tries 2\n", "10.0.0.1", 1, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT" },
 };
@@ -320,10 +325,14 @@ END_TEST
 static const struct {
     const char *conf, *msg;
 } err_cases[] = {
-    { "cache_peer s sibling 3128 3130\n", "t.conf:1: cache_peer: only parent peers" },
-    { "cache_peer p parent 3128 3130\n", "t.conf:1: cache_peer: ICP port 3130 without no-query" },
+    { "cache_peer s multicast 3128 3130\n",
+      "t.conf:1: cache_peer: 'multicast' peers are not implemented (parent and sibling are): "
+      "proxyd has no multicast ICP" },
+    { "cache_peer s sibling 3128 3130 htcp\n", "'htcp': option not implemented" },
+    { "cache_peer s sibling 3128 3130 allow-miss\n", "'allow-miss': option not implemented" },
+    { "cache_peer s sibling 3128 3130 multicast-siblings\n", "option not implemented" },
+    { "cache_peer p parent 3128 x\n", "'x' is not an ICP port" },
     { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
-    { "cache_peer p parent 3128 0 proxy-only\n", "'proxy-only': option not implemented" },
     { "cache_peer p parent 3128 0 max-conn=4\n", "'max-conn=4': option not implemented" },
     { "cache_peer p parent 3128 0 weighted-round-robin\n", "option not implemented" },
     { "cache_peer p parent 3128 0 bogus\n", "'bogus': unknown option" },
@@ -351,6 +360,86 @@ START_TEST(errors_table)
 }
 END_TEST
 
+/* Whom a miss asks by ICP (peerWouldBePinged). */
+static const struct {
+    const char *conf;
+    int hierarchical, sibling_ok;
+    const char *want;
+} icp_cases[] = {
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n"
+      "cache_peer p2 parent 3128 0 name=q\ncache_peer p3 parent 3128 3130 no-query name=r\n",
+      1, 1, "s p" },
+    /* a sibling is not asked for what it may not serve (no-cache, revalidation) */
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n", 1, 0,
+      "p" },
+    /* a non-hierarchical request: nobody, unless never_direct forces a parent */
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n", 0, 1,
+      "" },
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n"
+      "never_direct allow all\n", 0, 1, "p" },
+    /* always_direct: nobody */
+    { "cache_peer s1 sibling 3128 3130 name=s\nalways_direct allow all\n", 1, 1, "" },
+    /* cache_peer_access applies */
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer s2 sibling 3128 3130 name=t\n"
+      "cache_peer_access s deny all\n", 1, 1, "t" },
+};
+
+START_TEST(icp_targets_table)
+{
+    struct env e;
+    env_load(&e, icp_cases[_i].conf);
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "10.0.0.1");
+    int t[16];
+    int n = pd_peer_icp_targets(e.ps, &e.q, icp_cases[_i].hierarchical, icp_cases[_i].sibling_ok,
+                                t, 16);
+    char got[128] = "";
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(got);
+        snprintf(got + l, sizeof got - l, "%s%s", i ? " " : "", pd_peer_name(e.ps, t[i]));
+    }
+    ck_assert_str_eq(got, icp_cases[_i].want);
+    env_free(&e);
+}
+END_TEST
+
+/* icp_access: none denies all; acls on the querying address */
+START_TEST(icp_access_rules)
+{
+    struct env e;
+    env_load(&e, "cache_peer s1 sibling 3128 3130\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "127.0.0.1");
+    ck_assert_int_eq(pd_peers_icp_allowed(e.ps, &e.q), 0);
+    env_free(&e);
+    env_load(&e, "acl lo src 127.0.0.0/8\nicp_access allow lo\nicp_access deny all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "127.0.0.1");
+    ck_assert_int_eq(pd_peers_icp_allowed(e.ps, &e.q), 1);
+    env_request(&e, "http://example.com/x", "10.1.1.1");
+    ck_assert_int_eq(pd_peers_icp_allowed(e.ps, &e.q), 0);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(proxy_only_and_sibling_flags)
+{
+    struct env e;
+    env_load(&e, "cache_peer s1 sibling 3128 3130 proxy-only no-digest\n"
+                 "cache_peer p1 parent 3128 3131 no-query closest-only\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    ck_assert_int_eq(pd_peers_count(e.ps), 2);
+    ck_assert_int_eq(pd_peer_is_sibling(e.ps, 0), 1);
+    ck_assert_int_eq(pd_peer_proxy_only(e.ps, 0), 1);
+    ck_assert_int_eq(pd_peer_icp_port(e.ps, 0), 3130);
+    ck_assert_int_eq(pd_peer_is_sibling(e.ps, 1), 0);
+    ck_assert_int_eq(pd_peer_proxy_only(e.ps, 1), 0);
+    ck_assert_int_eq(pd_peer_icp_port(e.ps, 1), 0); /* no-query */
+    ck_assert_int_eq(pd_peer_closest_only(e.ps, 1), 1);
+    env_free(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peer");
@@ -362,6 +451,9 @@ int main(void)
     tcase_add_loop_test(tc, carp_table, 0, sizeof carp_cases / sizeof carp_cases[0]);
     tcase_add_test(tc, carp_spread);
     tcase_add_loop_test(tc, errors_table, 0, sizeof err_cases / sizeof err_cases[0]);
+    tcase_add_loop_test(tc, icp_targets_table, 0, sizeof icp_cases / sizeof icp_cases[0]);
+    tcase_add_test(tc, icp_access_rules);
+    tcase_add_test(tc, proxy_only_and_sibling_flags);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
