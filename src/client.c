@@ -54,6 +54,8 @@
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
+#include "proxyd/icp.h"
+
 #include "client_int.h"
 
 static void read_head(struct pd_client *c);
@@ -239,6 +241,8 @@ static void txn_free(struct pd_client *c)
     client_access_drop(c);
     if (c->dnsq)
         pd_dns_cancel(c->dnsq);
+    if (c->icpq)
+        pd_icp_query_cancel(c->icpq);
     client_up_release(c, 0);
     if (c->timer)
         event_free(c->timer);

@@ -107,6 +107,8 @@ struct pd_client {
     int n_cands, cand_i;        /* n_cands 0: not selected (direct, as without peers) */
     int via_peer;               /* 1 + the cache_peer tried now, 0: the origin itself */
     const char *hier;           /* its hierarchy code for the log, NULL: HIER_DIRECT */
+    struct pd_icp_query *icpq;  /* ICP: the peers' answers awaited (icp.c) */
+    int icp_asked;              /* ICP was considered for this miss (at most once) */
     const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
 
     /* interception (client_intercept.c) */
