@@ -1163,18 +1163,26 @@ static const directive directives[] = {
              "(hits are served whatever it says)." },
     { .name = "cache_peer", .set = parse_lines, FIELD(cache_peer), .min_args = 4,
       .flags = F_LIST, .def_doc = "none",
-      .squid = "`parent` peers with no-query, default, round-robin, weighted-round-robin, "
-               "weight=, name=, connect-timeout=, connect-fail-limit=, login=user:pass "
-               "(Basic) and carp (Squid's hash: a mixed tier sends a URL to the same parent). `sibling`, `multicast`, ICP (a non-zero ICP port without "
-               "no-query), weighted-round-robin (RTT-based in Squid; use round-robin with weight=), "
-               "carp-key=, sourcehash, userhash, originserver, proxy-only, max-conn= and the TLS "
-               "options are errors.",
-      .doc = "`cache_peer HOST parent HTTP_PORT ICP_PORT [OPTION...]`: a parent proxy. "
-             "Misses go to the parents as peer selection orders them (see never_direct); "
-             "a request to a parent is in absolute form over a connection pooled per peer, "
-             "a CONNECT is a CONNECT to the parent. A parent that refuses "
+      .squid = "`parent` and `sibling` peers with no-query, default, round-robin, weight=, "
+               "name=, connect-timeout=, connect-fail-limit=, login=user:pass (Basic), carp "
+               "(Squid's hash: a mixed tier sends a URL to the same parent), proxy-only, "
+               "closest-only, and no-digest and no-netdb-exchange (proxyd uses neither). "
+               "Peers with an ICP port are asked by ICP on a miss, as Squid asks them. "
+               "`multicast` peers, htcp, allow-miss, max-conn=, weighted-round-robin "
+               "(RTT-based in Squid; use round-robin with weight=), carp-key=, sourcehash, "
+               "userhash, originserver and the TLS options are errors.",
+      .doc = "`cache_peer HOST parent|sibling HTTP_PORT ICP_PORT [OPTION...]`: a parent or "
+             "sibling proxy. On a miss the peers with an ICP port (not no-query) are asked "
+             "by ICP (a sibling only for a GET it may answer from its cache) and the answers "
+             "awaited up to the ICP query timeout: a peer that answers ICP_HIT is tried "
+             "first (SIBLING_HIT, PARENT_HIT; a sibling gets `Cache-Control: only-if-cached` "
+             "and is never used for a miss), else the parent whose ICP_MISS came first "
+             "(FIRST_PARENT_MISS). Then the parents as peer selection orders them (see "
+             "never_direct); a request to a peer is in absolute form over a connection pooled "
+             "per peer, a CONNECT is a CONNECT to the parent. A parent that refuses "
              "connect-fail-limit (10) connects in a row is dead and skipped until "
-             "dead_peer_timeout has passed; then one request probes it." },
+             "dead_peer_timeout has passed; then one request probes it. proxy-only: what "
+             "comes from the peer is not stored." },
     { .name = "cache_peer_access", .set = parse_lines, FIELD(cache_peer_access), .min_args = 2,
       .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same.",
@@ -1204,9 +1212,11 @@ static const directive directives[] = {
       .squid = "Same: how many places (parents, then the origin) one request is tried at.",
       .doc = "How many candidates (parents and the origin) a request tries before it fails." },
     { .name = "dead_peer_timeout", .set = parse_time_ms, FIELD(dead_peer_timeout), .def = "10 seconds",
-      .squid = "Used as when a dead parent is tried again (Squid also pings with ICP, "
-               "which proxyd does not).",
-      .doc = "How long a parent found dead is skipped before one request tries it again." },
+      .squid = "Same: when a dead parent is tried again, and how long an ICP peer may leave "
+               "queries unanswered before its answers are no longer waited for.",
+      .doc = "How long a parent found dead is skipped before one request tries it again; an "
+             "ICP peer that has not answered for this long is still asked, but not waited for "
+             "until it answers again." },
     { .name = "icp_port", .alias = "udp_port", .set = parse_int, FIELD(icp_port), .def = "0",
       .min = 0, .max = 65535,
       .squid = "Same (one port; udp_incoming_address chooses the address). Every worker "
@@ -1938,8 +1948,8 @@ static const char *const squid_class_todo[] = {
                   "be, or remove the line only if the rule is not needed",
     [SQ_CACHE] = "use `cache deny ACL` instead",
     [SQ_PRIVACY] = "remove the line only if that is acceptable",
-    [SQ_PEER] = "proxyd peers with parents by cache_peer and cache_peer_access only; "
-                "rewrite the line as cache_peer_access ACLs",
+    [SQ_PEER] = "proxyd peers by cache_peer (parents and siblings) and cache_peer_access "
+                "only; rewrite the line as cache_peer_access ACLs",
     [SQ_REWRITE] = "proxyd runs url_rewrite_program and store_id_program with their "
                    "program, children, access and bypass lines only, and Squid's default "
                    "extras; remove the line if the helper does without it, or keep Squid",

@@ -217,8 +217,8 @@ struct msg_case {
 };
 
 /* The sentences of src/conf.c's classes, as the messages must carry them. */
-#define SQ_PEER_TODO "proxyd peers with parents by cache_peer and cache_peer_access only; " \
-    "rewrite the line as cache_peer_access ACLs"
+#define SQ_PEER_TODO "proxyd peers by cache_peer (parents and siblings) and cache_peer_access " \
+    "only; rewrite the line as cache_peer_access ACLs"
 #define SQ_REWRITE_TODO "proxyd runs url_rewrite_program and store_id_program with their " \
     "program, children, access and bypass lines only, and Squid's default extras; remove the " \
     "line if the helper does without it, or keep Squid"
