@@ -206,6 +206,10 @@ void client_up_release(struct pd_client *c, int reusable)
 {
     if (!c->up)
         return;
+    if (c->peer_held) { /* max-conn: this connection is no longer in use */
+        pd_peer_conn_closed(c->w->peers, c->peer_held - 1);
+        c->peer_held = 0;
+    }
     if (c->up_t0)
         c->up_t1 = pd_clock_ms(); /* the last I/O with the origin */
     pd_conn *up = c->up;

@@ -109,6 +109,7 @@ struct pd_client {
     const char *hier;           /* its hierarchy code for the log, NULL: HIER_DIRECT */
     struct pd_icp_query *icpq;  /* ICP: the peers' answers awaited (icp.c) */
     int icp_asked;              /* ICP was considered for this miss (at most once) */
+    int peer_held;              /* 1 + the peer whose max-conn count c->up takes, 0: none */
     const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
 
     /* interception (client_intercept.c) */

@@ -1166,9 +1166,10 @@ static const directive directives[] = {
       .squid = "`parent` and `sibling` peers with no-query, default, round-robin, weight=, "
                "name=, connect-timeout=, connect-fail-limit=, login=user:pass (Basic), carp "
                "(Squid's hash: a mixed tier sends a URL to the same parent), proxy-only, "
-               "closest-only, and no-digest and no-netdb-exchange (proxyd uses neither). "
+               "closest-only, max-conn= (per worker, as per Squid kid), and no-digest and "
+               "no-netdb-exchange (proxyd uses neither). "
                "Peers with an ICP port are asked by ICP on a miss, as Squid asks them. "
-               "`multicast` peers, htcp, allow-miss, max-conn=, weighted-round-robin "
+               "`multicast` peers, htcp, allow-miss, weighted-round-robin "
                "(RTT-based in Squid; use round-robin with weight=), carp-key=, sourcehash, "
                "userhash, originserver and the TLS options are errors.",
       .doc = "`cache_peer HOST parent|sibling HTTP_PORT ICP_PORT [OPTION...]`: a parent or "
@@ -1182,7 +1183,8 @@ static const directive directives[] = {
              "per peer, a CONNECT is a CONNECT to the parent. A parent that refuses "
              "connect-fail-limit (10) connects in a row is dead and skipped until "
              "dead_peer_timeout has passed; then one request probes it. proxy-only: what "
-             "comes from the peer is not stored." },
+             "comes from the peer is not stored. max-conn=N: a worker uses at most N "
+             "connections to the peer at once; a peer at its cap is skipped." },
     { .name = "cache_peer_access", .set = parse_lines, FIELD(cache_peer_access), .min_args = 2,
       .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same.",

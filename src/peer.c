@@ -41,6 +41,7 @@ struct peer {
     int icp_port;              /* 0: never asked by ICP (port 0 or no-query) */
     int sibling;               /* a sibling: used only when it answered ICP_HIT */
     int proxy_only, closest_only;
+    int max_conn;              /* max-conn=: connections of a worker in use at once, 0: no cap */
     int is_default, round_robin, carp;
     int weight;
     uint32_t carp_hash;        /* of the name, as Squid's carpInit */
@@ -51,6 +52,7 @@ struct peer {
     /* per-worker state (see peer.h) */
     uint64_t rr_count;
     int fails;                 /* consecutive failed connects */
+    int conn_open;             /* connections this worker has in use to it now */
     int64_t dead_since;        /* seconds; 0: alive */
 };
 
@@ -118,7 +120,7 @@ static long number(const char *s, long max)
 }
 
 static const char *const unsupported_opts[] = {
-    "no-delay", "allow-miss", "max-conn", "multicast-responder", "multicast-siblings", "htcp",
+    "no-delay", "allow-miss", "multicast-responder", "multicast-siblings", "htcp",
     "originserver", "carp-key", "userhash", "sourcehash", "weighted-round-robin",
     "monitorurl", "monitorinterval", "monitortimeout", "monitorsize", "background-ping",
     "ttl", "standby", "forceddomain", "tls", "ssl", "connection-auth", "auth-no-keytab",
@@ -185,6 +187,12 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
                 return;
             }
             p->connect_timeout_ms = (int64_t)v * 1000;
+        } else if (!strncmp(o, "max-conn=", 9)) {
+            if ((v = number(o + 9, 1000000)) <= 0) {
+                perr(c, l, "cache_peer: '%s': a positive number expected%s", o, "");
+                return;
+            }
+            p->max_conn = (int)v;
         } else if (!strncmp(o, "connect-fail-limit=", 19)) {
             if ((v = number(o + 19, 1000000)) <= 0) {
                 perr(c, l, "cache_peer: '%s': a positive number expected%s", o, "");
@@ -450,8 +458,10 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
 {
     int ok[PD_PEER_MAX];
     int np = ps->n < (int)(sizeof ok / sizeof *ok) ? ps->n : (int)(sizeof ok / sizeof *ok);
-    for (int k = 0; k < np; k++) /* a sibling is never a parent (it is used on ICP_HIT only) */
-        ok[k] = !ps->v[k].sibling && allowed(&ps->v[k], req);
+    /* a sibling is never a parent (it is used on ICP_HIT only); a parent at its
+     * max-conn is skipped, as Squid's peerHTTPOkay */
+    for (int k = 0; k < np; k++)
+        ok[k] = !ps->v[k].sibling && !pd_peer_full(ps, k) && allowed(&ps->v[k], req);
     /* peerGetSomeParent: CARP, else round-robin, else first up */
     int best = -1;
     const char *hier = NULL;
@@ -544,6 +554,26 @@ const char *pd_peer_host(const pd_peers *ps, int i) { return ps->v[i].host; }
 int pd_peer_port(const pd_peers *ps, int i) { return ps->v[i].http_port; }
 int64_t pd_peer_connect_timeout(const pd_peers *ps, int i) { return ps->v[i].connect_timeout_ms; }
 const char *pd_peer_auth(const pd_peers *ps, int i) { return ps->v[i].auth; }
+
+/* ---- max-conn ------------------------------------------------------------ */
+
+int pd_peer_full(const pd_peers *ps, int i)
+{
+    const struct peer *p = &ps->v[i];
+    return p->max_conn > 0 && p->conn_open >= p->max_conn;
+}
+
+void pd_peer_conn_opened(pd_peers *ps, int i)
+{
+    if (ps && i >= 0 && i < ps->n)
+        ps->v[i].conn_open++;
+}
+
+void pd_peer_conn_closed(pd_peers *ps, int i)
+{
+    if (ps && i >= 0 && i < ps->n && ps->v[i].conn_open > 0)
+        ps->v[i].conn_open--;
+}
 
 /* ---- ICP (icp.c asks; this file says whom) -------------------------------- */
 

@@ -118,6 +118,11 @@ static void next_candidate(struct pd_client *c)
         return;
     }
     const pd_peer_cand *k = &c->cands[c->cand_i++];
+    if (k->peer >= 0 && pd_peer_full(c->w->peers, k->peer)) {
+        /* filled up since it was selected (max-conn): not a failure, the next one */
+        next_candidate(c);
+        return;
+    }
     c->via_peer = k->peer + 1;
     c->hier = k->hier;
     c->addr_i = 0;
@@ -615,6 +620,15 @@ static int resendable(const struct pd_client *c)
     return !c->retried && c->req.body == PD_BODY_NONE;
 }
 
+/* max-conn: c->up is a connection to the peer tried now (released in client_up_release). */
+static void hold_peer(struct pd_client *c)
+{
+    if (c->via_peer && !c->peer_held) {
+        pd_peer_conn_opened(c->w->peers, c->via_peer - 1);
+        c->peer_held = c->via_peer;
+    }
+}
+
 static int pool_try(struct pd_client *c)
 {
     if (!c->up_t0)
@@ -624,6 +638,7 @@ static int pool_try(struct pd_client *c)
     if (!up)
         return 0;
     c->up = up;
+    hold_peer(c);
     pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_REUSED, 1);
     c->up_from_pool = 1;
     c->up_connected = 1;
@@ -670,6 +685,7 @@ static void connect_next(struct pd_client *c)
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
         return;
     }
+    hold_peer(c);
     client_peer_ip((const struct sockaddr *)ss, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     pd_conn_enable(c->up, EV_READ | EV_WRITE);

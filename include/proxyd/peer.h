@@ -88,6 +88,17 @@ int pd_peer_weight(const pd_peers *ps, int i);
 int pd_peer_proxy_only(const pd_peers *ps, int i); /* what came from it is not stored */
 int pd_peer_closest_only(const pd_peers *ps, int i); /* never FIRST_PARENT_MISS */
 
+/*
+ * max-conn=N: a transaction holding a connection to peer i (connecting,
+ * sending, reading; not idle in the pool) counts once, from
+ * pd_peer_conn_opened to pd_peer_conn_closed. A peer with N such connections
+ * in this worker is full: selection skips it. Idle pooled connections are
+ * reused before a new one is opened, so a worker never has more than N open.
+ */
+int pd_peer_full(const pd_peers *ps, int i);
+void pd_peer_conn_opened(pd_peers *ps, int i);
+void pd_peer_conn_closed(pd_peers *ps, int i);
+
 /* forward_max_tries */
 int pd_peers_max_tries(const pd_peers *ps);
 

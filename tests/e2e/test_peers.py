@@ -69,6 +69,36 @@ class PeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(17)
         self.assertRegex(child.access_lines()[-1], r" TCP_MISS/503 .* HIER_NONE/- ")
 
+    def test_max_conn_skips_a_full_parent(self):
+        o = self.origin()
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        def slow(q):
+            release.wait(pdtest.DEFAULT_TIMEOUT)
+            return Reply(body=b"slow")
+        o.route("/slow", slow)
+        p1, p2 = self.parents(2)
+        child = self.proxy(parent_line(p1, "p1", "max-conn=1") + parent_line(p2, "p2", "") +
+                           "never_direct allow all\ncache deny all\n", workers=1)
+        got = []
+        t = threading.Thread(target=lambda: got.append(proxy_request(child, "GET", o.url("/slow"))))
+        t.start()
+        o.wait_requests(1, path="/slow")  # p1's one connection is in use now
+        r = proxy_request(child, "GET", o.url("/busy"))
+        self.assertEqual((r.status, r.body), (200, b"ok /busy"))
+        p2.wait_access_lines(1)
+        self.assertIn("/busy", p2.access_lines()[-1])  # p1 was full: the next parent
+        release.set()
+        t.join(pdtest.DEFAULT_TIMEOUT)
+        self.assertEqual(got[0].body, b"slow")
+        # free again: p1 first, as before
+        r = proxy_request(child, "GET", o.url("/free"))
+        self.assertEqual(r.status, 200)
+        p1.wait_access_lines(2)
+        self.assertIn("/free", p1.access_lines()[-1])
+        self.assertEqual([l for l in p1.access_lines() if "/busy" in l], [])
+
     def test_direct_when_allowed_after_parents_fail(self):
         o = self.origin()
         dead = pdtest.closed_port()

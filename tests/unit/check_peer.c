@@ -333,7 +333,7 @@ static const struct {
     { "cache_peer s sibling 3128 3130 multicast-siblings\n", "option not implemented" },
     { "cache_peer p parent 3128 x\n", "'x' is not an ICP port" },
     { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
-    { "cache_peer p parent 3128 0 max-conn=4\n", "'max-conn=4': option not implemented" },
+    { "cache_peer p parent 3128 0 max-conn=0\n", "'max-conn=0': a positive number expected" },
     { "cache_peer p parent 3128 0 weighted-round-robin\n", "option not implemented" },
     { "cache_peer p parent 3128 0 bogus\n", "'bogus': unknown option" },
     { "cache_peer p parent 3128 0 login=PASSTHRU\n", "only login=USER:PASSWORD" },
@@ -440,6 +440,34 @@ START_TEST(proxy_only_and_sibling_flags)
 }
 END_TEST
 
+/* max-conn: a parent with its connections in use is skipped until one is released */
+START_TEST(max_conn_skips_full_parent)
+{
+    struct env e;
+    env_load(&e, "cache_peer p1 parent 3128 0 no-query max-conn=2 name=a\n"
+                 "cache_peer p2 parent 3128 0 no-query name=b\nnever_direct allow all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "10.0.0.1");
+    char got[256];
+    selection(&e, 1, 1000, got, sizeof got);
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    pd_peer_conn_opened(e.ps, 0);
+    ck_assert_int_eq(pd_peer_full(e.ps, 0), 0);
+    pd_peer_conn_opened(e.ps, 0);
+    ck_assert_int_eq(pd_peer_full(e.ps, 0), 1);
+    selection(&e, 1, 1000, got, sizeof got);
+    ck_assert_str_eq(got, "b:FIRSTUP_PARENT");
+    pd_peer_conn_closed(e.ps, 0);
+    selection(&e, 1, 1000, got, sizeof got);
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    /* no cap without max-conn */
+    for (int i = 0; i < 1000; i++)
+        pd_peer_conn_opened(e.ps, 1);
+    ck_assert_int_eq(pd_peer_full(e.ps, 1), 0);
+    env_free(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peer");
@@ -454,6 +482,7 @@ int main(void)
     tcase_add_loop_test(tc, icp_targets_table, 0, sizeof icp_cases / sizeof icp_cases[0]);
     tcase_add_test(tc, icp_access_rules);
     tcase_add_test(tc, proxy_only_and_sibling_flags);
+    tcase_add_test(tc, max_conn_skips_full_parent);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
