@@ -1165,13 +1165,14 @@ static const directive directives[] = {
       .flags = F_LIST, .def_doc = "none",
       .squid = "`parent` and `sibling` peers with no-query, default, round-robin, weight=, "
                "name=, connect-timeout=, connect-fail-limit=, login=user:pass (Basic), carp "
-               "(Squid's hash: a mixed tier sends a URL to the same parent), proxy-only, "
+               "(Squid's hash: a mixed tier sends a URL to the same parent), sourcehash and "
+               "userhash (Squid's hashes of the client address and of the user name), proxy-only, "
                "closest-only, max-conn= (per worker, as per Squid kid), and no-digest and "
                "no-netdb-exchange (proxyd uses neither). "
                "Peers with an ICP port are asked by ICP on a miss, as Squid asks them. "
                "`multicast` peers, htcp, allow-miss, weighted-round-robin "
-               "(RTT-based in Squid; use round-robin with weight=), carp-key=, sourcehash, "
-               "userhash, originserver and the TLS options are errors.",
+               "(RTT-based in Squid; use round-robin with weight=), carp-key=, originserver "
+               "and the TLS options are errors.",
       .doc = "`cache_peer HOST parent|sibling HTTP_PORT ICP_PORT [OPTION...]`: a parent or "
              "sibling proxy. On a miss the peers with an ICP port (not no-query) are asked "
              "by ICP (a sibling only for a GET it may answer from its cache) and the answers "

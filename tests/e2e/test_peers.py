@@ -410,6 +410,49 @@ class SquidPeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(12)
         self.assertTrue(all(" CARP/127.0.0.1 " in l for l in child.access_lines()))
 
+    def test_sourcehash_agrees_with_squid(self):
+        o = self.origin()
+        parents = [self.proxy("cache deny all\n", workers=1, visible_hostname="s%d.test" % i)
+                   for i in range(2)]
+        lines = "".join("cache_peer %s parent %d 0 no-query sourcehash name=s%d\n"
+                        % (HOST, p.port, i) for i, p in enumerate(parents))
+        lines += "never_direct allow all\n"
+        sq = self.squid(lines)
+        child = self.proxy(lines + "cache deny all\n", workers=1)
+        clients = ["127.0.0.%d" % i for i in range(2, 18)]
+        for ip in clients:
+            for who, port in (("sq", sq.port), ("pd", child.port)):
+                self.assertEqual(get_from(ip, port, o.url("/sh/%s/%s" % (who, ip))), 200)
+        sh_lines = lambda p: [l.split()[6] for l in p.access_lines() if "/sh/" in l]
+        pdtest.wait_until(lambda: sum(len(sh_lines(p)) for p in parents) == 2 * len(clients),
+                          what="every request logged by a parent")
+        spread = [0, 0]
+        for ip in clients:
+            where = [[k for k, p in enumerate(parents) if o.url("/sh/%s/%s" % (who, ip)) in sh_lines(p)]
+                     for who in ("sq", "pd")]
+            # Squid and proxyd sent this client's requests to the same parent
+            self.assertEqual(where[0], where[1], (ip, where))
+            self.assertEqual(len(where[0]), 1)
+            spread[where[0][0]] += 1
+        self.assertTrue(all(spread), spread)  # and the clients were spread over both
+        child.wait_access_lines(len(clients))
+        self.assertTrue(all(" SOURCEHASH_PARENT/127.0.0.1 " in l for l in child.access_lines()))
+
+
+def get_from(src_ip, port, url):
+    """GET url through the proxy at HOST:port from the address src_ip; the status."""
+    with socket.create_connection((HOST, port), timeout=pdtest.DEFAULT_TIMEOUT,
+                                  source_address=(src_ip, 0)) as s:
+        host = url.split("/")[2]
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (url, host)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
+
 
 if __name__ == "__main__":
     pdtest.main()

@@ -440,6 +440,66 @@ START_TEST(proxy_only_and_sibling_flags)
 }
 END_TEST
 
+/* sourcehash and userhash: one parent per client address / user, spread by weight, CARP's
+ * multipliers; the next method (round-robin here) when there is no key */
+START_TEST(source_and_user_hash)
+{
+    struct env e;
+    env_load(&e, "cache_peer p1 parent 3128 0 no-query sourcehash userhash name=a\n"
+                 "cache_peer p2 parent 3128 0 no-query sourcehash userhash name=b\n"
+                 "cache_peer p3 parent 3128 0 no-query sourcehash userhash weight=2 name=c\n"
+                 "cache_peer p4 parent 3128 0 no-query round-robin name=d\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    int got[4] = { 0, 0, 0, 0 };
+    for (int i = 0; i < 400; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "10.1.%d.%d", i / 200, i % 200 + 1);
+        env_request(&e, "http://h.test/x", ip);
+        pd_peer_cand c[PD_PEER_MAX_CAND], c2[PD_PEER_MAX_CAND];
+        ck_assert_int_ge(pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND), 1);
+        ck_assert_str_eq(c[0].hier, "SOURCEHASH_PARENT");
+        got[c[0].peer]++;
+        /* the same client again, another URL: the same parent */
+        env_request(&e, "http://other.test/y", ip);
+        pd_peer_select(e.ps, &e.q, 1, 1000, c2, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(c2[0].peer, c[0].peer);
+    }
+    /* every sourcehash parent gets clients, c about twice as many; never d */
+    ck_assert_int_gt(got[0], 50);
+    ck_assert_int_gt(got[1], 50);
+    ck_assert_int_gt(got[2], got[0]);
+    ck_assert_int_gt(got[2], got[1]);
+    ck_assert_int_eq(got[3], 0);
+    env_free(&e);
+
+    /* userhash: only with a user; by name */
+    env_load(&e, "cache_peer p1 parent 3128 0 no-query userhash name=a\n"
+                 "cache_peer p2 parent 3128 0 no-query userhash name=b\n"
+                 "cache_peer p3 parent 3128 0 no-query round-robin name=d\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://h.test/x", "10.0.0.1");
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+    ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT"); /* no user: no key */
+    int seen[3] = { 0, 0, 0 };
+    for (int i = 0; i < 60; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "user%d", i);
+        e.q.user = user;
+        pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+        ck_assert_str_eq(c[0].hier, "USERHASH_PARENT");
+        seen[c[0].peer]++;
+        int first = c[0].peer;
+        pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(c[0].peer, first);
+    }
+    ck_assert_int_gt(seen[0], 10);
+    ck_assert_int_gt(seen[1], 10);
+    ck_assert_int_eq(seen[2], 0);
+    env_free(&e);
+}
+END_TEST
+
 /* max-conn: a parent with its connections in use is skipped until one is released */
 START_TEST(max_conn_skips_full_parent)
 {
@@ -483,6 +543,7 @@ int main(void)
     tcase_add_test(tc, icp_access_rules);
     tcase_add_test(tc, proxy_only_and_sibling_flags);
     tcase_add_test(tc, max_conn_skips_full_parent);
+    tcase_add_test(tc, source_and_user_hash);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
