@@ -389,6 +389,38 @@ class IcpServerTest(pdtest.ProxyTestCase):
         self.assertGreaterEqual(int(fields[1]), 300)  # elapsed ms: it waited for the timeout
         self.assertEqual(sample(Admin(p).metrics(), "proxyd_icp_query_timeouts_total"), 1)
 
+    def test_reload_and_restart_keep_answering(self):
+        icp, icp2 = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+        conf = "icp_port %%d\nudp_incoming_address %s\nicp_access %%s all\n" % HOST
+        p = self.proxy(conf % (icp, "allow"), workers=2)
+        url = "http://127.0.0.1:9/r"
+        # 20 queries from 20 source ports (spread over the workers), all answered
+        for i in range(20):
+            self.assertEqual(icp_ask(icp, icp_query(url, i))[0], OP_MISS)
+        # a worker killed: its socket stays with the master, the new worker answers on it
+        victim = p.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        p.wait_workers(2, exclude=(victim,))
+        for i in range(20):
+            self.assertEqual(icp_ask(icp, icp_query(url, i))[0], OP_MISS)
+        # reload, same port: the new configuration answers on it
+        p.write_conf(p.make_conf(conf % (icp, "deny")))
+        p.signal(signal.SIGHUP)
+        pdtest.wait_until(lambda: icp_ask(icp, icp_query(url))[0] == OP_DENIED,
+                          what="the reloaded icp_access")
+        # reload to another port: it answers, the old one is closed once the old workers left
+        p.write_conf(p.make_conf(conf % (icp2, "allow")))
+        p.signal(signal.SIGHUP)
+
+        def moved():
+            try:
+                icp_ask(icp, icp_query(url), 0.2)
+                return False
+            except OSError:
+                return icp_ask(icp2, icp_query(url))[0] == OP_MISS
+        pdtest.wait_until(moved, what="the ICP port moved")
+        self.assertTrue(p.alive())
+
     def test_proxyd_sibling_of_proxyd(self):
         # both sides ours: a second proxyd fetches the first one's hit
         o = self.origin()
