@@ -1167,10 +1167,10 @@ static const directive directives[] = {
                "name=, connect-timeout=, connect-fail-limit=, login=user:pass (Basic), carp "
                "(Squid's hash: a mixed tier sends a URL to the same parent), sourcehash and "
                "userhash (Squid's hashes of the client address and of the user name), proxy-only, "
-               "closest-only, max-conn= (per worker, as per Squid kid), and no-digest and "
-               "no-netdb-exchange (proxyd uses neither). "
+               "closest-only, allow-miss, max-conn= (per worker, as per Squid kid), and "
+               "no-digest and no-netdb-exchange (proxyd uses neither). "
                "Peers with an ICP port are asked by ICP on a miss, as Squid asks them. "
-               "`multicast` peers, htcp, allow-miss, weighted-round-robin "
+               "`multicast` peers, htcp, weighted-round-robin "
                "(RTT-based in Squid; use round-robin with weight=), carp-key=, originserver "
                "and the TLS options are errors.",
       .doc = "`cache_peer HOST parent|sibling HTTP_PORT ICP_PORT [OPTION...]`: a parent or "
@@ -1255,6 +1255,10 @@ static const directive directives[] = {
       .squid = "Same: one access log line per ICP query answered (UDP_HIT, UDP_MISS, "
                "UDP_MISS_NOFETCH, UDP_DENIED, UDP_INVALID), method ICP_QUERY.",
       .doc = "Log the ICP queries answered in the access log." },
+    { .name = "icp_hit_stale", .set = parse_onoff, FIELD(icp_hit_stale), .def = "off",
+      .squid = "Same.",
+      .doc = "Answer ICP_HIT for stale objects too (a sibling then gets a stale copy or a "
+             "revalidation; give such siblings allow-miss). Off: ICP_HIT only for fresh ones." },
     { .name = "unique_hostname", .set = parse_string, FIELD(unique_hostname),
       .def_doc = "visible_hostname",
       .squid = "Same: the name in proxyd's own Via member, so that proxies sharing one "
@@ -1759,7 +1763,6 @@ static const directive directives[] = {
     X("icap_service_revival_delay", SQ_ADAPT, NULL, NULL) \
     X("icap_uses_indirect_client", SQ_ADAPT, NULL, NULL) \
     X("icon_directory", SQ_TUNING, NULL, NULL) \
-    X("icp_hit_stale", SQ_TUNING, NULL, NULL) \
     X("ident_lookup_access", SQ_TUNING, NULL, NULL) \
     X("ident_timeout", SQ_TUNING, NULL, NULL) \
     X("ie_refresh", SQ_TUNING, NULL, NULL) \

@@ -294,7 +294,7 @@ static int lookup_opcode(pd_icp *icp, const pd_icp_msg *m, const struct sockaddr
                (kl = pd_url_format(&u, key, sizeof key)) >= sizeof key) {
         op = PD_ICP_OP_MISS;
     } else if (pd_cache_store_lookup(e->store, key, kl, &ref) == PD_CACHE_HIT) {
-        /* a complete object, fresh now (Squid's icp_hit_stale off); a Vary
+        /* a complete object, fresh now (or any, with icp_hit_stale on); a Vary
          * marker is a miss: the variant the requester wants is not known */
         ssize_t n = pd_cache_store_meta(e->store, ref, NULL, 0);
         char *blob = n > 0 ? malloc((size_t)n) : NULL;
@@ -306,7 +306,8 @@ static int lookup_opcode(pd_icp *icp, const pd_icp_msg *m, const struct sockaddr
                 int64_t life = pd_cache_policy_lifetime(&cm.head, rule, cm.response_time, NULL);
                 int64_t age = pd_cache_policy_age(&cm.head, cm.request_time, cm.response_time,
                                                   time(NULL));
-                if (pd_cache_policy_decide(&get, &cm.head, life, age) == PD_CP_FRESH)
+                if (e->conf->icp_hit_stale ||
+                    pd_cache_policy_decide(&get, &cm.head, life, age) == PD_CP_FRESH)
                     op = PD_ICP_OP_HIT;
             }
             pd_cache_meta_free(&cm);

@@ -49,7 +49,7 @@ struct peer {
     int http_port;
     int icp_port;              /* 0: never asked by ICP (port 0 or no-query) */
     int sibling;               /* a sibling: used only when it answered ICP_HIT */
-    int proxy_only, closest_only;
+    int proxy_only, closest_only, allow_miss;
     int max_conn;              /* max-conn=: connections of a worker in use at once, 0: no cap */
     int is_default, round_robin, carp, sourcehash, userhash;
     int weight;
@@ -138,7 +138,7 @@ static long number(const char *s, long max)
 }
 
 static const char *const unsupported_opts[] = {
-    "no-delay", "allow-miss", "multicast-responder", "multicast-siblings", "htcp",
+    "no-delay", "multicast-responder", "multicast-siblings", "htcp",
     "originserver", "carp-key", "weighted-round-robin",
     "monitorurl", "monitorinterval", "monitortimeout", "monitorsize", "background-ping",
     "ttl", "standby", "forceddomain", "tls", "ssl", "connection-auth", "auth-no-keytab",
@@ -188,6 +188,8 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             p->sourcehash = 1;
         } else if (!strcmp(o, "userhash")) {
             p->userhash = 1;
+        } else if (!strcmp(o, "allow-miss")) {
+            p->allow_miss = 1; /* no only-if-cached to this sibling */
         } else if (!strcmp(o, "proxy-only")) {
             p->proxy_only = 1;
         } else if (!strcmp(o, "closest-only")) {
@@ -665,6 +667,7 @@ int pd_peer_icp_port(const pd_peers *ps, int i) { return ps->v[i].icp_port; }
 int pd_peer_weight(const pd_peers *ps, int i) { return ps->v[i].weight; }
 int pd_peer_proxy_only(const pd_peers *ps, int i) { return ps->v[i].proxy_only; }
 int pd_peer_closest_only(const pd_peers *ps, int i) { return ps->v[i].closest_only; }
+int pd_peer_allow_miss(const pd_peers *ps, int i) { return ps->v[i].allow_miss; }
 
 int pd_peers_icp_allowed(const pd_peers *ps, const pd_acl_req *req)
 {

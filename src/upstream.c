@@ -563,7 +563,8 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         if (lm)
             pd_head_field(h, PD_STR("If-Modified-Since"), lm->value);
     }
-    if (c->via_peer && pd_peer_is_sibling(w->peers, c->via_peer - 1))
+    if (c->via_peer && pd_peer_is_sibling(w->peers, c->via_peer - 1) &&
+        !pd_peer_allow_miss(w->peers, c->via_peer - 1))
         pd_head_add(h, "Cache-Control: only-if-cached\r\n", 31); /* a sibling never fetches */
     if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1))
         pd_head_field(h, PD_STR("Proxy-Authorization"),

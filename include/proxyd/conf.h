@@ -129,6 +129,7 @@ typedef struct pd_conf {
     int maximum_icp_query_timeout;        /* ms, default 2000 */
     int minimum_icp_query_timeout;        /* ms, default 5 */
     int log_icp_queries;                  /* default on */
+    int icp_hit_stale;                    /* ICP_HIT for stale objects too (default off) */
     char *unique_hostname;                /* Via loop detection, NULL: visible_hostname */
     pd_conf_lines request_header_access;  /* NAME allow|deny ACL... (headers.c) */
     pd_conf_lines reply_header_access;

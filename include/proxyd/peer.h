@@ -87,6 +87,7 @@ int pd_peer_icp_port(const pd_peers *ps, int i);   /* 0: not asked by ICP */
 int pd_peer_weight(const pd_peers *ps, int i);
 int pd_peer_proxy_only(const pd_peers *ps, int i); /* what came from it is not stored */
 int pd_peer_closest_only(const pd_peers *ps, int i); /* never FIRST_PARENT_MISS */
+int pd_peer_allow_miss(const pd_peers *ps, int i);   /* a sibling without only-if-cached */
 
 /*
  * max-conn=N: a transaction holding a connection to peer i (connecting,

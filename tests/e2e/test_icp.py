@@ -315,6 +315,12 @@ class IcpServerTest(pdtest.ProxyTestCase):
         self.assertIn(" HIER_DIRECT/127.0.0.1 ", lines_for(p, o.url("/gone"))[-1])
         # and the origin never sees only-if-cached
         self.assertFalse(o.requests_for("/gone")[0].get("cache-control"))
+        # allow-miss: the sibling may fetch, so no only-if-cached
+        p2 = self.proxy("cache_peer %s sibling %d %d name=liar allow-miss\n"
+                        "icp_query_timeout 5000\n" % (HOST, sib.port, sib.icp_port), workers=1)
+        self.assertEqual(proxy_request(p2, "GET", o.url("/gone2")).status, 200)
+        self.assertEqual(len(sib.heads), 2)
+        self.assertNotIn("only-if-cached", sib.heads[1])
 
     def test_answers_denied_malformed(self):
         o = self.origin()
@@ -352,6 +358,17 @@ class IcpServerTest(pdtest.ProxyTestCase):
         self.assertEqual(sample(m, "proxyd_icp_queries_received_total"), 5)
         p.wait_access_lines(4, path=None)
         self.assertTrue(any(" UDP_HIT/000 " in l and " ICP_QUERY " in l for l in p.access_lines()))
+
+    def test_icp_hit_stale(self):
+        o = self.origin()
+        o.route("/old", lambda q: Reply(body=b"old", headers=[("Cache-Control", "max-age=0"),
+                                                             ("Last-Modified", formatdate(0, usegmt=True))]))
+        for stale_hits, want in (("off", OP_MISS), ("on", OP_HIT)):
+            icp = free_port(socket.SOCK_DGRAM)
+            p = self.proxy("icp_port %d\nudp_incoming_address %s\nicp_access allow all\n"
+                           "icp_hit_stale %s\n" % (icp, HOST, stale_hits), workers=1)
+            proxy_request(p, "GET", o.url("/old"))  # stored (validators), stale at once
+            self.assertEqual(icp_ask(icp, icp_query(o.url("/old")))[0], want, stale_hits)
 
     def test_icp_access_default_and_deny(self):
         icp = free_port(socket.SOCK_DGRAM)

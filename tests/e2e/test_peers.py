@@ -197,6 +197,28 @@ class PeersTest(pdtest.ProxyTestCase):
         self.assertEqual(relay.connections, 1)
 
 
+    def test_unique_hostname_tells_proxies_with_one_name_apart(self):
+        o = self.origin()
+        # a child and its parent sharing one visible_hostname: the parent takes the
+        # child's Via for its own and refuses a loop, as Squid does
+        parent = self.proxy("cache deny all\n", workers=1, visible_hostname="same.test")
+        child = self.proxy(parent_line(parent, "p", "") + "never_direct allow all\ncache deny all\n",
+                           workers=1, visible_hostname="same.test")
+        self.assertEqual(proxy_request(child, "GET", o.url("/u1")).status, 403)
+        self.assertEqual(o.requests_for("/u1"), [])
+        # each with its own unique_hostname: no loop; Via names the unique names
+        parent = self.proxy("cache deny all\nunique_hostname p.unique.test\n", workers=1,
+                            visible_hostname="same.test")
+        child = self.proxy(parent_line(parent, "p", "") + "never_direct allow all\ncache deny all\n"
+                           "unique_hostname c.unique.test\n", workers=1, visible_hostname="same.test")
+        r = proxy_request(child, "GET", o.url("/u2"))
+        self.assertEqual(r.status, 200)
+        via = ", ".join(o.requests_for("/u2")[-1].get_all("via"))
+        self.assertIn("c.unique.test (proxyd/", via)
+        self.assertIn("p.unique.test (proxyd/", via)
+        self.assertNotIn("same.test", via)
+
+
 class RecordingParent:
     """A parent proxy that records each request head and answers 200 "parent"."""
 

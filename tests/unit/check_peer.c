@@ -329,7 +329,7 @@ static const struct {
       "t.conf:1: cache_peer: 'multicast' peers are not implemented (parent and sibling are): "
       "proxyd has no multicast ICP" },
     { "cache_peer s sibling 3128 3130 htcp\n", "'htcp': option not implemented" },
-    { "cache_peer s sibling 3128 3130 allow-miss\n", "'allow-miss': option not implemented" },
+    { "cache_peer s sibling 3128 3130 no-delay\n", "'no-delay': option not implemented" },
     { "cache_peer s sibling 3128 3130 multicast-siblings\n", "option not implemented" },
     { "cache_peer p parent 3128 x\n", "'x' is not an ICP port" },
     { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
