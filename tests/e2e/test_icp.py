@@ -358,6 +358,17 @@ class IcpServerTest(pdtest.ProxyTestCase):
         self.assertEqual(sample(m, "proxyd_icp_queries_received_total"), 5)
         p.wait_access_lines(4, path=None)
         self.assertTrue(any(" UDP_HIT/000 " in l and " ICP_QUERY " in l for l in p.access_lines()))
+        # the manager's counters page (squidclient mgr:counters) says the same
+        squidclient = shutil.which("squidclient")
+        if squidclient:
+            out = subprocess.run([squidclient, "-h", HOST, "-p", str(p.port), "-T", "10",
+                                  "mgr:counters"], stdout=subprocess.PIPE, text=True,
+                                 timeout=30).stdout
+            counters = dict(re.findall(r"(?m)^(icp\.\w+) = (\d+)$", out))
+            self.assertEqual(counters.get("icp.queries_recv"), "5", out)
+            self.assertEqual(counters.get("icp.replies_sent"), "5", out)
+            self.assertEqual(counters.get("icp.hits_sent"), "2", out)
+            self.assertEqual(counters.get("icp.pkts_recv"), "5", out)
 
     def test_icp_hit_stale(self):
         o = self.origin()
