@@ -432,10 +432,13 @@ class IcpServerTest(pdtest.ProxyTestCase):
         for i in range(20):
             self.assertEqual(icp_ask(icp, icp_query(url, i))[0], OP_MISS)
         # reload, same port: the new configuration answers on it
+        before = p.worker_pids()
         p.write_conf(p.make_conf(conf % (icp, "deny")))
         p.signal(signal.SIGHUP)
         pdtest.wait_until(lambda: icp_ask(icp, icp_query(url))[0] == OP_DENIED,
                           what="the reloaded icp_access")
+        # (a reload is refused while the previous one's workers drain)
+        p.wait_workers(2, exclude=before)
         # reload to another port: it answers, the old one is closed once the old workers left
         p.write_conf(p.make_conf(conf % (icp2, "allow")))
         p.signal(signal.SIGHUP)
