@@ -183,6 +183,15 @@ class SquidIcpTest(pdtest.ProxyTestCase):
                           what="squid's UDP_MISS")
         # a sibling is never used for a miss: Squid saw only the ICP query
         self.assertEqual([l for l in sq.lines_for(o.url("/other")) if " UDP_" not in l], [])
+        # a no-query sibling is never asked, so never used: the origin again
+        nq = self.proxy("cache_peer %s sibling %d %d name=sq no-query\n"
+                        % (SQUID_HOST, sq.port, sq.icp_port), workers=1)
+        n_squid = len(sq.lines_for(o.url("/obj")))
+        self.assertEqual(proxy_request(nq, "GET", o.url("/obj")).body, b"cached in squid")
+        self.assertEqual(len(o.requests_for("/obj")), 2)
+        nq.wait_access_lines(1)
+        self.assertIn(" HIER_DIRECT/127.0.0.1 ", lines_for(nq, o.url("/obj"))[-1])
+        self.assertEqual(len(sq.lines_for(o.url("/obj"))), n_squid)
         m = Admin(p).metrics()
         self.assertEqual(sample(m, "proxyd_icp_queries_sent_total"), 2)
         self.assertEqual(sample(m, "proxyd_icp_replies_received_total", opcode="HIT"), 1)
@@ -215,6 +224,14 @@ class SquidIcpTest(pdtest.ProxyTestCase):
         # the parent that answered ICP_MISS first is tried first
         self.assertIn(" FIRST_PARENT_MISS/127.0.0.2 ", lines_for(p, o.url("/fpm"))[-1])
         self.assertEqual(len(o.requests_for("/fpm")), 1)
+        # a parent that holds the object answers ICP_HIT: PARENT_HIT, the origin is not asked
+        o.route("/ph", cached(b"in the parent"))
+        self.assertEqual(proxy_request(sq, "GET", o.url("/ph")).body, b"in the parent")
+        r = proxy_request(p, "GET", o.url("/ph"))
+        self.assertEqual(r.body, b"in the parent")
+        self.assertEqual(len(o.requests_for("/ph")), 1)
+        p.wait_access_lines(2)
+        self.assertIn(" PARENT_HIT/127.0.0.2 ", lines_for(p, o.url("/ph"))[-1])
 
     def test_squid_asks_proxyd(self):
         o = self.origin()
