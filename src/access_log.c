@@ -149,6 +149,39 @@ static void put_escaped(struct out *o, const char *s, size_t n, int flags)
     }
 }
 
+const char *pd_notes_find(const char *notes, const char *key, size_t *len)
+{
+    size_t kl = strlen(key);
+    for (const char *p = notes; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        if (n > kl && p[kl] == '=' && memcmp(p, key, kl) == 0) {
+            *len = n - kl - 1;
+            return p + kl + 1;
+        }
+        p += n + (end ? 1 : 0);
+    }
+    return NULL;
+}
+
+/* A note's value, NULL when absent or empty. */
+static const char *note(const pd_log_entry *e, const char *key, size_t *len)
+{
+    const char *v = pd_notes_find(e->notes, key, len);
+    return v && *len ? v : NULL;
+}
+
+/* %un: the authenticated user, else an external acl's user= (Squid's order
+ * without TLS certificates and ident); its length in *len. */
+static const char *any_user(const pd_log_entry *e, size_t *len)
+{
+    if (e->user) {
+        *len = strlen(e->user);
+        return e->user;
+    }
+    return note(e, "user", len);
+}
+
 size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char *buf,
                             size_t size)
 {
@@ -163,8 +196,10 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         put(&o, " ", 1);
         put_escaped(&o, e->url, e->url_len, F_URL);
         put(&o, " ", 1);
-        if (e->user)
-            put_escaped(&o, e->user, strlen(e->user), 0);
+        size_t ul;
+        const char *u = any_user(e, &ul);
+        if (u)
+            put_escaped(&o, u, ul, 0);
         else
             put(&o, "-", 1);
         putf(&o, " %s/%s ", e->hier, e->peer_ip ? e->peer_ip : "-");
@@ -177,8 +212,10 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         localtime_r(&t, &tm);
         strftime(tbuf, sizeof tbuf, "%d/%b/%Y:%H:%M:%S %z", &tm);
         putf(&o, "%s - ", ip);
-        if (e->user)
-            put_escaped(&o, e->user, strlen(e->user), 0);
+        size_t ul;
+        const char *u = any_user(e, &ul);
+        if (u)
+            put_escaped(&o, u, ul, 0);
         else
             put(&o, "-", 1);
         putf(&o, " [%s] \"", tbuf);
@@ -223,7 +260,8 @@ enum lf_code {
     LF_LITERAL, LF_TS, LF_TU, LF_TL, LF_TG, LF_TR, LF_CLIENT_IP, LF_CLIENT_PORT, LF_PEER_IP,
     LF_LOCAL_PORT, LF_SS, LF_SH, LF_STATUS_OUT, LF_STATUS_IN, LF_BYTES_OUT, LF_BYTES_IN,
     LF_METHOD, LF_URL, LF_PATH, LF_VERSION, LF_USER, LF_IDENT, LF_MIME, LF_REQ_HDR, LF_RESP_HDR,
-    LF_PERCENT, LF_SERVER_HOST, LF_ERR_CODE, LF_ERR_DETAIL, LF_SNI, LF_SERVER_TIME
+    LF_PERCENT, LF_SERVER_HOST, LF_ERR_CODE, LF_ERR_DETAIL, LF_SNI, LF_SERVER_TIME,
+    LF_AUTH_USER, LF_NOTE, LF_EXT_USER, LF_EXT_TAG, LF_EXT_LOG
 };
 
 /* Longest names first: the first prefix that matches wins. */
@@ -242,7 +280,8 @@ static const struct {
     { "tr", LF_TR }, { ">a", LF_CLIENT_IP }, { ">p", LF_CLIENT_PORT }, { "<a", LF_PEER_IP },
     { "lp", LF_LOCAL_PORT }, { "Ss", LF_SS }, { "Sh", LF_SH }, { "rm", LF_METHOD },
     { "ru", LF_URL }, { "rp", LF_PATH }, { "rv", LF_VERSION }, { "un", LF_USER },
-    { "ui", LF_IDENT }, { "ul", LF_USER }, { "mt", LF_MIME }, { ">h", LF_REQ_HDR },
+    { "ui", LF_IDENT }, { "ul", LF_AUTH_USER }, { "note", LF_NOTE }, { "ue", LF_EXT_USER },
+    { "et", LF_EXT_TAG }, { "ea", LF_EXT_LOG }, { "mt", LF_MIME }, { ">h", LF_REQ_HDR },
     { "<h", LF_RESP_HDR }, { "%", LF_PERCENT },
 };
 
@@ -421,6 +460,33 @@ static void lf_time(struct out *o, const pd_log_entry *e, const char *fmt, int g
     put(o, tbuf, n);
 }
 
+/* %note: every annotation as "name: value", CRLF between them (Squid's), or
+ * with {name} that note's values joined by ','; escaped as every field. */
+static void lf_notes(struct out *o, const char *notes, const char *name, int quote)
+{
+    char buf[1024];
+    struct out b = { buf, sizeof buf, 0 };
+    size_t nl = name ? strlen(name) : 0;
+    for (const char *p = notes; p && *p;) {
+        const char *end = strchr(p, '\n');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        if (eq && !name) {
+            if (b.len)
+                put(&b, "\r\n", 2);
+            put(&b, p, (size_t)(eq - p));
+            put(&b, ": ", 2);
+            put(&b, eq + 1, n - (size_t)(eq - p) - 1);
+        } else if (eq && (size_t)(eq - p) == nl && memcmp(p, name, nl) == 0) {
+            if (b.len)
+                put(&b, ",", 1);
+            put(&b, eq + 1, n - nl - 1);
+        }
+        p += n + (end ? 1 : 0);
+    }
+    put_escaped(o, buf, b.len < sizeof buf ? b.len : sizeof buf, quote);
+}
+
 /* One field, unpadded, into o. */
 static void lf_field(struct out *o, const struct lf_tok *t, const pd_log_entry *e)
 {
@@ -467,7 +533,12 @@ static void lf_field(struct out *o, const struct lf_tok *t, const pd_log_entry *
         put(o, v, (size_t)n);
         return;
     }
-    case LF_USER: str = e->user; break;
+    case LF_USER: str = any_user(e, &len); break;
+    case LF_AUTH_USER: str = e->user; break;
+    case LF_NOTE: lf_notes(o, e->notes, t->text, t->quote); return;
+    case LF_EXT_USER: str = note(e, "user", &len); break;
+    case LF_EXT_TAG: str = note(e, "tag", &len); break;
+    case LF_EXT_LOG: str = note(e, "log", &len); break;
     case LF_IDENT: str = NULL; break;   /* no ident lookups */
     case LF_MIME: str = e->content_type; len = e->content_type_len; break;
     case LF_REQ_HDR: lf_headers(o, e->req, t->text, t->quote); return;

@@ -1547,9 +1547,13 @@ static int ext_format(const struct ext_type *t, const struct acl *a, const pd_ac
     return o + 8 < size ? 0 : -1;
 }
 
-/* notes ("key=value\n"...) hold key, with one of values (any value when n is 0). */
+/* notes ("key=value\n"...) hold key, with one of values (any value when n is 0).
+ * A helper's message= and log= are texts for people (error pages, the access
+ * log), never matched. */
 static int match_note(const char *notes, const char *key, const char *const *values, size_t n)
 {
+    if (!strcmp(key, "message") || !strcmp(key, "log"))
+        return 0;
     size_t kl = strlen(key);
     for (const char *p = notes; p && *p;) {
         const char *end = strchr(p, '\n');

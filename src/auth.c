@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "proxyd/helper.h"
 #include "proxyd/log.h"
 
 #define AUTH_MAGIC 0x50444155u   /* "PDAU" */
@@ -18,6 +19,7 @@
 
 struct cred {
     char *user, *pass;          /* NULL: empty slot */
+    char *notes;                /* the OK's kv-pairs, or NULL */
     time_t expires;
 };
 
@@ -86,6 +88,7 @@ pd_auth *pd_auth_create(struct event_base *base, const pd_conf *conf)
         .idle = b->helper.idle,
         .concurrency = b->helper.concurrency,
         .queue_size = b->helper.queue_size,
+        .overload_grace_ms = PD_HELPER_OVERLOAD_GRACE_MS,
     };
     a->helper = a->realm ? pd_helper_create(base, &hc) : NULL;
     if (!a->helper) {
@@ -102,6 +105,7 @@ void pd_auth_free(pd_auth *a)
     pd_helper_free(a->helper);
     for (int i = 0; i < CACHE_SLOTS; i++) {
         free(a->cache[i].user);
+        free(a->cache[i].notes);
         if (a->cache[i].pass) {
             explicit_bzero(a->cache[i].pass, strlen(a->cache[i].pass));
             free(a->cache[i].pass);
@@ -215,17 +219,21 @@ static void check_free(pd_auth_check *k)
     free(k);
 }
 
-static void remember(pd_auth *a, const char *user, const char *pass, time_t now)
+static void remember(pd_auth *a, const char *user, const char *pass, const char *notes,
+                     time_t now)
 {
     if (a->ttl <= 0)
         return;
     struct cred *e = &a->cache[slot_hash(a, user, pass) % CACHE_SLOTS];
-    char *u = strdup(user), *p = strdup(pass);
-    if (!u || !p) {
+    char *u = strdup(user), *p = strdup(pass), *n = notes ? strdup(notes) : NULL;
+    if (!u || !p || (notes && !n)) {
         free(u);
         free(p);
+        free(n);
         return;
     }
+    free(e->notes);
+    e->notes = n;
     free(e->user);
     if (e->pass) {
         explicit_bzero(e->pass, strlen(e->pass));
@@ -241,9 +249,12 @@ static void helper_done(void *arg, const pd_helper_reply *r)
     pd_auth_check *k = arg;
     pd_auth *a = k->a;
     int ok = r->result == PD_HELPER_OK;
+    char notes[PD_AUTH_NOTES_MAX];
+    notes[0] = '\0';
     if (ok) {
         a->st.accepted++;
-        remember(a, k->user, k->pass, k->now);
+        pd_helper_reply_notes(r, notes, sizeof notes);
+        remember(a, k->user, k->pass, notes[0] ? notes : NULL, k->now);
     } else if (r->result == PD_HELPER_ERR) {
         a->st.refused++;
     } else {
@@ -254,17 +265,19 @@ static void helper_done(void *arg, const pd_helper_reply *r)
     pd_auth_cb cb = k->cb;
     void *cbarg = k->arg;
     check_free(k);
-    cb(cbarg, ok);
+    cb(cbarg, ok, notes[0] ? notes : NULL);
 }
 
 enum pd_auth_verdict pd_auth_check_start(pd_auth *a, const char *user, const char *pass,
                                          time_t now, pd_auth_cb cb, void *arg,
-                                         pd_auth_check **check)
+                                         pd_auth_check **check, const char **notes)
 {
     *check = NULL;
+    *notes = NULL;
     struct cred *e = &a->cache[slot_hash(a, user, pass) % CACHE_SLOTS];
     if (e->user && e->expires > now && strcmp(e->user, user) == 0 && same_secret(e->pass, pass)) {
         a->st.cache_hits++;
+        *notes = e->notes;
         return PD_AUTH_V_OK;
     }
     char line[3 * (PD_AUTH_USER_MAX + PD_AUTH_PASS_MAX) + 2];

@@ -453,14 +453,20 @@ enum pd_cp_decision pd_cache_policy_decide(const pd_http_msg *req, const pd_http
     return stale;
 }
 
+/* Directives that forbid a shared cache to serve the stored response stale (4.2.4). */
+static int stale_forbidden(const pd_http_msg *stored)
+{
+    pd_str a;
+    return pd_cache_policy_cc(stored, "must-revalidate", NULL) ||
+           pd_cache_policy_cc(stored, "proxy-revalidate", NULL) ||
+           pd_cache_policy_cc(stored, "s-maxage", NULL) ||
+           (pd_cache_policy_cc(stored, "no-cache", &a) && a.len == 0);
+}
+
 int pd_cache_policy_stale_on_error(const pd_http_msg *req, const pd_http_msg *stored,
                                    int64_t lifetime, int64_t age, int64_t max_stale)
 {
-    pd_str a;
-    if (pd_cache_policy_cc(stored, "must-revalidate", NULL) ||
-        pd_cache_policy_cc(stored, "proxy-revalidate", NULL) ||
-        pd_cache_policy_cc(stored, "s-maxage", NULL) ||
-        (pd_cache_policy_cc(stored, "no-cache", &a) && a.len == 0))
+    if (stale_forbidden(stored))
         return 0;
     int present;
     int64_t req_sie = cc_delta(req, "stale-if-error", &present);
@@ -480,6 +486,26 @@ int pd_cache_policy_stale_on_error(const pd_http_msg *req, const pd_http_msg *st
     if (resp_sie > allow)
         allow = resp_sie;
     return allow > 0 && age - lifetime < allow; /* 0: never */
+}
+
+int pd_cache_policy_stale_while_revalidate(const pd_http_msg *req, const pd_http_msg *stored,
+                                           int64_t lifetime, int64_t age)
+{
+    int present;
+    int64_t swr = cc_delta(stored, "stale-while-revalidate", &present);
+    if (!present || swr <= 0 || age < lifetime || stale_forbidden(stored))
+        return 0;
+    int req_cc = pd_http_msg_find(req, "Cache-Control") != NULL;
+    if (pd_cache_policy_cc(req, "no-cache", NULL) ||
+        (!req_cc && pd_http_msg_has_token(req, "Pragma", "no-cache")))
+        return 0;
+    /* max-age without max-stale: no stale response wanted whatever N (5.2.1.1); a
+     * max-stale that did not make it fresh (decide) was exceeded; min-fresh is
+     * more freshness than a stale response has */
+    if (pd_cache_policy_cc(req, "max-age", NULL) || pd_cache_policy_cc(req, "max-stale", NULL) ||
+        pd_cache_policy_cc(req, "min-fresh", NULL))
+        return 0;
+    return age - lifetime <= swr; /* "up to N seconds" after it became stale */
 }
 
 /* Copy a pd_str into a NUL-terminated buffer (header names for http_msg_add). */

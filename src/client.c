@@ -22,6 +22,9 @@
  * client_free / the hand-over to pd_idle only mark it while one of its
  * callbacks is on the stack: the outermost client_leave does it. A function
  * marked "may free c" may thus leave c closing: its caller returns at once.
+ * A background revalidation (client_bg.c) is a transaction without a
+ * connection (bev NULL, c->bg): the same rules, on the engine's bg list; it
+ * ends where a client's transaction would answer or close.
  */
 #include "proxyd/client.h"
 
@@ -84,6 +87,8 @@ void client_log_transaction(struct pd_client *c)
     pd_engine *w = c->w;
     if (c->result == PD_R_UNSET)
         return;
+    if (c->bg) /* no client's: its code says what it did to the object */
+        c->result = c->bg_outcome == BG_REFRESHED ? PD_R_TCP_ASYNC_HIT : PD_R_TCP_ASYNC_MISS;
     struct timeval now;
     gettimeofday(&now, NULL);
     char url[PD_URL_HOST_MAX + 8192];
@@ -139,6 +144,7 @@ void client_log_transaction(struct pd_client *c)
         .req = &c->req,
         .resp = &c->resp,
         .user = c->auth_state == PD_AUTH_OK ? c->user : NULL,
+        .notes = c->notes[0] ? c->notes : NULL,
         .server_host = !c->origin_ip[0] ? NULL
                        : c->via_peer ? pd_peer_host(c->w->peers, c->via_peer - 1)
                        : c->have_url ? c->url.host : NULL,
@@ -147,6 +153,11 @@ void client_log_transaction(struct pd_client *c)
         .server_ms = !c->up_t0 ? -1 : (c->up_t1 ? c->up_t1 : pd_clock_ms()) - c->up_t0,
     };
     pd_access_log_write(w->alog, &e);
+    if (c->bg) {
+        client_bg_account(c);
+        c->result = PD_R_UNSET;
+        return;
+    }
     pd_stats_txn st = {
         .method_id = c->req.method.len ? c->req.method_id : PD_M_OTHER,
         .result = c->result,
@@ -263,7 +274,14 @@ static void txn_free(struct pd_client *c)
     if (c->have_url)
         pd_url_free(&c->url);
     free(c->store_id);
-    TAILQ_REMOVE(&w->clients, c, link);
+    if (c->sink)
+        evbuffer_free(c->sink);
+    if (c->bg) {
+        TAILQ_REMOVE(&w->bg, c, link);
+        w->n_bg--;
+    } else {
+        TAILQ_REMOVE(&w->clients, c, link);
+    }
     c->magic = 0;
     free(c);
 }
@@ -271,6 +289,10 @@ static void txn_free(struct pd_client *c)
 static void free_now(struct pd_client *c)
 {
     pd_engine *w = c->w;
+    if (c->bg) {
+        txn_free(c); /* no connection to account for */
+        return;
+    }
     char ip[INET6_ADDRSTRLEN];
     memcpy(ip, c->peer_ip, sizeof ip);
     txn_free(c);
@@ -348,6 +370,10 @@ void client_close_after_flush(struct pd_client *c)
     c->state = C_CLOSING;
     if (c->timer)
         event_del(c->timer);
+    if (c->bg) {
+        client_free(c); /* nobody to flush to */
+        return;
+    }
     pd_conn_disable(c->bev, EV_READ);
     if (c->detached)
         evbuffer_drain(cout(c), evbuffer_get_length(cout(c))); /* nobody to flush to */
@@ -378,6 +404,16 @@ void client_fail_request_hdrs(struct pd_client *c, int status, const char *err,
 {
     if (c->closing)
         return;
+    if (c->bg) {
+        /* a background revalidation has nobody to answer: it ends, and the
+         * stale object stays (stale-if-error rules hold for later requests) */
+        c->err_code = err;
+        snprintf(c->err_detail, sizeof c->err_detail, "%s", detail ? detail : "");
+        if (!c->head_sent)
+            c->status = status;
+        client_close_after_flush(c);
+        return;
+    }
     if (c->head_sent) {
         client_close_after_flush(c);
         return;
@@ -916,5 +952,7 @@ void pd_client_close_all(pd_engine *w)
     struct pd_client *c;
     while ((c = TAILQ_FIRST(&w->clients)))
         client_free(c);
+    while ((c = TAILQ_FIRST(&w->bg)))
+        client_free(c); /* its writer is aborted: the stale object stays */
     client_idle_close_all(w);
 }

@@ -37,7 +37,7 @@ static void challenge(struct pd_client *c)
                              1, hdr);
 }
 
-static void auth_answer(void *arg, int ok);
+static void auth_answer(void *arg, int ok, const char *notes);
 static void ext_answer(void *arg, int answer, const char *notes);
 
 /* Add the annotations of a helper's answer to the transaction's (each once;
@@ -131,11 +131,13 @@ static int start_auth(struct pd_client *c, void (*next)(struct pd_client *c))
         c->user[0] = '\0';
         return 0;
     }
+    const char *notes;
     enum pd_auth_verdict v = pd_auth_check_start(a, c->user, pass, time(NULL), auth_answer, c,
-                                                 &c->authq);
+                                                 &c->authq, &notes);
     explicit_bzero(pass, sizeof pass);
     if (v == PD_AUTH_V_OK) {
         c->auth_state = PD_AUTH_OK;
+        add_notes(c, notes);
         return 0;
     }
     if (v == PD_AUTH_V_FAILED)
@@ -145,13 +147,15 @@ static int start_auth(struct pd_client *c, void (*next)(struct pd_client *c))
     return 1;
 }
 
-static void auth_answer(void *arg, int ok)
+static void auth_answer(void *arg, int ok, const char *notes)
 {
     struct pd_client *c = arg;
     c->authq = NULL;
     c->auth_state = ok ? PD_AUTH_OK : PD_AUTH_FAILED;
     if (!ok)
         c->user[0] = '\0';
+    else
+        add_notes(c, notes);
     if (!client_enter(c))
         return;
     client_access_resume(c);
@@ -233,6 +237,8 @@ void client_access_drop(struct pd_client *c)
     if (c->rwq) {
         pd_helper_cancel(c->rwq);
         c->rwq = NULL;
+        free(c->rw_wait);
+        c->rw_wait = NULL;
     }
     if (c->sidq) {
         pd_helper_cancel(c->sidq);

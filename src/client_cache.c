@@ -131,7 +131,7 @@ int client_cache_usable(struct pd_client *c)
     return 1;
 }
 
-static int load_meta(struct pd_client *c)
+int client_cache_load_meta(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
     ssize_t n = pd_cache_store_meta(st, c->cref, NULL, 0);
@@ -218,6 +218,37 @@ static void collapsed_failed(struct pd_client *c)
     client_go_upstream(c);
 }
 
+/*
+ * stale-while-revalidate (RFC 5861 3): answer with the stale object now when
+ * it allows that and a revalidation of it is under way: the one this request
+ * starts (it won the writer on the key), or one another request started, in
+ * any worker (begin_write says BUSY). Returns 1 when c is being answered (c may
+ * be freed), 0 to revalidate in the foreground (not allowed, or no background
+ * transaction could be started).
+ */
+static int serve_while_revalidating(struct pd_client *c, int64_t lifetime, int64_t age)
+{
+    pd_engine *w = c->w;
+    /* acl_need_dst: http_access decides after DNS, on the foreground way only */
+    if (c->req.body != PD_BODY_NONE || c->acl_need_dst ||
+        !pd_cache_policy_stale_while_revalidate(&c->req, &c->cm.head, lifetime, age))
+        return 0;
+    pd_cache_writer *cw = NULL;
+    int r = pd_cache_store_begin_write(w->store, c->ckey, c->ckey_len, &cw, NULL);
+    if (r == PD_CACHE_OK) {
+        if (w->n_bg >= CLIENT_BG_MAX) {
+            pd_cache_store_abort(w->store, cw); /* too many already: this one waits */
+            return 0;
+        }
+        if (client_bg_revalidate(c, cw) < 0)
+            return 0;
+    } else if (r != PD_CACHE_BUSY) {
+        return 0; /* no handle or no room: the foreground path copes with that */
+    }
+    serve_cached(c, PD_R_TCP_STALE_HIT);
+    return 1;
+}
+
 /* Returns 1 when the cache took the request over (c may be freed), 0 to fetch it. */
 int client_cache_lookup(struct pd_client *c)
 {
@@ -238,7 +269,7 @@ int client_cache_lookup(struct pd_client *c)
         if (r != PD_CACHE_HIT)
             break;
         c->cref = ref;
-        if (load_meta(c) < 0) {
+        if (client_cache_load_meta(c) < 0) {
             pd_cache_store_release(st, ref);
             c->cref = NULL;
             break;
@@ -270,6 +301,8 @@ int client_cache_lookup(struct pd_client *c)
             client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
             return 1;
         case PD_CP_STALE_REVALIDATE: {
+            if (serve_while_revalidating(c, lifetime, age))
+                return 1;
             int64_t ms = c->rule && c->rule->max_stale >= 0 ? c->rule->max_stale : w->conf->max_stale;
             c->stale_ok = c->req.body == PD_BODY_NONE &&
                           pd_cache_policy_stale_on_error(&c->req, &c->cm.head, lifetime, age, ms);
@@ -362,7 +395,7 @@ static void cache_resume(struct pd_client *c)
         return;
     }
     for (;;) {
-        if (load_meta(c) == 0)
+        if (client_cache_load_meta(c) == 0)
             break;
         if (errno == EAGAIN) {
             if (pd_cache_store_wait(st, c->cref, &c->it) == 1)
@@ -846,14 +879,19 @@ int client_revalidated(struct pd_client *c)
             size_t len;
             while (c->cw && pd_cache_store_iter_next(st, c->cref, &it, &p, &len) == PD_CACHE_ITER_DATA)
                 client_store_bytes(c, p, len);
-            if (c->cw)
-                pd_cache_store_commit(st, c->cw);
+            if (c->cw && pd_cache_store_commit(st, c->cw) == 0 && c->bg)
+                c->bg_outcome = BG_REFRESHED;
             c->cw = NULL;
         }
         free(meta);
     }
     client_up_release(c, c->resp.keep_alive && c->rb_done);
     c->revalidating = 0;
+    if (c->bg) {
+        c->status = 304; /* the refreshed object is the answer: nobody to serve it to */
+        client_txn_done(c);
+        return 1;
+    }
     serve_cached(c, PD_R_TCP_REFRESH_UNMODIFIED);
     return 1;
 }

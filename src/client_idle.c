@@ -22,6 +22,8 @@
 #include "proxyd/conn.h"
 #include "proxyd/stats.h"
 
+#include "proxyd/url.h"
+
 #include "client_int.h"
 
 #define IDLE_MAGIC 0x50444931u /* "PDI1" */
@@ -41,6 +43,10 @@ struct pd_idle {
 
 void client_peer_ip(const struct sockaddr *sa, char *ip, size_t len)
 {
+    if (sa->sa_family == AF_INET && len >= INET_ADDRSTRLEN) {
+        pd_ipv4_format(&((const struct sockaddr_in *)sa)->sin_addr, ip);
+        return;
+    }
     const void *a = sa->sa_family == AF_INET6
                         ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
                         : (const void *)&((const struct sockaddr_in *)sa)->sin_addr;

@@ -48,6 +48,10 @@ enum client_closing { CLOSE_NOT = 0, CLOSE_IDLE, CLOSE_FREE };
 
 #define MAX_RANGES 16
 
+/* Background revalidations one worker runs at once; past it, stale objects
+ * are revalidated in the foreground (client_cache.c). */
+#define CLIENT_BG_MAX 256
+
 /*
  * The stored object's pages handed to the client's output buffer with
  * evbuffer_add_reference: the store reference is released when the last of
@@ -128,6 +132,8 @@ struct pd_client {
     int n_ext_memo;
     char notes[PD_EXT_NOTES_MAX];  /* annotations from helper replies, "key=value\n"... */
     pd_helper_req *rwq;            /* C_ACCESS: the URL rewriter's answer awaited */
+    struct rw_wait *rw_wait;       /* with rwq: its callback's argument (owned; freed by the
+                                    * answer or by client_access_drop) */
     int rewritten;                 /* the rewriter was consulted (or skipped) */
     pd_helper_req *sidq;           /* C_ACCESS: the Store-ID helper's answer awaited */
     int store_id_done;             /* the Store-ID helper was consulted (or skipped) */
@@ -157,7 +163,13 @@ struct pd_client {
     struct hitref *hr;          /* owns cref once serving started */
     int collapsed;              /* cref is being written by another fetch */
     int cf_hold;                /* collapsed on an object of unknown length: wait for its end */
-    int detached;               /* the client left; still filling cw for collapsed readers */
+    int detached;               /* the client left (or a background one never had one):
+                                 * still filling cw for collapsed readers */
+    /* a background revalidation (client_bg.c): no client connection (bev
+     * NULL), what would go to a client goes to sink and is dropped */
+    int bg;
+    enum { BG_FAILED = 0, BG_REFRESHED, BG_REPLACED } bg_outcome; /* what it did to the object */
+    struct evbuffer *sink;
     int revalidating;           /* the origin request is conditional on cref */
     int spl_cu, spl_uc;         /* CONNECT: client->origin, origin->client spliced */
     int stale_ok;               /* cref may answer if the revalidation fails (max_stale...) */
@@ -190,9 +202,10 @@ struct pd_client {
     char err_detail[128];       /* %err_detail */
 };
 
+/* Where the response to the client goes (a background transaction's sink). */
 static inline struct evbuffer *cout(struct pd_client *c)
 {
-    return pd_conn_output(c->bev);
+    return c->bev ? pd_conn_output(c->bev) : c->sink;
 }
 
 /* Open connections of one client address (engine's ipc[], client.c; acl maxconn, mgr:client_list). */
@@ -318,6 +331,20 @@ int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c));
  * for collapsed readers, with nobody to send to. */
 void client_detach(struct pd_client *c);
 
+/* ---- client_bg.c ------------------------------------------------------- */
+
+/*
+ * stale-while-revalidate: start the background revalidation of the object c
+ * found stale at c->ckey, with cw, the writer on that key that the caller
+ * just won (begin_write: no other revalidation of it runs, in any worker).
+ * The background transaction takes cw over in every case: on -1 (out of
+ * memory, or the object went meanwhile) it has been aborted. c is not
+ * touched beyond reading its request; the two share nothing afterwards.
+ */
+int client_bg_revalidate(struct pd_client *c, pd_cache_writer *cw);
+/* A background transaction's access log line and counters (client_log_transaction). */
+void client_bg_account(struct pd_client *c);
+
 /* ---- tunnel.c ---------------------------------------------------------- */
 
 /* The origin accepted a CONNECT: answer 200 and relay. May free c. */
@@ -378,6 +405,9 @@ int client_cache_usable(struct pd_client *c);
 int client_cache_lookup(struct pd_client *c);
 /* Let go of everything the transaction holds in the cache. */
 void client_cache_drop(struct pd_client *c);
+/* Read c->cref's stored head into c->cm (have_cm set): 0, or -1 (errno EAGAIN: not
+ * published yet). */
+int client_cache_load_meta(struct pd_client *c);
 /* Hand stored extents to the client while its buffer has room. May free c. */
 void client_pump_cached(struct pd_client *c);
 /* The one response-head writer (client_cache.c): the status line into h, on

@@ -73,10 +73,29 @@ static void expand_codes(struct pd_client *c, const char *tmpl, const char *err,
         t++;
         switch (*t) {
         case '%': evbuffer_add(out, "%", 1); break;
-        case 'a': puts_(out, "-", enc); break; /* no authenticated user */
-        case 'B': case 'f': case 'F': case 'g': case 'l': case 'L': case 'o':
+        case 'a': {                            /* the user: authenticated, or an external acl's */
+            size_t n = 0;
+            const char *u = c->auth_state == PD_AUTH_OK ? c->user : NULL;
+            if (u)
+                n = strlen(u);
+            else
+                u = pd_notes_find(c->notes, "user", &n);
+            if (u && n)
+                put(out, u, n, enc);
+            else
+                puts_(out, "-", enc);
+            break;
+        }
+        case 'o': {                            /* an external acl helper's message= */
+            size_t n = 0;
+            const char *m = pd_notes_find(c->notes, "message", &n);
+            if (m && n)
+                put(out, m, n, enc);
+            break;
+        }
+        case 'B': case 'f': case 'F': case 'g': case 'l': case 'L':
         case 'z': case 'Z': case 'D':
-            break;                            /* FTP, templates, helpers, DNS texts: none */
+            break;                            /* FTP, templates, DNS texts: none */
         case 'c': case 'x': puts_(out, err, enc); break;
         case 'd': {
             struct timeval now;

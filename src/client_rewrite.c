@@ -23,6 +23,8 @@
 #include <time.h>
 
 #include "proxyd/acl.h"
+#include "proxyd/anscache.h"
+#include "proxyd/clock.h"
 #include "proxyd/engine.h"
 #include "proxyd/errors.h"
 #include "proxyd/helper.h"
@@ -63,65 +65,113 @@ static int rewrite_to(struct pd_client *c, const char *url)
     return 0;
 }
 
-/* Apply the answer; 1 when the request goes on (c->url perhaps changed). */
-static int apply(struct pd_client *c, const pd_helper_reply *r)
+/* What an answer says, in the form url_rewrite_cache_ttl keeps. */
+enum verdict {
+    V_GO = 0,           /* the URL stays */
+    V_REWRITE = 1,      /* fetch url instead */
+    V_REDIRECT = 2,     /* 30x (status) to url; the client asks again */
+    V_BAD_URL = 3,      /* an answer that is not a usable URL: refused */
+    V_FAILED = 4        /* BH or the pool failed: never kept */
+};
+
+/* The verdict of r; *url points into r (or into buf, size >= 8192). */
+static enum verdict judge(const pd_helper_reply *r, int *status, const char **url, char *buf,
+                          size_t size)
 {
     const char *u;
+    *status = 0;
+    *url = NULL;
     switch (r->result) {
     case PD_HELPER_OK:
         if ((u = pd_helper_reply_get(r, "url"))) {
             const char *st = pd_helper_reply_get(r, "status");
-            redirect(c, st ? atoi(st) : 302, u);
-            return 0;
+            *status = st ? atoi(st) : 302;
+            *url = u;
+            return V_REDIRECT;
         }
-        if ((u = pd_helper_reply_get(r, "rewrite-url")) && rewrite_to(c, u) < 0) {
-            failed(c, "the URL rewriter answered an invalid URL");
-            return 0;
+        if ((u = pd_helper_reply_get(r, "rewrite-url"))) {
+            *url = u;
+            return V_REWRITE;
         }
-        return 1;
+        return V_GO;
     case PD_HELPER_ERR:
-        return 1;
+        return V_GO;
     case PD_HELPER_UNKNOWN: {
         /* the old protocol: an empty line, a URL, or 3xx:URL (then other words) */
-        char first[8192];
         size_t n = strcspn(r->text, " ");
         if (n == 0)
-            return 1;
-        if (n >= sizeof first) {
-            failed(c, "the URL rewriter answered an invalid URL");
-            return 0;
+            return V_GO;
+        if (n >= size)
+            return V_BAD_URL;
+        memcpy(buf, r->text, n);
+        buf[n] = '\0';
+        if (n > 4 && buf[0] == '3' && buf[3] == ':') {
+            *status = atoi(buf);
+            *url = buf + 4;
+            return V_REDIRECT;
         }
-        memcpy(first, r->text, n);
-        first[n] = '\0';
-        if (n > 4 && first[0] == '3' && first[3] == ':') {
-            redirect(c, atoi(first), first + 4);
-            return 0;
-        }
-        if (rewrite_to(c, first) < 0) {
-            failed(c, "the URL rewriter answered an invalid URL");
-            return 0;
-        }
-        return 1;
+        *url = buf;
+        return V_REWRITE;
     }
     default:
+        return V_FAILED;
+    }
+}
+
+/* Act on a verdict; 1 when the request goes on (c->url perhaps changed).
+ * May free c when it returns 0. */
+static int apply(struct pd_client *c, enum verdict v, int status, const char *url,
+                 const char *why)
+{
+    switch (v) {
+    case V_GO:
+        return 1;
+    case V_REWRITE:
+        if (rewrite_to(c, url) == 0)
+            return 1;
+        /* fall through */
+    case V_BAD_URL:
+        failed(c, "the URL rewriter answered an invalid URL");
+        return 0;
+    case V_REDIRECT:
+        redirect(c, status, url);
+        return 0;
+    case V_FAILED:
         break;
     }
-    /* BH, or the pool failed (crash, timeout) */
-    pd_log_warn("url_rewrite: %s for %s", r->why ? r->why : "BH", c->url.host);
+    pd_log_warn("url_rewrite: %s for %s", why ? why : "BH", c->url.host);
     if (c->w->conf->url_rewrite_bypass)
         return 1;
     failed(c, "the URL rewriter failed");
     return 0;
 }
 
+/* A rewriter's answer: kept for url_rewrite_cache_ttl (failures never), then
+ * applied. */
+struct rw_wait {
+    struct pd_client *c;
+    char line[];        /* what the rewriter was asked: the cache's key */
+};
+
 static void answer(void *arg, const pd_helper_reply *r)
 {
-    struct pd_client *c = arg;
+    struct rw_wait *rw = arg;
+    struct pd_client *c = rw->c;
     c->rwq = NULL;
+    c->rw_wait = NULL;
+    char buf[8192];
+    int status;
+    const char *url;
+    enum verdict v = judge(r, &status, &url, buf, sizeof buf);
+    pd_anscache *t = c->w->rewrite_answers;
+    if (t && v != V_FAILED)
+        pd_anscache_put(t, rw->line, (int)v | status << 4, url,
+                        (time_t)(pd_clock_ms() / 1000) + c->w->conf->url_rewrite_cache_ttl);
+    free(rw);
     if (!client_enter(c))
         return;
     client_access_resume(c);
-    if (apply(c, r))
+    if (apply(c, v, status, url, r->why))
         c->access_next(c);
     client_leave(c);
 }
@@ -177,13 +227,29 @@ int client_rewrite(struct pd_client *c, void (*next)(struct pd_client *c))
         failed(c, "request not fit for the URL rewriter");
         return 0;
     }
-    c->rwq = pd_helper_submit(w->rewrite, line, (size_t)n, answer, c);
+    int iv;
+    const char *url;
+    if (w->rewrite_answers && pd_anscache_get(w->rewrite_answers, line, (time_t)(pd_clock_ms() / 1000), &iv,
+                                              &url)) {
+        pd_helper_count_cached(w->rewrite, 1);
+        return apply(c, (enum verdict)(iv & 15), iv >> 4, url, NULL);
+    }
+    struct rw_wait *rw = malloc(sizeof *rw + (size_t)n + 1);
+    if (!rw) {
+        failed(c, "out of memory");
+        return 0;
+    }
+    rw->c = c;
+    memcpy(rw->line, line, (size_t)n + 1);
+    c->rwq = pd_helper_submit(w->rewrite, line, (size_t)n, answer, rw);
     if (!c->rwq) {
+        free(rw);
         if (w->conf->url_rewrite_bypass)
             return 1;
         failed(c, "the URL rewriter is overloaded");
         return 0;
     }
+    c->rw_wait = rw;
     client_access_wait(c, next);
     return 0;
 }

@@ -252,6 +252,8 @@ static int parse_quantity(loader *ld, const directive *d, int argc, char **argv,
         if (argc > 2)
             return error(ld, "%s: too many arguments", d->name);
     }
+    if (!u && !d->unit)
+        return error(ld, "%s: '%s' needs a unit", d->name, argv[0]);
     uint64_t mult = unit_fn(u ? u : d->unit);
     if (mult == 0)
         return error(ld, "%s: unknown unit '%s'", d->name, u ? u : d->unit);
@@ -1091,6 +1093,7 @@ static const directive directives[] = {
              "tunnel is established, instead of copying them through proxyd; off copies them "
              "(for comparison)." },
     { .name = "max_stale", .set = parse_time_s, FIELD(max_stale), .def = "1 week",
+      .unit = "seconds",
       .squid = "As Squid: the default is 1 week; refresh_pattern's max-stale=N (seconds) "
                "overrides it for the URLs it matches.",
       .doc = "When the origin cannot be reached, times out or answers 500, 502, 503 or 504 "
@@ -1215,6 +1218,7 @@ static const directive directives[] = {
       .squid = "Same: how many places (parents, then the origin) one request is tried at.",
       .doc = "How many candidates (parents and the origin) a request tries before it fails." },
     { .name = "dead_peer_timeout", .set = parse_time_ms, FIELD(dead_peer_timeout), .def = "10 seconds",
+      .unit = "seconds",
       .squid = "Same: when a dead parent is tried again, and how long an ICP peer may leave "
                "queries unanswered before its answers are no longer waited for.",
       .doc = "How long a parent found dead is skipped before one request tries it again; an "
@@ -1328,8 +1332,12 @@ static const directive directives[] = {
                "logged as its scheme only (`Basic *`): proxy credentials never reach a log.",
       .doc = "`logformat NAME FORMAT` names an access log format made of Squid's % codes: "
              "%ts %tu %tl %tg %tr %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %<tt %rm %ru "
-             "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, with "
-             "Squid's modifiers (\" [ - 0 WIDTH {arg})." },
+             "%rp %rv %un %ui %ul %mt %>h %>ha %<h %err_code %err_detail %ssl::>sni %%, and "
+             "the helpers' kv-pairs: %ue (an external acl's user=), %et (tag=), %ea (log=), "
+             "%note (every annotation as `name: value`, CRLF between, escaped) and "
+             "%{NAME}note (that annotation's values, comma-separated); %un is the "
+             "authenticated user, else an external acl's user=. With Squid's modifiers "
+             "(\" [ - 0 WIDTH {arg})." },
 
     { .name = "external_acl_type", .set = parse_lines, FIELD(external_acl_type),
       .min_args = 2, .flags = F_LIST, .def_doc = "none",
@@ -1366,7 +1374,9 @@ static const directive directives[] = {
     { .name = "url_rewrite_children", .alias = "redirect_children",
       .set = parse_rewrite_children, .flags = F_LIST,
       .def_doc = "20 startup=0 idle=1 concurrency=0",
-      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N; 0 "
+               "with url_rewrite_bypass on); an overload queues on for 3 minutes, then refuses "
+               "(on-persistent-overload=ERR).",
       .doc = "`url_rewrite_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
              "the rewriter's pool, per worker." },
     { .name = "url_rewrite_access", .alias = "redirector_access", .set = parse_lines,
@@ -1375,6 +1385,25 @@ static const directive directives[] = {
                "answer, do not match here.",
       .doc = "`url_rewrite_access allow|deny [!]ACL...`: which requests go to the rewriter "
              "(first match wins; with no line, all)." },
+    { .name = "url_rewrite_cache_ttl", .set = parse_time_s, FIELD(url_rewrite_cache_ttl),
+      .unit = "seconds",
+      .def = "0",
+      .squid = "proxyd's own: Squid asks the rewriter for every request.",
+      .doc = "Reuse a rewriter's answer (OK with or without a new URL or a redirect, ERR, an "
+             "old-style line) for this long when the very same line would be sent again: "
+             "same URL, client address, user, method and listening address and port. 0 (the "
+             "default) asks the rewriter every time, as Squid does. Failures (BH, a crash, a "
+             "timeout) are never reused. Only for rewriters whose answer depends on that line "
+             "alone: a squidGuard with `time` rules may keep answering as before a time "
+             "boundary for up to this long. Per worker, emptied by a reconfiguration (the "
+             "workers are replaced). Reuses are counted in "
+             "proxyd_helper_cached_answers_total." },
+    { .name = "url_rewrite_cache_size", .set = parse_int, FIELD(url_rewrite_cache_size),
+      .def = "65536", .min = 1, .max = 16777216,
+      .squid = "proxyd's own.",
+      .doc = "Entries of the url_rewrite_cache_ttl table, per worker (a newer line takes the "
+             "place of an older one with the same hash slot); about 100 bytes plus the line's "
+             "length each, used as lines arrive." },
     { .name = "url_rewrite_bypass", .alias = "redirector_bypass", .set = parse_onoff,
       FIELD(url_rewrite_bypass), .def = "off",
       .squid = "Same.",
@@ -1398,7 +1427,8 @@ static const directive directives[] = {
     { .name = "store_id_children", .alias = "storeurl_rewrite_children",
       .set = parse_store_id_children, .flags = F_LIST,
       .def_doc = "20 startup=0 idle=1 concurrency=0",
-      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N).",
+      .squid = "Same options: startup=, idle=, concurrency=, queue-size= (default twice N; 0 "
+               "with store_id_bypass on, the default).",
       .doc = "`store_id_children N [startup=N] [idle=N] [concurrency=N] [queue-size=N]`: "
              "the Store-ID helper's pool, per worker." },
     { .name = "store_id_access", .alias = "storeurl_rewrite_access", .set = parse_lines,

@@ -13,7 +13,9 @@ void pd_engine_init(pd_engine *e)
 {
     TAILQ_INIT(&e->clients);
     TAILQ_INIT(&e->idle);
+    TAILQ_INIT(&e->bg);
     e->n_clients = 0;
+    e->n_bg = 0;
     e->n_cache_waiters = 0;
     memset(e->ipc, 0, sizeof e->ipc);
 }

@@ -1,39 +1,30 @@
 /*
  * ext_acl.c: external_acl_type helpers and their answers, per worker (see
- * ext_acl.h). The cache is a fixed table per type (a newer line takes the
- * slot of an older one), keyed by the whole request line; BH is never cached.
+ * ext_acl.h). The cache is a pd_anscache per type, keyed by the whole
+ * request line; BH is never cached.
  */
 #include "proxyd/ext_acl.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "proxyd/anscache.h"
 #include "proxyd/helper.h"
 #include "proxyd/stats.h"
 #include "proxyd/log.h"
 
 #define EXT_SLOTS 1024
 
-struct answer {
-    char *line;             /* NULL: empty */
-    char *notes;            /* the reply's kv-pairs as "key=value\n"..., or NULL */
-    int match;
-    time_t expires;
-};
-
 struct ext_pool {
     const pd_acl_ext_info *info;
     pd_helper *helper;
-    size_t nslots;
-    struct answer *slots;
+    pd_anscache *answers;   /* ival: match; value: the notes ("key=value\n"...) or NULL */
 };
 
 struct pd_ext {
     struct ext_pool *p;
     size_t n;
-    uint64_t seed;
 };
 
 struct pd_ext_check {
@@ -46,14 +37,6 @@ struct pd_ext_check {
     char line[];
 };
 
-static uint64_t line_hash(const pd_ext *x, const char *s)
-{
-    uint64_t h = 1469598103934665603ull ^ x->seed;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h ^ (h >> 31);
-}
-
 pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules)
 {
     size_t n = pd_acl_ext_count(rules);
@@ -64,24 +47,23 @@ pd_ext *pd_ext_create(struct event_base *base, const pd_acl_rules *rules)
         free(x);
         return NULL;
     }
-    if (getrandom(&x->seed, sizeof x->seed, GRND_NONBLOCK) != (ssize_t)sizeof x->seed)
-        x->seed = (uint64_t)(uintptr_t)x ^ (uint64_t)time(NULL);
     x->n = n;
     for (size_t i = 0; i < n; i++) {
         const pd_acl_ext_info *in = pd_acl_ext_get(rules, i);
         struct ext_pool *p = &x->p[i];
         p->info = in;
-        p->nslots = in->cache > 0 && in->cache < EXT_SLOTS ? (size_t)in->cache : EXT_SLOTS;
-        p->slots = calloc(p->nslots, sizeof *p->slots);
+        p->answers = pd_anscache_new(in->cache > 0 && in->cache < EXT_SLOTS ? (size_t)in->cache
+                                                                            : EXT_SLOTS);
         char name[128];
         snprintf(name, sizeof name, "external %s", in->name);
         pd_helper_cfg hc = {
             .name = name, .argv = in->argv, .children_max = in->children_max,
             .startup = in->startup, .idle = in->idle, .concurrency = in->concurrency,
             .queue_size = in->queue_size,
+            .overload_grace_ms = PD_HELPER_OVERLOAD_GRACE_MS,
             .stats_kind = PD_HELPER_KIND_EXTERNAL, .stats_name = in->name,
         };
-        p->helper = p->slots ? pd_helper_create(base, &hc) : NULL;
+        p->helper = p->answers ? pd_helper_create(base, &hc) : NULL;
         if (!p->helper) {
             pd_ext_free(x);
             return NULL;
@@ -97,12 +79,7 @@ void pd_ext_free(pd_ext *x)
     for (size_t i = 0; i < x->n; i++) {
         struct ext_pool *p = &x->p[i];
         pd_helper_free(p->helper);
-        for (size_t k = 0; p->slots && k < p->nslots; k++)
-        {
-            free(p->slots[k].line);
-            free(p->slots[k].notes);
-        }
-        free(p->slots);
+        pd_anscache_free(p->answers);
     }
     free(x->p);
     free(x);
@@ -113,13 +90,11 @@ int pd_ext_cached(pd_ext *x, size_t type, const char *line, time_t now, const ch
     *notes = NULL;
     if (!x || type >= x->n)
         return PD_ACL_EXT_FAILED;
-    struct ext_pool *p = &x->p[type];
-    struct answer *a = &p->slots[line_hash(x, line) % p->nslots];
-    if (a->line && a->expires > now && strcmp(a->line, line) == 0) {
-        *notes = a->notes;
-        return a->match ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
-    }
-    return PD_ACL_EXT_UNKNOWN;
+    int match;
+    if (!pd_anscache_get(x->p[type].answers, line, now, &match, notes))
+        return PD_ACL_EXT_UNKNOWN;
+    pd_helper_count_cached(x->p[type].helper, 1);
+    return match ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
 }
 
 static void remember(pd_ext *x, size_t type, const char *line, int match, const char *notes,
@@ -127,37 +102,8 @@ static void remember(pd_ext *x, size_t type, const char *line, int match, const 
 {
     struct ext_pool *p = &x->p[type];
     int ttl = match ? p->info->ttl : p->info->negative_ttl;
-    if (ttl <= 0)
-        return;
-    struct answer *a = &p->slots[line_hash(x, line) % p->nslots];
-    char *copy = strdup(line);
-    if (!copy)
-        return;
-    free(a->line);
-    free(a->notes);
-    a->line = copy;
-    a->notes = notes ? strdup(notes) : NULL;
-    a->match = match;
-    a->expires = now + ttl;
-}
-
-/* The reply's kv-pairs, but message= and log= (for people, not acls), as
- * "key=value\n"...; a pair that does not fit, or holds a newline, is left out. */
-static void notes_of(const pd_helper_reply *r, char *out, size_t size)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (int i = 0; i < r->n_kv; i++) {
-        if (!strcmp(r->key[i], "message") || !strcmp(r->key[i], "log") ||
-            strchr(r->value[i], '\n'))
-            continue;
-        int n = snprintf(out + o, size - o, "%s=%s\n", r->key[i], r->value[i]);
-        if (n < 0 || (size_t)n >= size - o) {
-            out[o] = '\0';
-            continue;
-        }
-        o += (size_t)n;
-    }
+    if (ttl > 0)
+        pd_anscache_put(p->answers, line, match, notes, now + ttl);
 }
 
 static void helper_done(void *arg, const pd_helper_reply *r)
@@ -165,7 +111,7 @@ static void helper_done(void *arg, const pd_helper_reply *r)
     pd_ext_check *k = arg;
     int answer;
     char notes[PD_EXT_NOTES_MAX];
-    notes_of(r, notes, sizeof notes);
+    pd_helper_reply_notes(r, notes, sizeof notes);
     if (r->result == PD_HELPER_OK || r->result == PD_HELPER_ERR) {
         answer = r->result == PD_HELPER_OK ? PD_ACL_EXT_MATCH : PD_ACL_EXT_NOMATCH;
         remember(k->x, k->type, k->line, answer == PD_ACL_EXT_MATCH, notes[0] ? notes : NULL,

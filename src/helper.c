@@ -96,6 +96,7 @@ struct pd_helper {
     pd_helper_stats st;
     uint64_t *shared;           /* PD_HSTAT__N counters in the worker's stats slot, or NULL */
     uint64_t queue_peak;
+    int64_t overloaded_since_ms; /* 0: the queue is within queue_size */
 };
 
 static int64_t now_ms(void)
@@ -126,9 +127,33 @@ static void gauge(pd_helper *h, enum pd_helper_stat_id id, uint64_t v)
         __atomic_store_n(&h->shared[id], v, __ATOMIC_RELAXED);
 }
 
+void pd_helper_reply_notes(const pd_helper_reply *r, char *out, size_t size)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; i < r->n_kv; i++) {
+        if (strchr(r->value[i], '\n') || strchr(r->key[i], '='))
+            continue;
+        int n = snprintf(out + o, size - o, "%s=%s\n", r->key[i], r->value[i]);
+        if (n < 0 || (size_t)n >= size - o) {
+            out[o] = '\0';
+            continue;
+        }
+        o += (size_t)n;
+    }
+}
+
+void pd_helper_count_cached(pd_helper *h, uint64_t n)
+{
+    if (h && h->magic == HELPER_MAGIC)
+        count(h, PD_HSTAT_CACHED, n);
+}
+
 /* The pool's state now: children, busy, queue and its peak. */
 static void publish(pd_helper *h)
 {
+    if (h->n_queued < h->cfg.queue_size || h->n_queued == 0)
+        h->overloaded_since_ms = 0;
     if (!h->shared)
         return;
     pd_helper_stats st;
@@ -724,6 +749,26 @@ void pd_helper_free(pd_helper *h)
     free(h);
 }
 
+/* The queue is past queue_size. As Squid, the pool is then "overloaded" and
+ * still queues, for overload_grace_ms from the start of the overload; a
+ * persistent overload refuses new requests (Squid's on-persistent-overload=ERR:
+ * proxyd never exits over it). The queue is bounded anyway by the clients
+ * waiting on it, and hard-capped here. */
+#define HELPER_QUEUE_HARD_MAX 65536
+
+static int overload_ok(pd_helper *h)
+{
+    if (h->cfg.overload_grace_ms <= 0 || h->n_queued >= HELPER_QUEUE_HARD_MAX)
+        return 0;
+    int64_t now = now_ms();
+    if (!h->overloaded_since_ms) {
+        h->overloaded_since_ms = now;
+        pd_log_warn("helper %s: all %d children busy and %d requests queued; consider more "
+                    "children", h->name, h->n_children, h->n_queued);
+    }
+    return now - h->overloaded_since_ms < h->cfg.overload_grace_ms;
+}
+
 pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_helper_cb cb,
                                 void *arg)
 {
@@ -735,7 +780,7 @@ pd_helper_req *pd_helper_submit(pd_helper *h, const char *line, size_t len, pd_h
     TAILQ_FOREACH(ch, &h->children, link)
         if (ch->inflight < h->nslots)
             free_slot = 1;
-    if (!free_slot && h->n_queued >= h->cfg.queue_size && !may_spawn(h)) {
+    if (!free_slot && h->n_queued >= h->cfg.queue_size && !may_spawn(h) && !overload_ok(h)) {
         h->st.overflows++;
         count(h, PD_HSTAT_OVERFLOWS, 1);
         pd_log_warn("helper %s: all %d children busy and %d requests queued: refused",

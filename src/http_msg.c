@@ -47,6 +47,44 @@ static void rebase(pd_str *s, uintptr_t old, size_t oldlen, char *nbuf)
         s->p = nbuf + (p - old);
 }
 
+int pd_http_msg_copy(pd_http_msg *dst, const pd_http_msg *src)
+{
+    *dst = *src;
+    dst->buf = NULL;
+    dst->headers = NULL;
+    dst->buf_len = dst->buf_cap = 0;
+    dst->n_headers = dst->cap_headers = 0;
+    if (src->buf) {
+        dst->buf = malloc(src->buf_len + 1);
+        if (!dst->buf)
+            goto fail;
+        memcpy(dst->buf, src->buf, src->buf_len + 1); /* with its NUL */
+        dst->buf_len = src->buf_len;
+        dst->buf_cap = src->buf_len + 1;
+    }
+    if (src->n_headers) {
+        dst->headers = malloc(src->n_headers * sizeof *dst->headers);
+        if (!dst->headers)
+            goto fail;
+        memcpy(dst->headers, src->headers, src->n_headers * sizeof *dst->headers);
+        dst->n_headers = dst->cap_headers = src->n_headers;
+    }
+    if (src->buf) {
+        uintptr_t old = (uintptr_t)src->buf;
+        rebase(&dst->method, old, src->buf_len, dst->buf);
+        rebase(&dst->target, old, src->buf_len, dst->buf);
+        rebase(&dst->reason, old, src->buf_len, dst->buf);
+        for (size_t i = 0; i < dst->n_headers; i++) {
+            rebase(&dst->headers[i].name, old, src->buf_len, dst->buf);
+            rebase(&dst->headers[i].value, old, src->buf_len, dst->buf);
+        }
+    }
+    return 0;
+fail:
+    pd_http_msg_free(dst);
+    return -1;
+}
+
 ssize_t pd_http_msg_store(pd_http_msg *m, const char *p, size_t len)
 {
     if (m->buf_len + len + 1 > m->buf_cap) {

@@ -511,11 +511,31 @@ static int map_error(pd_http_parser *p, llhttp_errno_t e)
  * head, and so is a line that starts with whitespace (obs-fold, or whitespace
  * before the first header), and runs of spaces in the start line.
  */
+/* Bytes check_head_bytes must look at one by one: SP, HTAB, CR, LF, the
+ * other controls and DEL. Any other byte only ends a CR (an error) and a line
+ * start, so a run of them is skipped at once. */
+static const unsigned char head_special[256] = {
+    [0x00 ... 0x20] = 1,
+    [0x7f] = 1,
+};
+
 static int check_head_bytes(pd_http_parser *p, const char *data, size_t len)
 {
     int bad = p->is_request ? 400 : 502;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)data[i];
+        if (!head_special[c]) {
+            if (p->prev_cr)
+                return fail(p, bad, "bare CR in message head");
+            size_t j = i + 1;
+            while (j < len && !head_special[(unsigned char)data[j]])
+                j++;
+            p->line_start = 0;
+            p->prev_c = data[j - 1];
+            p->prev_cr = 0;
+            i = j - 1;
+            continue;
+        }
         if (p->line_start && (c == ' ' || c == '\t'))
             return fail(p, bad, p->line_no ? "obsolete line folding" : "whitespace before start line");
         if (p->is_request && p->line_no == 0 && c == ' ' && p->prev_c == ' ')

@@ -434,7 +434,7 @@ void client_hdr_vars(struct pd_client *c, enum pd_hdr_dir d, pd_hdr_vars *v, cha
     struct sockaddr_storage la;
     socklen_t ll = sizeof la;
     local_ip[0] = '\0';
-    int fd = pd_conn_fd(c->bev);
+    int fd = c->bev ? pd_conn_fd(c->bev) : -1;
     if (pd_hdr_uses_local_ip(c->w->hdr, d) && fd >= 0 &&
         getsockname(fd, (struct sockaddr *)&la, &ll) == 0)
         client_peer_ip((const struct sockaddr *)&la, local_ip, n);
@@ -873,7 +873,8 @@ static void finish_response(struct pd_client *c)
         c->out_bytes += pd_http_chunk_last(out);
     c->rstate = R_DONE;
     if (c->cw) {
-        pd_cache_store_commit(c->w->store, c->cw);
+        if (pd_cache_store_commit(c->w->store, c->cw) == 0 && c->bg)
+            c->bg_outcome = BG_REPLACED;
         c->cw = NULL;
     }
     client_invalidate_after(c);
@@ -961,7 +962,15 @@ static void read_response(struct pd_client *c)
         if (c->revalidating) {
             int s5 = c->resp.status;
             int validators = pd_http_msg_find(&c->cm.head, "ETag") || pd_http_msg_find(&c->cm.head, "Last-Modified");
-            if ((s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504) && client_cache_serve_stale(c))
+            int failed = s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504;
+            if (failed && c->bg) {
+                /* a background revalidation the origin failed: the stale
+                 * object stays, as if it had not answered */
+                c->status = s5;
+                client_close_after_flush(c);
+                return;
+            }
+            if (failed && client_cache_serve_stale(c))
                 return;
             if (client_revalidated(c))
                 return;
@@ -973,7 +982,8 @@ static void read_response(struct pd_client *c)
             c->revalidating = 0;
             c->stale_ok = 0;
             /* a copy without validators was only kept to fall back on: a miss */
-            c->miss_result = s5 == 500 || s5 == 502 || s5 == 503 || s5 == 504 ? PD_R_TCP_REFRESH_FAIL_ERR
+            c->miss_result = c->bg ? PD_R_TCP_ASYNC_MISS
+                             : failed ? PD_R_TCP_REFRESH_FAIL_ERR
                              : validators ? PD_R_TCP_REFRESH_MODIFIED : PD_R_TCP_MISS;
             if (c->resp.status == 304 && c->req.body != PD_BODY_NONE) {
                 /* the request body is gone: it cannot be sent again */

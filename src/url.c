@@ -168,7 +168,7 @@ static int parse_host(const char *p, size_t n, pd_url *out, const char **why)
         if (IN6_IS_ADDR_V4MAPPED(&a6)) {
             /* ::ffff:a.b.c.d reaches a.b.c.d: give it the IPv4 spelling so an
              * IPv4 rule (dstdomain 10.0.0.1, dst 10.0.0.0/8) sees one address */
-            inet_ntop(AF_INET, &a6.s6_addr[12], out->host, sizeof(out->host));
+            pd_ipv4_format(&a6.s6_addr[12], out->host);
             out->host_ip = 4;
             return 0;
         }
@@ -217,7 +217,7 @@ static int parse_host(const char *p, size_t n, pd_url *out, const char **why)
             return -1;
         }
         in.s_addr = htonl(a);
-        inet_ntop(AF_INET, &in, out->host, sizeof(out->host));
+        pd_ipv4_format(&in, out->host);
         out->host_ip = 4;
         return 0;
     }
@@ -479,24 +479,83 @@ static uint16_t default_port(const pd_url *u)
     return 0;
 }
 
+size_t pd_ipv4_format(const void *addr, char *out)
+{
+    const unsigned char *b = addr;
+    char *o = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = b[i];
+        if (v >= 100)
+            *o++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        *o++ = i < 3 ? '.' : '\0';
+    }
+    return (size_t)(o - out - 1);
+}
+
+/* snprintf's contract without its cost (the URL is formatted several times
+ * a request): out collects what fits, n counts everything. */
+struct out {
+    char *buf;
+    size_t size, n;
+};
+
+static void put(struct out *o, const char *s, size_t len)
+{
+    if (o->n < o->size) {
+        size_t room = o->size - 1 - o->n;
+        memcpy(o->buf + o->n, s, len < room ? len : room);
+    }
+    o->n += len;
+}
+
+static void put_port(struct out *o, unsigned port)
+{
+    char d[8];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + port % 10);
+    while ((port /= 10) && i > 1);
+    d[--i] = ':';
+    put(o, d + i, sizeof d - i);
+}
+
+static size_t put_end(struct out *o)
+{
+    if (o->size)
+        o->buf[o->n < o->size ? o->n : o->size - 1] = '\0';
+    return o->n;
+}
+
+static void put_host(struct out *o, const pd_url *u)
+{
+    if (u->host_ip == 6)
+        put(o, "[", 1);
+    put(o, u->host, strlen(u->host));
+    if (u->host_ip == 6)
+        put(o, "]", 1);
+}
+
 size_t pd_url_authority(const pd_url *u, char *buf, size_t size)
 {
-    int n = snprintf(buf, size, u->host_ip == 6 ? "[%s]:%u" : "%s:%u", u->host,
-                     (unsigned)u->port);
-    return n < 0 ? 0 : (size_t)n;
+    struct out o = {buf, size, 0};
+    put_host(&o, u);
+    put_port(&o, u->port);
+    return put_end(&o);
 }
 
 size_t pd_url_format(const pd_url *u, char *buf, size_t size)
 {
-    int n;
     if (u->scheme[0] == '\0' || !u->path)
         return pd_url_authority(u, buf, size);
-    const char *lb = u->host_ip == 6 ? "[" : "", *rb = u->host_ip == 6 ? "]" : "";
-    if (u->port == default_port(u))
-        n = snprintf(buf, size, "%s://%s%s%s%.*s", u->scheme, lb, u->host, rb,
-                     (int)u->path_len, u->path);
-    else
-        n = snprintf(buf, size, "%s://%s%s%s:%u%.*s", u->scheme, lb, u->host, rb,
-                     (unsigned)u->port, (int)u->path_len, u->path);
-    return n < 0 ? 0 : (size_t)n;
+    struct out o = {buf, size, 0};
+    put(&o, u->scheme, strlen(u->scheme));
+    put(&o, "://", 3);
+    put_host(&o, u);
+    if (u->port != default_port(u))
+        put_port(&o, u->port);
+    put(&o, u->path, u->path_len);
+    return put_end(&o);
 }

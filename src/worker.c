@@ -21,6 +21,7 @@
 #include "proxyd/auth.h"
 #include "proxyd/engine.h"
 #include "proxyd/ext_acl.h"
+#include "proxyd/anscache.h"
 #include "proxyd/helper.h"
 #include "proxyd/icp.h"
 #include "proxyd/log.h"
@@ -271,12 +272,22 @@ int pd_worker_run(const pd_worker_init *init)
             .name = "url_rewrite", .argv = conf->url_rewrite.argv,
             .children_max = conf->url_rewrite.children_max, .startup = conf->url_rewrite.startup,
             .idle = conf->url_rewrite.idle, .concurrency = conf->url_rewrite.concurrency,
-            .queue_size = conf->url_rewrite.queue_size,
+            /* as Squid: with url_rewrite_bypass the queue is 0 by default and a full
+             * queue bypasses; without, an overload queues on for 3 minutes */
+            .queue_size = conf->url_rewrite.queue_size < 0 && conf->url_rewrite_bypass
+                              ? 0 : conf->url_rewrite.queue_size,
+            .overload_grace_ms = conf->url_rewrite_bypass ? 0 : PD_HELPER_OVERLOAD_GRACE_MS,
             .stats_kind = PD_HELPER_KIND_REWRITE, .stats_name = "url_rewrite",
         };
         if (!(w->eng.rewrite = pd_helper_create(w->eng.base, &hc))) {
             pd_log_error("worker %d: cannot start the url_rewrite_program helpers; not serving",
                          slot);
+            return 1;
+        }
+        if (conf->url_rewrite_cache_ttl > 0 &&
+            !(w->eng.rewrite_answers =
+                  pd_anscache_new((size_t)conf->url_rewrite_cache_size))) {
+            pd_log_error("worker %d: no memory for url_rewrite_cache_size; not serving", slot);
             return 1;
         }
     }
@@ -285,7 +296,9 @@ int pd_worker_run(const pd_worker_init *init)
             .name = "store_id", .argv = conf->store_id.argv,
             .children_max = conf->store_id.children_max, .startup = conf->store_id.startup,
             .idle = conf->store_id.idle, .concurrency = conf->store_id.concurrency,
-            .queue_size = conf->store_id.queue_size,
+            .queue_size = conf->store_id.queue_size < 0 && conf->store_id_bypass
+                              ? 0 : conf->store_id.queue_size,
+            .overload_grace_ms = conf->store_id_bypass ? 0 : PD_HELPER_OVERLOAD_GRACE_MS,
             .stats_kind = PD_HELPER_KIND_STOREID, .stats_name = "store_id",
         };
         if (!(w->eng.store_id = pd_helper_create(w->eng.base, &hc))) {
@@ -382,6 +395,7 @@ int pd_worker_run(const pd_worker_init *init)
     pd_auth_free(w->eng.auth);
     pd_ext_free(w->eng.ext);
     pd_helper_free(w->eng.rewrite);
+    pd_anscache_free(w->eng.rewrite_answers);
     pd_helper_free(w->eng.store_id);
     pd_upool_free(w->eng.upool);
     pd_dns_free(w->eng.dns);

@@ -46,7 +46,10 @@ typedef struct pd_log_entry {
     int origin_status;          /* %<Hs: status the origin sent, 0 = none */
     const pd_http_msg *req;     /* %>h: request headers as received */
     const pd_http_msg *resp;    /* %<h: response headers as received from the origin */
-    const char *user;           /* %un, %ul: the authenticated user, or NULL */
+    const char *user;           /* %ul: the authenticated user, or NULL; %un falls back to
+                                 * the notes' user= (an external acl's) */
+    const char *notes;          /* helper kv-pairs, "key=value\n"... (%note, %ue, %et, %ea),
+                                 * or NULL */
     const char *server_host;    /* %<A: the origin's host name, or NULL */
     const char *err_code;       /* %err_code: the error page proxyd answered (ERR_...), or NULL */
     const char *err_detail;     /* %err_detail: why, or NULL */
@@ -55,10 +58,14 @@ typedef struct pd_log_entry {
 
 void pd_access_log_write(pd_access_log *log, const pd_log_entry *e);
 
+/* The first value of key in notes ("key=value\n"...): its start and *len,
+ * or NULL. */
+const char *pd_notes_find(const char *notes, const char *key, size_t *len);
+
 /*
  * A compiled `logformat` specification (Squid's % codes: %ts %tu %tl %tg %tr
  * %>a %>p %<a %<A %lp %Ss %Sh %>Hs %<Hs %<st %>st %rm %ru %rp %rv %un %ui %ul %mt
- * %>h %>ha %<h %<tt %err_code %err_detail %ssl::>sni %%, with the modifiers " [ - 0 WIDTH and a {Header} or {strftime}
+ * %>h %>ha %<h %<tt %err_code %err_detail %ssl::>sni %note %ue %et %ea %%, with the modifiers " [ - 0 WIDTH and a {Header} or {strftime}
  * argument before or after the code). Returns NULL with a message in err for
  * an unknown code. Release with pd_logfmt_free.
  */

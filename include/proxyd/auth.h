@@ -24,6 +24,7 @@ typedef struct pd_auth pd_auth;
 typedef struct pd_auth_check pd_auth_check;
 
 #define PD_AUTH_USER_MAX 256
+#define PD_AUTH_NOTES_MAX 512    /* kv-pairs kept from an OK (as PD_EXT_NOTES_MAX) */
 #define PD_AUTH_PASS_MAX 256
 
 /* The worker's authenticator for conf->auth_basic (NULL when it has no
@@ -46,18 +47,22 @@ int pd_auth_decode_basic(const pd_auth *a, const char *value, size_t len,
 
 enum pd_auth_verdict { PD_AUTH_V_OK, PD_AUTH_V_FAILED, PD_AUTH_V_PENDING };
 
-/* The helper's answer: ok 1 when it accepted the pair. */
-typedef void (*pd_auth_cb)(void *arg, int ok);
+/* The helper's answer: ok 1 when it accepted the pair; notes: the kv-pairs
+ * of that OK ("key=value\n"..., annotations of the request), or NULL; they
+ * live until cb returns. */
+typedef void (*pd_auth_cb)(void *arg, int ok, const char *notes);
 
 /*
- * Check user/pass at now: PD_AUTH_V_OK from the cache (no helper call),
+ * Check user/pass at now: PD_AUTH_V_OK from the cache (no helper call;
+ * *notes: the kv-pairs its helper answered with, or NULL, valid until the
+ * next check),
  * PD_AUTH_V_FAILED when the helper cannot be asked (queue full: fail
  * closed), or PD_AUTH_V_PENDING with *check set: cb runs later from the
  * loop, unless pd_auth_cancel(*check) first.
  */
 enum pd_auth_verdict pd_auth_check_start(pd_auth *a, const char *user, const char *pass,
                                          time_t now, pd_auth_cb cb, void *arg,
-                                         pd_auth_check **check);
+                                         pd_auth_check **check, const char **notes);
 void pd_auth_cancel(pd_auth_check *check);
 
 typedef struct pd_auth_stats {

@@ -181,6 +181,23 @@ int pd_cache_policy_stale_on_error(const pd_http_msg *req, const pd_http_msg *st
                                    int64_t lifetime, int64_t age, int64_t max_stale);
 
 /*
+ * May a stored response, lifetime seconds fresh and age seconds old, answer
+ * req at once, stale, while one background request revalidates it (RFC 5861
+ * 3, stale-while-revalidate=N in the stored response)? Only when it is stale
+ * (age >= lifetime) by at most N seconds; never when the stored response says
+ * must-revalidate, proxy-revalidate, s-maxage (a shared cache must not serve
+ * it stale, RFC 9111 4.2.4, 5.2.2.10) or an unqualified no-cache; never when
+ * the request says no-cache (or Pragma: no-cache without Cache-Control),
+ * max-age (whatever its value: without max-stale the client does not want a
+ * stale response, 5.2.1.1), max-stale (the caller asks only when the
+ * request's max-stale did not make the response acceptable, so it is
+ * exceeded) or min-fresh. Returns 1 (serve it and revalidate in the background) or 0
+ * (revalidate before answering).
+ */
+int pd_cache_policy_stale_while_revalidate(const pd_http_msg *req, const pd_http_msg *stored,
+                                           int64_t lifetime, int64_t age);
+
+/*
  * Does the 304 resp select stored (4.3.4)? Its strong ETag must equal the
  * stored one; else its Last-Modified must equal the stored one; a 304
  * without validators selects (we validated one stored response). 1 or 0.

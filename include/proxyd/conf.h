@@ -144,6 +144,8 @@ typedef struct pd_conf {
     pd_conf_helper url_rewrite;     /* url_rewrite_program, url_rewrite_children */
     pd_conf_lines url_rewrite_access; /* url_rewrite_access allow|deny ... (acl.c) */
     int url_rewrite_bypass;         /* on: the rewriter's failure leaves the URL as it is */
+    int url_rewrite_cache_ttl;      /* seconds an answer is reused for the same line; 0: off */
+    int url_rewrite_cache_size;     /* entries of that cache, per worker */
     /* Store ID */
     pd_conf_helper store_id;        /* store_id_program, store_id_children */
     pd_conf_lines store_id_access;  /* store_id_access allow|deny ... (acl.c) */

@@ -46,6 +46,7 @@ typedef struct pd_engine {
     pd_auth *auth;              /* auth_param basic (its helpers), NULL when not configured */
     pd_ext *ext;                /* external_acl_type helpers, NULL when none */
     pd_helper *rewrite;         /* url_rewrite_program's pool, NULL when none */
+    struct pd_anscache *rewrite_answers; /* url_rewrite_cache_ttl's answers, NULL: off */
     pd_helper *store_id;        /* store_id_program's pool, NULL when none */
     struct pd_stats_slot *stats; /* this worker's counters; may be NULL */
     char via[320];              /* "<unique_hostname or visible_hostname> (proxyd/VERSION)" */
@@ -62,6 +63,10 @@ typedef struct pd_engine {
     TAILQ_HEAD(, pd_client) clients; /* connections serving a request */
     TAILQ_HEAD(, pd_idle) idle;      /* connections waiting for one (client_idle.c) */
     int n_clients;                   /* both */
+    /* background revalidations (client_bg.c): transactions without a client
+     * connection, not counted in n_clients (a drain does not wait for them) */
+    TAILQ_HEAD(, pd_client) bg;
+    int n_bg;
     int n_cache_waiters;             /* clients waiting on an object being written */
     struct pd_ipcount *ipc[PD_IPCOUNT_BUCKETS]; /* open connections per client address */
 } pd_engine;

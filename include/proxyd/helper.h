@@ -27,6 +27,9 @@ typedef struct pd_helper_req pd_helper_req;
 
 /* What a pool runs; Squid's `children N startup=N idle=N concurrency=N
  * queue-size=N` and `timeout=`. */
+/* How long an overloaded pool keeps queueing (Squid: 3 minutes). */
+#define PD_HELPER_OVERLOAD_GRACE_MS (180 * 1000)
+
 typedef struct pd_helper_cfg {
     const char *name;           /* for log lines and statistics ("basic auth") */
     char *const *argv;          /* program and arguments; argv[0] is exec'ed (a path) */
@@ -35,6 +38,9 @@ typedef struct pd_helper_cfg {
     int idle;                   /* started on demand to keep this many without work (>= 1) */
     int concurrency;            /* 0: one request at a time, no channel IDs */
     int queue_size;             /* requests waiting for a child; < 0: 2 * children_max */
+    int overload_grace_ms;      /* past queue_size, requests still queue (Squid: the helper is
+                                 * "overloaded") until the overload has lasted this long; then
+                                 * new ones are refused. 0: refused at once (bypass) */
     int timeout_ms;             /* 0: none; else an unanswered request is BH after it */
     int stats_kind;             /* enum pd_helper_kind: counted in the worker's stats slot
                                  * (pd_stats_my_slot) under stats_name; 0: not counted */
@@ -96,6 +102,15 @@ const char *pd_helper_reply_get(const pd_helper_reply *reply, const char *key);
  * its channel ID. Exposed for tests and for pools' users that parse text.
  */
 void pd_helper_parse_reply(char *line, pd_helper_reply *out);
+
+/* The reply's kv-pairs as annotations, "key=value\n"... into out (size
+ * bytes, NUL-terminated); a pair that does not fit or holds a newline is left
+ * out. */
+void pd_helper_reply_notes(const pd_helper_reply *r, char *out, size_t size);
+
+/* n requests were answered from a table of earlier answers (the caller's)
+ * without reaching the pool: counted with the pool's statistics. */
+void pd_helper_count_cached(pd_helper *h, uint64_t n);
 
 /* Counters of a pool (manager pages, tests). */
 typedef struct pd_helper_stats {

@@ -64,6 +64,13 @@ void pd_http_msg_init(pd_http_msg *m);
 void pd_http_msg_reset(pd_http_msg *m);   /* keep the buffers for reuse */
 void pd_http_msg_free(pd_http_msg *m);
 
+/*
+ * Make dst a deep copy of src (its own buffer and header array; views that
+ * do not point into src's buffer, such as literals, are shared as they are).
+ * Returns 0, or -1 on ENOMEM with dst empty. Free dst with pd_http_msg_free.
+ */
+int pd_http_msg_copy(pd_http_msg *dst, const pd_http_msg *src);
+
 /* Append bytes to the message storage; returns the stable offset, -1 on ENOMEM. */
 ssize_t pd_http_msg_store(pd_http_msg *m, const char *p, size_t len);
 

@@ -20,6 +20,13 @@ enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
  * TCP_IMS_HIT / TCP_INM_HIT: a fresh stored object answered a conditional
  * request with 304 (If-Modified-Since, or If-None-Match alone), as Squid
  * names them; a 304 has no body to abort.
+ *
+ * stale-while-revalidate, as Squid 2.7 logged it (the last Squid that did it):
+ * TCP_STALE_HIT: a stale object answered at once while a background request
+ * revalidates it; TCP_ASYNC_HIT / TCP_ASYNC_MISS: that background request's
+ * own line (the origin said 304 and the object was refreshed / anything else:
+ * a new object, or a failure that left the stale one). The background lines
+ * are no client's transaction: class NONE, counted apart (stats.h).
  */
 #define PD_RESULT_TABLE(R, ARG)                                                         \
     R(ARG, NONE_NONE, "NONE_NONE", PD_RC_NONE, 0, NONE_NONE)                              \
@@ -39,6 +46,9 @@ enum pd_result_class { PD_RC_NONE, PD_RC_HIT, PD_RC_MISS, PD_RC_REVALIDATION };
       TCP_REFRESH_FAIL_OLD)                                                               \
     R(ARG, TCP_REFRESH_FAIL_ERR, "TCP_REFRESH_FAIL_ERR", PD_RC_REVALIDATION, 0,           \
       TCP_REFRESH_FAIL_ERR)                                                               \
+    R(ARG, TCP_STALE_HIT, "TCP_STALE_HIT", PD_RC_HIT, 1, TCP_STALE_HIT)                   \
+    R(ARG, TCP_ASYNC_HIT, "TCP_ASYNC_HIT", PD_RC_NONE, 0, TCP_ASYNC_HIT)                  \
+    R(ARG, TCP_ASYNC_MISS, "TCP_ASYNC_MISS", PD_RC_NONE, 0, TCP_ASYNC_MISS)               \
     R(ARG, TCP_DENIED, "TCP_DENIED", PD_RC_NONE, 0, TCP_DENIED)                           \
     R(ARG, TCP_DENIED_REPLY, "TCP_DENIED_REPLY", PD_RC_NONE, 0, TCP_DENIED_REPLY)         \
     R(ARG, TCP_TUNNEL, "TCP_TUNNEL", PD_RC_NONE, 0, TCP_TUNNEL)                           \

@@ -40,6 +40,9 @@ struct evbuffer;
 #define PD_STATS_ICP_RECV_HELP                                                                   \
     "ICP answers received from peers to this proxy's queries, by opcode (other: MISS_NOFETCH, "  \
     "DENIED, ERR)."
+#define PD_STATS_BG_HELP                                                                         \
+    "Background revalidations finished: the origin's 304 refreshed the object, a new response " \
+    "replaced it, or it failed and the stale object stays."
 /* one proxyd_results_total row per result code, RES_<code>, in the table's order */
 #define PD_STATS_RESULT_ROW_(X, id, text, cls, hitb, ab)                                         \
     X(RES_##id, COUNTER, SLOT, "proxyd_results_total", "code=\"" text "\"", PD_STATS_RESULT_HELP)
@@ -67,6 +70,15 @@ struct evbuffer;
       "Cache misses (TCP_MISS*, TCP_CF_MISS*: collapsed onto another request's fetch).")                                           \
     X(CACHE_REVALIDATIONS, COUNTER, SLOT, "proxyd_cache_revalidations_total", "",                \
       "Cached objects revalidated with the origin (TCP_REFRESH_*).")                             \
+    X(CACHE_BG_STARTED, COUNTER, SLOT, "proxyd_cache_background_revalidations_started_total", "", \
+      "Background revalidations started for stale-while-revalidate (one per object at a time, "  \
+      "across workers).")                                                                        \
+    X(CACHE_BG_REFRESHED, COUNTER, SLOT, "proxyd_cache_background_revalidations_total",           \
+      "outcome=\"refreshed\"", PD_STATS_BG_HELP)                                                 \
+    X(CACHE_BG_REPLACED, COUNTER, SLOT, "proxyd_cache_background_revalidations_total",            \
+      "outcome=\"replaced\"", PD_STATS_BG_HELP)                                                  \
+    X(CACHE_BG_FAILED, COUNTER, SLOT, "proxyd_cache_background_revalidations_total",              \
+      "outcome=\"failed\"", PD_STATS_BG_HELP)                                                    \
     X(CLIENT_BYTES_IN, COUNTER, SLOT, "proxyd_client_received_bytes_total", "",                  \
       "Bytes received from clients (request heads and bodies, tunnelled bytes).")               \
     X(CLIENT_BYTES_OUT, COUNTER, SLOT, "proxyd_client_sent_bytes_total", "",                     \
@@ -196,7 +208,11 @@ struct evbuffer;
       "Time from submission to answer, summed over the answers (divide by the replies for "      \
       "the mean).")                                                                              \
     X(OVERFLOWS, COUNTER, SUM, "proxyd_helper_overflows_total", "",                              \
-      "Requests refused at once: every child busy and the queue full.")                          \
+      "Requests refused: every child busy and the queue full (at once where the caller "         \
+      "bypasses the helper, else once the overload has lasted 3 minutes).")                      \
+    X(CACHED, COUNTER, SUM, "proxyd_helper_cached_answers_total", "",                            \
+      "Requests answered from the table of earlier answers without asking a child "              \
+      "(external_acl_type's cache, url_rewrite_cache_ttl).")                                     \
     X(TIMEOUTS, COUNTER, SUM, "proxyd_helper_timeouts_total", "",                                \
       "Requests answered BH because the helper did not reply in time.")                          \
     X(RESTARTS, COUNTER, SUM, "proxyd_helper_restarts_total", "",                                \

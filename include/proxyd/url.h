@@ -49,6 +49,10 @@ void pd_url_free(pd_url *u);
  */
 size_t pd_url_format(const pd_url *u, char *buf, size_t size);
 
+/* An IPv4 address (4 bytes, network order) as inet_ntop writes it, into out
+ * (at least 16 bytes); its length. */
+size_t pd_ipv4_format(const void *addr, char *out);
+
 /* "host:port" with IPv6 in brackets, used as the origin key. */
 size_t pd_url_authority(const pd_url *u, char *buf, size_t size);
 

@@ -353,5 +353,43 @@ class ConfigTest(AuthBase):
         self.assertEqual(rc, 0, err)
 
 
+
+class AuthNotesTest(AuthBase):
+    def test_kv_pairs_of_an_ok_annotate_the_request(self):
+        """`OK group=admins` from the auth helper: a later `note` acl matches it,
+        also when the credentials come from the cache (the helper is asked
+        once); %note logs it."""
+        calls = os.path.join(self.tmp, "calls")
+        helper = self.script("h.sh", """
+while read -r u p; do
+  echo "$u" >> %s
+  case "$u" in
+    ann) echo 'OK group=admins';;
+    *) echo OK;;
+  esac
+done
+""" % calls)
+        log = os.path.join(self.tmp, "n.log")
+        conf = """
+auth_param basic program %s
+acl auth proxy_auth REQUIRED
+acl admins note group admins
+http_access deny !auth
+http_access allow admins
+http_access deny all
+logformat n %%un %%{group}note
+access_log %s n
+""" % (helper, log)
+        p = self.proxy(conf_extra=conf, workers=1, http_access=None)
+        for _ in range(2):
+            self.assertEqual(proxy_request(p, "GET", self.o.url("/a"),
+                                           headers=basic("ann", "pw")).status, 200)
+            self.assertEqual(proxy_request(p, "GET", self.o.url("/b"),
+                                           headers=basic("ben", "pw")).status, 403)
+        with open(calls) as f:
+            self.assertEqual(f.read().split(), ["ann", "ben"])
+        self.assertEqual(p.stop(), 0)
+        self.assertEqual(p.access_lines(log), ["ann admins", "ben -"] * 2)
+
 if __name__ == "__main__":
     pdtest.main()

@@ -177,6 +177,39 @@ http_access deny all
         self.assertEqual(self.lines(), ["/a", "/b", "/c", "/d"])
         self.assertEqual([q.path for q in self.o.snapshot()], ["/a", "/b", "/a"])
 
+    def test_kv_pairs_in_logs_and_pages(self):
+        """user=, tag=, log= and message= of an external helper's reply reach the
+        access log (%ue %un %et %ea %note) and the error page codes (%a %o), as
+        Squid puts them; an authenticated user's kv-pairs annotate too."""
+        helper = self.script("kv.sh", """
+while read -r path; do
+  case "$path" in
+    /ok*) echo 'OK user=bob tag=vip log="seen it" group=staff';;
+    *) echo 'ERR message="not on the list" tag=out';;
+  esac
+done
+""")
+        log = os.path.join(self.tmp, "kv.log")
+        conf = """
+external_acl_type kv ttl=60 negative_ttl=60 %%PATH %s
+acl e external kv
+deny_info http://portal.test/deny?who=%%a&why=%%o e
+http_access allow e
+http_access deny !e
+logformat kv %%un|%%ue|%%et|%%ea|%%{group}note|%%note
+access_log %s kv
+""" % (helper, log)
+        p = self.proxy(conf_extra=conf, workers=1, http_access=None)
+        self.assertEqual(proxy_request(p, "GET", self.o.url("/ok")).status, 200)
+        r = proxy_request(p, "GET", self.o.url("/no"))
+        self.assertEqual(r.status, 302)
+        self.assertEqual(r.get("location"), "http://portal.test/deny?who=-&why=not%20on%20the%20list")
+        self.assertEqual(p.stop(), 0)
+        lines = p.access_lines(log)
+        self.assertEqual(lines[0], "bob|bob|vip|seen%20it|staff|user:%20bob%0D%0Atag:%20vip"
+                                   "%0D%0Alog:%20seen%20it%0D%0Agroup:%20staff")
+        self.assertEqual(lines[1], "-|-|out|-|-|message:%20not%20on%20the%20list%0D%0Atag:%20out")
+
     def test_config_errors(self):
         prog = self.group_helper()
         cases = [

@@ -159,6 +159,48 @@ url_rewrite_access allow all
         self.assertEqual(proxy_request(p, "GET", self.o.url("/other", host="fine.test")).status, 200)
         self.assertEqual([q.path for q in self.o.snapshot()], ["/skip", "/other"])
 
+    def test_answer_cache(self):
+        """url_rewrite_cache_ttl: the same line again is answered from the table
+        (rewrites, redirects and "leave it" alike), another line asks the helper,
+        a BH is never kept; counted in proxyd_helper_cached_answers_total."""
+        from test_ops import Admin, metric
+        conf = ("admin_port 127.0.0.1:0\nurl_rewrite_program %s\nurl_rewrite_children 1\n"
+                "url_rewrite_cache_ttl 1 hour\n" % self.rewriter())
+        p = self.proxy(conf_extra=conf, dns=self.d, workers=1)
+        a = Admin(p)
+        for _ in range(3):
+            r = proxy_request(p, "GET", self.o.url("/rewrite", host="fine.test"))
+            self.assertEqual(r.body, ("from new.test:%d" % self.o.port).encode())
+            r = proxy_request(p, "GET", self.o.url("/redirect", host="fine.test"))
+            self.assertEqual((r.status, r.get("location")), (301, "http://elsewhere.test/"))
+            r = proxy_request(p, "GET", self.o.url("/old", host="fine.test"))
+            self.assertEqual((r.status, r.get("location")), (307, "http://old-style.test/"))
+            self.assertEqual(proxy_request(p, "GET", self.o.url("/plain", host="fine.test")).status,
+                             200)
+            self.assertEqual(proxy_request(p, "GET", self.o.url("/bh", host="fine.test")).status,
+                             503)
+        paths = [l.split()[0].split("/", 3)[3] for l in self.lines()]
+        self.assertEqual(sorted(paths), ["bh", "bh", "bh", "old", "plain", "redirect", "rewrite"])
+        # the same path from another method is another line
+        self.assertEqual(proxy_request(p, "HEAD", self.o.url("/plain", host="fine.test")).status,
+                         200)
+        self.assertEqual(len(self.lines()), 8)
+        rew = dict(helper="url_rewrite", kind="url_rewrite")
+        s = a.wait_metric(8, "proxyd_helper_cached_answers_total", **rew)
+        self.assertEqual(metric(s, "proxyd_helper_requests_total", **rew), 8)
+        # the origin saw the rewritten and the plain requests each time
+        self.assertEqual([q.path for q in self.o.snapshot()].count("/target"), 3)
+        self.assertEqual(p.stop(), 0)
+
+    def test_no_answer_cache_by_default(self):
+        p = self.proxy(conf_extra="url_rewrite_program %s\n" % self.rewriter(), dns=self.d,
+                       workers=1)
+        for _ in range(2):
+            self.assertEqual(proxy_request(p, "GET", self.o.url("/plain", host="fine.test")).status,
+                             200)
+        self.assertEqual(len(self.lines()), 2)
+        self.assertEqual(p.stop(), 0)
+
 
 if __name__ == "__main__":
     pdtest.main()

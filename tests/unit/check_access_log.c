@@ -172,6 +172,36 @@ START_TEST(fields_cannot_forge_lines)
 }
 END_TEST
 
+/* Helper kv-pairs: %note (all, or one name's values), %ue %et %ea, and %un
+ * falling back to an external acl's user= when nobody authenticated. */
+START_TEST(notes_and_helper_codes)
+{
+    pd_log_entry e = sample(0);
+    ck_assert_str_eq(fmt_custom("%un|%ue|%et|%ea|%note", &e), "-|-|-|-|-");
+    e.notes = "group=admins\nuser=bob\ntag=vip\nlog=seen it\ngroup=ops\nmessage=\n";
+    ck_assert_str_eq(fmt_custom("%un|%ul|%ue|%et|%ea", &e), "bob|-|bob|vip|seen%20it");
+    ck_assert_str_eq(fmt_custom("%{group}note|%{nosuch}note|%{message}note", &e),
+                     "admins,ops|-|-");
+    ck_assert_str_eq(fmt_custom("%note", &e),
+                     "group:%20admins%0D%0Auser:%20bob%0D%0Atag:%20vip%0D%0Alog:%20seen%20it"
+                     "%0D%0Agroup:%20ops%0D%0Amessage:%20");
+    e.user = "alice";
+    ck_assert_str_eq(fmt_custom("%un|%ul|%ue", &e), "alice|alice|bob");
+    char line[512];
+    pd_access_log_format(PD_LOG_SQUID, &e, line, sizeof line);
+    ck_assert_ptr_nonnull(strstr(line, " alice HIER_DIRECT/"));
+    e.user = NULL;
+    pd_access_log_format(PD_LOG_SQUID, &e, line, sizeof line);
+    ck_assert_ptr_nonnull(strstr(line, " bob HIER_DIRECT/"));
+    size_t n;
+    const char *v = pd_notes_find(e.notes, "group", &n);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq((int)n, 6);
+    ck_assert_ptr_null(pd_notes_find(e.notes, "grou", &n));
+    ck_assert_ptr_null(pd_notes_find(NULL, "group", &n));
+}
+END_TEST
+
 START_TEST(unknown_codes_are_refused)
 {
     static const char *const bad[] = { "%Zz", "%", "%{unterminated>h", "%>q", "ok %tr %" };
@@ -245,6 +275,7 @@ static Suite *access_log_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_loop_test(tc, squid_definitions_match_builtin_formats, 0, 3);
+    tcase_add_test(tc, notes_and_helper_codes);
     tcase_add_loop_test(tc, codes_and_modifiers, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, error_codes);
     tcase_add_test(tc, fields_cannot_forge_lines);

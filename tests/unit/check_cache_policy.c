@@ -356,6 +356,57 @@ START_TEST(test_stale_on_error)
 }
 END_TEST
 
+/* ---- serving stale while revalidating in the background (5861 3) ---- */
+
+#define SWR "Cache-Control: max-age=10, stale-while-revalidate=60"
+static const struct swr_case {
+    const char *sec, *reqh, *stored;
+    int64_t life, age;
+    int expect;
+} swr_cases[] = {
+    { "5861 3 (stale within the window)", "", SWR, 10, 30, 1 },
+    { "5861 3 (stale by exactly N: up to N)", "", SWR, 10, 70, 1 },
+    { "5861 3 (beyond the window)", "", SWR, 10, 71, 0 },
+    { "5861 3 (just stale)", "", SWR, 10, 10, 1 },
+    { "5861 3 (still fresh: not this)", "", SWR, 10, 9, 0 },
+    { "5861 3 (no directive)", "", "Cache-Control: max-age=10", 10, 11, 0 },
+    { "5861 3 (zero window)", "", "Cache-Control: max-age=10, stale-while-revalidate=0", 10, 10, 0 },
+    { "5861 3 (invalid value)", "", "Cache-Control: max-age=10, stale-while-revalidate=soon", 10, 11, 0 },
+    { "5861 3 (quoted value)", "", "Cache-Control: max-age=10, stale-while-revalidate=\"60\"", 10, 11, 1 },
+    { "4.2.4 (heuristic lifetime counts the same)", "", "Cache-Control: stale-while-revalidate=60", 0, 5, 1 },
+    { "5.2.2.2 (must-revalidate)", "", SWR ", must-revalidate", 10, 20, 0 },
+    { "5.2.2.8 (proxy-revalidate)", "", SWR ", proxy-revalidate", 10, 20, 0 },
+    { "5.2.2.10 (s-maxage)", "", "Cache-Control: s-maxage=10, stale-while-revalidate=60", 10, 20, 0 },
+    { "5.2.2.4 (response no-cache)", "", SWR ", no-cache", 10, 20, 0 },
+    { "5.2.2.4 (qualified no-cache does not forbid)", "", SWR ", no-cache=\"Set-Cookie\"", 10, 20, 1 },
+    { "5.2.1.4 (request no-cache)", "Cache-Control: no-cache", SWR, 10, 20, 0 },
+    { "5.4 (request Pragma: no-cache)", "Pragma: no-cache", SWR, 10, 20, 0 },
+    { "5.4 (Pragma ignored beside Cache-Control)", "Pragma: no-cache\nCache-Control: no-transform", SWR,
+      10, 20, 1 },
+    { "5.2.1.1 (request max-age=0)", "Cache-Control: max-age=0", SWR, 10, 20, 0 },
+    { "5.2.1.1 (request max-age=0 at age 0)", "Cache-Control: max-age=0",
+      "Cache-Control: max-age=0, stale-while-revalidate=60", 0, 0, 0 },
+    { "5.2.1.1 (request max-age below the age)", "Cache-Control: max-age=15", SWR, 10, 20, 0 },
+    { "5.2.1.1 (request max-age above the age: still no stale)", "Cache-Control: max-age=50", SWR,
+      10, 20, 0 },
+    { "5.2.1.3 (request min-fresh)", "Cache-Control: min-fresh=0", SWR, 10, 20, 0 },
+    { "5.2.1.2 (request max-stale exceeded)", "Cache-Control: max-stale=5", SWR, 10, 30, 0 },
+    { "5.2.1 (other request directives do not matter)", "Cache-Control: no-transform", SWR, 10, 30, 1 },
+};
+
+START_TEST(test_stale_while_revalidate)
+{
+    const struct swr_case *c = &swr_cases[_i];
+    pd_http_msg req, stored;
+    build(&req, "GET", 0, c->reqh);
+    build(&stored, NULL, 200, c->stored);
+    int got = pd_cache_policy_stale_while_revalidate(&req, &stored, c->life, c->age);
+    ck_assert_msg(got == c->expect, "%s: %d, want %d", cite(c->sec), got, c->expect);
+    pd_http_msg_free(&req);
+    pd_http_msg_free(&stored);
+}
+END_TEST
+
 /* ---- validation request (4.3.1) ---- */
 
 static const struct cond_case {
@@ -991,6 +1042,7 @@ static Suite *cache_policy_suite(void)
     tcase_add_loop_test(tc, test_decide, 0, NCASES(decide_cases));
     tcase_add_loop_test(tc, test_stale_on_error, 0, NCASES(stale_cases));
     tcase_add_test(tc, test_refresh_max_stale);
+    tcase_add_loop_test(tc, test_stale_while_revalidate, 0, NCASES(swr_cases));
     tcase_add_loop_test(tc, test_conditional, 0, NCASES(cond_cases));
     tcase_add_loop_test(tc, test_304_selects, 0, NCASES(sel_cases));
     tcase_add_loop_test(tc, test_merge_304, 0, NCASES(merge_cases));

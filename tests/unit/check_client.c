@@ -8,7 +8,8 @@
  *
  * One table row per transition of a transaction, with the client or the
  * origin going away at each step; then keep-alive, pipelining, the request
- * timeout, a refused origin and a CONNECT tunnel.
+ * timeout, a refused origin and a CONNECT tunnel; and, with a store, the
+ * background revalidation of stale-while-revalidate after its client left.
  */
 #include "client_int.h"
 
@@ -178,6 +179,8 @@ static void setup(void)
 static void teardown(void)
 {
     pd_client_close_all(&W);
+    if (W.store)
+        pd_cache_store_destroy(W.store);
     pd_upool_free(W.upool);
     pd_dns_free(W.dns);
     peer_close(&cl);
@@ -438,6 +441,96 @@ START_TEST(connect_tunnel_relays_and_half_closes)
 }
 END_TEST
 
+/* ---- stale-while-revalidate: the background transaction (client_bg.c) ---- */
+
+/* What the store holds for path: its Cache-Control and ETag, and the body's length. */
+static void stored(const char *path, char *cc, char *etag, size_t cap, uint64_t *blen)
+{
+    char key[256];
+    int n = snprintf(key, sizeof key, "http://127.0.0.1:%d%s", ntohs(origin_addr.sin_port), path);
+    pd_cache_ref *ref = NULL;
+    ck_assert_int_eq(pd_cache_store_lookup(W.store, key, (size_t)n, &ref), PD_CACHE_HIT);
+    char buf[4096];
+    ssize_t m = pd_cache_store_meta(W.store, ref, buf, sizeof buf);
+    ck_assert(m > 0 && (size_t)m <= sizeof buf);
+    pd_cache_meta cm;
+    ck_assert_int_eq(pd_cache_meta_parse(buf, (size_t)m, &cm), 0);
+    const pd_header *h = pd_http_msg_find(&cm.head, "Cache-Control");
+    snprintf(cc, cap, "%.*s", h ? (int)h->value.len : 0, h ? h->value.p : "");
+    h = pd_http_msg_find(&cm.head, "ETag");
+    snprintf(etag, cap, "%.*s", h ? (int)h->value.len : 0, h ? h->value.p : "");
+    int state = 0;
+    *blen = pd_cache_store_body_len(W.store, ref, &state);
+    ck_assert_int_eq(state, 1);
+    pd_cache_meta_free(&cm);
+    pd_cache_store_release(W.store, ref);
+}
+
+static const struct bgcase {
+    const char *name;
+    const char *answer;         /* the origin's answer to the revalidation; NULL: it closes */
+    const char *cc, *etag;      /* what the store holds afterwards */
+    uint64_t blen;
+} bgcases[] = {
+    { "304 refreshes", "HTTP/1.1 304 Not Modified\r\nCache-Control: max-age=60\r\nETag: \"1\"\r\n\r\n",
+      "max-age=60", "\"1\"", 2 },
+    { "200 replaces", "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nETag: \"2\"\r\n"
+      "Content-Length: 5\r\n\r\nnewer", "max-age=60", "\"2\"", 5 },
+    { "503 leaves it", "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+      "max-age=0, stale-while-revalidate=60", "\"1\"", 2 },
+    { "origin gone leaves it (closed, then refused)", NULL, "max-age=0, stale-while-revalidate=60", "\"1\"", 2 },
+};
+
+/* The client is answered from the stale object and goes; the background
+ * revalidation goes on without it, and ends by itself whatever the origin does. */
+START_TEST(background_revalidation_outlives_the_client)
+{
+    const struct bgcase *t = &bgcases[_i];
+    W.store = pd_cache_store_create(4u << 20, 1u << 20, 1, PD_CACHE_POLICY_S3FIFO);
+    ck_assert_ptr_nonnull(W.store);
+    ck_assert_int_eq(pd_cache_store_attach(W.store, 0), 0);
+    peer_send(&cl, request("/s"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    peer_clear(&org);
+    peer_send(&org, "HTTP/1.1 200 OK\r\nCache-Control: max-age=0, stale-while-revalidate=60\r\n"
+                    "ETag: \"1\"\r\nContent-Length: 2\r\n\r\nv1");
+    RUN_UNTIL(has(&cl, "\r\n\r\nv1") && n_idle() == 1);
+    peer_clear(&cl);
+    /* stale at once: the answer, and the conditional request to the origin */
+    peer_send(&cl, request("/s"));
+    RUN_UNTIL(has(&cl, "\r\n\r\nv1") && org.fd >= 0 && has(&org, "\r\n\r\n"));
+    ck_assert(has(&cl, "\r\nAge: "));
+    ck_assert(has(&org, "GET /s HTTP/1.1\r\n"));
+    ck_assert(has(&org, "If-None-Match: \"1\"\r\n"));
+    ck_assert_int_eq(W.n_bg, 1);
+    ck_assert_ptr_nonnull(TAILQ_FIRST(&W.bg));
+    /* the client goes; the background transaction is no connection of the worker's */
+    peer_close(&cl);
+    RUN_UNTIL(W.n_clients == 0 && n_busy() == 0);
+    ck_assert_int_eq(n_closed, 1);
+    ck_assert_int_eq(W.n_bg, 1);
+    if (t->answer) {
+        peer_send(&org, t->answer);
+    } else {
+        /* nobody listens any more, and the pooled connection closes: the retry on a
+         * new connection is refused */
+        event_del(lev);
+        close(lsock);
+        lsock = socket(AF_INET, SOCK_STREAM, 0);
+        peer_close(&org);
+    }
+    RUN_UNTIL(W.n_bg == 0);
+    char cc[128], etag[128];
+    uint64_t blen;
+    stored("/s", cc, etag, sizeof cc, &blen);
+    ck_assert_str_eq(cc, t->cc);
+    ck_assert_str_eq(etag, t->etag);
+    ck_assert_uint_eq(blen, t->blen);
+    char err[256];
+    ck_assert_msg(pd_cache_store_check(W.store, err, sizeof err) == 0, "%s", err);
+}
+END_TEST
+
 static Suite *client_suite(void)
 {
     Suite *s = suite_create("client");
@@ -451,6 +544,8 @@ static Suite *client_suite(void)
     tcase_add_test(tc, idle_connection_closed_by_client);
     tcase_add_test(tc, refused_origin_is_502);
     tcase_add_test(tc, connect_tunnel_relays_and_half_closes);
+    tcase_add_loop_test(tc, background_revalidation_outlives_the_client, 0,
+                        sizeof bgcases / sizeof bgcases[0]);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -158,6 +158,11 @@ static const struct value_case value_cases[] = {
     { "forward_timeout 1 minute", OFF(forward_timeout), I64, 60000 },
     { "positive_dns_ttl 1 hour", OFF(positive_dns_ttl), INT, 3600 },
     { "negative_dns_ttl 5", OFF(negative_dns_ttl), INT, 5 },
+    /* a bare number is in the directive's unit (these two once had none: a crash) */
+    { "max_stale 5", OFF(max_stale), INT, 5 },
+    { "url_rewrite_cache_ttl 90", OFF(url_rewrite_cache_ttl), INT, 90 },
+    { "url_rewrite_cache_ttl 2 minutes", OFF(url_rewrite_cache_ttl), INT, 120 },
+    { "dead_peer_timeout 5", OFF(dead_peer_timeout), I64, 5000 },
     { "dns_timeout 2 minutes", OFF(dns_timeout), INT, 120 },
     /* booleans and integers */
     { "via off", OFF(via), INT, 0 },
@@ -990,7 +995,8 @@ START_TEST(reference_lists_every_directive)
         "x_cache_header", "acl",
         "http_access", "cache",
         "refresh_pattern", "deny_info", "logformat", "external_acl_type", "url_rewrite_program",
-        "url_rewrite_children", "url_rewrite_access", "url_rewrite_bypass", "store_id_program",
+        "url_rewrite_children", "url_rewrite_access", "url_rewrite_cache_ttl",
+        "url_rewrite_cache_size", "url_rewrite_bypass", "store_id_program",
         "store_id_children", "store_id_access", "store_id_bypass", "auth_param",
         "access_log", "cache_log", "pid_filename",
         "dns_nameservers", "hosts_file", "positive_dns_ttl", "negative_dns_ttl", "dns_timeout",

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -210,6 +211,40 @@ START_TEST(queue_overflow_refused)
 }
 END_TEST
 
+/* As Squid: past queue-size the pool is overloaded and still queues, until
+ * the overload has lasted overload_grace_ms; then new requests are refused,
+ * and once the queue is back within its size the overload is over. */
+START_TEST(queue_overload_grace)
+{
+    char *argv[] = {"/bin/sh", "-c", "exec cat >/dev/null", NULL};
+    pd_helper_cfg c = {.name = "test", .argv = argv, .children_max = 1, .startup = 1,
+                       .idle = 1, .queue_size = 1, .overload_grace_ms = 50};
+    pd_helper *h = pd_helper_create(base, &c);
+    ck_assert_ptr_nonnull(h);
+    struct answer a[5] = {{0}};
+    ck_assert_ptr_nonnull(pd_helper_submit(h, "a", 1, on_reply, &a[0])); /* the child */
+    ck_assert_ptr_nonnull(pd_helper_submit(h, "b", 1, on_reply, &a[1])); /* queued */
+    ck_assert_ptr_nonnull(pd_helper_submit(h, "c", 1, on_reply, &a[2])); /* overloaded */
+    ck_assert_ptr_nonnull(pd_helper_submit(h, "d", 1, on_reply, &a[3]));
+    pd_helper_stats st;
+    pd_helper_get_stats(h, &st);
+    ck_assert_int_eq((int)st.overflows, 0);
+    ck_assert_int_eq(st.queued, 3);
+    /* the overload persists past its grace: refused */
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 60);
+    ck_assert_ptr_null(pd_helper_submit(h, "e", 1, on_reply, &a[4]));
+    pd_helper_get_stats(h, &st);
+    ck_assert_int_eq((int)st.overflows, 1);
+    ck_assert_int_eq(st.queued, 3);
+    pd_helper_free(h);
+}
+END_TEST
+
 /* A child dies on "die": tried once more on a new child, which dies too: BH.
  * A request queued behind it is still answered (by a restarted child). */
 START_TEST(crash_mid_request)
@@ -347,6 +382,7 @@ static Suite *suite(void)
     tcase_add_test(t, roundtrip_in_order);
     tcase_add_test(t, channels_out_of_order);
     tcase_add_test(t, queue_overflow_refused);
+    tcase_add_test(t, queue_overload_grace);
     tcase_add_test(t, crash_mid_request);
     tcase_add_test(t, missing_program_fails_closed);
     tcase_add_test(t, child_inherits_no_descriptors);

@@ -584,6 +584,40 @@ START_TEST(test_msg_headers)
 }
 END_TEST
 
+/* pd_http_msg_copy: the copy owns its bytes; the original can go and be reused. */
+START_TEST(test_msg_copy)
+{
+    const char *raw = "GET http://a/x?y HTTP/1.1\r\nHost: a\r\nAccept: text/*\r\nIf-None-Match: \"e\"\r\n\r\n";
+    pd_http_parser *p = pd_http_parser_new(1, 8192);
+    pd_http_msg m, c;
+    pd_http_msg_init(&m);
+    pd_http_parser_next(p, &m, 0);
+    size_t used;
+    ck_assert_int_eq(pd_http_parse_head(p, raw, strlen(raw), &used), PD_PARSE_DONE);
+    ck_assert_int_eq(pd_http_msg_copy(&c, &m), 0);
+    pd_http_parser_free(p);
+    memset(m.buf, 'Z', m.buf_len); /* the original's bytes change under it... */
+    pd_http_msg_free(&m);          /* ...and go */
+    ck_assert(pd_str_eq_ci(c.method, "GET"));
+    ck_assert_int_eq(c.method_id, PD_M_GET);
+    ck_assert(pd_str_eq_ci(c.target, "http://a/x?y"));
+    ck_assert_uint_eq(c.n_headers, 3);
+    ck_assert(pd_str_eq_ci(pd_http_msg_find(&c, "accept")->value, "text/*"));
+    ck_assert_int_eq(pd_http_msg_remove(&c, "If-None-Match"), 1);
+    c.method = PD_STR("HEAD"); /* a literal view stays as it is through later copies */
+    for (int i = 0; i < 40; i++) /* the copy grows on its own */
+        ck_assert_int_eq(pd_http_msg_add(&c, "X-Pad", "0123456789abcdef", 16), 0);
+    pd_http_msg d;
+    ck_assert_int_eq(pd_http_msg_copy(&d, &c), 0);
+    pd_http_msg_free(&c);
+    ck_assert(pd_str_eq_ci(d.method, "HEAD"));
+    ck_assert(pd_str_eq_ci(d.target, "http://a/x?y"));
+    ck_assert(pd_str_eq_ci(pd_http_msg_find(&d, "host")->value, "a"));
+    ck_assert_uint_eq(d.n_headers, 42);
+    pd_http_msg_free(&d);
+}
+END_TEST
+
 START_TEST(test_methods)
 {
     ck_assert_int_eq(pd_method_id(PD_STR("GET")), PD_M_GET);
@@ -614,6 +648,7 @@ int main(void)
     tcase_add_test(tc, test_pipelined_requests);
     tcase_add_test(tc, test_msg_headers);
     tcase_add_test(tc, test_methods);
+    tcase_add_test(tc, test_msg_copy);
     tcase_add_loop_test(tc, test_extension_methods_every_split, 0, sizeof methods / sizeof methods[0]);
     tcase_add_test(tc, test_head_limit_414_or_431);
     suite_add_tcase(s, tc);
