@@ -1,7 +1,8 @@
 /*
  * cache_meta: the metadata blob of a cached object (see include/proxyd/cache_meta.h).
  * Layout: a fixed header (magic, kind, times), then the head as HTTP text,
- * parsed back with the same strict parser as any response.
+ * read back by a reader of exactly what pd_cache_meta_build writes (every
+ * hit does it), with the strict parser of any response as the fallback.
  */
 #include "proxyd/cache_meta.h"
 
@@ -81,7 +82,89 @@ void *pd_cache_meta_build(enum pd_meta_kind kind, const pd_http_msg *resp, time_
     return buf;
 }
 
+/* Is c a tchar (RFC 9110 5.6.2)? */
+static int tchar(unsigned char c)
+{
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c && strchr(extra, c));
+}
+
+/*
+ * The head as pd_cache_meta_build writes it, read without the general parser
+ * (it runs on every hit): "HTTP/1.1 NNN reason\r\n", then "Name: value\r\n"
+ * lines, then "\r\n". The blob lives in the shared segment, so it is still
+ * checked byte by byte (a field name of tchars, no control bytes in a value
+ * but HTAB, nothing after the end); 0, or -1 for anything else, which then
+ * goes to the strict parser.
+ */
+static int parse_own_head(const char *t, size_t n, pd_http_msg *h)
+{
+    if (n < 19 || memcmp(t, "HTTP/1.1 ", 9) != 0 || t[9] < '1' || t[9] > '5' ||
+        t[10] < '0' || t[10] > '9' || t[11] < '0' || t[11] > '9' || t[12] != ' ' ||
+        memcmp(t + n - 4, "\r\n\r\n", 4) != 0)
+        return -1;
+    size_t nlines = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c == '\r') {
+            if (i + 1 >= n || t[i + 1] != '\n')
+                return -1;
+            nlines++;
+            i++;
+        } else if ((c < 0x20 && c != '\t') || c == 0x7f || c == '\n') {
+            return -1;
+        }
+    }
+    char *buf = malloc(n);
+    pd_header *hd = nlines > 2 ? malloc((nlines - 2) * sizeof *hd) : NULL;
+    if (!buf || (nlines > 2 && !hd)) {
+        free(buf);
+        free(hd);
+        return -1;
+    }
+    memcpy(buf, t, n);
+    h->buf = buf;
+    h->buf_len = h->buf_cap = n;
+    h->headers = hd;
+    h->cap_headers = nlines > 2 ? nlines - 2 : 0;
+    h->version_major = h->version_minor = 1;
+    h->status = (t[9] - '0') * 100 + (t[10] - '0') * 10 + (t[11] - '0');
+    const char *eol = memchr(buf + 13, '\r', n - 13);
+    h->reason = (pd_str){ buf + 13, (size_t)(eol - (buf + 13)) };
+    const char *p = eol + 2, *end = buf + n - 2; /* the last line is the empty one */
+    while (p < end) {
+        const char *e = memchr(p, '\r', (size_t)(end - p));
+        const char *colon = memchr(p, ':', (size_t)(e - p));
+        if (!colon || colon == p)
+            return -1;
+        for (const char *q = p; q < colon; q++)
+            if (!tchar((unsigned char)*q))
+                return -1;
+        const char *v = colon + 1, *ve = e;
+        while (v < ve && (*v == ' ' || *v == '\t'))
+            v++;
+        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+            ve--;
+        hd[h->n_headers].name = (pd_str){ p, (size_t)(colon - p) };
+        hd[h->n_headers].value = (pd_str){ v, (size_t)(ve - v) };
+        h->n_headers++;
+        p = e + 2;
+    }
+    /* as the strict parser leaves it: read as the answer to a HEAD (the store
+     * knows the body); without a length, llhttp calls only a response that
+     * never has a body persistent */
+    h->body = PD_BODY_NONE;
+    h->keep_alive = h->status < 200 || h->status == 204 || h->status == 304;
+    return 0;
+}
+
 int pd_cache_meta_parse(const void *blob, size_t len, pd_cache_meta *m)
+{
+    return pd_cache_meta_parse_how(blob, len, m, 0);
+}
+
+int pd_cache_meta_parse_how(const void *blob, size_t len, pd_cache_meta *m, int strict)
 {
     memset(m, 0, sizeof *m);
     pd_http_msg_init(&m->head);
@@ -96,6 +179,10 @@ int pd_cache_meta_parse(const void *blob, size_t len, pd_cache_meta *m)
     m->response_time = (time_t)h.response_time;
     m->body_len = h.body_len >= 0 ? h.body_len : -1;
     m->vary_gen = h.vary_gen;
+    if (!strict && parse_own_head((const char *)blob + sizeof h, len - sizeof h, &m->head) == 0)
+        return 0;
+    pd_http_msg_free(&m->head);
+    pd_http_msg_init(&m->head);
     pd_http_parser *p = pd_http_parser_new(0, len + 1);
     if (!p)
         return -1;

@@ -123,7 +123,7 @@ void client_log_transaction(struct pd_client *c)
         .url = u,
         .url_len = ulen,
         .hier = !c->origin_ip[0] ? "HIER_NONE"
-                : c->via_peer    ? c->hier
+                : c->via_peer || c->via_member ? c->hier
                 : c->intercepted ? "ORIGINAL_DST"
                                  : "HIER_DIRECT",
         .peer_ip = c->origin_ip[0] ? c->origin_ip : "-",
@@ -147,6 +147,7 @@ void client_log_transaction(struct pd_client *c)
         .notes = c->notes[0] ? c->notes : NULL,
         .server_host = !c->origin_ip[0] ? NULL
                        : c->via_peer ? pd_peer_host(c->w->peers, c->via_peer - 1)
+                       : c->via_member ? c->origin_ip
                        : c->have_url ? c->url.host : NULL,
         .err_code = c->err_code,
         .err_detail = c->err_code ? c->err_detail : NULL,
@@ -758,6 +759,8 @@ static void after_access(struct pd_client *c)
     if ((!c->intercepted || c->host_verified) && client_cache_usable(c)) {
         if (!c->store_id_done && !client_store_id(c, after_access))
             return; /* waiting for the Store-ID helper, or refused */
+        if (client_cluster_forward(c))
+            return; /* another proxyd_cluster member owns the key */
         if (client_cache_lookup(c))
             return; /* answered (or being answered) from the cache */
     }

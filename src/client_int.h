@@ -115,6 +115,12 @@ struct pd_client {
     int icp_asked;              /* ICP was considered for this miss (at most once) */
     int peer_held;              /* 1 + the peer whose max-conn count c->up takes, 0: none */
     const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
+    /* proxyd_cluster (client_cluster.c) */
+    int via_member;             /* going to the member that owns the key: member_addr */
+    int from_cluster;           /* a member forwarded it here: served here, never forwarded */
+    struct sockaddr_storage member_addr;
+    struct sockaddr_storage members_tried[4]; /* members this request failed to reach */
+    int n_members_tried;
 
     /* interception (client_intercept.c) */
     int intercepted;            /* NAT-redirected: the origin is orig_dst, whatever Host says */
@@ -330,6 +336,21 @@ int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c));
 /* The client left in the middle of a body we store: keep filling the cache
  * for collapsed readers, with nobody to send to. */
 void client_detach(struct pd_client *c);
+
+/* proxyd_cluster: connect to the member in c->member_addr (pooled per member). May free c. */
+void client_go_member(struct pd_client *c);
+
+/* ---- client_cluster.c -------------------------------------------------- */
+
+/*
+ * proxyd_cluster, for a request the cache may answer (c->ckey set): 1 when
+ * another member owns its key and the request went to it (c may be freed);
+ * 0 when it is served here (this proxy owns it, a member forwarded it, or it
+ * is not for the cluster).
+ */
+int client_cluster_forward(struct pd_client *c);
+/* The member in c->member_addr could not be reached: the next owner, or here. May free c. */
+void client_cluster_failed(struct pd_client *c);
 
 /* ---- client_bg.c ------------------------------------------------------- */
 

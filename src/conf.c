@@ -1269,6 +1269,24 @@ static const directive directives[] = {
                "visible_hostname still see a forwarding loop.",
       .doc = "The host name in the Via member proxyd adds and looks for (forwarding loops); "
              "visible_hostname stays on error pages." },
+    { .name = "proxyd_cluster", .set = parse_lines, FIELD(proxyd_cluster), .min_args = 1,
+      .flags = F_LIST | F_OURS, .def_doc = "none",
+      .squid = "proxyd only (Squid builds a hierarchy from cache_peer lines; this is a CARP "
+               "parent array whose members are found by DNS and are each other's parents).",
+      .doc = "`proxyd_cluster NAME [PORT] [self=IP] [min-ttl=S] [max-ttl=S] "
+             "[connect-timeout=S] [connect-fail-limit=N]`: this proxy is one member of a "
+             "cluster that acts as one cache. NAME (a headless Kubernetes Service, a Docker "
+             "network alias) resolves to every member's address (A and AAAA), and is resolved "
+             "again when its TTL runs out, within min-ttl (1) and max-ttl (10 seconds). A GET "
+             "or HEAD the cache may answer (no Authorization) goes to the member that owns its "
+             "cache key by CARP, on PORT (default: this proxy's first http_port), and is "
+             "stored there only; this proxy answers and stores what it owns itself. A member is "
+             "this proxy when its address is a self= address, or is one of its listeners (a "
+             "wildcard listener: an address of this host). A request forwarded by a member "
+             "carries `Proxyd-Cluster: NAME` and is served where it arrives, never forwarded "
+             "again. A member that refuses connect-fail-limit (1) connects in a row, each "
+             "given connect-timeout (2 seconds), owns nothing for dead_peer_timeout; its keys "
+             "go to the next member by CARP. One line at most." },
     { .name = "follow_x_forwarded_for", .set = parse_lines, FIELD(follow_x_forwarded_for),
       .min_args = 1, .flags = F_LIST, .def_doc = "deny all",
       .squid = "Same, with acl_uses_indirect_client and log_uses_indirect_client on as "
@@ -2717,6 +2735,7 @@ void pd_conf_free(pd_conf *c)
     free(c->udp_incoming_address);
     free(c->unique_hostname);
     free_lines(&c->never_direct);
+    free_lines(&c->proxyd_cluster);
     free_lines(&c->always_direct);
     free_lines(&c->request_header_access);
     free_lines(&c->reply_header_access);

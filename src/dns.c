@@ -876,6 +876,11 @@ void pd_dns_cancel(pd_dns_req *req)
     free(req);
 }
 
+struct evdns_base *pd_dns_evdns(pd_dns *dns)
+{
+    return dns ? dns->evdns : NULL;
+}
+
 void pd_dns_get_stats(const pd_dns *dns, pd_dns_stats *out)
 {
     if (!out)

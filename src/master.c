@@ -8,6 +8,7 @@
  */
 #include "proxyd/master.h"
 #include "proxyd/peer.h"
+#include "proxyd/cluster.h"
 #include "proxyd/clock.h"
 #include "proxyd/sdnotify.h"
 
@@ -731,6 +732,7 @@ static int load_gen(struct gen *g, const char *path, int create, int *n_errors,
         g->conf->n_warnings += peer_warnings;
         errors += peer_errors;
     }
+    errors += pd_cluster_check(g->conf, stderr);
     char err[512];
     if (pd_cache_policy_refresh_compile(&g->refresh, &g->conf->refresh_pattern, err,
                                         sizeof err) < 0) {

@@ -118,7 +118,7 @@ pd_stats_slot *pd_stats_worker_slot(pd_stats *st, int generation, int worker)
 static void zero_gauges(pd_stats_slot *s)
 {
     for (int i = 0; i < PD_STAT__N; i++)
-        if (pd_stat_defs[i].type == PD_STAT_GAUGE && pd_stat_defs[i].source == PD_STAT_SLOT)
+        if (pd_stat_defs[i].type == PD_STAT_GAUGE && pd_stat_defs[i].source != PD_STAT_HOST)
             __atomic_store_n(&s->c[i], 0, __ATOMIC_RELAXED);
     for (int k = 0; k < PD_STATS_MAX_HELPERS; k++)
         for (int i = 0; i < PD_HSTAT__N; i++)
@@ -399,6 +399,11 @@ void pd_stats_take(pd_stats *st, pd_stats_snapshot *snap)
         for (int i = 0; i < PD_STAT__N; i++)
             if (pd_stat_defs[i].source == PD_STAT_SLOT)
                 snap->v[i] += __atomic_load_n(&s->c[i], __ATOMIC_RELAXED);
+            else if (pd_stat_defs[i].source == PD_STAT_SLOTMAX) {
+                uint64_t v = __atomic_load_n(&s->c[i], __ATOMIC_RELAXED);
+                if (v > snap->v[i])
+                    snap->v[i] = v;
+            }
         for (int h = 0; h < PD_HIST__N; h++) {
             for (int b = 0; b < PD_STATS_NBUCKETS; b++)
                 snap->bucket[h][b] += __atomic_load_n(&s->bucket[h][b], __ATOMIC_RELAXED);

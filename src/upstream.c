@@ -35,6 +35,7 @@
 #include "proxyd/admin.h"
 #include "proxyd/cache_store.h"
 #include "proxyd/clock.h"
+#include "proxyd/cluster.h"
 #include "proxyd/dns.h"
 #include "proxyd/errors.h"
 #include "proxyd/headers.h"
@@ -55,6 +56,7 @@ static void up_write_cb(pd_conn *conn, void *arg);
 static void dns_cb(const pd_dns_result *r, void *arg);
 static void dns_cb_body(struct pd_client *c, const pd_dns_result *r);
 static int pool_try(struct pd_client *c);
+static void outgoing_source(struct pd_client *c, int family);
 static void next_candidate(struct pd_client *c);
 
 /* Squid's "hierarchical": a GET without Authorization */
@@ -217,7 +219,10 @@ static int via_loop(const struct pd_client *c)
 void client_go_upstream(struct pd_client *c)
 {
     pd_engine *w = c->w;
-    if (via_loop(c)) {
+    /* a request a cluster member forwarded carries the member's Via, whose
+     * name may be ours (one configuration for every pod): it is never sent
+     * to a member again, so it cannot loop through the cluster */
+    if (!c->from_cluster && via_loop(c)) {
         /* Squid's processMiss: a loop is refused rather than forwarded once more */
         c->result = PD_R_TCP_MISS;
         pd_log_warn("forwarding loop detected for %s (our Via is in the request)", c->url.host);
@@ -248,6 +253,10 @@ void client_go_upstream(struct pd_client *c)
      * http_access needs the destination, it is checked on the original one
      * first and the selection follows in dst_allowed.
      */
+    if (c->via_member) {
+        client_go_member(c); /* proxyd_cluster: the key's owner (client_cluster.c) */
+        return;
+    }
     if (c->intercepted &&
         (!c->host_verified || !pd_peers_active(w->peers) || c->acl_need_dst)) {
         pd_dns_result r; /* the original destination, never what Host resolves to */
@@ -265,6 +274,25 @@ void client_go_upstream(struct pd_client *c)
         c->dnsq = q;
 }
 
+void client_go_member(struct pd_client *c)
+{
+    client_up_release(c, 0);
+    c->state = C_CONNECT;
+    c->via_member = 1;
+    c->hier = "CARP";
+    c->origin_ip[0] = '\0';
+    c->addrs.n = 1;
+    c->addrs.error = 0;
+    c->addrs.addr[0] = c->member_addr;
+    c->addrs.addrlen[0] = c->member_addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                                : sizeof(struct sockaddr_in);
+    c->addr_i = 0;
+    outgoing_source(c, c->member_addr.ss_family);
+    if (pool_try(c))
+        return;
+    connect_next(c);
+}
+
 /*
  * tcp_outgoing_address for an origin of this family: c->out_src, and the
  * pool key (connections from another source address are not this one's).
@@ -274,7 +302,14 @@ static void outgoing_source(struct pd_client *c, int family)
     c->out_src = NULL;
     if (c->via_peer) /* one pool per parent: its connections carry any URL */
         snprintf(c->key, sizeof c->key, "peer %s", pd_peer_name(c->w->peers, c->via_peer - 1));
-    else
+    else if (c->via_member) { /* one pool per cluster member, as per parent */
+        char ip[INET6_ADDRSTRLEN];
+        client_peer_ip((const struct sockaddr *)&c->member_addr, ip, sizeof ip);
+        snprintf(c->key, sizeof c->key, "cluster %s:%u", ip,
+                 ntohs(c->member_addr.ss_family == AF_INET6
+                           ? ((const struct sockaddr_in6 *)&c->member_addr)->sin6_port
+                           : ((const struct sockaddr_in *)&c->member_addr)->sin_port));
+    } else
         pd_url_authority(&c->url, c->key, sizeof c->key);
     if (!pd_acl_has_outgoing_address(c->w->acl))
         return;
@@ -487,7 +522,7 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     pd_head_begin(h, out);
     pd_head_add(h, m->method.p, m->method.len);
     pd_head_add(h, " ", 1);
-    if (c->via_peer) {
+    if (c->via_peer || c->via_member) {
         /* to a parent as to any proxy: the absolute form (RFC 9112 3.2.2) */
         char abs[PD_URL_HOST_MAX + 8192];
         size_t al = pd_url_format(&c->url, abs, sizeof abs);
@@ -566,6 +601,18 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     if (c->via_peer && pd_peer_is_sibling(w->peers, c->via_peer - 1) &&
         !pd_peer_allow_miss(w->peers, c->via_peer - 1))
         pd_head_add(h, "Cache-Control: only-if-cached\r\n", 31); /* a sibling never fetches */
+    if (c->via_member) {
+        /* proxyd_cluster: the owner serves it and never forwards it again; the
+         * field is named in Connection, so the owner does not pass it on */
+        pd_head_str(h, PD_CLUSTER_HEADER ": ");
+        pd_head_str(h, pd_cluster_name(w->cluster));
+        pd_head_str(h, "\r\nConnection: " PD_CLUSTER_HEADER "\r\n");
+        /* the members share one configuration: the owner checks the client's
+         * credentials as this proxy did (to a member only, as login=PASS would) */
+        const pd_header *pa = pd_http_msg_find(m, "Proxy-Authorization");
+        if (pa)
+            pd_head_field(h, pa->name, pa->value);
+    }
     if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1))
         pd_head_field(h, PD_STR("Proxy-Authorization"),
                       pd_str_z(pd_peer_auth(w->peers, c->via_peer - 1)));
@@ -583,7 +630,9 @@ static void setup_upstream(struct pd_client *c)
     pd_conn_setcb(c->up, up_read_cb, up_write_cb, up_event_cb, c);
     pd_conn_set_write_low(c->up, LOW_WM);
     pd_conn_set_read_high(c->up, HIGH_WM);
-    int64_t ct = c->via_peer ? pd_peer_connect_timeout(c->w->peers, c->via_peer - 1) : 0;
+    int64_t ct = c->via_peer     ? pd_peer_connect_timeout(c->w->peers, c->via_peer - 1)
+                 : c->via_member ? pd_cluster_connect_timeout(c->w->cluster)
+                                 : 0;
     if (!ct)
         ct = conf->connect_timeout;
     if (c->up_connected)
@@ -657,6 +706,10 @@ static void connect_next(struct pd_client *c)
     client_up_release(c, 0);
     if (!c->up_t0)
         c->up_t0 = pd_clock_ms();
+    if (c->addr_i >= c->addrs.n && c->via_member) {
+        client_cluster_failed(c); /* the next owner, or served here */
+        return;
+    }
     if (c->addr_i >= c->addrs.n && (more_candidates(c) || c->via_peer)) {
         /* every address of this candidate failed: the next parent (or the origin) */
         candidate_failed(c);
@@ -1192,6 +1245,8 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
         c->up_connected = 1;
         if (c->via_peer)
             pd_peer_connected(c->w->peers, c->via_peer - 1);
+        if (c->via_member)
+            pd_cluster_connected(c->w->cluster, &c->member_addr);
         pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_OPENED, 1);
         setup_upstream(c);
         int one = 1;
@@ -1216,7 +1271,8 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
     }
     if (!c->up_connected) {
         /* connect failed or timed out: try the next address */
-        if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n && !more_candidates(c)) {
+        if ((what & PD_CONN_TIMEOUT) && c->addr_i >= c->addrs.n && !more_candidates(c) &&
+            !c->via_member) {
             candidate_failed(c);
             client_up_release(c, 0);
             c->result = PD_R_TCP_MISS;

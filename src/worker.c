@@ -16,6 +16,7 @@
 #include "proxyd/access_log.h"
 #include "proxyd/cache_store.h"
 #include "proxyd/clock.h"
+#include "proxyd/cluster.h"
 #include "proxyd/client.h"
 #include "proxyd/dns.h"
 #include "proxyd/auth.h"
@@ -199,6 +200,13 @@ static void cache_notify_cb(evutil_socket_t fd, short what, void *arg)
     pd_client_cache_wakeup(&w->eng);
 }
 
+/* proxyd_cluster: is this member address one of our listeners */
+static int cluster_self(void *arg, const struct sockaddr_storage *addr)
+{
+    pd_worker *w = arg;
+    return pd_engine_own_listener(&w->eng, addr);
+}
+
 int pd_worker_run(const pd_worker_init *init)
 {
     const pd_conf *conf = init->conf;
@@ -357,6 +365,13 @@ int pd_worker_run(const pd_worker_init *init)
         w->eng.own_intercept[w->eng.n_own] = 0;
         w->eng.own[w->eng.n_own++] = init->admin[i];
     }
+    /* proxyd_cluster: each worker resolves the members and keeps its own view of them */
+    w->eng.cluster = pd_cluster_new(conf, w->n_listeners ? w->listen_port[0] : 0, cluster_self, w);
+    if (w->eng.cluster &&
+        pd_cluster_start(w->eng.cluster, w->eng.base, pd_dns_evdns(w->eng.dns)) < 0) {
+        pd_log_error("worker %d: cannot start resolving the proxyd_cluster name", slot);
+        return 1;
+    }
     w->sig_term = evsignal_new(w->eng.base, SIGTERM, signal_cb, w);
     w->sig_int = evsignal_new(w->eng.base, SIGINT, signal_cb, w);
     w->sig_usr1 = evsignal_new(w->eng.base, SIGUSR1, signal_cb, w);
@@ -398,6 +413,7 @@ int pd_worker_run(const pd_worker_init *init)
     pd_anscache_free(w->eng.rewrite_answers);
     pd_helper_free(w->eng.store_id);
     pd_upool_free(w->eng.upool);
+    pd_cluster_free(w->eng.cluster);
     pd_dns_free(w->eng.dns);
     pd_access_log_close(w->eng.alog);
     event_base_free(w->eng.base);

@@ -43,6 +43,9 @@ void *pd_cache_meta_build(enum pd_meta_kind kind, const pd_http_msg *resp, time_
 
 /* Parse a blob into m (pd_cache_meta_free it). Returns 0, or -1 for a bad blob. */
 int pd_cache_meta_parse(const void *blob, size_t len, pd_cache_meta *m);
+/* The same; strict: always with the general (llhttp) parser, for tests that
+ * compare the two readings. */
+int pd_cache_meta_parse_how(const void *blob, size_t len, pd_cache_meta *m, int strict);
 void pd_cache_meta_free(pd_cache_meta *m);
 
 #endif

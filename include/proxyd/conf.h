@@ -121,6 +121,7 @@ typedef struct pd_conf {
     int nonhierarchical_direct;           /* default on */
     int forward_max_tries;                /* default 25 */
     int64_t dead_peer_timeout;            /* ms, default 10 s */
+    pd_conf_lines proxyd_cluster;         /* NAME [PORT] [opts] (cluster.c) */
     /* ICP (icp.c) */
     int icp_port;                         /* UDP port, 0: no ICP server (default) */
     char *udp_incoming_address;           /* address icp_port binds to, NULL: any */

@@ -54,6 +54,13 @@ void pd_dns_free(pd_dns *dns);
 pd_dns_req *pd_dns_resolve(pd_dns *dns, const char *host, pd_dns_cb cb, void *arg);
 void pd_dns_cancel(pd_dns_req *req);
 
+/*
+ * The evdns base the resolver asks through (its name servers and timeouts),
+ * for a module that needs what pd_dns_resolve does not give: every record of
+ * both families and their TTL (cluster.c). Owned by dns.
+ */
+struct evdns_base *pd_dns_evdns(pd_dns *dns);
+
 /* Counters for stats. */
 typedef struct pd_dns_stats {
     uint64_t queries;           /* DNS questions sent (A, and AAAA when no A) */

@@ -39,6 +39,7 @@ typedef struct pd_engine {
     const struct pd_hdr_rules *hdr; /* header rules (headers.h), NULL: none */
     struct pd_peers *peers;         /* cache_peer and peer state (peer.h), NULL: none */
     struct pd_icp *icp;             /* ICP server and queries (icp.h), NULL: none */
+    struct pd_cluster *cluster;     /* proxyd_cluster membership (cluster.h), NULL: none */
     pd_dns *dns;
     pd_upool *upool;
     pd_access_log *alog;

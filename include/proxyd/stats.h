@@ -107,6 +107,15 @@ struct evbuffer;
       "Name lookups answered from the DNS cache or the hosts file.")                             \
     X(DNS_FAILURES, COUNTER, SLOT, "proxyd_dns_failures_total", "",                              \
       "Name lookups that ended in an error.")                                                    \
+    X(CLUSTER_MEMBERS, GAUGE, SLOTMAX, "proxyd_cluster_members", "",                            \
+      "Members the proxyd_cluster name resolves to now, this proxy included when it is one "      \
+      "(the largest over the workers).")                                                         \
+    X(CLUSTER_FORWARDED, COUNTER, SLOT, "proxyd_cluster_forwarded_total", "",                    \
+      "Requests forwarded to the cluster member that owns their URL.")                           \
+    X(CLUSTER_SERVED, COUNTER, SLOT, "proxyd_cluster_served_total", "",                          \
+      "Requests a cluster member forwarded here, served as their owner.")                        \
+    X(CLUSTER_MEMBER_FAILURES, COUNTER, SLOT, "proxyd_cluster_member_failures_total", "",        \
+      "Connects to a cluster member that failed (its URLs then go to the next member).")        \
     X(ERR_ACCESS_DENIED, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_ACCESS_DENIED\"",     \
       PD_STATS_ERROR_HELP)                                                                       \
     X(ERR_INVALID_REQ, COUNTER, SLOT, "proxyd_errors_total", "kind=\"ERR_INVALID_REQ\"",         \
@@ -266,7 +275,8 @@ enum pd_hist_id { PD_STATS_HISTOGRAMS(PD_STATS_HID) PD_HIST__N };
 #define PD_STATS_NBUCKETS 17 /* 16 finite + +Inf */
 
 enum pd_stat_type { PD_STAT_COUNTER, PD_STAT_GAUGE };
-enum pd_stat_source { PD_STAT_SLOT, PD_STAT_HOST };
+/* SLOT: summed over the worker slots; SLOTMAX: the largest of them; HOST: see above */
+enum pd_stat_source { PD_STAT_SLOT, PD_STAT_SLOTMAX, PD_STAT_HOST };
 
 typedef struct pd_stat_def {
     const char *name, *labels, *help;

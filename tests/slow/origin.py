@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A scripted origin for the slow (deployment) tests.
 
-Listens on 127.0.0.1 (port from argv[1], 0 = any), writes the port it got to
+Listens on 127.0.0.1 (or argv[4]; port from argv[1], 0 = any), writes the port it got to
 the file argv[2] once listening, and answers every GET with a small cacheable
 body that names the path (after N seconds for /slow/N, to test draining), counting the requests it served in argv[2] + ".count".
 It exits by itself after argv[3] seconds (default 900), so a killed test never
@@ -50,7 +50,8 @@ if __name__ == "__main__":
     port_file = sys.argv[2]
     COUNT_FILE = port_file + ".count"
     lifetime = float(sys.argv[3]) if len(sys.argv) > 3 else 900.0
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    host = sys.argv[4] if len(sys.argv) > 4 else "127.0.0.1"
+    srv = http.server.ThreadingHTTPServer((host, port), Handler)
     srv.daemon_threads = True
     tmp = port_file + ".tmp"
     with open(tmp, "w") as f:

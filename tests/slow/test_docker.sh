@@ -10,6 +10,8 @@
 # that names the fix. The container runs with host networking; requests go through it
 # to an origin on 127.0.0.1; then SIGHUP, SIGTERM (drain, exit 0). Everything
 # (containers, images, dockerd, its mounts and files) goes at the end.
+# Last, three containers on a user-defined network form a proxyd_cluster
+# through the network alias proxyd-peers: the origin sees each URL once.
 set -euo pipefail
 export TEST_NAME=docker # lib.sh's log() prefixes its lines with it
 . "$(dirname "$0")/lib.sh"
@@ -152,4 +154,68 @@ drain_check "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" docker stop -t 40 
 code=$(docker inspect -f '{{.State.ExitCode}}' "$NAME")
 [ "$code" = 0 ] || { docker logs "$NAME" 2>&1 | tail >&2; fail "exit code $code after SIGTERM (137 = killed)"; }
 log "docker stop: SIGTERM drained, exit 0 in $((SECONDS - t0)) s"
+
+# 5. a proxyd_cluster of three containers on a user-defined network: the alias
+#    proxyd-peers resolves (Docker's embedded DNS) to all three; each URL asked
+#    through every member reaches the origin once; a member killed: its URLs are
+#    served by the next owner, fetched once more each.
+t0=$SECONDS
+n3=$((200 + $$ % 50))
+n2=$((($$ / 50) % 250))
+net="$NAME-net"
+at_exit "$DOCKER_CLI -H unix://$D/docker.sock network rm $net"
+docker network create --driver bridge --subnet "10.$n3.$n2.0/24" --gateway "10.$n3.$n2.1" "$net" >/dev/null \
+    || fail "docker network create $net (10.$n3.$n2.0/24)"
+gw="10.$n3.$n2.1"
+python3 "$PROXYD_SRC/tests/slow/origin.py" 0 "$T/corigin.port" 600 "$gw" &
+corigin_pid=$!
+at_exit "kill_wait $corigin_pid 5"
+wait_for 10 test -s "$T/corigin.port" || fail "the cluster's origin did not start on $gw"
+cport=$(cat "$T/corigin.port")
+ccount() { cat "$T/corigin.port.count" 2>/dev/null || echo 0; }
+# the shipped configuration, one worker, the members re-resolved every 2 s at most
+sed -e 's/^workers .*/workers 1/' -e 's/^cache_mem .*/cache_mem 32 MB/' "$PROXYD_SRC/conf/proxy.conf" >"$T/conf/cluster.conf"
+echo "proxyd_cluster proxyd-peers max-ttl=2" >>"$T/conf/cluster.conf"
+chmod 644 "$T/conf/cluster.conf"
+members=()
+for i in 11 12 13; do
+    at_exit "$DOCKER_CLI -H unix://$D/docker.sock rm -f $NAME-m$i"
+    docker run -d --name "$NAME-m$i" --network "$net" --network-alias proxyd-peers --ip "10.$n3.$n2.$i" \
+        -v "$T/conf/cluster.conf:/etc/proxyd/proxy.conf:ro" proxyd-slow/proxyd:test >/dev/null 2>"$T/run-m$i.err" \
+        || fail "docker run member $i: $(cat "$T/run-m$i.err")" # (its warning: no IP forwarding, not needed on one bridge)
+    members+=("10.$n3.$n2.$i")
+done
+for i in 11 12 13; do
+    wait_for 30 sh -c "$DOCKER_CLI -H unix://$D/docker.sock logs $NAME-m$i 2>&1 | grep -q 'proxyd_cluster proxyd-peers: 3 members, this proxy one of them'" \
+        || { docker logs "$NAME-m$i" 2>&1 | tail >&2; fail "member $i never saw 3 members (is Docker's embedded DNS answering?)"; }
+done
+log "3 proxyd containers on $net see each other through the alias proxyd-peers ($((SECONDS - t0)) s)"
+nurl=12
+for ((u = 1; u <= nurl; u++)); do
+    for m in "${members[@]}"; do
+        code=$(proxy_get "$m:3128" "http://$gw:$cport/c/$u" "$T/cbody") || fail "GET /c/$u through $m"
+        [ "$code" = 200 ] && grep -qx "origin says hello for /c/$u" "$T/cbody" || fail "GET /c/$u through $m: $code $(head -c 200 "$T/cbody")"
+    done
+done
+[ "$(ccount)" = "$nurl" ] || fail "$nurl URLs asked through each of 3 members: the origin served $(ccount) (want $nurl)"
+carp=0
+for i in 11 12 13; do
+    c=$(docker logs "$NAME-m$i" 2>/dev/null | grep -c " CARP/10\.$n3\.$n2\." || true)
+    carp=$((carp + c))
+done
+[ "$carp" = $((2 * nurl)) ] || fail "$carp requests forwarded to their owner (want $((2 * nurl)))"
+log "$nurl URLs x 3 members: the origin served each once; $carp requests went to the URL's owner"
+# the third member goes: its URLs are fetched once more, by their next owner
+owned=$(docker logs "$NAME-m13" 2>/dev/null | grep -c " TCP_MISS/200 .* HIER_DIRECT/$gw " || true)
+before=$(ccount)
+docker kill "$NAME-m13" >/dev/null
+for ((u = 1; u <= nurl; u++)); do
+    for m in "${members[@]:0:2}"; do
+        code=$(proxy_get "$m:3128" "http://$gw:$cport/c/$u" "$T/cbody") || fail "GET /c/$u through $m after the kill"
+        [ "$code" = 200 ] || fail "GET /c/$u through $m after the kill: $code"
+    done
+done
+[ "$(ccount)" = $((before + owned)) ] || fail "after the kill the origin served $(($(ccount) - before)) more (want $owned: the dead member's URLs, once each)"
+log "member 13 killed: its $owned URLs served by the next owner, fetched once more each; the rest still hits"
+log "cluster part: $((SECONDS - t0)) s"
 echo "docker: 1 passed, 0 failed"

@@ -42,11 +42,15 @@ def load(name):
 
 kust = load("kustomization.yaml")
 docs = {}
+services = {}
 for res in kust["resources"]:
     d = load(res)
-    docs[d["kind"]] = d
+    if d["kind"] == "Service":
+        services[d["metadata"]["name"]] = d
+    docs.setdefault(d["kind"], d)  # the first Service: the clients' one
 check("kinds", set(docs) == {"ConfigMap", "Deployment", "Service",
                              "HorizontalPodAutoscaler", "PodDisruptionBudget"}, sorted(docs))
+check("two services", len(services) == 2, sorted(services))
 
 dep = docs["Deployment"]
 pod = dep["spec"]["template"]
@@ -78,6 +82,26 @@ svc = docs["Service"]
 check("service selector", svc["spec"]["selector"].items() <= labels.items())
 check("service port", svc["spec"]["ports"][0]["port"] == 3128)
 check("service targetPort", svc["spec"]["ports"][0]["targetPort"] in ("proxy", 3128))
+
+# the cluster: a headless Service over the same pods, named by proxyd_cluster
+peers = [d for n, d in services.items() if d["spec"].get("clusterIP") == "None"]
+check("one headless service", len(peers) == 1, sorted(services))
+if peers:
+    ps = peers[0]
+    check("headless service selects the pods", ps["spec"]["selector"].items() <= labels.items())
+    check("headless service lists ready pods only", not ps["spec"].get("publishNotReadyAddresses", False))
+    check("headless service port", ps["spec"]["ports"][0]["port"] == 3128 and
+          ps["spec"]["ports"][0]["targetPort"] in ("proxy", 3128), ps["spec"]["ports"])
+    import re
+    cl = re.findall(r"(?m)^proxyd_cluster\s+(\S+)(.*)$", docs["ConfigMap"]["data"]["proxy.conf"])
+    check("ConfigMap has one proxyd_cluster line", len(cl) == 1, cl)
+    if cl:
+        check("proxyd_cluster names the headless service", cl[0][0] == ps["metadata"]["name"], cl)
+        # no port given: the members' port is the pods' http_port (3128)
+        port = re.match(r"\s+(\d+)", cl[0][1])
+        check("proxyd_cluster port is the proxy port", not port or port.group(1) == "3128", cl)
+        check("pods listen on 3128 everywhere (the pod IP)",
+              "\nhttp_port 3128\n" in docs["ConfigMap"]["data"]["proxy.conf"])
 
 hpa = docs["HorizontalPodAutoscaler"]
 check("hpa target", hpa["spec"]["scaleTargetRef"]["name"] == dep["metadata"]["name"])

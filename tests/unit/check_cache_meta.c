@@ -106,6 +106,77 @@ START_TEST(bad_blobs)
 }
 END_TEST
 
+/* The reader of proxyd's own heads gives what the strict parser gives. */
+static const char *const heads[] = {
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nCache-Control: max-age=60\r\n\r\n",
+    "HTTP/1.1 204 No Content\r\nX: y\r\n\r\n",
+    "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
+    "HTTP/1.0 404 \r\nX-Empty:\r\nX-Tab: a\tb\r\nX-Utf8: \xc3\xa9t\xc3\xa9\r\n\r\n",
+    "HTTP/1.1 203 Non-Authoritative Information\r\n\r\n",
+    "HTTP/1.1 599 Odd\r\nA: 1\r\nA: 2\r\nVary: Accept-Encoding, Accept-Language\r\n"
+    "Set-Cookie: x=\"y; z\"\r\n\r\n",
+};
+
+START_TEST(own_reader_matches_strict)
+{
+    pd_http_msg resp;
+    parse_response(heads[_i], &resp);
+    size_t len;
+    void *blob = pd_cache_meta_build(PD_META_RESPONSE, &resp, 7, 8, &len);
+    ck_assert_ptr_nonnull(blob);
+    pd_cache_meta a, b;
+    ck_assert_int_eq(pd_cache_meta_parse_how(blob, len, &a, 0), 0);
+    ck_assert_int_eq(pd_cache_meta_parse_how(blob, len, &b, 1), 0);
+    /* the fast reader ran: it sizes its buffers exactly */
+    ck_assert_uint_eq(a.head.buf_len, a.head.buf_cap);
+    ck_assert_uint_eq(a.head.n_headers, a.head.cap_headers);
+    ck_assert_int_eq(a.head.status, b.head.status);
+    ck_assert_int_eq(a.head.version_major, b.head.version_major);
+    ck_assert_int_eq(a.head.version_minor, b.head.version_minor);
+    ck_assert_int_eq(a.head.body, b.head.body);
+    ck_assert_int_eq(a.head.keep_alive, b.head.keep_alive);
+    ck_assert_uint_eq(a.head.reason.len, b.head.reason.len);
+    ck_assert(!memcmp(a.head.reason.p, b.head.reason.p, a.head.reason.len));
+    ck_assert_uint_eq(a.head.n_headers, b.head.n_headers);
+    for (size_t i = 0; i < a.head.n_headers; i++) {
+        pd_header *x = &a.head.headers[i], *y = &b.head.headers[i];
+        ck_assert_uint_eq(x->name.len, y->name.len);
+        ck_assert(!memcmp(x->name.p, y->name.p, x->name.len));
+        ck_assert_uint_eq(x->value.len, y->value.len);
+        ck_assert(!memcmp(x->value.p, y->value.p, x->value.len));
+    }
+    pd_cache_meta_free(&a);
+    pd_cache_meta_free(&b);
+    free(blob);
+    pd_http_msg_free(&resp);
+}
+END_TEST
+
+/* What the fast reader refuses, the strict parser judges: a damaged blob is
+ * never read more leniently than any response. */
+START_TEST(damaged_head_goes_to_the_strict_parser)
+{
+    pd_http_msg resp;
+    parse_response("HTTP/1.1 200 OK\r\nX-A: 1\r\nX-B: 2\r\n\r\n", &resp);
+    size_t len;
+    char *blob = pd_cache_meta_build(PD_META_RESPONSE, &resp, 1, 2, &len);
+    pd_cache_meta m;
+    char *x = memmem(blob, len, "X-B", 3);
+    ck_assert_ptr_nonnull(x);
+    x[1] = ' ';                                  /* "X B: 2": not a field name */
+    ck_assert_int_eq(pd_cache_meta_parse(blob, len, &m), -1);
+    x[1] = '-';
+    x[4] = '\x01';                               /* a control byte in a value */
+    ck_assert_int_eq(pd_cache_meta_parse(blob, len, &m), -1);
+    x[4] = ' ';
+    ck_assert_int_eq(pd_cache_meta_parse(blob, len, &m), 0);
+    ck_assert(has(&m.head, "X-B", "2"));
+    pd_cache_meta_free(&m);
+    free(blob);
+    pd_http_msg_free(&resp);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cache_meta");
@@ -113,6 +184,8 @@ int main(void)
     tcase_add_test(tc, round_trip);
     tcase_add_test(tc, vary_marker);
     tcase_add_test(tc, bad_blobs);
+    tcase_add_loop_test(tc, own_reader_matches_strict, 0, (int)(sizeof heads / sizeof heads[0]));
+    tcase_add_test(tc, damaged_head_goes_to_the_strict_parser);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1011,7 +1011,8 @@ START_TEST(reference_lists_every_directive)
         "always_direct", "prefer_direct", "nonhierarchical_direct", "forward_max_tries",
         "dead_peer_timeout", "icp_port", "udp_incoming_address", "icp_access",
         "icp_query_timeout", "maximum_icp_query_timeout", "minimum_icp_query_timeout",
-        "log_icp_queries", "icp_hit_stale", "unique_hostname", "request_header_access", "reply_header_access",
+        "log_icp_queries", "icp_hit_stale", "unique_hostname", "proxyd_cluster",
+        "request_header_access", "reply_header_access",
         "request_header_replace", "reply_header_replace", "request_header_add",
         "reply_header_add",
     };
