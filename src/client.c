@@ -57,6 +57,8 @@
 #include "proxyd/upool.h"
 #include "proxyd/url.h"
 
+#include "proxyd/icp.h"
+
 #include "client_int.h"
 
 static void read_head(struct pd_client *c);
@@ -216,6 +218,10 @@ void client_up_release(struct pd_client *c, int reusable)
 {
     if (!c->up)
         return;
+    if (c->peer_held) { /* max-conn: this connection is no longer in use */
+        pd_peer_conn_closed(c->w->peers, c->peer_held - 1);
+        c->peer_held = 0;
+    }
     if (c->up_t0)
         c->up_t1 = pd_clock_ms(); /* the last I/O with the origin */
     pd_conn *up = c->up;
@@ -251,6 +257,8 @@ static void txn_free(struct pd_client *c)
     client_access_drop(c);
     if (c->dnsq)
         pd_dns_cancel(c->dnsq);
+    if (c->icpq)
+        pd_icp_query_cancel(c->icpq);
     client_up_release(c, 0);
     if (c->timer)
         event_free(c->timer);

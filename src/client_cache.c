@@ -775,6 +775,10 @@ void client_store_start(struct pd_client *c)
         store_abort(c);
         return;
     }
+    if (c->via_peer && pd_peer_proxy_only(c->w->peers, c->via_peer - 1)) {
+        store_abort(c); /* cache_peer ... proxy-only: what comes from it is not kept */
+        return;
+    }
     /* announced above the limit: give up before readers collapsed on us see a head,
      * so that they fetch it themselves instead of being cut at the limit */
     if (c->resp.body == PD_BODY_LENGTH && c->resp.content_length > pd_cache_store_max_object(st)) {

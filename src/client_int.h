@@ -111,6 +111,9 @@ struct pd_client {
     int n_cands, cand_i;        /* n_cands 0: not selected (direct, as without peers) */
     int via_peer;               /* 1 + the cache_peer tried now, 0: the origin itself */
     const char *hier;           /* its hierarchy code for the log, NULL: HIER_DIRECT */
+    struct pd_icp_query *icpq;  /* ICP: the peers' answers awaited (icp.c) */
+    int icp_asked;              /* ICP was considered for this miss (at most once) */
+    int peer_held;              /* 1 + the peer whose max-conn count c->up takes, 0: none */
     const struct sockaddr_storage *out_src; /* tcp_outgoing_address for this origin, or NULL */
     /* proxyd_cluster (client_cluster.c) */
     int via_member;             /* going to the member that owns the key: member_addr */

@@ -505,6 +505,17 @@ static const struct port_option *squid_port_option(const char *opt)
     return NULL;
 }
 
+/* udp_incoming_address: an IPv4 or IPv6 literal. */
+static int parse_udp_address(loader *ld, const directive *d, int argc, char **argv)
+{
+    if (want_args(ld, d, argc, 1) < 0)
+        return -1;
+    unsigned char buf[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, argv[0], buf) != 1 && inet_pton(AF_INET6, argv[0], buf) != 1)
+        return error(ld, "%s: '%s' is not an IPv4 or IPv6 address", d->name, argv[0]);
+    return set_string(ld, (char **)field(ld, d), argv[0]);
+}
+
 static int parse_port_number(const char *s, uint16_t *port)
 {
     if (!*s || strlen(s) > 5)
@@ -1199,18 +1210,29 @@ static const directive directives[] = {
              "(hits are served whatever it says)." },
     { .name = "cache_peer", .set = parse_lines, FIELD(cache_peer), .min_args = 4,
       .flags = F_LIST, .def_doc = "none",
-      .squid = "`parent` peers with no-query, default, round-robin, weighted-round-robin, "
-               "weight=, name=, connect-timeout=, connect-fail-limit=, login=user:pass "
-               "(Basic) and carp (Squid's hash: a mixed tier sends a URL to the same parent). `sibling`, `multicast`, ICP (a non-zero ICP port without "
-               "no-query), weighted-round-robin (RTT-based in Squid; use round-robin with weight=), "
-               "carp-key=, sourcehash, userhash, originserver, proxy-only, max-conn= and the TLS "
-               "options are errors.",
-      .doc = "`cache_peer HOST parent HTTP_PORT ICP_PORT [OPTION...]`: a parent proxy. "
-             "Misses go to the parents as peer selection orders them (see never_direct); "
-             "a request to a parent is in absolute form over a connection pooled per peer, "
-             "a CONNECT is a CONNECT to the parent. A parent that refuses "
+      .squid = "`parent` and `sibling` peers with no-query, default, round-robin, weight=, "
+               "name=, connect-timeout=, connect-fail-limit=, login=user:pass (Basic), carp "
+               "(Squid's hash: a mixed tier sends a URL to the same parent), sourcehash and "
+               "userhash (Squid's hashes of the client address and of the user name), proxy-only, "
+               "closest-only, allow-miss, max-conn= (per worker, as per Squid kid), and "
+               "no-digest and no-netdb-exchange (proxyd uses neither). "
+               "Peers with an ICP port are asked by ICP on a miss, as Squid asks them. "
+               "`multicast` peers, htcp, weighted-round-robin "
+               "(RTT-based in Squid; use round-robin with weight=), carp-key=, originserver "
+               "and the TLS options are errors.",
+      .doc = "`cache_peer HOST parent|sibling HTTP_PORT ICP_PORT [OPTION...]`: a parent or "
+             "sibling proxy. On a miss the peers with an ICP port (not no-query) are asked "
+             "by ICP (a sibling only for a GET it may answer from its cache) and the answers "
+             "awaited up to the ICP query timeout: a peer that answers ICP_HIT is tried "
+             "first (SIBLING_HIT, PARENT_HIT; a sibling gets `Cache-Control: only-if-cached` "
+             "and is never used for a miss), else the parent whose ICP_MISS came first "
+             "(FIRST_PARENT_MISS). Then the parents as peer selection orders them (see "
+             "never_direct); a request to a peer is in absolute form over a connection pooled "
+             "per peer, a CONNECT is a CONNECT to the parent. A parent that refuses "
              "connect-fail-limit (10) connects in a row is dead and skipped until "
-             "dead_peer_timeout has passed; then one request probes it." },
+             "dead_peer_timeout has passed; then one request probes it. proxy-only: what "
+             "comes from the peer is not stored. max-conn=N: a worker uses at most N "
+             "connections to the peer at once; a peer at its cap is skipped." },
     { .name = "cache_peer_access", .set = parse_lines, FIELD(cache_peer_access), .min_args = 2,
       .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same.",
@@ -1241,9 +1263,56 @@ static const directive directives[] = {
       .doc = "How many candidates (parents and the origin) a request tries before it fails." },
     { .name = "dead_peer_timeout", .set = parse_time_ms, FIELD(dead_peer_timeout), .def = "10 seconds",
       .unit = "seconds",
-      .squid = "Used as when a dead parent is tried again (Squid also pings with ICP, "
-               "which proxyd does not).",
-      .doc = "How long a parent found dead is skipped before one request tries it again." },
+      .squid = "Same: when a dead parent is tried again, and how long an ICP peer may leave "
+               "queries unanswered before its answers are no longer waited for.",
+      .doc = "How long a parent found dead is skipped before one request tries it again; an "
+             "ICP peer that has not answered for this long is still asked, but not waited for "
+             "until it answers again." },
+    { .name = "icp_port", .alias = "udp_port", .set = parse_int, FIELD(icp_port), .def = "0",
+      .min = 0, .max = 65535,
+      .squid = "Same (one port; udp_incoming_address chooses the address). Every worker "
+               "answers on it (SO_REUSEPORT) from the one shared cache.",
+      .doc = "UDP port where ICP queries (RFC 2186) from other caches are answered; 0: none. "
+             "A query gets ICP_HIT when the shared cache holds the URL fresh, ICP_MISS "
+             "otherwise, ICP_DENIED when icp_access refuses it, ICP_ERR for a malformed URL." },
+    { .name = "udp_incoming_address", .set = parse_udp_address, FIELD(udp_incoming_address),
+      .def_doc = "any address",
+      .squid = "Same, for ICP (proxyd has no HTCP, and its DNS queries do not use it).",
+      .doc = "The address icp_port binds to." },
+    { .name = "icp_access", .set = parse_lines, FIELD(icp_access), .min_args = 1,
+      .flags = F_LIST, .def_doc = "deny all",
+      .squid = "Same: fast acls on the querying address (src) and the URL asked about; "
+               "no line denies every query.",
+      .doc = "`icp_access allow|deny [!]ACL...`: who may ask this cache by ICP." },
+    { .name = "icp_query_timeout", .set = parse_int, FIELD(icp_query_timeout), .def = "0",
+      .min = 0, .max = 3600000,
+      .squid = "Same (milliseconds; 0: dynamic).",
+      .doc = "How long a miss waits for the ICP answers of the peers it asked, in "
+             "milliseconds. 0: twice the mean ICP round-trip time of the parents asked (of "
+             "the siblings when no parent was), between minimum_icp_query_timeout and "
+             "maximum_icp_query_timeout, as Squid computes it." },
+    { .name = "maximum_icp_query_timeout", .set = parse_int, FIELD(maximum_icp_query_timeout),
+      .def = "2000", .min = 0, .max = 3600000,
+      .squid = "Same (milliseconds).",
+      .doc = "Upper bound of the dynamic ICP query timeout (0: none)." },
+    { .name = "minimum_icp_query_timeout", .set = parse_int, FIELD(minimum_icp_query_timeout),
+      .def = "5", .min = 0, .max = 3600000,
+      .squid = "Same (milliseconds).",
+      .doc = "Lower bound of the dynamic ICP query timeout." },
+    { .name = "log_icp_queries", .set = parse_onoff, FIELD(log_icp_queries), .def = "on",
+      .squid = "Same: one access log line per ICP query answered (UDP_HIT, UDP_MISS, "
+               "UDP_MISS_NOFETCH, UDP_DENIED, UDP_INVALID), method ICP_QUERY.",
+      .doc = "Log the ICP queries answered in the access log." },
+    { .name = "icp_hit_stale", .set = parse_onoff, FIELD(icp_hit_stale), .def = "off",
+      .squid = "Same.",
+      .doc = "Answer ICP_HIT for stale objects too (a sibling then gets a stale copy or a "
+             "revalidation; give such siblings allow-miss). Off: ICP_HIT only for fresh ones." },
+    { .name = "unique_hostname", .set = parse_string, FIELD(unique_hostname),
+      .def_doc = "visible_hostname",
+      .squid = "Same: the name in proxyd's own Via member, so that proxies sharing one "
+               "visible_hostname still see a forwarding loop.",
+      .doc = "The host name in the Via member proxyd adds and looks for (forwarding loops); "
+             "visible_hostname stays on error pages." },
     { .name = "proxyd_cluster", .set = parse_lines, FIELD(proxyd_cluster), .min_args = 1,
       .flags = F_LIST | F_OURS, .def_doc = "none",
       .squid = "proxyd only (Squid builds a hierarchy from cache_peer lines; this is a CARP "
@@ -1797,10 +1866,6 @@ static const directive directives[] = {
     X("icap_service_revival_delay", SQ_ADAPT, NULL, NULL) \
     X("icap_uses_indirect_client", SQ_ADAPT, NULL, NULL) \
     X("icon_directory", SQ_TUNING, NULL, NULL) \
-    X("icp_access", SQ_TUNING, NULL, NULL) \
-    X("icp_hit_stale", SQ_TUNING, NULL, NULL) \
-    X("icp_port", SQ_TUNING, NULL, NULL) \
-    X("icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("ident_lookup_access", SQ_TUNING, NULL, NULL) \
     X("ident_timeout", SQ_TUNING, NULL, NULL) \
     X("ie_refresh", SQ_TUNING, NULL, NULL) \
@@ -1824,7 +1889,6 @@ static const directive directives[] = {
     X("log_access", SQ_TUNING, NULL, NULL) \
     X("log_fqdn", SQ_TUNING, NULL, NULL) \
     X("log_icap", SQ_TUNING, NULL, NULL) \
-    X("log_icp_queries", SQ_TUNING, NULL, NULL) \
     X("log_ip_on_direct", SQ_TUNING, NULL, NULL) \
     X("log_mime_hdrs", SQ_TUNING, NULL, NULL) \
     X("log_uses_indirect_client", SQ_TUNING, NULL, NULL) \
@@ -1837,7 +1901,6 @@ static const directive directives[] = {
     X("max_filedesc", SQ_TUNING, NULL, NULL) \
     X("max_filedescriptors", SQ_TUNING, NULL, NULL) \
     X("max_open_disk_fds", SQ_TUNING, NULL, NULL) \
-    X("maximum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("maximum_single_addr_tries", SQ_TUNING, NULL, NULL) \
     X("mcast_groups", SQ_TUNING, NULL, NULL) \
     X("mcast_icp_query_timeout", SQ_TUNING, NULL, NULL) \
@@ -1858,7 +1921,6 @@ static const directive directives[] = {
     X("minimum_direct_hops", SQ_TUNING, NULL, NULL) \
     X("minimum_direct_rtt", SQ_TUNING, NULL, NULL) \
     X("minimum_expiry_time", SQ_TUNING, NULL, NULL) \
-    X("minimum_icp_query_timeout", SQ_TUNING, NULL, NULL) \
     X("minimum_object_size", SQ_TUNING, NULL, NULL) \
     X("negative_ttl", SQ_TUNING, NULL, NULL) \
     X("neighbor_type_domain", SQ_PEER, NULL, NULL) \
@@ -1947,11 +2009,8 @@ static const directive directives[] = {
     X("tls_key_log", SQ_TUNING, NULL, NULL) \
     X("tls_outgoing_options", SQ_TLS, NULL, NULL) \
     X("tproxy_uses_indirect_client", SQ_TUNING, NULL, NULL) \
-    X("udp_incoming_address", SQ_TUNING, NULL, NULL) \
     X("udp_outgoing_address", SQ_TUNING, NULL, NULL) \
-    X("udp_port", SQ_TUNING, NULL, NULL) \
     X("umask", SQ_TUNING, NULL, NULL) \
-    X("unique_hostname", SQ_TUNING, NULL, NULL) \
     X("unlinkd_program", SQ_TUNING, NULL, NULL) \
     X("update_headers", SQ_TUNING, NULL, NULL) \
     X("upgrade_http0.9", SQ_TUNING, NULL, NULL) \
@@ -1997,8 +2056,8 @@ static const char *const squid_class_todo[] = {
                   "be, or remove the line only if the rule is not needed",
     [SQ_CACHE] = "use `cache deny ACL` instead",
     [SQ_PRIVACY] = "remove the line only if that is acceptable",
-    [SQ_PEER] = "proxyd peers with parents by cache_peer and cache_peer_access only; "
-                "rewrite the line as cache_peer_access ACLs",
+    [SQ_PEER] = "proxyd peers by cache_peer (parents and siblings) and cache_peer_access "
+                "only; rewrite the line as cache_peer_access ACLs",
     [SQ_REWRITE] = "proxyd runs url_rewrite_program and store_id_program with their "
                    "program, children, access and bypass lines only, and Squid's default "
                    "extras; remove the line if the helper does without it, or keep Squid",
@@ -2726,6 +2785,9 @@ void pd_conf_free(pd_conf *c)
     free_lines(&c->tcp_outgoing_address);
     free_lines(&c->cache_peer);
     free_lines(&c->cache_peer_access);
+    free_lines(&c->icp_access);
+    free(c->udp_incoming_address);
+    free(c->unique_hostname);
     free_lines(&c->never_direct);
     free_lines(&c->proxyd_cluster);
     free_lines(&c->always_direct);

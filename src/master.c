@@ -66,6 +66,8 @@ struct gen {
     int nworkers;
     int nports;
     int fds[PD_CONF_MAX_PORTS][MAX_WORKERS];
+    int icp_fds[MAX_WORKERS];       /* icp_port: one SO_REUSEPORT UDP socket per worker, or -1 */
+    struct sockaddr_storage icp_ss; /* its address as configured (port 0: none) */
     int id;
 };
 
@@ -269,6 +271,85 @@ static void close_gen_fds(struct gen *g, int from_worker)
                 close(g->fds[p][j]);
                 g->fds[p][j] = -1;
             }
+    for (int j = from_worker; j < g->nworkers; j++)
+        if (g->icp_fds[j] >= 0) {
+            close(g->icp_fds[j]);
+            g->icp_fds[j] = -1;
+        }
+}
+
+static int open_udp(const struct sockaddr_storage *ss, char *err, size_t errlen)
+{
+    int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/*
+ * icp_port: one UDP socket per worker, all bound to the port with
+ * SO_REUSEPORT, so that the kernel spreads the queries over the workers
+ * (each answers from the one shared cache). Sockets of prev for the same
+ * address are kept across a reload. Returns 0 or -1 (logged).
+ */
+static int open_icp_fds(struct gen *g, struct gen *prev)
+{
+    const pd_conf *conf = g->conf;
+    memset(&g->icp_ss, 0, sizeof g->icp_ss);
+    if (conf->icp_port <= 0)
+        return 0;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    const char *a = conf->udp_incoming_address;
+    if (a && inet_pton(AF_INET6, a, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+    } else {
+        s4->sin_family = AF_INET;
+        if (!a || inet_pton(AF_INET, a, &s4->sin_addr) != 1)
+            s4->sin_addr.s_addr = htonl(INADDR_ANY);
+    }
+    set_port(&ss, conf->icp_port);
+    g->icp_ss = ss;
+    int reuse = prev && !memcmp(&prev->icp_ss, &ss, sizeof ss);
+    for (int j = 0; j < g->nworkers; j++) {
+        if (reuse && j < prev->nworkers && prev->icp_fds[j] >= 0) {
+            g->icp_fds[j] = prev->icp_fds[j];
+            prev->icp_fds[j] = -1; /* moved */
+            continue;
+        }
+        char err[256], at[80];
+        int fd = open_udp(&ss, err, sizeof err);
+        if (fd < 0) {
+            addr_text(&ss, at, sizeof at);
+            pd_log_error("cannot open the ICP port %s (icp_port): %s", at, err);
+            return -1;
+        }
+        g->icp_fds[j] = fd;
+    }
+    char at[80];
+    addr_text(&ss, at, sizeof at);
+    fprintf(stderr, "proxyd: ICP on %s\n", at);
+    return 0;
 }
 
 /*
@@ -280,6 +361,8 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
 {
     const pd_conf *conf = g->conf;
     g->nports = conf->n_http_port;
+    for (int j = 0; j < MAX_WORKERS; j++)
+        g->icp_fds[j] = -1;
     for (int p = 0; p < PD_CONF_MAX_PORTS; p++)
         for (int j = 0; j < MAX_WORKERS; j++)
             g->fds[p][j] = -1;
@@ -332,6 +415,10 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
         addr_text(&ss, at, sizeof at);
         /* the test harness and scripts wait for this exact line */
         fprintf(stderr, "proxyd: listening on %s\n", at);
+    }
+    if (open_icp_fds(g, prev) < 0) {
+        close_gen_fds(g, 0);
+        return -1;
     }
     fflush(stderr);
     return 0;
@@ -456,18 +543,22 @@ static pid_t spawn(int slot)
     char role[32];
     snprintf(role, sizeof role, "worker %d", slot);
     pd_log_set_role(role);
-    int fds[PD_CONF_MAX_PORTS];
+    int fds[PD_CONF_MAX_PORTS + 1];
     for (int p = 0; p < g->nports; p++) {
         fds[p] = g->fds[p][slot];
         g->fds[p][slot] = -1;
     }
+    int icp_fd = g->icp_fds[slot];
+    g->icp_fds[slot] = -1;
+    fds[g->nports] = icp_fd;
     close_gen_fds(g, 0);
     if (M.have_old)
         close_gen_fds(&M.old, 0);
-    close_inherited_fds(fds, g->nports);
+    close_inherited_fds(fds, g->nports + 1);
     pd_worker_init wi = {
         .conf = g->conf, .acl = g->acl, .hdr = g->hdr, .peers = g->peers, .refresh = &g->refresh, .store = M.store,
         .cache_slot = cslot, .slot = slot, .generation = g->id, .fds = fds, .n_fds = g->nports,
+        .icp_fd = icp_fd,
         .admin = admin, .n_admin = n_admin,
     };
     _exit(pd_worker_run(&wi));

@@ -1,14 +1,16 @@
 /*
- * peer: cache_peer parents and the order a miss tries them in.
+ * peer: cache_peer parents and siblings, and the order a miss tries them in.
  *
  * The order follows Squid's peer_select.cc (selectMore, peerGetSomeParent,
- * peerGetAllParents), without ICP:
+ * peerGetAllParents); the peer ICP chose comes first (upstream.c):
  *   - always_direct allows the request: DIRECT only;
  *   - never_direct allows it: parents only;
  *   - otherwise DIRECT first when prefer_direct is on, then (for a
  *     hierarchical request, or any when nonhierarchical_direct is off) the
  *     parents, then DIRECT when prefer_direct is off.
- * "The parents" is: one chosen parent (CARP: the URL's highest-scoring live
+ * "The parents" is: one chosen parent (sourcehash / userhash: the client
+ * address's / user's highest-scoring parent of that set, SOURCEHASH_PARENT,
+ * USERHASH_PARENT; CARP: the URL's highest-scoring live
  * allowed CARP parent, CARP; round-robin: the live allowed
  * round-robin parent with the least requests per weight, ROUNDROBIN_PARENT;
  * else the first live allowed parent, FIRSTUP_PARENT; else the first live
@@ -22,9 +24,16 @@
  * dead for another dead_peer_timeout. Squid probes with its own TCP
  * connects; proxyd lets a request do it (the request fails over to the next
  * candidate if the probe fails, so no client sees the probe's failure).
+ *
+ * Siblings are never among the parents: a sibling is tried only when it
+ * answered ICP_HIT (SIBLING_HIT). Whom ICP asks is pd_peer_icp_targets
+ * (Squid's peerWouldBePinged); max-conn= makes a parent at its cap count as
+ * not there (Squid's peerHTTPOkay).
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -38,9 +47,13 @@
 struct peer {
     char *host, *name, *auth;  /* auth: "Basic base64(user:pass)" or NULL */
     int http_port;
-    int is_default, round_robin, carp;
+    int icp_port;              /* 0: never asked by ICP (port 0 or no-query) */
+    int sibling;               /* a sibling: used only when it answered ICP_HIT */
+    int proxy_only, closest_only, allow_miss;
+    int max_conn;              /* max-conn=: connections of a worker in use at once, 0: no cap */
+    int is_default, round_robin, carp, sourcehash, userhash;
     int weight;
-    uint32_t carp_hash;        /* of the name, as Squid's carpInit */
+    uint32_t carp_hash;        /* of the name, as Squid's carpInit (sourcehash, userhash too) */
     double carp_mult;          /* CARP load multiplier (0: not a CARP parent) */
     int connect_fail_limit;
     int64_t connect_timeout_ms;
@@ -48,7 +61,16 @@ struct peer {
     /* per-worker state (see peer.h) */
     uint64_t rr_count;
     int fails;                 /* consecutive failed connects */
+    int conn_open;             /* connections this worker has in use to it now */
     int64_t dead_since;        /* seconds; 0: alive */
+};
+
+/* The parents of sourcehash or userhash (Squid's peer_sourcehash.cc,
+ * peer_userhash.cc): CARP's arithmetic over their own set, by weight. */
+struct hash_set {
+    int order[PD_PEER_MAX];
+    double mult[PD_PEER_MAX];
+    int n;
 };
 
 struct pd_peers {
@@ -56,9 +78,11 @@ struct pd_peers {
     struct peer *v;
     int n, cap;
     pd_acl_list *never_direct, *always_direct;
+    pd_acl_list *icp_access;   /* NULL: every ICP query is denied, as Squid */
     int prefer_direct, nonhierarchical_direct, max_tries;
     int carp_order[PD_PEER_MAX]; /* CARP parents by weight, as Squid sorts them */
     int n_carp;
+    struct hash_set by_source, by_user; /* sourcehash, userhash parents */
     int64_t dead_timeout;      /* seconds */
 };
 
@@ -114,9 +138,8 @@ static long number(const char *s, long max)
 }
 
 static const char *const unsupported_opts[] = {
-    "proxy-only", "closest-only", "no-digest", "no-netdb-exchange", "no-delay",
-    "allow-miss", "max-conn", "multicast-responder", "multicast-siblings", "htcp",
-    "originserver", "carp-key", "userhash", "sourcehash", "weighted-round-robin",
+    "no-delay", "multicast-responder", "multicast-siblings", "htcp",
+    "originserver", "carp-key", "weighted-round-robin",
     "monitorurl", "monitorinterval", "monitortimeout", "monitorsize", "background-ping",
     "ttl", "standby", "forceddomain", "tls", "ssl", "connection-auth", "auth-no-keytab",
     "basetime", "mcast-responder", "no-tproxy", "front-end-https", "login=PASS",
@@ -131,9 +154,11 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
     memset(p, 0, sizeof *p);
     p->weight = 1;
     p->connect_fail_limit = 10;
-    if (strcasecmp(l->argv[1], "parent") != 0) {
-        perr(c, l, "cache_peer: only parent peers are implemented, not '%s'%s", l->argv[1],
-             " (siblings need ICP or HTCP, which proxyd does not speak)");
+    if (!strcasecmp(l->argv[1], "sibling")) {
+        p->sibling = 1;
+    } else if (strcasecmp(l->argv[1], "parent") != 0) {
+        perr(c, l, "cache_peer: '%s' peers are not implemented (parent and sibling are)%s",
+             l->argv[1], strcasecmp(l->argv[1], "multicast") ? "" : ": proxyd has no multicast ICP");
         return;
     }
     long port = number(l->argv[2], 65535), icp = number(l->argv[3], 65535);
@@ -159,6 +184,18 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             p->round_robin = 1;
         } else if (!strcmp(o, "carp")) {
             p->carp = 1;
+        } else if (!strcmp(o, "sourcehash")) {
+            p->sourcehash = 1;
+        } else if (!strcmp(o, "userhash")) {
+            p->userhash = 1;
+        } else if (!strcmp(o, "allow-miss")) {
+            p->allow_miss = 1; /* no only-if-cached to this sibling */
+        } else if (!strcmp(o, "proxy-only")) {
+            p->proxy_only = 1;
+        } else if (!strcmp(o, "closest-only")) {
+            p->closest_only = 1; /* no FIRST_PARENT_MISS; proxyd has no ICMP for CLOSEST */
+        } else if (!strcmp(o, "no-digest") || !strcmp(o, "no-netdb-exchange")) {
+            /* proxyd uses neither cache digests nor netdb: what these turn off */
         } else if (!strncmp(o, "name=", 5) && o[5]) {
             free(p->name);
             p->name = strdup(o + 5);
@@ -174,6 +211,12 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
                 return;
             }
             p->connect_timeout_ms = (int64_t)v * 1000;
+        } else if (!strncmp(o, "max-conn=", 9)) {
+            if ((v = number(o + 9, 1000000)) <= 0) {
+                perr(c, l, "cache_peer: '%s': a positive number expected%s", o, "");
+                return;
+            }
+            p->max_conn = (int)v;
         } else if (!strncmp(o, "connect-fail-limit=", 19)) {
             if ((v = number(o + 19, 1000000)) <= 0) {
                 perr(c, l, "cache_peer: '%s': a positive number expected%s", o, "");
@@ -202,12 +245,7 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             return;
         }
     }
-    if (icp != 0 && !no_query) {
-        perr(c, l, "cache_peer: ICP port %s without no-query: proxyd does not speak ICP; "
-                   "give ICP port 0 or add no-query%s",
-             l->argv[3], "");
-        return;
-    }
+    p->icp_port = no_query ? 0 : (int)icp;
     if (!p->name)
         p->name = strdup(p->host);
     for (int k = 0; k < ps->n; k++)
@@ -249,39 +287,86 @@ static uint32_t carp_mix(uint32_t h)
  * X_k over the parents sorted by weight:
  *   X_k = ((K-k+1)(P_k - P_{k-1}) / (X_1...X_{k-1}) + X_{k-1}^(K-k+1))^(1/(K-k+1)).
  */
-static void carp_init(pd_peers *ps)
+static void load_multipliers(const pd_peers *ps, const int *order, int K, double *mult)
 {
     int W = 0;
-    ps->n_carp = 0;
-    for (int k = 0; k < ps->n && ps->n_carp < (int)(sizeof ps->carp_order / sizeof *ps->carp_order); k++) {
-        struct peer *p = &ps->v[k];
-        if (!p->carp)
-            continue;
-        p->carp_hash = carp_mix(carp_str(0, p->name, strlen(p->name)));
-        W += p->weight;
-        /* insertion by weight, stable (equal weights get equal multipliers anyway) */
-        int j = ps->n_carp++;
-        while (j > 0 && ps->v[ps->carp_order[j - 1]].weight > p->weight) {
-            ps->carp_order[j] = ps->carp_order[j - 1];
-            j--;
-        }
-        ps->carp_order[j] = k;
-    }
+    for (int k = 0; k < K; k++)
+        W += ps->v[order[k]].weight;
     double p_last = 0.0, xn = 1.0, x_last = 0.0;
-    int K = ps->n_carp;
     for (int k = 1; k <= K; k++) {
-        struct peer *p = &ps->v[ps->carp_order[k - 1]];
+        const struct peer *p = &ps->v[order[k - 1]];
         double lf = (double)p->weight / (double)W;
         if (floor(lf * 1000.0) == 0.0)
             lf = 0.0;
         double kk1 = (double)(K - k + 1);
         double m = kk1 * (lf - p_last) / xn + pow(x_last, kk1);
         m = pow(m, 1.0 / kk1);
-        p->carp_mult = m;
+        mult[k - 1] = m;
         xn *= m;
         x_last = m;
         p_last = lf;
     }
+}
+
+/* Insert peer k into order[0..*n] by weight, stable (equal weights get equal multipliers). */
+static void insert_by_weight(const pd_peers *ps, int *order, int *n, int k)
+{
+    int j = (*n)++;
+    while (j > 0 && ps->v[order[j - 1]].weight > ps->v[k].weight) {
+        order[j] = order[j - 1];
+        j--;
+    }
+    order[j] = k;
+}
+
+static void carp_init(pd_peers *ps)
+{
+    ps->n_carp = 0;
+    for (int k = 0; k < ps->n && ps->n_carp < (int)(sizeof ps->carp_order / sizeof *ps->carp_order); k++) {
+        struct peer *p = &ps->v[k];
+        p->carp_hash = carp_mix(carp_str(0, p->name, strlen(p->name)));
+        if (p->carp && !p->sibling)
+            insert_by_weight(ps, ps->carp_order, &ps->n_carp, k);
+    }
+    double mult[PD_PEER_MAX];
+    load_multipliers(ps, ps->carp_order, ps->n_carp, mult);
+    for (int j = 0; j < ps->n_carp; j++)
+        ps->v[ps->carp_order[j]].carp_mult = mult[j];
+    /* sourcehash, userhash: the same, each over its own parents */
+    ps->by_source.n = ps->by_user.n = 0;
+    for (int k = 0; k < ps->n && k < PD_PEER_MAX; k++) {
+        if (ps->v[k].sibling)
+            continue;
+        if (ps->v[k].sourcehash)
+            insert_by_weight(ps, ps->by_source.order, &ps->by_source.n, k);
+        if (ps->v[k].userhash)
+            insert_by_weight(ps, ps->by_user.order, &ps->by_user.n, k);
+    }
+    load_multipliers(ps, ps->by_source.order, ps->by_source.n, ps->by_source.mult);
+    load_multipliers(ps, ps->by_user.order, ps->by_user.n, ps->by_user.mult);
+}
+
+/*
+ * The sourcehash (key: the client address) or userhash (key: the user name)
+ * parent, or -1. Unlike CARP's, the key's hash is computed once, as Squid's
+ * peerSourceHashSelectParent does.
+ */
+static int hash_set_pick(const pd_peers *ps, const struct hash_set *hs, const char *key,
+                         const int *ok, int64_t now)
+{
+    uint32_t kh = carp_str(0, key, strlen(key));
+    double high = 0;
+    int best = -1;
+    for (int j = 0; j < hs->n; j++) {
+        int k = hs->order[j];
+        const struct peer *p = &ps->v[k];
+        double score = (double)carp_mix(kh ^ p->carp_hash) * hs->mult[j];
+        if (score > high && ok[k] && alive(p, now, ps->dead_timeout)) {
+            best = k;
+            high = score;
+        }
+    }
+    return best;
 }
 
 /*
@@ -373,6 +458,7 @@ pd_peers *pd_peers_compile(const pd_conf *conf, const pd_acl_rules *acl, FILE *e
     carp_init(ps);
     ps->never_direct = rule_lines(&c, acl, "never_direct", &conf->never_direct, 0, NULL);
     ps->always_direct = rule_lines(&c, acl, "always_direct", &conf->always_direct, 0, NULL);
+    ps->icp_access = rule_lines(&c, acl, "icp_access", &conf->icp_access, 0, NULL);
     if (n_errors)
         *n_errors = c.errors;
     if (n_warnings)
@@ -402,6 +488,7 @@ void pd_peers_free(pd_peers *ps)
     free(ps->v);
     pd_acl_list_free(ps->never_direct);
     pd_acl_list_free(ps->always_direct);
+    pd_acl_list_free(ps->icp_access);
     ps->magic = 0;
     free(ps);
 }
@@ -442,12 +529,27 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
 {
     int ok[PD_PEER_MAX];
     int np = ps->n < (int)(sizeof ok / sizeof *ok) ? ps->n : (int)(sizeof ok / sizeof *ok);
+    /* a sibling is never a parent (it is used on ICP_HIT only); a parent at its
+     * max-conn is skipped, as Squid's peerHTTPOkay */
     for (int k = 0; k < np; k++)
-        ok[k] = allowed(&ps->v[k], req);
-    /* peerGetSomeParent: CARP, else round-robin, else first up */
+        ok[k] = !ps->v[k].sibling && !pd_peer_full(ps, k) && allowed(&ps->v[k], req);
+    /* peerGetSomeParent: sourcehash, userhash, CARP, else round-robin, else first up */
     int best = -1;
     const char *hier = NULL;
-    if (ps->n_carp && req && req->url) {
+    if (ps->by_source.n && req && req->client &&
+        (req->client->sa_family == AF_INET || req->client->sa_family == AF_INET6)) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        const void *a = req->client->sa_family == AF_INET
+                            ? (const void *)&((const struct sockaddr_in *)req->client)->sin_addr
+                            : (const void *)&((const struct sockaddr_in6 *)req->client)->sin6_addr;
+        inet_ntop(req->client->sa_family, a, ip, sizeof ip);
+        if ((best = hash_set_pick(ps, &ps->by_source, ip, ok, now)) >= 0)
+            hier = "SOURCEHASH_PARENT";
+    }
+    if (!hier && ps->by_user.n && req && req->user && req->user[0] &&
+        (best = hash_set_pick(ps, &ps->by_user, req->user, ok, now)) >= 0)
+        hier = "USERHASH_PARENT";
+    if (!hier && ps->n_carp && req && req->url) {
         /* the key: the URL as Squid's effectiveRequestUri writes it (pd_url_format) */
         char key[PD_URL_HOST_MAX + 8192];
         size_t kl = pd_url_format(req->url, key, sizeof key);
@@ -536,3 +638,65 @@ const char *pd_peer_host(const pd_peers *ps, int i) { return ps->v[i].host; }
 int pd_peer_port(const pd_peers *ps, int i) { return ps->v[i].http_port; }
 int64_t pd_peer_connect_timeout(const pd_peers *ps, int i) { return ps->v[i].connect_timeout_ms; }
 const char *pd_peer_auth(const pd_peers *ps, int i) { return ps->v[i].auth; }
+
+/* ---- max-conn ------------------------------------------------------------ */
+
+int pd_peer_full(const pd_peers *ps, int i)
+{
+    const struct peer *p = &ps->v[i];
+    return p->max_conn > 0 && p->conn_open >= p->max_conn;
+}
+
+void pd_peer_conn_opened(pd_peers *ps, int i)
+{
+    if (ps && i >= 0 && i < ps->n)
+        ps->v[i].conn_open++;
+}
+
+void pd_peer_conn_closed(pd_peers *ps, int i)
+{
+    if (ps && i >= 0 && i < ps->n && ps->v[i].conn_open > 0)
+        ps->v[i].conn_open--;
+}
+
+/* ---- ICP (icp.c asks; this file says whom) -------------------------------- */
+
+int pd_peers_count(const pd_peers *ps) { return ps ? ps->n : 0; }
+int pd_peer_is_sibling(const pd_peers *ps, int i) { return ps->v[i].sibling; }
+int pd_peer_icp_port(const pd_peers *ps, int i) { return ps->v[i].icp_port; }
+int pd_peer_weight(const pd_peers *ps, int i) { return ps->v[i].weight; }
+int pd_peer_proxy_only(const pd_peers *ps, int i) { return ps->v[i].proxy_only; }
+int pd_peer_closest_only(const pd_peers *ps, int i) { return ps->v[i].closest_only; }
+int pd_peer_allow_miss(const pd_peers *ps, int i) { return ps->v[i].allow_miss; }
+
+int pd_peers_icp_allowed(const pd_peers *ps, const pd_acl_req *req)
+{
+    /* no icp_access line: deny all, as Squid; what cannot be decided now denies */
+    return ps && ps->icp_access &&
+           pd_acl_list_check(ps->icp_access, req, PD_ACL_DENY) == PD_ACL_ALLOW;
+}
+
+int pd_peer_icp_targets(pd_peers *ps, const pd_acl_req *req, int hierarchical, int sibling_ok,
+                        int *out, int max)
+{
+    if (!ps || ps->magic != PEERS_MAGIC)
+        return 0;
+    /* peerSelectIcpPing: never when always_direct allows the request; a
+     * non-hierarchical request only when never_direct leaves no other way */
+    if (ps->always_direct && pd_acl_list_check(ps->always_direct, req, PD_ACL_DENY) == PD_ACL_ALLOW)
+        return 0;
+    int no_direct = ps->never_direct &&
+                    pd_acl_list_check(ps->never_direct, req, PD_ACL_DENY) == PD_ACL_ALLOW;
+    if (!hierarchical && !no_direct)
+        return 0;
+    int n = 0;
+    for (int k = 0; k < ps->n && n < max; k++) {
+        const struct peer *p = &ps->v[k];
+        /* peerWouldBePinged: an ICP port, not no-query, a sibling only for a
+         * hierarchical request it may serve, allowed by cache_peer_access */
+        if (!p->icp_port || (p->sibling && (!hierarchical || !sibling_ok)) || !allowed(p, req))
+            continue;
+        out[n++] = k;
+    }
+    return n;
+}

@@ -732,6 +732,12 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
     unsigned long long kout = s->v[PD_STAT_CLIENT_BYTES_OUT] >> 10;
     unsigned long long okin = s->v[PD_STAT_ORIGIN_BYTES_IN] >> 10;
     unsigned long long okout = s->v[PD_STAT_ORIGIN_BYTES_OUT] >> 10;
+    uint64_t icp_qs = s->v[PD_STAT_ICP_QUERIES_SENT], icp_qr = s->v[PD_STAT_ICP_QUERIES_RECV];
+    uint64_t icp_rs = s->v[PD_STAT_ICP_REPLIES_SENT_HIT] + s->v[PD_STAT_ICP_REPLIES_SENT_MISS] +
+                      s->v[PD_STAT_ICP_REPLIES_SENT_MISS_NOFETCH] +
+                      s->v[PD_STAT_ICP_REPLIES_SENT_DENIED] + s->v[PD_STAT_ICP_REPLIES_SENT_ERR];
+    uint64_t icp_rr = s->v[PD_STAT_ICP_REPLIES_RECV_HIT] + s->v[PD_STAT_ICP_REPLIES_RECV_MISS] +
+                      s->v[PD_STAT_ICP_REPLIES_RECV_OTHER];
     evbuffer_add_printf(out,
         "sample_time = %.6f (%s)\n"
         "client_http.requests = %llu\n"
@@ -756,8 +762,15 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
         "server.other.errors = 0\n"
         "server.other.kbytes_in = 0\n"
         "server.other.kbytes_out = 0\n"
-        "icp.pkts_sent = 0\n"
-        "icp.pkts_recv = 0\n"
+        "icp.pkts_sent = %llu\n"
+        "icp.pkts_recv = %llu\n"
+        "icp.queries_sent = %llu\n"
+        "icp.replies_sent = %llu\n"
+        "icp.queries_recv = %llu\n"
+        "icp.replies_recv = %llu\n"
+        "icp.query_timeouts = %llu\n"
+        "icp.hits_sent = %llu\n"
+        "icp.hits_recv = %llu\n"
         "dns.queries = %llu\n"
         "unlink.requests = 0\n"
         "page_faults = 0\n"
@@ -776,7 +789,12 @@ void pd_stats_render_mgr_counters(const pd_stats_snapshot *s, struct evbuffer *o
         okin, okout, (unsigned long long)origin_req,
         (unsigned long long)(s->v[PD_STAT_ERR_CONNECT_FAIL] + s->v[PD_STAT_ERR_READ_TIMEOUT] +
                              s->v[PD_STAT_ERR_ZERO_SIZE_OBJECT] + s->v[PD_STAT_ERR_INVALID_RESP]),
-        okin, okout, (unsigned long long)s->v[PD_STAT_DNS_QUERIES], s->cpu_seconds,
+        okin, okout, (unsigned long long)(icp_qs + icp_rs), (unsigned long long)(icp_qr + icp_rr),
+        (unsigned long long)icp_qs, (unsigned long long)icp_rs, (unsigned long long)icp_qr,
+        (unsigned long long)icp_rr, (unsigned long long)s->v[PD_STAT_ICP_QUERY_TIMEOUTS],
+        (unsigned long long)s->v[PD_STAT_ICP_REPLIES_SENT_HIT],
+        (unsigned long long)s->v[PD_STAT_ICP_REPLIES_RECV_HIT],
+        (unsigned long long)s->v[PD_STAT_DNS_QUERIES], s->cpu_seconds,
         s->now - s->started,
         (unsigned long long)(s->v[PD_STAT_RES_TCP_MISS_ABORTED] +
                              s->v[PD_STAT_RES_TCP_CF_MISS_ABORTED] +

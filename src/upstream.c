@@ -40,6 +40,7 @@
 #include "proxyd/errors.h"
 #include "proxyd/headers.h"
 #include "proxyd/http_msg.h"
+#include "proxyd/icp.h"
 #include "proxyd/log.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
@@ -58,18 +59,33 @@ static int pool_try(struct pd_client *c);
 static void outgoing_source(struct pd_client *c, int family);
 static void next_candidate(struct pd_client *c);
 
+/* Squid's "hierarchical": a GET without Authorization */
+static int hierarchical(const struct pd_client *c)
+{
+    return c->req.method_id == PD_M_GET && !pd_http_msg_find(&c->req, "Authorization");
+}
+
 /*
- * Peer selection (peer.c) for this miss: the candidates in c->cands. Returns
- * 0 when nothing is allowed (then the request has been answered 503).
+ * Peer selection (peer.c) for this miss: the candidates in c->cands, with
+ * the peer ICP chose (pick >= 0, its code pick_hier) first, as Squid's
+ * selectSomeNeighborReplies. Returns 0 when nothing is allowed (then the
+ * request has been answered 503).
  */
-static int select_candidates(struct pd_client *c)
+static int select_candidates_icp(struct pd_client *c, int pick, const char *pick_hier)
 {
     pd_acl_req ar;
     client_acl_req(c, &ar, NULL);
-    /* Squid's "hierarchical": a GET without Authorization */
-    int hier = c->req.method_id == PD_M_GET && !pd_http_msg_find(&c->req, "Authorization");
-    c->n_cands = pd_peer_select(c->w->peers, &ar, hier, pd_clock_ms() / 1000, c->cands,
-                                PD_PEER_MAX_CAND);
+    int n = 0;
+    if (pick >= 0)
+        c->cands[n++] = (pd_peer_cand){ .peer = pick, .hier = pick_hier };
+    pd_peer_cand rest[PD_PEER_MAX_CAND];
+    int max = pd_peers_max_tries(c->w->peers);
+    int nr = pd_peer_select(c->w->peers, &ar, hierarchical(c), pd_clock_ms() / 1000, rest,
+                            PD_PEER_MAX_CAND);
+    for (int i = 0; i < nr && n < PD_PEER_MAX_CAND && n < max; i++)
+        if (rest[i].peer < 0 || rest[i].peer != pick)
+            c->cands[n++] = rest[i];
+    c->n_cands = n;
     c->cand_i = 0;
     if (c->n_cands == 0) {
         c->result = c->req.method_id == PD_M_CONNECT ? PD_R_TCP_TUNNEL : PD_R_TCP_MISS;
@@ -79,6 +95,11 @@ static int select_candidates(struct pd_client *c)
         return 0;
     }
     return 1;
+}
+
+static int select_candidates(struct pd_client *c)
+{
+    return select_candidates_icp(c, -1, NULL);
 }
 
 static int more_candidates(const struct pd_client *c)
@@ -99,6 +120,11 @@ static void next_candidate(struct pd_client *c)
         return;
     }
     const pd_peer_cand *k = &c->cands[c->cand_i++];
+    if (k->peer >= 0 && pd_peer_full(c->w->peers, k->peer)) {
+        /* filled up since it was selected (max-conn): not a failure, the next one */
+        next_candidate(c);
+        return;
+    }
     c->via_peer = k->peer + 1;
     c->hier = k->hier;
     c->addr_i = 0;
@@ -114,6 +140,54 @@ static void next_candidate(struct pd_client *c)
     pd_dns_req *q = pd_dns_resolve(c->w->dns, host, dns_cb, c); /* may call dns_cb, free c */
     if (q)
         c->dnsq = q;
+}
+
+/* The peers answered by ICP (icp.c), or the timeout came: choose and go. */
+static void icp_done(void *arg, const pd_icp_outcome *o)
+{
+    struct pd_client *c = arg;
+    c->icpq = NULL; /* the query is gone, whatever happens to c */
+    if (!client_enter(c))
+        return;
+    int pick = -1;
+    const char *hier = NULL;
+    if (o->hit >= 0) {
+        pick = o->hit;
+        hier = pd_peer_is_sibling(c->w->peers, pick) ? "SIBLING_HIT" : "PARENT_HIT";
+    } else if (o->first_parent_miss >= 0) {
+        pick = o->first_parent_miss;
+        hier = "FIRST_PARENT_MISS";
+    }
+    if (select_candidates_icp(c, pick, hier))
+        next_candidate(c);
+    client_leave(c);
+}
+
+/*
+ * Where this miss goes: ask the ICP peers first when there are some for it
+ * (Squid's peerSelectIcpPing), then select. May free c.
+ */
+static void route(struct pd_client *c)
+{
+    pd_engine *w = c->w;
+    if (w->icp && !c->icp_asked) {
+        c->icp_asked = 1;
+        pd_acl_req ar;
+        client_acl_req(c, &ar, NULL);
+        /* a sibling is asked only for what it may answer from its cache:
+         * not a reload (no-cache) nor our revalidation */
+        int sibling_ok = !c->revalidating && !pd_cache_policy_cc(&c->req, "no-cache", NULL) &&
+                         !pd_http_msg_has_token(&c->req, "Pragma", "no-cache");
+        int peers[64];
+        int n = pd_peer_icp_targets(w->peers, &ar, hierarchical(c), sibling_ok, peers, 64);
+        char url[PD_URL_HOST_MAX + 8192];
+        size_t ul = n ? pd_url_format(&c->url, url, sizeof url) : 0;
+        if (n && ul < sizeof url &&
+            (c->icpq = pd_icp_query_start(w->icp, url, ul, peers, n, icp_done, c)))
+            return; /* icp_done goes on */
+    }
+    if (select_candidates(c))
+        next_candidate(c);
 }
 
 /* The candidate being tried failed to connect: count it against the parent. */
@@ -191,8 +265,7 @@ void client_go_upstream(struct pd_client *c)
         return;
     }
     if (pd_peers_active(w->peers) && !c->acl_need_dst) {
-        if (select_candidates(c))
-            next_candidate(c);
+        route(c);
         return;
     }
     /* may call dns_cb (and free c) before it returns */
@@ -322,8 +395,7 @@ static void dst_allowed(struct pd_client *c)
     }
     if (pd_peers_active(c->w->peers) && !c->n_cands && (!c->intercepted || c->host_verified)) {
         /* http_access needed the origin's address first; now choose where to go */
-        if (select_candidates(c))
-            next_candidate(c);
+        route(c);
         return;
     }
     c->addr_i = 0;
@@ -526,6 +598,9 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         if (lm)
             pd_head_field(h, PD_STR("If-Modified-Since"), lm->value);
     }
+    if (c->via_peer && pd_peer_is_sibling(w->peers, c->via_peer - 1) &&
+        !pd_peer_allow_miss(w->peers, c->via_peer - 1))
+        pd_head_add(h, "Cache-Control: only-if-cached\r\n", 31); /* a sibling never fetches */
     if (c->via_member) {
         /* proxyd_cluster: the owner serves it and never forwards it again; the
          * field is named in Connection, so the owner does not pass it on */
@@ -595,6 +670,15 @@ static int resendable(const struct pd_client *c)
     return !c->retried && c->req.body == PD_BODY_NONE;
 }
 
+/* max-conn: c->up is a connection to the peer tried now (released in client_up_release). */
+static void hold_peer(struct pd_client *c)
+{
+    if (c->via_peer && !c->peer_held) {
+        pd_peer_conn_opened(c->w->peers, c->via_peer - 1);
+        c->peer_held = c->via_peer;
+    }
+}
+
 static int pool_try(struct pd_client *c)
 {
     if (!c->up_t0)
@@ -604,6 +688,7 @@ static int pool_try(struct pd_client *c)
     if (!up)
         return 0;
     c->up = up;
+    hold_peer(c);
     pd_stats_add(c->w->stats, PD_STAT_ORIGIN_CONNS_REUSED, 1);
     c->up_from_pool = 1;
     c->up_connected = 1;
@@ -654,6 +739,7 @@ static void connect_next(struct pd_client *c)
         client_fail_request(c, 502, "ERR_CONNECT_FAIL", "out of resources", 1);
         return;
     }
+    hold_peer(c);
     client_peer_ip((const struct sockaddr *)ss, c->origin_ip, sizeof c->origin_ip);
     setup_upstream(c);
     pd_conn_enable(c->up, EV_READ | EV_WRITE);
@@ -973,6 +1059,14 @@ static void read_response(struct pd_client *c)
                     connect_next(c);
                 return;
             }
+        }
+        if (c->via_peer && pd_peer_is_sibling(c->w->peers, c->via_peer - 1) &&
+            (c->resp.status == 504 || c->resp.status == 502) && more_candidates(c) &&
+            c->req.body == PD_BODY_NONE) {
+            /* the sibling no longer holds it (only-if-cached): the next candidate,
+             * as Squid's FwdState reforwards a 502/504 */
+            next_candidate(c);
+            return;
         }
         c->result = c->miss_result;
         if (client_reply_check(c, &c->resp, UINT64_MAX) < 0)

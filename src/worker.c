@@ -24,7 +24,9 @@
 #include "proxyd/ext_acl.h"
 #include "proxyd/anscache.h"
 #include "proxyd/helper.h"
+#include "proxyd/icp.h"
 #include "proxyd/log.h"
+#include "proxyd/peer.h"
 #include "proxyd/stats.h"
 #include "proxyd/upool.h"
 
@@ -238,7 +240,9 @@ int pd_worker_run(const pd_worker_init *init)
         snprintf(w->eng.hostname, sizeof w->eng.hostname, "%s", conf->visible_hostname);
     else if (gethostname(w->eng.hostname, sizeof w->eng.hostname - 1) < 0)
         snprintf(w->eng.hostname, sizeof w->eng.hostname, "localhost");
-    snprintf(w->eng.via, sizeof w->eng.via, "%s (proxyd/%s)", w->eng.hostname, PROXYD_VERSION);
+    /* Squid's ThisCache: Via names unique_hostname, which loop detection looks for */
+    snprintf(w->eng.via, sizeof w->eng.via, "%s (proxyd/%s)",
+             conf->unique_hostname ? conf->unique_hostname : w->eng.hostname, PROXYD_VERSION);
 
     pd_dns_opts dopts = {
         .nameservers = (const char *const *)conf->dns_nameservers,
@@ -326,6 +330,13 @@ int pd_worker_run(const pd_worker_init *init)
                                 EV_READ | EV_PERSIST, cache_notify_cb, w);
         event_add(w->cache_ev, NULL);
     }
+    int icp_peers = 0;
+    for (int i = 0; i < pd_peers_count(w->eng.peers); i++)
+        icp_peers |= pd_peer_icp_port(w->eng.peers, i) != 0;
+    if ((init->icp_fd >= 0 || icp_peers) && !(w->eng.icp = pd_icp_new(&w->eng, init->icp_fd))) {
+        pd_log_error("worker %d: cannot set up ICP; not serving", slot);
+        return 1;
+    }
     w->accept_retry = evtimer_new(w->eng.base, accept_retry_cb, w);
     w->drain_deadline = evtimer_new(w->eng.base, drain_deadline_cb, w);
     for (int i = 0; i < n_fds && i < PD_CONF_MAX_PORTS; i++) {
@@ -384,6 +395,8 @@ int pd_worker_run(const pd_worker_init *init)
     event_base_dispatch(w->eng.base);
 
     pd_client_close_all(&w->eng);
+    pd_icp_free(w->eng.icp); /* after the clients: they cancel their queries */
+    w->eng.icp = NULL;
     for (int i = 0; i < w->n_listeners; i++)
         if (w->listeners[i])
             evconnlistener_free(w->listeners[i]);

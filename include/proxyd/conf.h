@@ -125,6 +125,16 @@ typedef struct pd_conf {
     int forward_max_tries;                /* default 25 */
     int64_t dead_peer_timeout;            /* ms, default 10 s */
     pd_conf_lines proxyd_cluster;         /* NAME [PORT] [opts] (cluster.c) */
+    /* ICP (icp.c) */
+    int icp_port;                         /* UDP port, 0: no ICP server (default) */
+    char *udp_incoming_address;           /* address icp_port binds to, NULL: any */
+    pd_conf_lines icp_access;             /* allow|deny ACL... (peer.c); none: deny all */
+    int icp_query_timeout;                /* ms, 0: dynamic (default) */
+    int maximum_icp_query_timeout;        /* ms, default 2000 */
+    int minimum_icp_query_timeout;        /* ms, default 5 */
+    int log_icp_queries;                  /* default on */
+    int icp_hit_stale;                    /* ICP_HIT for stale objects too (default off) */
+    char *unique_hostname;                /* Via loop detection, NULL: visible_hostname */
     pd_conf_lines request_header_access;  /* NAME allow|deny ACL... (headers.c) */
     pd_conf_lines reply_header_access;
     pd_conf_lines request_header_replace; /* NAME TEXT (argc 2: the rest of the line) */

@@ -38,6 +38,7 @@ typedef struct pd_engine {
     const pd_refresh_rules *refresh;
     const struct pd_hdr_rules *hdr; /* header rules (headers.h), NULL: none */
     struct pd_peers *peers;         /* cache_peer and peer state (peer.h), NULL: none */
+    struct pd_icp *icp;             /* ICP server and queries (icp.h), NULL: none */
     struct pd_cluster *cluster;     /* proxyd_cluster membership (cluster.h), NULL: none */
     pd_dns *dns;
     pd_upool *upool;
@@ -49,7 +50,7 @@ typedef struct pd_engine {
     struct pd_anscache *rewrite_answers; /* url_rewrite_cache_ttl's answers, NULL: off */
     pd_helper *store_id;        /* store_id_program's pool, NULL when none */
     struct pd_stats_slot *stats; /* this worker's counters; may be NULL */
-    char via[320];              /* "1.1 <visible_hostname> (proxyd/VERSION)" */
+    char via[320];              /* "<unique_hostname or visible_hostname> (proxyd/VERSION)" */
     char hostname[256];         /* visible_hostname */
     int draining;               /* no keep-alive; waiting connections close */
     void (*conn_closed)(void *arg); /* a client connection closed */

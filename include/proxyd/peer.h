@@ -9,6 +9,9 @@
  * walks the list, reporting each connect's outcome with pd_peer_connected /
  * pd_peer_failed, which keep the round-robin counters and the dead-peer state.
  *
+ * Siblings are never candidates of pd_peer_select: upstream.c puts one first
+ * when it answered ICP_HIT (icp.c), as Squid's SIBLING_HIT.
+ *
  * State: the compiled object is made in the master and inherited by each
  * worker at fork; the counters and dead flags are then each worker's own
  * (a worker finds a dead parent by itself, as each Squid kid does).
@@ -65,6 +68,37 @@ int pd_peer_port(const pd_peers *ps, int i);
 int64_t pd_peer_connect_timeout(const pd_peers *ps, int i);
 const char *pd_peer_auth(const pd_peers *ps, int i);
 int pd_peer_is_dead(const pd_peers *ps, int i, int64_t now);
+
+/*
+ * ICP. The peers to ask about this miss (Squid's peerWouldBePinged, in
+ * configuration order): parents and siblings with an ICP port and without
+ * no-query, allowed by cache_peer_access; siblings only when hierarchical and
+ * sibling_ok (the request is not no-cache, a reload or a revalidation). None
+ * when always_direct allows the request, or when it is not hierarchical and
+ * never_direct does not force a parent. Fills out[0..max-1], returns how many.
+ */
+int pd_peer_icp_targets(pd_peers *ps, const pd_acl_req *req, int hierarchical, int sibling_ok,
+                        int *out, int max);
+/* icp_access for a query (req: its source and URL); no line: denied. 1 allowed. */
+int pd_peers_icp_allowed(const pd_peers *ps, const pd_acl_req *req);
+int pd_peers_count(const pd_peers *ps);
+int pd_peer_is_sibling(const pd_peers *ps, int i);
+int pd_peer_icp_port(const pd_peers *ps, int i);   /* 0: not asked by ICP */
+int pd_peer_weight(const pd_peers *ps, int i);
+int pd_peer_proxy_only(const pd_peers *ps, int i); /* what came from it is not stored */
+int pd_peer_closest_only(const pd_peers *ps, int i); /* never FIRST_PARENT_MISS */
+int pd_peer_allow_miss(const pd_peers *ps, int i);   /* a sibling without only-if-cached */
+
+/*
+ * max-conn=N: a transaction holding a connection to peer i (connecting,
+ * sending, reading; not idle in the pool) counts once, from
+ * pd_peer_conn_opened to pd_peer_conn_closed. A peer with N such connections
+ * in this worker is full: selection skips it. Idle pooled connections are
+ * reused before a new one is opened, so a worker never has more than N open.
+ */
+int pd_peer_full(const pd_peers *ps, int i);
+void pd_peer_conn_opened(pd_peers *ps, int i);
+void pd_peer_conn_closed(pd_peers *ps, int i);
 
 /* forward_max_tries */
 int pd_peers_max_tries(const pd_peers *ps);

@@ -36,6 +36,10 @@ struct evbuffer;
 #define PD_STATS_RESULT_HELP "Transactions by Squid result code (as in the access log)."
 #define PD_STATS_STATUS_HELP "Responses sent to clients, by status class (none: no response)."
 #define PD_STATS_ERROR_HELP "Error responses, by Squid error page name."
+#define PD_STATS_ICP_SENT_HELP "ICP answers sent to queries received on icp_port, by opcode."
+#define PD_STATS_ICP_RECV_HELP                                                                   \
+    "ICP answers received from peers to this proxy's queries, by opcode (other: MISS_NOFETCH, "  \
+    "DENIED, ERR)."
 #define PD_STATS_BG_HELP                                                                         \
     "Background revalidations finished: the origin's 304 refreshed the object, a new response " \
     "replaced it, or it failed and the stale object stays."
@@ -135,6 +139,31 @@ struct evbuffer;
     X(ERR_ONLY_IF_CACHED_MISS, COUNTER, SLOT, "proxyd_errors_total",                             \
       "kind=\"ERR_ONLY_IF_CACHED_MISS\"", PD_STATS_ERROR_HELP)                                    \
     X(ERR_OTHER, COUNTER, SLOT, "proxyd_errors_total", "kind=\"OTHER\"", PD_STATS_ERROR_HELP)     \
+    X(ICP_QUERIES_RECV, COUNTER, SLOT, "proxyd_icp_queries_received_total", "",                 \
+      "ICP queries received on icp_port (malformed ones are counted as dropped).")              \
+    X(ICP_REPLIES_SENT_HIT, COUNTER, SLOT, "proxyd_icp_replies_sent_total", "opcode=\"HIT\"",    \
+      PD_STATS_ICP_SENT_HELP)                                                                    \
+    X(ICP_REPLIES_SENT_MISS, COUNTER, SLOT, "proxyd_icp_replies_sent_total", "opcode=\"MISS\"",  \
+      PD_STATS_ICP_SENT_HELP)                                                                    \
+    X(ICP_REPLIES_SENT_MISS_NOFETCH, COUNTER, SLOT, "proxyd_icp_replies_sent_total",             \
+      "opcode=\"MISS_NOFETCH\"", PD_STATS_ICP_SENT_HELP)                                         \
+    X(ICP_REPLIES_SENT_DENIED, COUNTER, SLOT, "proxyd_icp_replies_sent_total",                   \
+      "opcode=\"DENIED\"", PD_STATS_ICP_SENT_HELP)                                               \
+    X(ICP_REPLIES_SENT_ERR, COUNTER, SLOT, "proxyd_icp_replies_sent_total", "opcode=\"ERR\"",    \
+      PD_STATS_ICP_SENT_HELP)                                                                    \
+    X(ICP_QUERIES_SENT, COUNTER, SLOT, "proxyd_icp_queries_sent_total", "",                      \
+      "ICP queries sent to cache_peer siblings and parents (one per peer asked).")               \
+    X(ICP_REPLIES_RECV_HIT, COUNTER, SLOT, "proxyd_icp_replies_received_total",                  \
+      "opcode=\"HIT\"", PD_STATS_ICP_RECV_HELP)                                                  \
+    X(ICP_REPLIES_RECV_MISS, COUNTER, SLOT, "proxyd_icp_replies_received_total",                 \
+      "opcode=\"MISS\"", PD_STATS_ICP_RECV_HELP)                                                 \
+    X(ICP_REPLIES_RECV_OTHER, COUNTER, SLOT, "proxyd_icp_replies_received_total",                \
+      "opcode=\"other\"", PD_STATS_ICP_RECV_HELP)                                                \
+    X(ICP_QUERY_TIMEOUTS, COUNTER, SLOT, "proxyd_icp_query_timeouts_total", "",                  \
+      "Misses that stopped waiting for ICP answers at the ICP query timeout.")                   \
+    X(ICP_DROPPED, COUNTER, SLOT, "proxyd_icp_dropped_total", "",                                \
+      "ICP datagrams dropped: malformed (short, not version 2, bad length), late, from no "      \
+      "peer asked, or not sent (socket buffer full).")                                           \
     X(WORKER_STARTS, COUNTER, SLOT, "proxyd_worker_starts_total", "",                            \
       "Worker processes started (a restart after a crash counts too).")                          \
     X(UPTIME, GAUGE, HOST, "proxyd_uptime_seconds", "", "Seconds since the master started.")     \

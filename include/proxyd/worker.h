@@ -35,6 +35,7 @@ typedef struct pd_worker_init {
     int slot, generation;
     const int *fds;             /* fds[i] serves conf->http_port[i] */
     int n_fds;
+    int icp_fd;                 /* this worker's icp_port socket, -1: none */
     const struct sockaddr_storage *admin; /* the admin listener's addresses, as bound */
     int n_admin;
 } pd_worker_init;

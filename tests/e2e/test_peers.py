@@ -69,6 +69,36 @@ class PeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(17)
         self.assertRegex(child.access_lines()[-1], r" TCP_MISS/503 .* HIER_NONE/- ")
 
+    def test_max_conn_skips_a_full_parent(self):
+        o = self.origin()
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        def slow(q):
+            release.wait(pdtest.DEFAULT_TIMEOUT)
+            return Reply(body=b"slow")
+        o.route("/slow", slow)
+        p1, p2 = self.parents(2)
+        child = self.proxy(parent_line(p1, "p1", "max-conn=1") + parent_line(p2, "p2", "") +
+                           "never_direct allow all\ncache deny all\n", workers=1)
+        got = []
+        t = threading.Thread(target=lambda: got.append(proxy_request(child, "GET", o.url("/slow"))))
+        t.start()
+        o.wait_requests(1, path="/slow")  # p1's one connection is in use now
+        r = proxy_request(child, "GET", o.url("/busy"))
+        self.assertEqual((r.status, r.body), (200, b"ok /busy"))
+        p2.wait_access_lines(1)
+        self.assertIn("/busy", p2.access_lines()[-1])  # p1 was full: the next parent
+        release.set()
+        t.join(pdtest.DEFAULT_TIMEOUT)
+        self.assertEqual(got[0].body, b"slow")
+        # free again: p1 first, as before
+        r = proxy_request(child, "GET", o.url("/free"))
+        self.assertEqual(r.status, 200)
+        p1.wait_access_lines(2)
+        self.assertIn("/free", p1.access_lines()[-1])
+        self.assertEqual([l for l in p1.access_lines() if "/busy" in l], [])
+
     def test_direct_when_allowed_after_parents_fail(self):
         o = self.origin()
         dead = pdtest.closed_port()
@@ -165,6 +195,28 @@ class PeersTest(pdtest.ProxyTestCase):
         a.wait_access_lines(2)
         self.assertEqual(len(a.access_lines()), 2)  # one pass each way, no more
         self.assertEqual(relay.connections, 1)
+
+
+    def test_unique_hostname_tells_proxies_with_one_name_apart(self):
+        o = self.origin()
+        # a child and its parent sharing one visible_hostname: the parent takes the
+        # child's Via for its own and refuses a loop, as Squid does
+        parent = self.proxy("cache deny all\n", workers=1, visible_hostname="same.test")
+        child = self.proxy(parent_line(parent, "p", "") + "never_direct allow all\ncache deny all\n",
+                           workers=1, visible_hostname="same.test")
+        self.assertEqual(proxy_request(child, "GET", o.url("/u1")).status, 403)
+        self.assertEqual(o.requests_for("/u1"), [])
+        # each with its own unique_hostname: no loop; Via names the unique names
+        parent = self.proxy("cache deny all\nunique_hostname p.unique.test\n", workers=1,
+                            visible_hostname="same.test")
+        child = self.proxy(parent_line(parent, "p", "") + "never_direct allow all\ncache deny all\n"
+                           "unique_hostname c.unique.test\n", workers=1, visible_hostname="same.test")
+        r = proxy_request(child, "GET", o.url("/u2"))
+        self.assertEqual(r.status, 200)
+        via = ", ".join(o.requests_for("/u2")[-1].get_all("via"))
+        self.assertIn("c.unique.test (proxyd/", via)
+        self.assertIn("p.unique.test (proxyd/", via)
+        self.assertNotIn("same.test", via)
 
 
 class RecordingParent:
@@ -379,6 +431,49 @@ class SquidPeersTest(pdtest.ProxyTestCase):
         self.assertTrue(all(carp_lines(p) for p in parents))
         child.wait_access_lines(12)
         self.assertTrue(all(" CARP/127.0.0.1 " in l for l in child.access_lines()))
+
+    def test_sourcehash_agrees_with_squid(self):
+        o = self.origin()
+        parents = [self.proxy("cache deny all\n", workers=1, visible_hostname="s%d.test" % i)
+                   for i in range(2)]
+        lines = "".join("cache_peer %s parent %d 0 no-query sourcehash name=s%d\n"
+                        % (HOST, p.port, i) for i, p in enumerate(parents))
+        lines += "never_direct allow all\n"
+        sq = self.squid(lines)
+        child = self.proxy(lines + "cache deny all\n", workers=1)
+        clients = ["127.0.0.%d" % i for i in range(2, 18)]
+        for ip in clients:
+            for who, port in (("sq", sq.port), ("pd", child.port)):
+                self.assertEqual(get_from(ip, port, o.url("/sh/%s/%s" % (who, ip))), 200)
+        sh_lines = lambda p: [l.split()[6] for l in p.access_lines() if "/sh/" in l]
+        pdtest.wait_until(lambda: sum(len(sh_lines(p)) for p in parents) == 2 * len(clients),
+                          what="every request logged by a parent")
+        spread = [0, 0]
+        for ip in clients:
+            where = [[k for k, p in enumerate(parents) if o.url("/sh/%s/%s" % (who, ip)) in sh_lines(p)]
+                     for who in ("sq", "pd")]
+            # Squid and proxyd sent this client's requests to the same parent
+            self.assertEqual(where[0], where[1], (ip, where))
+            self.assertEqual(len(where[0]), 1)
+            spread[where[0][0]] += 1
+        self.assertTrue(all(spread), spread)  # and the clients were spread over both
+        child.wait_access_lines(len(clients))
+        self.assertTrue(all(" SOURCEHASH_PARENT/127.0.0.1 " in l for l in child.access_lines()))
+
+
+def get_from(src_ip, port, url):
+    """GET url through the proxy at HOST:port from the address src_ip; the status."""
+    with socket.create_connection((HOST, port), timeout=pdtest.DEFAULT_TIMEOUT,
+                                  source_address=(src_ip, 0)) as s:
+        host = url.split("/")[2]
+        s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % (url, host)).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return int(data.split(b" ", 2)[1])
 
 
 if __name__ == "__main__":

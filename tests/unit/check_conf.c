@@ -222,8 +222,8 @@ struct msg_case {
 };
 
 /* The sentences of src/conf.c's classes, as the messages must carry them. */
-#define SQ_PEER_TODO "proxyd peers with parents by cache_peer and cache_peer_access only; " \
-    "rewrite the line as cache_peer_access ACLs"
+#define SQ_PEER_TODO "proxyd peers by cache_peer (parents and siblings) and cache_peer_access " \
+    "only; rewrite the line as cache_peer_access ACLs"
 #define SQ_REWRITE_TODO "proxyd runs url_rewrite_program and store_id_program with their " \
     "program, children, access and bypass lines only, and Squid's default extras; remove the " \
     "line if the helper does without it, or keep Squid"
@@ -1009,7 +1009,10 @@ START_TEST(reference_lists_every_directive)
         "http_reply_access", "miss_access", "follow_x_forwarded_for", "reply_body_max_size",
         "tcp_outgoing_address", "cache_peer", "cache_peer_access", "never_direct",
         "always_direct", "prefer_direct", "nonhierarchical_direct", "forward_max_tries",
-        "dead_peer_timeout", "proxyd_cluster", "request_header_access", "reply_header_access",
+        "dead_peer_timeout", "icp_port", "udp_incoming_address", "icp_access",
+        "icp_query_timeout", "maximum_icp_query_timeout", "minimum_icp_query_timeout",
+        "log_icp_queries", "icp_hit_stale", "unique_hostname", "proxyd_cluster",
+        "request_header_access", "reply_header_access",
         "request_header_replace", "reply_header_replace", "request_header_add",
         "reply_header_add",
     };

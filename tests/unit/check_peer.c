@@ -129,6 +129,11 @@ static const struct {
       "10.0.0.1", 1, "" },
     /* never_direct without a parent */
     { "never_direct allow all\n", "10.0.0.1", 1, "" },
+    /* a sibling is never a parent: without its ICP_HIT, parents and direct only */
+    { "cache_peer s1 sibling 3128 3130 name=s\n" PEERS3, "10.0.0.1", 1,
+      "a:FIRSTUP_PARENT b:ANY_OLD_PARENT c:ANY_OLD_PARENT DIRECT" },
+    { "cache_peer s1 sibling 3128 3130 name=s default round-robin carp\n"
+      "never_direct allow all\n", "10.0.0.1", 1, "" },
     /* forward_max_tries cuts the list */
     { PEERS3 "forward_max_tries 2\n", "10.0.0.1", 1, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT" },
 };
@@ -320,11 +325,15 @@ END_TEST
 static const struct {
     const char *conf, *msg;
 } err_cases[] = {
-    { "cache_peer s sibling 3128 3130\n", "t.conf:1: cache_peer: only parent peers" },
-    { "cache_peer p parent 3128 3130\n", "t.conf:1: cache_peer: ICP port 3130 without no-query" },
+    { "cache_peer s multicast 3128 3130\n",
+      "t.conf:1: cache_peer: 'multicast' peers are not implemented (parent and sibling are): "
+      "proxyd has no multicast ICP" },
+    { "cache_peer s sibling 3128 3130 htcp\n", "'htcp': option not implemented" },
+    { "cache_peer s sibling 3128 3130 no-delay\n", "'no-delay': option not implemented" },
+    { "cache_peer s sibling 3128 3130 multicast-siblings\n", "option not implemented" },
+    { "cache_peer p parent 3128 x\n", "'x' is not an ICP port" },
     { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
-    { "cache_peer p parent 3128 0 proxy-only\n", "'proxy-only': option not implemented" },
-    { "cache_peer p parent 3128 0 max-conn=4\n", "'max-conn=4': option not implemented" },
+    { "cache_peer p parent 3128 0 max-conn=0\n", "'max-conn=0': a positive number expected" },
     { "cache_peer p parent 3128 0 weighted-round-robin\n", "option not implemented" },
     { "cache_peer p parent 3128 0 bogus\n", "'bogus': unknown option" },
     { "cache_peer p parent 3128 0 login=PASSTHRU\n", "only login=USER:PASSWORD" },
@@ -351,6 +360,174 @@ START_TEST(errors_table)
 }
 END_TEST
 
+/* Whom a miss asks by ICP (peerWouldBePinged). */
+static const struct {
+    const char *conf;
+    int hierarchical, sibling_ok;
+    const char *want;
+} icp_cases[] = {
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n"
+      "cache_peer p2 parent 3128 0 name=q\ncache_peer p3 parent 3128 3130 no-query name=r\n",
+      1, 1, "s p" },
+    /* a sibling is not asked for what it may not serve (no-cache, revalidation) */
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n", 1, 0,
+      "p" },
+    /* a non-hierarchical request: nobody, unless never_direct forces a parent */
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n", 0, 1,
+      "" },
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer p1 parent 3128 3130 name=p\n"
+      "never_direct allow all\n", 0, 1, "p" },
+    /* always_direct: nobody */
+    { "cache_peer s1 sibling 3128 3130 name=s\nalways_direct allow all\n", 1, 1, "" },
+    /* cache_peer_access applies */
+    { "cache_peer s1 sibling 3128 3130 name=s\ncache_peer s2 sibling 3128 3130 name=t\n"
+      "cache_peer_access s deny all\n", 1, 1, "t" },
+};
+
+START_TEST(icp_targets_table)
+{
+    struct env e;
+    env_load(&e, icp_cases[_i].conf);
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "10.0.0.1");
+    int t[16];
+    int n = pd_peer_icp_targets(e.ps, &e.q, icp_cases[_i].hierarchical, icp_cases[_i].sibling_ok,
+                                t, 16);
+    char got[128] = "";
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(got);
+        snprintf(got + l, sizeof got - l, "%s%s", i ? " " : "", pd_peer_name(e.ps, t[i]));
+    }
+    ck_assert_str_eq(got, icp_cases[_i].want);
+    env_free(&e);
+}
+END_TEST
+
+/* icp_access: none denies all; acls on the querying address */
+START_TEST(icp_access_rules)
+{
+    struct env e;
+    env_load(&e, "cache_peer s1 sibling 3128 3130\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "127.0.0.1");
+    ck_assert_int_eq(pd_peers_icp_allowed(e.ps, &e.q), 0);
+    env_free(&e);
+    env_load(&e, "acl lo src 127.0.0.0/8\nicp_access allow lo\nicp_access deny all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "127.0.0.1");
+    ck_assert_int_eq(pd_peers_icp_allowed(e.ps, &e.q), 1);
+    env_request(&e, "http://example.com/x", "10.1.1.1");
+    ck_assert_int_eq(pd_peers_icp_allowed(e.ps, &e.q), 0);
+    env_free(&e);
+}
+END_TEST
+
+START_TEST(proxy_only_and_sibling_flags)
+{
+    struct env e;
+    env_load(&e, "cache_peer s1 sibling 3128 3130 proxy-only no-digest\n"
+                 "cache_peer p1 parent 3128 3131 no-query closest-only\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    ck_assert_int_eq(pd_peers_count(e.ps), 2);
+    ck_assert_int_eq(pd_peer_is_sibling(e.ps, 0), 1);
+    ck_assert_int_eq(pd_peer_proxy_only(e.ps, 0), 1);
+    ck_assert_int_eq(pd_peer_icp_port(e.ps, 0), 3130);
+    ck_assert_int_eq(pd_peer_is_sibling(e.ps, 1), 0);
+    ck_assert_int_eq(pd_peer_proxy_only(e.ps, 1), 0);
+    ck_assert_int_eq(pd_peer_icp_port(e.ps, 1), 0); /* no-query */
+    ck_assert_int_eq(pd_peer_closest_only(e.ps, 1), 1);
+    env_free(&e);
+}
+END_TEST
+
+/* sourcehash and userhash: one parent per client address / user, spread by weight, CARP's
+ * multipliers; the next method (round-robin here) when there is no key */
+START_TEST(source_and_user_hash)
+{
+    struct env e;
+    env_load(&e, "cache_peer p1 parent 3128 0 no-query sourcehash userhash name=a\n"
+                 "cache_peer p2 parent 3128 0 no-query sourcehash userhash name=b\n"
+                 "cache_peer p3 parent 3128 0 no-query sourcehash userhash weight=2 name=c\n"
+                 "cache_peer p4 parent 3128 0 no-query round-robin name=d\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    int got[4] = { 0, 0, 0, 0 };
+    for (int i = 0; i < 400; i++) {
+        char ip[32];
+        snprintf(ip, sizeof ip, "10.1.%d.%d", i / 200, i % 200 + 1);
+        env_request(&e, "http://h.test/x", ip);
+        pd_peer_cand c[PD_PEER_MAX_CAND], c2[PD_PEER_MAX_CAND];
+        ck_assert_int_ge(pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND), 1);
+        ck_assert_str_eq(c[0].hier, "SOURCEHASH_PARENT");
+        got[c[0].peer]++;
+        /* the same client again, another URL: the same parent */
+        env_request(&e, "http://other.test/y", ip);
+        pd_peer_select(e.ps, &e.q, 1, 1000, c2, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(c2[0].peer, c[0].peer);
+    }
+    /* every sourcehash parent gets clients, c about twice as many; never d */
+    ck_assert_int_gt(got[0], 50);
+    ck_assert_int_gt(got[1], 50);
+    ck_assert_int_gt(got[2], got[0]);
+    ck_assert_int_gt(got[2], got[1]);
+    ck_assert_int_eq(got[3], 0);
+    env_free(&e);
+
+    /* userhash: only with a user; by name */
+    env_load(&e, "cache_peer p1 parent 3128 0 no-query userhash name=a\n"
+                 "cache_peer p2 parent 3128 0 no-query userhash name=b\n"
+                 "cache_peer p3 parent 3128 0 no-query round-robin name=d\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://h.test/x", "10.0.0.1");
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+    ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT"); /* no user: no key */
+    int seen[3] = { 0, 0, 0 };
+    for (int i = 0; i < 60; i++) {
+        char user[16];
+        snprintf(user, sizeof user, "user%d", i);
+        e.q.user = user;
+        pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+        ck_assert_str_eq(c[0].hier, "USERHASH_PARENT");
+        seen[c[0].peer]++;
+        int first = c[0].peer;
+        pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(c[0].peer, first);
+    }
+    ck_assert_int_gt(seen[0], 10);
+    ck_assert_int_gt(seen[1], 10);
+    ck_assert_int_eq(seen[2], 0);
+    env_free(&e);
+}
+END_TEST
+
+/* max-conn: a parent with its connections in use is skipped until one is released */
+START_TEST(max_conn_skips_full_parent)
+{
+    struct env e;
+    env_load(&e, "cache_peer p1 parent 3128 0 no-query max-conn=2 name=a\n"
+                 "cache_peer p2 parent 3128 0 no-query name=b\nnever_direct allow all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://example.com/x", "10.0.0.1");
+    char got[256];
+    selection(&e, 1, 1000, got, sizeof got);
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    pd_peer_conn_opened(e.ps, 0);
+    ck_assert_int_eq(pd_peer_full(e.ps, 0), 0);
+    pd_peer_conn_opened(e.ps, 0);
+    ck_assert_int_eq(pd_peer_full(e.ps, 0), 1);
+    selection(&e, 1, 1000, got, sizeof got);
+    ck_assert_str_eq(got, "b:FIRSTUP_PARENT");
+    pd_peer_conn_closed(e.ps, 0);
+    selection(&e, 1, 1000, got, sizeof got);
+    ck_assert_str_eq(got, "a:FIRSTUP_PARENT b:ANY_OLD_PARENT");
+    /* no cap without max-conn */
+    for (int i = 0; i < 1000; i++)
+        pd_peer_conn_opened(e.ps, 1);
+    ck_assert_int_eq(pd_peer_full(e.ps, 1), 0);
+    env_free(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("peer");
@@ -362,6 +539,11 @@ int main(void)
     tcase_add_loop_test(tc, carp_table, 0, sizeof carp_cases / sizeof carp_cases[0]);
     tcase_add_test(tc, carp_spread);
     tcase_add_loop_test(tc, errors_table, 0, sizeof err_cases / sizeof err_cases[0]);
+    tcase_add_loop_test(tc, icp_targets_table, 0, sizeof icp_cases / sizeof icp_cases[0]);
+    tcase_add_test(tc, icp_access_rules);
+    tcase_add_test(tc, proxy_only_and_sibling_flags);
+    tcase_add_test(tc, max_conn_skips_full_parent);
+    tcase_add_test(tc, source_and_user_hash);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
