@@ -94,7 +94,7 @@ def main(argv):
               "p50_ms": pct(lat, 50) if lat else 0.0, "p90_ms": pct(lat, 90) if lat else 0.0,
               "p99_ms": pct(lat, 99) if lat else 0.0, "max_ms": lat[-1] if lat else 0.0}
         with open(prefix + ".json", "w") as f:
-            f.write(json.dumps(lg) + "\n")
+            f.write(json.dumps(lg, separators=(",", ":")) + "\n")  # as loadgen: no blanks
         names = {}
         with open(prefix + ".csv", "w") as f:
             f.write("client,seq,start_us,latency_us,status,bytes,result\n")
