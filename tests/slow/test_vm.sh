@@ -28,8 +28,9 @@ VM="$PROXYD_SRC/vm-images"
 deb="$SLOW_CACHE/proxyd.deb"
 [ -f "$deb" ] || fail "$deb missing (the build-deb fixture failed?)"
 
-# cache key: the files the .deb installs (not its timestamps) and the scripts
-key=$( { dpkg-deb --fsys-tarfile "$deb" | tar -xOf - ; cat "$VM/build-qcow2" "$VM"/guest/*; } | sha256sum | cut -c1-16)
+# cache key: the files the .deb installs (not its timestamps, nor its docs: a change to
+# docs/*.md alone does not cost an image build) and the scripts
+key=$( { dpkg-deb --fsys-tarfile "$deb" | tar -xOf - --exclude='./usr/share/doc/*'; cat "$VM/build-qcow2" "$VM"/guest/*; } | sha256sum | cut -c1-16)
 img="$SLOW_CACHE/proxyd-$key.qcow2"
 if [ ! -s "$img" ]; then
     rm -f "$SLOW_CACHE"/proxyd-*.qcow2
