@@ -37,6 +37,7 @@ struct pd_idle {
     int64_t life_at_ms;         /* client_lifetime deadline (monotonic) */
     unsigned nreq;              /* requests served on this connection so far */
     int ready;                  /* a pipelined request is buffered: begin it next round */
+    int closing;                /* draining: closed once the last response is flushed */
     uint16_t local_port;
     struct sockaddr_storage peer;
 };
@@ -137,15 +138,35 @@ void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage
     arm(d, nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
 }
 
+/* Draining: the last response's bytes are out; now the connection goes. */
+static void idle_flushed_cb(pd_conn *conn, void *arg)
+{
+    if (evbuffer_get_length(pd_conn_output(conn)) == 0)
+        idle_close(arg);
+}
+
 void client_idle_drain(pd_engine *w)
 {
     struct pd_idle *d, *next;
     for (d = TAILQ_FIRST(&w->idle); d; d = next) {
         next = TAILQ_NEXT(d, link);
-        if (d->nreq == 0 && !d->ready)
+        if (d->closing)
+            continue;
+        if (d->nreq == 0 && !d->ready) {
             arm(d, 1000); /* just accepted: its request may be on the way, give it 1 s */
-        else
+        } else if (evbuffer_get_length(pd_conn_output(d->conn))) {
+            /* a keep-alive connection whose last response is still being
+             * written: no new request, close it once the bytes are out
+             * (shutdown_lifetime bounds the wait) */
+            d->closing = 1;
+            d->ready = 0;
+            event_del(&d->timer);
+            pd_conn_disable(d->conn, EV_READ);
+            pd_conn_setcb(d->conn, NULL, idle_flushed_cb, idle_event_cb, d);
+            pd_conn_enable(d->conn, EV_WRITE);
+        } else {
             idle_close(d); /* idle keep-alive connection */
+        }
     }
 }
 
@@ -154,6 +175,15 @@ void client_idle_close_all(pd_engine *w)
     struct pd_idle *d;
     while ((d = TAILQ_FIRST(&w->idle)))
         idle_close(d);
+}
+
+size_t client_idle_pending(const pd_engine *w)
+{
+    size_t n = 0;
+    const struct pd_idle *d;
+    TAILQ_FOREACH(d, &w->idle, link)
+        n += evbuffer_get_length(pd_conn_output(d->conn));
+    return n;
 }
 
 int client_idle_count(const pd_engine *w)

@@ -408,11 +408,14 @@ void client_intercept_dst(struct pd_client *c, pd_dns_result *r);
  * request_timeout (first) or client_idle_pconn_timeout, and the lifetime. */
 void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
                       uint16_t local_port, unsigned nreq, int64_t life_at_ms);
-/* Drain: waiting keep-alive connections close now, new ones get a second. */
+/* Drain: waiting keep-alive connections close now (once their last response
+ * is flushed), new ones get a second. */
 void client_idle_drain(pd_engine *w);
 void client_idle_close_all(pd_engine *w);
 /* How many connections wait for a request now. */
 int client_idle_count(const pd_engine *w);
+/* Response bytes the waiting connections still have to write (tests). */
+size_t client_idle_pending(const pd_engine *w);
 /* The address of sa (IPv4 or IPv6) as text; "" when it has none. */
 void client_peer_ip(const struct sockaddr *sa, char *ip, size_t len);
 

@@ -170,6 +170,10 @@ static void setup(void)
 
     int sv[2];
     ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    /* a small kernel buffer towards the client: a client that stops reading
+     * leaves a response's bytes queued in proxyd, which some tests need */
+    int sndbuf = 16384;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     struct sockaddr_in peer = { .sin_family = AF_INET, .sin_port = htons(40000),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     ck_assert_int_eq(pd_client_accept(&W, sv[0], (struct sockaddr *)&peer, sizeof peer, 3128), 0);
@@ -205,6 +209,12 @@ static int n_busy(void)
 static int n_idle(void)
 {
     return client_idle_count(&W);
+}
+
+/* Bytes proxyd holds for the client: the idle connection's output. */
+static size_t pending_to_client(void)
+{
+    return client_idle_pending(&W);
 }
 
 static enum cstate busy_state(void)
@@ -403,6 +413,38 @@ START_TEST(idle_connection_closed_by_client)
 }
 END_TEST
 
+/* Draining (SIGTERM) while a keep-alive connection is idle with its last
+ * response still queued (the client reads slowly): the bytes all go out,
+ * then the connection closes. (Once the idle connection was closed at once
+ * and the queued bytes lost.) */
+START_TEST(drain_flushes_an_idle_connection)
+{
+    enum { BODY = 200 * 1024 };
+    peer_send(&cl, request("/slowreader"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    event_del(cl.ev); /* the client stops reading */
+    char head[128];
+    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BODY);
+    peer_send(&org, head);
+    char *body = malloc(BODY + 1);
+    memset(body, 'b', BODY);
+    body[BODY] = '\0';
+    peer_send(&org, body);
+    free(body);
+    RUN_UNTIL(n_idle() == 1); /* the transaction is over ... */
+    ck_assert_uint_gt(pending_to_client(), 0); /* ... its bytes still queued */
+    W.draining = 1;
+    pd_client_drain_all(&W);
+    event_add(cl.ev, NULL); /* the client reads again */
+    RUN_UNTIL(cl.eof);
+    char *b = strstr(cl.buf, "\r\n\r\n");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(cl.len - (size_t)(b + 4 - cl.buf), BODY);
+    ck_assert_int_eq(n_idle(), 0);
+    ck_assert_int_eq(W.n_clients, 0);
+}
+END_TEST
+
 START_TEST(refused_origin_is_502)
 {
     close(lsock); /* nobody listens there any more */
@@ -542,6 +584,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, pipelined_requests_answered_in_order);
     tcase_add_test(tc, request_timeout_answers_408);
     tcase_add_test(tc, idle_connection_closed_by_client);
+    tcase_add_test(tc, drain_flushes_an_idle_connection);
     tcase_add_test(tc, refused_origin_is_502);
     tcase_add_test(tc, connect_tunnel_relays_and_half_closes);
     tcase_add_loop_test(tc, background_revalidation_outlives_the_client, 0,
