@@ -605,8 +605,8 @@ def report(out, publish):
         os.makedirs(os.path.join(publish, "benchmarks"), exist_ok=True)
         target = os.path.join(publish, "benchmarks.md")
         with open(target, "w" if not os.path.exists(target) else "r+") as f:
-            # the bench/compare and bench/hitratio sections (between their markers) are
-            # kept: they come from other tools and other runs
+            # the Docker run's, bench/compare's and bench/hitratio's sections (between their
+            # markers) are kept: they come from other tools and other runs
             kept = ""
             if f.mode == "r+":
                 old = f.read()
@@ -624,7 +624,8 @@ def report(out, publish):
 
 COMPARE_BEGIN = "<!-- bench/compare: begin -->"
 COMPARE_END = "<!-- bench/compare: end -->"
-KEPT_SECTIONS = [(COMPARE_BEGIN, COMPARE_END),
+KEPT_SECTIONS = [("<!-- bench/run docker: begin -->", "<!-- bench/run docker: end -->"),
+                 (COMPARE_BEGIN, COMPARE_END),
                  ("<!-- bench/hitratio: begin -->", "<!-- bench/hitratio: end -->")]
 
 
