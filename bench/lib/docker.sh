@@ -46,8 +46,11 @@ DK_SQUID_IMAGE=proxyd-bench/squid:local
 DK_ROUTED_NET=pdk-routed
 DK_CONTAINERS=()
 DK_CNT=0
+# Bound on each image build step (mmdebstrap, docker build), seconds.
+DK_BUILD_TIMEOUT=${BENCH_DOCKER_BUILD_TIMEOUT:-1800}
 
-dk() { "$DK_CLI" -H "unix://$DK_DIR/docker.sock" "$@"; }
+DK_SOCK=
+dk() { "$DK_CLI" -H "unix://$DK_SOCK" "$@"; }
 
 # dk_usable: true if dockerd can run here; prints the reason otherwise.
 dk_usable() {
@@ -102,12 +105,18 @@ dk_pick_net() {
 dk_origin_addr() { echo "$DK_NET.1"; }
 dk_nat_addr() { echo "$DK_NET.2"; }
 
-# dk_base_tar: a Debian 12 minbase tarball (mmdebstrap, Debian's repositories), cached.
+# dk_base_tar: a Debian 12 minbase tarball (mmdebstrap, Debian's repositories), cached;
+# BENCH_DOCKER_BASE_TAR names one made already (e.g. the slow tests' slow-cache/bookworm-slim.tar).
 dk_base_tar() {
     local tar=$DK_CACHE/bookworm-minbase.tar
+    if [ -n "${BENCH_DOCKER_BASE_TAR:-}" ]; then
+        [ -s "$BENCH_DOCKER_BASE_TAR" ] || { echo "BENCH_DOCKER_BASE_TAR: no such tarball" >&2; return 1; }
+        echo "$BENCH_DOCKER_BASE_TAR"
+        return 0
+    fi
     if [ ! -s "$tar" ]; then
         command -v mmdebstrap >/dev/null || { echo "mmdebstrap missing (apt-get install mmdebstrap)" >&2; return 1; }
-        mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
+        timeout "$DK_BUILD_TIMEOUT" mmdebstrap --quiet --variant=minbase --mode=root --format=tar \
             --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
             bookworm "$tar.tmp" >"$DK_DIR/mmdebstrap.log" 2>&1 || {
             tail -20 "$DK_DIR/mmdebstrap.log" >&2
@@ -181,7 +190,7 @@ dk_build_images() {
                 fi
                 printf 'FROM scratch\nCOPY rootfs/ /\nLABEL io.proxyd.bench.inputs=host-%s\nUSER 10001:10001\nEXPOSE 3128\nENTRYPOINT ["/usr/sbin/proxyd"]\n' \
                     "$sum" >"$ctx/Dockerfile"
-                DOCKER_BUILDKIT=0 dk build -q -t "$DK_PROXYD_IMAGE" "$ctx" >"$DK_DIR/build-proxyd.log" 2>&1 ||
+                DOCKER_BUILDKIT=0 timeout "$DK_BUILD_TIMEOUT" "$DK_CLI" -H "unix://$DK_SOCK" build -q -t "$DK_PROXYD_IMAGE" "$ctx" >"$DK_DIR/build-proxyd.log" 2>&1 ||
                     { tail -20 "$DK_DIR/build-proxyd.log" >&2; return 1; }
             fi
             ctx=$DK_DIR/ctx/squid
@@ -194,7 +203,7 @@ dk_build_images() {
                     while read -r f; do [ -f "$f" ] && echo "$f"; done)
                 printf 'FROM scratch\nCOPY rootfs/ /\nLABEL io.proxyd.bench.inputs=host-%s\nEXPOSE 3128\nENTRYPOINT ["/usr/sbin/squid", "-N"]\n' \
                     "$sum" >"$ctx/Dockerfile"
-                DOCKER_BUILDKIT=0 dk build -q -t "$DK_SQUID_IMAGE" "$ctx" >"$DK_DIR/build-squid.log" 2>&1 ||
+                DOCKER_BUILDKIT=0 timeout "$DK_BUILD_TIMEOUT" "$DK_CLI" -H "unix://$DK_SOCK" build -q -t "$DK_SQUID_IMAGE" "$ctx" >"$DK_DIR/build-squid.log" 2>&1 ||
                     { tail -20 "$DK_DIR/build-squid.log" >&2; return 1; }
             fi
             ;;
@@ -206,10 +215,10 @@ dk_build_images() {
                     return 1
             fi
             # docker build's own layer cache skips what did not change.
-            DOCKER_BUILDKIT=0 dk build --network host --build-arg BASE_IMAGE=proxyd-bench/bookworm:base \
+            DOCKER_BUILDKIT=0 timeout "$DK_BUILD_TIMEOUT" "$DK_CLI" -H "unix://$DK_SOCK" build --network host --build-arg BASE_IMAGE=proxyd-bench/bookworm:base \
                 -f "$src/docker/Dockerfile" -t "$DK_PROXYD_IMAGE" "$src" >"$DK_DIR/build-proxyd.log" 2>&1 ||
                 { tail -30 "$DK_DIR/build-proxyd.log" >&2; return 1; }
-            DOCKER_BUILDKIT=0 dk build --network host --build-arg BASE_IMAGE=proxyd-bench/bookworm:base \
+            DOCKER_BUILDKIT=0 timeout "$DK_BUILD_TIMEOUT" "$DK_CLI" -H "unix://$DK_SOCK" build --network host --build-arg BASE_IMAGE=proxyd-bench/bookworm:base \
                 -f "$src/bench/docker/squid.Dockerfile" -t "$DK_SQUID_IMAGE" "$src/bench/docker" \
                 >"$DK_DIR/build-squid.log" 2>&1 || { tail -30 "$DK_DIR/build-squid.log" >&2; return 1; }
             ;;
@@ -239,26 +248,56 @@ dk_start() {
     # The data-root is the image cache; only one dockerd may use it at a time.
     exec {DK_LOCK}>"$DK_CACHE/lock"
     flock -w 60 "$DK_LOCK" || { echo "docker: $DK_CACHE is in use by another bench run" >&2; return 1; }
-    nsenter --net="/run/netns/$DK_NS" dockerd --iptables=true --ip-masq=true --ip6tables=false \
-        --userland-proxy=false --bip "$DK_NET.65/26" --cgroup-parent "/$DK_TAG" \
-        --data-root "$DK_CACHE/root" --exec-root "$DK_DIR/exec" --pidfile "$DK_DIR/dockerd.pid" \
-        -H "unix://$DK_DIR/docker.sock" --log-level warn >"$DK_DIR/dockerd.log" 2>&1 &
-    DK_PID=$!
-    deadline=$((SECONDS + 60))
-    until dk info >/dev/null 2>&1; do
-        if ! bench_alive "$DK_PID" || [ $SECONDS -ge $deadline ]; then
-            echo "dockerd did not start; its log says:" >&2
-            tail -10 "$DK_DIR/dockerd.log" >&2
-            return 1
-        fi
-        sleep 0.1
-    done
+    if [ "$DK_IMAGES" = dockerfile ]; then
+        # apt-get in the build stages needs Debian's repositories, which the namespace does
+        # not reach (the host does not forward for it): the images are built by a dockerd in
+        # the host's namespace without bridge or iptables rules (as tests/slow/test_docker.sh
+        # runs it; builds use --network host), on the same data-root, stopped before the
+        # namespace's dockerd starts on it.
+        DK_SOCK=$DK_DIR/build.sock
+        dk_dockerd build --iptables=false --ip6tables=false --bridge=none --ip-forward=false \
+            --ip-masq=false || return 1
+        dk_build_images "$3" "$4" || return 1
+        bench_stop_pid "$DK_PID" 30
+        DK_PID=''
+        dk_umount
+    fi
+    DK_SOCK=$DK_DIR/docker.sock
+    dk_dockerd docker --iptables=true --ip-masq=true --ip6tables=false --userland-proxy=false \
+        --bip "$DK_NET.65/26" --cgroup-parent "/$DK_TAG" || return 1
     dk network rm "$DK_ROUTED_NET" >/dev/null 2>&1 || true
     dk network create -d bridge --subnet "$DK_NET.128/25" --gateway "$DK_NET.129" \
         -o com.docker.network.bridge.enable_ip_masquerade=false \
         -o com.docker.network.bridge.name=pdk0r "$DK_ROUTED_NET" >/dev/null || return 1
     ip netns exec "$DK_NS" iptables -I DOCKER-USER -i "$n" -o pdk0r -j ACCEPT || return 1
-    dk_build_images "$3" "$4" || return 1
+    [ "$DK_IMAGES" = dockerfile ] || dk_build_images "$3" "$4" || return 1
+}
+
+# dk_dockerd NAME ARGS...: starts dockerd (in the namespace for NAME=docker) on the cache's
+# data-root with its exec-root, pidfile and log named NAME in DK_DIR and its socket DK_SOCK;
+# sets DK_PID; returns once it answers (60 s at most).
+dk_dockerd() {
+    local name=$1 deadline
+    local -a in_ns=()
+    shift
+    [ "$name" != docker ] || in_ns=(nsenter --net="/run/netns/$DK_NS")
+    "${in_ns[@]}" dockerd "$@" --data-root "$DK_CACHE/root" --exec-root "$DK_DIR/exec-$name" \
+        --pidfile "$DK_DIR/$name.pid" -H "unix://$DK_SOCK" --log-level warn >"$DK_DIR/$name.log" 2>&1 &
+    DK_PID=$!
+    deadline=$((SECONDS + 60))
+    until dk info >/dev/null 2>&1; do
+        if ! bench_alive "$DK_PID" || [ $SECONDS -ge $deadline ]; then
+            echo "dockerd did not start; its log says:" >&2
+            tail -10 "$DK_DIR/$name.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# dk_umount: what a stopped dockerd left mounted under its directories.
+dk_umount() {
+    findmnt -rn -o TARGET | grep -E "^($DK_DIR|$DK_CACHE)/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
 }
 
 # dk_run PLATFORM PROXY DIR WORKERS: one proxy container, its configuration from proxies.sh
@@ -331,13 +370,11 @@ dk_cleanup() {
     [ "$DK_UP" = 1 ] || return 0
     if [ -n "$DK_PID" ] && bench_alive "$DK_PID"; then
         dk_rm_containers
-        dk ps -aq --filter "name=^$DK_TAG-" 2>/dev/null | xargs -r "$DK_CLI" -H "unix://$DK_DIR/docker.sock" rm -f >/dev/null 2>&1
+        dk ps -aq --filter "name=^$DK_TAG-" 2>/dev/null | xargs -r "$DK_CLI" -H "unix://$DK_SOCK" rm -f >/dev/null 2>&1
         bench_stop_pid "$DK_PID" 30
     fi
     DK_PID=''
-    if [ -n "$DK_DIR" ]; then
-        findmnt -rn -o TARGET | grep -E "^($DK_DIR|$DK_CACHE)/" | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    fi
+    [ -z "$DK_DIR" ] || dk_umount
     ip route del "$DK_NET.128/25" 2>/dev/null || true
     ip link del "${DK_TAG}h" 2>/dev/null || true
     ip netns del "$DK_NS" 2>/dev/null || true
