@@ -81,6 +81,9 @@ dk_reap_stale() {
         [ ! -d "/proc/$pid" ] || continue
         ip netns del "$ns" 2>/dev/null || true
     done
+    # (pdk0r, the routed network's bridge, belongs in a namespace: one in the host's was made
+    # by a dockerd that restored it from a data-root of an older bench version.)
+    ip link del pdk0r 2>/dev/null || true
     for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1); do
         [[ $l =~ ^pdk([0-9]+)h$ ]] || continue
         [ ! -d "/proc/${BASH_REMATCH[1]}" ] || continue
@@ -281,6 +284,10 @@ dk_dockerd() {
     local -a in_ns=()
     shift
     [ "$name" != docker ] || in_ns=(nsenter --net="/run/netns/$DK_NS")
+    # The networks a dockerd stored in the data-root would be made again by the next one,
+    # wherever it runs (the routed network's bridge in the host's namespace, for the build
+    # dockerd): the cache keeps images only.
+    rm -rf "$DK_CACHE/root/network"
     "${in_ns[@]}" dockerd "$@" --data-root "$DK_CACHE/root" --exec-root "$DK_DIR/exec-$name" \
         --pidfile "$DK_DIR/$name.pid" -H "unix://$DK_SOCK" --log-level warn >"$DK_DIR/$name.log" 2>&1 &
     DK_PID=$!
@@ -370,6 +377,7 @@ dk_cleanup() {
     [ "$DK_UP" = 1 ] || return 0
     if [ -n "$DK_PID" ] && bench_alive "$DK_PID"; then
         dk_rm_containers
+        dk network rm "$DK_ROUTED_NET" >/dev/null 2>&1 || true
         dk ps -aq --filter "name=^$DK_TAG-" 2>/dev/null | xargs -r "$DK_CLI" -H "unix://$DK_SOCK" rm -f >/dev/null 2>&1
         bench_stop_pid "$DK_PID" 30
     fi
