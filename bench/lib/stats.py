@@ -140,6 +140,8 @@ PLATFORM_NAMES = {
     "native": "native",
     "ns-routed": "container, routed (netns)",
     "ns-nat": "container, NAT (netns)",
+    "docker-routed": "Docker, routed",
+    "docker-nat": "Docker, NAT",
     "kvm-e1000": "KVM, e1000",
     "kvm-virtio": "KVM, virtio-net",
 }
@@ -453,9 +455,12 @@ def report(out, publish):
               "with the study's cache settings (cache_mem 260 MB, maximum_object_size 1024 KB, "
               "memory only; `cache deny all` when the cache is off). A proxyd *instance* runs one "
               "worker unless the row says otherwise; a Squid instance is one process. Platforms: "
-              "native (instances on other ports of 127.0.0.1); container routed / NAT emulated "
-              "with network namespaces, veth pairs and iptables DNAT + MASQUERADE (no container "
-              "engine runs here); KVM guests (4 vCPUs, 4 GB, as in the study) with an emulated e1000 "
+              "native (instances on other ports of 127.0.0.1); container routed / NAT (netns) emulated "
+              "with network namespaces, veth pairs and iptables DNAT + MASQUERADE; Docker routed / "
+              "NAT: one container per instance (4 CPUs, 4 GB) on a dockerd of the bench's own in a "
+              "network namespace, NAT = the default bridge with a published port (Docker's DNAT, "
+              "no userland proxy), routed = a bridge network without masquerading reached through "
+              "a host route to the container's address (bench/README.md); KVM guests (4 vCPUs, 4 GB, as in the study) with an emulated e1000 "
               "or a virtio-net NIC on qemu's user-mode network, from the image that "
               "`bench/vm/build-image` builds: it runs both proxyd (one worker) and Debian's Squid "
               "with the same settings, each cell loads one of them while the other idles; the "
@@ -537,7 +542,8 @@ def report(out, publish):
         md.append("CPU: CPU time of all the proxy's processes over the load's wall time, in % of "
                   "one CPU (as top and docker stats show it); memory: mean proportional set size "
                   "(Pss, shared pages split between the processes that map them) over MemTotal, "
-                  "sampled every 0.2 s from /proc. The study measured containers only; a guest would be "
+                  "sampled every 0.2 s from /proc; on the Docker platforms the container's control group, as "
+                  "docker stats reads it (CPU usage; memory usage less inactive file pages). The study measured containers only; a guest would be "
                   "measured as a whole VM, so the KVM platforms are not in this table.\n")
         md.append("| platform | proxyd CPU % | proxyd mem % (MB) | proxyd ms/req | Squid CPU % | "
                   "Squid mem % (MB) | Squid ms/req | ratio CPU | ratio mem |")
@@ -599,8 +605,8 @@ def report(out, publish):
         os.makedirs(os.path.join(publish, "benchmarks"), exist_ok=True)
         target = os.path.join(publish, "benchmarks.md")
         with open(target, "w" if not os.path.exists(target) else "r+") as f:
-            # the bench/compare and bench/hitratio sections (between their markers) are
-            # kept: they come from other tools and other runs
+            # the Docker run's, bench/compare's and bench/hitratio's sections (between their
+            # markers) are kept: they come from other tools and other runs
             kept = ""
             if f.mode == "r+":
                 old = f.read()
@@ -618,7 +624,8 @@ def report(out, publish):
 
 COMPARE_BEGIN = "<!-- bench/compare: begin -->"
 COMPARE_END = "<!-- bench/compare: end -->"
-KEPT_SECTIONS = [(COMPARE_BEGIN, COMPARE_END),
+KEPT_SECTIONS = [("<!-- bench/run docker: begin -->", "<!-- bench/run docker: end -->"),
+                 (COMPARE_BEGIN, COMPARE_END),
                  ("<!-- bench/hitratio: begin -->", "<!-- bench/hitratio: end -->")]
 
 
