@@ -522,8 +522,10 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     pd_head_begin(h, out);
     pd_head_add(h, m->method.p, m->method.len);
     pd_head_add(h, " ", 1);
-    if (c->via_peer || c->via_member) {
-        /* to a parent as to any proxy: the absolute form (RFC 9112 3.2.2) */
+    int origin_peer = c->via_peer && pd_peer_origin_server(w->peers, c->via_peer - 1);
+    if ((c->via_peer && !origin_peer) || c->via_member) {
+        /* to a parent as to any proxy: the absolute form (RFC 9112 3.2.2); to an
+         * originserver peer, as to the origin, the origin-form with Host */
         char abs[PD_URL_HOST_MAX + 8192];
         size_t al = pd_url_format(&c->url, abs, sizeof abs);
         pd_head_add(h, abs, al < sizeof abs ? al : sizeof abs - 1);
@@ -613,8 +615,11 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         if (pa)
             pd_head_field(h, pa->name, pa->value);
     }
-    if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1))
-        pd_head_field(h, PD_STR("Proxy-Authorization"),
+    if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1) &&
+        !(origin_peer && pd_http_msg_find(m, "Authorization")))
+        /* login= to an origin server is its Authorization, unless the client's
+         * own went on above (as Squid's httpFixupAuthentication) */
+        pd_head_field(h, pd_str_z(origin_peer ? "Authorization" : "Proxy-Authorization"),
                       pd_str_z(pd_peer_auth(w->peers, c->via_peer - 1)));
     if (m->body == PD_BODY_CHUNKED)
         pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
