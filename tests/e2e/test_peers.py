@@ -143,6 +143,34 @@ class PeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(1)
         self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
 
+    def test_originserver_gets_origin_form(self):
+        # an accelerator's origin as a peer: it is selected as a parent, and
+        # sent what an origin gets (origin-form, the request's Host, login= as
+        # Authorization, nothing for a proxy)
+        o = self.origin()
+        child = self.proxy("cache_peer %s parent %d 0 no-query originserver login=alice:s3cret "
+                           "name=web\nnever_direct allow all\ncache deny all\n"
+                           % (HOST, o.port), workers=1)
+        r = proxy_request(child, "GET", "http://www.site.test/path?q=1")
+        self.assertEqual((r.status, r.body), (200, b"ok /path?q=1"), r.body)
+        q = o.requests[-1]
+        self.assertEqual((q.method, q.target), ("GET", "/path?q=1"))
+        self.assertEqual(q.get("host"), "www.site.test")
+        self.assertEqual(q.get("authorization"),
+                         "Basic " + base64.b64encode(b"alice:s3cret").decode())
+        self.assertFalse(q.has("proxy-authorization"))
+        child.wait_access_lines(1)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
+        # the client's own Authorization goes on in place of login=; a port in
+        # the URL stays in Host
+        r = proxy_request(child, "GET", "http://www.site.test:8080/two",
+                          headers=[("Authorization", "Bearer abc")])
+        self.assertEqual(r.status, 200, r.body)
+        q = o.requests[-1]
+        self.assertEqual(q.target, "/two")
+        self.assertEqual(q.get("host"), "www.site.test:8080")
+        self.assertEqual(q.get_all("authorization"), ["Bearer abc"])
+
     def test_connect_through_a_parent(self):
         echo = self.echo()
         p1, = self.parents(1)
