@@ -69,6 +69,24 @@ class PeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(17)
         self.assertRegex(child.access_lines()[-1], r" TCP_MISS/503 .* HIER_NONE/- ")
 
+    def test_weighted_round_robin_without_rtt_goes_by_weight(self):
+        # no ICP (no-query): no round-trip time is measured, so a pick costs
+        # 1 ms / weight= and weight=3 gets three requests for the other's one
+        o = self.origin()
+        p1, p2 = self.parents(2)
+        child = self.proxy(parent_line(p1, "p1", "weighted-round-robin") +
+                           parent_line(p2, "p2", "weighted-round-robin weight=3") +
+                           "never_direct allow all\ncache deny all\n", workers=1)
+        for i in range(8):
+            r = proxy_request(child, "GET", o.url("/w%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"ok /w%d" % i))
+        p1.wait_access_lines(2)
+        p2.wait_access_lines(6)
+        self.assertEqual((len(p1.access_lines()), len(p2.access_lines())), (2, 6))
+        child.wait_access_lines(8)
+        lines = child.access_lines()
+        self.assertEqual(sum(" ROUNDROBIN_PARENT/127.0.0.1 " in l for l in lines), 8, lines)
+
     def test_max_conn_skips_a_full_parent(self):
         o = self.origin()
         release = threading.Event()
