@@ -1242,7 +1242,8 @@ static const directive directives[] = {
              "round-robin by weight=. originserver: the peer is an origin server (an "
              "accelerator's backend): it is selected as a parent but sent the request in "
              "origin-form (`GET /path`) with the request's Host, and login= goes as "
-             "Authorization (unless the client sent its own)." },
+             "Authorization (unless the client sent its own); a CONNECT to it tunnels "
+             "straight to it." },
     { .name = "cache_peer_access", .set = parse_lines, FIELD(cache_peer_access), .min_args = 2,
       .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same.",

@@ -1256,7 +1256,10 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
         setup_upstream(c);
         int one = 1;
         setsockopt(pd_conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (c->req.method_id == PD_M_CONNECT && c->via_peer)
+        /* an originserver peer is the far end itself: the tunnel goes straight
+         * to it, no CONNECT (as Squid's tunnel to such a peer) */
+        if (c->req.method_id == PD_M_CONNECT && c->via_peer &&
+            !pd_peer_origin_server(c->w->peers, c->via_peer - 1))
             client_tunnel_via_peer(c);
         else if (c->req.method_id == PD_M_CONNECT)
             client_tunnel_start(c);

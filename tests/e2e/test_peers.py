@@ -213,6 +213,30 @@ class PeersTest(pdtest.ProxyTestCase):
         p1.wait_access_lines(1)
         self.assertIn("CONNECT", p1.access_lines()[-1])
 
+    def test_connect_to_an_originserver_peer_is_a_plain_tunnel(self):
+        # the peer is the far end: the tunnel is to it, with no CONNECT sent on
+        # (the echo server would echo a CONNECT line back)
+        echo = self.echo()
+        child = self.proxy("cache_peer %s parent %d 0 no-query originserver name=tls\n"
+                           "never_direct allow all\n" % (HOST, echo.port), workers=1)
+        with pdtest.Client(child) as c:
+            c.send(b"CONNECT www.site.test:443 HTTP/1.1\r\nHost: www.site.test:443\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c._recv(4096)
+                self.assertTrue(chunk, head)
+                head += chunk
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            c.send(b"ping\n")
+            got = head.split(b"\r\n\r\n", 1)[1]
+            while len(got) < 5:
+                chunk = c._recv(4096)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"ping\n")
+        child.wait_access_lines(1)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
+
     def test_forwarding_loop_refused(self):
         o = self.origin()
         p = self.proxy("cache deny all\n", workers=1)
