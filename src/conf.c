@@ -1214,11 +1214,13 @@ static const directive directives[] = {
                "name=, connect-timeout=, connect-fail-limit=, login=user:pass (Basic), carp "
                "(Squid's hash: a mixed tier sends a URL to the same parent), sourcehash and "
                "userhash (Squid's hashes of the client address and of the user name), proxy-only, "
-               "closest-only, allow-miss, max-conn= (per worker, as per Squid kid), and "
+               "closest-only, allow-miss, max-conn= (per worker, as per Squid kid), "
+               "weighted-round-robin (by the ICP round-trip time over weight=, as Squid; "
+               "until one is measured, round-robin by weight=, where Squid ignores weight=), "
+               "originserver (origin-form requests, login= as Authorization), and "
                "no-digest and no-netdb-exchange (proxyd uses neither). "
                "Peers with an ICP port are asked by ICP on a miss, as Squid asks them. "
-               "`multicast` peers, htcp, weighted-round-robin "
-               "(RTT-based in Squid; use round-robin with weight=), carp-key=, originserver "
+               "`multicast` peers, htcp, carp-key= "
                "and the TLS options are errors.",
       .doc = "`cache_peer HOST parent|sibling HTTP_PORT ICP_PORT [OPTION...]`: a parent or "
              "sibling proxy. On a miss the peers with an ICP port (not no-query) are asked "
@@ -1232,7 +1234,16 @@ static const directive directives[] = {
              "connect-fail-limit (10) connects in a row is dead and skipped until "
              "dead_peer_timeout has passed; then one request probes it. proxy-only: what "
              "comes from the peer is not stored. max-conn=N: a worker uses at most N "
-             "connections to the peer at once; a peer at its cap is skipped." },
+             "connections to the peer at once; a peer at its cap is skipped. "
+             "weighted-round-robin: among these parents the one whose picks so far add up "
+             "to the least goes first (ROUNDROBIN_PARENT), a pick adding its ICP round-trip "
+             "time (a running mean, at least 1 ms) divided by weight=; a parent not yet "
+             "measured (no-query, no answer yet) counts 1 ms, so without ICP it is a "
+             "round-robin by weight=. originserver: the peer is an origin server (an "
+             "accelerator's backend): it is selected as a parent but sent the request in "
+             "origin-form (`GET /path`) with the request's Host, and login= goes as "
+             "Authorization (unless the client sent its own); a CONNECT to it tunnels "
+             "straight to it." },
     { .name = "cache_peer_access", .set = parse_lines, FIELD(cache_peer_access), .min_args = 2,
       .flags = F_LIST, .def_doc = "allow all",
       .squid = "Same.",

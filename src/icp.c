@@ -429,6 +429,7 @@ static void answer(pd_icp *icp, const unsigned char *buf, size_t len, const stru
     if (rtt >= 1 && rtt <= 10000) { /* neighborUpdateRtt: a running mean over 50 answers */
         uint32_t n = p->acked < 50 ? p->acked : 50;
         p->rtt_ms = (int)(((int64_t)p->rtt_ms * (n - 1) + rtt) / n);
+        pd_peer_set_rtt(ps, idx, p->rtt_ms); /* weighted-round-robin's measure */
     }
     q->replied[j] = 1;
     q->o.replies++;

@@ -13,6 +13,8 @@
  * USERHASH_PARENT; CARP: the URL's highest-scoring live
  * allowed CARP parent, CARP; round-robin: the live allowed
  * round-robin parent with the least requests per weight, ROUNDROBIN_PARENT;
+ * weighted-round-robin: the one with the least sum of ICP RTT/weight picks,
+ * ROUNDROBIN_PARENT (wrr_pick);
  * else the first live allowed parent, FIRSTUP_PARENT; else the first live
  * allowed `default` parent, DEFAULT_PARENT), then every other live allowed
  * parent in configuration order (ANY_OLD_PARENT), then the `default` parent
@@ -52,6 +54,8 @@ struct peer {
     int proxy_only, closest_only, allow_miss;
     int max_conn;              /* max-conn=: connections of a worker in use at once, 0: no cap */
     int is_default, round_robin, carp, sourcehash, userhash;
+    int weighted_rr;           /* weighted-round-robin */
+    int origin_server;         /* originserver: origin-form requests, no proxy credentials */
     int weight;
     uint32_t carp_hash;        /* of the name, as Squid's carpInit (sourcehash, userhash too) */
     double carp_mult;          /* CARP load multiplier (0: not a CARP parent) */
@@ -60,6 +64,8 @@ struct peer {
     pd_acl_list *access;       /* cache_peer_access; NULL: all */
     /* per-worker state (see peer.h) */
     uint64_t rr_count;
+    uint64_t wrr_count;        /* weighted-round-robin: the sum of its picks' costs */
+    int rtt_ms;                /* the ICP round-trip time icp.c measured, 0: none yet */
     int fails;                 /* consecutive failed connects */
     int conn_open;             /* connections this worker has in use to it now */
     int64_t dead_since;        /* seconds; 0: alive */
@@ -139,7 +145,7 @@ static long number(const char *s, long max)
 
 static const char *const unsupported_opts[] = {
     "no-delay", "multicast-responder", "multicast-siblings", "htcp",
-    "originserver", "carp-key", "weighted-round-robin",
+    "carp-key",
     "monitorurl", "monitorinterval", "monitortimeout", "monitorsize", "background-ping",
     "ttl", "standby", "forceddomain", "tls", "ssl", "connection-auth", "auth-no-keytab",
     "basetime", "mcast-responder", "no-tproxy", "front-end-https", "login=PASS",
@@ -182,6 +188,10 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             p->is_default = 1;
         } else if (!strcmp(o, "round-robin")) {
             p->round_robin = 1;
+        } else if (!strcmp(o, "weighted-round-robin")) {
+            p->weighted_rr = 1;
+        } else if (!strcmp(o, "originserver")) {
+            p->origin_server = 1;
         } else if (!strcmp(o, "carp")) {
             p->carp = 1;
         } else if (!strcmp(o, "sourcehash")) {
@@ -524,6 +534,39 @@ static int add(pd_peer_cand *out, int n, int max, int peer, const char *hier)
     return n;
 }
 
+/*
+ * weighted-round-robin (the rule of Squid's getWeightedRoundRobinParent):
+ * the live allowed weighted-round-robin parent whose counter is least (on a
+ * tie the later one); the pick adds its cost to its counter, the cost being
+ * its ICP round-trip time over its weight, so a parent twice as fast (or
+ * twice as heavy) is picked twice as often. Squid's cost is the whole
+ * milliseconds rtt/weight, at least 1, which with no RTT measured makes
+ * every parent cost 1 and ignores weight=; proxyd's is
+ * max(rtt, 1) * 1000 / weight, the same proportions with measured RTTs, and
+ * with none (no ICP, no-query, no answer yet) a round-robin by weight=.
+ * Squid logs the pick ROUNDROBIN_PARENT, so does proxyd.
+ */
+static int wrr_pick(pd_peers *ps, const int *ok, int np, int64_t now)
+{
+    int best = -1;
+    for (int k = 0; k < np; k++) {
+        const struct peer *p = &ps->v[k];
+        if (!p->weighted_rr || !ok[k] || !alive(p, now, ps->dead_timeout))
+            continue;
+        if (best < 0 || p->wrr_count <= ps->v[best].wrr_count)
+            best = k;
+    }
+    if (best < 0)
+        return -1;
+    struct peer *q = &ps->v[best];
+    uint64_t cost = (uint64_t)(q->rtt_ms > 1 ? q->rtt_ms : 1) * 1000u / (uint64_t)q->weight;
+    q->wrr_count += cost ? cost : 1;
+    if (q->wrr_count > ((uint64_t)1 << 62)) /* never in practice; keeps the sums apart from wrap */
+        for (int k = 0; k < ps->n; k++)
+            ps->v[k].wrr_count = 0;
+    return best;
+}
+
 static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_cand *out, int n,
                    int max)
 {
@@ -571,7 +614,10 @@ static int parents(pd_peers *ps, const pd_acl_req *req, int64_t now, pd_peer_can
     if (!hier && best >= 0) {
         ps->v[best].rr_count++;
         hier = "ROUNDROBIN_PARENT";
-    } else if (!hier) {
+    }
+    if (!hier && (best = wrr_pick(ps, ok, np, now)) >= 0)
+        hier = "ROUNDROBIN_PARENT";
+    if (!hier) {
         hier = "FIRSTUP_PARENT";
         for (int k = 0; k < np && best < 0; k++)
             if (ok[k] && alive(&ps->v[k], now, ps->dead_timeout))
@@ -638,6 +684,13 @@ const char *pd_peer_host(const pd_peers *ps, int i) { return ps->v[i].host; }
 int pd_peer_port(const pd_peers *ps, int i) { return ps->v[i].http_port; }
 int64_t pd_peer_connect_timeout(const pd_peers *ps, int i) { return ps->v[i].connect_timeout_ms; }
 const char *pd_peer_auth(const pd_peers *ps, int i) { return ps->v[i].auth; }
+int pd_peer_origin_server(const pd_peers *ps, int i) { return ps->v[i].origin_server; }
+
+void pd_peer_set_rtt(pd_peers *ps, int i, int rtt_ms)
+{
+    if (ps && i >= 0 && i < ps->n && rtt_ms >= 0)
+        ps->v[i].rtt_ms = rtt_ms;
+}
 
 /* ---- max-conn ------------------------------------------------------------ */
 

@@ -522,8 +522,10 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
     pd_head_begin(h, out);
     pd_head_add(h, m->method.p, m->method.len);
     pd_head_add(h, " ", 1);
-    if (c->via_peer || c->via_member) {
-        /* to a parent as to any proxy: the absolute form (RFC 9112 3.2.2) */
+    int origin_peer = c->via_peer && pd_peer_origin_server(w->peers, c->via_peer - 1);
+    if ((c->via_peer && !origin_peer) || c->via_member) {
+        /* to a parent as to any proxy: the absolute form (RFC 9112 3.2.2); to an
+         * originserver peer, as to the origin, the origin-form with Host */
         char abs[PD_URL_HOST_MAX + 8192];
         size_t al = pd_url_format(&c->url, abs, sizeof abs);
         pd_head_add(h, abs, al < sizeof abs ? al : sizeof abs - 1);
@@ -613,8 +615,11 @@ static void write_request_head(struct pd_client *c, struct evbuffer *out)
         if (pa)
             pd_head_field(h, pa->name, pa->value);
     }
-    if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1))
-        pd_head_field(h, PD_STR("Proxy-Authorization"),
+    if (c->via_peer && pd_peer_auth(w->peers, c->via_peer - 1) &&
+        !(origin_peer && pd_http_msg_find(m, "Authorization")))
+        /* login= to an origin server is its Authorization, unless the client's
+         * own went on above (as Squid's httpFixupAuthentication) */
+        pd_head_field(h, pd_str_z(origin_peer ? "Authorization" : "Proxy-Authorization"),
                       pd_str_z(pd_peer_auth(w->peers, c->via_peer - 1)));
     if (m->body == PD_BODY_CHUNKED)
         pd_head_add(h, "Transfer-Encoding: chunked\r\n", 28);
@@ -1251,7 +1256,10 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
         setup_upstream(c);
         int one = 1;
         setsockopt(pd_conn_fd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        if (c->req.method_id == PD_M_CONNECT && c->via_peer)
+        /* an originserver peer is the far end itself: the tunnel goes straight
+         * to it, no CONNECT (as Squid's tunnel to such a peer) */
+        if (c->req.method_id == PD_M_CONNECT && c->via_peer &&
+            !pd_peer_origin_server(c->w->peers, c->via_peer - 1))
             client_tunnel_via_peer(c);
         else if (c->req.method_id == PD_M_CONNECT)
             client_tunnel_start(c);

@@ -60,14 +60,20 @@ void pd_peer_connected(pd_peers *ps, int i);
 void pd_peer_failed(pd_peers *ps, int i, int64_t now);
 
 /* About peer i: its name= (or host), host, HTTP port, connect timeout in ms
- * (0: connect_timeout), and the Proxy-Authorization value for login= (or
- * NULL). Strings belong to ps. */
+ * (0: connect_timeout), and the credentials value for login= (or NULL;
+ * sent as Proxy-Authorization, as Authorization to an originserver peer).
+ * Strings belong to ps. */
 const char *pd_peer_name(const pd_peers *ps, int i);
 const char *pd_peer_host(const pd_peers *ps, int i);
 int pd_peer_port(const pd_peers *ps, int i);
 int64_t pd_peer_connect_timeout(const pd_peers *ps, int i);
 const char *pd_peer_auth(const pd_peers *ps, int i);
 int pd_peer_is_dead(const pd_peers *ps, int i, int64_t now);
+/* originserver: requests to it in origin-form, as to the origin (upstream.c) */
+int pd_peer_origin_server(const pd_peers *ps, int i);
+/* The ICP round-trip time icp.c measured to peer i (ms, its running mean);
+ * weighted-round-robin divides it by weight= */
+void pd_peer_set_rtt(pd_peers *ps, int i, int rtt_ms);
 
 /*
  * ICP. The peers to ask about this miss (Squid's peerWouldBePinged, in

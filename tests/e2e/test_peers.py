@@ -69,6 +69,24 @@ class PeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(17)
         self.assertRegex(child.access_lines()[-1], r" TCP_MISS/503 .* HIER_NONE/- ")
 
+    def test_weighted_round_robin_without_rtt_goes_by_weight(self):
+        # no ICP (no-query): no round-trip time is measured, so a pick costs
+        # 1 ms / weight= and weight=3 gets three requests for the other's one
+        o = self.origin()
+        p1, p2 = self.parents(2)
+        child = self.proxy(parent_line(p1, "p1", "weighted-round-robin") +
+                           parent_line(p2, "p2", "weighted-round-robin weight=3") +
+                           "never_direct allow all\ncache deny all\n", workers=1)
+        for i in range(8):
+            r = proxy_request(child, "GET", o.url("/w%d" % i))
+            self.assertEqual((r.status, r.body), (200, b"ok /w%d" % i))
+        p1.wait_access_lines(2)
+        p2.wait_access_lines(6)
+        self.assertEqual((len(p1.access_lines()), len(p2.access_lines())), (2, 6))
+        child.wait_access_lines(8)
+        lines = child.access_lines()
+        self.assertEqual(sum(" ROUNDROBIN_PARENT/127.0.0.1 " in l for l in lines), 8, lines)
+
     def test_max_conn_skips_a_full_parent(self):
         o = self.origin()
         release = threading.Event()
@@ -143,6 +161,34 @@ class PeersTest(pdtest.ProxyTestCase):
         child.wait_access_lines(1)
         self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
 
+    def test_originserver_gets_origin_form(self):
+        # an accelerator's origin as a peer: it is selected as a parent, and
+        # sent what an origin gets (origin-form, the request's Host, login= as
+        # Authorization, nothing for a proxy)
+        o = self.origin()
+        child = self.proxy("cache_peer %s parent %d 0 no-query originserver login=alice:s3cret "
+                           "name=web\nnever_direct allow all\ncache deny all\n"
+                           % (HOST, o.port), workers=1)
+        r = proxy_request(child, "GET", "http://www.site.test/path?q=1")
+        self.assertEqual((r.status, r.body), (200, b"ok /path?q=1"), r.body)
+        q = o.requests[-1]
+        self.assertEqual((q.method, q.target), ("GET", "/path?q=1"))
+        self.assertEqual(q.get("host"), "www.site.test")
+        self.assertEqual(q.get("authorization"),
+                         "Basic " + base64.b64encode(b"alice:s3cret").decode())
+        self.assertFalse(q.has("proxy-authorization"))
+        child.wait_access_lines(1)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
+        # the client's own Authorization goes on in place of login=; a port in
+        # the URL stays in Host
+        r = proxy_request(child, "GET", "http://www.site.test:8080/two",
+                          headers=[("Authorization", "Bearer abc")])
+        self.assertEqual(r.status, 200, r.body)
+        q = o.requests[-1]
+        self.assertEqual(q.target, "/two")
+        self.assertEqual(q.get("host"), "www.site.test:8080")
+        self.assertEqual(q.get_all("authorization"), ["Bearer abc"])
+
     def test_connect_through_a_parent(self):
         echo = self.echo()
         p1, = self.parents(1)
@@ -166,6 +212,30 @@ class PeersTest(pdtest.ProxyTestCase):
             self.assertEqual(got[:5], b"ping\n")
         p1.wait_access_lines(1)
         self.assertIn("CONNECT", p1.access_lines()[-1])
+
+    def test_connect_to_an_originserver_peer_is_a_plain_tunnel(self):
+        # the peer is the far end: the tunnel is to it, with no CONNECT sent on
+        # (the echo server would echo a CONNECT line back)
+        echo = self.echo()
+        child = self.proxy("cache_peer %s parent %d 0 no-query originserver name=tls\n"
+                           "never_direct allow all\n" % (HOST, echo.port), workers=1)
+        with pdtest.Client(child) as c:
+            c.send(b"CONNECT www.site.test:443 HTTP/1.1\r\nHost: www.site.test:443\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = c._recv(4096)
+                self.assertTrue(chunk, head)
+                head += chunk
+            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            c.send(b"ping\n")
+            got = head.split(b"\r\n\r\n", 1)[1]
+            while len(got) < 5:
+                chunk = c._recv(4096)
+                self.assertTrue(chunk)
+                got += chunk
+            self.assertEqual(got, b"ping\n")
+        child.wait_access_lines(1)
+        self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
 
     def test_forwarding_loop_refused(self):
         o = self.origin()

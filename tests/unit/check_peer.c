@@ -177,6 +177,89 @@ START_TEST(round_robin_spreads_by_weight)
 }
 END_TEST
 
+/*
+ * weighted-round-robin: each pick costs the parent max(rtt, 1) * 1000 /
+ * weight; the least total goes next (a tie: the later parent). Measured
+ * RTTs 10, 20 and 40 ms share 70 picks 4:2:1; weight=2 on the 40 ms one
+ * makes it cost as the 20 ms one. Without RTTs: round-robin by weight=.
+ */
+static const struct {
+    int rtt[3], weight[3];
+    int want[3];      /* of 70 picks */
+    const char *first; /* the first pick */
+} wrr_cases[] = {
+    { { 10, 20, 40 }, { 1, 1, 1 }, { 40, 20, 10 }, "c" },
+    { { 10, 20, 40 }, { 1, 1, 2 }, { 34, 18, 18 }, "c" },
+    { { 0, 0, 0 }, { 1, 1, 5 }, { 10, 10, 50 }, "c" },
+    { { 30, 30, 30 }, { 1, 1, 1 }, { 23, 23, 24 }, "c" },
+    { { 5, 0, 0 }, { 1, 1, 1 }, { 7, 31, 32 }, "c" },
+};
+
+START_TEST(weighted_round_robin_table)
+{
+    struct env e;
+    char text[512];
+    snprintf(text, sizeof text,
+             "cache_peer 10.0.0.1 parent 3128 3130 weighted-round-robin name=a weight=%d\n"
+             "cache_peer 10.0.0.2 parent 3128 3130 weighted-round-robin name=b weight=%d\n"
+             "cache_peer 10.0.0.3 parent 3128 3130 weighted-round-robin name=c weight=%d\n"
+             "never_direct allow all\n",
+             wrr_cases[_i].weight[0], wrr_cases[_i].weight[1], wrr_cases[_i].weight[2]);
+    env_load(&e, text);
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    for (int k = 0; k < 3; k++)
+        pd_peer_set_rtt(e.ps, k, wrr_cases[_i].rtt[k]);
+    env_request(&e, "http://www.example.com/", "10.0.0.1");
+    int got[3] = { 0, 0, 0 };
+    for (int i = 0; i < 70; i++) {
+        pd_peer_cand c[PD_PEER_MAX_CAND];
+        int n = pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(n, 3); /* the pick, then the other two as ANY_OLD_PARENT */
+        ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT");
+        ck_assert_str_eq(c[1].hier, "ANY_OLD_PARENT");
+        if (i == 0)
+            ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), wrr_cases[_i].first);
+        got[c[0].peer]++;
+    }
+    for (int k = 0; k < 3; k++)
+        ck_assert_msg(got[k] == wrr_cases[_i].want[k], "case %d peer %d: %d picks, want %d",
+                      _i, k, got[k], wrr_cases[_i].want[k]);
+    env_free(&e);
+}
+END_TEST
+
+/* A dead or disallowed weighted-round-robin parent is passed over; plain
+ * round-robin parents are asked first, as Squid's peerGetSomeParent */
+START_TEST(weighted_round_robin_skips)
+{
+    struct env e;
+    env_load(&e, "acl other dstdomain .other.test\n"
+                 "cache_peer 10.0.0.1 parent 3128 0 weighted-round-robin name=a\n"
+                 "cache_peer 10.0.0.2 parent 3128 0 weighted-round-robin name=b "
+                 "connect-fail-limit=1\n"
+                 "cache_peer 10.0.0.3 parent 3128 0 round-robin name=r\n"
+                 "cache_peer_access r allow other\ncache_peer_access r deny all\n"
+                 "never_direct allow all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    env_request(&e, "http://www.example.com/", "10.0.0.1");
+    pd_peer_failed(e.ps, 1, 1000); /* b is dead */
+    for (int i = 0; i < 4; i++) {
+        pd_peer_cand c[PD_PEER_MAX_CAND];
+        int n = pd_peer_select(e.ps, &e.q, 1, 1001, c, PD_PEER_MAX_CAND);
+        ck_assert_int_eq(n, 1);
+        ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), "a");
+        ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT");
+    }
+    env_request(&e, "http://www.other.test/", "10.0.0.1");
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    ck_assert_int_eq(pd_peer_select(e.ps, &e.q, 1, 1001, c, PD_PEER_MAX_CAND), 2);
+    ck_assert_str_eq(pd_peer_name(e.ps, c[0].peer), "r");
+    ck_assert_str_eq(c[0].hier, "ROUNDROBIN_PARENT");
+    ck_assert_str_eq(pd_peer_name(e.ps, c[1].peer), "a");
+    env_free(&e);
+}
+END_TEST
+
 START_TEST(dead_peer_skipped_then_probed)
 {
     struct env e;
@@ -225,6 +308,19 @@ START_TEST(login_and_options)
     ck_assert_str_eq(pd_peer_host(e.ps, 0), "127.0.0.1");
     ck_assert_int_eq(pd_peer_port(e.ps, 0), 8080);
     ck_assert_int_eq(pd_peer_connect_timeout(e.ps, 0), 3000);
+    ck_assert_int_eq(pd_peer_origin_server(e.ps, 0), 0);
+    env_free(&e);
+    env_load(&e, "cache_peer www.example.com parent 80 0 no-query originserver name=o\n"
+                 "never_direct allow all\n");
+    ck_assert_msg(e.errors == 0, "%s", e.msgs);
+    ck_assert_int_eq(pd_peer_origin_server(e.ps, 0), 1);
+    ck_assert_int_eq(pd_peer_icp_port(e.ps, 0), 0);
+    /* selected as any parent */
+    env_request(&e, "http://www.example.com/x", "10.0.0.1");
+    pd_peer_cand c[PD_PEER_MAX_CAND];
+    ck_assert_int_eq(pd_peer_select(e.ps, &e.q, 1, 1000, c, PD_PEER_MAX_CAND), 1);
+    ck_assert_int_eq(c[0].peer, 0);
+    ck_assert_str_eq(c[0].hier, "FIRSTUP_PARENT");
     env_free(&e);
 }
 END_TEST
@@ -334,7 +430,7 @@ static const struct {
     { "cache_peer p parent 3128 x\n", "'x' is not an ICP port" },
     { "cache_peer p parent 3128 0 carp-key=host\n", "'carp-key=host': option not implemented" },
     { "cache_peer p parent 3128 0 max-conn=0\n", "'max-conn=0': a positive number expected" },
-    { "cache_peer p parent 3128 0 weighted-round-robin\n", "option not implemented" },
+    { "cache_peer p parent 3128 0 ttl=5\n", "'ttl=5': option not implemented" },
     { "cache_peer p parent 3128 0 bogus\n", "'bogus': unknown option" },
     { "cache_peer p parent 3128 0 login=PASSTHRU\n", "only login=USER:PASSWORD" },
     { "cache_peer p parent x 0\n", "'x' is not a port" },
@@ -534,6 +630,9 @@ int main(void)
     TCase *tc = tcase_create("core");
     tcase_add_loop_test(tc, select_table, 0, sizeof sel_cases / sizeof sel_cases[0]);
     tcase_add_test(tc, round_robin_spreads_by_weight);
+    tcase_add_loop_test(tc, weighted_round_robin_table, 0,
+                        sizeof wrr_cases / sizeof wrr_cases[0]);
+    tcase_add_test(tc, weighted_round_robin_skips);
     tcase_add_test(tc, dead_peer_skipped_then_probed);
     tcase_add_test(tc, login_and_options);
     tcase_add_loop_test(tc, carp_table, 0, sizeof carp_cases / sizeof carp_cases[0]);
