@@ -117,8 +117,9 @@ url_rewrite_children 2 startup=1
             # startup=1 in each of the 2 workers (a worker that served none of the
             # requests may still be starting its pools on a loaded machine), nothing
             # waiting now
-            wait_until(lambda labels=labels: (metric(a.metrics(), "proxyd_helper_children", **labels) or 0)
-                       >= 2, what="a started child in each worker's %s pool" % labels["helper"])
+            wait_until(lambda labels=labels: (metric(a.metrics(), "proxyd_helper_children",
+                                                     **labels) or 0) >= 2,
+                       what="a started child in each worker's %s pool" % labels["helper"])
             self.assertEqual(m("proxyd_helper_queue_length", **labels), 0)
             self.assertGreater(m("proxyd_helper_response_seconds_total", **labels), 0)
         self.assertEqual(m("proxyd_helper_overflows_total", **basic_), 0)
