@@ -116,7 +116,7 @@ static int parse_own_head(const char *t, size_t n, pd_http_msg *h)
             return -1;
         }
     }
-    char *buf = malloc(n);
+    char *buf = malloc(n + 1); /* NUL-terminated, as pd_http_msg_store leaves its buffer */
     pd_header *hd = nlines > 2 ? malloc((nlines - 2) * sizeof *hd) : NULL;
     if (!buf || (nlines > 2 && !hd)) {
         free(buf);
@@ -124,8 +124,10 @@ static int parse_own_head(const char *t, size_t n, pd_http_msg *h)
         return -1;
     }
     memcpy(buf, t, n);
+    buf[n] = '\0';
     h->buf = buf;
-    h->buf_len = h->buf_cap = n;
+    h->buf_len = n;
+    h->buf_cap = n + 1;
     h->headers = hd;
     h->cap_headers = nlines > 2 ? nlines - 2 : 0;
     h->version_major = h->version_minor = 1;
