@@ -190,17 +190,6 @@ static int parse_ip(const char *s, struct sockaddr_storage *a)
 
 /* ---- the configuration line --------------------------------------------- */
 
-static long number(const char *s, long max)
-{
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || errno || v > max)
-        return -1;
-    return v;
-}
 
 static int valid_name(const char *s)
 {
@@ -238,7 +227,7 @@ static int parse_line(const pd_conf *conf, const pd_conf_line *l, struct cfg *c,
     snprintf(c->name, sizeof c->name, "%s", l->argv[0]);
     int i = 1;
     if (i < l->argc && l->argv[i][0] >= '0' && l->argv[i][0] <= '9') {
-        long p = number(l->argv[i], 65535);
+        long p = pd_conf_number(l->argv[i], 65535);
         if (p <= 0)
             return lerr(err, l, "'%s' is not a port", l->argv[i]);
         c->port = (int)p;
@@ -254,18 +243,18 @@ static int parse_line(const pd_conf *conf, const pd_conf_line *l, struct cfg *c,
                 return lerr(err, l, "'%s': self= takes an IP address", o);
             c->n_self++;
         } else if (!strncmp(o, "min-ttl=", 8) || !strncmp(o, "max-ttl=", 8)) {
-            if ((v = number(o + 8, 86400)) <= 0)
+            if ((v = pd_conf_number(o + 8, 86400)) <= 0)
                 return lerr(err, l, "'%s': a positive number of seconds expected", o);
             if (o[1] == 'i')
                 c->min_ttl = (int)v;
             else
                 c->max_ttl = (int)v;
         } else if (!strncmp(o, "connect-timeout=", 16)) {
-            if ((v = number(o + 16, 86400)) <= 0)
+            if ((v = pd_conf_number(o + 16, 86400)) <= 0)
                 return lerr(err, l, "'%s': a positive number of seconds expected", o);
             c->connect_timeout_ms = (int64_t)v * 1000;
         } else if (!strncmp(o, "connect-fail-limit=", 19)) {
-            if ((v = number(o + 19, 1000000)) <= 0)
+            if ((v = pd_conf_number(o + 19, 1000000)) <= 0)
                 return lerr(err, l, "'%s': a positive number expected", o);
             c->fail_limit = (int)v;
         } else {

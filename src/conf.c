@@ -2780,6 +2780,18 @@ static void free_lines(pd_conf_lines *l)
     memset(l, 0, sizeof(*l));
 }
 
+long pd_conf_number(const char *s, long max)
+{
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*end || errno || v > max)
+        return -1;
+    return v;
+}
+
 void pd_conf_free(pd_conf *c)
 {
     if (!c)

@@ -130,18 +130,6 @@ static char *base64(const char *s)
     return o;
 }
 
-/* A whole non-negative number up to max, or -1. */
-static long number(const char *s, long max)
-{
-    if (*s < '0' || *s > '9')
-        return -1;
-    errno = 0;
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end || errno || v > max)
-        return -1;
-    return v;
-}
 
 static const char *const unsupported_opts[] = {
     "no-delay", "multicast-responder", "multicast-siblings", "htcp",
@@ -167,7 +155,7 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
              l->argv[1], strcasecmp(l->argv[1], "multicast") ? "" : ": proxyd has no multicast ICP");
         return;
     }
-    long port = number(l->argv[2], 65535), icp = number(l->argv[3], 65535);
+    long port = pd_conf_number(l->argv[2], 65535), icp = pd_conf_number(l->argv[3], 65535);
     if (port <= 0) {
         perr(c, l, "cache_peer: '%s' is not a port%s", l->argv[2], "");
         return;
@@ -210,25 +198,25 @@ static void peer_line(struct pctx *c, pd_peers *ps, const pd_conf_line *l)
             free(p->name);
             p->name = strdup(o + 5);
         } else if (!strncmp(o, "weight=", 7)) {
-            if ((v = number(o + 7, 1000000)) <= 0) {
+            if ((v = pd_conf_number(o + 7, 1000000)) <= 0) {
                 perr(c, l, "cache_peer: '%s': the weight must be a positive number%s", o, "");
                 return;
             }
             p->weight = (int)v;
         } else if (!strncmp(o, "connect-timeout=", 16)) {
-            if ((v = number(o + 16, 86400)) <= 0) {
+            if ((v = pd_conf_number(o + 16, 86400)) <= 0) {
                 perr(c, l, "cache_peer: '%s': seconds expected%s", o, "");
                 return;
             }
             p->connect_timeout_ms = (int64_t)v * 1000;
         } else if (!strncmp(o, "max-conn=", 9)) {
-            if ((v = number(o + 9, 1000000)) <= 0) {
+            if ((v = pd_conf_number(o + 9, 1000000)) <= 0) {
                 perr(c, l, "cache_peer: '%s': a positive number expected%s", o, "");
                 return;
             }
             p->max_conn = (int)v;
         } else if (!strncmp(o, "connect-fail-limit=", 19)) {
-            if ((v = number(o + 19, 1000000)) <= 0) {
+            if ((v = pd_conf_number(o + 19, 1000000)) <= 0) {
                 perr(c, l, "cache_peer: '%s': a positive number expected%s", o, "");
                 return;
             }

@@ -229,6 +229,10 @@ pd_conf *pd_conf_load_string(const char *name, const char *text, FILE *err_out);
 
 void pd_conf_free(pd_conf *conf);
 
+/* A whole non-negative decimal number up to max (an option's value in
+ * cache_peer, proxyd_cluster...), or -1. */
+long pd_conf_number(const char *s, long max);
+
 /* Print the directive table as Markdown (docs/configuration.md generator). */
 void pd_conf_print_reference(FILE *out);
 
