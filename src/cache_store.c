@@ -3,7 +3,8 @@
  * model and the integration protocol; cache_repl.c holds the replacement
  * policies, cache_store_int.h the records both see).
  *
- * Segment layout (one anonymous MAP_SHARED mapping, offsets only inside):
+ * Segment layout (one MAP_SHARED mapping of a memfd, or anonymous memory where
+ * memfd_create fails; offsets only inside):
  *   [data blocks: n_pages * BS][struct seg][objs][buckets][block links]
  *   [free map][handles: slots * HANDLES_PER_SLOT][slot free lists]
  *   [ghost][heap][scratch for recovery and check]
@@ -36,6 +37,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -104,6 +107,7 @@ uint64_t pd_cache_store_hash(const void *key, size_t klen)
 }
 
 static void recover(pd_cache_store *s);
+static size_t align_up(size_t v, size_t a);
 
 static void lock(pd_cache_store *s)
 {
@@ -188,12 +192,51 @@ static void unindex(pd_cache_store *s, struct obj *o)
     pd_repl_remove(s, o);
 }
 
+/*
+ * Lent pages. A reader may hand whole memory pages of a body to a socket by
+ * reference (sendfile from the memfd): the kernel then sends from those pages
+ * after the reader let go, while the blocks are free and maybe written by the
+ * next object. So before blocks of a lent object become free, the pages wholly
+ * inside them are punched out of the file: the socket keeps the old page, the
+ * next writer faults in a new one. Pages shared with a neighbour's blocks are
+ * never lent (readers lend only pages wholly inside one extent).
+ */
+static void punch(pd_cache_store *s, size_t from, size_t to)
+{
+    size_t a = align_up(from, s->pagesz), b = to / s->pagesz * s->pagesz;
+    if (s->fd < 0 || b <= a)
+        return;
+    if (fallocate(s->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)a, (off_t)(b - a)) == 0) {
+        s->seg->c.punches++;
+    } else {
+        s->seg->c.punch_failures++;
+        atomic_store(&s->seg->no_lend, 1);
+    }
+}
+
+/* Punch every run of memory-adjacent blocks of o's chain. */
+static void punch_chain(pd_cache_store *s, uint32_t first)
+{
+    uint32_t start = first, prev = first;
+    for (uint32_t p = first; p != NIL; p = s->pnext[p]) {
+        if (p != start && p != prev + 1) {
+            punch(s, (size_t)start * BS, ((size_t)prev + 1) * BS);
+            start = p;
+        }
+        prev = p;
+    }
+    if (first != NIL)
+        punch(s, (size_t)start * BS, ((size_t)prev + 1) * BS);
+}
+
 static void obj_free(pd_cache_store *s, struct obj *o)
 {
     struct seg *g = s->seg;
     uint32_t p = o->first_page;
     atomic_store(&o->state, O_FREE);
     barrier();
+    if (atomic_exchange(&o->lent, 0))
+        punch_chain(s, p);
     if (p != NIL)
         g->cursor = p; /* the next writer takes this run in order */
     while (p != NIL) {
@@ -468,13 +511,30 @@ pd_cache_store *pd_cache_store_create(uint64_t cache_mem, uint64_t max_object, i
     pd_cache_store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    void *base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    /* a memfd, so that hits can be sent from it by reference (sendfile) */
+    void *base = MAP_FAILED;
+    int fd = memfd_create("proxyd-cache", MFD_CLOEXEC);
+    if (fd >= 0 && ftruncate(fd, (off_t)map_len) == 0)
+        base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) {
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        base = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    }
     if (base == MAP_FAILED) {
         free(s);
         return NULL;
     }
+    /* a punch inside a huge page would zero in place what a socket still sends */
+    if (fd >= 0 && madvise(base, map_len, MADV_NOHUGEPAGE) < 0) {
+        close(fd);
+        fd = -1;
+    }
     s->base = base;
     s->map_len = map_len;
+    s->fd = fd;
+    s->pagesz = (size_t)sysconf(_SC_PAGESIZE);
     s->seg = (struct seg *)(s->base + off_seg);
     s->objs = (struct obj *)(s->base + off_objs);
     s->buckets = (uint32_t *)(s->base + off_buckets);
@@ -557,6 +617,8 @@ void pd_cache_store_destroy(pd_cache_store *s)
                 close(s->seg->fds[i]);
     }
     munmap(s->base, s->map_len);
+    if (s->fd >= 0)
+        close(s->fd);
     free(s);
 }
 
@@ -715,6 +777,26 @@ int pd_cache_store_iter_next(pd_cache_store *s, pd_cache_ref *ref, pd_cache_iter
     it->off += n;
     it->page = pg;
     return PD_CACHE_ITER_DATA;
+}
+
+int pd_cache_store_file(const pd_cache_store *s, const void *p, int64_t *off)
+{
+    if (s->fd < 0 || atomic_load(&s->seg->no_lend))
+        return -1;
+    *off = (int64_t)((const uint8_t *)p - s->base);
+    return s->fd;
+}
+
+size_t pd_cache_store_page_size(const pd_cache_store *s)
+{
+    return s->pagesz;
+}
+
+void pd_cache_store_lend(pd_cache_store *s, pd_cache_ref *ref)
+{
+    struct obj *o = ref_obj(s, ref);
+    if (!atomic_load_explicit(&o->lent, memory_order_relaxed))
+        atomic_store(&o->lent, 1);
 }
 
 int pd_cache_store_wait(pd_cache_store *s, pd_cache_ref *ref, const pd_cache_iter *it)
@@ -1188,6 +1270,19 @@ static void recover(pd_cache_store *s)
             g->pages_free++;
         }
     }
+    /* the dead worker may have freed lent blocks without punching them: punch
+     * every free run (recovery is rare; a punch of a hole costs little) */
+    for (uint32_t p = 0; s->fd >= 0 && p < g->n_pages;) {
+        if (owner[p]) {
+            p++;
+            continue;
+        }
+        uint32_t e = p;
+        while (e < g->n_pages && !owner[e])
+            e++;
+        punch(s, (size_t)p * BS, (size_t)e * BS);
+        p = e;
+    }
     g->cursor = 0;
     for (uint32_t sl = 0; sl < g->n_slots; sl++) {
         s->slotfree[sl] = NIL;
@@ -1256,6 +1351,8 @@ void pd_cache_store_stats(pd_cache_store *s, pd_cache_stats *st)
     st->reaped_handles = c->reaped_handles;
     st->promotions = c->promotions;
     st->ghost_hits = c->ghost_hits;
+    st->punches = c->punches;
+    st->punch_failures = c->punch_failures;
     unlock(s);
 }
 

@@ -44,7 +44,8 @@ struct obj {
     uint8_t indexed;            /* reachable by key */
     uint8_t queued;             /* linked in its queue or heap (derived) */
     uint8_t q;                  /* Q_MAIN or Q_SMALL */
-    uint8_t pad;
+    _Atomic uint8_t lent;       /* a reader gave pages of it to a socket by reference:
+                                 * punch them out of the file before reuse */
 };
 
 /* A handle record: the caller's pd_cache_ref / pd_cache_writer points here. */
@@ -64,6 +65,7 @@ struct counters {
     uint64_t commits, aborts, oversize, nospace, evictions, invalidations;
     uint64_t recoveries, reaped_handles;
     uint64_t promotions, ghost_hits;
+    uint64_t punches, punch_failures;
 };
 
 struct queue {
@@ -91,12 +93,15 @@ struct seg {
     double heap_age;            /* GDSF/LFUDA: the key of the last object evicted */
     uint32_t ghost_clock;
     int fds[PD_CACHE_MAX_WORKERS];
+    _Atomic uint32_t no_lend;   /* a punch failed: readers stop lending pages */
     struct counters c;
 };
 
 struct pd_cache_store {
     uint8_t *base;
     size_t map_len;
+    int fd;                     /* the memfd behind base (shared by fork), or -1: anonymous */
+    size_t pagesz;
     struct seg *seg;
     struct obj *objs;
     uint32_t *buckets;

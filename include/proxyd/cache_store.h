@@ -159,6 +159,8 @@ typedef struct pd_cache_stats {
     uint64_t recoveries, reaped_handles;
     uint64_t promotions;        /* S3-FIFO: small -> main */
     uint64_t ghost_hits;        /* S3-FIFO: objects that came back soon after eviction */
+    uint64_t punches;           /* page runs of lent objects punched out of the file */
+    uint64_t punch_failures;    /* punches refused: lending stops */
 } pd_cache_stats;
 
 /*
@@ -251,6 +253,20 @@ uint64_t pd_cache_store_max_object(const pd_cache_store *s);
 /* Body length published so far, and whether the object is complete (1),
  * being written (0) or aborted (-1). */
 uint64_t pd_cache_store_body_len(pd_cache_store *s, pd_cache_ref *ref, int *state);
+
+/*
+ * Sending by reference. The data area is a memfd shared by every process
+ * attached: pd_cache_store_file returns it and sets *off to p's offset in it,
+ * or returns -1 (anonymous memory, or lending stopped after a failed punch).
+ * A reader that hands pages of ref's object to the kernel by reference
+ * (sendfile, splice) calls pd_cache_store_lend first, while it holds ref, and
+ * lends only whole pages (pd_cache_store_page_size) inside one extent: when
+ * the object's blocks are freed, those pages are punched out of the file, so
+ * bytes a socket still holds keep their content while the blocks are reused.
+ */
+int pd_cache_store_file(const pd_cache_store *s, const void *p, int64_t *off);
+size_t pd_cache_store_page_size(const pd_cache_store *s);
+void pd_cache_store_lend(pd_cache_store *s, pd_cache_ref *ref);
 
 /* Start iterating the body at offset start, stopping at limit (exclusive,
  * UINT64_MAX for the end): for a Range, start=first, limit=last+1. */

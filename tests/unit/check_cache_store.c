@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1130,6 +1131,95 @@ START_TEST(test_contiguous_extents)
 }
 END_TEST
 
+/*
+ * Pages lent to the kernel by reference (splice from the memfd, as sendfile
+ * does for hits) keep their bytes after the object is freed and its blocks
+ * are written by others: freeing a lent object punches its pages out of the
+ * file. The control shows what the punch prevents: the same pages spliced
+ * without pd_cache_store_lend show the new object's bytes.
+ */
+static size_t lend_into_pipe(pd_cache_store *s, const char *key, int pipe_w, int lend,
+                             uint8_t *copy)
+{
+    pd_cache_ref *r;
+    ck_assert_int_eq(pd_cache_store_lookup(s, key, strlen(key), &r), PD_CACHE_HIT);
+    if (lend)
+        pd_cache_store_lend(s, r);
+    pd_cache_iter it;
+    pd_cache_store_iter_init(s, r, &it, 0, UINT64_MAX);
+    const void *p;
+    size_t n, total = 0, pg = pd_cache_store_page_size(s);
+    while (pd_cache_store_iter_next(s, r, &it, &p, &n) == PD_CACHE_ITER_DATA) {
+        uintptr_t a = ((uintptr_t)p + pg - 1) / pg * pg, b = ((uintptr_t)p + n) / pg * pg;
+        if (b <= a)
+            continue;
+        int64_t off;
+        int fd = pd_cache_store_file(s, (const void *)a, &off);
+        ck_assert_int_ge(fd, 0);
+        loff_t lo = off;
+        ssize_t k = splice(fd, &lo, pipe_w, NULL, b - a, SPLICE_F_NONBLOCK);
+        ck_assert_int_eq(k, (ssize_t)(b - a));
+        memcpy(copy + total, (const void *)a, b - a);
+        total += b - a;
+    }
+    pd_cache_store_release(s, r);
+    return total;
+}
+
+static void reuse_all_blocks(pd_cache_store *s, const char *victim)
+{
+    ck_assert_int_eq(pd_cache_store_invalidate(s, victim, strlen(victim)), 1);
+    char key[32];
+    for (unsigned i = 0; i < 12; i++) {
+        snprintf(key, sizeof key, "filler%u", i);
+        ck_assert_int_eq(put(s, key, "m", 200 * KB, 100 + i), 0);
+    }
+}
+
+START_TEST(test_lent_pages_survive_reuse)
+{
+    pd_cache_store *s = mk(MB, 512 * KB, 1);
+    int64_t off0;
+    if (pd_cache_store_file(s, s->base, &off0) < 0) {
+        pd_cache_store_destroy(s);
+        return; /* no memfd here: nothing is ever lent */
+    }
+    uint8_t *copy = malloc(MB), *got = malloc(MB);
+    for (int lend = 1; lend >= 0; lend--) {
+        int pfd[2];
+        ck_assert_int_eq(pipe(pfd), 0);
+        ck_assert_int_ge(fcntl(pfd[1], F_SETPIPE_SZ, 512 * KB), 512 * KB);
+        ck_assert_int_eq(put(s, "lent", "meta", 300 * KB, 7), 0);
+        size_t total = lend_into_pipe(s, "lent", pfd[1], lend, copy);
+        ck_assert_uint_ge(total, 128 * KB);
+        pd_cache_stats st0, st1;
+        pd_cache_store_stats(s, &st0);
+        reuse_all_blocks(s, "lent");
+        pd_cache_store_stats(s, &st1);
+        size_t k = 0;
+        while (k < total) {
+            ssize_t r = read(pfd[0], got + k, total - k);
+            ck_assert_int_gt(r, 0);
+            k += (size_t)r;
+        }
+        if (lend) {
+            ck_assert_msg(memcmp(got, copy, total) == 0, "lent pages changed under the pipe");
+            ck_assert_uint_gt(st1.punches, st0.punches);
+        } else {
+            ck_assert_uint_eq(st1.punches, st0.punches);
+            ck_assert_msg(memcmp(got, copy, total) != 0,
+                          "control: pages not lent should show the reused blocks' bytes");
+        }
+        close(pfd[0]);
+        close(pfd[1]);
+    }
+    free(copy);
+    free(got);
+    assert_consistent(s);
+    pd_cache_store_destroy(s);
+}
+END_TEST
+
 /* Keys longer than a block: found, distinguished, rewritten. */
 START_TEST(test_long_keys)
 {
@@ -1319,6 +1409,7 @@ static Suite *cache_store_suite(void)
     tcase_add_test(tc, test_policy_names);
     tcase_add_test(tc, test_lru_order);
     tcase_add_test(tc, test_contiguous_extents);
+    tcase_add_test(tc, test_lent_pages_survive_reuse);
     tcase_add_test(tc, test_long_keys);
     tcase_add_test(tc, test_s3fifo_scan_resistant);
     tcase_add_test(tc, test_lru_not_scan_resistant);
