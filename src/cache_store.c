@@ -787,6 +787,11 @@ int pd_cache_store_file(const pd_cache_store *s, const void *p, int64_t *off)
     return s->fd;
 }
 
+int pd_cache_store_memfd(const pd_cache_store *s)
+{
+    return s->fd;
+}
+
 size_t pd_cache_store_page_size(const pd_cache_store *s)
 {
     return s->pagesz;

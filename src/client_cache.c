@@ -13,6 +13,7 @@
 #include "client_int.h"
 #include "proxyd/acl.h"
 #include "proxyd/errors.h"
+#include "proxyd/stats.h"
 
 /* ---- cache: lookup and serving ------------------------------------------ */
 
@@ -676,29 +677,97 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     client_pump_cached(c);
 }
 
+/* the same, for the pages of an extent sent with sendfile */
+static void hit_file_cleanup(const struct evbuffer_file_segment *seg, int flags, void *arg)
+{
+    (void)seg;
+    (void)flags;
+    hit_cleanup(NULL, 0, arg);
+}
+
+static int add_stored(struct pd_client *c, struct evbuffer *out, const uint8_t *p, size_t len)
+{
+    if (!len)
+        return 0;
+    c->hr->outstanding++;
+    if (evbuffer_add_reference(out, p, len, hit_cleanup, c->hr) < 0) {
+        c->hr->outstanding--;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Queue len stored bytes from p (memory-adjacent extents merged) for the
+ * client: by reference into its buffer, and the whole memory pages in the
+ * middle of a long run lent to the kernel (sendfile from the store's memfd:
+ * no copy into the socket; the store punches lent pages out before reuse).
+ */
+static int emit_stored(struct pd_client *c, struct evbuffer *out, const uint8_t *p, size_t len)
+{
+    pd_cache_store *st = c->w->store;
+    if (!len)
+        return 0;
+    if (c->hit_chunked)
+        c->out_bytes += pd_http_chunk_head(out, len);
+    size_t a = len, b = len;
+    int fd = -1;
+    int64_t off = 0;
+    if (len >= LEND_MIN && c->bev && c->w->conf->hit_sendfile) {
+        uintptr_t pg = pd_cache_store_page_size(st), s0 = (uintptr_t)p;
+        a = (size_t)((s0 + pg - 1) / pg * pg - s0);
+        b = (size_t)((s0 + len) / pg * pg - s0);
+        if (b > a && b - a >= LEND_MIN)
+            fd = pd_cache_store_file(st, p + a, &off);
+        if (fd < 0)
+            a = b = len;
+    }
+    if (add_stored(c, out, p, a) < 0)
+        return -1;
+    if (fd >= 0) {
+        pd_cache_store_lend(st, c->cref);
+        c->hr->outstanding++;
+        if (pd_conn_add_file(c->bev, fd, off, b - a, hit_file_cleanup, c->hr) < 0)
+            return -1;
+        pd_stats_add(c->w->stats, PD_STAT_HIT_SENDFILE_BYTES, (int64_t)(b - a));
+        if (add_stored(c, out, p + b, len - b) < 0)
+            return -1;
+    }
+    c->out_bytes += len;
+    if (c->hit_chunked)
+        c->out_bytes += pd_http_chunk_tail(out);
+    return 0;
+}
+
 /* Hand stored extents to the client while its buffer has room. May free c. */
 void client_pump_cached(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
     struct evbuffer *out = cout(c);
-    while (evbuffer_get_length(out) < HIGH_WM) {
+    const uint8_t *run = NULL; /* extents not queued yet, adjacent in memory */
+    size_t run_len = 0;
+    while (evbuffer_get_length(out) + run_len < HIGH_WM) {
         const void *p;
         size_t len;
         int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
         if (r == PD_CACHE_ITER_DATA) {
-            if (c->hit_chunked)
-                c->out_bytes += pd_http_chunk_head(out, len);
-            c->hr->outstanding++;
-            if (evbuffer_add_reference(out, p, len, hit_cleanup, c->hr) < 0) {
-                c->hr->outstanding--;
+            if (run_len && (const uint8_t *)p == run + run_len) {
+                run_len += len;
+                continue;
+            }
+            if (emit_stored(c, out, run, run_len) < 0) {
                 client_close_after_flush(c);
                 return;
             }
-            c->out_bytes += len;
-            if (c->hit_chunked)
-                c->out_bytes += pd_http_chunk_tail(out);
+            run = p;
+            run_len = len;
             continue;
         }
+        if (emit_stored(c, out, run, run_len) < 0) {
+            client_close_after_flush(c);
+            return;
+        }
+        run_len = 0;
         if (r == PD_CACHE_ITER_END) {
             if (c->multipart) {
                 if (++c->range_i < c->nranges) {
@@ -726,6 +795,8 @@ void client_pump_cached(struct pd_client *c)
         client_close_after_flush(c);
         return;
     }
+    if (emit_stored(c, out, run, run_len) < 0)
+        client_close_after_flush(c);
     /* client_write_cb calls again when the buffer drained */
 }
 

@@ -36,6 +36,9 @@
 /* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
 #define HIGH_WM (256 * 1024)
 #define LOW_WM (64 * 1024)
+/* Stored bytes are lent to the kernel (sendfile) only in runs of whole pages
+ * this long: below, a copy costs less than the extra system call. */
+#define LEND_MIN (32 * 1024)
 
 #define CLIENT_MAGIC 0x50444331u /* "PDC1" */
 

@@ -58,6 +58,7 @@ struct pd_conn {
     unsigned hup_told : 1;      /* PD_CONN_HUP delivered */
     unsigned shut_pending : 1, shut_done : 1;
     unsigned dead : 1;
+    unsigned files : 1;         /* the output may hold file segments (sendfile) */
     struct sockaddr_in6 peer;   /* the address connected to (pd_conn_connect) */
     socklen_t peer_len;
     /* splice relay (pd_conn_splice): on the source, its partner, the pipe
@@ -187,7 +188,8 @@ pd_conn *pd_conn_new(struct event_base *base, evutil_socket_t fd)
     c->in = evbuffer_new();
     c->out = evbuffer_new();
     if (!c->in || !c->out || !evbuffer_add_cb(c->in, in_changed, c) ||
-        !evbuffer_add_cb(c->out, out_changed, c)) {
+        !evbuffer_add_cb(c->out, out_changed, c) ||
+        evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD) < 0) {
         pd_conn_free(c);
         return NULL;
     }
@@ -347,8 +349,10 @@ static void do_write(pd_conn *c)
         if (n > 0) {
             wrote += (size_t)n;
             counters.write_bytes += (uint64_t)n;
-            if ((size_t)n < len && chunks <= WRITE_IOVECS)
-                c->can_write = 0; /* the socket took less than all: it is full */
+            /* the socket took less than all: it is full (a write stops short
+             * of a file segment, so with those, write on to EAGAIN) */
+            if ((size_t)n < len && chunks <= WRITE_IOVECS && !c->files)
+                c->can_write = 0;
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -364,6 +368,8 @@ static void do_write(pd_conn *c)
         return;
     }
     size_t left = evbuffer_get_length(c->out);
+    if (!left)
+        c->files = 0;
     if (!left && c->shut_pending && !c->shut_done) {
         shutdown(c->fd, SHUT_WR);
         c->shut_done = 1;
@@ -673,6 +679,25 @@ struct evbuffer *pd_conn_input(pd_conn *c)
 struct evbuffer *pd_conn_output(pd_conn *c)
 {
     return c->out;
+}
+
+int pd_conn_add_file(pd_conn *c, int fd, int64_t off, size_t len,
+                     evbuffer_file_segment_cleanup_cb done, void *arg)
+{
+    struct evbuffer_file_segment *seg =
+        evbuffer_file_segment_new(fd, (ev_off_t)off, (ev_off_t)len, EVBUF_FS_DISABLE_LOCKING);
+    if (!seg) {
+        done(NULL, 0, arg);
+        return -1;
+    }
+    evbuffer_file_segment_add_cleanup_cb(seg, done, arg);
+    int rc = evbuffer_add_file_segment(c->out, seg, 0, (ev_off_t)len);
+    evbuffer_file_segment_free(seg); /* the buffer holds it now, or done runs */
+    if (rc < 0)
+        return -1;
+    c->files = 1;
+    counters.file_bytes += len;
+    return 0;
 }
 
 evutil_socket_t pd_conn_fd(const pd_conn *c)

@@ -471,6 +471,8 @@ static void close_inherited_fds(const int *keep, int nkeep)
             kept = keep[i] == fd;
         for (int i = 0; M.store && i < PD_CACHE_MAX_WORKERS && !kept; i++)
             kept = pd_cache_store_notify_fd(M.store, i) == fd;
+        if (M.store && !kept)
+            kept = pd_cache_store_memfd(M.store) == fd;
         if (!kept)
             victims[n++] = fd;
     }

@@ -265,6 +265,8 @@ uint64_t pd_cache_store_body_len(pd_cache_store *s, pd_cache_ref *ref, int *stat
  * bytes a socket still holds keep their content while the blocks are reused.
  */
 int pd_cache_store_file(const pd_cache_store *s, const void *p, int64_t *off);
+/* The memfd itself (-1: none), for a forked worker to keep open. */
+int pd_cache_store_memfd(const pd_cache_store *s);
 size_t pd_cache_store_page_size(const pd_cache_store *s);
 void pd_cache_store_lend(pd_cache_store *s, pd_cache_ref *ref);
 

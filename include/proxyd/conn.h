@@ -89,6 +89,16 @@ void pd_conn_setcb(pd_conn *conn, pd_conn_data_cb read_cb, pd_conn_data_cb write
 struct evbuffer *pd_conn_input(pd_conn *conn);
 struct evbuffer *pd_conn_output(pd_conn *conn);
 evutil_socket_t pd_conn_fd(const pd_conn *conn);
+
+/*
+ * Queue len bytes of the file fd from offset off after what the output holds;
+ * they go to the socket with sendfile(2), by reference: fd must stay open and
+ * the bytes unchanged until done(seg, flags, arg) runs, exactly once, when
+ * they left the buffer (written, or dropped with the conn), or at once when
+ * this fails (-1: send them by other means).
+ */
+int pd_conn_add_file(pd_conn *conn, int fd, int64_t off, size_t len,
+                     evbuffer_file_segment_cleanup_cb done, void *arg);
 /* The address pd_conn_connect was given (NULL for an accepted socket). */
 const struct sockaddr *pd_conn_peer(const pd_conn *conn);
 
@@ -133,6 +143,7 @@ size_t pd_conn_pending(const pd_conn *conn);
 /* System calls made so far by every conn of this process (tests, the profile page). */
 typedef struct pd_conn_counters {
     uint64_t reads, read_bytes, writes, write_bytes;
+    uint64_t file_bytes;        /* queued by pd_conn_add_file (written with sendfile) */
 } pd_conn_counters;
 void pd_conn_get_counters(pd_conn_counters *out);
 

@@ -68,6 +68,9 @@ struct evbuffer;
       "Requests answered from the cache without contacting the origin.")                        \
     X(CACHE_MISSES, COUNTER, SLOT, "proxyd_cache_misses_total", "",                              \
       "Cache misses (TCP_MISS*, TCP_CF_MISS*: collapsed onto another request's fetch).")                                           \
+    X(HIT_SENDFILE_BYTES, COUNTER, SLOT, "proxyd_cache_hit_sendfile_bytes_total", "",            \
+      "Bytes of cache hits sent from the shared cache with sendfile(2), without a copy "          \
+      "(hit_sendfile).")                                                                         \
     X(CACHE_REVALIDATIONS, COUNTER, SLOT, "proxyd_cache_revalidations_total", "",                \
       "Cached objects revalidated with the origin (TCP_REFRESH_*).")                             \
     X(CACHE_BG_STARTED, COUNTER, SLOT, "proxyd_cache_background_revalidations_started_total", "", \

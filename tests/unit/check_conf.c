@@ -990,7 +990,8 @@ START_TEST(reference_lists_every_directive)
     char *ref = reference();
     static const char *const names[] = {
         "http_port", "admin_port", "workers", "cache_mem", "maximum_object_size",
-        "maximum_object_size_in_memory", "memory_replacement_policy", "tunnel_splice", "max_stale",
+        "maximum_object_size_in_memory", "memory_replacement_policy", "tunnel_splice", "hit_sendfile",
+        "max_stale",
         "collapsed_forwarding",
         "x_cache_header", "acl",
         "http_access", "cache",
