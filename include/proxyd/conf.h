@@ -101,7 +101,7 @@ typedef struct pd_conf {
     int memory_replacement_policy;  /* enum pd_cache_policy (cache_store.h), default s3fifo */
     int max_stale;                  /* seconds a stale object may be served when the origin fails */
     int tunnel_splice;              /* CONNECT bytes relayed with splice(2) (default on) */
-    int hit_sendfile;               /* long hits sent from the store with sendfile(2) (default on) */
+    int hit_sendfile;               /* long hits sent from the store with sendfile(2) (default off) */
     int collapsed_forwarding;       /* default on */
     int x_cache_header;             /* X-Cache: HIT|MISS from host (default off) */
 

@@ -1,7 +1,7 @@
-"""Hits sent from the shared cache with sendfile (hit_sendfile, issue 12): long
+"""Hits sent from the shared cache with sendfile (hit_sendfile on, issue 12): long
 hits, Ranges and HEADs arrive whole and are counted in
 proxyd_cache_hit_sendfile_bytes_total; the access log counts what the client
-received; off copies them. And the case sendfile makes dangerous: a slow client
+received; off (the default) copies them. And the case sendfile makes dangerous: a slow client
 still holds the object's pages by reference in its socket while the object is
 evicted and its memory written by others, and must still receive the bytes it
 asked for (the store punches lent pages out of its memfd before reuse)."""
@@ -50,7 +50,7 @@ class SendfileTest(pdtest.ProxyTestCase):
         return [int(line.split()[4]) for line in p.access_lines() if line.split()[6] == url]
 
     def test_long_hits_are_sent_by_reference(self):
-        p = self.proxy(workers=1, conf_extra=ADMIN)
+        p = self.proxy(workers=1, conf_extra=ADMIN + "\nhit_sendfile on")
         body = self.serve("/big", 1 << 20)
         r, _ = self.get(p, "/big")
         self.assertEqual(r.body, body)
@@ -80,8 +80,8 @@ class SendfileTest(pdtest.ProxyTestCase):
         self.assertEqual(self.logged_bytes(p, url, 6)[1:], wire,
                          "the access log counts the bytes the client received")
 
-    def test_off_copies(self):
-        p = self.proxy(workers=1, conf_extra=ADMIN + "\nhit_sendfile off")
+    def test_off_by_default_copies(self):
+        p = self.proxy(workers=1, conf_extra=ADMIN)
         body = self.serve("/big", 1 << 20)
         for _ in range(3):
             r, _ = self.get(p, "/big")
@@ -90,7 +90,8 @@ class SendfileTest(pdtest.ProxyTestCase):
         self.assertEqual(sendfile_bytes(p), 0)
 
     def test_slow_client_keeps_its_bytes_while_the_object_is_replaced(self):
-        p = self.proxy(workers=1, conf_extra=ADMIN + "\ncache_mem 2 MB\nmaximum_object_size 1 MB\nmemory_replacement_policy lru")
+        p = self.proxy(workers=1, conf_extra=ADMIN + "\nhit_sendfile on\ncache_mem 2 MB\n"
+                       "maximum_object_size 1 MB\nmemory_replacement_policy lru")
         size = 600 * 1024
         body = self.serve("/lent", size)
         r, _ = self.get(p, "/lent")
