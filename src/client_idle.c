@@ -104,6 +104,16 @@ static void idle_event_cb(pd_conn *conn, short what, void *arg)
     idle_close(arg);
 }
 
+/* The last response's bytes are out: the wait for the next request starts now. */
+static void idle_written_cb(pd_conn *conn, void *arg)
+{
+    struct pd_idle *d = arg;
+    if (evbuffer_get_length(pd_conn_output(conn)))
+        return;
+    pd_conn_setcb(conn, idle_read_cb, NULL, idle_event_cb, d);
+    arm(d, d->nreq ? d->w->conf->client_idle_pconn_timeout : d->w->conf->request_timeout);
+}
+
 void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
                       uint16_t local_port, unsigned nreq, int64_t life_at_ms)
 {
@@ -133,6 +143,14 @@ void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage
          * from this stack (a long pipeline must not recurse) */
         d->ready = 1;
         arm(d, 0);
+        return;
+    }
+    if (evbuffer_get_length(pd_conn_output(conn))) {
+        /* a slow reader still has the last response queued: as in Squid, the
+         * idle timeout starts when it is written (the write timeout and
+         * client_lifetime still hold meanwhile) */
+        pd_conn_setcb(conn, idle_read_cb, idle_written_cb, idle_event_cb, d);
+        arm(d, INT64_MAX);
         return;
     }
     arm(d, nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);

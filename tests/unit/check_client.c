@@ -445,6 +445,41 @@ START_TEST(drain_flushes_an_idle_connection)
 }
 END_TEST
 
+/* client_idle_pconn_timeout runs out while the last response is still queued
+ * for a slow reader: the bytes all go out first (the idle wait starts when
+ * they are written, as in Squid), then the timeout closes the connection.
+ * (Once the idle timer closed it at once and the queued bytes were lost.) */
+START_TEST(idle_timeout_waits_for_the_last_response)
+{
+    enum { BODY = 200 * 1024 };
+    conf->client_idle_pconn_timeout = 20; /* ms */
+    peer_send(&cl, request("/slowreader"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    event_del(cl.ev); /* the client stops reading */
+    char head[128];
+    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BODY);
+    peer_send(&org, head);
+    char *body = malloc(BODY + 1);
+    memset(body, 'b', BODY);
+    body[BODY] = '\0';
+    peer_send(&org, body);
+    free(body);
+    RUN_UNTIL(n_idle() == 1);
+    ck_assert_uint_gt(pending_to_client(), 0);
+    /* ten idle timeouts pass with the client not reading */
+    struct timeval ten = { 0, 200 * 1000 };
+    event_base_loopexit(base, &ten);
+    event_base_dispatch(base);
+    ck_assert_int_eq(n_idle(), 1);
+    event_add(cl.ev, NULL); /* the client reads again */
+    RUN_UNTIL(cl.eof);
+    char *b = strstr(cl.buf, "\r\n\r\n");
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(cl.len - (size_t)(b + 4 - cl.buf), BODY);
+    RUN_UNTIL(n_idle() == 0 && W.n_clients == 0);
+}
+END_TEST
+
 START_TEST(refused_origin_is_502)
 {
     close(lsock); /* nobody listens there any more */
@@ -585,6 +620,7 @@ static Suite *client_suite(void)
     tcase_add_test(tc, request_timeout_answers_408);
     tcase_add_test(tc, idle_connection_closed_by_client);
     tcase_add_test(tc, drain_flushes_an_idle_connection);
+    tcase_add_test(tc, idle_timeout_waits_for_the_last_response);
     tcase_add_test(tc, refused_origin_is_502);
     tcase_add_test(tc, connect_tunnel_relays_and_half_closes);
     tcase_add_loop_test(tc, background_revalidation_outlives_the_client, 0,
