@@ -298,6 +298,11 @@ int client_cache_lookup(struct pd_client *c)
             serve_cached(c, PD_R_TCP_MEM_HIT);
             return 1;
         case PD_CP_ONLY_IF_CACHED_FAIL:
+            /* stale, but inside its stale-while-revalidate window: RFC 5861 lets
+             * the cache answer with it (the client's request still never
+             * reaches the origin; the cache refreshes the object on its own) */
+            if (serve_while_revalidating(c, lifetime, age))
+                return 1;
             c->result = PD_R_TCP_MISS;
             client_fail_request(c, 504, "ERR_ONLY_IF_CACHED_MISS", "the object is not fresh in the cache", 1);
             return 1;

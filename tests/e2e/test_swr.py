@@ -178,6 +178,28 @@ class SwrTest(pdtest.SharedProxyTestCase):
         self.assertEqual(w.answered, 1, "the origin answered before the client got its answer")
         self.assertEqual(log_codes(self.p, self.o.url("/out"), 2), ["TCP_MISS", "TCP_REFRESH_UNMODIFIED"])
 
+    def test_only_if_cached_inside_and_beyond_the_window(self):
+        # inside the window the stale object answers only-if-cached (and the
+        # cache refreshes it on its own); beyond it, 504 and no origin request
+        v = body_of("swr-oic", 1500)
+        oic = [("Cache-Control", "only-if-cached")]
+        g = Gated(self, "/oic-in", Reply(body=v, headers=[swr(95, 30), ("Age", "100"), ("ETag", '"i"')]),
+                  lambda n, q: Reply(304, headers=[FRESH, ("ETag", '"i"')]))
+        self.assertEqual(self.get("/oic-in").body, v)
+        self.assertStaleHit("/oic-in", v, 1, oic)
+        self.o.wait_requests(2, path="/oic-in")
+        self.assertEqual(g.seen[1].get("if-none-match"), '"i"', "the cache's own revalidation")
+        g.gate.set()
+        self.assertIn("TCP_ASYNC_HIT", log_codes(self.p, self.o.url("/oic-in"), 3))
+
+        Gated(self, "/oic-out", Reply(body=v, headers=[swr(50, 30), ("Age", "100"), ("ETag", '"o"')]),
+              lambda n, q: Reply(304, headers=[FRESH, ("ETag", '"o"')]), gated=False)
+        self.assertEqual(self.get("/oic-out").body, v)
+        r = self.get("/oic-out", oic)
+        self.assertEqual(r.status, 504, r)
+        self.assertEqual(len(self.o.requests_for("/oic-out")), 1, "only-if-cached never reaches the origin")
+        self.assertEqual(log_codes(self.p, self.o.url("/oic-out"), 2), ["TCP_MISS", "TCP_MISS"])
+
     def test_vary_variant_replaced(self):
         # the stale variant is revalidated with the request's own Vary fields: the new
         # response replaces that variant only
