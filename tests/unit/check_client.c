@@ -413,6 +413,24 @@ START_TEST(idle_connection_closed_by_client)
 }
 END_TEST
 
+/* A response of body_len bytes for a client that stopped reading: returns
+ * once the transaction is over (the connection idle), its bytes maybe queued. */
+static void slow_reader_gets(int body_len)
+{
+    peer_send(&cl, request("/slowreader"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    event_del(cl.ev); /* the client stops reading */
+    char head[128];
+    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", body_len);
+    peer_send(&org, head);
+    char *body = malloc((size_t)body_len + 1);
+    memset(body, 'b', (size_t)body_len);
+    body[body_len] = '\0';
+    peer_send(&org, body);
+    free(body);
+    RUN_UNTIL(n_idle() == 1);
+}
+
 /* Draining (SIGTERM) while a keep-alive connection is idle with its last
  * response still queued (the client reads slowly): the bytes all go out,
  * then the connection closes. (Once the idle connection was closed at once
@@ -420,18 +438,7 @@ END_TEST
 START_TEST(drain_flushes_an_idle_connection)
 {
     enum { BODY = 200 * 1024 };
-    peer_send(&cl, request("/slowreader"));
-    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
-    event_del(cl.ev); /* the client stops reading */
-    char head[128];
-    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BODY);
-    peer_send(&org, head);
-    char *body = malloc(BODY + 1);
-    memset(body, 'b', BODY);
-    body[BODY] = '\0';
-    peer_send(&org, body);
-    free(body);
-    RUN_UNTIL(n_idle() == 1); /* the transaction is over ... */
+    slow_reader_gets(BODY); /* the transaction is over ... */
     ck_assert_uint_gt(pending_to_client(), 0); /* ... its bytes still queued */
     W.draining = 1;
     pd_client_drain_all(&W);
@@ -453,18 +460,7 @@ START_TEST(idle_timeout_waits_for_the_last_response)
 {
     enum { BODY = 200 * 1024 };
     conf->client_idle_pconn_timeout = 20; /* ms */
-    peer_send(&cl, request("/slowreader"));
-    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
-    event_del(cl.ev); /* the client stops reading */
-    char head[128];
-    snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", BODY);
-    peer_send(&org, head);
-    char *body = malloc(BODY + 1);
-    memset(body, 'b', BODY);
-    body[BODY] = '\0';
-    peer_send(&org, body);
-    free(body);
-    RUN_UNTIL(n_idle() == 1);
+    slow_reader_gets(BODY);
     ck_assert_uint_gt(pending_to_client(), 0);
     /* ten idle timeouts pass with the client not reading */
     struct timeval ten = { 0, 200 * 1000 };
