@@ -7,8 +7,12 @@
 # assembled on the host (FROM scratch + COPY, which needs no emulation), and its
 # programs run as `qemu-aarch64 -L ROOTFS ROOTFS/usr/sbin/proxyd` (-L: the
 # loader, libraries and /etc files come from the image's file system).
-# Steps: our own dockerd (as test_docker.sh); build-images (its arm64 sysroot and
-# build folder are cached in $SLOW_CACHE/images); the image says linux/arm64,
+# Steps: our own dockerd (as test_docker.sh) and, with Debian's docker-registry,
+# a registry of our own on 127.0.0.1; build-images --push (its arm64 sysroot and
+# build folder are cached in $SLOW_CACHE/images): the multi-arch manifest list
+# names the arm64 image, and pulling the list for linux/arm64 gives that image
+# back (the list has one entry: building amd64 is slow.docker's job, and
+# build-images lists both the same way); the image says linux/arm64,
 # user 10001, the HEALTHCHECK; its file system, exported from a container, holds
 # AArch64 ELF files only; proxyd -t on the embedded configuration; proxyd from
 # the image started under qemu as uid 10001 with 2 workers, requests through it
@@ -45,17 +49,54 @@ if ! wait_for 60 docker info; then
 fi
 log "dockerd $dockerd_pid up, storage driver $(docker info -f '{{.Driver}}')"
 
-# 2. the image, with the one command the docs give
+# docker manifest keeps its lists under $DOCKER_CONFIG (not root's ~/.docker)
+export DOCKER_CONFIG="$T/docker-config"
+
+# 2. a registry of our own, for the manifest list (optional: docker-registry)
+push=()
 IMG=proxyd-slow/proxyd:arm64test
-at_exit "$DOCKER_CLI -H unix://$D/docker.sock rmi -f $IMG-arm64"
+if command -v docker-registry >/dev/null 2>&1; then
+    rport=$(free_port)
+    mkdir -p "$T/registry"
+    printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$T/registry" "$rport" >"$T/registry.yml"
+    docker-registry serve "$T/registry.yml" >"$T/registry.log" 2>&1 &
+    registry_pid=$!
+    at_exit "kill_wait $registry_pid 10"
+    wait_for 20 curl -sf --noproxy '*' -o /dev/null "http://127.0.0.1:$rport/v2/" \
+        || { cat "$T/registry.log" >&2; fail "docker-registry did not answer on 127.0.0.1:$rport"; }
+    IMG="127.0.0.1:$rport/proxyd:arm64test"   # dockerd pushes to 127.0.0.0/8 over plain HTTP
+    push=(--push --insecure)
+    log "registry on 127.0.0.1:$rport"
+else
+    log "docker-registry not installed (apt-get install docker-registry): the manifest list is not tested"
+fi
+
+# 3. the image, with the one command the docs give
+at_exit "$DOCKER_CLI -H unix://$D/docker.sock rmi -f $IMG-arm64 $IMG"
 cache=cold
 [ ! -f "$SLOW_CACHE/images/arm64/sysroot/.proxyd-sysroot" ] || cache=warm
 t0=$SECONDS
-"$PROXYD_SRC/docker/build-images" --arch arm64 --tag "$IMG" --out "$SLOW_CACHE/images" 2>"$T/build.log" \
-    || { tail -30 "$T/build.log" >&2; fail "docker/build-images --arch arm64"; }
+"$PROXYD_SRC/docker/build-images" --arch arm64 --tag "$IMG" --out "$SLOW_CACHE/images" "${push[@]}" 2>"$T/build.log" \
+    || { tail -30 "$T/build.log" >&2; fail "docker/build-images --arch arm64 ${push[*]}"; }
 sed 's/^/  /' "$T/build.log" >&2
 log "arm64 image built in $((SECONDS - t0)) s ($cache cache: sysroot and build folder in $SLOW_CACHE/images)"
 img="$IMG-arm64"
+if [ ${#push[@]} -gt 0 ]; then
+    docker manifest inspect --insecure "$IMG" >"$T/list.json" || fail "docker manifest inspect $IMG"
+    python3 - "$T/list.json" <<'PY' || fail "the manifest list $IMG: $(cat "$T/list.json")"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json", m["mediaType"]
+plats = [(e["platform"]["os"], e["platform"]["architecture"]) for e in m["manifests"]]
+assert plats == [("linux", "arm64")], plats
+PY
+    # pulled by the list's name for linux/arm64: the image just built
+    docker pull -q --platform linux/arm64 "$IMG" >/dev/null || fail "docker pull --platform linux/arm64 $IMG"
+    [ "$(docker image inspect -f '{{.Id}}' "$IMG")" = "$(docker image inspect -f '{{.Id}}' "$img")" ] \
+        || fail "pulling the manifest list for linux/arm64 gave another image than $img"
+    log "manifest list $IMG: linux/arm64 -> $img (pulled back, same image id)"
+fi
 [ "$(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$img")" = linux/arm64 ] \
     || fail "$img is $(docker image inspect -f '{{.Os}}/{{.Architecture}}' "$img"), not linux/arm64"
 [ "$(docker image inspect -f '{{.Config.User}}' "$img")" = 10001:10001 ] || fail "image user is not 10001 (proxyd)"
@@ -67,7 +108,7 @@ max_size=$((40 * 1000 * 1000))
 ((size <= max_size)) || fail "the image is $size bytes, over the $max_size allowed"
 log "$img: linux/arm64, user 10001:10001, $size bytes"
 
-# 3. its file system, as a container would see it
+# 4. its file system, as a container would see it
 R="$T/rootfs"
 mkdir -p "$R"
 cid=$(docker create "$img" 2>/dev/null) || fail "docker create $img"
@@ -87,7 +128,7 @@ chmod 755 "$T"
     || { cat "$T/t.out" >&2; fail "arm64 proxyd -t on the embedded /etc/proxyd/proxy.conf"; }
 grep -q 'is OK' "$T/t.out" || fail "proxyd -t said: $(cat "$T/t.out")"
 
-# 4. proxyd from the image under qemu, as uid 10001, the default configuration
+# 5. proxyd from the image under qemu, as uid 10001, the default configuration
 #    on ports of our own (2 workers: fork under emulation too)
 start_origin
 port=$(free_port)
@@ -123,7 +164,7 @@ if PROXYD_ADMIN_PORT=$dead "${as_proxyd[@]}" "$QEMU" -L "$R" "$R/usr/bin/bash" "
 fi
 log "the image's health check (arm64 bash): healthy; unhealthy on a dead port"
 
-# 5. SIGTERM with a request in flight: drained, exit 0
+# 6. SIGTERM with a request in flight: drained, exit 0
 drain_check "127.0.0.1:$port" "http://127.0.0.1:$ORIGIN_PORT" kill -TERM "$ppid"
 # exited: gone (bash reaped it) or a zombie not reaped yet (kill -0 still succeeds on one)
 wait_for 40 sh -c "! kill -0 $ppid 2>/dev/null || grep -q '^State:[[:space:]]*Z' /proc/$ppid/status" \
