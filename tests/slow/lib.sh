@@ -65,6 +65,29 @@ wait_for() {
     return 1
 }
 
+# start_dockerd: a dockerd of the test's own (no iptables, no bridge, its own
+# dirs and socket under $T/docker, in D); DOCKER_HOST points the client there and
+# docker() is Debian's client ($DOCKER_CLI). Skips when dockerd cannot start here.
+# Cleanups: dockerd by its pid, then any mount it left under D (at_exit runs the
+# last first, so a test's own at_exit calls after this run while dockerd still runs).
+start_dockerd() {
+    D="$T/docker"
+    mkdir -p "$D"
+    dockerd --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
+        --data-root="$D/root" --exec-root="$D/exec" --pidfile="$D/dockerd.pid" \
+        -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
+    dockerd_pid=$!
+    at_exit "findmnt -rn -o TARGET | grep '^$D/' | sort -r | xargs -r -n1 umount -l"
+    at_exit "kill_wait $dockerd_pid 30"
+    export DOCKER_HOST="unix://$D/docker.sock"
+    docker() { $DOCKER_CLI "$@"; }
+    if ! wait_for 60 docker info; then
+        tail -20 "$D/dockerd.log" >&2
+        skip "dockerd does not start in this sandbox (log above)"
+    fi
+    log "dockerd $dockerd_pid up, storage driver $(docker info -f '{{.Driver}}')"
+}
+
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

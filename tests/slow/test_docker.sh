@@ -38,23 +38,9 @@ if [ ! -s "$base_tar" ]; then
     log "base image built in $((SECONDS - t0)) s"
 fi
 
-# 2. our own dockerd
-D="$T/docker"
-mkdir -p "$D"
-dockerd --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
-    --data-root="$D/root" --exec-root="$D/exec" --pidfile="$D/dockerd.pid" \
-    -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
-dockerd_pid=$!
-# last cleanups run first: containers and images go while dockerd still runs,
-# then dockerd (by its pid), then any mount it left under the temp dir
-at_exit "findmnt -rn -o TARGET | grep '^$D/' | sort -r | xargs -r -n1 umount -l"
-at_exit "kill_wait $dockerd_pid 30"
-docker() { $DOCKER_CLI -H "unix://$D/docker.sock" "$@"; }
-if ! wait_for 60 docker info; then
-    tail -20 "$D/dockerd.log" >&2
-    skip "dockerd does not start in this sandbox (log above)"
-fi
-log "dockerd $dockerd_pid up, storage driver $(docker info -f '{{.Driver}}')"
+# 2. our own dockerd (containers and images go while it still runs: their
+# cleanups are registered after it)
+start_dockerd
 
 NAME="proxyd-slow-$$"
 at_exit "$DOCKER_CLI -H unix://$D/docker.sock rmi -f proxyd-slow/proxyd:test proxyd-slow/origin:test proxyd-slow/bookworm:base"

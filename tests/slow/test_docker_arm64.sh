@@ -33,21 +33,8 @@ binfmt_state() { findmnt -rn -t binfmt_misc -o TARGET || true; ls /proc/sys/fs/b
 binfmt_before=$(binfmt_state)
 
 # 1. our own dockerd (no iptables, no bridge, its own dirs and socket)
-D="$T/docker"
-mkdir -p "$D"
-dockerd --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
-    --data-root="$D/root" --exec-root="$D/exec" --pidfile="$D/dockerd.pid" \
-    -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
-dockerd_pid=$!
-at_exit "findmnt -rn -o TARGET | grep '^$D/' | sort -r | xargs -r -n1 umount -l"
-at_exit "kill_wait $dockerd_pid 30"
-export DOCKER_HOST="unix://$D/docker.sock" DOCKER="$DOCKER_CLI"
-docker() { $DOCKER_CLI "$@"; }
-if ! wait_for 60 docker info; then
-    tail -20 "$D/dockerd.log" >&2
-    skip "dockerd does not start in this sandbox (log above)"
-fi
-log "dockerd $dockerd_pid up, storage driver $(docker info -f '{{.Driver}}')"
+start_dockerd
+export DOCKER="$DOCKER_CLI"
 
 # docker manifest keeps its lists under $DOCKER_CONFIG (not root's ~/.docker)
 export DOCKER_CONFIG="$T/docker-config"
