@@ -9,6 +9,7 @@ with ports chosen by the kernel:
   DnsServer   a UDP DNS server answering A queries from a dict, counting queries
   EchoServer  a TCP echo server with half-close support (CONNECT target)
   Client      a strict raw-socket HTTP/1.1 client (proxy_request, raw)
+  HelperTestCase  a temp directory with scripted helper programs (auth, acl, rewrite)
 
 Parsing is strict on both sides (CRLF line ends, token header names, no
 obs-fold, one framing) so that whatever proxyd sends is checked too: an origin
@@ -19,6 +20,7 @@ for a guessed time. Python 3 standard library only.
 """
 
 import atexit
+import base64
 import faulthandler
 import os
 import re
@@ -26,6 +28,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -1546,6 +1549,42 @@ class SharedProxyTestCase(ProxyTestCase):
     def tearDown(self):
         self.assertIsNone(self.p.sanitizer_report(), "sanitizer report on proxyd stderr")
         self.assertNoOriginErrors(self.o)
+
+
+def basic_credentials(user, password):
+    """The Proxy-Authorization header (name, value) of Basic user:password."""
+    tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return ("Proxy-Authorization", "Basic " + tok)
+
+
+class HelperTestCase(ProxyTestCase):
+    """For tests of helper programs (auth_param, external_acl_type, url_rewrite_program,
+    store_id_program): self.tmp, a directory removed after the test (named TMP_PREFIX...);
+    script(name, text) writes an executable /bin/sh script there and returns its path;
+    self.calls, a file the scripts may append their questions to, read back by
+    helper_calls() (its lines, [] while it does not exist)."""
+
+    TMP_PREFIX = "pdtest-helper-"
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix=self.TMP_PREFIX)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.calls = os.path.join(self.tmp, "calls")
+
+    def script(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + text)
+        os.chmod(path, stat.S_IRWXU)
+        return path
+
+    def helper_calls(self):
+        try:
+            with open(self.calls) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
 
 
 def _watchdog():
