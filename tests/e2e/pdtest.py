@@ -1559,10 +1559,10 @@ def basic_credentials(user, password):
 
 class HelperTestCase(ProxyTestCase):
     """For tests of helper programs (auth_param, external_acl_type, url_rewrite_program,
-    store_id_program): self.tmp, a directory removed after the test (named TMP_PREFIX...);
-    script(name, text) writes an executable /bin/sh script there and returns its path;
-    self.calls, a file the scripts may append their questions to, read back by
-    helper_calls() (its lines, [] while it does not exist)."""
+    store_id_program): self.o, an origin whose routes the test sets; self.tmp, a directory
+    removed after the test (named TMP_PREFIX...); script(name, text) writes an executable
+    /bin/sh script there and returns its path; self.calls, a file the scripts may append
+    their questions to, read back by helper_calls() (its lines, [] while it does not exist)."""
 
     TMP_PREFIX = "pdtest-helper-"
 
@@ -1571,6 +1571,7 @@ class HelperTestCase(ProxyTestCase):
         self.tmp = tempfile.mkdtemp(prefix=self.TMP_PREFIX)
         self.addCleanup(shutil.rmtree, self.tmp, True)
         self.calls = os.path.join(self.tmp, "calls")
+        self.o = self.origin()
 
     def script(self, name, text):
         path = os.path.join(self.tmp, name)

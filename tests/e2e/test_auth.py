@@ -26,7 +26,6 @@ class AuthBase(pdtest.HelperTestCase):
 
     def setUp(self):
         super().setUp()
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"hello"))
 
     def assert_challenge(self, r, realm):

@@ -19,7 +19,6 @@ class ExternalTest(pdtest.HelperTestCase):
 
     def setUp(self):
         super().setUp()
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"hello"))
 
     def group_helper(self):

@@ -38,9 +38,7 @@ class HelperStatsBase(pdtest.HelperTestCase):
 
     def setUp(self):
         super().setUp()
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"ok"))
-
 
     def mgr(self, p, page):
         r = subprocess.run([SQUIDCLIENT, "-h", "127.0.0.1", "-p", str(p.port), "-T", "10",

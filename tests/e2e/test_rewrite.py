@@ -21,7 +21,6 @@ class RewriteBase(pdtest.HelperTestCase):
 
     def setUp(self):
         super().setUp()
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"from " + q.get("Host").encode()))
         self.d = self.dns({n: ("127.0.0.1", 60) for n in
                            ("bad.test", "www.bad.test", "old.test", "new.test", "fine.test")})

@@ -20,7 +20,6 @@ class StoreIdBase(pdtest.HelperTestCase):
 
     def setUp(self):
         super().setUp()
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"file " + q.path.encode(), headers=[MAX60]))
         self.d = self.dns({n: ("127.0.0.1", 60) for n in
                            ("mirror1.test", "mirror2.test", "other.test")})
