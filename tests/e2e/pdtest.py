@@ -350,7 +350,74 @@ class _Stoppable:
         self.stop()
 
 
-class Origin(_Stoppable):
+class _TcpServer(_Stoppable):
+    """A listening socket on host:0 (self.port) and a thread per accepted connection,
+    numbered from 1 (self.connections counts them), which runs the subclass's
+    _serve(sock, cid). A subclass sets its own state before calling __init__ (the
+    acceptor starts there) and may extend _accepted(cid), called under _cond.
+    stop() closes the listener, shuts every open connection down and joins the threads."""
+
+    def __init__(self, host, backlog, name):
+        self._name = name
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.connections = 0    # accepted connections
+        self._socks = set()
+        self._threads = []
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind((host, 0))
+        self._lsock.listen(backlog)
+        self.port = self._lsock.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, name=name + "-accept", daemon=True)
+        self._acceptor.start()
+
+    def stop(self):
+        with self._cond:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            socks = list(self._socks)
+        try:
+            self._lsock.close()
+        except OSError:
+            pass
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads + [self._acceptor]:
+            t.join(5)
+
+    def _accepted(self, cid):
+        pass
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                r, _, _ = select.select([self._lsock], [], [], 0.2)
+                if not r:
+                    continue
+                sock, _ = self._lsock.accept()
+            except OSError:
+                return
+            with self._cond:
+                if self._stop.is_set():  # stop() already shut the others down
+                    sock.close()
+                    return
+                self.connections += 1
+                cid = self.connections
+                self._socks.add(sock)
+                self._accepted(cid)
+                self._cond.notify_all()
+            t = threading.Thread(target=self._serve, args=(sock, cid),
+                                 name="%s-conn-%d" % (self._name, cid), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+
+class Origin(_TcpServer):
     """A scripted HTTP/1.1 origin server on 127.0.0.1:0 (one thread per connection;
     host: another local address, e.g. one of a test's own network namespace links).
 
@@ -361,25 +428,14 @@ class Origin(_Stoppable):
     """
 
     def __init__(self, host=HOST):
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
         self._routes = {}
         self._prefix_routes = []
         self.requests = []      # complete requests, in arrival order
         self.partial = []       # heads whose body never fully arrived
         self.errors = []        # protocol errors seen (strings)
-        self.connections = 0    # accepted connections
         self.closed_connections = 0
         self.bytes_sent = 0     # body bytes of streamed (Reply.stream) responses
-        self._socks = set()
-        self._threads = []
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((host, 0))
-        self._lsock.listen(256)
-        self.port = self._lsock.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, name="origin-accept", daemon=True)
-        self._acceptor.start()
+        super().__init__(host, 256, "origin")
 
     # -- scripting
     def route(self, path, handler=None, raw=None, before_body=False):
@@ -424,46 +480,7 @@ class Origin(_Stoppable):
         with self._cond:
             _wait_cond(self._cond, lambda: pred(self), timeout, what)
 
-    def stop(self):
-        with self._cond:
-            if self._stop.is_set():
-                return
-            self._stop.set()
-            socks = list(self._socks)
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads + [self._acceptor]:
-            t.join(5)
-
     # -- serving
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                r, _, _ = select.select([self._lsock], [], [], 0.2)
-                if not r:
-                    continue
-                sock, _ = self._lsock.accept()
-            except OSError:
-                return
-            with self._cond:
-                if self._stop.is_set():  # stop() already shut the others down
-                    sock.close()
-                    return
-                self.connections += 1
-                cid = self.connections
-                self._socks.add(sock)
-                self._cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(sock, cid), name="origin-conn-%d" % cid, daemon=True)
-            self._threads.append(t)
-            t.start()
-
     def _error(self, msg):
         with self._cond:
             self.errors.append(msg)
@@ -797,28 +814,16 @@ def dns_query(port, name, qtype=1, timeout=2.0):
 # --------------------------------------------------------------------------
 # Echo
 
-class EchoServer(_Stoppable):
+class EchoServer(_TcpServer):
     """TCP echo on 127.0.0.1:0. When a client half-closes, it sends `bye`
     after the echoed bytes, then closes its side too. eof_seen counts the
     EOFs it read; received holds the bytes of each connection."""
 
     def __init__(self, bye=b"BYE\n"):
         self.bye = bye
-        self._cond = threading.Condition()
-        self.connections = 0
         self.eof_seen = 0
         self.received = {}
-        self._stop = threading.Event()
-        self._socks = set()
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((HOST, 0))
-        self._lsock.listen(64)
-        self.port = self._lsock.getsockname()[1]
-        self._threads = []
-        t = threading.Thread(target=self._accept_loop, name="echo-accept", daemon=True)
-        t.start()
-        self._threads.append(t)
+        super().__init__(HOST, 64, "echo")
 
     def wait_connections(self, n, timeout=DEFAULT_TIMEOUT):
         with self._cond:
@@ -828,27 +833,8 @@ class EchoServer(_Stoppable):
         with self._cond:
             _wait_cond(self._cond, lambda: self.eof_seen >= n, timeout, "echo server to see EOF")
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                r, _, _ = select.select([self._lsock], [], [], 0.2)
-                if not r:
-                    continue
-                sock, _ = self._lsock.accept()
-            except OSError:
-                return
-            with self._cond:
-                if self._stop.is_set():
-                    sock.close()
-                    return
-                self.connections += 1
-                cid = self.connections
-                self.received[cid] = bytearray()
-                self._socks.add(sock)
-                self._cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(sock, cid), daemon=True)
-            self._threads.append(t)
-            t.start()
+    def _accepted(self, cid):
+        self.received[cid] = bytearray()
 
     def _serve(self, sock, cid):
         try:
@@ -871,22 +857,6 @@ class EchoServer(_Stoppable):
             sock.close()
             with self._cond:
                 self._socks.discard(sock)
-
-    def stop(self):
-        with self._cond:
-            self._stop.set()
-            socks = list(self._socks)
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(5)
 
 
 def closed_port():
