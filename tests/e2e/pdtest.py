@@ -504,6 +504,15 @@ class Origin(_TcpServer):
                 self.closed_connections += 1
                 self._cond.notify_all()
 
+    def _bad_request(self, sock, cid, err):
+        """Records a malformed request and answers 400; False: the connection ends."""
+        self._error("conn %d: %s" % (cid, err))
+        try:
+            sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+        return False
+
     def _serve_one(self, sock, rd, cid):
         line = rd.readline()
         if line == b"":
@@ -522,12 +531,7 @@ class Origin(_TcpServer):
             if not target.startswith("/") and not (method == "OPTIONS" and target == "*"):
                 raise ProtocolError("origin got a non origin-form target %r" % target)
         except (ProtocolError, Incomplete) as e:
-            self._error("conn %d: %s" % (cid, e))
-            try:
-                sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            return False
+            return self._bad_request(sock, cid, e)
         kind, fn = self._lookup(target.split("?", 1)[0])
         if kind == "raw_head":
             req = Request(method, target, version, headers, b"", cid, framing)
@@ -554,12 +558,7 @@ class Origin(_TcpServer):
                 self._cond.notify_all()
             return False
         except ProtocolError as e:
-            self._error("conn %d: %s" % (cid, e))
-            try:
-                sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            return False
+            return self._bad_request(sock, cid, e)
         req = Request(method, target, version, headers, body, cid, framing, trailers)
         with self._cond:
             self.requests.append(req)
