@@ -1133,6 +1133,24 @@ def children_of(pid):
     return sorted(out)
 
 
+def processes_mentioning(text):
+    """(pid, command line) of the live (non-zombie) processes but this one whose command
+    line contains text, e.g. the work directory of a tool that must leave nothing running."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        st = _proc_stat(int(d))
+        if text in cmd and st and st[0] != "Z":
+            out.append((int(d), cmd))
+    return out
+
+
 def rss_bytes(pid):
     """Resident set size of a process in bytes (0 if it is gone)."""
     try:
