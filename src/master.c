@@ -337,6 +337,15 @@ static int open_icp_fds(struct gen *g, struct gen *prev)
     return 0;
 }
 
+/* Port 0 in ss: ss takes the port the kernel picked for fd. */
+static void take_bound_port(struct sockaddr_storage *ss, int fd)
+{
+    struct sockaddr_storage b;
+    socklen_t bl = sizeof b;
+    if (getsockname(fd, (struct sockaddr *)&b, &bl) == 0)
+        set_port(ss, addr_port(&b));
+}
+
 /*
  * Open the sockets of g (nworkers per port). Sockets of prev for the same
  * address are reused (the same kernel socket keeps its queue across a reload).
@@ -365,20 +374,12 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
             if (reuse_p >= 0 && j < prev->nworkers && prev->fds[reuse_p][j] >= 0) {
                 g->fds[p][j] = prev->fds[reuse_p][j];
                 prev->fds[reuse_p][j] = -1; /* moved */
-                if (j == 0 && addr_port(&ss) == 0) {
-                    struct sockaddr_storage b;
-                    socklen_t bl = sizeof b;
-                    getsockname(g->fds[p][j], (struct sockaddr *)&b, &bl);
-                    set_port(&ss, addr_port(&b));
-                }
+                if (j == 0 && addr_port(&ss) == 0)
+                    take_bound_port(&ss, g->fds[p][j]);
                 continue;
             }
-            if (j > 0 && addr_port(&ss) == 0) {
-                struct sockaddr_storage b;
-                socklen_t bl = sizeof b;
-                getsockname(g->fds[p][0], (struct sockaddr *)&b, &bl);
-                set_port(&ss, addr_port(&b));
-            }
+            if (j > 0 && addr_port(&ss) == 0)
+                take_bound_port(&ss, g->fds[p][0]);
             char err[256], at[80];
             int fd = open_shared(&ss, len, SOCK_STREAM, err, sizeof err);
             if (fd < 0) {
@@ -389,12 +390,8 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
                 return -1;
             }
             g->fds[p][j] = fd;
-            if (j == 0 && addr_port(&ss) == 0) {
-                struct sockaddr_storage b;
-                socklen_t bl = sizeof b;
-                getsockname(fd, (struct sockaddr *)&b, &bl);
-                set_port(&ss, addr_port(&b));
-            }
+            if (j == 0 && addr_port(&ss) == 0)
+                take_bound_port(&ss, fd);
         }
         char at[80];
         addr_text(&ss, at, sizeof at);
