@@ -186,26 +186,33 @@ class PeersTest(pdtest.ProxyTestCase):
         self.assertEqual(q.get("host"), "www.site.test:8080")
         self.assertEqual(q.get_all("authorization"), ["Bearer abc"])
 
+    def tunnel_ping(self, c, connect):
+        """Sends the CONNECT request connect on c, checks that it is answered 200 and sends
+        "ping\\n" through the tunnel. Returns (head, got): all that was read until the head
+        ended, and the bytes after the head (at least 5)."""
+        c.send(connect)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c._recv(4096)
+            self.assertTrue(chunk, head)
+            head += chunk
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        c.send(b"ping\n")
+        got = head.split(b"\r\n\r\n", 1)[1]
+        while len(got) < 5:
+            chunk = c._recv(4096)
+            self.assertTrue(chunk)
+            got += chunk
+        return head, got
+
     def test_connect_through_a_parent(self):
         echo = self.echo()
         p1, = self.parents(1)
         child = self.proxy(parent_line(p1, "p1", "") + "never_direct allow all\n", workers=1)
         with pdtest.Client(child) as c:
-            c.send(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
-                   % (HOST.encode(), echo.port, HOST.encode(), echo.port))
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk, head)
-                head += chunk
-            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            head, got = self.tunnel_ping(c, b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                                         % (HOST.encode(), echo.port, HOST.encode(), echo.port))
             self.assertEqual(head.count(b"HTTP/1.1 200"), 1, head)  # the parent's, not two
-            c.send(b"ping\n")
-            got = head.split(b"\r\n\r\n", 1)[1]
-            while len(got) < 5:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk)
-                got += chunk
             self.assertEqual(got[:5], b"ping\n")
         p1.wait_access_lines(1)
         self.assertIn("CONNECT", p1.access_lines()[-1])
@@ -217,19 +224,8 @@ class PeersTest(pdtest.ProxyTestCase):
         child = self.proxy("cache_peer %s parent %d 0 no-query originserver name=tls\n"
                            "never_direct allow all\n" % (HOST, echo.port), workers=1)
         with pdtest.Client(child) as c:
-            c.send(b"CONNECT www.site.test:443 HTTP/1.1\r\nHost: www.site.test:443\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk, head)
-                head += chunk
-            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-            c.send(b"ping\n")
-            got = head.split(b"\r\n\r\n", 1)[1]
-            while len(got) < 5:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk)
-                got += chunk
+            _, got = self.tunnel_ping(
+                c, b"CONNECT www.site.test:443 HTTP/1.1\r\nHost: www.site.test:443\r\n\r\n")
             self.assertEqual(got, b"ping\n")
         child.wait_access_lines(1)
         self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
