@@ -102,9 +102,17 @@ static void set_port(struct sockaddr_storage *ss, int port)
         ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 }
 
-static int open_listener(const struct sockaddr_storage *ss, socklen_t len, char *err, size_t errlen)
+/*
+ * One worker's socket on a shared address (ss, len bytes), non-blocking and
+ * close-on-exec: SO_REUSEPORT, so that every worker has its own socket on the
+ * address and the kernel spreads the connections (SOCK_STREAM, which also
+ * listens) or the datagrams (SOCK_DGRAM) over them; SO_REUSEADDR; an IPv6
+ * address takes IPv6 only. Returns the fd, or -1 with err set.
+ */
+static int open_shared(const struct sockaddr_storage *ss, socklen_t len, int type, char *err,
+                       size_t errlen)
 {
-    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(ss->ss_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         snprintf(err, errlen, "socket: %s", strerror(errno));
         return -1;
@@ -118,7 +126,8 @@ static int open_listener(const struct sockaddr_storage *ss, socklen_t len, char 
     }
     if (ss->ss_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
+    if (bind(fd, (const struct sockaddr *)ss, len) < 0 ||
+        (type == SOCK_STREAM && listen(fd, 4096) < 0)) {
         snprintf(err, errlen, "%s", strerror(errno));
         close(fd);
         return -1;
@@ -278,32 +287,6 @@ static void close_gen_fds(struct gen *g, int from_worker)
         }
 }
 
-static int open_udp(const struct sockaddr_storage *ss, char *err, size_t errlen)
-{
-    int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        snprintf(err, errlen, "socket: %s", strerror(errno));
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
-        snprintf(err, errlen, "SO_REUSEPORT: %s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    if (ss->ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
-    if (bind(fd, (const struct sockaddr *)ss, len) < 0) {
-        snprintf(err, errlen, "%s", strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /*
  * icp_port: one UDP socket per worker, all bound to the port with
  * SO_REUSEPORT, so that the kernel spreads the queries over the workers
@@ -330,6 +313,8 @@ static int open_icp_fds(struct gen *g, struct gen *prev)
     }
     set_port(&ss, conf->icp_port);
     g->icp_ss = ss;
+    socklen_t len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
     int reuse = prev && !memcmp(&prev->icp_ss, &ss, sizeof ss);
     for (int j = 0; j < g->nworkers; j++) {
         if (reuse && j < prev->nworkers && prev->icp_fds[j] >= 0) {
@@ -338,7 +323,7 @@ static int open_icp_fds(struct gen *g, struct gen *prev)
             continue;
         }
         char err[256], at[80];
-        int fd = open_udp(&ss, err, sizeof err);
+        int fd = open_shared(&ss, len, SOCK_DGRAM, err, sizeof err);
         if (fd < 0) {
             addr_text(&ss, at, sizeof at);
             pd_log_error("cannot open the ICP port %s (icp_port): %s", at, err);
@@ -350,6 +335,15 @@ static int open_icp_fds(struct gen *g, struct gen *prev)
     addr_text(&ss, at, sizeof at);
     fprintf(stderr, "proxyd: ICP on %s\n", at);
     return 0;
+}
+
+/* Port 0 in ss: ss takes the port the kernel picked for fd. */
+static void take_bound_port(struct sockaddr_storage *ss, int fd)
+{
+    struct sockaddr_storage b;
+    socklen_t bl = sizeof b;
+    if (getsockname(fd, (struct sockaddr *)&b, &bl) == 0)
+        set_port(ss, addr_port(&b));
 }
 
 /*
@@ -380,22 +374,14 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
             if (reuse_p >= 0 && j < prev->nworkers && prev->fds[reuse_p][j] >= 0) {
                 g->fds[p][j] = prev->fds[reuse_p][j];
                 prev->fds[reuse_p][j] = -1; /* moved */
-                if (j == 0 && addr_port(&ss) == 0) {
-                    struct sockaddr_storage b;
-                    socklen_t bl = sizeof b;
-                    getsockname(g->fds[p][j], (struct sockaddr *)&b, &bl);
-                    set_port(&ss, addr_port(&b));
-                }
+                if (j == 0 && addr_port(&ss) == 0)
+                    take_bound_port(&ss, g->fds[p][j]);
                 continue;
             }
-            if (j > 0 && addr_port(&ss) == 0) {
-                struct sockaddr_storage b;
-                socklen_t bl = sizeof b;
-                getsockname(g->fds[p][0], (struct sockaddr *)&b, &bl);
-                set_port(&ss, addr_port(&b));
-            }
+            if (j > 0 && addr_port(&ss) == 0)
+                take_bound_port(&ss, g->fds[p][0]);
             char err[256], at[80];
-            int fd = open_listener(&ss, len, err, sizeof err);
+            int fd = open_shared(&ss, len, SOCK_STREAM, err, sizeof err);
             if (fd < 0) {
                 addr_text(&ss, at, sizeof at);
                 pd_log_error("cannot listen on %s (http_port, %s): %s", at,
@@ -404,12 +390,8 @@ static int open_gen_fds(struct gen *g, struct gen *prev)
                 return -1;
             }
             g->fds[p][j] = fd;
-            if (j == 0 && addr_port(&ss) == 0) {
-                struct sockaddr_storage b;
-                socklen_t bl = sizeof b;
-                getsockname(fd, (struct sockaddr *)&b, &bl);
-                set_port(&ss, addr_port(&b));
-            }
+            if (j == 0 && addr_port(&ss) == 0)
+                take_bound_port(&ss, fd);
         }
         char at[80];
         addr_text(&ss, at, sizeof at);

@@ -9,6 +9,7 @@ with ports chosen by the kernel:
   DnsServer   a UDP DNS server answering A queries from a dict, counting queries
   EchoServer  a TCP echo server with half-close support (CONNECT target)
   Client      a strict raw-socket HTTP/1.1 client (proxy_request, raw)
+  HelperTestCase  a temp directory with scripted helper programs (auth, acl, rewrite)
 
 Parsing is strict on both sides (CRLF line ends, token header names, no
 obs-fold, one framing) so that whatever proxyd sends is checked too: an origin
@@ -19,6 +20,7 @@ for a guessed time. Python 3 standard library only.
 """
 
 import atexit
+import base64
 import faulthandler
 import os
 import re
@@ -26,6 +28,7 @@ import select
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -347,7 +350,74 @@ class _Stoppable:
         self.stop()
 
 
-class Origin(_Stoppable):
+class _TcpServer(_Stoppable):
+    """A listening socket on host:0 (self.port) and a thread per accepted connection,
+    numbered from 1 (self.connections counts them), which runs the subclass's
+    _serve(sock, cid). A subclass sets its own state before calling __init__ (the
+    acceptor starts there) and may extend _accepted(cid), called under _cond.
+    stop() closes the listener, shuts every open connection down and joins the threads."""
+
+    def __init__(self, host, backlog, name):
+        self._name = name
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self.connections = 0    # accepted connections
+        self._socks = set()
+        self._threads = []
+        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsock.bind((host, 0))
+        self._lsock.listen(backlog)
+        self.port = self._lsock.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, name=name + "-accept", daemon=True)
+        self._acceptor.start()
+
+    def stop(self):
+        with self._cond:
+            if self._stop.is_set():
+                return
+            self._stop.set()
+            socks = list(self._socks)
+        try:
+            self._lsock.close()
+        except OSError:
+            pass
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads + [self._acceptor]:
+            t.join(5)
+
+    def _accepted(self, cid):
+        pass
+
+    def _accept_loop(self):
+        while not self._stop.is_set():
+            try:
+                r, _, _ = select.select([self._lsock], [], [], 0.2)
+                if not r:
+                    continue
+                sock, _ = self._lsock.accept()
+            except OSError:
+                return
+            with self._cond:
+                if self._stop.is_set():  # stop() already shut the others down
+                    sock.close()
+                    return
+                self.connections += 1
+                cid = self.connections
+                self._socks.add(sock)
+                self._accepted(cid)
+                self._cond.notify_all()
+            t = threading.Thread(target=self._serve, args=(sock, cid),
+                                 name="%s-conn-%d" % (self._name, cid), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+
+class Origin(_TcpServer):
     """A scripted HTTP/1.1 origin server on 127.0.0.1:0 (one thread per connection;
     host: another local address, e.g. one of a test's own network namespace links).
 
@@ -358,25 +428,14 @@ class Origin(_Stoppable):
     """
 
     def __init__(self, host=HOST):
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
         self._routes = {}
         self._prefix_routes = []
         self.requests = []      # complete requests, in arrival order
         self.partial = []       # heads whose body never fully arrived
         self.errors = []        # protocol errors seen (strings)
-        self.connections = 0    # accepted connections
         self.closed_connections = 0
         self.bytes_sent = 0     # body bytes of streamed (Reply.stream) responses
-        self._socks = set()
-        self._threads = []
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((host, 0))
-        self._lsock.listen(256)
-        self.port = self._lsock.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, name="origin-accept", daemon=True)
-        self._acceptor.start()
+        super().__init__(host, 256, "origin")
 
     # -- scripting
     def route(self, path, handler=None, raw=None, before_body=False):
@@ -421,46 +480,7 @@ class Origin(_Stoppable):
         with self._cond:
             _wait_cond(self._cond, lambda: pred(self), timeout, what)
 
-    def stop(self):
-        with self._cond:
-            if self._stop.is_set():
-                return
-            self._stop.set()
-            socks = list(self._socks)
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads + [self._acceptor]:
-            t.join(5)
-
     # -- serving
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                r, _, _ = select.select([self._lsock], [], [], 0.2)
-                if not r:
-                    continue
-                sock, _ = self._lsock.accept()
-            except OSError:
-                return
-            with self._cond:
-                if self._stop.is_set():  # stop() already shut the others down
-                    sock.close()
-                    return
-                self.connections += 1
-                cid = self.connections
-                self._socks.add(sock)
-                self._cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(sock, cid), name="origin-conn-%d" % cid, daemon=True)
-            self._threads.append(t)
-            t.start()
-
     def _error(self, msg):
         with self._cond:
             self.errors.append(msg)
@@ -484,6 +504,15 @@ class Origin(_Stoppable):
                 self.closed_connections += 1
                 self._cond.notify_all()
 
+    def _bad_request(self, sock, cid, err):
+        """Records a malformed request and answers 400; False: the connection ends."""
+        self._error("conn %d: %s" % (cid, err))
+        try:
+            sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        except OSError:
+            pass
+        return False
+
     def _serve_one(self, sock, rd, cid):
         line = rd.readline()
         if line == b"":
@@ -502,12 +531,7 @@ class Origin(_Stoppable):
             if not target.startswith("/") and not (method == "OPTIONS" and target == "*"):
                 raise ProtocolError("origin got a non origin-form target %r" % target)
         except (ProtocolError, Incomplete) as e:
-            self._error("conn %d: %s" % (cid, e))
-            try:
-                sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            return False
+            return self._bad_request(sock, cid, e)
         kind, fn = self._lookup(target.split("?", 1)[0])
         if kind == "raw_head":
             req = Request(method, target, version, headers, b"", cid, framing)
@@ -534,12 +558,7 @@ class Origin(_Stoppable):
                 self._cond.notify_all()
             return False
         except ProtocolError as e:
-            self._error("conn %d: %s" % (cid, e))
-            try:
-                sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            except OSError:
-                pass
-            return False
+            return self._bad_request(sock, cid, e)
         req = Request(method, target, version, headers, body, cid, framing, trailers)
         with self._cond:
             self.requests.append(req)
@@ -794,28 +813,16 @@ def dns_query(port, name, qtype=1, timeout=2.0):
 # --------------------------------------------------------------------------
 # Echo
 
-class EchoServer(_Stoppable):
+class EchoServer(_TcpServer):
     """TCP echo on 127.0.0.1:0. When a client half-closes, it sends `bye`
     after the echoed bytes, then closes its side too. eof_seen counts the
     EOFs it read; received holds the bytes of each connection."""
 
     def __init__(self, bye=b"BYE\n"):
         self.bye = bye
-        self._cond = threading.Condition()
-        self.connections = 0
         self.eof_seen = 0
         self.received = {}
-        self._stop = threading.Event()
-        self._socks = set()
-        self._lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsock.bind((HOST, 0))
-        self._lsock.listen(64)
-        self.port = self._lsock.getsockname()[1]
-        self._threads = []
-        t = threading.Thread(target=self._accept_loop, name="echo-accept", daemon=True)
-        t.start()
-        self._threads.append(t)
+        super().__init__(HOST, 64, "echo")
 
     def wait_connections(self, n, timeout=DEFAULT_TIMEOUT):
         with self._cond:
@@ -825,27 +832,8 @@ class EchoServer(_Stoppable):
         with self._cond:
             _wait_cond(self._cond, lambda: self.eof_seen >= n, timeout, "echo server to see EOF")
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                r, _, _ = select.select([self._lsock], [], [], 0.2)
-                if not r:
-                    continue
-                sock, _ = self._lsock.accept()
-            except OSError:
-                return
-            with self._cond:
-                if self._stop.is_set():
-                    sock.close()
-                    return
-                self.connections += 1
-                cid = self.connections
-                self.received[cid] = bytearray()
-                self._socks.add(sock)
-                self._cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(sock, cid), daemon=True)
-            self._threads.append(t)
-            t.start()
+    def _accepted(self, cid):
+        self.received[cid] = bytearray()
 
     def _serve(self, sock, cid):
         try:
@@ -868,22 +856,6 @@ class EchoServer(_Stoppable):
             sock.close()
             with self._cond:
                 self._socks.discard(sock)
-
-    def stop(self):
-        with self._cond:
-            self._stop.set()
-            socks = list(self._socks)
-        try:
-            self._lsock.close()
-        except OSError:
-            pass
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(5)
 
 
 def closed_port():
@@ -1159,6 +1131,24 @@ def children_of(pid):
         if st and st[1] == pid and st[0] != "Z":
             out.append(int(d))
     return sorted(out)
+
+
+def processes_mentioning(text):
+    """(pid, command line) of the live (non-zombie) processes but this one whose command
+    line contains text, e.g. the work directory of a tool that must leave nothing running."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        st = _proc_stat(int(d))
+        if text in cmd and st and st[0] != "Z":
+            out.append((int(d), cmd))
+    return out
 
 
 def rss_bytes(pid):
@@ -1546,6 +1536,43 @@ class SharedProxyTestCase(ProxyTestCase):
     def tearDown(self):
         self.assertIsNone(self.p.sanitizer_report(), "sanitizer report on proxyd stderr")
         self.assertNoOriginErrors(self.o)
+
+
+def basic_credentials(user, password):
+    """The Proxy-Authorization header (name, value) of Basic user:password."""
+    tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+    return ("Proxy-Authorization", "Basic " + tok)
+
+
+class HelperTestCase(ProxyTestCase):
+    """For tests of helper programs (auth_param, external_acl_type, url_rewrite_program,
+    store_id_program): self.o, an origin whose routes the test sets; self.tmp, a directory
+    removed after the test (named TMP_PREFIX...); script(name, text) writes an executable
+    /bin/sh script there and returns its path; self.calls, a file the scripts may append
+    their questions to, read back by helper_calls() (its lines, [] while it does not exist)."""
+
+    TMP_PREFIX = "pdtest-helper-"
+
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix=self.TMP_PREFIX)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.calls = os.path.join(self.tmp, "calls")
+        self.o = self.origin()
+
+    def script(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n" + text)
+        os.chmod(path, stat.S_IRWXU)
+        return path
+
+    def helper_calls(self):
+        try:
+            with open(self.calls) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
 
 
 def _watchdog():

@@ -8,9 +8,7 @@ import base64
 import os
 import re
 import shutil
-import stat
 import subprocess
-import tempfile
 import unittest
 
 import pdtest
@@ -20,24 +18,15 @@ NCSA = "/usr/lib/squid/basic_ncsa_auth"
 
 
 def basic(user, password):
-    tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    return [("Proxy-Authorization", "Basic " + tok)]
+    return [pdtest.basic_credentials(user, password)]
 
 
-class AuthBase(pdtest.ProxyTestCase):
+class AuthBase(pdtest.HelperTestCase):
+    TMP_PREFIX = "pdtest-auth-"
+
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="pdtest-auth-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"hello"))
-
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + text)
-        os.chmod(path, stat.S_IRWXU)
-        return path
 
     def assert_challenge(self, r, realm):
         self.assertEqual(r.status, 407, r.body)
@@ -193,7 +182,6 @@ class ScriptedHelperTest(AuthBase):
     """A helper that records each question: the cache, user lists, failures."""
 
     def counting_helper(self):
-        self.calls = os.path.join(self.tmp, "calls")
         return self.script("helper.sh", """
 while read -r u p; do
   echo "$u" >> %s
@@ -202,11 +190,7 @@ done
 """ % self.calls)
 
     def ncalls(self):
-        try:
-            with open(self.calls) as f:
-                return len(f.read().split())
-        except FileNotFoundError:
-            return 0
+        return sum(len(l.split()) for l in self.helper_calls())
 
     def test_credentials_cached_for_ttl(self):
         conf = """

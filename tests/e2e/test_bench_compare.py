@@ -15,6 +15,8 @@ import sys
 import tempfile
 import unittest
 
+from pdtest import processes_mentioning
+
 SRC = os.environ.get("PROXYD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(SRC, "build", "proxyd"))
 COMPARE = os.path.join(SRC, "bench", "compare")
@@ -83,18 +85,7 @@ class BenchCompareSmoke(unittest.TestCase):
     def test_nothing_left_running(self):
         workdir = self.result["meta"]["workdir"]
         self.assertFalse(os.path.exists(workdir))
-        left = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if workdir in cmd:
-                left.append((d, cmd))
-        self.assertEqual(left, [])
+        self.assertEqual(processes_mentioning(workdir), [])
 
 
 if __name__ == "__main__":

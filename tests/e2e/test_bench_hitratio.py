@@ -20,6 +20,8 @@ import sys
 import tempfile
 import unittest
 
+from pdtest import processes_mentioning
+
 SRC = os.environ.get("PROXYD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(SRC, "build", "proxyd"))
 HR = os.path.join(SRC, "bench", "hitratio")
@@ -200,18 +202,7 @@ class Replay(unittest.TestCase):
     def test_nothing_left_running(self):
         workdir = self.res["meta"]["workdir"]
         self.assertFalse(os.path.exists(workdir))
-        left = []
-        for d in os.listdir("/proc"):
-            if not d.isdigit():
-                continue
-            try:
-                with open(f"/proc/{d}/cmdline", "rb") as f:
-                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue
-            if workdir in cmd:
-                left.append((d, cmd))
-        self.assertEqual(left, [])
+        self.assertEqual(processes_mentioning(workdir), [])
 
 
 class Report(unittest.TestCase):

@@ -26,6 +26,8 @@ import tempfile
 import time
 import unittest
 
+from pdtest import processes_mentioning
+
 SRC = os.environ.get("PROXYD_SRC", os.path.join(os.path.dirname(__file__), "..", ".."))
 PROXYD = os.environ.get("PROXYD_BIN", os.path.join(SRC, "build", "proxyd"))
 LOADGEN = os.environ.get("LOADGEN", os.path.join(os.path.dirname(PROXYD), "bench", "loadgen"))
@@ -37,24 +39,6 @@ SMOKE_TIME_LIMIT = 480
 
 def have_squid():
     return os.access(os.environ.get("SQUID", "/usr/sbin/squid"), os.X_OK)
-
-
-def harness_processes(out):
-    """PIDs of processes whose command line mentions the results directory."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{d}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-            with open(f"/proc/{d}/stat") as f:
-                state = f.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if out in cmd and state != "Z":
-            pids.append((int(d), cmd))
-    return pids
 
 
 @unittest.skipUnless(os.access("/usr/sbin/apache2", os.X_OK),
@@ -229,7 +213,7 @@ def time_limit_skips(out):
 
 def assert_nothing_left(test, out):
     """No process, namespace, veth or iptables chain of the harness run into out is left."""
-    test.assertEqual(harness_processes(out), [])
+    test.assertEqual(processes_mentioning(out), [])
     settings = {}
     with open(os.path.join(out, "settings.txt")) as f:
         for line in f:

@@ -3,48 +3,23 @@ request's values in Squid's formats; answers are reused for ttl and
 negative_ttl; a failing helper denies; %LOGIN after Basic authentication;
 Squid's own ext_file_userip_acl. A denied request never reaches the origin."""
 
-import base64
 import os
-import shutil
-import stat
 import subprocess
-import tempfile
 import unittest
 
 import pdtest
-from pdtest import Reply, proxy_request, run_proxyd
+from pdtest import Reply, basic_credentials, proxy_request, run_proxyd
 
 USERIP = "/usr/lib/squid/ext_file_userip_acl"
 NCSA = "/usr/lib/squid/basic_ncsa_auth"
 
 
-def basic(user, password):
-    tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    return ("Proxy-Authorization", "Basic " + tok)
+class ExternalTest(pdtest.HelperTestCase):
+    TMP_PREFIX = "pdtest-ext-"
 
-
-class ExternalTest(pdtest.ProxyTestCase):
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="pdtest-ext-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"hello"))
-        self.calls = os.path.join(self.tmp, "calls")
-
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + text)
-        os.chmod(path, stat.S_IRWXU)
-        return path
-
-    def lines(self):
-        try:
-            with open(self.calls) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
     def group_helper(self):
         """OK when the second word (the X-Group header) is the acl's value."""
@@ -67,15 +42,15 @@ http_access allow staff
             r = proxy_request(p, "GET", url, headers=[("X-Group", "staff")])
             self.assertEqual(r.status, 200)
         # OK reused for ttl: one question for three requests
-        self.assertEqual(self.lines(), ["127.0.0.1 staff staff"])
+        self.assertEqual(self.helper_calls(), ["127.0.0.1 staff staff"])
         # ERR not kept (negative_ttl=0): asked each time; absent header: "-"
         for _ in range(2):
             self.assertEqual(proxy_request(p, "GET", url, headers=[("X-Group", "guest")]).status, 403)
         self.assertEqual(proxy_request(p, "GET", url).status, 403)
-        self.assertEqual(self.lines()[1:], ["127.0.0.1 guest staff"] * 2 + ["127.0.0.1 - staff"])
+        self.assertEqual(self.helper_calls()[1:], ["127.0.0.1 guest staff"] * 2 + ["127.0.0.1 - staff"])
         # an unsafe byte is URL-escaped, never a word break
         self.assertEqual(proxy_request(p, "GET", url, headers=[("X-Group", "a b%")]).status, 403)
-        self.assertEqual(self.lines()[-1], "127.0.0.1 a%20b%25 staff")
+        self.assertEqual(self.helper_calls()[-1], "127.0.0.1 a%20b%25 staff")
         self.assertEqual(len(self.o.snapshot()), 3)
 
     def test_data_trailing_dash_and_concurrency(self):
@@ -94,7 +69,7 @@ http_access allow getonly
         p = self.proxy(conf_extra=conf, workers=1, http_access="deny all")
         self.assertEqual(proxy_request(p, "GET", self.o.url("/a")).status, 200)
         self.assertEqual(proxy_request(p, "POST", self.o.url("/a"), body=b"x").status, 403)
-        self.assertEqual(self.lines(), ["GET -", "POST -"])
+        self.assertEqual(self.helper_calls(), ["GET -", "POST -"])
 
     def test_failing_helper_denies(self):
         """BH and a helper that dies: the deny line cannot be skipped."""
@@ -135,8 +110,8 @@ http_access allow from_own_ip
         url = self.o.url("/u")
         # %LOGIN needs credentials first: 407
         self.assertEqual(proxy_request(p, "GET", url).status, 407)
-        self.assertEqual(proxy_request(p, "GET", url, headers=[basic("alice", "pw")]).status, 200)
-        self.assertEqual(proxy_request(p, "GET", url, headers=[basic("bob", "pw")]).status, 403)
+        self.assertEqual(proxy_request(p, "GET", url, headers=[basic_credentials("alice", "pw")]).status, 200)
+        self.assertEqual(proxy_request(p, "GET", url, headers=[basic_credentials("bob", "pw")]).status, 403)
         self.assertEqual(len(self.o.snapshot()), 1)
         self.assertEqual(p.stop(), 0)
         users = [l.split()[7] for l in p.access_lines()]
@@ -174,7 +149,7 @@ http_access deny all
         got = [(path, proxy_request(p, "GET", self.o.url(path)).status) for path, _ in want]
         self.assertEqual(got, want)
         # the second /a and /c were answered (with their notes) from the worker's cache
-        self.assertEqual(self.lines(), ["/a", "/b", "/c", "/d"])
+        self.assertEqual(self.helper_calls(), ["/a", "/b", "/c", "/d"])
         self.assertEqual([q.path for q in self.o.snapshot()], ["/a", "/b", "/a"])
 
     def test_kv_pairs_in_logs_and_pages(self):

@@ -5,13 +5,10 @@ time, summed over the workers through the shared stats segment, in /metrics
 (label helper = the configured name) and on Squid's manager pages
 (squidclient mgr:basicauthenticator, mgr:external_acl, mgr:url_rewriter)."""
 
-import base64
 import os
 import re
 import shutil
-import stat
 import subprocess
-import tempfile
 import threading
 import unittest
 
@@ -24,8 +21,7 @@ MANAGER = "http_access allow localhost manager\nhttp_access deny manager\n"
 
 
 def basic(user, password):
-    tok = base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
-    return [("Proxy-Authorization", "Basic " + tok)]
+    return [pdtest.basic_credentials(user, password)]
 
 
 def page_field(text, title, name, field):
@@ -37,20 +33,12 @@ def page_field(text, title, name, field):
     return m.group(1)
 
 
-class HelperStatsBase(pdtest.ProxyTestCase):
+class HelperStatsBase(pdtest.HelperTestCase):
+    TMP_PREFIX = "pdtest-hst-"
+
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="pdtest-hst-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"ok"))
-
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + text)
-        os.chmod(path, stat.S_IRWXU)
-        return path
 
     def mgr(self, p, page):
         r = subprocess.run([SQUIDCLIENT, "-h", "127.0.0.1", "-p", str(p.port), "-T", "10",

@@ -16,13 +16,14 @@ import signal
 import socket
 import struct
 import subprocess
-import tempfile
 import threading
 import unittest
 from email.utils import formatdate
 
 import pdtest
+import squidtest
 from pdtest import Reply, proxy_request
+from squidtest import free_port, lines_for
 from test_ops import Admin, metric as sample
 
 HOST = "127.0.0.1"
@@ -35,14 +36,6 @@ def cached(body):
     return lambda q: Reply(body=body, headers=[CACHED, ("Date", formatdate(usegmt=True))])
 
 OP_QUERY, OP_HIT, OP_MISS, OP_ERR, OP_DENIED = 1, 2, 3, 4, 22
-
-
-def free_port(kind=socket.SOCK_STREAM, host=HOST):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def icp_query(url, reqnum=7):
@@ -72,40 +65,17 @@ def icp_ask(port, data, timeout=5.0, host=HOST):
 SQUID_HOST = "127.0.0.2"
 
 
-class Squid:
-    """A real Squid that caches in memory and speaks ICP on SQUID_HOST; -N, stopped by pid."""
+class Squid(squidtest.Squid):
+    """squidtest's Squid, also on SQUID_HOST (HTTP and ICP); ready when its ICP port answers."""
 
-    def __init__(self, extra=""):
-        self.dir = tempfile.mkdtemp(prefix="pdtest-squid-")
-        os.chmod(self.dir, 0o777)
-        self.port = free_port()
+    def listen_lines(self):
         self.icp_port = free_port(socket.SOCK_DGRAM, SQUID_HOST)
-        self.conf = os.path.join(self.dir, "squid.conf")
-        self.access_log = os.path.join(self.dir, "access.log")
-        with open(self.conf, "w") as f:
-            f.write("http_port %s:%d\nhttp_port %s:%d\n" % (HOST, self.port, SQUID_HOST, self.port) +
-                    "icp_port %d\nudp_incoming_address %s\n" % (self.icp_port, SQUID_HOST) +
-                    "icp_access allow all\n"
-                    "pid_filename %s/squid.pid\n" % self.dir +
-                    "cache_log %s/cache.log\n" % self.dir +
-                    "access_log stdio:%s\n" % self.access_log +
-                    "cache_mem 8 MB\nshutdown_lifetime 0 seconds\n"
-                    "visible_hostname squid.test\nhttp_access allow all\n" + extra)
-        self.proc = subprocess.Popen(["squid", "-N", "-f", self.conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            pdtest.wait_until(self._ready, timeout=30, what="squid listening")
-        except BaseException:
-            self.stop()
-            raise
+        return ("http_port %s:%d\n" % (SQUID_HOST, self.port) +
+                "icp_port %d\nudp_incoming_address %s\n" % (self.icp_port, SQUID_HOST) +
+                "icp_access allow all\n")
 
     def _ready(self):
-        if self.proc.poll() is not None:
-            log = open(os.path.join(self.dir, "cache.log")).read()
-            raise AssertionError("squid exited: " + log[-2000:])
-        try:
-            socket.create_connection((HOST, self.port), timeout=1).close()
-        except OSError:
+        if not super()._ready():
             return False
         # and its ICP port answers (a miss for a URL nobody has)
         try:
@@ -113,30 +83,6 @@ class Squid:
                            SQUID_HOST)[0] == OP_MISS
         except OSError:
             return False
-
-    def access_lines(self):
-        try:
-            with open(self.access_log) as f:
-                return [l.rstrip("\n") for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-
-    def lines_for(self, url):
-        return [l for l in self.access_lines() if len(l.split()) > 6 and l.split()[6] == url]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        shutil.rmtree(self.dir, True)
-
-
-def lines_for(p, url):
-    return [l for l in p.access_lines() if len(l.split()) > 6 and l.split()[6] == url]
 
 
 @unittest.skipUnless(shutil.which("squid"), "squid is not installed")

@@ -5,17 +5,14 @@ parent sees them, CONNECT through a parent, the hierarchy codes in the
 access log, and a real Squid on either side (skipped without squid)."""
 
 import base64
-import os
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import unittest
 
 import pdtest
 from pdtest import Reply, proxy_request
+from squidtest import Squid
 
 HOST = "127.0.0.1"
 
@@ -189,26 +186,33 @@ class PeersTest(pdtest.ProxyTestCase):
         self.assertEqual(q.get("host"), "www.site.test:8080")
         self.assertEqual(q.get_all("authorization"), ["Bearer abc"])
 
+    def tunnel_ping(self, c, connect):
+        """Sends the CONNECT request connect on c, checks that it is answered 200 and sends
+        "ping\\n" through the tunnel. Returns (head, got): all that was read until the head
+        ended, and the bytes after the head (at least 5)."""
+        c.send(connect)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = c._recv(4096)
+            self.assertTrue(chunk, head)
+            head += chunk
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        c.send(b"ping\n")
+        got = head.split(b"\r\n\r\n", 1)[1]
+        while len(got) < 5:
+            chunk = c._recv(4096)
+            self.assertTrue(chunk)
+            got += chunk
+        return head, got
+
     def test_connect_through_a_parent(self):
         echo = self.echo()
         p1, = self.parents(1)
         child = self.proxy(parent_line(p1, "p1", "") + "never_direct allow all\n", workers=1)
         with pdtest.Client(child) as c:
-            c.send(b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
-                   % (HOST.encode(), echo.port, HOST.encode(), echo.port))
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk, head)
-                head += chunk
-            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+            head, got = self.tunnel_ping(c, b"CONNECT %s:%d HTTP/1.1\r\nHost: %s:%d\r\n\r\n"
+                                         % (HOST.encode(), echo.port, HOST.encode(), echo.port))
             self.assertEqual(head.count(b"HTTP/1.1 200"), 1, head)  # the parent's, not two
-            c.send(b"ping\n")
-            got = head.split(b"\r\n\r\n", 1)[1]
-            while len(got) < 5:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk)
-                got += chunk
             self.assertEqual(got[:5], b"ping\n")
         p1.wait_access_lines(1)
         self.assertIn("CONNECT", p1.access_lines()[-1])
@@ -220,19 +224,8 @@ class PeersTest(pdtest.ProxyTestCase):
         child = self.proxy("cache_peer %s parent %d 0 no-query originserver name=tls\n"
                            "never_direct allow all\n" % (HOST, echo.port), workers=1)
         with pdtest.Client(child) as c:
-            c.send(b"CONNECT www.site.test:443 HTTP/1.1\r\nHost: www.site.test:443\r\n\r\n")
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk, head)
-                head += chunk
-            self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-            c.send(b"ping\n")
-            got = head.split(b"\r\n\r\n", 1)[1]
-            while len(got) < 5:
-                chunk = c._recv(4096)
-                self.assertTrue(chunk)
-                got += chunk
+            _, got = self.tunnel_ping(
+                c, b"CONNECT www.site.test:443 HTTP/1.1\r\nHost: www.site.test:443\r\n\r\n")
             self.assertEqual(got, b"ping\n")
         child.wait_access_lines(1)
         self.assertIn(" FIRSTUP_PARENT/127.0.0.1 ", child.access_lines()[-1])
@@ -380,66 +373,12 @@ class Relay:
                 pass
         self._thread.join(5)
 
-def free_port():
-    s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Squid:
-    """A real Squid on 127.0.0.1, run in the foreground (-N) and stopped by pid."""
-
-    def __init__(self, extra):
-        self.dir = tempfile.mkdtemp(prefix="pdtest-squid-")
-        os.chmod(self.dir, 0o777)
-        self.port = free_port()
-        self.conf = os.path.join(self.dir, "squid.conf")
-        self.access_log = os.path.join(self.dir, "access.log")
-        with open(self.conf, "w") as f:
-            f.write("http_port %s:%d\n" % (HOST, self.port) +
-                    "pid_filename %s/squid.pid\n" % self.dir +
-                    "cache_log %s/cache.log\n" % self.dir +
-                    "access_log stdio:%s\n" % self.access_log +
-                    "cache deny all\ncache_mem 8 MB\nshutdown_lifetime 0 seconds\n"
-                    "visible_hostname squid.test\nhttp_access allow all\n" + extra)
-        self.proc = subprocess.Popen(["squid", "-N", "-f", self.conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        pdtest.wait_until(self._listening, timeout=30, what="squid listening")
-
-    def _listening(self):
-        if self.proc.poll() is not None:
-            log = open(os.path.join(self.dir, "cache.log")).read()
-            raise AssertionError("squid exited: " + log[-2000:])
-        try:
-            socket.create_connection((HOST, self.port), timeout=1).close()
-            return True
-        except OSError:
-            return False
-
-    def access_lines(self):
-        try:
-            with open(self.access_log) as f:
-                return [l.rstrip("\n") for l in f if l.strip()]
-        except FileNotFoundError:
-            return []
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        shutil.rmtree(self.dir, True)
-
 
 @unittest.skipUnless(shutil.which("squid"), "squid is not installed")
 class SquidPeersTest(pdtest.ProxyTestCase):
     def squid(self, extra=""):
-        s = Squid(extra)
+        # a Squid that stores nothing: each request reaches its parent or the origin
+        s = Squid("cache deny all\n" + extra)
         self.addCleanup(s.stop)
         return s
 

@@ -7,9 +7,7 @@ refused never reaches the origin."""
 
 import os
 import shutil
-import stat
 import subprocess
-import tempfile
 import unittest
 
 import pdtest
@@ -18,30 +16,14 @@ from pdtest import Reply, proxy_request
 SQUIDGUARD = shutil.which("squidGuard")
 
 
-class RewriteBase(pdtest.ProxyTestCase):
+class RewriteBase(pdtest.HelperTestCase):
+    TMP_PREFIX = "pdtest-rw-"
+
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="pdtest-rw-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"from " + q.get("Host").encode()))
         self.d = self.dns({n: ("127.0.0.1", 60) for n in
                            ("bad.test", "www.bad.test", "old.test", "new.test", "fine.test")})
-        self.calls = os.path.join(self.tmp, "calls")
-
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + text)
-        os.chmod(path, stat.S_IRWXU)
-        return path
-
-    def lines(self):
-        try:
-            with open(self.calls) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
 
 @unittest.skipUnless(SQUIDGUARD, "squidGuard is not installed (apt-get install squidguard)")
@@ -131,7 +113,7 @@ done
                 r = proxy_request(p, "GET", self.o.url("/bh", host="fine.test"))
                 self.assertEqual(r.status, 503)
                 self.assertEqual([q.path for q in self.o.snapshot()[before:]], ["/target", "/plain"])
-                first = self.lines()[0].split()
+                first = self.helper_calls()[0].split()
                 self.assertEqual(first[0], self.o.url("/rewrite", host="fine.test"))
                 self.assertEqual(first[1:4], ["127.0.0.1/-", "-", "GET"])
                 self.assertEqual(first[4], "myip=127.0.0.1")
@@ -150,10 +132,10 @@ url_rewrite_access allow all
         p = self.proxy(conf_extra=conf, dns=self.d, workers=1)
         # not sent to the rewriter at all
         self.assertEqual(proxy_request(p, "GET", self.o.url("/skip", host="fine.test")).status, 200)
-        self.assertEqual(self.lines(), [])
+        self.assertEqual(self.helper_calls(), [])
         # sent, fails: refused (fail closed)
         self.assertEqual(proxy_request(p, "GET", self.o.url("/other", host="fine.test")).status, 503)
-        self.assertEqual(len(self.lines()), 1)
+        self.assertEqual(len(self.helper_calls()), 1)
         self.assertEqual(p.stop(), 0)
         p = self.proxy(conf_extra=conf + "url_rewrite_bypass on\n", dns=self.d, workers=1)
         self.assertEqual(proxy_request(p, "GET", self.o.url("/other", host="fine.test")).status, 200)
@@ -179,12 +161,12 @@ url_rewrite_access allow all
                              200)
             self.assertEqual(proxy_request(p, "GET", self.o.url("/bh", host="fine.test")).status,
                              503)
-        paths = [l.split()[0].split("/", 3)[3] for l in self.lines()]
+        paths = [l.split()[0].split("/", 3)[3] for l in self.helper_calls()]
         self.assertEqual(sorted(paths), ["bh", "bh", "bh", "old", "plain", "redirect", "rewrite"])
         # the same path from another method is another line
         self.assertEqual(proxy_request(p, "HEAD", self.o.url("/plain", host="fine.test")).status,
                          200)
-        self.assertEqual(len(self.lines()), 8)
+        self.assertEqual(len(self.helper_calls()), 8)
         rew = dict(helper="url_rewrite", kind="url_rewrite")
         s = a.wait_metric(8, "proxyd_helper_cached_answers_total", **rew)
         self.assertEqual(metric(s, "proxyd_helper_requests_total", **rew), 8)
@@ -226,7 +208,7 @@ done
                     self.assertEqual(r.get("location"), "http://portal.test/slow")
                 if status == 500:
                     self.assertEqual(r.get("x-squid-error"), "ERR_GATEWAY_FAILURE 0")
-                self.assertEqual(len(self.lines()), asked)
+                self.assertEqual(len(self.helper_calls()), asked)
                 self.assertEqual([q.path for q in self.o.snapshot()[before:]], paths)
                 # an answer in time is used as always
                 self.assertEqual(proxy_request(p, "GET", self.o.url("/fast", host="fine.test"))
@@ -257,7 +239,7 @@ done
         for _ in range(2):
             self.assertEqual(proxy_request(p, "GET", self.o.url("/plain", host="fine.test")).status,
                              200)
-        self.assertEqual(len(self.lines()), 2)
+        self.assertEqual(len(self.helper_calls()), 2)
         self.assertEqual(p.stop(), 0)
 
 

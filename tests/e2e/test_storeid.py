@@ -5,9 +5,6 @@ URL as the key (each URL still cached on its own), store_id_access keeps
 requests from the helper, and only requests the cache may answer ask it."""
 
 import os
-import shutil
-import stat
-import tempfile
 import unittest
 
 import pdtest
@@ -18,33 +15,17 @@ STOREID = "/usr/lib/squid/storeid_file_rewrite"
 MAX60 = ("Cache-Control", "max-age=60")
 
 
-class StoreIdBase(pdtest.ProxyTestCase):
+class StoreIdBase(pdtest.HelperTestCase):
+    TMP_PREFIX = "pdtest-sid-"
+
     def setUp(self):
         super().setUp()
-        self.tmp = tempfile.mkdtemp(prefix="pdtest-sid-")
-        self.addCleanup(shutil.rmtree, self.tmp, True)
-        self.o = self.origin()
         self.o.route("/*", lambda q: Reply(body=b"file " + q.path.encode(), headers=[MAX60]))
         self.d = self.dns({n: ("127.0.0.1", 60) for n in
                            ("mirror1.test", "mirror2.test", "other.test")})
-        self.calls = os.path.join(self.tmp, "calls")
 
     def url(self, host, path):
         return "http://%s:%d%s" % (host, self.o.port, path)
-
-    def script(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write("#!/bin/sh\n" + text)
-        os.chmod(path, stat.S_IRWXU)
-        return path
-
-    def asked(self):
-        try:
-            with open(self.calls) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
     def get(self, p, url, method="GET", body=None):
         r = proxy_request(p, method, url, body=body)
@@ -106,10 +87,10 @@ done
         self.assertEqual(log_codes(p, m2, 2), ["TCP_MISS", "TCP_MEM_HIT"])
         self.assertEqual(log_codes(p, ot, 2), ["TCP_MISS", "TCP_MEM_HIT"])
         # a POST is not for the cache: the helper is not asked
-        n = len(self.asked())
+        n = len(self.helper_calls())
         self.get(p, m2, method="POST", body=b"x")
-        self.assertEqual(len(self.asked()), n)
-        self.assertEqual(self.asked(), [m1a, m1b, m2, m2, ot, ot])
+        self.assertEqual(len(self.helper_calls()), n)
+        self.assertEqual(self.helper_calls(), [m1a, m1b, m2, m2, ot, ot])
         self.assertEqual(p.stop(), 0)
 
     def test_store_id_access(self):
@@ -124,7 +105,7 @@ done
         p = self.proxy(conf_extra=conf, workers=1, dns=self.d)
         self.get(p, self.url("mirror1.test", "/a"))
         self.assertEqual(self.get(p, self.url("mirror2.test", "/b")).body, b"file /b")
-        self.assertEqual(self.asked(), [self.url("mirror1.test", "/a")])
+        self.assertEqual(self.helper_calls(), [self.url("mirror1.test", "/a")])
         # mirror1's key is the store id: another path on it is the same object
         self.assertEqual(self.get(p, self.url("mirror1.test", "/c")).body, b"file /a")
         self.assertEqual(self.o.requests_for("/c"), [])
