@@ -378,6 +378,7 @@ class _TcpServer(_Stoppable):
                 return
             self._stop.set()
             socks = list(self._socks)
+            threads = list(self._threads)   # started ones only: see _accept_loop
         try:
             self._lsock.close()
         except OSError:
@@ -387,7 +388,7 @@ class _TcpServer(_Stoppable):
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for t in self._threads + [self._acceptor]:
+        for t in threads + [self._acceptor]:
             t.join(5)
 
     def _accepted(self, cid):
@@ -411,10 +412,12 @@ class _TcpServer(_Stoppable):
                 self._socks.add(sock)
                 self._accepted(cid)
                 self._cond.notify_all()
-            t = threading.Thread(target=self._serve, args=(sock, cid),
-                                 name="%s-conn-%d" % (self._name, cid), daemon=True)
-            self._threads.append(t)
-            t.start()
+                # started before it is listed, both under the lock: stop() never
+                # joins a thread that has not started
+                t = threading.Thread(target=self._serve, args=(sock, cid),
+                                     name="%s-conn-%d" % (self._name, cid), daemon=True)
+                t.start()
+                self._threads.append(t)
 
 
 class Origin(_TcpServer):
