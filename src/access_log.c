@@ -182,6 +182,17 @@ static const char *any_user(const pd_log_entry *e, size_t *len)
     return note(e, "user", len);
 }
 
+/* %[un: the user, escaped, or "-". */
+static void put_user(struct out *o, const pd_log_entry *e)
+{
+    size_t ul;
+    const char *u = any_user(e, &ul);
+    if (u)
+        put_escaped(o, u, ul, 0);
+    else
+        put(o, "-", 1);
+}
+
 size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char *buf,
                             size_t size)
 {
@@ -196,12 +207,7 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         put(&o, " ", 1);
         put_escaped(&o, e->url, e->url_len, F_URL);
         put(&o, " ", 1);
-        size_t ul;
-        const char *u = any_user(e, &ul);
-        if (u)
-            put_escaped(&o, u, ul, 0);
-        else
-            put(&o, "-", 1);
+        put_user(&o, e);
         putf(&o, " %s/%s ", e->hier, e->peer_ip ? e->peer_ip : "-");
         put_escaped(&o, e->content_type, e->content_type_len, 0);
     } else {
@@ -212,12 +218,7 @@ size_t pd_access_log_format(enum pd_log_format fmt, const pd_log_entry *e, char 
         localtime_r(&t, &tm);
         strftime(tbuf, sizeof tbuf, "%d/%b/%Y:%H:%M:%S %z", &tm);
         putf(&o, "%s - ", ip);
-        size_t ul;
-        const char *u = any_user(e, &ul);
-        if (u)
-            put_escaped(&o, u, ul, 0);
-        else
-            put(&o, "-", 1);
+        put_user(&o, e);
         putf(&o, " [%s] \"", tbuf);
         put_escaped(&o, e->method, e->method_len, F_QUOTED);
         put(&o, " ", 1);

@@ -101,6 +101,18 @@ static int start_ext(struct pd_client *c, const pd_acl_ext_query *q,
     return 1;
 }
 
+/* A helper answered (the answer is recorded): the access check goes on from
+ * where it waited, then the step after it. */
+static void access_answered(struct pd_client *c)
+{
+    if (!client_enter(c))
+        return;
+    client_access_resume(c);
+    if (client_access(c, c->access_next))
+        c->access_next(c);
+    client_leave(c);
+}
+
 static void ext_answer(void *arg, int answer, const char *notes)
 {
     struct pd_client *c = arg;
@@ -108,12 +120,7 @@ static void ext_answer(void *arg, int answer, const char *notes)
     add_notes(c, notes);
     /* kept for this request even when the cache keeps nothing (ttl 0) */
     c->ext_memo[c->n_ext_memo++].answer = answer;
-    if (!client_enter(c))
-        return;
-    client_access_resume(c);
-    if (client_access(c, c->access_next))
-        c->access_next(c);
-    client_leave(c);
+    access_answered(c);
 }
 
 /*
@@ -156,12 +163,7 @@ static void auth_answer(void *arg, int ok, const char *notes)
         c->user[0] = '\0';
     else
         add_notes(c, notes);
-    if (!client_enter(c))
-        return;
-    client_access_resume(c);
-    if (client_access(c, c->access_next))
-        c->access_next(c);
-    client_leave(c);
+    access_answered(c);
 }
 
 int client_access(struct pd_client *c, void (*next)(struct pd_client *c))

@@ -633,28 +633,32 @@ static int timer_due(pd_conn *c, struct event **t, event_callback_fn fn, int64_t
     return 1;
 }
 
+/* A read (PD_CONN_READING) or write (PD_CONN_WRITING) timeout ran out: that
+ * direction stops and the owner hears of it. */
+static void timed_out(pd_conn *c, short which)
+{
+    c->depth++;
+    if (which == PD_CONN_READING)
+        c->read_on = 0;
+    else
+        c->write_on = 0;
+    fire_event(c, PD_CONN_TIMEOUT | which);
+    if (--c->depth == 0 && c->dead)
+        really_free(c);
+}
+
 static void rtimeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_conn *c = arg;
-    if (!timer_due(c, &c->rtimer, rtimeout_cb, &c->rdl, &c->r_at))
-        return;
-    c->depth++;
-    c->read_on = 0;
-    fire_event(c, PD_CONN_TIMEOUT | PD_CONN_READING);
-    if (--c->depth == 0 && c->dead)
-        really_free(c);
+    if (timer_due(c, &c->rtimer, rtimeout_cb, &c->rdl, &c->r_at))
+        timed_out(c, PD_CONN_READING);
 }
 
 static void wtimeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     pd_conn *c = arg;
-    if (!timer_due(c, &c->wtimer, wtimeout_cb, &c->wdl, &c->w_at))
-        return;
-    c->depth++;
-    c->write_on = 0;
-    fire_event(c, PD_CONN_TIMEOUT | PD_CONN_WRITING);
-    if (--c->depth == 0 && c->dead)
-        really_free(c);
+    if (timer_due(c, &c->wtimer, wtimeout_cb, &c->wdl, &c->w_at))
+        timed_out(c, PD_CONN_WRITING);
 }
 
 /* ---- the owner's side ------------------------------------------------- */
