@@ -19,8 +19,8 @@ static const char *const confs[] = {
     /* 1: Squid's default pair */
     "http_access allow localhost manager\nhttp_access deny manager\nhttp_access allow all\n",
     /* 2: a monitoring network, localhost refused */
-    "acl mon src 10.20.0.0/24\nhttp_access allow mon manager\nhttp_access deny manager\n"
-    "http_access allow all\n",
+    ("acl mon src 10.20.0.0/24\nhttp_access allow mon manager\nhttp_access deny manager\n"
+     "http_access allow all\n"),
     /* 3: deny everything, no manager rule */
     "http_access deny all\n",
     /* 4: !manager in a rule also counts as naming it */

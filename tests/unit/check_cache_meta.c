@@ -113,8 +113,8 @@ static const char *const heads[] = {
     "HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n",
     "HTTP/1.0 404 \r\nX-Empty:\r\nX-Tab: a\tb\r\nX-Utf8: \xc3\xa9t\xc3\xa9\r\n\r\n",
     "HTTP/1.1 203 Non-Authoritative Information\r\n\r\n",
-    "HTTP/1.1 599 Odd\r\nA: 1\r\nA: 2\r\nVary: Accept-Encoding, Accept-Language\r\n"
-    "Set-Cookie: x=\"y; z\"\r\n\r\n",
+    ("HTTP/1.1 599 Odd\r\nA: 1\r\nA: 2\r\nVary: Accept-Encoding, Accept-Language\r\n"
+     "Set-Cookie: x=\"y; z\"\r\n\r\n"),
 };
 
 START_TEST(own_reader_matches_strict)
