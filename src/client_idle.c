@@ -104,6 +104,12 @@ static void idle_event_cb(pd_conn *conn, short what, void *arg)
     idle_close(arg);
 }
 
+/* How long a connection waits for its next request: its first, or one after. */
+static int64_t wait_ms(const pd_engine *w, unsigned nreq)
+{
+    return nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout;
+}
+
 /* The last response's bytes are out: the wait for the next request starts now. */
 static void idle_written_cb(pd_conn *conn, void *arg)
 {
@@ -111,7 +117,7 @@ static void idle_written_cb(pd_conn *conn, void *arg)
     if (evbuffer_get_length(pd_conn_output(conn)))
         return;
     pd_conn_setcb(conn, idle_read_cb, NULL, idle_event_cb, d);
-    arm(d, d->nreq ? d->w->conf->client_idle_pconn_timeout : d->w->conf->request_timeout);
+    arm(d, wait_ms(d->w, d->nreq));
 }
 
 void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *peer,
@@ -153,7 +159,7 @@ void client_idle_wait(pd_engine *w, pd_conn *conn, const struct sockaddr_storage
         arm(d, INT64_MAX);
         return;
     }
-    arm(d, nreq ? w->conf->client_idle_pconn_timeout : w->conf->request_timeout);
+    arm(d, wait_ms(w, nreq));
 }
 
 /* Draining: the last response's bytes are out; now the connection goes. */

@@ -126,10 +126,10 @@ class SendfileTest(pdtest.ProxyTestCase):
         r, _ = self.get(p, "/lent")
         self.assertEqual(r.body, body)
         self.assertEqual(len(self.o.requests_for("/lent")), 2, "/lent was evicted: %s" % p.access_lines())
-        with Client.__new__(Client) as c:
-            c.sock, c.timeout, c.bytes_received = s, pdtest.DEFAULT_TIMEOUT, 0
-            c.rd = pdtest._Reader(c._recv)
-            r = c.read_response()
+        try:
+            r = pdtest.read_response(pdtest._Reader(s.recv), "GET", s, pdtest.DEFAULT_TIMEOUT)
+        finally:
+            s.close()
         self.assertEqual((r.status, r.complete, len(r.body)), (200, True, size), r)
         self.assertTrue(r.body == body, "the slow client got other bytes than it asked for")
 
