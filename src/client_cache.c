@@ -682,7 +682,7 @@ static void serve_cached(struct pd_client *c, enum pd_result result)
     client_pump_cached(c);
 }
 
-/* the same, for the pages of an extent sent with sendfile */
+/* hit_cleanup for the pages of an extent sent with sendfile */
 static void hit_file_cleanup(const struct evbuffer_file_segment *seg, int flags, void *arg)
 {
     (void)seg;
@@ -751,28 +751,26 @@ void client_pump_cached(struct pd_client *c)
     struct evbuffer *out = cout(c);
     const uint8_t *run = NULL; /* extents not queued yet, adjacent in memory */
     size_t run_len = 0;
-    while (evbuffer_get_length(out) + run_len < HIGH_WM) {
-        const void *p;
-        size_t len;
-        int r = pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
-        if (r == PD_CACHE_ITER_DATA) {
-            if (run_len && (const uint8_t *)p == run + run_len) {
-                run_len += len;
-                continue;
-            }
-            if (emit_stored(c, out, run, run_len) < 0) {
-                client_close_after_flush(c);
-                return;
-            }
-            run = p;
-            run_len = len;
+    for (;;) {
+        const void *p = NULL;
+        size_t len = 0;
+        int full = evbuffer_get_length(out) + run_len >= HIGH_WM;
+        int r = full ? PD_CACHE_ITER_AGAIN : pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
+        if (r == PD_CACHE_ITER_DATA && run_len && (const uint8_t *)p == run + run_len) {
+            run_len += len;
             continue;
         }
+        /* anything but the next adjacent extent: the run so far goes out */
         if (emit_stored(c, out, run, run_len) < 0) {
             client_close_after_flush(c);
             return;
         }
-        run_len = 0;
+        run = p;
+        run_len = len;
+        if (r == PD_CACHE_ITER_DATA)
+            continue;
+        if (full)
+            return; /* client_write_cb calls again when the buffer drained */
         if (r == PD_CACHE_ITER_END) {
             if (c->multipart) {
                 if (++c->range_i < c->nranges) {
@@ -800,9 +798,6 @@ void client_pump_cached(struct pd_client *c)
         client_close_after_flush(c);
         return;
     }
-    if (emit_stored(c, out, run, run_len) < 0)
-        client_close_after_flush(c);
-    /* client_write_cb calls again when the buffer drained */
 }
 
 /* ---- cache: storing what the origin sends ------------------------------ */
