@@ -6,6 +6,8 @@
  *
  *   C_HEAD     read and parse the request head (request_timeout)
  *   C_RESOLVE  validation, access control, cache lookup, then DNS (upstream.c)
+ *   C_ACCESS   waiting for a helper: auth, external acl, URL rewriter, Store-ID
+ *              (client_access.c, client_rewrite.c)
  *   C_CONNECT  pooled keep-alive connection, or a new one (upstream.c)
  *   C_FORWARD  request to the origin, response to the client (upstream.c)
  *   C_CACHE    answered from the cache, or waiting for an object being written
@@ -17,11 +19,12 @@
  * in client_mgr.c. What the files share is in client_int.h.
  *
  * Memory: a pd_client owns its connections (pd_conn), parsers, messages and
- * URL; txn_free() is the only place that frees them. Every event-loop entry
- * into a transaction goes through client_enter/client_leave, and
- * client_free / the hand-over to pd_idle only mark it while one of its
- * callbacks is on the stack: the outermost client_leave does it. A function
- * marked "may free c" may thus leave c closing: its caller returns at once.
+ * URL; txn_free() is the only place that frees them. Every callback into a
+ * transaction only records an event (client_post); the one driver
+ * (client_drive.c) runs the handlers one at a time, and client_free / the
+ * hand-over to pd_idle only mark it while a handler runs: the driver does it
+ * after. A function marked "may free c" may thus leave c closing: its caller
+ * returns at once.
  * A background revalidation (client_bg.c) is a transaction without a
  * connection (bev NULL, c->bg): the same rules, on the engine's bg list; it
  * ends where a client's transaction would answer or close.
@@ -255,6 +258,7 @@ static void txn_free(struct pd_client *c)
     client_log_transaction(c);
     client_cache_drop(c);
     client_access_drop(c);
+    free(c->ev_rw_url);
     if (c->dnsq)
         pd_dns_cancel(c->dnsq);
     if (c->icpq)
@@ -316,9 +320,9 @@ static void to_idle_now(struct pd_client *c)
 
 /*
  * End the transaction (CLOSE_FREE: and its connection; CLOSE_IDLE: the
- * connection waits for the next request). Inside one of the transaction's
- * callbacks this only marks it: the outermost client_leave does it, so no
- * caller up the stack ever holds a freed transaction.
+ * connection waits for the next request). While the driver runs one of its
+ * handlers this only marks it: the driver does it once the handler returned,
+ * so no caller up the stack ever holds a freed transaction.
  */
 static void finish_now(struct pd_client *c)
 {
@@ -333,8 +337,13 @@ static void client_end(struct pd_client *c, enum client_closing how)
     if (c->closing == CLOSE_FREE)
         return;
     c->closing = how;
-    if (!c->depth)
+    if (!c->driving)
         finish_now(c);
+}
+
+void client_finish(struct pd_client *c)
+{
+    finish_now(c);
 }
 
 void client_free(struct pd_client *c)
@@ -342,19 +351,6 @@ void client_free(struct pd_client *c)
     client_end(c, CLOSE_FREE);
 }
 
-int client_enter(struct pd_client *c)
-{
-    if (c->closing)
-        return 0; /* ending: whatever the outer frames do, this event is moot */
-    c->depth++;
-    return 1;
-}
-
-void client_leave(struct pd_client *c)
-{
-    if (--c->depth == 0 && c->closing)
-        finish_now(c);
-}
 
 /* Flush what is queued for the client, then close. May free c. */
 void client_close_after_flush(struct pd_client *c)
@@ -465,7 +461,7 @@ void client_redirect(struct pd_client *c, int status, const char *loc, const cha
 
 /* ---- request head ----------------------------------------------------- */
 
-static void timer_cb_body(struct pd_client *c)
+void client_on_timer(struct pd_client *c)
 {
     if (c->state == C_HEAD && !c->w->draining) {
         c->result = PD_R_NONE_NONE;
@@ -482,15 +478,11 @@ static void timer_cb_body(struct pd_client *c)
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    timer_cb_body(c);
-    client_leave(c);
+    client_post(arg, CEV_TIMER);
 }
 
 /* client_lifetime: no connection stays longer, whatever it is doing */
-static void lifetime_cb_body(struct pd_client *c)
+void client_on_lifetime(struct pd_client *c)
 {
     c->result = pd_result_aborted(c->result);
     client_free(c);
@@ -498,11 +490,7 @@ static void lifetime_cb_body(struct pd_client *c)
 
 static void lifetime_cb(evutil_socket_t fd, short what, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    lifetime_cb_body(c);
-    client_leave(c);
+    client_post(arg, CEV_LIFETIME);
 }
 
 void client_arm_timer(struct pd_client *c, int64_t ms)
@@ -530,7 +518,7 @@ void client_txn_done(struct pd_client *c)
 }
 
 /* A new transaction reads its head (its first bytes are in the input). May free c. */
-static void start_head(struct pd_client *c)
+void client_on_start(struct pd_client *c)
 {
     c->state = C_HEAD;
     c->ttfb_us = -1;
@@ -769,7 +757,7 @@ static void after_access(struct pd_client *c)
 
 /* ---- client callbacks --------------------------------------------------- */
 
-static void client_read_cb_body(struct pd_client *c, pd_conn *conn)
+void client_on_read(struct pd_client *c)
 {
     switch (c->state) {
     case C_HEAD:
@@ -782,27 +770,23 @@ static void client_read_cb_body(struct pd_client *c, pd_conn *conn)
         if (!c->rb_done)
             client_forward_request_body(c);
         else
-            pd_conn_disable(conn, EV_READ);
+            pd_conn_disable(c->bev, EV_READ);
         break;
     case C_TUNNEL:
         client_tunnel_pump(c);
         break;
     default:
-        pd_conn_disable(conn, EV_READ);
+        pd_conn_disable(c->bev, EV_READ);
         break;
     }
 }
 
 static void client_read_cb(pd_conn *conn, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    client_read_cb_body(c, conn);
-    client_leave(c);
+    client_post(arg, CEV_CL_READ);
 }
 
-static void client_write_cb_body(struct pd_client *c)
+void client_on_write(struct pd_client *c)
 {
     switch (c->state) {
     case C_CLOSING:
@@ -828,15 +812,12 @@ static void client_write_cb_body(struct pd_client *c)
 
 void client_write_cb(pd_conn *conn, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    client_write_cb_body(c);
-    client_leave(c);
+    client_post(arg, CEV_CL_WRITE);
 }
 
-static void client_event_cb_body(struct pd_client *c, short what)
+void client_on_conn(struct pd_client *c)
 {
+    short what = c->ev_cl_what;
     /*
      * The client closed while not sending: gone while its request is fetched
      * or served, as Squid (half_closed_clients off) and nginx take it. While
@@ -866,11 +847,7 @@ static void client_event_cb_body(struct pd_client *c, short what)
 
 static void client_event_cb(pd_conn *conn, short what, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    client_event_cb_body(c, what);
-    client_leave(c);
+    client_post_conn(arg, CEV_CL_CONN, what);
 }
 
 /* ---- accept, drain ------------------------------------------------------ */
@@ -935,9 +912,7 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
     int64_t left = life_at_ms - pd_clock_ms();
     struct timeval lt = pd_clock_tv(left);
     evtimer_add(c->life, &lt);
-    client_enter(c);
-    start_head(c);
-    client_leave(c);
+    client_post(c, CEV_START);
 }
 
 void pd_client_drain_all(pd_engine *w)

@@ -7,7 +7,7 @@
  * here: none or malformed ones decide at once (the acl fails, 407); a pair in
  * the worker's credentials cache too; otherwise the helper is asked, the
  * transaction waits in C_ACCESS (its request body is still read, nothing is
- * blocked), and the helper's answer resumes it through client_enter/leave:
+ * blocked), and the helper's answer resumes it (an ACCESS event, client_on_access):
  * the check runs again from the top with the credentials' state known, and
  * the continuation the caller named runs when it allows the request.
  */
@@ -105,12 +105,14 @@ static int start_ext(struct pd_client *c, const pd_acl_ext_query *q,
  * where it waited, then the step after it. */
 static void access_answered(struct pd_client *c)
 {
-    if (!client_enter(c))
-        return;
+    client_post(c, CEV_ACCESS);
+}
+
+void client_on_access(struct pd_client *c)
+{
     client_access_resume(c);
     if (client_access(c, c->access_next))
         c->access_next(c);
-    client_leave(c);
 }
 
 static void ext_answer(void *arg, int answer, const char *notes)

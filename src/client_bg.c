@@ -27,8 +27,8 @@
  * the writer (handed over by the caller), the origin connection and the sink;
  * txn_free (client.c) frees them, as for every transaction. It lives on the
  * engine's bg list (not the clients list: no connection, not in n_clients),
- * enters and leaves its callbacks with client_enter/client_leave, and ends by
- * client_free like the others. The triggering client keeps nothing of it and
+ * is driven by its events like every transaction (client_drive.c), and ends
+ * by client_free like the others. The triggering client keeps nothing of it and
  * it keeps nothing of the client, so either can go first. A worker that exits
  * frees the ones still running (pd_client_close_all): their writers are
  * aborted and the stale object stays.
@@ -145,9 +145,7 @@ int client_bg_revalidate(struct pd_client *c, pd_cache_writer *cw)
     b->revalidating = 1;
     b->result = PD_R_TCP_ASYNC_MISS; /* logged whatever ends it (client_log_transaction) */
     pd_stats_add(w->stats, PD_STAT_CACHE_BG_STARTED, 1);
-    client_enter(b);
-    client_go_upstream(b); /* may end b: client_leave frees it then */
-    client_leave(b);
+    client_post(b, CEV_BG_START); /* may end b */
     return 0;
 }
 

@@ -150,7 +150,7 @@ int client_cache_load_meta(struct pd_client *c)
 }
 
 static void serve_cached(struct pd_client *c, enum pd_result result);
-static void cache_resume(struct pd_client *c);
+void client_on_cache(struct pd_client *c);
 
 /* Wait for a wakeup from the store (another worker is writing the object). */
 static void cache_wait(struct pd_client *c)
@@ -186,7 +186,7 @@ static void start_collapsed(struct pd_client *c, pd_cache_ref *pending)
     c->revalidating = 0;
     c->state = C_CACHE;
     pd_cache_store_iter_init(c->w->store, c->cref, &c->it, 0, UINT64_MAX);
-    cache_resume(c);
+    client_on_cache(c); /* what is there already */
 }
 
 /*
@@ -388,7 +388,7 @@ static int hold_until_complete(struct pd_client *c)
 }
 
 /* The store signalled progress on the object this client waits for. May free c. */
-static void cache_resume(struct pd_client *c)
+void client_on_cache(struct pd_client *c)
 {
     pd_cache_store *st = c->w->store;
     if (c->have_cm && !c->cf_hold) {
@@ -447,10 +447,7 @@ void pd_client_cache_wakeup(pd_engine *w)
             continue;
         c->cwaiting = 0;
         w->n_cache_waiters--;
-        if (client_enter(c)) {
-            cache_resume(c);
-            client_leave(c);
-        }
+        client_post(c, CEV_CACHE);
     }
 }
 

@@ -30,6 +30,7 @@
 #include "proxyd/headers.h"
 #include "proxyd/http_msg.h"
 #include "proxyd/http_parse.h"
+#include "proxyd/icp.h"
 #include "proxyd/result.h"
 #include "proxyd/url.h"
 
@@ -45,11 +46,47 @@
 /* C_ACCESS: http_access waits for a helper's answer (client_access.c) */
 enum cstate { C_HEAD, C_RESOLVE, C_ACCESS, C_CONNECT, C_FORWARD, C_TUNNEL, C_CACHE, C_CLOSING };
 
-/* How a transaction ends once its callbacks have returned (client_leave). */
+/* How a transaction ends once the driver is done with it (client_drive.c). */
 enum client_closing { CLOSE_NOT = 0, CLOSE_IDLE, CLOSE_FREE };
 /* C_CACHE: serving a stored response, or waiting for one another fetch is writing */
 
 #define MAX_RANGES 16
+
+/*
+ * What can happen to a transaction (client_drive.c). A callback from the
+ * event loop, the resolver, a helper or the cache only records its event,
+ * and what the event carries into the transaction's ev_* fields, with
+ * client_post. The driver runs the handlers one at a time, in the order the
+ * events came (each once, however often it was posted meanwhile), until none
+ * is pending or the transaction ends: no handler ever runs inside another,
+ * so none can free what a caller up the stack still uses.
+ *   X(event, handler): the handler is in the file of the step it belongs to.
+ */
+#define PD_CLIENT_EVENTS(X)                                                                    \
+    X(START, client_on_start)           /* client.c: a request's first bytes came */          \
+    X(CL_READ, client_on_read)          /* client.c: bytes from the client */                 \
+    X(CL_WRITE, client_on_write)        /* client.c: its output drained to the low mark */    \
+    X(CL_CONN, client_on_conn)          /* client.c: EOF or error (ev_cl_what) */             \
+    X(TIMER, client_on_timer)           /* client.c: request_timeout, a helper's wait */      \
+    X(LIFETIME, client_on_lifetime)     /* client.c: client_lifetime */                       \
+    X(UP_READ, client_on_up_read)       /* upstream.c: bytes from the origin */               \
+    X(UP_WRITE, client_on_up_write)     /* upstream.c: its output drained */                  \
+    X(UP_CONN, client_on_up_conn)       /* upstream.c: connected, EOF, error (ev_up_what) */  \
+    X(DNS, client_on_dns)               /* upstream.c: looked up (ev_dns_error, addrs) */     \
+    X(ICP, client_on_icp)               /* upstream.c: the peers' ICP answers (ev_icp) */     \
+    X(VERIFY, client_on_verify)         /* client_intercept.c: Host looked up (ev_verified) */ \
+    X(ACCESS, client_on_access)         /* client_access.c: an auth or external acl answer */ \
+    X(REWRITE, client_on_rewrite)       /* client_rewrite.c: the URL rewriter's (ev_rw_*) */  \
+    X(STORE_ID, client_on_store_id)     /* client_rewrite.c: the Store-ID helper's answer */  \
+    X(CACHE, client_on_cache)           /* client_cache.c: the object waited for moved */     \
+    X(BG_START, client_go_upstream)     /* client_bg.c: a background revalidation begins */
+
+enum client_event {
+#define PD_CLIENT_EVENT_ENUM(e, h) CEV_##e,
+    PD_CLIENT_EVENTS(PD_CLIENT_EVENT_ENUM)
+#undef PD_CLIENT_EVENT_ENUM
+    CEV_COUNT
+};
 
 /* Background revalidations one worker runs at once; past it, stale objects
  * are revalidated in the foreground (client_cache.c). */
@@ -81,8 +118,20 @@ struct pd_client {
     char src_ip[INET6_ADDRSTRLEN];
     uint16_t local_port;
     enum cstate state;
-    unsigned depth;             /* the transaction's callbacks on the stack (client_enter) */
-    enum client_closing closing; /* ending: done when depth drops to 0 */
+    int driving;                /* client_drive is on the stack */
+    enum client_closing closing; /* ending: done when the driver returns */
+    /* events posted and not handled yet (client_drive.c), and what they carry */
+    uint32_t ev_pending;        /* a bit per enum client_event */
+    uint8_t ev_queue[CEV_COUNT]; /* their order: ev_n from ev_head, round */
+    uint8_t ev_head, ev_n;
+    short ev_cl_what, ev_up_what; /* CL_CONN, UP_CONN: PD_CONN_* flags */
+    pd_conn *ev_up;             /* the origin connection the UP_* events came from */
+    int ev_dns_error;           /* DNS: 0 (addrs set), or a PD_DNS_E* code */
+    int ev_verified;            /* VERIFY: Host names the original destination */
+    pd_icp_outcome ev_icp;      /* ICP */
+    int ev_rw_verdict, ev_rw_status; /* REWRITE: the rewriter's answer (client_rewrite.c) */
+    char *ev_rw_url;            /* its URL (owned; freed by the handler or txn_free) */
+    char ev_rw_why[96];         /* why it failed, for the log */
     unsigned nreq;              /* requests started on this connection */
     struct event *timer;        /* head / idle timer */
     struct event *life;         /* client_lifetime */
@@ -256,18 +305,34 @@ void client_begin(pd_engine *w, pd_conn *conn, const struct sockaddr_storage *pe
 void client_conn_closed(pd_engine *w, const char *peer_ip);
 
 /*
- * Free the transaction and close its connection: now, or when the outermost
- * of its callbacks returns (so after it, c is still valid but closing: return).
+ * Free the transaction and close its connection: now, or once the driver
+ * returns when it is on the stack (so after it, c is still valid but
+ * closing: return).
  */
 void client_free(struct pd_client *c);
-/*
- * Every entry from the event loop into a transaction (socket, timer, DNS and
- * cache callbacks) is bracketed by these: enter returns 0 when the
- * transaction is ending (skip the event), leave finishes an ending that was
- * asked for meanwhile.
- */
-int client_enter(struct pd_client *c);
-void client_leave(struct pd_client *c);
+/* The ending that was asked for while the driver ran (client.c). */
+void client_finish(struct pd_client *c);
+
+/* ---- client_drive.c ---------------------------------------------------- */
+
+/* Record that e happened to c (what it carries is in c's ev_* fields) and,
+ * unless the driver is on the stack already, run the handlers. Nothing
+ * happens to a transaction that is ending. */
+void client_post(struct pd_client *c, enum client_event e);
+/* The same for the client's (CL_CONN) or the origin's (UP_CONN) connection
+ * events: what accumulates until the handler runs. */
+void client_post_conn(struct pd_client *c, enum client_event e, short what);
+/* An origin connection's event (UP_READ, UP_WRITE, UP_CONN): dropped, with
+ * those still pending from another connection, once c->up is not conn. */
+void client_post_up(struct pd_client *c, pd_conn *conn, enum client_event e, short what);
+/* Run what is pending (when not running already); then end the transaction
+ * if a handler asked for it. */
+void client_drive(struct pd_client *c);
+
+/* The handlers, one per event (PD_CLIENT_EVENTS). */
+#define PD_CLIENT_EVENT_HANDLER(e, h) void h(struct pd_client *c);
+PD_CLIENT_EVENTS(PD_CLIENT_EVENT_HANDLER)
+#undef PD_CLIENT_EVENT_HANDLER
 /* (Re)arm the transaction's head/idle timer; 0 ms fires from the next loop round. */
 void client_arm_timer(struct pd_client *c, int64_t ms);
 /* http_access for the transaction: PD_ACL_ALLOW, _DENY (deny_acl set) or _NEED_DST. */

@@ -226,11 +226,16 @@ static void verified(struct pd_client *c, int ok)
 static void verify_cb(const pd_dns_result *r, void *arg)
 {
     struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
     c->dnsq = NULL;
-    verified(c, !r->error && dst_among(c, r));
-    client_leave(c);
+    if (c->closing)
+        return;
+    c->ev_verified = !r->error && dst_among(c, r);
+    client_post(c, CEV_VERIFY);
+}
+
+void client_on_verify(struct pd_client *c)
+{
+    verified(c, c->ev_verified);
 }
 
 void client_intercept_verify(struct pd_client *c)

@@ -72,7 +72,8 @@ enum verdict {
     V_REWRITE = 1,      /* fetch url instead */
     V_REDIRECT = 2,     /* 30x (status) to url; the client asks again */
     V_BAD_URL = 3,      /* an answer that is not a usable URL: refused */
-    V_FAILED = 4        /* BH or the pool failed: never kept */
+    V_FAILED = 4,       /* BH or the pool failed: never kept */
+    V_TIMED_OUT = 5     /* no answer in time, on_timeout=fail: never kept */
 };
 
 /* The verdict of r; *url points into r (or into buf, size >= 8192). */
@@ -136,6 +137,12 @@ static int apply(struct pd_client *c, enum verdict v, int status, const char *ur
         return 0;
     case V_REDIRECT:
         redirect(c, status, url);
+        return 0;
+    case V_TIMED_OUT:
+        pd_log_warn("url_rewrite: no answer in time for %s", c->url.host);
+        c->result = PD_R_NONE_NONE;
+        client_fail_request(c, 500, "ERR_GATEWAY_FAILURE", "the URL rewriter did not answer "
+                            "in time", 1);
         return 0;
     case V_FAILED:
         break;
@@ -217,18 +224,8 @@ static void answer(void *arg, const pd_helper_reply *r)
             return;
         status = 0;
         url = NULL;
-        if (v == V_FAILED) {
-            free(rw);
-            if (!client_enter(c))
-                return;
-            client_access_resume(c);
-            pd_log_warn("url_rewrite: no answer in time for %s", c->url.host);
-            c->result = PD_R_NONE_NONE;
-            client_fail_request(c, 500, "ERR_GATEWAY_FAILURE", "the URL rewriter did not answer "
-                                "in time", 1);
-            client_leave(c);
-            return;
-        }
+        if (v == V_FAILED)
+            v = V_TIMED_OUT;
     } else {
         v = judge(r, &status, &url, buf, sizeof buf);
     }
@@ -237,12 +234,28 @@ static void answer(void *arg, const pd_helper_reply *r)
         pd_anscache_put(t, rw->line, (int)v | status << 4, url,
                         (time_t)(pd_clock_ms() / 1000) + c->w->conf->url_rewrite_cache_ttl);
     free(rw);
-    if (!client_enter(c))
+    if (c->closing)
         return;
+    /* recorded for client_on_rewrite */
+    c->ev_rw_verdict = (int)v;
+    c->ev_rw_status = status;
+    free(c->ev_rw_url);
+    c->ev_rw_url = url ? strdup(url) : NULL;
+    if (url && !c->ev_rw_url)
+        c->ev_rw_verdict = V_FAILED; /* out of memory */
+    snprintf(c->ev_rw_why, sizeof c->ev_rw_why, "%s", r->why ? r->why : "BH");
+    client_post(c, CEV_REWRITE);
+}
+
+void client_on_rewrite(struct pd_client *c)
+{
     client_access_resume(c);
-    if (apply(c, v, status, url, r->why))
+    char *url = c->ev_rw_url;
+    c->ev_rw_url = NULL;
+    int go = apply(c, (enum verdict)c->ev_rw_verdict, c->ev_rw_status, url, c->ev_rw_why);
+    free(url);
+    if (go)
         c->access_next(c);
-    client_leave(c);
 }
 
 /*
@@ -334,9 +347,8 @@ static void store_id_answer(void *arg, const pd_helper_reply *r)
 {
     struct pd_client *c = arg;
     c->sidq = NULL;
-    if (!client_enter(c))
+    if (c->closing)
         return;
-    client_access_resume(c);
     const char *key = r->result == PD_HELPER_OK ? pd_helper_reply_get(r, "store-id") : NULL;
     if (key && *key && strlen(key) <= STORE_ID_MAX && !strpbrk(key, "\r\n")) {
         c->store_id = strdup(key); /* out of memory: the URL stays the key */
@@ -349,8 +361,13 @@ static void store_id_answer(void *arg, const pd_helper_reply *r)
                                                    : "a reply without a result code",
                     c->url.host);
     }
+    client_post(c, CEV_STORE_ID);
+}
+
+void client_on_store_id(struct pd_client *c)
+{
+    client_access_resume(c);
     c->access_next(c);
-    client_leave(c);
 }
 
 int client_store_id(struct pd_client *c, void (*next)(struct pd_client *c))

@@ -54,7 +54,7 @@ static void up_event_cb(pd_conn *conn, short what, void *arg);
 static void up_read_cb(pd_conn *conn, void *arg);
 static void up_write_cb(pd_conn *conn, void *arg);
 static void dns_cb(const pd_dns_result *r, void *arg);
-static void dns_cb_body(struct pd_client *c, const pd_dns_result *r);
+static void found(struct pd_client *c, int error);
 static int pool_try(struct pd_client *c);
 static void outgoing_source(struct pd_client *c, int family);
 static void next_candidate(struct pd_client *c);
@@ -131,9 +131,9 @@ static void next_candidate(struct pd_client *c)
     c->addrs.n = 0;
     c->origin_ip[0] = '\0';
     if (k->peer < 0 && c->intercepted) {
-        pd_dns_result r; /* direct for an intercepted request: its original destination */
-        client_intercept_dst(c, &r);
-        dns_cb_body(c, &r);
+        /* direct for an intercepted request: its original destination */
+        client_intercept_dst(c, &c->addrs);
+        found(c, 0);
         return;
     }
     const char *host = k->peer >= 0 ? pd_peer_host(c->w->peers, k->peer) : c->url.host;
@@ -147,8 +147,13 @@ static void icp_done(void *arg, const pd_icp_outcome *o)
 {
     struct pd_client *c = arg;
     c->icpq = NULL; /* the query is gone, whatever happens to c */
-    if (!client_enter(c))
-        return;
+    c->ev_icp = *o;
+    client_post(c, CEV_ICP);
+}
+
+void client_on_icp(struct pd_client *c)
+{
+    const pd_icp_outcome *o = &c->ev_icp;
     int pick = -1;
     const char *hier = NULL;
     if (o->hit >= 0) {
@@ -160,7 +165,6 @@ static void icp_done(void *arg, const pd_icp_outcome *o)
     }
     if (select_candidates_icp(c, pick, hier))
         next_candidate(c);
-    client_leave(c);
 }
 
 /*
@@ -259,9 +263,9 @@ void client_go_upstream(struct pd_client *c)
     }
     if (c->intercepted &&
         (!c->host_verified || !pd_peers_active(w->peers) || c->acl_need_dst)) {
-        pd_dns_result r; /* the original destination, never what Host resolves to */
-        client_intercept_dst(c, &r);
-        dns_cb_body(c, &r);
+        /* the original destination, never what Host resolves to */
+        client_intercept_dst(c, &c->addrs);
+        found(c, 0);
         return;
     }
     if (pd_peers_active(w->peers) && !c->acl_need_dst) {
@@ -325,31 +329,31 @@ static void outgoing_source(struct pd_client *c, int family)
 }
 static void dst_allowed(struct pd_client *c);
 
-static void dns_cb_body(struct pd_client *c, const pd_dns_result *r)
+/* The origin's (or the peer's) addresses are in c->addrs, or error says why
+ * not. May free c. */
+static void found(struct pd_client *c, int error)
 {
-    c->dnsq = NULL;
-    if (r->error && more_candidates(c)) {
+    if (error && more_candidates(c)) {
         candidate_failed(c);
         next_candidate(c);
         return;
     }
-    if (r->error && c->via_peer) {
+    if (error && c->via_peer) {
         candidate_failed(c);
         c->result = PD_R_TCP_MISS;
         client_fail_request(c, 503, "ERR_CANNOT_FORWARD", "the parent's name could not be resolved",
                             1);
         return;
     }
-    if (r->error) {
+    if (error) {
         c->result = PD_R_TCP_MISS;
         /* Squid answers every lookup failure 503 ERR_DNS_FAIL */
         client_fail_request(c, 503, "ERR_DNS_FAIL",
-                     r->error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
+                     error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
                                                  : "the origin's name could not be resolved",
                      1);
         return;
     }
-    c->addrs = *r;
     uint16_t port = c->via_peer ? (uint16_t)pd_peer_port(c->w->peers, c->via_peer - 1) : c->url.port;
     for (int i = 0; i < c->addrs.n && (!c->intercepted || c->via_peer); i++) {
         struct sockaddr_storage *ss = &c->addrs.addr[i];
@@ -409,10 +413,18 @@ static void dst_allowed(struct pd_client *c)
 static void dns_cb(const pd_dns_result *r, void *arg)
 {
     struct pd_client *c = arg;
-    if (!client_enter(c))
+    c->dnsq = NULL;
+    if (c->closing)
         return;
-    dns_cb_body(c, r);
-    client_leave(c);
+    c->ev_dns_error = r->error;
+    if (!r->error)
+        c->addrs = *r;
+    client_post(c, CEV_DNS);
+}
+
+void client_on_dns(struct pd_client *c)
+{
+    found(c, c->ev_dns_error);
 }
 
 /* ---- request to the origin -------------------------------------------- */
@@ -1170,7 +1182,7 @@ static void read_response(struct pd_client *c)
     if (c->detached) {
         evbuffer_drain(out, evbuffer_get_length(out));
         /* the store gave up on the object (too large, no room): nothing left to
-         * fill. The free waits for the outermost callback (client_leave). */
+         * fill. The free waits for the driver to return (client_drive.c). */
         if (!c->cw)
             client_free(c);
         return;
@@ -1199,7 +1211,7 @@ void client_detach(struct pd_client *c)
 
 /* ---- origin callbacks --------------------------------------------------- */
 
-static void up_read_cb_body(struct pd_client *c)
+void client_on_up_read(struct pd_client *c)
 {
     if (c->state == C_TUNNEL)
         client_tunnel_pump(c);
@@ -1209,14 +1221,10 @@ static void up_read_cb_body(struct pd_client *c)
 
 static void up_read_cb(pd_conn *conn, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    up_read_cb_body(c);
-    client_leave(c);
+    client_post_up(arg, conn, CEV_UP_READ, 0);
 }
 
-static void up_write_cb_body(struct pd_client *c)
+void client_on_up_write(struct pd_client *c)
 {
     if (c->state == C_TUNNEL) {
         client_tunnel_pump(c);
@@ -1229,11 +1237,7 @@ static void up_write_cb_body(struct pd_client *c)
 
 static void up_write_cb(pd_conn *conn, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    up_write_cb_body(c);
-    client_leave(c);
+    client_post_up(arg, conn, CEV_UP_WRITE, 0);
 }
 
 /* Can this request be sent again on a new connection after a pooled one failed? */
@@ -1242,8 +1246,10 @@ static int can_retry(struct pd_client *c)
     return c->up_from_pool && c->resp_bytes_in == 0 && resendable(c);
 }
 
-static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
+void client_on_up_conn(struct pd_client *c)
 {
+    short what = c->ev_up_what;
+    pd_conn *conn = c->up;
     if (what == PD_CONN_HUP)
         return; /* the origin's EOF is read when reading resumes (it may end the body) */
     if (what & PD_CONN_CONNECTED) {
@@ -1329,9 +1335,5 @@ static void up_event_cb_body(struct pd_client *c, pd_conn *conn, short what)
 
 static void up_event_cb(pd_conn *conn, short what, void *arg)
 {
-    struct pd_client *c = arg;
-    if (!client_enter(c))
-        return;
-    up_event_cb_body(c, conn, what);
-    client_leave(c);
+    client_post_up(arg, conn, CEV_UP_CONN, what);
 }

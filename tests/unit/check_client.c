@@ -353,6 +353,65 @@ START_TEST(transaction_table)
 }
 END_TEST
 
+/* ---- the driver (client_drive.c) ----------------------------------------- */
+
+/* The transaction with the request at the origin, waiting for its answer. */
+static struct pd_client *forwarding(void)
+{
+    peer_send(&cl, request("/d"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    struct pd_client *c = TAILQ_FIRST(&W.clients);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->state, C_FORWARD);
+    return c;
+}
+
+START_TEST(driver_defers_dedups_and_withdraws)
+{
+    struct pd_client *c = forwarding();
+    static int gone; /* stands for an origin connection the transaction let go */
+    c->driving = 1;  /* as inside a handler */
+    client_post_up(c, (pd_conn *)&gone, CEV_UP_CONN, PD_CONN_ERROR);
+    ck_assert_int_eq(c->ev_n, 1);
+    /* the transaction's own origin connection: the other's error is moot */
+    client_post_up(c, c->up, CEV_UP_READ, 0);
+    ck_assert_int_eq(c->ev_n, 1);
+    ck_assert_int_eq(c->ev_queue[c->ev_head], CEV_UP_READ);
+    client_post(c, CEV_CL_WRITE);
+    client_post(c, CEV_CL_WRITE); /* once, however often */
+    ck_assert_int_eq(c->ev_n, 2);
+    ck_assert_int_eq(c->state, C_FORWARD); /* nothing ran inside the "handler" */
+    c->driving = 0;
+    client_drive(c);
+    ck_assert_int_eq(c->ev_n, 0);
+    ck_assert_uint_eq(c->ev_pending, 0);
+    ck_assert_int_eq(c->state, C_FORWARD);
+    /* the withdrawn error never ran: the transaction completes */
+    peer_send(&org, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    RUN_UNTIL(has(&cl, "\r\n\r\nok"));
+    ck_assert(!strncmp(cl.buf, "HTTP/1.1 200 OK\r\n", 17));
+    RUN_UNTIL(n_idle() == 1 && n_busy() == 0);
+}
+END_TEST
+
+START_TEST(driver_drops_events_after_the_end)
+{
+    struct pd_client *c = forwarding();
+    c->driving = 1;
+    client_post_conn(c, CEV_CL_CONN, PD_CONN_EOF); /* the client left: ends it */
+    client_post(c, CEV_CL_READ);
+    client_post(c, CEV_TIMER);
+    ck_assert_int_eq(c->ev_n, 3);
+    ck_assert_int_eq(n_busy(), 1); /* not freed while a handler runs */
+    c->driving = 0;
+    client_drive(c); /* frees c after the first: the others must not run (ASan) */
+    ck_assert_int_eq(n_busy(), 0);
+    RUN_UNTIL(org.eof);
+    ck_assert_int_eq(n_closed, 1);
+    ck_assert_int_eq(W.n_clients, 0);
+}
+END_TEST
+
 /* ---- keep-alive and pipelining ------------------------------------------ */
 
 START_TEST(keepalive_reuses_the_origin_connection)
@@ -611,6 +670,8 @@ static Suite *client_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_loop_test(tc, transaction_table, 0, sizeof cases / sizeof cases[0]);
+    tcase_add_test(tc, driver_defers_dedups_and_withdraws);
+    tcase_add_test(tc, driver_drops_events_after_the_end);
     tcase_add_test(tc, keepalive_reuses_the_origin_connection);
     tcase_add_test(tc, pipelined_requests_answered_in_order);
     tcase_add_test(tc, request_timeout_answers_408);
