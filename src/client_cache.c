@@ -748,10 +748,11 @@ void client_pump_cached(struct pd_client *c)
     struct evbuffer *out = cout(c);
     const uint8_t *run = NULL; /* extents not queued yet, adjacent in memory */
     size_t run_len = 0;
+    size_t cap = c->w->conf->hit_sendfile ? HIGH_WM : HIT_QUEUE_MAX;
     for (;;) {
         const void *p = NULL;
         size_t len = 0;
-        int full = evbuffer_get_length(out) + run_len >= HIGH_WM;
+        int full = evbuffer_get_length(out) + run_len >= cap;
         int r = full ? PD_CACHE_ITER_AGAIN : pd_cache_store_iter_next(st, c->cref, &c->it, &p, &len);
         if (r == PD_CACHE_ITER_DATA && run_len && (const uint8_t *)p == run + run_len) {
             run_len += len;

@@ -37,6 +37,12 @@
 /* Per-direction buffering cap: the producer pauses above HIGH, resumes below LOW. */
 #define HIGH_WM (256 * 1024)
 #define LOW_WM (64 * 1024)
+/* Stored bytes queued for a client at once: they are references into the store (no copy,
+ * no memory of their own but the chain), so a 1 MiB hit is queued whole and the socket
+ * refills from its write readiness alone, without a round through the transaction per
+ * 256 KB (measured: 1 MiB hits 17% faster, bench/compare --pin --client loadgen). With
+ * hit_sendfile the lent pages stay in their HIGH_WM rounds. */
+#define HIT_QUEUE_MAX (2 * 1024 * 1024)
 /* Stored bytes are lent to the kernel (sendfile) only in runs of whole pages
  * this long: below, a copy costs less than the extra system call. */
 #define LEND_MIN (32 * 1024)
