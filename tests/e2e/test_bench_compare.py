@@ -88,5 +88,56 @@ class BenchCompareSmoke(unittest.TestCase):
         self.assertEqual(processes_mentioning(workdir), [])
 
 
+LOADGEN = os.path.join(SRC, "build", "bench", "loadgen")
+
+
+@unittest.skipUnless(os.access("/usr/sbin/nginx", os.X_OK) and os.access(LOADGEN, os.X_OK) and
+                     len(os.sched_getaffinity(0)) >= 2,
+                     "nginx, build/bench/loadgen and two CPUs are needed")
+class BenchComparePinnedRounds(unittest.TestCase):
+    """`--client loadgen --pin --rounds 2`: one row per peer and scenario with the means of
+    two interleaved runs, the client on one CPU and the peer's processes on the other."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="pd-compare-pinned-")
+        md = os.path.join(cls.tmp, "compare.md")
+        cmd = [sys.executable, COMPARE, "--quick", "--only", "proxyd,nginx-direct",
+               "--scenarios", "hit4k", "--client", "loadgen", "--pin", "--rounds", "2",
+               "--proxyd", PROXYD, "--out", md]
+        cls.r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=240)
+        sys.stderr.write(cls.r.stderr[-3000:])
+        with open(os.path.join(cls.tmp, "compare.json")) as f:
+            cls.result = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def test_means_of_two_rounds(self):
+        self.assertEqual(self.r.returncode, 0, self.r.stderr[-2000:])
+        rows = {(x["peer"], x["scenario"]): x for x in self.result["rows"]}
+        runs = self.result["runs"]
+        self.assertEqual(sorted(rows), [("nginx-direct", "hit4k"), ("proxyd", "hit4k")])
+        self.assertEqual(len(runs), 4)
+        for key, row in rows.items():
+            mine = [x for x in runs if (x["peer"], x["scenario"]) == key]
+            self.assertEqual(sorted(x["round"] for x in mine), [1, 2])
+            self.assertEqual(row["rounds"], 2)
+            self.assertAlmostEqual(row["req_per_s"], sum(x["req_per_s"] for x in mine) / 2)
+            self.assertGreaterEqual(row["req_per_s_sd"], 0)
+            self.assertEqual(row["errors"], 0)
+            self.assertGreater(row["client_cpu_s_per_1k"], 0)
+        self.assertEqual(rows[("proxyd", "hit4k")]["verified"], "hit")
+        self.assertRegex(self.r.stdout, r"\| proxyd \| hit4k \| hit \| [0-9,]+ \(sd [0-9,]+\) \|")
+
+    def test_client_and_peer_on_their_own_cpus(self):
+        self.assertTrue(self.result["meta"]["pin"])
+        self.assertEqual(self.result["meta"]["client"], "loadgen")
+        second = sorted(os.sched_getaffinity(0))[1]
+        for run in self.result["runs"]:
+            self.assertEqual(run["peer_cpus"], [second], run["peer"])
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
