@@ -12,6 +12,7 @@
 
 #include "proxyd/access_log.h"
 #include "proxyd/http_msg.h"
+#include "check_run.h"
 
 static pd_http_msg req, resp;
 
@@ -288,9 +289,5 @@ static Suite *access_log_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(access_log_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(access_log_suite());
 }

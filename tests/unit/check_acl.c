@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "proxyd/acl.h"
+#include "check_run.h"
 
 /* 2023-11-14 22:13:20 UTC, a Tuesday (TZ is set to UTC in main) */
 #define T_TUE_2213 ((time_t)1700000000)
@@ -1012,9 +1013,5 @@ int main(void)
 {
     setenv("TZ", "UTC", 1);
     tzset();
-    SRunner *sr = srunner_create(acl_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(acl_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "proxyd/admin.h"
+#include "check_run.h"
 
 static const char *const confs[] = {
     /* 0: no manager rule at all */
@@ -135,9 +136,5 @@ static Suite *admin_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(admin_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(admin_suite());
 }

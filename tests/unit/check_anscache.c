@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proxyd/anscache.h"
+#include "check_run.h"
 
 START_TEST(test_put_get_expire)
 {
@@ -99,9 +100,5 @@ static Suite *anscache_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(anscache_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(anscache_suite());
 }

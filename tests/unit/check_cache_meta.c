@@ -6,6 +6,7 @@
 
 #include "proxyd/cache_meta.h"
 #include "proxyd/http_parse.h"
+#include "check_run.h"
 
 static void parse_response(const char *raw, pd_http_msg *m)
 {
@@ -189,9 +190,5 @@ int main(void)
     tcase_add_loop_test(tc, own_reader_matches_strict, 0, (int)(sizeof heads / sizeof heads[0]));
     tcase_add_test(tc, damaged_head_goes_to_the_strict_parser);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

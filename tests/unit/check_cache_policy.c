@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxyd/cache_policy.h"
+#include "check_run.h"
 
 #define T0 1700000000
 #define D0 "Tue, 14 Nov 2023 22:13:20 GMT"        /* T0 */
@@ -1063,9 +1064,5 @@ static Suite *cache_policy_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cache_policy_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(cache_policy_suite());
 }

@@ -16,6 +16,7 @@
 
 #include "cache_store.c"
 #include "cache_repl.c"
+#include "check_run.h"
 
 #define KB 1024u
 #define MB (1024u * 1024u)
@@ -1432,9 +1433,5 @@ static Suite *cache_store_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cache_store_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(cache_store_suite());
 }

@@ -34,6 +34,7 @@
 static struct event_base *base;
 
 #include "evtest.h"
+#include "check_run.h"
 static pd_engine W;
 static int n_closed; /* conn_closed calls */
 static pd_conf *conf;
@@ -688,9 +689,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(client_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(client_suite());
 }

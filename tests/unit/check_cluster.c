@@ -16,6 +16,7 @@
 
 #include "proxyd/cluster.h"
 #include "proxyd/conf.h"
+#include "check_run.h"
 
 static pd_conf *load(const char *text, char **msgs)
 {
@@ -364,9 +365,5 @@ static Suite *cluster_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(cluster_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(cluster_suite());
 }

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 
 #include "proxyd/conf.h"
+#include "check_run.h"
 
 /* Load text as "t.conf"; *msgs receives everything written to err_out. */
 static pd_conf *load_msgs(const char *name, const char *text, char **msgs)
@@ -1250,9 +1251,5 @@ static Suite *conf_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conf_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(conf_suite());
 }

@@ -19,6 +19,7 @@
 static struct event_base *base;
 
 #include "evtest.h"
+#include "check_run.h"
 
 
 /* What the callbacks saw. */
@@ -477,9 +478,5 @@ static Suite *conn_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(conn_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(conn_suite());
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "check_run.h"
 
 static const struct {
     int n_mask;         /* CPUs 0..n-1 in the mask; -1: no mask */
@@ -205,9 +206,5 @@ int main(void)
     tcase_add_test(fs, cgroup_v1_and_hybrid);
     tcase_add_test(fs, cgroup_text_malformed);
     suite_add_tcase(s, fs);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

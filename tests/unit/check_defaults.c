@@ -20,6 +20,7 @@
 #include "proxyd/conf.h"
 #include "proxyd/http_parse.h"
 #include "proxyd/url.h"
+#include "check_run.h"
 
 static pd_conf *conf;
 static pd_acl_rules *rules;
@@ -183,9 +184,5 @@ int main(void)
     tcase_add_loop_test(tc, test_shipped_conf_access, 0, sizeof(cases) / sizeof(cases[0]));
     tcase_add_test(tc, test_shipped_conf_manager);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

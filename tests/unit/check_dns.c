@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <event2/event.h>
+#include "check_run.h"
 
 /* ---- the test's DNS server ---- */
 
@@ -864,9 +865,5 @@ static Suite *dns_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(dns_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(dns_suite());
 }

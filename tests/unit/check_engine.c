@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proxyd/engine.h"
+#include "check_run.h"
 
 /* "1.2.3.4:80" or "[::1]:80" into ss */
 static void addr(const char *text, struct sockaddr_storage *ss)
@@ -81,9 +82,5 @@ int main(void)
     TCase *tc = tcase_create("own_listener");
     tcase_add_loop_test(tc, own_listener, 0, sizeof(own_cases) / sizeof(own_cases[0]));
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include "check_run.h"
 
 static const struct {
     time_t t;
@@ -60,9 +61,5 @@ int main(void)
     tcase_add_loop_test(tc, http_date, 0, sizeof dates / sizeof dates[0]);
     tcase_add_test(tc, error_page_has_date);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

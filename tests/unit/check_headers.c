@@ -19,6 +19,7 @@
 #include "proxyd/acl.h"
 #include "proxyd/conf.h"
 #include "proxyd/headers.h"
+#include "check_run.h"
 
 struct env {
     pd_conf *conf;
@@ -467,9 +468,5 @@ int main(void)
     tcase_add_test(t, miss_access_default_and_rules);
     tcase_add_test(t, known_names);
     suite_add_tcase(s, t);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pd_check_run(s);
 }

@@ -18,6 +18,7 @@ static struct event_base *base;
 #include "evtest.h"
 
 #include "proxyd/helper.h"
+#include "check_run.h"
 
 /* ---- replies ------------------------------------------------------------ */
 
@@ -395,9 +396,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-    SRunner *r = srunner_create(suite());
-    srunner_run_all(r, CK_NORMAL);
-    int failed = srunner_ntests_failed(r);
-    srunner_free(r);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(suite());
 }

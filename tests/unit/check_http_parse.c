@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "proxyd/http_parse.h"
+#include "check_run.h"
 
 struct body_acc {
     char buf[4096];
@@ -652,9 +653,5 @@ int main(void)
     tcase_add_loop_test(tc, test_extension_methods_every_split, 0, sizeof methods / sizeof methods[0]);
     tcase_add_test(tc, test_head_limit_414_or_431);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

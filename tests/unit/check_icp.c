@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proxyd/icp.h"
+#include "check_run.h"
 
 static const char URL[] = "http://127.0.0.1:8080/obj";
 
@@ -250,9 +251,5 @@ int main(void)
     tcase_add_test(tc, random_datagrams);
     tcase_add_test(tc, names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pd_check_run(s);
 }

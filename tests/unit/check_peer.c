@@ -12,6 +12,7 @@
 #include "proxyd/acl.h"
 #include "proxyd/conf.h"
 #include "proxyd/peer.h"
+#include "check_run.h"
 
 struct env {
     pd_conf *conf;
@@ -644,9 +645,5 @@ int main(void)
     tcase_add_test(tc, max_conn_skips_full_parent);
     tcase_add_test(tc, source_and_user_hash);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return pd_check_run(s);
 }

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include "check_run.h"
 
 START_TEST(texts_are_unique_and_squid_shaped)
 {
@@ -62,9 +63,5 @@ int main(void)
     tcase_add_test(tc, aborted_codes_keep_their_class);
     tcase_add_test(tc, hit_bytes_only_from_the_cache);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(s);
 }

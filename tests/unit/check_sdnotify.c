@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "proxyd/sdnotify.h"
+#include "check_run.h"
 
 /* Bind a datagram socket at name ("/path" or "@abstract"); returns the fd. */
 static int bind_dgram(const char *name)
@@ -109,9 +110,5 @@ int main(void)
     tcase_add_test(tc, abstract_socket);
     tcase_add_test(tc, bad_names);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(s);
 }

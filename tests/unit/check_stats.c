@@ -17,6 +17,7 @@
 
 #include "proxyd/http_msg.h"
 #include "proxyd/stats.h"
+#include "check_run.h"
 
 static pd_stats *st;
 static pd_stats_snapshot *snap;
@@ -821,9 +822,5 @@ static Suite *stats_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(stats_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(stats_suite());
 }

@@ -20,6 +20,7 @@
 static struct event_base *base;
 
 #include "evtest.h"
+#include "check_run.h"
 static struct evconnlistener *listener;
 static struct sockaddr_in origin_addr;
 
@@ -458,9 +459,5 @@ static Suite *upool_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(upool_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return pd_check_run(upool_suite());
 }

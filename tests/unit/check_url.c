@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proxyd/url.h"
+#include "check_run.h"
 
 struct ucase {
     const char *in;
@@ -254,9 +255,5 @@ static Suite *url_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(url_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return pd_check_run(url_suite());
 }
