@@ -413,6 +413,56 @@ START_TEST(driver_drops_events_after_the_end)
 }
 END_TEST
 
+/* ---- a hit is queued whole ----------------------------------------------- */
+
+/* Send n bytes of c to the origin's end, turning the loop while its socket is full. */
+static void org_send_fill(char ch, size_t n)
+{
+    char chunk[65536];
+    memset(chunk, ch, sizeof chunk);
+    size_t off = 0;
+    while (off < n) {
+        size_t k = n - off < sizeof chunk ? n - off : sizeof chunk;
+        ssize_t w = write(org.fd, chunk, k);
+        if (w > 0)
+            off += (size_t)w;
+        else
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    }
+}
+
+/* The stored bytes of a hit are references into the store: the transaction queues
+ * the whole 1 MiB (HIT_QUEUE_MAX) and ends, though the client has read nothing;
+ * the connection then flushes it as the client reads. */
+START_TEST(hit_is_queued_whole)
+{
+    const size_t n = 1u << 20;
+    W.store = pd_cache_store_create(8u << 20, 2u << 20, 1, PD_CACHE_POLICY_S3FIFO);
+    ck_assert_ptr_nonnull(W.store);
+    ck_assert_int_eq(pd_cache_store_attach(W.store, 0), 0);
+    peer_send(&cl, request("/big"));
+    RUN_UNTIL(org.fd >= 0 && has(&org, "\r\n\r\n"));
+    peer_send(&org, "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n"
+                    "Content-Length: 1048576\r\n\r\n");
+    org_send_fill('h', n);
+    RUN_UNTIL(cl.len > n && n_idle() == 1);
+    ck_assert_int_eq(n_accepted, 1);
+    peer_clear(&cl);
+    event_del(cl.ev); /* the client stops reading */
+    peer_send(&cl, request("/big"));
+    /* over, and most of it queued, not yet taken */
+    RUN_UNTIL(n_busy() == 0 && n_idle() == 1 && pending_to_client() > n / 2);
+    event_add(cl.ev, NULL);
+    RUN_UNTIL(has(&cl, "\r\n\r\n") &&
+              cl.len == (size_t)(strstr(cl.buf, "\r\n\r\n") + 4 - cl.buf) + n);
+    ck_assert(!strncmp(cl.buf, "HTTP/1.1 200 OK\r\n", 17));
+    ck_assert(has(&cl, "\r\nAge: "));   /* from the cache */
+    ck_assert_int_eq(n_accepted, 1);     /* the origin saw one request */
+    ck_assert_int_eq(cl.buf[cl.len - 1], 'h');
+    ck_assert_uint_eq(pending_to_client(), 0);
+}
+END_TEST
+
 /* ---- keep-alive and pipelining ------------------------------------------ */
 
 START_TEST(keepalive_reuses_the_origin_connection)
@@ -673,6 +723,7 @@ static Suite *client_suite(void)
     tcase_add_loop_test(tc, transaction_table, 0, sizeof cases / sizeof cases[0]);
     tcase_add_test(tc, driver_defers_dedups_and_withdraws);
     tcase_add_test(tc, driver_drops_events_after_the_end);
+    tcase_add_test(tc, hit_is_queued_whole);
     tcase_add_test(tc, keepalive_reuses_the_origin_connection);
     tcase_add_test(tc, pipelined_requests_answered_in_order);
     tcase_add_test(tc, request_timeout_answers_408);
