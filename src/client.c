@@ -324,7 +324,7 @@ static void to_idle_now(struct pd_client *c)
  * handlers this only marks it: the driver does it once the handler returned,
  * so no caller up the stack ever holds a freed transaction.
  */
-static void finish_now(struct pd_client *c)
+void client_finish(struct pd_client *c)
 {
     if (c->closing == CLOSE_FREE)
         free_now(c);
@@ -338,19 +338,13 @@ static void client_end(struct pd_client *c, enum client_closing how)
         return;
     c->closing = how;
     if (!c->driving)
-        finish_now(c);
-}
-
-void client_finish(struct pd_client *c)
-{
-    finish_now(c);
+        client_finish(c);
 }
 
 void client_free(struct pd_client *c)
 {
     client_end(c, CLOSE_FREE);
 }
-
 
 /* Flush what is queued for the client, then close. May free c. */
 void client_close_after_flush(struct pd_client *c)

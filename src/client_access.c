@@ -101,13 +101,8 @@ static int start_ext(struct pd_client *c, const pd_acl_ext_query *q,
     return 1;
 }
 
-/* A helper answered (the answer is recorded): the access check goes on from
- * where it waited, then the step after it. */
-static void access_answered(struct pd_client *c)
-{
-    client_post(c, CEV_ACCESS);
-}
-
+/* A helper answered (ext_answer, auth_answer recorded it): the access check
+ * goes on from where it waited, then the step after it. */
 void client_on_access(struct pd_client *c)
 {
     client_access_resume(c);
@@ -122,7 +117,7 @@ static void ext_answer(void *arg, int answer, const char *notes)
     add_notes(c, notes);
     /* kept for this request even when the cache keeps nothing (ttl 0) */
     c->ext_memo[c->n_ext_memo++].answer = answer;
-    access_answered(c);
+    client_post(c, CEV_ACCESS);
 }
 
 /*
@@ -165,7 +160,7 @@ static void auth_answer(void *arg, int ok, const char *notes)
         c->user[0] = '\0';
     else
         add_notes(c, notes);
-    access_answered(c);
+    client_post(c, CEV_ACCESS);
 }
 
 int client_access(struct pd_client *c, void (*next)(struct pd_client *c))

@@ -150,7 +150,6 @@ int client_cache_load_meta(struct pd_client *c)
 }
 
 static void serve_cached(struct pd_client *c, enum pd_result result);
-void client_on_cache(struct pd_client *c);
 
 /* Wait for a wakeup from the store (another worker is writing the object). */
 static void cache_wait(struct pd_client *c)

@@ -95,8 +95,6 @@ void client_post(struct pd_client *c, enum client_event e)
 
 void client_post_conn(struct pd_client *c, enum client_event e, short what)
 {
-    if (c->closing)
-        return;
     short *acc = e == CEV_CL_CONN ? &c->ev_cl_what : &c->ev_up_what;
     if (!(c->ev_pending & (1u << e)))
         *acc = 0;
@@ -106,8 +104,6 @@ void client_post_conn(struct pd_client *c, enum client_event e, short what)
 
 void client_post_up(struct pd_client *c, pd_conn *conn, enum client_event e, short what)
 {
-    if (c->closing)
-        return;
     if (conn != c->ev_up) {
         /* another origin connection now: what the last one said is moot */
         withdraw_up(c);

@@ -227,8 +227,6 @@ static void verify_cb(const pd_dns_result *r, void *arg)
 {
     struct pd_client *c = arg;
     c->dnsq = NULL;
-    if (c->closing)
-        return;
     c->ev_verified = !r->error && dst_among(c, r);
     client_post(c, CEV_VERIFY);
 }

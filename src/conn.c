@@ -700,7 +700,6 @@ int pd_conn_add_file(pd_conn *c, int fd, int64_t off, size_t len,
     if (rc < 0)
         return -1;
     c->files = 1;
-    counters.file_bytes += len;
     return 0;
 }
 

@@ -349,9 +349,9 @@ static void found(struct pd_client *c, int error)
         c->result = PD_R_TCP_MISS;
         /* Squid answers every lookup failure 503 ERR_DNS_FAIL */
         client_fail_request(c, 503, "ERR_DNS_FAIL",
-                     error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
-                                                 : "the origin's name could not be resolved",
-                     1);
+                            error == PD_DNS_ETIMEOUT ? "DNS lookup timed out"
+                                                     : "the origin's name could not be resolved",
+                            1);
         return;
     }
     uint16_t port = c->via_peer ? (uint16_t)pd_peer_port(c->w->peers, c->via_peer - 1) : c->url.port;
@@ -414,8 +414,6 @@ static void dns_cb(const pd_dns_result *r, void *arg)
 {
     struct pd_client *c = arg;
     c->dnsq = NULL;
-    if (c->closing)
-        return;
     c->ev_dns_error = r->error;
     if (!r->error)
         c->addrs = *r;

@@ -143,7 +143,6 @@ size_t pd_conn_pending(const pd_conn *conn);
 /* System calls made so far by every conn of this process (tests, the profile page). */
 typedef struct pd_conn_counters {
     uint64_t reads, read_bytes, writes, write_bytes;
-    uint64_t file_bytes;        /* queued by pd_conn_add_file (written with sendfile) */
 } pd_conn_counters;
 void pd_conn_get_counters(pd_conn_counters *out);
 
