@@ -785,7 +785,7 @@ void pd_conn_shutdown_write(pd_conn *c)
 int pd_conn_splice(pd_conn *src, pd_conn *dst)
 {
     assert(src->magic == CONN_MAGIC && dst->magic == CONN_MAGIC);
-    if (src->sdst || src->ssrc == dst || dst->ssrc || src->dead || dst->dead || src->failed ||
+    if (src->sdst || dst->ssrc || src->dead || dst->dead || src->failed ||
         dst->failed || src->connecting || dst->connecting || evbuffer_get_length(src->in) ||
         evbuffer_get_length(dst->out)) {
         errno = EINVAL;

@@ -129,6 +129,7 @@ void pd_conn_shutdown_write(pd_conn *conn);
  * write_cb runs when the pipe drained (to write_low); src's EOF and errors are
  * told as before (bytes may still wait in the pipe: pd_conn_pending(dst)), a
  * write error on dst to dst's event_cb. Freeing either conn ends the relay.
+ * The two directions between two conns are two relays, each with its pipe.
  * Returns 0, or -1 (buffers not empty, no pipe): keep relaying with the buffers.
  */
 int pd_conn_splice(pd_conn *src, pd_conn *dst);

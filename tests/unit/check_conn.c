@@ -434,6 +434,63 @@ START_TEST(splice_relay_moves_everything_in_order)
 }
 END_TEST
 
+/* A tunnel's two directions: x -> y and y -> x spliced at once, bytes
+ * flowing both ways at the same time; each side gets the other's bytes in
+ * order, each relay counts its own, and each EOF is told by its source. */
+START_TEST(splice_relay_both_directions_at_once)
+{
+    int a[2], b[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    fcntl(a[1], F_SETFL, fcntl(a[1], F_GETFL) | O_NONBLOCK);
+    fcntl(b[1], F_SETFL, fcntl(b[1], F_GETFL) | O_NONBLOCK);
+    pd_conn *x = pd_conn_new(base, a[0]), *y = pd_conn_new(base, b[0]);
+    struct relay_seen sx = { 0 }, sy = { 0 };
+    pd_conn_setcb(x, relay_read, relay_write, relay_event, &sx);
+    pd_conn_setcb(y, relay_read, relay_write, relay_event, &sy);
+    ck_assert_int_eq(pd_conn_splice(x, y), 0);
+    ck_assert_int_eq(pd_conn_splice(y, x), 0);
+    ck_assert_int_eq(pd_conn_splice(y, x), -1); /* once per direction */
+
+    const size_t total = 2u << 20;
+    uint8_t *ox = malloc(total), *oy = malloc(total), *ix = malloc(total), *iy = malloc(total);
+    for (size_t i = 0; i < total; i++) {
+        ox[i] = (uint8_t)(i * 131 + (i >> 12));
+        oy[i] = (uint8_t)(i * 7 + 3 + (i >> 9));
+    }
+    size_t sx_n = 0, sy_n = 0, gx = 0, gy = 0; /* sent into x's and y's sockets; got out */
+    for (int rounds = 0; (gx < total || gy < total) && rounds < 200000; rounds++) {
+        ssize_t n;
+        if (sx_n < total && (n = write(a[1], ox + sx_n, total - sx_n < 65536 ? total - sx_n : 65536)) > 0)
+            sx_n += (size_t)n;
+        if (sy_n < total && (n = write(b[1], oy + sy_n, total - sy_n < 65536 ? total - sy_n : 65536)) > 0)
+            sy_n += (size_t)n;
+        event_base_loop(base, EVLOOP_NONBLOCK);
+        if (gy < total && (n = read(b[1], iy + gy, total - gy < 9000 ? total - gy : 9000)) > 0)
+            gy += (size_t)n;
+        if (gx < total && (n = read(a[1], ix + gx, total - gx < 9000 ? total - gx : 9000)) > 0)
+            gx += (size_t)n;
+    }
+    ck_assert_uint_eq(gx, total);
+    ck_assert_uint_eq(gy, total);
+    ck_assert(memcmp(iy, ox, total) == 0); /* x's bytes came out at y */
+    ck_assert(memcmp(ix, oy, total) == 0);
+    shutdown(a[1], SHUT_WR);
+    shutdown(b[1], SHUT_WR);
+    RUN_UNTIL(sx.src_eof && sy.src_eof);
+    ck_assert_uint_eq(sx.moved + pd_conn_take_spliced(x), total);
+    ck_assert_uint_eq(sy.moved + pd_conn_take_spliced(y), total);
+    pd_conn_free(x);
+    pd_conn_free(y);
+    close(a[1]);
+    close(b[1]);
+    free(ox);
+    free(oy);
+    free(ix);
+    free(iy);
+}
+END_TEST
+
 /* The relay refuses to start while bytes wait in the buffers. */
 START_TEST(splice_needs_empty_buffers)
 {
@@ -471,6 +528,7 @@ static Suite *conn_suite(void)
     tcase_add_test(tc, connect_then_send);
     tcase_add_test(tc, connect_refused);
     tcase_add_test(tc, splice_relay_moves_everything_in_order);
+    tcase_add_test(tc, splice_relay_both_directions_at_once);
     tcase_add_test(tc, splice_needs_empty_buffers);
     suite_add_tcase(s, tc);
     return s;
