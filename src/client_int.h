@@ -236,6 +236,8 @@ struct pd_client {
     struct evbuffer *sink;
     int revalidating;           /* the origin request is conditional on cref */
     int spl_cu, spl_uc;         /* CONNECT: client->origin, origin->client spliced */
+    int bulk_cu, bulk_uc;       /* CONNECT: that direction carried a bulk round */
+    int spl_failed;             /* CONNECT: a splice could not start; copy from now on */
     int stale_ok;               /* cref may answer if the revalidation fails (max_stale...) */
     int cwaiting;               /* registered for the store's wakeup */
     pd_cache_meta cm;           /* cref's stored head */

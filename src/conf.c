@@ -1133,9 +1133,11 @@ static const directive directives[] = {
              "small popular objects), heap LFUDA (keeps popular objects whatever their size)." },
     { .name = "tunnel_splice", .set = parse_onoff, FIELD(tunnel_splice), .def = "on",
       .squid = "proxyd's own (Squid copies tunnelled bytes through its buffers).",
-      .doc = "CONNECT tunnels relay their bytes inside the kernel with splice(2) once the "
-             "tunnel is established, instead of copying them through proxyd; off copies them "
-             "(for comparison)." },
+      .doc = "A direction of a CONNECT tunnel that carries a bulk transfer (64 KB or more "
+             "in one read round) is relayed inside the kernel with splice(2) from then on, "
+             "instead of being copied through proxyd; small exchanges stay copied, which costs "
+             "less for them. off copies everything. proxyd_tunnel_spliced_bytes_total counts "
+             "the spliced bytes." },
     { .name = "hit_sendfile", .set = parse_onoff, FIELD(hit_sendfile), .def = "off",
       .squid = "proxyd's own (Squid copies memory-cache hits into the socket).",
       .doc = "on: cache hits send the whole memory pages of long bodies (runs of 32 KB and "

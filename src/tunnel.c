@@ -7,9 +7,9 @@
  *
  * Each direction starts through the conns' buffers and switches to a splice
  * relay (pd_conn_splice: socket -> pipe -> socket in the kernel, no copy into
- * proxyd) as soon as its buffers are empty, i.e. once the "200" went out and
- * what came with the CONNECT was passed on. Nobody looks at tunnelled bytes
- * (TLS), so copying them through user space was pure cost.
+ * proxyd) once it carries a bulk transfer and its buffers are empty. Nobody
+ * looks at tunnelled bytes (TLS), so copying a download through user space is
+ * pure cost; for small exchanges a read and a write are cheaper than a pipe.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -82,6 +82,43 @@ static void tunnel_begin(struct pd_client *c)
     client_tunnel_pump(c);
 }
 
+/* A direction goes on in the kernel once it carries a bulk transfer: one
+ * round brought SPLICE_BURST bytes or more. Small exchanges (handshakes,
+ * requests, short answers) stay in user space, where a read and a write cost
+ * less than two splices through a pipe (bench/tunnel, docs/benchmarks.md). */
+#define SPLICE_BURST (64 * 1024)
+
+/*
+ * One direction, from src (its input already moved to out, dst's output):
+ * a bulk direction switches to a splice relay once its buffers are empty,
+ * and reads nothing more until then, or a steady stream would keep them busy
+ * for good; otherwise src reads while out is small. A direction that cannot
+ * be spliced (no pipe: EMFILE, ENFILE) stays in user space, as do the rest
+ * of the transaction's.
+ */
+static void tunnel_direction(struct pd_client *c, pd_conn *src, pd_conn *dst, struct evbuffer *out,
+                             size_t moved, int eof, int *spliced, int *bulk)
+{
+    if (*spliced || eof)
+        return;
+    if (moved >= SPLICE_BURST && c->w->conf->tunnel_splice && !c->spl_failed)
+        *bulk = 1;
+    if (*bulk && !c->spl_failed && evbuffer_get_length(pd_conn_input(src)) == 0 &&
+        evbuffer_get_length(out) == 0) {
+        if (pd_conn_splice(src, dst) == 0) {
+            *spliced = 1;
+            pd_conn_enable(src, EV_READ); /* it may have been paused by the buffers */
+            return;
+        }
+        c->spl_failed = 1;
+    }
+    size_t high = *bulk && !c->spl_failed ? 0 : HIGH_WM;
+    if (evbuffer_get_length(out) > high)
+        pd_conn_disable(src, EV_READ);
+    else
+        pd_conn_enable(src, EV_READ);
+}
+
 /*
  * Move what each side sent to the other, pass a half-close on once the
  * other side's output is flushed, and end when both directions are done.
@@ -95,44 +132,25 @@ void client_tunnel_pump(struct pd_client *c)
     uint64_t m = pd_conn_take_spliced(c->bev);
     c->in_bytes += m;
     c->up_out_bytes += m;
+    uint64_t spliced = m;
     m = pd_conn_take_spliced(c->up);
     c->out_bytes += m;
     c->resp_bytes_in += m;
-    size_t n = evbuffer_get_length(uin);
-    if (n) {
-        evbuffer_remove_buffer(uin, cout_, n);
-        c->out_bytes += n;
-        c->resp_bytes_in += n;
+    spliced += m;
+    if (spliced)
+        pd_stats_add(c->w->stats, PD_STAT_TUNNEL_SPLICED_BYTES, (int64_t)spliced);
+    size_t n_uc = evbuffer_get_length(uin);
+    if (n_uc) {
+        evbuffer_remove_buffer(uin, cout_, n_uc);
+        c->out_bytes += n_uc;
+        c->resp_bytes_in += n_uc;
     }
-    n = evbuffer_get_length(cin);
-    c->in_bytes += n;
-    c->up_out_bytes += n;
+    size_t n_cu = evbuffer_get_length(cin);
+    c->in_bytes += n_cu;
+    c->up_out_bytes += n_cu;
     evbuffer_add_buffer(uout, cin);
-    /* a direction whose buffers are empty goes on in the kernel */
-    if (c->w->conf->tunnel_splice && !c->spl_cu && !c->cl_eof && evbuffer_get_length(cin) == 0 &&
-        evbuffer_get_length(uout) == 0 && pd_conn_splice(c->bev, c->up) == 0) {
-        c->spl_cu = 1;
-        pd_conn_enable(c->bev, EV_READ); /* it may have been paused by the buffers */
-    }
-    if (c->w->conf->tunnel_splice && !c->spl_uc && !c->up_eof && evbuffer_get_length(uin) == 0 &&
-        evbuffer_get_length(cout_) == 0 && pd_conn_splice(c->up, c->bev) == 0) {
-        c->spl_uc = 1;
-        pd_conn_enable(c->up, EV_READ);
-    }
-    /* backpressure: a side reads only while the other side's output is small
-     * (a splice relay pauses itself on a full pipe) */
-    if (!c->cl_eof && !c->spl_cu) {
-        if (evbuffer_get_length(uout) > HIGH_WM)
-            pd_conn_disable(c->bev, EV_READ);
-        else
-            pd_conn_enable(c->bev, EV_READ);
-    }
-    if (!c->up_eof && !c->spl_uc) {
-        if (evbuffer_get_length(cout_) > HIGH_WM)
-            pd_conn_disable(c->up, EV_READ);
-        else
-            pd_conn_enable(c->up, EV_READ);
-    }
+    tunnel_direction(c, c->bev, c->up, uout, n_cu, c->cl_eof, &c->spl_cu, &c->bulk_cu);
+    tunnel_direction(c, c->up, c->bev, cout_, n_uc, c->up_eof, &c->spl_uc, &c->bulk_uc);
     size_t to_up = pd_conn_pending(c->up), to_client = pd_conn_pending(c->bev);
     if (c->cl_eof && to_up == 0)
         shutdown(pd_conn_fd(c->up), SHUT_WR);

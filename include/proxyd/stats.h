@@ -88,6 +88,9 @@ struct evbuffer;
       "Bytes sent to clients (response heads and bodies, tunnelled bytes).")                    \
     X(CLIENT_HIT_BYTES_OUT, COUNTER, SLOT, "proxyd_client_sent_hit_bytes_total", "",             \
       "Bytes sent to clients in answers from the cache (hits, revalidated hits).")              \
+    X(TUNNEL_SPLICED_BYTES, COUNTER, SLOT, "proxyd_tunnel_spliced_bytes_total", "",              \
+      "Bytes of CONNECT tunnels relayed inside the kernel with splice(2), both directions "       \
+      "(tunnel_splice).")                                                                        \
     X(ORIGIN_BYTES_IN, COUNTER, SLOT, "proxyd_origin_received_bytes_total", "",                  \
       "Bytes received from origin servers.")                                                     \
     X(ORIGIN_BYTES_OUT, COUNTER, SLOT, "proxyd_origin_sent_bytes_total", "",                     \

@@ -8,6 +8,7 @@ import threading
 
 import pdtest
 from pdtest import Client
+from test_ops import ADMIN, Admin, metric
 
 
 def connect(proxy, port, timeout=10):
@@ -75,10 +76,11 @@ class ConnectTest(pdtest.ProxyTestCase):
             self.assertEqual(recv_until_eof(c), b"q" * 100000 + b"BYE\n")
         self.assertEqual(bytes(self.e.received[1]), b"q" * 100000)
 
-    def test_large_transfer(self):
-        size = 8 << 20
+    def transfer(self, p, size):
+        """size bytes through a tunnel to the echo server, which sends them back and then
+        BYE; checks what came back."""
         block = bytes(range(256)) * 256
-        c, r = connect(self.p, self.e.port, timeout=60)
+        c, r = connect(p, self.e.port, timeout=60)
         with c:
             self.assertEqual(r.status, 200)
             got = bytearray()
@@ -97,6 +99,39 @@ class ConnectTest(pdtest.ProxyTestCase):
         self.assertEqual(len(got), size + 4)
         self.assertEqual(bytes(got[:len(block)]), block)
         self.assertTrue(bytes(got).endswith(block + b"BYE\n"))
+
+    def test_large_transfer(self):
+        self.transfer(self.p, 8 << 20)
+
+    def test_splice_counted_and_switchable(self):
+        """tunnel_splice on (the default): small exchanges stay in user space; a bulk
+        transfer is relayed in the kernel, most of the bytes of both directions counted in
+        proxyd_tunnel_spliced_bytes_total; off: none is."""
+        size = 4 << 20
+        for on in (True, False):
+            p = self.proxy(workers=1, conf_extra=ADMIN + ("" if on else "\ntunnel_splice off"))
+            c, r = connect(p, self.e.port)
+            with c:
+                self.assertEqual(r.status, 200)
+                for i in range(20):
+                    msg = b"%d small message\n" % i * 50
+                    c.send(msg)
+                    self.assertEqual(recv_exactly(c, len(msg)), msg)
+            self.assertEqual(metric(Admin(p).metrics(), "proxyd_tunnel_spliced_bytes_total") or 0, 0,
+                             "a small exchange was spliced")
+            self.transfer(p, size)
+            spliced = metric(Admin(p).metrics(), "proxyd_tunnel_spliced_bytes_total") or 0
+            if on:
+                self.assertGreater(spliced, size, "less than one direction was spliced")
+                self.assertLessEqual(spliced, 2 * size + 4)
+            else:
+                self.assertEqual(spliced, 0)
+            self.assertEqual(p.stop(), 0)
+            lines = [ln.split() for ln in p.access_lines()]
+            bulk = [ln for ln in lines if int(ln[4]) > size]
+            self.assertEqual(len(lines), 2, lines)
+            self.assertEqual(len(bulk), 1, lines)
+            self.assertEqual((bulk[0][3], int(bulk[0][4])), ("TCP_TUNNEL/200", size + 4 + 39))
 
     def test_server_closes_first(self):
         c, r = connect(self.p, self.e.port)
