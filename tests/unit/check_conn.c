@@ -377,6 +377,17 @@ static void relay_event(pd_conn *c, short what, void *arg)
         ((struct relay_seen *)arg)->src_eof = 1;
 }
 
+/* Two socketpairs: conns on a[0] and b[0]; the test's ends a[1], b[1], non-blocking. */
+static void two_pairs(int a[2], int b[2], pd_conn **ca, pd_conn **cb)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+    fcntl(a[1], F_SETFL, fcntl(a[1], F_GETFL) | O_NONBLOCK);
+    fcntl(b[1], F_SETFL, fcntl(b[1], F_GETFL) | O_NONBLOCK);
+    *ca = pd_conn_new(base, a[0]);
+    *cb = pd_conn_new(base, b[0]);
+}
+
 /* Bytes from a socketpair end through src -> dst to another pair's end, read
  * by the test in small sips (a slow reader: the pipe fills, reading pauses
  * and resumes), then the EOF, then the half-close passed on once the pipe is
@@ -384,11 +395,8 @@ static void relay_event(pd_conn *c, short what, void *arg)
 START_TEST(splice_relay_moves_everything_in_order)
 {
     int a[2], b[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
-    fcntl(a[1], F_SETFL, fcntl(a[1], F_GETFL) | O_NONBLOCK);
-    fcntl(b[1], F_SETFL, fcntl(b[1], F_GETFL) | O_NONBLOCK);
-    pd_conn *src = pd_conn_new(base, a[0]), *dst = pd_conn_new(base, b[0]);
+    pd_conn *src, *dst;
+    two_pairs(a, b, &src, &dst);
     struct relay_seen rs = { 0 };
     pd_conn_setcb(src, relay_read, NULL, relay_event, &rs);
     pd_conn_setcb(dst, NULL, relay_write, NULL, &rs);
@@ -440,11 +448,8 @@ END_TEST
 START_TEST(splice_relay_both_directions_at_once)
 {
     int a[2], b[2];
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
-    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
-    fcntl(a[1], F_SETFL, fcntl(a[1], F_GETFL) | O_NONBLOCK);
-    fcntl(b[1], F_SETFL, fcntl(b[1], F_GETFL) | O_NONBLOCK);
-    pd_conn *x = pd_conn_new(base, a[0]), *y = pd_conn_new(base, b[0]);
+    pd_conn *x, *y;
+    two_pairs(a, b, &x, &y);
     struct relay_seen sx = { 0 }, sy = { 0 };
     pd_conn_setcb(x, relay_read, relay_write, relay_event, &sx);
     pd_conn_setcb(y, relay_read, relay_write, relay_event, &sy);
