@@ -101,9 +101,10 @@ static void tunnel_direction(struct pd_client *c, pd_conn *src, pd_conn *dst, st
 {
     if (*spliced || eof)
         return;
-    if (moved >= SPLICE_BURST && c->w->conf->tunnel_splice && !c->spl_failed)
+    if (moved >= SPLICE_BURST && c->w->conf->tunnel_splice)
         *bulk = 1;
-    if (*bulk && !c->spl_failed && evbuffer_get_length(pd_conn_input(src)) == 0 &&
+    int to_splice = *bulk && !c->spl_failed;
+    if (to_splice && evbuffer_get_length(pd_conn_input(src)) == 0 &&
         evbuffer_get_length(out) == 0) {
         if (pd_conn_splice(src, dst) == 0) {
             *spliced = 1;
@@ -111,9 +112,9 @@ static void tunnel_direction(struct pd_client *c, pd_conn *src, pd_conn *dst, st
             return;
         }
         c->spl_failed = 1;
+        to_splice = 0;
     }
-    size_t high = *bulk && !c->spl_failed ? 0 : HIGH_WM;
-    if (evbuffer_get_length(out) > high)
+    if (evbuffer_get_length(out) > (to_splice ? 0 : HIGH_WM))
         pd_conn_disable(src, EV_READ);
     else
         pd_conn_enable(src, EV_READ);

@@ -466,9 +466,11 @@ START_TEST(splice_relay_both_directions_at_once)
     size_t sx_n = 0, sy_n = 0, gx = 0, gy = 0; /* sent into x's and y's sockets; got out */
     for (int rounds = 0; (gx < total || gy < total) && rounds < 200000; rounds++) {
         ssize_t n;
-        if (sx_n < total && (n = write(a[1], ox + sx_n, total - sx_n < 65536 ? total - sx_n : 65536)) > 0)
+        size_t want = total - sx_n < 65536 ? total - sx_n : 65536;
+        if (want && (n = write(a[1], ox + sx_n, want)) > 0)
             sx_n += (size_t)n;
-        if (sy_n < total && (n = write(b[1], oy + sy_n, total - sy_n < 65536 ? total - sy_n : 65536)) > 0)
+        want = total - sy_n < 65536 ? total - sy_n : 65536;
+        if (want && (n = write(b[1], oy + sy_n, want)) > 0)
             sy_n += (size_t)n;
         event_base_loop(base, EVLOOP_NONBLOCK);
         if (gy < total && (n = read(b[1], iy + gy, total - gy < 9000 ? total - gy : 9000)) > 0)
