@@ -70,5 +70,38 @@ class BenchTunnelSmoke(unittest.TestCase):
         self.assertEqual(processes_mentioning(workdir), [])
 
 
+@unittest.skipUnless(os.access("/usr/sbin/nginx", os.X_OK) and os.access("/usr/bin/curl", os.X_OK)
+                     and os.access("/usr/sbin/squid", os.X_OK),
+                     "nginx, curl and squid are needed")
+class BenchTunnelPeers(unittest.TestCase):
+    """`--peers proxyd,squid`: Squid (set up by bench/compare's code) tunnels the same
+    transfers, is measured the same way, and is compared with proxyd's splice mode."""
+
+    def test_squid_row_and_ratios(self):
+        tmp = tempfile.mkdtemp(prefix="pd-tunnel-peers-")
+        try:
+            md = os.path.join(tmp, "tunnel.md")
+            r = subprocess.run([sys.executable, TUNNEL, "--rounds", "1", "--size-mib", "4",
+                                "--repeat", "2", "--small", "200", "--conns", "2",
+                                "--peers", "proxyd,squid", "--proxyd", PROXYD, "--out", md],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=120)
+            self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+            with open(os.path.join(tmp, "tunnel.json")) as f:
+                result = json.load(f)
+            runs = {(x["mode"], x["scenario"]): x for x in result["runs"]}
+            self.assertEqual(runs[("squid", "bulk")]["bytes"], 2 * 2 * 4 * 1048576)
+            self.assertEqual(runs[("squid", "small")]["bytes"], 2 * 200 * 4096)
+            self.assertIsNone(runs[("squid", "bulk")]["spliced_share"])
+            self.assertGreater(runs[("squid", "bulk")]["proxy_ms"] +
+                               runs[("squid", "small")]["proxy_ms"], 0,
+                               "Squid's CPU was not measured")
+            self.assertRegex(r.stdout, r"\| bulk \| squid \| [0-9,]+ MiB/s")
+            self.assertRegex(r.stdout, r"\| small \| squid \| [0-9.]+x \|")
+            self.assertEqual(processes_mentioning(result["workdir"]), [])
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     unittest.main()
