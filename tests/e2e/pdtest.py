@@ -23,6 +23,7 @@ import atexit
 import base64
 import faulthandler
 import os
+import random
 import re
 import select
 import shutil
@@ -861,13 +862,41 @@ class EchoServer(_TcpServer):
                 self._socks.discard(sock)
 
 
+def _ephemeral_low():
+    """The first port of the kernel's ephemeral range (bind to port 0, connect)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def unused_port(kind=socket.SOCK_STREAM, host=HOST):
+    """A port of host that nothing uses now and that the kernel never hands out on
+    its own: below its ephemeral range, so no bind to port 0 and no outgoing
+    connection of a test running beside this one can take it before the caller
+    binds it (a port bound then released at 0 could go to the next such bind,
+    another test's proxyd, say). Random, so two tests rarely pick the same one."""
+    low = _ephemeral_low()
+    if low <= 20000 + 1000:
+        raise AssertionError("ephemeral range starts at %d: no room below it for test ports" % low)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, low)
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            s.bind((host, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no unused port below %d on %s" % (low, host))
+
+
 def closed_port():
-    """A 127.0.0.1 port with nothing listening (bound then released)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A 127.0.0.1 port with nothing listening (see unused_port)."""
+    return unused_port()
 
 
 # --------------------------------------------------------------------------

@@ -3,6 +3,7 @@ started in the foreground (-N) on a free 127.0.0.1 port with a generated configu
 and the test's own lines, its access log read back, stopped by pid."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,12 +16,12 @@ HOST = "127.0.0.1"
 
 
 def free_port(kind=socket.SOCK_STREAM, host=HOST):
-    """A port of host that nothing uses (bound then released)."""
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port of host that nothing uses (pdtest.unused_port)."""
+    return pdtest.unused_port(kind, host)
+
+
+class _PortTaken(Exception):
+    """Squid could not bind a port of its configuration."""
 
 
 def lines_for(log_owner, url):
@@ -36,36 +37,60 @@ class Squid:
     def __init__(self, extra=""):
         self.dir = tempfile.mkdtemp(prefix="pdtest-squid-")
         os.chmod(self.dir, 0o777)
-        self.port = free_port()
         self.conf = os.path.join(self.dir, "squid.conf")
+        self.cache_log = os.path.join(self.dir, "cache.log")
         self.access_log = os.path.join(self.dir, "access.log")
-        with open(self.conf, "w") as f:
-            f.write("http_port %s:%d\n" % (HOST, self.port) + self.listen_lines() +
-                    "pid_filename %s/squid.pid\n" % self.dir +
-                    "cache_log %s/cache.log\n" % self.dir +
-                    "access_log stdio:%s\n" % self.access_log +
-                    "cache_mem 8 MB\nshutdown_lifetime 0 seconds\n"
-                    "visible_hostname squid.test\nhttp_access allow all\n" + extra)
-        self.proc = subprocess.Popen(["squid", "-N", "-f", self.conf],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            pdtest.wait_until(self._ready, timeout=30, what="squid listening")
-        except BaseException:
-            self.stop()
-            raise
+        self.proc = None
+        # Squid goes on without a port it cannot bind (commBind logs it): a port
+        # taken meanwhile by another test is tried again with new ones
+        for attempt in range(3):
+            self.port = free_port()
+            listen = "http_port %s:%d\n" % (HOST, self.port) + self.listen_lines()
+            self.http_ports = re.findall(r"^http_port (\S+)$", listen, re.M)
+            with open(self.conf, "w") as f:
+                f.write(listen +
+                        "pid_filename %s/squid.pid\n" % self.dir +
+                        "cache_log %s\n" % self.cache_log +
+                        "access_log stdio:%s\n" % self.access_log +
+                        "cache_mem 8 MB\nshutdown_lifetime 0 seconds\n"
+                        "visible_hostname squid.test\nhttp_access allow all\n" + extra)
+            self.proc = subprocess.Popen(["squid", "-N", "-f", self.conf],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                pdtest.wait_until(self._ready, timeout=30, what="squid listening")
+                return
+            except _PortTaken:
+                self._kill()
+                os.unlink(self.cache_log)
+            except BaseException:
+                self.stop()
+                raise
+        self.stop()
+        raise AssertionError("squid: its ports were taken three times in a row")
 
     def listen_lines(self):
         return ""
 
-    def _ready(self):
-        if self.proc.poll() is not None:
-            log = open(os.path.join(self.dir, "cache.log")).read()
-            raise AssertionError("squid exited: " + log[-2000:])
+    def _log(self):
         try:
-            socket.create_connection((HOST, self.port), timeout=1).close()
-            return True
-        except OSError:
+            with open(self.cache_log) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def _ready(self):
+        log = self._log()
+        if "Cannot bind socket" in log:
+            raise _PortTaken()
+        if self.proc.poll() is not None:
+            raise AssertionError("squid exited: " + log[-2000:])
+        # listening on every http_port: its own line, not just a port that answers
+        # (which could be another test's server)
+        if not all(re.search(r"Accepting HTTP Socket connections at .* local=%s " % re.escape(a),
+                             log) for a in self.http_ports):
             return False
+        socket.create_connection((HOST, self.port), timeout=1).close()
+        return True
 
     def access_lines(self):
         try:
@@ -77,12 +102,15 @@ class Squid:
     def lines_for(self, url):
         return lines_for(self, url)
 
-    def stop(self):
-        if self.proc.poll() is None:
+    def _kill(self):
+        if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+    def stop(self):
+        self._kill()
         shutil.rmtree(self.dir, True)

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import signal
 import subprocess
 import time
@@ -428,10 +427,7 @@ class LogTest(pdtest.ProxyTestCase):
         p = self.proxy(workers=1, conf_extra="logformat ex %ru|%<A|%<tt|%err_code|%err_detail|"
                        "%ssl::>sni|%{X-Tag}>ha\naccess_log " + path + " ex")
         self.assertEqual(proxy_request(p, "GET", o.url("/ok"), headers=[("X-Tag", "t3")]).status, 200)
-        s = socket.socket()
-        s.bind((pdtest.HOST, 0))
-        dead = "http://%s:%d/gone" % (pdtest.HOST, s.getsockname()[1])
-        s.close()  # nobody listens there now: connection refused
+        dead = "http://%s:%d/gone" % (pdtest.HOST, pdtest.closed_port())  # connection refused
         self.assertEqual(proxy_request(p, "GET", dead).status, 502)
         lines = p.wait_access_lines(2, path=path)
         ok = [l for l in lines if l.startswith(o.url("/ok"))][0].split("|")
