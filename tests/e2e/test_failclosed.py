@@ -148,8 +148,13 @@ class SecondInstanceTest(pdtest.ProxyTestCase):
 
     def test_quick_stop_and_start_on_the_same_port(self):
         o = self.origin()
-        p = self.proxy(workers=1)
-        port = p.port
+        # a port the kernel never hands out itself: no test beside this one can
+        # take it between the stop and the start
+        port = pdtest.unused_port()
+        p = self.proxy(workers=1, start=False)
+        p.write_conf(p.make_conf().replace("http_port 127.0.0.1:0", "http_port 127.0.0.1:%d" % port))
+        p.start()
+        self.assertEqual(p.port, port)
         self.assertEqual(proxy_request(p, "GET", o.url("/a")).status, 200)
         p.stop()
         q = self.proxy(workers=1, start=False)
