@@ -89,8 +89,14 @@ class Squid:
         if not all(re.search(r"Accepting HTTP Socket connections at .* local=%s " % re.escape(a),
                              log) for a in self.http_ports):
             return False
-        socket.create_connection((HOST, self.port), timeout=1).close()
-        return True
+        # Squid logs that line as its acceptor job is started; listen() comes a moment later
+        try:
+            for a in self.http_ports:
+                host, port = a.rsplit(":", 1)
+                socket.create_connection((host, int(port)), timeout=1).close()
+            return True
+        except OSError:
+            return False
 
     def access_lines(self):
         try:
