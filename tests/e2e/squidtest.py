@@ -15,11 +15,6 @@ import pdtest
 HOST = "127.0.0.1"
 
 
-def free_port(kind=socket.SOCK_STREAM, host=HOST):
-    """A port of host that nothing uses (pdtest.unused_port)."""
-    return pdtest.unused_port(kind, host)
-
-
 class _PortTaken(Exception):
     """Squid could not bind a port of its configuration."""
 
@@ -43,8 +38,8 @@ class Squid:
         self.proc = None
         # Squid goes on without a port it cannot bind (commBind logs it): a port
         # taken meanwhile by another test is tried again with new ones
-        for attempt in range(3):
-            self.port = free_port()
+        for _ in range(3):
+            self.port = pdtest.unused_port()
             listen = "http_port %s:%d\n" % (HOST, self.port) + self.listen_lines()
             self.http_ports = re.findall(r"^http_port (\S+)$", listen, re.M)
             with open(self.conf, "w") as f:

@@ -22,8 +22,8 @@ from email.utils import formatdate
 
 import pdtest
 import squidtest
-from pdtest import Reply, proxy_request
-from squidtest import free_port, lines_for
+from pdtest import Reply, proxy_request, unused_port
+from squidtest import lines_for
 from test_ops import Admin, metric as sample
 
 HOST = "127.0.0.1"
@@ -69,7 +69,7 @@ class Squid(squidtest.Squid):
     """squidtest's Squid, also on SQUID_HOST (HTTP and ICP); ready when its ICP port answers."""
 
     def listen_lines(self):
-        self.icp_port = free_port(socket.SOCK_DGRAM, SQUID_HOST)
+        self.icp_port = unused_port(socket.SOCK_DGRAM, SQUID_HOST)
         return ("http_port %s:%d\n" % (SQUID_HOST, self.port) +
                 "icp_port %d\nudp_incoming_address %s\n" % (self.icp_port, SQUID_HOST) +
                 "icp_access allow all\n")
@@ -182,7 +182,7 @@ class SquidIcpTest(pdtest.ProxyTestCase):
     def test_squid_asks_proxyd(self):
         o = self.origin()
         o.route("/pd", cached(b"cached in proxyd"))
-        icp = free_port(socket.SOCK_DGRAM)
+        icp = unused_port(socket.SOCK_DGRAM)
         p = self.proxy("icp_port %d\nudp_incoming_address %s\nacl lo src 127.0.0.0/8\n"
                        "icp_access allow lo\nicp_access deny all\n" % (icp, HOST), workers=2)
         self.assertEqual(proxy_request(p, "GET", o.url("/pd")).body, b"cached in proxyd")
@@ -289,7 +289,7 @@ class IcpServerTest(pdtest.ProxyTestCase):
         o = self.origin()
         o.route("/fresh", cached(b"x"))
         o.route("/nostore", lambda q: Reply(body=b"y", headers=[("Cache-Control", "no-store")]))
-        icp = free_port(socket.SOCK_DGRAM)
+        icp = unused_port(socket.SOCK_DGRAM)
         p = self.proxy("icp_port %d\nudp_incoming_address %s\nacl lo src 127.0.0.1\n"
                        "icp_access allow lo\nadmin_port 127.0.0.1:0\n" % (icp, HOST), workers=2)
         proxy_request(p, "GET", o.url("/fresh"))
@@ -338,21 +338,21 @@ class IcpServerTest(pdtest.ProxyTestCase):
         o.route("/old", lambda q: Reply(body=b"old", headers=[("Cache-Control", "max-age=0"),
                                                              ("Last-Modified", formatdate(0, usegmt=True))]))
         for stale_hits, want in (("off", OP_MISS), ("on", OP_HIT)):
-            icp = free_port(socket.SOCK_DGRAM)
+            icp = unused_port(socket.SOCK_DGRAM)
             p = self.proxy("icp_port %d\nudp_incoming_address %s\nicp_access allow all\n"
                            "icp_hit_stale %s\n" % (icp, HOST, stale_hits), workers=1)
             proxy_request(p, "GET", o.url("/old"))  # stored (validators), stale at once
             self.assertEqual(icp_ask(icp, icp_query(o.url("/old")))[0], want, stale_hits)
 
     def test_icp_access_default_and_deny(self):
-        icp = free_port(socket.SOCK_DGRAM)
+        icp = unused_port(socket.SOCK_DGRAM)
         # no icp_access line: every query is denied, as Squid
         p = self.proxy("icp_port %d\nudp_incoming_address %s\n" % (icp, HOST), workers=1)
         self.assertEqual(icp_ask(icp, icp_query("http://127.0.0.1:9/x", 21)), (OP_DENIED, 21, "http://127.0.0.1:9/x"))
         p.wait_access_lines(1)
         self.assertRegex(p.access_lines()[-1], r" UDP_DENIED/000 \d+ ICP_QUERY http://127\.0\.0\.1:9/x ")
         # an explicit deny for the querying address
-        icp2 = free_port(socket.SOCK_DGRAM)
+        icp2 = unused_port(socket.SOCK_DGRAM)
         self.proxy("icp_port %d\nudp_incoming_address %s\nacl lo src 127.0.0.1\n"
                    "icp_access deny lo\nicp_access allow all\nlog_icp_queries off\n"
                    % (icp2, HOST), workers=1)
@@ -381,7 +381,7 @@ class IcpServerTest(pdtest.ProxyTestCase):
         self.assertEqual(sample(Admin(p).metrics(), "proxyd_icp_query_timeouts_total"), 1)
 
     def test_reload_and_restart_keep_answering(self):
-        icp, icp2 = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
+        icp, icp2 = unused_port(socket.SOCK_DGRAM), unused_port(socket.SOCK_DGRAM)
         conf = "icp_port %%d\nudp_incoming_address %s\nicp_access %%s all\n" % HOST
         p = self.proxy(conf % (icp, "allow"), workers=2)
         url = "http://127.0.0.1:9/r"
@@ -419,7 +419,7 @@ class IcpServerTest(pdtest.ProxyTestCase):
         # both sides ours: a second proxyd fetches the first one's hit
         o = self.origin()
         o.route("/pp", cached(b"shared"))
-        icp = free_port(socket.SOCK_DGRAM)
+        icp = unused_port(socket.SOCK_DGRAM)
         a = self.proxy("icp_port %d\nudp_incoming_address %s\nicp_access allow all\n"
                        % (icp, HOST), workers=2, visible_hostname="a.test")
         proxy_request(a, "GET", o.url("/pp"))
